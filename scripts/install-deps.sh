@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything mailha's build, tests and lab need on a fresh Debian 12,
+# as root. Idempotent: a second run installs nothing new.
+#
+# Daemons must not start on the host while their packages install (the lab
+# starts them inside its own nodes), so a policy-rc.d that refuses every
+# start is put in place when the machine has none.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: run as root (apt-get needs it)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# mailha: no daemon starts on the host during installs\nexit 101\n' \
+        >/usr/sbin/policy-rc.d
+    chmod 0755 /usr/sbin/policy-rc.d
+fi
+
+packages=(
+    # the cluster engine and the stock agents the lab compares against
+    corosync pacemaker pacemaker-cli-utils resource-agents crmsh
+    # the mail stack the lab runs for real
+    postfix dovecot-imapd dovecot-pop3d mariadb-server memcached
+    # lab plumbing
+    iproute2 nftables openssh-server openssh-client util-linux e2fsprogs
+    procps psmisc strace fuse3 swaks
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    # postfix asks its questions through debconf; answer them up front.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    echo "postfix postfix/mailname string lab.example" | debconf-set-selections
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "install-deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi

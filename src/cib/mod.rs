@@ -1,0 +1,584 @@
+//! The generated CIB `<configuration>` (DESIGN section 5).
+//!
+//! The resource chain is lease -> storage mounts -> VIP -> services, each
+//! link a mandatory order plus an INFINITY colocation, so nothing mounts
+//! without the lease and a restart of a service restarts its dependents in
+//! order. Ids follow pcs (`{parent}-{suffix}`,
+//! `order-{first}-{then}-mandatory`, `colocation-{rsc}-{with}-INFINITY`)
+//! and the output is a pure function of the config: same input, same
+//! bytes.
+
+pub mod xml;
+
+use crate::config::*;
+use std::time::Duration;
+use xml::El;
+
+/// The schema the generated document declares (Pacemaker 2.1.5 ships up
+/// to 3.9).
+pub const VALIDATE_WITH: &str = "pacemaker-3.9";
+/// Where the agents and the alert agent are installed (symlinks to the
+/// mailha binary).
+pub const ALERT_AGENT_PATH: &str = "/usr/lib/mailha/alert_mailha";
+
+pub const LEASE_ID: &str = "lease";
+pub const VIP_ID: &str = "vip";
+pub const PING_ID: &str = "ping";
+
+pub fn mount_id(m: &Mount) -> String {
+    format!("fs-{}", m.name)
+}
+pub fn service_id(s: &Service) -> String {
+    format!("svc-{}", s.name)
+}
+/// The id constraints refer to: the clone for cloned services.
+pub fn service_ref(s: &Service) -> String {
+    if s.clone {
+        format!("svc-{}-clone", s.name)
+    } else {
+        service_id(s)
+    }
+}
+
+/// Pacemaker durations are written in whole seconds where possible, else
+/// milliseconds, so ids stay readable (`vip-monitor-interval-10s`).
+pub fn dur(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+fn nvpair(parent: &str, name: &str, value: impl Into<String>) -> El {
+    El::new("nvpair")
+        .attr("id", format!("{parent}-{name}"))
+        .attr("name", name)
+        .attr("value", value)
+}
+
+fn instance_attrs(rsc: &str, pairs: Vec<(&str, String)>) -> Option<El> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let id = format!("{rsc}-instance_attributes");
+    Some(
+        El::new("instance_attributes")
+            .attr("id", id.clone())
+            .children(pairs.into_iter().map(|(k, v)| nvpair(&id, k, v))),
+    )
+}
+
+fn meta_attrs(rsc: &str, pairs: Vec<(&str, String)>) -> Option<El> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let id = format!("{rsc}-meta_attributes");
+    Some(
+        El::new("meta_attributes")
+            .attr("id", id.clone())
+            .children(pairs.into_iter().map(|(k, v)| nvpair(&id, k, v))),
+    )
+}
+
+fn op(rsc: &str, name: &str, interval: Duration, timeout: Duration) -> El {
+    let iv = if interval.is_zero() {
+        "0s".to_string()
+    } else {
+        dur(interval)
+    };
+    El::new("op")
+        .attr("id", format!("{rsc}-{name}-interval-{iv}"))
+        .attr("name", name)
+        .attr("interval", iv)
+        .attr("timeout", dur(timeout))
+}
+
+fn operations(rsc: &str, p: &Policy, monitor: Duration) -> El {
+    El::new("operations")
+        .attr("id", format!("{rsc}-operations"))
+        .child(op(rsc, "start", Duration::ZERO, p.start_timeout))
+        .child(op(rsc, "stop", Duration::ZERO, p.stop_timeout))
+        .child(op(rsc, "monitor", monitor, p.monitor_timeout))
+}
+
+fn primitive(
+    id: &str,
+    class: &str,
+    provider: Option<&str>,
+    kind: &str,
+    params: Vec<(&str, String)>,
+    meta: Vec<(&str, String)>,
+    ops: El,
+) -> El {
+    let mut e = El::new("primitive").attr("id", id).attr("class", class);
+    if let Some(p) = provider {
+        e = e.attr("provider", p);
+    }
+    e = e.attr("type", kind);
+    if let Some(ia) = instance_attrs(id, params) {
+        e = e.child(ia);
+    }
+    if let Some(ma) = meta_attrs(id, meta) {
+        e = e.child(ma);
+    }
+    e.child(ops)
+}
+
+fn json_argv(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+fn lease_params(l: &Lease, cfg: &Config) -> Vec<(&'static str, String)> {
+    let mut v = match &l.target {
+        LeaseTarget::Block(d) => vec![("device", d.spec())],
+        LeaseTarget::NfsFile {
+            export,
+            file,
+            options,
+        } => {
+            let mut v = vec![("nfs", export.spec()), ("file", file.clone())];
+            if !options.is_empty() {
+                v.push(("options", options.join(",")));
+            }
+            v
+        }
+    };
+    v.push(("cluster", cfg.cluster.name.clone()));
+    v.push(("io_timeout", dur(l.io_timeout)));
+    v
+}
+
+fn mount_params(m: &Mount) -> Vec<(&'static str, String)> {
+    let mut v = match &m.source {
+        MountSource::Block { device, fstype } => {
+            vec![("device", device.spec()), ("fstype", fstype.clone())]
+        }
+        MountSource::Nfs(n) => vec![("nfs", n.spec()), ("fstype", "nfs".to_string())],
+    };
+    v.push(("directory", m.mount_point.display().to_string()));
+    if !m.options.is_empty() {
+        v.push(("options", m.options.join(",")));
+    }
+    v
+}
+
+fn service_params(s: &Service) -> Vec<(&str, String)> {
+    if s.agent != Agent::Mailha {
+        return s
+            .params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+    }
+    let mut v: Vec<(&str, String)> = vec![("name", s.name.clone())];
+    v.push(("start", json_argv(&s.start)));
+    if !s.stop.is_empty() {
+        v.push(("stop", json_argv(&s.stop)));
+    }
+    if let Some(p) = &s.pid_file {
+        v.push(("pid_file", p.display().to_string()));
+    }
+    if let Some(e) = &s.executable {
+        v.push(("executable", e.display().to_string()));
+    }
+    if let Some(p) = &s.probe {
+        v.push(("probe", p.kind.name().to_string()));
+        match &p.target {
+            ProbeTarget::Tcp { host, port } => {
+                v.push(("probe_host", host.clone()));
+                v.push(("probe_port", port.to_string()));
+            }
+            ProbeTarget::Unix(path) => v.push(("probe_socket", path.display().to_string())),
+            ProbeTarget::None => {}
+        }
+        match &p.kind {
+            ProbeKind::Http { path, expect } => {
+                v.push(("probe_path", path.clone()));
+                v.push(("probe_expect", expect.to_string()));
+            }
+            ProbeKind::Command { argv } => v.push(("probe_argv", json_argv(argv))),
+            _ => {}
+        }
+        v.push(("probe_timeout", dur(p.timeout)));
+    }
+    v.push(("watch", if s.watch { "true" } else { "false" }.to_string()));
+    for (k, val) in &s.params {
+        v.push((k.as_str(), val.clone()));
+    }
+    v
+}
+
+fn service_rsc(s: &Service, p: &Policy) -> El {
+    let id = service_id(s);
+    let (class, provider, kind) = match &s.agent {
+        Agent::Mailha => (
+            "ocf".to_string(),
+            Some("mailha".to_string()),
+            "service".to_string(),
+        ),
+        Agent::Other {
+            class,
+            provider,
+            kind,
+        } => (class.clone(), provider.clone(), kind.clone()),
+    };
+    let prim = primitive(
+        &id,
+        &class,
+        provider.as_deref(),
+        &kind,
+        service_params(s),
+        vec![],
+        operations(&id, p, s.monitor_interval),
+    );
+    if s.clone {
+        let cid = service_ref(s);
+        El::new("clone")
+            .attr("id", cid.clone())
+            .children(meta_attrs(&cid, vec![("interleave", "true".into())]))
+            .child(prim)
+    } else {
+        prim
+    }
+}
+
+fn order(first: &str, then: &str) -> El {
+    El::new("rsc_order")
+        .attr("id", format!("order-{first}-{then}-mandatory"))
+        .attr("first", first)
+        .attr("first-action", "start")
+        .attr("then", then)
+        .attr("then-action", "start")
+        .attr("kind", "Mandatory")
+}
+
+fn colocation(rsc: &str, with: &str) -> El {
+    El::new("rsc_colocation")
+        .attr("id", format!("colocation-{rsc}-{with}-INFINITY"))
+        .attr("rsc", rsc)
+        .attr("with-rsc", with)
+        .attr("score", "INFINITY")
+}
+
+/// Everything a resource needs to have started before it, and to run with.
+fn chain(first: &str, then: &str, out: &mut Vec<El>) {
+    out.push(order(first, then));
+    out.push(colocation(then, first));
+}
+
+fn fencing_resources(cfg: &Config) -> Vec<El> {
+    let p = &cfg.policy;
+    match cfg.fencing.mode {
+        FencingMode::None => vec![],
+        FencingMode::Lease => {
+            let Some(lease) = &cfg.storage.lease else {
+                return vec![];
+            };
+            cfg.cluster
+                .nodes
+                .iter()
+                .map(|n| {
+                    let id = format!("fence-{}", n.name);
+                    let mut params = vec![("pcmk_host_list", n.name.clone())];
+                    params.extend(lease_params(lease, cfg));
+                    primitive(
+                        &id,
+                        "stonith",
+                        None,
+                        "fence_mailha",
+                        params,
+                        vec![],
+                        El::new("operations")
+                            .attr("id", format!("{id}-operations"))
+                            .child(op(
+                                &id,
+                                "monitor",
+                                Duration::from_secs(60),
+                                p.monitor_timeout,
+                            )),
+                    )
+                })
+                .collect()
+        }
+        FencingMode::Sbd => {
+            let dev = match cfg.storage.lease.as_ref().map(|l| &l.target) {
+                Some(LeaseTarget::Block(d)) => d.spec(),
+                _ => return vec![],
+            };
+            let id = "fence-sbd";
+            vec![primitive(
+                id,
+                "stonith",
+                None,
+                "fence_sbd",
+                vec![("devices", dev)],
+                vec![],
+                El::new("operations")
+                    .attr("id", format!("{id}-operations"))
+                    .child(op(
+                        id,
+                        "monitor",
+                        Duration::from_secs(60),
+                        p.monitor_timeout,
+                    )),
+            )]
+        }
+    }
+}
+
+/// The `<configuration>` element.
+pub fn render(cfg: &Config) -> El {
+    let p = &cfg.policy;
+    let fencing_on = cfg.fencing.mode != FencingMode::None;
+
+    let props = "cib-bootstrap-options";
+    let mut crm = vec![
+        nvpair(props, "cluster-name", cfg.cluster.name.clone()),
+        nvpair(props, "stonith-enabled", fencing_on.to_string()),
+        nvpair(props, "no-quorum-policy", "stop"),
+        // failure-timeout expiry is only noticed at a recheck.
+        nvpair(props, "cluster-recheck-interval", "1min"),
+    ];
+    if fencing_on {
+        // The node that runs the mail (whose resources carry priority)
+        // waits this long before being fenced, so it wins a fence race.
+        crm.push(nvpair(
+            props,
+            "priority-fencing-delay",
+            dur(cfg.fencing.priority_fencing_delay),
+        ));
+    }
+    let crm_config = El::new("crm_config").child(
+        El::new("cluster_property_set")
+            .attr("id", props)
+            .children(crm),
+    );
+
+    let nodes = El::new("nodes").children(cfg.cluster.nodes.iter().map(|n| {
+        El::new("node")
+            .attr("id", n.id.to_string())
+            .attr("uname", n.name.clone())
+    }));
+
+    let mut resources = Vec::new();
+    let mut constraints = Vec::new();
+
+    resources.extend(fencing_resources(cfg));
+    if fencing_on && cfg.fencing.mode == FencingMode::Lease {
+        for n in &cfg.cluster.nodes {
+            let id = format!("fence-{}", n.name);
+            constraints.push(
+                El::new("rsc_location")
+                    .attr("id", format!("location-{id}-avoids-{}", n.name))
+                    .attr("rsc", id)
+                    .attr("node", n.name.clone())
+                    .attr("score", "-INFINITY"),
+            );
+        }
+    }
+
+    // The chain's head: the lease, then the mounts, then the VIP.
+    let mut heads: Vec<String> = Vec::new();
+    if let Some(l) = &cfg.storage.lease {
+        resources.push(primitive(
+            LEASE_ID,
+            "ocf",
+            Some("mailha"),
+            "lease",
+            lease_params(l, cfg),
+            vec![],
+            operations(LEASE_ID, p, p.storage_monitor_interval),
+        ));
+        heads.push(LEASE_ID.to_string());
+    }
+    for m in &cfg.storage.mounts {
+        let id = mount_id(m);
+        resources.push(primitive(
+            &id,
+            "ocf",
+            Some("mailha"),
+            "storage",
+            mount_params(m),
+            vec![],
+            operations(&id, p, p.storage_monitor_interval),
+        ));
+        if let Some(l) = &cfg.storage.lease.as_ref().map(|_| LEASE_ID) {
+            chain(l, &id, &mut constraints);
+        }
+    }
+
+    let mut vip_params = vec![
+        ("ip", cfg.vip.address.to_string()),
+        ("cidr_netmask", cfg.vip.prefix.to_string()),
+        ("nic", cfg.vip.nic.clone()),
+    ];
+    if let Some(l) = &cfg.vip.label {
+        vip_params.push(("iflabel", l.clone()));
+    }
+    resources.push(primitive(
+        VIP_ID,
+        "ocf",
+        Some("heartbeat"),
+        "IPaddr2",
+        vip_params,
+        vec![("priority", "10".into())],
+        operations(VIP_ID, p, p.vip_monitor_interval),
+    ));
+    if cfg.storage.mounts.is_empty() {
+        for h in &heads {
+            chain(h, VIP_ID, &mut constraints);
+        }
+    } else {
+        for m in &cfg.storage.mounts {
+            chain(&mount_id(m), VIP_ID, &mut constraints);
+        }
+    }
+
+    if !cfg.network.ping_targets.is_empty() {
+        let host_list = cfg
+            .network
+            .ping_targets
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let ping = primitive(
+            PING_ID,
+            "ocf",
+            Some("pacemaker"),
+            "ping",
+            vec![
+                ("host_list", host_list),
+                ("multiplier", "1000".into()),
+                ("dampen", dur(cfg.network.dampen)),
+                ("timeout", "2".into()),
+                ("attempts", "2".into()),
+            ],
+            vec![],
+            operations(PING_ID, p, cfg.network.interval),
+        );
+        let cid = format!("{PING_ID}-clone");
+        resources.push(El::new("clone").attr("id", cid).child(ping));
+        // No network here -> the VIP (and so everything after it) must not
+        // run here.
+        let lid = "location-vip-ping";
+        constraints.push(
+            El::new("rsc_location")
+                .attr("id", lid)
+                .attr("rsc", VIP_ID)
+                .child(
+                    El::new("rule")
+                        .attr("id", format!("{lid}-rule"))
+                        .attr("score", "-INFINITY")
+                        .attr("boolean-op", "or")
+                        .child(
+                            El::new("expression")
+                                .attr("id", format!("{lid}-rule-expr"))
+                                .attr("attribute", "pingd")
+                                .attr("operation", "not_defined"),
+                        )
+                        .child(
+                            El::new("expression")
+                                .attr("id", format!("{lid}-rule-expr-1"))
+                                .attr("attribute", "pingd")
+                                .attr("operation", "lte")
+                                .attr("value", "0")
+                                .attr("type", "integer"),
+                        ),
+                ),
+        );
+    }
+
+    for s in &cfg.services.list {
+        resources.push(service_rsc(s, p));
+        let me = service_ref(s);
+        if !s.clone {
+            if s.depends_on.is_empty() {
+                constraints.push(order(VIP_ID, &me));
+            }
+            constraints.push(colocation(&me, VIP_ID));
+        }
+        for d in &s.depends_on {
+            let dep = cfg
+                .services
+                .list
+                .iter()
+                .find(|x| &x.name == d)
+                .expect("dependencies are resolved to listed services");
+            constraints.push(order(&service_ref(dep), &me));
+        }
+    }
+
+    let rsc_defaults = El::new("rsc_defaults").child(
+        El::new("meta_attributes")
+            .attr("id", "rsc-options")
+            .child(nvpair(
+                "rsc-options",
+                "resource-stickiness",
+                p.resource_stickiness.to_string(),
+            ))
+            .child(nvpair(
+                "rsc-options",
+                "migration-threshold",
+                p.migration_threshold.to_string(),
+            ))
+            .child(nvpair(
+                "rsc-options",
+                "failure-timeout",
+                dur(p.failure_timeout),
+            )),
+    );
+    let op_defaults = El::new("op_defaults").child(
+        El::new("meta_attributes")
+            .attr("id", "op-options")
+            .child(nvpair("op-options", "timeout", dur(p.start_timeout))),
+    );
+
+    let mut conf = El::new("configuration")
+        .child(crm_config)
+        .child(nodes)
+        .child(El::new("resources").children(resources))
+        .child(El::new("constraints").children(constraints))
+        .child(rsc_defaults)
+        .child(op_defaults);
+    if cfg.alerts.is_some() {
+        let id = "alert-mailha";
+        conf = conf.child(
+            El::new("alerts").child(
+                El::new("alert")
+                    .attr("id", id)
+                    .attr("path", ALERT_AGENT_PATH)
+                    .child(
+                        El::new("meta_attributes")
+                            .attr("id", format!("{id}-meta_attributes"))
+                            .child(nvpair(&format!("{id}-meta_attributes"), "timeout", "10s"))
+                            .child(nvpair(
+                                &format!("{id}-meta_attributes"),
+                                "timestamp-format",
+                                "%Y-%m-%dT%H:%M:%S.%06NZ",
+                            )),
+                    ),
+            ),
+        );
+    }
+    conf
+}
+
+/// The `<configuration>` as text.
+pub fn render_configuration(cfg: &Config) -> String {
+    render(cfg).to_xml()
+}
+
+/// A whole `<cib>` around the configuration, as `crm_verify --xml-file`
+/// and a fresh cluster's pre-seeded CIB want it.
+pub fn render_full(cfg: &Config) -> String {
+    let cib = El::new("cib")
+        .attr("validate-with", VALIDATE_WITH)
+        .attr("admin_epoch", "0")
+        .attr("epoch", "1")
+        .attr("num_updates", "0")
+        .child(render(cfg))
+        .child(El::new("status"));
+    cib.to_xml()
+}

@@ -1,0 +1,116 @@
+//! The command line. Each verb is defined once here (help text included);
+//! the work is done by the library modules. Errors get context here
+//! (anyhow) and are mapped to exit codes in one place.
+//!
+//! Exit codes:
+//! - 0: success
+//! - 1: the operation failed at run time
+//! - 2: bad input: invalid config, bad arguments; nothing was changed
+
+mod check;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailha",
+    version,
+    about = "High availability for two-node mail servers (Corosync + Pacemaker)",
+    after_help = "Exit codes: 0 success, 1 failed at run time, 2 bad input (nothing changed)."
+)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "MAILHA_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and validate the configuration; print a one-line summary.
+    Check(check::Args),
+    /// Print the generated cluster configuration.
+    Render(render::Args),
+}
+
+/// An error that says which exit code it means.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::BadInput(e.to_string())
+    }
+}
+
+/// Which face of the binary argv[0] asks for. The OCF agents, the fence
+/// agent and the alert agent are symlinks to this one binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Cli,
+}
+
+/// argv[0] file names and the face each one selects; each agent adds its
+/// row here when it lands. Any other name is the CLI, so a renamed or
+/// versioned binary still works as `mailha`.
+const FACES: &[(&str, Face)] = &[("mailha", Face::Cli)];
+
+pub fn face_of(argv0: &Path) -> Face {
+    let name = argv0.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    FACES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .unwrap_or(Face::Cli)
+}
+
+pub fn main() -> ExitCode {
+    let argv0 = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    match face_of(&argv0) {
+        Face::Cli => run_cli(),
+    }
+}
+
+fn run_cli() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check(a) => check::run(&cli, a),
+        Command::Render(a) => render::run(&cli, a),
+    };
+    match result {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(CliError::BadInput(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+        Err(CliError::Failed(e)) => {
+            eprintln!("mailha: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Loads the config, printing its warnings to stderr.
+pub fn load_config(path: &Path) -> Result<crate::config::Loaded, CliError> {
+    let loaded = crate::config::load(path)?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,10 @@
+//! mailha: high availability for two-node mail servers on Corosync and
+//! Pacemaker. Everything lives in this library; `main.rs` only parses argv
+//! and dispatches. See ARCHITECTURE.md for the map.
+
+pub mod cib;
+pub mod cli;
+pub mod config;
+pub mod corosync;
+pub mod profiles;
+pub mod shellvars;

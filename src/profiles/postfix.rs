@@ -1,0 +1,109 @@
+//! The open-source stack: MariaDB, memcached, Postfix, Dovecot, with nginx
+//! and php-fpm for webmail available but off unless enabled. Paths are
+//! Debian 12's.
+
+use super::{Catalog, argv, probe};
+use crate::config::raw::{RawProbe, RawService};
+
+pub fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    let mut add = |name: &str, s: RawService| {
+        c.services.insert(name.to_string(), s);
+    };
+    add(
+        "mysql",
+        RawService {
+            enabled: Some(true),
+            start: argv(&["/usr/bin/mysqld_safe", "--syslog"]),
+            stop: argv(&[
+                "/usr/bin/mysqladmin",
+                "--defaults-file=/etc/mysql/debian.cnf",
+                "shutdown",
+            ]),
+            pid_file: Some("/run/mysqld/mysqld.pid".into()),
+            executable: Some("/usr/sbin/mariadbd".into()),
+            probe: Some(RawProbe {
+                kind: Some("mysql".into()),
+                socket: Some("/run/mysqld/mysqld.sock".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    add(
+        "memcached",
+        RawService {
+            enabled: Some(true),
+            start: argv(&[
+                "/usr/bin/memcached",
+                "-d",
+                "-u",
+                "memcache",
+                "-l",
+                "127.0.0.1",
+                "-P",
+                "/run/memcached/memcached.pid",
+            ]),
+            pid_file: Some("/run/memcached/memcached.pid".into()),
+            executable: Some("/usr/bin/memcached".into()),
+            probe: probe("memcached", 11211),
+            ..Default::default()
+        },
+    );
+    add(
+        "postfix",
+        RawService {
+            enabled: Some(true),
+            start: argv(&["/usr/sbin/postfix", "start"]),
+            stop: argv(&["/usr/sbin/postfix", "stop"]),
+            pid_file: Some("/var/spool/postfix/pid/master.pid".into()),
+            executable: Some("/usr/lib/postfix/sbin/master".into()),
+            probe: probe("smtp", 25),
+            depends_on: Some(vec!["mysql".into(), "memcached".into()]),
+            ..Default::default()
+        },
+    );
+    add(
+        "dovecot",
+        RawService {
+            enabled: Some(true),
+            start: argv(&["/usr/sbin/dovecot"]),
+            stop: argv(&["/usr/bin/doveadm", "stop"]),
+            pid_file: Some("/run/dovecot/master.pid".into()),
+            executable: Some("/usr/sbin/dovecot".into()),
+            probe: probe("imap", 143),
+            depends_on: Some(vec!["mysql".into()]),
+            ..Default::default()
+        },
+    );
+    add(
+        "php-fpm",
+        RawService {
+            enabled: Some(false),
+            start: argv(&["/usr/sbin/php-fpm8.2", "--daemonize"]),
+            pid_file: Some("/run/php/php8.2-fpm.pid".into()),
+            executable: Some("/usr/sbin/php-fpm8.2".into()),
+            depends_on: Some(vec!["mysql".into(), "memcached".into()]),
+            ..Default::default()
+        },
+    );
+    add(
+        "nginx",
+        RawService {
+            enabled: Some(false),
+            start: argv(&["/usr/sbin/nginx"]),
+            stop: argv(&["/usr/sbin/nginx", "-s", "quit"]),
+            pid_file: Some("/run/nginx.pid".into()),
+            executable: Some("/usr/sbin/nginx".into()),
+            probe: Some(RawProbe {
+                kind: Some("http".into()),
+                port: Some(80),
+                path: Some("/".into()),
+                ..Default::default()
+            }),
+            depends_on: Some(vec!["php-fpm".into()]),
+            ..Default::default()
+        },
+    );
+    c
+}
