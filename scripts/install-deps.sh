@@ -28,6 +28,8 @@ packages=(
     # lab plumbing
     iproute2 nftables openssh-server openssh-client util-linux e2fsprogs
     procps psmisc strace fuse3 swaks
+    # benchmarks
+    hyperfine
 )
 
 missing=()

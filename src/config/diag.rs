@@ -103,6 +103,8 @@ pub struct Problem {
     pub hint: Option<String>,
     /// A byte span when the parser knew better than the path lookup.
     pub span: Option<std::ops::Range<usize>>,
+    /// The problem is the key itself (unknown key), not its value.
+    pub at_key: bool,
 }
 
 impl Problem {
@@ -113,6 +115,7 @@ impl Problem {
             message: message.into(),
             hint: None,
             span: None,
+            at_key: false,
         }
     }
     pub fn warning(path: FieldPath, message: impl Into<String>) -> Self {
@@ -196,7 +199,7 @@ impl<'a> SourceMap<'a> {
     }
 
     /// The byte span of the deepest part of `path` that exists in the file.
-    pub fn span_of(&self, path: &FieldPath) -> Option<std::ops::Range<usize>> {
+    pub fn span_of(&self, path: &FieldPath, at_key: bool) -> Option<std::ops::Range<usize>> {
         let doc = self.doc.as_ref()?;
         let mut item: &toml_edit::Item = doc.as_item();
         let mut best = None;
@@ -216,6 +219,12 @@ impl<'a> SourceMap<'a> {
             };
             match next {
                 Some(n) => {
+                    if at_key
+                        && matches!(seg, Seg::Key(_))
+                        && std::ptr::eq(seg, path.0.last().unwrap())
+                    {
+                        break;
+                    }
                     if let Some(s) = item_span(n) {
                         best = Some(s);
                     }
@@ -239,7 +248,7 @@ impl<'a> SourceMap<'a> {
     }
 
     pub fn locate(&self, file: &Path, p: Problem) -> Diagnostic {
-        let span = p.span.clone().or_else(|| self.span_of(&p.path));
+        let span = p.span.clone().or_else(|| self.span_of(&p.path, p.at_key));
         let (line, column) = span.map(|s| self.line_col(s.start)).unwrap_or((1, 1));
         Diagnostic {
             severity: p.severity,
@@ -293,7 +302,7 @@ mod tests {
         let text = "[cluster]\nname = \"m\"\n\n[services.smtp]\ndepends_on = [\"a\", \"b\"]\n";
         let map = SourceMap::new(text);
         let p = FieldPath::parse("services.smtp.depends_on[1]");
-        let span = map.span_of(&p).unwrap();
+        let span = map.span_of(&p, false).unwrap();
         assert_eq!(map.line_col(span.start), (5, 20));
     }
 

@@ -112,6 +112,7 @@ fn unknown_field_hint(mut p: Problem, msg: &str, path: &FieldPath) -> Problem {
         p.path = path.key(field);
     }
     p.span = None;
+    p.at_key = true;
     p.hint = Some(match diag::did_you_mean(field, &known) {
         Some(s) => format!("did you mean {s:?}?"),
         None => format!("known keys: {}", known.join(", ")),

@@ -734,11 +734,27 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
             FencingMode::Lease
         }
     };
-    if mode == FencingMode::Lease && storage.lease.is_none() && !storage.mounts.is_empty() {
+    // Without a lease there is no fence device: Pacemaker would refuse to
+    // start anything, so say it here.
+    if mode == FencingMode::Lease && storage.lease.is_none() {
         ctx.err_hint(
             p.key("mode"),
             "fencing by lease needs a lease device, and [storage.lease] is missing",
             "add [storage.lease] device = \"LABEL=mailha-lease\", or choose fencing.mode = \"sbd\"",
+        );
+    }
+    if mode == FencingMode::Sbd
+        && !matches!(
+            storage.lease.as_ref().map(|l| &l.target),
+            Some(LeaseTarget::Block(_))
+        )
+    {
+        // Watchdog-only sbd cannot tell a dead peer from a cut link in a
+        // two-node cluster; it needs the shared disk as its poison-pill.
+        ctx.err_hint(
+            p.key("mode"),
+            "sbd needs a shared block device, and storage.lease.device is not set",
+            "set [storage.lease] device = ... (sbd uses it as its disk)",
         );
     }
     if mode == FencingMode::None && !storage.mounts.is_empty() {

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# How long `mailha check` and `mailha render cib` take on the eyou example
+# (27 services), release build. Numbers, not pass/fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+bin=target/release/mailha
+cfg=examples/eyou.toml
+hyperfine --warmup 5 --runs 100 -N \
+    "$bin check $cfg" \
+    "$bin --config $cfg render cib"

@@ -1,0 +1,173 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use mailha::config::{self, ConfigError, Diagnostic, Loaded};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn eyou_tree() -> PathBuf {
+    repo().join("tests/fixtures/eyou-tree")
+}
+
+/// A small valid config; tests edit it to break one rule at a time.
+pub const BASE: &str = r#"[cluster]
+name = "mail"
+token_timeout = "1s"
+
+[[cluster.nodes]]
+name = "node1"
+addresses = ["203.0.113.11", "198.51.100.11"]
+
+[[cluster.nodes]]
+name = "node2"
+addresses = ["203.0.113.12", "198.51.100.12"]
+
+[vip]
+address = "198.51.100.100"
+prefix = 24
+nic = "eth0"
+
+[network]
+ping_targets = ["198.51.100.1"]
+
+[storage.lease]
+device = "LABEL=mailha-lease"
+
+[[storage.mounts]]
+name = "data"
+device = "LABEL=maildata"
+mount_point = "/srv/mail"
+
+[services]
+profile = "postfix"
+"#;
+
+pub fn load(text: &str) -> Result<Loaded, ConfigError> {
+    config::load_str(Path::new("mailha.toml"), text, Some(0o600))
+}
+
+/// The errors of a config that must not load.
+pub fn errors(text: &str) -> Vec<Diagnostic> {
+    match load(text) {
+        Ok(_) => panic!("config was accepted:\n{text}"),
+        Err(ConfigError::Invalid(d)) => d
+            .into_iter()
+            .filter(|d| d.severity == config::Severity::Error)
+            .collect(),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+/// Asserts exactly one error, about `field`, whose message contains
+/// `needle`; returns it for line/column checks.
+pub fn one_error(text: &str, field: &str, needle: &str) -> Diagnostic {
+    let errs = errors(text);
+    let hit: Vec<&Diagnostic> = errs.iter().filter(|d| d.field == field).collect();
+    assert!(
+        hit.iter()
+            .any(|d| d.message.contains(needle)
+                || d.hint.as_deref().is_some_and(|h| h.contains(needle))),
+        "no error on {field} containing {needle:?}; got:\n{}",
+        errs.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    hit[0].clone()
+}
+
+pub fn warnings(text: &str) -> Vec<Diagnostic> {
+    load(text).expect("config loads").warnings
+}
+
+/// The line (1-based) on which `needle` first appears in `text`.
+pub fn line_of(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in text"))
+        + 1
+}
+
+/// Runs `cmd` with a deadline; kills it (by its own PID) when it overruns.
+pub fn run_with_deadline(cmd: &mut Command, deadline: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{cmd:?} overran {deadline:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether crm_verify is installed. In CI it must be (the setup installs
+/// pacemaker-cli-utils), so a missing one fails there instead of skipping.
+pub fn have_crm_verify() -> bool {
+    let found = Command::new("crm_verify")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("crm_verify missing in CI: scripts/install-deps.sh installs pacemaker-cli-utils");
+    }
+    if !found {
+        eprintln!("SKIPPED: crm_verify not installed (apt-get install pacemaker-cli-utils)");
+    }
+    found
+}
+
+/// Runs crm_verify on the rendered CIB with both nodes online and quorate,
+/// so that any warning at all is about the configuration itself. Returns
+/// crm_verify's complaints, empty when it accepts the CIB.
+pub fn crm_verify(cib_full: &str, node_names: &[&str]) -> Result<(), String> {
+    let mut status = String::from("<status>\n");
+    for (i, n) in node_names.iter().enumerate() {
+        status.push_str(&format!(
+            "<node_state id=\"{}\" uname=\"{n}\" in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\"/>\n",
+            i + 1
+        ));
+    }
+    status.push_str("</status>");
+    let doc = cib_full
+        .replacen("<cib ", "<cib have-quorum=\"1\" dc-uuid=\"1\" ", 1)
+        .replace("<status/>", &status);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("cib.xml");
+    std::fs::write(&f, doc).expect("write");
+    let out = run_with_deadline(
+        Command::new("crm_verify")
+            .arg("--xml-file")
+            .arg(&f)
+            .arg("-V"),
+        Duration::from_secs(30),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && text.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("exit {:?}: {text}", out.status.code()))
+    }
+}
