@@ -6,5 +6,7 @@ pub mod cib;
 pub mod cli;
 pub mod config;
 pub mod corosync;
+pub mod exec;
 pub mod profiles;
 pub mod shellvars;
+pub mod status;

@@ -9,6 +9,7 @@
 
 mod check;
 mod render;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,8 @@ pub enum Command {
     Check(check::Args),
     /// Print the generated cluster configuration.
     Render(render::Args),
+    /// Show who runs the mail, each resource's state and what needs attention.
+    Status(status::Args),
 }
 
 /// An error that says which exit code it means.
@@ -92,6 +95,7 @@ fn run_cli() -> ExitCode {
     let result = match &cli.command {
         Command::Check(a) => check::run(&cli, a),
         Command::Render(a) => render::run(&cli, a),
+        Command::Status(a) => status::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

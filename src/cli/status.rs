@@ -1,0 +1,49 @@
+//! `mailha status [--json]`: who runs the mail, and what needs attention.
+
+use super::{Cli, CliError};
+use crate::status;
+use anyhow::Context;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON (schema in docs/status.md) instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// crm_mon answers from the local CIB; if it takes longer than this the
+/// node itself is in trouble, and saying so beats hanging.
+const CRM_MON_DEADLINE: Duration = Duration::from_secs(10);
+
+pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
+    let out = crate::exec::run(
+        &["crm_mon", "--one-shot", "--output-as=xml", "--include=all"],
+        &[],
+        None,
+        CRM_MON_DEADLINE,
+    )
+    .context("asking Pacemaker for the cluster state")?;
+    if !out.success() && out.stdout.trim().is_empty() {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "crm_mon failed ({:?}): {}",
+            out.code,
+            out.stderr.trim()
+        )));
+    }
+    let st = status::parse(&out.stdout).context("reading crm_mon's answer")?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&st).expect("serializable")
+        );
+        return Ok(());
+    }
+    // The config is optional here: status must work on a node whose file
+    // is missing or broken, which is exactly when it is needed.
+    let vip = crate::config::load(&cli.config)
+        .ok()
+        .map(|l| format!("{}/{}", l.config.vip.address, l.config.vip.prefix));
+    print!("{}", status::render_human(&st, vip.as_deref(), &[]));
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! Running a child process with a deadline. Every external command mailha
+//! runs (crm_mon, cibadmin, crm_verify, ssh, ...) goes through `run`: a
+//! hung cluster tool or peer must never hang mailha. On overrun the child
+//! is killed by its own PID (SIGKILL) and reaped.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{program}: cannot start: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program}: no result within {}; killed", humantime::format_duration(*.deadline))]
+    Timeout { program: String, deadline: Duration },
+    #[error("{program}: {source}")]
+    Io {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Runs `argv` (never through a shell) with `stdin` fed to it, and waits
+/// at most `deadline`.
+pub fn run<S: AsRef<OsStr>>(
+    argv: &[S],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+    deadline: Duration,
+) -> Result<Output, ExecError> {
+    let program = argv
+        .first()
+        .map(|s| s.as_ref().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut cmd = Command::new(argv[0].as_ref());
+    cmd.args(&argv[1..])
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    // Pipes are drained on threads so a chatty child cannot block on a
+    // full pipe while we wait for it to exit.
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let data = data.to_vec();
+        // A child that never reads must not block us either.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&data);
+        });
+    }
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(ExecError::Timeout { program, deadline });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(source) => return Err(ExecError::Io { program, source }),
+        }
+    };
+    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
+    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    Ok(Output {
+        code: status.code(),
+        stdout,
+        stderr,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_that_overruns_is_killed_at_its_deadline() {
+        let e = run(&["/bin/sleep", "10"], &[], None, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(e, ExecError::Timeout { .. }), "{e}");
+    }
+
+    #[test]
+    fn output_and_exit_code_are_returned() {
+        let o = run(
+            &["/bin/sh", "-c", "echo out; echo err >&2; exit 3"],
+            &[],
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.code, o.stdout.as_str(), o.stderr.as_str()),
+            (Some(3), "out\n", "err\n")
+        );
+    }
+
+    #[test]
+    fn stdin_is_fed_and_arguments_are_not_interpreted() {
+        let o = run(
+            &["/bin/cat"],
+            &[],
+            Some(b"$(reboot)"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(o.stdout, "$(reboot)");
+        let o = run(
+            &["/bin/echo", "a;b", "$(x)"],
+            &[],
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(o.stdout, "a;b $(x)\n");
+    }
+
+    #[test]
+    fn a_missing_program_is_a_spawn_error() {
+        let e = run(&["/nonexistent/prog"], &[], None, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(e, ExecError::Spawn { .. }));
+    }
+}

@@ -1,0 +1,390 @@
+//! Cluster state for `mailha status`: parsed from
+//! `crm_mon --output-as=xml` (pure), shown as an 80-column summary or as
+//! JSON. The JSON is a stable contract (`SCHEMA_VERSION`, documented in
+//! docs/status.md): fields are only ever added.
+
+use quick_xml::events::{BytesStart, Event};
+use serde::Serialize;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeState {
+    pub name: String,
+    pub online: bool,
+    pub standby: bool,
+    pub maintenance: bool,
+    pub unclean: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub id: String,
+    pub agent: String,
+    /// Pacemaker's role: Started, Stopped, ...; `FAILED` when failed.
+    pub role: String,
+    pub nodes: Vec<String>,
+    pub failed: bool,
+    pub managed: bool,
+    /// The clone this instance belongs to, if any.
+    pub clone: Option<String>,
+    /// Failures recorded for it, on any node.
+    pub fail_count: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub resource: String,
+    pub node: String,
+    pub task: String,
+    pub exit: String,
+    pub reason: String,
+}
+
+/// A constraint left behind by `crm_resource --move/--ban`: it pins or
+/// bans a resource until someone clears it, which silently defeats
+/// failover later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LeftoverMove {
+    pub id: String,
+    pub resource: String,
+    pub node: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    pub schema: u32,
+    pub quorate: bool,
+    pub dc: Option<String>,
+    pub stonith_enabled: bool,
+    pub maintenance_mode: bool,
+    /// Where the VIP, and so the mail, runs.
+    pub active_node: Option<String>,
+    pub nodes: Vec<NodeState>,
+    pub resources: Vec<Resource>,
+    pub failures: Vec<Failure>,
+    pub leftover_moves: Vec<LeftoverMove>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("crm_mon output is not XML mailha understands: {0}")]
+    Xml(String),
+}
+
+fn attr(e: &BytesStart, name: &str) -> Option<String> {
+    e.try_get_attribute(name).ok().flatten().and_then(|a| {
+        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .ok()
+            .map(|v| v.into_owned())
+    })
+}
+
+fn flag(e: &BytesStart, name: &str) -> bool {
+    attr(e, name).as_deref() == Some("true")
+}
+
+/// Parses `crm_mon --output-as=xml --include=all`.
+pub fn parse(xml: &str) -> Result<Status, StatusError> {
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut st = Status {
+        schema: SCHEMA_VERSION,
+        ..Default::default()
+    };
+    // Where we are: the element names from the root down.
+    let mut stack: Vec<String> = Vec::new();
+    let mut clone: Option<String> = None;
+    let mut history_node: Option<String> = None;
+    let mut saw_root = false;
+    loop {
+        let ev = r
+            .read_event()
+            .map_err(|e| StatusError::Xml(e.to_string()))?;
+        let (e, empty) = match &ev {
+            Event::Start(e) => (e.clone(), false),
+            Event::Empty(e) => (e.clone(), true),
+            Event::End(e) => {
+                let name = e.name().0.to_string();
+                if name == "clone" || name == "group" {
+                    clone = None;
+                }
+                stack.pop();
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let name = e.name().0.to_string();
+        let parent = stack.last().map(|s| s.as_str()).unwrap_or("");
+        match (parent, name.as_str()) {
+            ("", "pacemaker-result") => saw_root = true,
+            ("summary", "current_dc") => {
+                if flag(&e, "present") {
+                    st.dc = attr(&e, "name");
+                }
+                st.quorate = flag(&e, "with_quorum");
+            }
+            ("summary", "cluster_options") => {
+                st.stonith_enabled = flag(&e, "stonith-enabled");
+                st.maintenance_mode = flag(&e, "maintenance-mode");
+            }
+            ("nodes", "node") => st.nodes.push(NodeState {
+                name: attr(&e, "name").unwrap_or_default(),
+                online: flag(&e, "online"),
+                standby: flag(&e, "standby"),
+                maintenance: flag(&e, "maintenance"),
+                unclean: flag(&e, "unclean"),
+            }),
+            ("resources", "clone") | ("resources", "group") => {
+                clone = attr(&e, "id");
+            }
+            ("resources" | "clone" | "group", "resource") => {
+                let failed = flag(&e, "failed");
+                st.resources.push(Resource {
+                    id: attr(&e, "id").unwrap_or_default(),
+                    agent: attr(&e, "resource_agent").unwrap_or_default(),
+                    role: if failed {
+                        "FAILED".into()
+                    } else {
+                        attr(&e, "role").unwrap_or_default()
+                    },
+                    nodes: Vec::new(),
+                    failed,
+                    managed: flag(&e, "managed"),
+                    clone: clone.clone(),
+                    fail_count: 0,
+                });
+            }
+            ("resource", "node") => {
+                if let (Some(r), Some(n)) = (st.resources.last_mut(), attr(&e, "name")) {
+                    r.nodes.push(n);
+                }
+            }
+            ("node_history", "node") => history_node = attr(&e, "name"),
+            ("node", "resource_history") if history_node.is_some() => {
+                let id = attr(&e, "id").unwrap_or_default();
+                let n: u32 = attr(&e, "fail-count")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                for r in st.resources.iter_mut().filter(|r| r.id == id) {
+                    r.fail_count = r.fail_count.max(n);
+                }
+            }
+            ("failures", "failure") => {
+                let op_key = attr(&e, "op_key").unwrap_or_default();
+                let task = attr(&e, "task").unwrap_or_default();
+                // op_key is "{rsc}_{task}_{interval}"; resource ids may
+                // contain '_', so cut the known suffix off.
+                let resource = op_key
+                    .rsplit_once(&format!("_{task}_"))
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or(op_key);
+                st.failures.push(Failure {
+                    resource,
+                    node: attr(&e, "node").unwrap_or_default(),
+                    task,
+                    exit: attr(&e, "exitstatus").unwrap_or_default(),
+                    reason: attr(&e, "exitreason").unwrap_or_default(),
+                });
+            }
+            ("bans", "ban") => {
+                let id = attr(&e, "id").unwrap_or_default();
+                if id.starts_with("cli-ban-") || id.starts_with("cli-prefer-") {
+                    st.leftover_moves.push(LeftoverMove {
+                        id,
+                        resource: attr(&e, "resource").unwrap_or_default(),
+                        node: attr(&e, "node").unwrap_or_default(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if !empty {
+            stack.push(name);
+        }
+    }
+    if !saw_root {
+        return Err(StatusError::Xml("no <pacemaker-result> element".into()));
+    }
+    // A failure not yet reflected in a fail-count attribute still counts.
+    for f in &st.failures {
+        let recorded = st
+            .failures
+            .iter()
+            .filter(|g| g.resource == f.resource)
+            .count() as u32;
+        for r in st.resources.iter_mut().filter(|r| r.id == f.resource) {
+            r.fail_count = r.fail_count.max(recorded);
+        }
+    }
+    st.active_node = st
+        .resources
+        .iter()
+        .find(|r| r.id == crate::cib::VIP_ID && !r.failed)
+        .and_then(|r| r.nodes.first().cloned());
+    Ok(st)
+}
+
+/// How the cluster is, in one word.
+pub fn health(st: &Status) -> &'static str {
+    let all_online = st.nodes.iter().all(|n| n.online && !n.unclean);
+    let running = st.active_node.is_some();
+    let failed = st.resources.iter().any(|r| r.failed) || !st.failures.is_empty();
+    match (
+        running,
+        all_online && !failed && st.leftover_moves.is_empty(),
+    ) {
+        (false, _) => "DOWN",
+        (true, true) => "OK",
+        (true, false) => "DEGRADED",
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('~');
+        t
+    }
+}
+
+/// The human view: fits 80 columns, worst news first.
+pub fn render_human(st: &Status, vip: Option<&str>, drift: &[String]) -> String {
+    let mut o = String::new();
+    let where_ = match &st.active_node {
+        Some(n) => format!("mail runs on {n}"),
+        None => "mail is NOT running".into(),
+    };
+    let vip = vip.map(|v| format!(" (VIP {v})")).unwrap_or_default();
+    o.push_str(&cut(&format!("{}: {where_}{vip}", health(st)), 80));
+    o.push('\n');
+    let nodes: Vec<String> = st
+        .nodes
+        .iter()
+        .map(|n| {
+            let s = if n.unclean {
+                "UNCLEAN"
+            } else if !n.online {
+                "OFFLINE"
+            } else if n.maintenance {
+                "maintenance"
+            } else if n.standby {
+                "standby"
+            } else {
+                "online"
+            };
+            format!("{} {s}", n.name)
+        })
+        .collect();
+    o.push_str(&cut(&format!("nodes: {}", nodes.join(", ")), 80));
+    o.push('\n');
+    let mut attention = Vec::new();
+    if !st.quorate {
+        attention.push("no quorum".to_string());
+    }
+    if st.maintenance_mode {
+        attention.push("cluster in maintenance mode: nothing is managed".to_string());
+    }
+    if !st.stonith_enabled {
+        attention.push("fencing is off: no split-brain guard".to_string());
+    }
+    for f in &st.failures {
+        let reason = if f.reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", f.reason)
+        };
+        attention.push(format!(
+            "{} {} failed on {}: {}{reason}",
+            f.resource, f.task, f.node, f.exit
+        ));
+    }
+    for m in &st.leftover_moves {
+        let what = if m.id.starts_with("cli-ban-") {
+            "ban"
+        } else {
+            "preference"
+        };
+        attention.push(format!(
+            "leftover {what} of {} on {}: crm_resource --clear -r {}",
+            m.resource, m.node, m.resource
+        ));
+    }
+    attention.extend(drift.iter().cloned());
+    o.push_str("resources:\n");
+    // One line per resource; clone instances folded into one line.
+    let mut seen_clones = Vec::new();
+    for r in &st.resources {
+        let (id, nodes, role) = match &r.clone {
+            Some(c) => {
+                if seen_clones.contains(c) {
+                    continue;
+                }
+                seen_clones.push(c.clone());
+                let inst: Vec<&Resource> = st
+                    .resources
+                    .iter()
+                    .filter(|x| x.clone.as_ref() == Some(c))
+                    .collect();
+                let mut nodes: Vec<String> = inst.iter().flat_map(|x| x.nodes.clone()).collect();
+                nodes.sort();
+                let role = if inst.iter().any(|x| x.failed) {
+                    "FAILED"
+                } else if nodes.is_empty() {
+                    "Stopped"
+                } else {
+                    "Started"
+                };
+                (c.clone(), nodes, role.to_string())
+            }
+            None => (r.id.clone(), r.nodes.clone(), r.role.clone()),
+        };
+        let fails = st
+            .resources
+            .iter()
+            .filter(|x| x.id == r.id)
+            .map(|x| x.fail_count)
+            .max()
+            .unwrap_or(0);
+        let fails = if fails > 0 {
+            format!("  fails {fails}")
+        } else {
+            String::new()
+        };
+        let line = format!(
+            "  {:<24} {:<8} {}{fails}",
+            cut(&id, 24),
+            cut(&role, 8),
+            nodes.join(",")
+        );
+        o.push_str(cut(&line, 80).trim_end());
+        o.push('\n');
+    }
+    if !attention.is_empty() {
+        o.push_str("attention:\n");
+        for a in attention {
+            o.push_str(&cut(&format!("  ! {a}"), 80));
+            o.push('\n');
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_are_cut_to_keep_80_columns() {
+        assert_eq!(cut("abcdef", 4), "abc~");
+        assert_eq!(cut("abc", 4), "abc");
+    }
+
+    #[test]
+    fn text_that_is_not_crm_mon_xml_is_an_error() {
+        assert!(parse("<html/>").is_err());
+        assert!(parse("not xml <").is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! `mailha status` on states produced by Pacemaker's own tools
+//! (tests/fixtures/status/make.sh: crm_simulate + crm_mon on the CIB
+//! mailha renders for examples/postfix.toml).
+
+mod common;
+use common::*;
+use mailha::status::{health, parse, render_human};
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo().join("tests/fixtures/status").join(name)).unwrap()
+}
+
+#[test]
+fn a_healthy_cluster_reads_ok_with_the_mail_on_one_node() {
+    let st = parse(&fixture("healthy.xml")).unwrap();
+    assert_eq!(health(&st), "OK");
+    assert_eq!(st.active_node.as_deref(), Some("mail1"));
+    assert!(st.quorate && st.stonith_enabled);
+    assert!(st.failures.is_empty() && st.leftover_moves.is_empty());
+    insta::assert_snapshot!(
+        "status-healthy",
+        render_human(&st, Some("198.51.100.100/24"), &[])
+    );
+}
+
+#[test]
+fn a_failed_daemon_and_a_leftover_ban_need_attention() {
+    let st = parse(&fixture("failed.xml")).unwrap();
+    assert_eq!(health(&st), "DEGRADED");
+    let postfix = st.resources.iter().find(|r| r.id == "svc-postfix").unwrap();
+    assert!(postfix.failed);
+    assert_eq!(postfix.fail_count, 1);
+    assert_eq!(st.failures[0].resource, "svc-postfix");
+    assert_eq!(
+        st.leftover_moves.len(),
+        1,
+        "fence avoidance constraints are not leftovers"
+    );
+    assert_eq!(st.leftover_moves[0].node, "mail2");
+    insta::assert_snapshot!(
+        "status-failed",
+        render_human(&st, Some("198.51.100.100/24"), &[])
+    );
+}
+
+#[test]
+fn a_dead_node_shows_offline_and_the_mail_on_the_other() {
+    let st = parse(&fixture("node1-down.xml")).unwrap();
+    assert_eq!(st.active_node.as_deref(), Some("mail2"));
+    assert!(!st.nodes[0].online);
+    assert_eq!(health(&st), "DEGRADED");
+    insta::assert_snapshot!("status-node1-down", render_human(&st, None, &[]));
+}
+
+#[test]
+fn the_human_view_fits_80_columns() {
+    for f in ["healthy.xml", "failed.xml", "node1-down.xml"] {
+        let text = render_human(&parse(&fixture(f)).unwrap(), Some("198.51.100.100/24"), &[]);
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{f}: {line:?}");
+        }
+    }
+}
+
+#[test]
+fn the_json_schema_is_stable() {
+    let st = parse(&fixture("failed.xml")).unwrap();
+    insta::assert_snapshot!(
+        "status-json-failed",
+        serde_json::to_string_pretty(&st).unwrap()
+    );
+}
+
+#[test]
+fn mailha_status_asks_the_real_crm_mon() {
+    if !have_crm_verify() {
+        return;
+    }
+    // CIB_file makes crm_mon read a saved CIB instead of a live cluster.
+    let out = assert_cmd::Command::cargo_bin("mailha")
+        .unwrap()
+        .env(
+            "CIB_file",
+            repo().join("tests/fixtures/status/cib-failed.xml"),
+        )
+        .args(["--config"])
+        .arg(repo().join("examples/postfix.toml"))
+        .arg("status")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("DEGRADED: mail runs on mail1 (VIP 198.51.100.100/24)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("leftover ban of svc-postfix on mail2"),
+        "{text}"
+    );
+}
