@@ -8,6 +8,7 @@
 //! - 2: bad input: invalid config, bad arguments; nothing was changed
 
 mod check;
+mod import_legacy;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     Check(check::Args),
     /// Print the generated cluster configuration.
     Render(render::Args),
+    /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
+    ImportLegacy(import_legacy::Args),
 }
 
 /// An error that says which exit code it means.
@@ -92,6 +95,7 @@ fn run_cli() -> ExitCode {
     let result = match &cli.command {
         Command::Check(a) => check::run(&cli, a),
         Command::Render(a) => render::run(&cli, a),
+        Command::ImportLegacy(a) => import_legacy::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
