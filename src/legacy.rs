@@ -1202,6 +1202,34 @@ mod tests {
     }
 
     #[test]
+    fn every_ha_server_value_gives_a_config_that_passes_check() {
+        for (ha_server, profile, mode) in [
+            ("mail", "eyou", "mail"),
+            ("2in1", "eyou", "2in1"),
+            ("gateway", "gateway", "gateway"),
+        ] {
+            let im = imp(&format!("HA_SERVER=\"{ha_server}\"\n")).unwrap();
+            let loaded = crate::config::load_str(Path::new("m.toml"), &im.toml, Some(0o600))
+                .unwrap_or_else(|e| panic!("{ha_server}: {e}"));
+            let s = &loaded.config.services;
+            assert_eq!(s.profile.map(|p| p.as_str()), Some(profile));
+            assert_eq!(s.mode.as_str(), mode);
+        }
+        assert!(err("HA_SERVER=\"both\"\n").contains(":5: HA_SERVER: \"both\""));
+    }
+
+    #[test]
+    fn a_custom_message_agent_is_listed_with_the_command_channel_as_the_way_out() {
+        let im = imp("CHECK_SEND_MESSAGE=\"2\"\n").unwrap();
+        let u = im
+            .unmapped
+            .iter()
+            .find(|u| u.key == "CHECK_SEND_MESSAGE")
+            .unwrap();
+        assert!(u.reason.contains("[alerts.command]"), "{u}");
+    }
+
+    #[test]
     fn a_redefined_key_uses_the_last_line_like_the_shell() {
         let im = imp("SSH_PORT=22\nSSH_PORT=2222\n").unwrap();
         assert!(im.toml.contains("ssh_port = 2222"));
