@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod corosync;
 pub mod exec;
+pub mod legacy;
 pub mod profiles;
 pub mod shellvars;
 pub mod status;

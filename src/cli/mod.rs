@@ -8,6 +8,7 @@
 //! - 2: bad input: invalid config, bad arguments; nothing was changed
 
 mod check;
+mod import_legacy;
 mod render;
 mod status;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Render(render::Args),
     /// Show who runs the mail, each resource's state and what needs attention.
     Status(status::Args),
+    /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
+    ImportLegacy(import_legacy::Args),
 }
 
 /// An error that says which exit code it means.
@@ -96,6 +99,7 @@ fn run_cli() -> ExitCode {
         Command::Check(a) => check::run(&cli, a),
         Command::Render(a) => render::run(&cli, a),
         Command::Status(a) => status::run(&cli, a),
+        Command::ImportLegacy(a) => import_legacy::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
