@@ -763,20 +763,21 @@ fn storage_section(im: &mut Importer) -> (Option<RawStorage>, Option<RawFencing>
             }
         }
         None => {
-            if !mounts.is_empty() {
-                fencing = Some(RawFencing {
-                    mode: Some("none".into()),
-                    ..Default::default()
-                });
-                im.note(
-                    None,
-                    "EYOU_DISK_XT_STATUS",
-                    None,
-                    "WARNING: not set, so no disk heartbeat: the split-brain guard is OFF \
-                     ([fencing] mode = \"none\"). Add [storage.lease] or use fencing mode \"sbd\""
-                        .into(),
-                );
-            }
+            // No lease means no fence device, whether or not there is
+            // shared storage: say so instead of leaving a config that
+            // `check` refuses.
+            fencing = Some(RawFencing {
+                mode: Some("none".into()),
+                ..Default::default()
+            });
+            im.note(
+                None,
+                "EYOU_DISK_XT_STATUS",
+                None,
+                "WARNING: not set, so no disk heartbeat: the split-brain guard is OFF \
+                 ([fencing] mode = \"none\"). Add [storage.lease] or use fencing mode \"sbd\""
+                    .into(),
+            );
         }
     }
     let storage = (lease.is_some() || !mounts.is_empty()).then(|| RawStorage {
