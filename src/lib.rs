@@ -4,6 +4,7 @@
 
 pub mod cib;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod corosync;
 pub mod exec;

@@ -64,6 +64,20 @@ pub struct Status {
     pub resources: Vec<Resource>,
     pub failures: Vec<Failure>,
     pub leftover_moves: Vec<LeftoverMove>,
+    /// This node's mailha.toml against what the cluster runs; null when
+    /// the file could not be read.
+    pub config: Option<ConfigState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConfigState {
+    /// Digest of what this node's mailha.toml renders.
+    pub local_digest: String,
+    /// Digest `mailha apply` stored in the CIB, if any.
+    pub running_digest: Option<String>,
+    /// The file here would change the cluster: run `mailha apply` (or fix
+    /// the file).
+    pub drift: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,7 +243,9 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
 pub fn health(st: &Status) -> &'static str {
     let all_online = st.nodes.iter().all(|n| n.online && !n.unclean);
     let running = st.active_node.is_some();
-    let failed = st.resources.iter().any(|r| r.failed) || !st.failures.is_empty();
+    let failed = st.resources.iter().any(|r| r.failed)
+        || !st.failures.is_empty()
+        || st.config.as_ref().is_some_and(|c| c.drift);
     match (
         running,
         all_online && !failed && st.leftover_moves.is_empty(),
@@ -251,7 +267,7 @@ fn cut(s: &str, n: usize) -> String {
 }
 
 /// The human view: fits 80 columns, worst news first.
-pub fn render_human(st: &Status, vip: Option<&str>, drift: &[String]) -> String {
+pub fn render_human(st: &Status, vip: Option<&str>) -> String {
     let mut o = String::new();
     let where_ = match &st.active_node {
         Some(n) => format!("mail runs on {n}"),
@@ -312,7 +328,14 @@ pub fn render_human(st: &Status, vip: Option<&str>, drift: &[String]) -> String 
             m.resource, m.node, m.resource
         ));
     }
-    attention.extend(drift.iter().cloned());
+    if let Some(c) = &st.config
+        && c.drift
+    {
+        attention.push(match &c.running_digest {
+            Some(_) => "this node's mailha.toml differs from what runs: mailha apply".into(),
+            None => "the cluster was not configured by mailha apply".into(),
+        });
+    }
     o.push_str("resources:\n");
     // One line per resource; clone instances folded into one line.
     let mut seen_clones = Vec::new();

@@ -19,7 +19,7 @@ fn a_healthy_cluster_reads_ok_with_the_mail_on_one_node() {
     assert!(st.failures.is_empty() && st.leftover_moves.is_empty());
     insta::assert_snapshot!(
         "status-healthy",
-        render_human(&st, Some("198.51.100.100/24"), &[])
+        render_human(&st, Some("198.51.100.100/24"))
     );
 }
 
@@ -39,7 +39,7 @@ fn a_failed_daemon_and_a_leftover_ban_need_attention() {
     assert_eq!(st.leftover_moves[0].node, "mail2");
     insta::assert_snapshot!(
         "status-failed",
-        render_human(&st, Some("198.51.100.100/24"), &[])
+        render_human(&st, Some("198.51.100.100/24"))
     );
 }
 
@@ -49,13 +49,13 @@ fn a_dead_node_shows_offline_and_the_mail_on_the_other() {
     assert_eq!(st.active_node.as_deref(), Some("mail2"));
     assert!(!st.nodes[0].online);
     assert_eq!(health(&st), "DEGRADED");
-    insta::assert_snapshot!("status-node1-down", render_human(&st, None, &[]));
+    insta::assert_snapshot!("status-node1-down", render_human(&st, None));
 }
 
 #[test]
 fn the_human_view_fits_80_columns() {
     for f in ["healthy.xml", "failed.xml", "node1-down.xml"] {
-        let text = render_human(&parse(&fixture(f)).unwrap(), Some("198.51.100.100/24"), &[]);
+        let text = render_human(&parse(&fixture(f)).unwrap(), Some("198.51.100.100/24"));
         for line in text.lines() {
             assert!(line.chars().count() <= 80, "{f}: {line:?}");
         }

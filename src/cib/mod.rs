@@ -565,9 +565,36 @@ pub fn render(cfg: &Config) -> El {
     conf
 }
 
+/// The id of mailha's own property set in crm_config, and its digest key.
+pub const MAILHA_SET_ID: &str = "mailha";
+pub const DIGEST_NAME: &str = "mailha-config-digest";
+
+/// SHA-256 of the configuration mailha renders, without the digest itself.
+/// Stored in the CIB by `apply`; a node whose mailha.toml renders another
+/// digest has drifted from what runs.
+pub fn digest(conf_without_digest: &El) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(conf_without_digest.to_xml().as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `<configuration>` with mailha's digest in its own property set.
+pub fn render_with_digest(cfg: &Config) -> El {
+    let mut conf = render(cfg);
+    let d = digest(&conf);
+    if let Some(crm) = conf.find_mut("crm_config") {
+        crm.children.push(
+            El::new("cluster_property_set")
+                .attr("id", MAILHA_SET_ID)
+                .child(nvpair(MAILHA_SET_ID, DIGEST_NAME, d)),
+        );
+    }
+    conf
+}
+
 /// The `<configuration>` as text.
 pub fn render_configuration(cfg: &Config) -> String {
-    render(cfg).to_xml()
+    render_with_digest(cfg).to_xml()
 }
 
 /// A whole `<cib>` around the configuration, as `crm_verify --xml-file`
@@ -578,7 +605,7 @@ pub fn render_full(cfg: &Config) -> String {
         .attr("admin_epoch", "0")
         .attr("epoch", "1")
         .attr("num_updates", "0")
-        .child(render(cfg))
+        .child(render_with_digest(cfg))
         .child(El::new("status"));
     cib.to_xml()
 }

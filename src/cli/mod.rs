@@ -7,6 +7,7 @@
 //! - 1: the operation failed at run time
 //! - 2: bad input: invalid config, bad arguments; nothing was changed
 
+mod apply;
 mod check;
 mod import_legacy;
 mod render;
@@ -41,6 +42,8 @@ pub enum Command {
     Check(check::Args),
     /// Print the generated cluster configuration.
     Render(render::Args),
+    /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
+    Apply(apply::Args),
     /// Show who runs the mail, each resource's state and what needs attention.
     Status(status::Args),
     /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
@@ -99,6 +102,7 @@ fn run_cli() -> ExitCode {
         Command::Check(a) => check::run(&cli, a),
         Command::Render(a) => render::run(&cli, a),
         Command::Status(a) => status::run(&cli, a),
+        Command::Apply(a) => apply::run(&cli, a),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
     };
     match result {

@@ -31,7 +31,21 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             out.stderr.trim()
         )));
     }
-    let st = status::parse(&out.stdout).context("reading crm_mon's answer")?;
+    let mut st = status::parse(&out.stdout).context("reading crm_mon's answer")?;
+    // The config is optional here: status must work on a node whose file
+    // is missing or broken, which is exactly when it is needed.
+    let loaded = crate::config::load(&cli.config).ok();
+    if let Some(l) = &loaded {
+        let local_digest = crate::cib::digest(&crate::cib::render(&l.config));
+        let running_digest = crate::cluster::query_crm_config()
+            .ok()
+            .and_then(|c| crate::cluster::stored_digest(&c));
+        st.config = Some(status::ConfigState {
+            drift: running_digest.as_deref() != Some(local_digest.as_str()),
+            local_digest,
+            running_digest,
+        });
+    }
     if a.json {
         println!(
             "{}",
@@ -39,11 +53,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    // The config is optional here: status must work on a node whose file
-    // is missing or broken, which is exactly when it is needed.
-    let vip = crate::config::load(&cli.config)
-        .ok()
-        .map(|l| format!("{}/{}", l.config.vip.address, l.config.vip.prefix));
-    print!("{}", status::render_human(&st, vip.as_deref(), &[]));
+    let vip = loaded.map(|l| format!("{}/{}", l.config.vip.address, l.config.vip.prefix));
+    print!("{}", status::render_human(&st, vip.as_deref()));
     Ok(())
 }

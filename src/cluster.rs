@@ -1,0 +1,304 @@
+//! Talking to a live cluster the way pcs does: read the CIB
+//! (`cibadmin --query`), compute the new one, verify it (`crm_verify`),
+//! and change it in one transaction as a patch (`crm_diff` +
+//! `cibadmin --patch`), so a CIB that changed meanwhile is refused rather
+//! than overwritten. All tools run through `exec::run` with deadlines;
+//! `CIB_file` in the environment makes them work on a saved CIB, which is
+//! how the tests run them for real without a cluster.
+
+use crate::cib::xml::El;
+use crate::exec::{self, ExecError};
+use std::path::Path;
+use std::time::Duration;
+
+/// Pacemaker writes these into `cib-bootstrap-options` itself; mailha
+/// keeps the live values so an apply never churns them.
+pub const PACEMAKER_MANAGED: &[&str] = &[
+    "dc-version",
+    "cluster-infrastructure",
+    "have-watchdog",
+    "last-lrm-refresh",
+];
+
+/// Operator state that lives in cluster properties: `apply` must not undo
+/// a `maintenance-mode` someone set on purpose.
+pub const OPERATOR_STATE: &[&str] = &["maintenance-mode"];
+
+const TOOL_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("{tool} failed (exit {code:?}): {stderr}")]
+    Tool {
+        tool: &'static str,
+        code: Option<i32>,
+        stderr: String,
+    },
+    #[error("the live CIB is not what mailha expects: {0}")]
+    Shape(String),
+    #[error(transparent)]
+    Xml(#[from] crate::cib::xml::XmlError),
+    #[error("writing a temporary file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("crm_verify refuses the new configuration; nothing was changed:\n{0}")]
+    Rejected(String),
+}
+
+fn nvpairs_of_set<'a>(crm: &'a El, set_id: &str) -> Vec<&'a El> {
+    crm.children
+        .iter()
+        .filter(|s| s.get("id") == Some(set_id))
+        .flat_map(|s| s.children.iter())
+        .collect()
+}
+
+/// The live CIB with its `<configuration>` replaced by `desired`, keeping
+/// what belongs to the running cluster: the node entries (ids, operator
+/// attributes such as standby), Pacemaker's own properties and operator
+/// state properties. Pure.
+pub fn merge(live: &El, desired: &El) -> Result<El, ClusterError> {
+    let live_conf = live
+        .find("configuration")
+        .ok_or_else(|| ClusterError::Shape("no <configuration>".into()))?;
+    let mut conf = desired.clone();
+    if let Some(live_nodes) = live_conf.find("nodes")
+        && !live_nodes.children.is_empty()
+        && let Some(n) = conf.find_mut("nodes")
+    {
+        *n = live_nodes.clone();
+    }
+    if let Some(live_crm) = live_conf.find("crm_config") {
+        let keep: Vec<El> = nvpairs_of_set(live_crm, "cib-bootstrap-options")
+            .into_iter()
+            .filter(|p| {
+                p.get("name")
+                    .is_some_and(|n| PACEMAKER_MANAGED.contains(&n) || OPERATOR_STATE.contains(&n))
+            })
+            .cloned()
+            .collect();
+        if let Some(set) = conf.find_mut("crm_config").and_then(|c| {
+            c.children
+                .iter_mut()
+                .find(|s| s.get("id") == Some("cib-bootstrap-options"))
+        }) {
+            for p in keep {
+                let name = p.get("name").unwrap_or_default().to_string();
+                set.children
+                    .retain(|x| x.get("name") != Some(name.as_str()));
+                set.children.push(p);
+            }
+        }
+    }
+    let mut out = live.clone();
+    let slot = out
+        .children
+        .iter_mut()
+        .find(|c| c.name == "configuration")
+        .expect("checked above");
+    *slot = conf;
+    Ok(out)
+}
+
+/// A unified diff of two configurations, both printed by `El` so only real
+/// differences show.
+pub fn diff(old: &El, new: &El) -> String {
+    let (a, b) = (old.to_xml(), new.to_xml());
+    similar::TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(2)
+        .header("live", "mailha.toml")
+        .to_string()
+}
+
+/// The digest stored in a CIB (live or saved), if any.
+pub fn stored_digest(cib: &El) -> Option<String> {
+    let crm = cib.find("configuration")?.find("crm_config")?;
+    nvpairs_of_set(crm, crate::cib::MAILHA_SET_ID)
+        .into_iter()
+        .find(|p| p.get("name") == Some(crate::cib::DIGEST_NAME))
+        .and_then(|p| p.get("value").map(|s| s.to_string()))
+}
+
+fn tool(argv: &[&str], stdin: Option<&[u8]>) -> Result<exec::Output, ClusterError> {
+    Ok(exec::run(argv, &[], stdin, TOOL_DEADLINE)?)
+}
+
+/// `cibadmin --query`: the whole live CIB.
+pub fn query() -> Result<El, ClusterError> {
+    let o = tool(&["cibadmin", "--query"], None)?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "cibadmin --query",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(El::parse(&o.stdout)?)
+}
+
+/// Only the crm_config section, wrapped as a CIB so `stored_digest` reads
+/// it (cheaper than the whole CIB on a busy cluster).
+pub fn query_crm_config() -> Result<El, ClusterError> {
+    let o = tool(&["cibadmin", "--query", "--scope", "crm_config"], None)?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "cibadmin --query --scope crm_config",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    let crm = El::parse(&o.stdout)?;
+    Ok(El::new("cib").child(El::new("configuration").child(crm)))
+}
+
+/// crm_verify on a whole CIB (with the live status, so its judgement is
+/// the real one). Returns its warnings; errors are `Rejected`.
+pub fn verify(cib: &El, dir: &Path) -> Result<String, ClusterError> {
+    let f = dir.join("new-cib.xml");
+    std::fs::write(&f, cib.to_xml())?;
+    let path = f.to_string_lossy().into_owned();
+    let o = tool(&["crm_verify", "--xml-file", &path, "-V"], None)?;
+    let text = format!("{}{}", o.stdout, o.stderr).trim().to_string();
+    if text.contains("Errors found") || text.contains("error:") {
+        return Err(ClusterError::Rejected(text));
+    }
+    Ok(text)
+}
+
+/// Applies `new` over `live` as one patch. Fails, changing nothing, if the
+/// live CIB moved on since `live` was read.
+pub fn patch(live: &El, new: &El, dir: &Path) -> Result<(), ClusterError> {
+    let (a, b, p) = (
+        dir.join("live.xml"),
+        dir.join("new.xml"),
+        dir.join("patch.xml"),
+    );
+    std::fs::write(&a, live.to_xml())?;
+    std::fs::write(&b, new.to_xml())?;
+    let (a, b) = (
+        a.to_string_lossy().into_owned(),
+        b.to_string_lossy().into_owned(),
+    );
+    // crm_diff exits 1 when the documents differ: that is its answer, not
+    // a failure.
+    let d = tool(
+        &["crm_diff", "--original", &a, "--new", &b, "--no-version"],
+        None,
+    )?;
+    if d.stdout.trim().is_empty() {
+        return Ok(());
+    }
+    if !matches!(d.code, Some(0) | Some(1)) {
+        return Err(ClusterError::Tool {
+            tool: "crm_diff",
+            code: d.code,
+            stderr: d.stderr.trim().to_string(),
+        });
+    }
+    std::fs::write(&p, &d.stdout)?;
+    let p = p.to_string_lossy().into_owned();
+    let o = tool(&["cibadmin", "--patch", "--xml-file", &p], None)?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "cibadmin --patch",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> El {
+        El::parse(
+            r#"<cib epoch="7" num_updates="3" admin_epoch="0" validate-with="pacemaker-3.9">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        <nvpair id="cib-bootstrap-options-dc-version" name="dc-version" value="2.1.5"/>
+        <nvpair id="cib-bootstrap-options-maintenance-mode" name="maintenance-mode" value="true"/>
+        <nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes>
+      <node id="1" uname="node1">
+        <instance_attributes id="nodes-1"><nvpair id="nodes-1-standby" name="standby" value="on"/></instance_attributes>
+      </node>
+    </nodes>
+    <resources/>
+    <constraints/>
+  </configuration>
+  <status/>
+</cib>"#,
+        )
+        .unwrap()
+    }
+
+    fn desired() -> El {
+        El::new("configuration")
+            .child(
+                El::new("crm_config").child(
+                    El::new("cluster_property_set")
+                        .attr("id", "cib-bootstrap-options")
+                        .child(
+                            El::new("nvpair")
+                                .attr("id", "x")
+                                .attr("name", "stonith-enabled")
+                                .attr("value", "true"),
+                        ),
+                ),
+            )
+            .child(El::new("nodes").child(El::new("node").attr("id", "1").attr("uname", "node1")))
+            .child(El::new("resources"))
+            .child(El::new("constraints"))
+    }
+
+    #[test]
+    fn merging_keeps_pacemakers_properties_operator_state_and_node_attributes() {
+        let m = merge(&live(), &desired()).unwrap();
+        let conf = m.find("configuration").unwrap();
+        let set = &conf.find("crm_config").unwrap().children[0];
+        let names: Vec<&str> = set.children.iter().filter_map(|p| p.get("name")).collect();
+        assert_eq!(names, ["stonith-enabled", "dc-version", "maintenance-mode"]);
+        assert_eq!(
+            set.children[0].get("value"),
+            Some("true"),
+            "mailha's own value wins"
+        );
+        assert!(
+            m.by_id("nodes-1-standby").is_some(),
+            "a standby node stays in standby"
+        );
+        assert_eq!(
+            m.get("epoch"),
+            Some("7"),
+            "versions are the live ones; the patch bumps them"
+        );
+        assert!(m.find("status").is_some());
+    }
+
+    #[test]
+    fn the_diff_shows_only_what_changes() {
+        let a = desired();
+        let mut b = desired();
+        b.find_mut("resources")
+            .unwrap()
+            .children
+            .push(El::new("primitive").attr("id", "svc-new"));
+        let d = diff(&a, &b);
+        assert!(d.contains("+    <primitive id=\"svc-new\"/>"), "{d}");
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+                .count(),
+            1,
+            "{d}"
+        );
+        assert!(diff(&a, &a).is_empty());
+    }
+}

@@ -1,0 +1,159 @@
+//! `mailha apply` against a saved CIB: the real cibadmin, crm_diff,
+//! crm_verify and crm_simulate, pointed at a file with CIB_file instead of
+//! a live cluster.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn mailha(cib: &Path, config: &Path, args: &[&str]) -> std::process::Output {
+    run_with_deadline(
+        Command::new(env!("CARGO_BIN_EXE_mailha"))
+            .env("CIB_file", cib)
+            .arg("--config")
+            .arg(config)
+            .args(args),
+        Duration::from_secs(60),
+    )
+}
+
+fn tool(args: &[&str], cib: Option<&Path>) -> String {
+    let mut c = Command::new(args[0]);
+    c.args(&args[1..]);
+    if let Some(f) = cib {
+        c.env("CIB_file", f);
+    }
+    let o = run_with_deadline(&mut c, Duration::from_secs(60));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Both nodes online, reaching the ping target, everything started where
+/// the scheduler puts it.
+fn run_cluster(cib: &Path, dir: &Path) {
+    let mut s = std::fs::read_to_string(cib).unwrap();
+    let states: String = (1..=2)
+        .map(|i| {
+            format!(
+                "<node_state id=\"{i}\" uname=\"node{i}\" in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\">\
+                 <transient_attributes id=\"{i}\"><instance_attributes id=\"status-{i}\">\
+                 <nvpair id=\"status-{i}-pingd\" name=\"pingd\" value=\"1000\"/></instance_attributes></transient_attributes></node_state>"
+            )
+        })
+        .collect();
+    s = s.replacen("<cib ", "<cib have-quorum=\"1\" dc-uuid=\"1\" ", 1);
+    s = s.replace("<status/>", &format!("<status>{states}</status>"));
+    let input = dir.join("online.xml");
+    std::fs::write(&input, s).unwrap();
+    tool(
+        &[
+            "crm_simulate",
+            "-x",
+            input.to_str().unwrap(),
+            "-S",
+            "-O",
+            cib.to_str().unwrap(),
+        ],
+        None,
+    );
+}
+
+/// The actions of crm_simulate's "Transition Summary" section.
+fn transition_actions(out: &str) -> Vec<String> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("Transition Summary:"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Executing Cluster Transition:"))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn apply_installs_the_config_then_changes_only_what_changed() {
+    if !have_crm_verify() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::write(&cib, tool(&["cibadmin", "--empty"], None)).unwrap();
+    let conf = dir.path().join("mailha.toml");
+    std::fs::write(&conf, BASE).unwrap();
+
+    // First apply: everything is new.
+    let o = mailha(&cib, &conf, &["apply"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&cib).unwrap();
+    assert!(text.contains("id=\"svc-postfix\"") && text.contains("mailha-config-digest"));
+
+    // Applying the same file again is a no-op.
+    let o = mailha(&cib, &conf, &["apply"]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "the cluster already runs this configuration"
+    );
+
+    // With the cluster running, add a service.
+    run_cluster(&cib, dir.path());
+    let o = mailha(&cib, &conf, &["status"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("OK: mail runs on node1"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let before = tool(&["crm_simulate", "-x", cib.to_str().unwrap(), "-S"], None);
+    assert!(
+        transition_actions(&before).is_empty(),
+        "settled before the change:\n{before}"
+    );
+    std::fs::write(
+        &conf,
+        format!(
+            "{BASE}\n[services.rspamd]\nstart = [\"/usr/bin/rspamd\"]\ndepends_on = [\"postfix\"]\n"
+        ),
+    )
+    .unwrap();
+
+    // Until it is applied, status shows this node's file has drifted.
+    let drift = |cib: &Path, conf: &Path| {
+        let o = mailha(cib, conf, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["config"]["drift"].as_bool().unwrap()
+    };
+    assert!(drift(&cib, &conf));
+
+    // A dry run verifies and shows the diff but changes nothing.
+    let unchanged = std::fs::read_to_string(&cib).unwrap();
+    let o = mailha(&cib, &conf, &["apply", "--dry-run"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("+    <primitive id=\"svc-rspamd\""));
+    assert_eq!(std::fs::read_to_string(&cib).unwrap(), unchanged);
+
+    let o = mailha(&cib, &conf, &["apply"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!drift(&cib, &conf), "applied: no drift");
+    let transition = tool(&["crm_simulate", "-x", cib.to_str().unwrap(), "-S"], None);
+    let actions = transition_actions(&transition);
+    assert_eq!(
+        actions.len(),
+        1,
+        "only the new service starts:\n{transition}"
+    );
+    assert!(
+        actions[0].contains("Start") && actions[0].contains("svc-rspamd"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn apply_refuses_a_config_that_does_not_load_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::write(&cib, "<cib/>").unwrap();
+    let conf = dir.path().join("mailha.toml");
+    std::fs::write(&conf, BASE.replace("prefix = 24", "prefix = 99")).unwrap();
+    let o = mailha(&cib, &conf, &["apply"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&cib).unwrap(), "<cib/>");
+}
