@@ -10,5 +10,6 @@ pub mod corosync;
 pub mod exec;
 pub mod legacy;
 pub mod profiles;
+pub mod setup;
 pub mod shellvars;
 pub mod status;

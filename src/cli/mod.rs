@@ -11,6 +11,7 @@ mod apply;
 mod check;
 mod import_legacy;
 mod render;
+mod setup;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ pub enum Command {
     Check(check::Args),
     /// Print the generated cluster configuration.
     Render(render::Args),
+    /// Bootstrap both nodes: corosync.conf, authkey, start the stack, apply.
+    Setup(setup::Args),
     /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
     Apply(apply::Args),
     /// Show who runs the mail, each resource's state and what needs attention.
@@ -103,6 +106,7 @@ fn run_cli() -> ExitCode {
         Command::Render(a) => render::run(&cli, a),
         Command::Status(a) => status::run(&cli, a),
         Command::Apply(a) => apply::run(&cli, a),
+        Command::Setup(a) => setup::run(&cli, a),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
     };
     match result {

@@ -1,0 +1,86 @@
+//! `mailha setup`: bootstrap both nodes (see `crate::setup`).
+
+use super::{Cli, CliError, load_config};
+use crate::setup::{self, Paths};
+use anyhow::Context;
+use std::io::Read;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The peer's side, run by `mailha setup` over SSH: read the config and
+    /// the key from stdin, write them, start the stack.
+    #[arg(long)]
+    pub receive: bool,
+    /// Make a new corosync authkey even if one exists.
+    #[arg(long)]
+    pub new_key: bool,
+    /// Extra ssh options, e.g. `-i KEY` or `-o UserKnownHostsFile=F` (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPT", allow_hyphen_values = true)]
+    pub ssh_options: Vec<String>,
+    /// How long to wait for both nodes to become members.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
+    let paths = Paths::system();
+    if a.receive {
+        let mut input = Vec::new();
+        std::io::stdin()
+            .take(1 << 20 | 1)
+            .read_to_end(&mut input)
+            .context("reading the payload")?;
+        return setup::receive(&paths, &input, true).map_err(|e| match e {
+            setup::SetupError::Config(_) | setup::SetupError::Payload(_) => {
+                CliError::BadInput(e.to_string())
+            }
+            other => CliError::Failed(other.into()),
+        });
+    }
+    let loaded = load_config(&cli.config)?;
+    let cfg = &loaded.config;
+    let me = setup::local_node(cfg, &setup::hostname(), &setup::bound_addresses())
+        .ok_or_else(|| {
+            setup::SetupError::NotANode(
+                cfg.cluster.nodes[0].name.clone(),
+                cfg.cluster.nodes[1].name.clone(),
+            )
+        })
+        .context("finding this node")?;
+    let peer = cfg
+        .cluster
+        .nodes
+        .iter()
+        .find(|n| n.id != me.id)
+        .expect("two nodes");
+    let key = match std::fs::read(paths.authkey()) {
+        Ok(k) if !a.new_key && k.len() >= 128 => k,
+        _ => setup::new_authkey().context("making an authkey")?,
+    };
+    println!("{}: writing corosync.conf and the authkey", me.name);
+    setup::install_files(&paths, cfg, &loaded.text, &key).context("writing local files")?;
+    println!("{}: sending them to {} over ssh", me.name, peer.name);
+    let payload = serde_json::to_vec(&setup::Payload {
+        mailha_toml: loaded.text.clone(),
+        authkey_hex: setup::hex(&key),
+    })
+    .expect("serializable");
+    let argv = setup::ssh_argv(cfg, peer, &a.ssh_options);
+    let o = crate::exec::run(&argv, &[], Some(&payload), Duration::from_secs(180))
+        .context("running ssh")?;
+    if !o.success() {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "{} could not be set up over ssh (exit {:?}): {}",
+            peer.name,
+            o.code,
+            o.stderr.trim()
+        )));
+    }
+    println!("{}: starting corosync and pacemaker", me.name);
+    setup::start_stack(&paths).context("starting the cluster stack")?;
+    println!("waiting for both nodes to be members");
+    setup::wait_for_membership(a.wait).context("waiting for membership")?;
+    println!("applying the cluster configuration");
+    super::apply::run(cli, &super::apply::Args { dry_run: false })
+}

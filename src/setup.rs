@@ -1,0 +1,472 @@
+//! `mailha setup`: bootstrap both nodes from mailha.toml.
+//!
+//! On the node where it runs: write corosync.conf and an authkey, hand the
+//! peer what it needs over SSH, start corosync and Pacemaker on both, wait
+//! for both nodes to be members, then apply the CIB. The peer's side is
+//! `mailha setup --receive`, run over SSH with a constant command line:
+//! the config and the key travel on stdin, never in argv, and the peer
+//! validates the config itself before it writes anything.
+
+use crate::config::{self, Config};
+use crate::exec;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+    #[error(
+        "this machine is neither {0} nor {1}: set its hostname to one of them, or bind one of their addresses here"
+    )]
+    NotANode(String, String),
+    #[error("{what} failed (exit {code:?}): {stderr}")]
+    Step {
+        what: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+    #[error("the payload from the peer is not valid: {0}")]
+    Payload(String),
+    #[error("the received config is invalid, nothing was written:\n{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("both nodes were not members within {}: {last}", humantime::format_duration(*waited))]
+    Membership { waited: Duration, last: String },
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
+    move |source| SetupError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where setup writes; a root prefix so tests run in a temp dir.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn system() -> Self {
+        Paths {
+            root: PathBuf::from("/"),
+        }
+    }
+    fn at(&self, p: &str) -> PathBuf {
+        self.root.join(p.trim_start_matches('/'))
+    }
+    pub fn corosync_conf(&self) -> PathBuf {
+        self.at("/etc/corosync/corosync.conf")
+    }
+    pub fn authkey(&self) -> PathBuf {
+        self.at(crate::corosync::AUTHKEY_PATH)
+    }
+    pub fn mailha_toml(&self) -> PathBuf {
+        self.at(config::DEFAULT_PATH)
+    }
+}
+
+/// Writes `data` to `path` atomically with `mode`: a temp file in the same
+/// directory (created with the mode, so the content is never readable by
+/// others even for an instant), fsync, rename, fsync of the directory.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), SetupError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(
+        ".{}.mailha-tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(data).map_err(io(&tmp))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What the initiating node sends the peer on stdin.
+#[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Payload {
+    pub mailha_toml: String,
+    pub authkey_hex: String,
+}
+
+/// A corosync authkey: 256 bytes from the kernel's CSPRNG (as
+/// corosync-keygen makes it).
+pub fn new_authkey() -> Result<Vec<u8>, SetupError> {
+    let mut key = vec![0u8; 256];
+    let p = Path::new("/dev/urandom");
+    let mut f = std::fs::File::open(p).map_err(io(p))?;
+    std::io::Read::read_exact(&mut f, &mut key).map_err(io(p))?;
+    Ok(key)
+}
+
+/// Which configured node this machine is: by hostname first, else by an
+/// address bound here. Pure over what was observed.
+pub fn local_node<'a>(
+    cfg: &'a Config,
+    hostname: &str,
+    local_addrs: &[std::net::IpAddr],
+) -> Option<&'a config::Node> {
+    let short = hostname.split('.').next().unwrap_or(hostname);
+    cfg.cluster
+        .nodes
+        .iter()
+        .find(|n| n.name == hostname || n.name == short)
+        .or_else(|| {
+            cfg.cluster
+                .nodes
+                .iter()
+                .find(|n| n.addresses.iter().any(|a| local_addrs.contains(a)))
+        })
+}
+
+/// Addresses bound on this machine, from `ip -o addr`.
+pub fn bound_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(o) = exec::run(
+        &["ip", "-o", "addr", "show"],
+        &[],
+        None,
+        Duration::from_secs(5),
+    ) else {
+        return Vec::new();
+    };
+    parse_ip_addr(&o.stdout)
+}
+
+pub fn parse_ip_addr(text: &str) -> Vec<std::net::IpAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            it.find(|w| *w == "inet" || *w == "inet6")?;
+            it.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// How this machine starts daemons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitSystem {
+    Systemd,
+    SysV,
+}
+
+pub fn init_system(root: &Path) -> InitSystem {
+    // systemd's own test: this directory exists only while it runs as PID 1.
+    if root.join("run/systemd/system").is_dir() {
+        InitSystem::Systemd
+    } else {
+        InitSystem::SysV
+    }
+}
+
+/// The commands that start (or stop) the cluster stack.
+pub fn stack_commands(init: InitSystem, start: bool) -> Vec<Vec<&'static str>> {
+    let verb = if start { "start" } else { "stop" };
+    let order: &[&str] = if start {
+        &["corosync", "pacemaker"]
+    } else {
+        &["pacemaker", "corosync"]
+    };
+    order
+        .iter()
+        .map(|svc| match init {
+            InitSystem::Systemd => vec!["systemctl", verb, svc],
+            InitSystem::SysV => vec!["service", svc, verb],
+        })
+        .collect()
+}
+
+const STACK_DEADLINE: Duration = Duration::from_secs(90);
+
+fn step(
+    argv: &[&str],
+    stdin: Option<&[u8]>,
+    deadline: Duration,
+) -> Result<exec::Output, SetupError> {
+    let o = exec::run(argv, &[], stdin, deadline)?;
+    if !o.success() {
+        return Err(SetupError::Step {
+            what: argv.join(" "),
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(o)
+}
+
+pub fn start_stack(paths: &Paths) -> Result<(), SetupError> {
+    for c in stack_commands(init_system(&paths.root), true) {
+        step(&c, None, STACK_DEADLINE)?;
+    }
+    Ok(())
+}
+
+/// Writes this node's files from a validated config and key.
+pub fn install_files(
+    paths: &Paths,
+    cfg: &Config,
+    toml_text: &str,
+    key: &[u8],
+) -> Result<(), SetupError> {
+    write_atomic(&paths.mailha_toml(), toml_text.as_bytes(), 0o600)?;
+    write_atomic(&paths.authkey(), key, 0o400)?;
+    write_atomic(
+        &paths.corosync_conf(),
+        crate::corosync::render(cfg).as_bytes(),
+        0o644,
+    )?;
+    Ok(())
+}
+
+/// The peer's side: read the payload, validate, write, start.
+pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupError> {
+    if stdin.len() > 1 << 20 {
+        return Err(SetupError::Payload("larger than 1 MiB".into()));
+    }
+    let p: Payload =
+        serde_json::from_slice(stdin).map_err(|e| SetupError::Payload(e.to_string()))?;
+    let key = unhex(&p.authkey_hex)
+        .filter(|k| k.len() >= 128)
+        .ok_or_else(|| SetupError::Payload("authkey is not 128+ bytes of hex".into()))?;
+    let loaded = config::load_str(&paths.mailha_toml(), &p.mailha_toml, Some(0o600))?;
+    install_files(paths, &loaded.config, &p.mailha_toml, &key)?;
+    if start {
+        start_stack(paths)?;
+    }
+    Ok(())
+}
+
+/// The SSH command that runs `mailha setup --receive` on the peer. The
+/// remote command line is a constant: nothing from the config is in it.
+pub fn ssh_argv(cfg: &Config, peer: &config::Node, ssh_extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "ssh".into(),
+        "-p".into(),
+        cfg.cluster.ssh_port.to_string(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+    ];
+    v.extend(ssh_extra.iter().cloned());
+    v.push(format!("root@{}", peer.addresses[0]));
+    v.push("--".into());
+    v.push("mailha".into());
+    v.push("setup".into());
+    v.push("--receive".into());
+    v
+}
+
+/// Polls crm_mon until both nodes are online members with a DC.
+pub fn wait_for_membership(deadline: Duration) -> Result<(), SetupError> {
+    let start = Instant::now();
+    let mut last = String::from("no answer yet");
+    while start.elapsed() < deadline {
+        match exec::run(
+            &[
+                "crm_mon",
+                "--one-shot",
+                "--output-as=xml",
+                "--include=summary,nodes",
+            ],
+            &[],
+            None,
+            Duration::from_secs(10),
+        ) {
+            Ok(o) => match crate::status::parse(&o.stdout) {
+                Ok(st) => {
+                    let online = st.nodes.iter().filter(|n| n.online).count();
+                    if online == 2 && st.dc.is_some() {
+                        return Ok(());
+                    }
+                    last = format!("{online} of 2 nodes online, DC {:?}", st.dc);
+                }
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Err(SetupError::Membership {
+        waited: deadline,
+        last,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/postfix.toml"
+        ))
+        .unwrap();
+        config::load_str(Path::new("m.toml"), &text, Some(0o600))
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn the_local_node_is_found_by_hostname_then_by_address() {
+        let c = cfg();
+        assert_eq!(
+            local_node(&c, "mail2.example.com", &[]).unwrap().name,
+            "mail2"
+        );
+        let a: std::net::IpAddr = "198.51.100.11".parse().unwrap();
+        assert_eq!(local_node(&c, "other", &[a]).unwrap().name, "mail1");
+        assert!(local_node(&c, "other", &[]).is_none());
+    }
+
+    #[test]
+    fn ip_addr_output_gives_the_bound_addresses() {
+        let text = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n2: eth0    inet 198.51.100.11/24 brd 198.51.100.255 scope global eth0\n2: eth0    inet6 fe80::1/64 scope link\n";
+        let v = parse_ip_addr(text);
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[1].to_string(), "198.51.100.11");
+    }
+
+    #[test]
+    fn the_stack_starts_corosync_first_and_stops_it_last() {
+        assert_eq!(
+            stack_commands(InitSystem::SysV, true),
+            vec![
+                vec!["service", "corosync", "start"],
+                vec!["service", "pacemaker", "start"]
+            ]
+        );
+        assert_eq!(
+            stack_commands(InitSystem::Systemd, false),
+            vec![
+                vec!["systemctl", "stop", "pacemaker"],
+                vec!["systemctl", "stop", "corosync"]
+            ]
+        );
+    }
+
+    #[test]
+    fn the_ssh_command_is_constant_argv_with_host_key_checking() {
+        let c = cfg();
+        let v = ssh_argv(&c, &c.cluster.nodes[1], &[]);
+        assert!(
+            v.windows(2)
+                .any(|w| w == ["-o", "StrictHostKeyChecking=yes"])
+        );
+        assert!(v.windows(2).any(|w| w == ["-o", "BatchMode=yes"]));
+        assert_eq!(
+            &v[v.len() - 5..],
+            ["root@203.0.113.12", "--", "mailha", "setup", "--receive"]
+        );
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_garbage() {
+        let k = vec![0u8, 1, 254, 255];
+        assert_eq!(unhex(&hex(&k)).unwrap(), k);
+        assert!(unhex("abc").is_none());
+        assert!(unhex("zz").is_none());
+    }
+
+    #[test]
+    fn receiving_writes_private_files_and_nothing_when_the_config_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            root: dir.path().to_path_buf(),
+        };
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/gateway.toml"
+        ))
+        .unwrap();
+        let bad = Payload {
+            mailha_toml: text.replace("prefix = 24", "prefix = 77"),
+            authkey_hex: hex(&[7u8; 256]),
+        };
+        assert!(matches!(
+            receive(&paths, &serde_json::to_vec(&bad).unwrap(), false),
+            Err(SetupError::Config(_))
+        ));
+        assert!(!paths.authkey().exists(), "a bad config writes nothing");
+
+        let good = Payload {
+            mailha_toml: text,
+            authkey_hex: hex(&[7u8; 256]),
+        };
+        receive(&paths, &serde_json::to_vec(&good).unwrap(), false).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&paths.authkey()), 0o400);
+        assert_eq!(mode(&paths.mailha_toml()), 0o600);
+        assert_eq!(std::fs::read(paths.authkey()).unwrap(), vec![7u8; 256]);
+        assert!(
+            std::fs::read_to_string(paths.corosync_conf())
+                .unwrap()
+                .contains("cluster_name: gateway")
+        );
+    }
+
+    #[test]
+    fn a_short_key_or_junk_payload_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            root: dir.path().to_path_buf(),
+        };
+        assert!(matches!(
+            receive(&paths, b"{not json", false),
+            Err(SetupError::Payload(_))
+        ));
+        let p = Payload {
+            mailha_toml: String::new(),
+            authkey_hex: hex(&[1u8; 16]),
+        };
+        assert!(matches!(
+            receive(&paths, &serde_json::to_vec(&p).unwrap(), false),
+            Err(SetupError::Payload(_))
+        ));
+    }
+}
