@@ -6,5 +6,6 @@ pub mod cib;
 pub mod cli;
 pub mod config;
 pub mod corosync;
+pub mod lab;
 pub mod profiles;
 pub mod shellvars;

@@ -8,6 +8,7 @@
 //! - 2: bad input: invalid config, bad arguments; nothing was changed
 
 mod check;
+mod lab;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +40,8 @@ pub enum Command {
     Check(check::Args),
     /// Print the generated cluster configuration.
     Render(render::Args),
+    /// A real two-node cluster on this machine, for tests and trials.
+    Lab(lab::Args),
 }
 
 /// An error that says which exit code it means.
@@ -92,6 +95,7 @@ fn run_cli() -> ExitCode {
     let result = match &cli.command {
         Command::Check(a) => check::run(&cli, a),
         Command::Render(a) => render::run(&cli, a),
+        Command::Lab(a) => lab::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
