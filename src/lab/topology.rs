@@ -2,7 +2,7 @@
 //! derived from one optional prefix so a second lab (tests, explorations)
 //! never clashes with the real one.
 //!
-//! Never 192.0.2.0/24: that is the uplink of the machines we run on.
+//! Never the host uplink subnet (`FORBIDDEN` below): the lab must not touch it.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -286,17 +286,17 @@ mod tests {
 
     #[test]
     fn a_host_route_into_a_lab_subnet_is_an_overlap_the_default_route_is_not() {
-        let host = "default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2\n";
+        let host = "default via 10.9.8.1 dev eth0\n10.9.8.0/24 dev eth0 proto kernel scope link src 10.9.8.2\n";
         assert_eq!(overlapping_route(host), None);
-        let bad = format!("{host}198.51.0.0/16 via 192.0.2.9 dev eth0\n");
+        let bad = format!("{host}198.51.0.0/16 via 10.9.8.9 dev eth0\n");
         assert_eq!(
             overlapping_route(&bad).as_deref(),
-            Some("198.51.0.0/16 via 192.0.2.9 dev eth0")
+            Some("198.51.0.0/16 via 10.9.8.9 dev eth0")
         );
         assert!(overlapping_route("203.0.113.7 dev tun0 scope link\n").is_some());
         assert!(overlapping_route("10.0.0.0/8 dev x\n").is_none());
         assert!(overlapping_route("local 198.51.100.7 dev eth1 table local\n").is_some());
-        assert!(overlapping_route("broadcast 192.0.2.255 dev eth0 table local\n").is_none());
+        assert!(overlapping_route("broadcast 10.9.8.255 dev eth0 table local\n").is_none());
     }
 
     #[test]

@@ -239,7 +239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = Recorder::new().answer(
             "route show",
-            Output::ok("default via 192.0.2.1 dev eth0\n198.51.100.0/25 dev wg0 scope link\n"),
+            Output::ok("default via 10.9.8.1 dev eth0\n198.51.100.0/25 dev wg0 scope link\n"),
         );
         let mut lab = Lab::new(
             &r,
