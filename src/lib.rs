@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod corosync;
 pub mod exec;
+pub mod lab;
 pub mod legacy;
 pub mod profiles;
 pub mod setup;

@@ -10,6 +10,7 @@
 mod apply;
 mod check;
 mod import_legacy;
+mod lab;
 mod render;
 mod setup;
 mod status;
@@ -51,6 +52,8 @@ pub enum Command {
     Status(status::Args),
     /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
     ImportLegacy(import_legacy::Args),
+    /// A real two-node cluster on this machine, for tests and trials.
+    Lab(lab::Args),
 }
 
 /// An error that says which exit code it means.
@@ -108,6 +111,7 @@ fn run_cli() -> ExitCode {
         Command::Apply(a) => apply::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
+        Command::Lab(a) => lab::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

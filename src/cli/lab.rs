@@ -1,0 +1,115 @@
+//! `mailha lab up|down|status|exec`: the two-node lab on this machine
+//! (DESIGN section 9). The work is in `crate::lab`.
+
+use super::{Cli, CliError};
+use crate::lab::cmd::SystemRunner;
+use crate::lab::{DEFAULT_BASE_DIR, Lab, state::DEFAULT_STATE_DIR};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Where the lab records what it created.
+    #[arg(long, global = true, env = "MAILHA_LAB_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where node trees and disk images live.
+    #[arg(long, global = true, env = "MAILHA_LAB_BASE_DIR", default_value = DEFAULT_BASE_DIR)]
+    pub base_dir: PathBuf,
+    /// Prefix for every host-side name (bridges, veths, netns); lets a
+    /// second lab run beside the real one (tests).
+    #[arg(
+        long,
+        global = true,
+        env = "MAILHA_LAB_PREFIX",
+        default_value = "",
+        hide = true
+    )]
+    pub prefix: String,
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum What {
+    /// Build the lab: two nodes, bridges, client and gw namespaces, disks.
+    Up {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tear the lab down (also a failed or partial `up`); idempotent.
+    Down,
+    /// Show what runs where.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a node's namespaces, e.g. `lab exec node1 -- crm_mon -1`.
+    Exec {
+        node: String,
+        /// Kill the command after this long.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+    /// (internal) PID 1 of a node: reap forever.
+    #[command(hide = true)]
+    Holder,
+}
+
+pub fn run(_cli: &Cli, a: &Args) -> Result<(), CliError> {
+    if let What::Holder = a.what {
+        crate::lab::holder::reap_forever();
+    }
+    let runner = SystemRunner;
+    let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
+    match &a.what {
+        What::Up { json } => match lab.up() {
+            Ok(rep) => {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&rep).expect("serializes")
+                    );
+                } else {
+                    print!("{}", lab.status().map_err(anyhow::Error::from)?.render());
+                    println!("up in {:.1}s", rep.seconds);
+                }
+                Ok(())
+            }
+            // `up` already tore down what it built (never a lab it refused to touch).
+            Err(e) => Err(anyhow::Error::from(e).into()),
+        },
+        What::Down => {
+            let rep = lab.down().map_err(anyhow::Error::from)?;
+            for d in &rep.done {
+                println!("{d}");
+            }
+            println!("lab down: nothing left");
+            Ok(())
+        }
+        What::Status { json } => {
+            let s = lab.status().map_err(anyhow::Error::from)?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s).expect("serializes"));
+            } else {
+                print!("{}", s.render());
+            }
+            Ok(())
+        }
+        What::Exec {
+            node,
+            timeout,
+            argv,
+        } => {
+            let code = lab
+                .exec(node, argv, *timeout)
+                .map_err(anyhow::Error::from)?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        What::Holder => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,102 @@
+//! The lab (DESIGN section 9, backend 1): a real two-node cluster on one
+//! Linux machine, built from namespaces on the host kernel.
+//!
+//! - `topology`: names and addresses (never the host's uplink subnet).
+//! - `holder`: the per-node PID 1 that owns the node's namespaces.
+//! - `plan`: pure functions: the commands that build and remove the lab,
+//!   and what counts as a leftover.
+//! - `cmd`: every external command with a deadline, behind a trait.
+//! - `state`: what `up` created, recorded step by step under
+//!   `/run/mailha-lab/`, so `down` undoes partial runs too.
+//! - `up`, `down`, `status`: the lifecycle actions.
+//!
+//! Every later command in a node runs through
+//! `nsenter -t HOLDER -p -m -n -u` (never `-m` without `-p`: the node's
+//! /proc belongs to its PID namespace, and /proc/self would not resolve).
+
+pub mod cmd;
+pub mod down;
+pub mod holder;
+pub mod plan;
+pub mod state;
+pub mod status;
+pub mod topology;
+pub mod up;
+
+use cmd::{CmdError, Runner};
+use state::{StateError, StateStore};
+use std::path::{Path, PathBuf};
+use topology::Topology;
+
+pub const DEFAULT_BASE_DIR: &str = "/var/lib/mailha-lab";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("the lab needs root (namespaces, bridges, loop devices)")]
+    NotRoot,
+    #[error("a lab is already up (state in {}); run `mailha lab down` first", .0.display())]
+    AlreadyUp(PathBuf),
+    #[error("no lab is up (no state in {})", .0.display())]
+    NotUp(PathBuf),
+    #[error("a host route overlaps a lab subnet (198.51.100.0/24 or 203.0.113.0/24): {0}")]
+    RouteOverlap(String),
+    #[error(
+        "link {0} already exists on this host; is another lab (or something else) using the name?"
+    )]
+    LinkExists(String),
+    #[error("netns {0} already exists on this host")]
+    NetnsExists(String),
+    #[error("no such node: {0} (nodes: node1, node2)")]
+    UnknownNode(String),
+    #[error("the holder of {node} (pid {pid}) is not running")]
+    HolderDead { node: String, pid: u32 },
+    #[error("the holder of {0} did not appear (unshare started, no child)")]
+    HolderNotFound(String),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cmd(#[from] CmdError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("teardown left things behind:\n  {}", .0.join("\n  "))]
+    Incomplete(Vec<String>),
+}
+
+impl LabError {
+    pub fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+        move |source| LabError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Everything an action needs; roots are parameters so tests can point
+/// them at temp dirs and a recording runner.
+pub struct Lab<'r> {
+    pub runner: &'r dyn Runner,
+    pub topo: Topology,
+    pub store: StateStore,
+    pub base_dir: PathBuf,
+    /// The host's /proc.
+    pub proc_root: PathBuf,
+    /// The binary the holders run (`<exe> lab holder`).
+    pub exe: PathBuf,
+}
+
+impl<'r> Lab<'r> {
+    pub fn new(runner: &'r dyn Runner, prefix: &str, state_dir: &Path, base_dir: &Path) -> Self {
+        Lab {
+            runner,
+            topo: Topology::new(prefix),
+            store: StateStore::new(state_dir),
+            base_dir: base_dir.to_path_buf(),
+            proc_root: PathBuf::from("/proc"),
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/sbin/mailha")),
+        }
+    }
+}
