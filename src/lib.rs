@@ -2,6 +2,7 @@
 //! Pacemaker. Everything lives in this library; `main.rs` only parses argv
 //! and dispatches. See ARCHITECTURE.md for the map.
 
+pub mod alert;
 pub mod cib;
 pub mod cli;
 pub mod cluster;

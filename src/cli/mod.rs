@@ -7,6 +7,7 @@
 //! - 1: the operation failed at run time
 //! - 2: bad input: invalid config, bad arguments; nothing was changed
 
+mod alert;
 mod apply;
 mod check;
 mod import_legacy;
@@ -54,6 +55,8 @@ pub enum Command {
     ImportLegacy(import_legacy::Args),
     /// A real two-node cluster on this machine, for tests and trials.
     Lab(lab::Args),
+    /// Alert mail: test the channels, send what the spool holds.
+    Alert(alert::Args),
 }
 
 /// An error that says which exit code it means.
@@ -76,12 +79,14 @@ impl From<crate::config::ConfigError> for CliError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Face {
     Cli,
+    /// `alert_mailha`: Pacemaker's alert agent; records into the spool.
+    AlertAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
 /// row here when it lands. Any other name is the CLI, so a renamed or
 /// versioned binary still works as `mailha`.
-const FACES: &[(&str, Face)] = &[("mailha", Face::Cli)];
+const FACES: &[(&str, Face)] = &[("mailha", Face::Cli), ("alert_mailha", Face::AlertAgent)];
 
 pub fn face_of(argv0: &Path) -> Face {
     let name = argv0.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -99,6 +104,7 @@ pub fn main() -> ExitCode {
         .unwrap_or_default();
     match face_of(&argv0) {
         Face::Cli => run_cli(),
+        Face::AlertAgent => alert::agent_main(),
     }
 }
 
@@ -112,6 +118,7 @@ fn run_cli() -> ExitCode {
         Command::Setup(a) => setup::run(&cli, a),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),
+        Command::Alert(a) => alert::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

@@ -1,0 +1,416 @@
+//! Alerting: events -> durable spool -> incidents -> one mail per incident.
+//!
+//! - `event`: the event type and the validation of Pacemaker's hostile
+//!   `CRM_alert_*` environment.
+//! - `spool`: one fsynced file per event; claim / done-markers give
+//!   at-least-once delivery per channel (the choice is explained there).
+//! - `batch`: pure grouping of events into incidents over a window.
+//! - `compose`: words (en, zh-CN), HTML and the MIME message.
+//! - `diag`: the redacted diagnostics bundle.
+//! - `send`: SMTP, webhook and command channels, each bounded in time.
+//!
+//! The alert agent (`alert_mailha`) only records; the sender (`mailha alert
+//! run` / `send-pending`) does everything that can be slow.
+
+pub mod batch;
+pub mod compose;
+pub mod diag;
+pub mod event;
+pub mod send;
+pub mod spool;
+
+use crate::config::model::{Alerts, Secret};
+use compose::Incident;
+use send::Channel;
+use spool::{Spool, SpoolError};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+/// This machine's host name (for the EHLO, the mail and the events).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Secrets to blank out of the diagnostics: the configured SMTP password.
+fn known_secrets(cfg: &Alerts) -> Vec<String> {
+    match cfg.smtp.as_ref().map(|s| &s.password) {
+        Some(Secret::Inline(p)) => vec![p.clone()],
+        Some(Secret::File(f)) => std::fs::read_to_string(f)
+            .map(|p| vec![p.trim_end_matches(['\r', '\n']).to_string()])
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Where the world comes from when sending: the real cluster, or a test's
+/// fixed answers.
+pub trait Environment {
+    fn host(&self) -> String;
+    fn running_on(&self) -> Option<String>;
+    fn diagnostics(&self, secrets: &[String]) -> String;
+}
+
+/// The real machine.
+pub struct System;
+
+impl Environment for System {
+    fn host(&self) -> String {
+        hostname()
+    }
+    fn running_on(&self) -> Option<String> {
+        diag::vip_location()
+    }
+    fn diagnostics(&self, secrets: &[String]) -> String {
+        diag::collect(secrets)
+    }
+}
+
+/// Delay before the n-th retry (n = 1 after the first failure): 5 s
+/// doubling, at most 5 min, so a relay that is down for an hour gets a try
+/// every five minutes and one that blinked gets the mail seconds later.
+pub fn backoff(n: u32) -> Duration {
+    let secs = 5u64.saturating_mul(1u64 << n.saturating_sub(1).min(16));
+    Duration::from_secs(secs.min(300))
+}
+
+/// What one channel did with one incident.
+#[derive(Debug)]
+pub struct Attempt {
+    pub incident: String,
+    pub channel: &'static str,
+    pub result: Result<(), send::SendError>,
+}
+
+/// What one pass of the sender did.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub attempts: Vec<Attempt>,
+    /// Incidents delivered on every channel and moved to `sent/`.
+    pub finished: Vec<String>,
+    /// Incidents still waiting for their batch window.
+    pub waiting: usize,
+    /// Spool files that could not be read (left in place).
+    pub bad: Vec<SpoolError>,
+}
+
+/// Retry schedule kept across passes of `mailha alert run` (in memory: a
+/// restart retries at once, which is what one wants after a restart).
+#[derive(Debug, Default)]
+pub struct Retries {
+    next: HashMap<String, (u32, Instant)>,
+}
+
+impl Retries {
+    fn due(&self, incident: &str, now: Instant) -> bool {
+        self.next.get(incident).is_none_or(|(_, at)| now >= *at)
+    }
+    fn failed(&mut self, incident: &str, now: Instant) {
+        let e = self.next.entry(incident.to_string()).or_insert((0, now));
+        e.0 += 1;
+        e.1 = now + backoff(e.0);
+    }
+    fn forget(&mut self, incident: &str) {
+        self.next.remove(incident);
+    }
+}
+
+/// One pass of the sender: batch what is pending, claim the incidents
+/// whose window is over, and deliver every claimed incident on every
+/// channel that has not delivered it yet.
+pub fn send_pending(
+    spool: &Spool,
+    cfg: &Alerts,
+    channels: &[Box<dyn Channel>],
+    env: &dyn Environment,
+    retries: &mut Retries,
+) -> Result<Pass, SpoolError> {
+    let mut pass = Pass::default();
+    // Without a channel the events stay pending, so a channel added later
+    // still gets them.
+    if channels.is_empty() {
+        return Ok(pass);
+    }
+    let _lock = spool.lock()?;
+    let (pending, mut bad) = spool.pending()?;
+    pass.bad.append(&mut bad);
+    let now_ms = event::epoch_ms(SystemTime::now());
+    for b in batch::batch(&pending, cfg.batch_window, now_ms) {
+        if b.ready {
+            spool.claim(&b.ids)?;
+        } else {
+            pass.waiting += 1;
+        }
+    }
+    let (outbox, mut bad) = spool.outbox()?;
+    pass.bad.append(&mut bad);
+    let now = Instant::now();
+    for claimed in outbox {
+        if !retries.due(&claimed.id, now) {
+            continue;
+        }
+        let todo: Vec<&Box<dyn Channel>> = channels
+            .iter()
+            .filter(|c| !claimed.done.iter().any(|d| d == c.name()))
+            .collect();
+        let mut all_ok = true;
+        if !todo.is_empty() {
+            let inc = Incident {
+                id: claimed.id.clone(),
+                events: claimed.events,
+                host: env.host(),
+                running_on: env.running_on(),
+                diagnostics: env.diagnostics(&known_secrets(cfg)),
+            };
+            let composed = compose::compose(cfg, &inc);
+            for ch in todo {
+                let result = ch.send(&inc, &composed);
+                if result.is_ok() {
+                    spool.mark_done(&inc.id, ch.name())?;
+                } else {
+                    all_ok = false;
+                }
+                pass.attempts.push(Attempt {
+                    incident: inc.id.clone(),
+                    channel: ch.name(),
+                    result,
+                });
+            }
+        }
+        if all_ok {
+            spool.finish(&claimed.id)?;
+            retries.forget(&claimed.id);
+            pass.finished.push(claimed.id);
+        } else {
+            retries.failed(&claimed.id, now);
+        }
+    }
+    Ok(pass)
+}
+
+/// `mailha alert test`: a test incident straight to every channel (not
+/// through the spool), one result per channel.
+pub fn send_test(
+    cfg: &Alerts,
+    channels: &[Box<dyn Channel>],
+    env: &dyn Environment,
+) -> Vec<Attempt> {
+    let host = env.host();
+    let now = SystemTime::now();
+    let inc = Incident {
+        id: format!("test-{}", event::epoch_ms(now)),
+        events: vec![(
+            "test".into(),
+            event::Event::new(event::Kind::Test, &host, now),
+        )],
+        host,
+        running_on: env.running_on(),
+        diagnostics: env.diagnostics(&known_secrets(cfg)),
+    };
+    let composed = compose::compose(cfg, &inc);
+    channels
+        .iter()
+        .map(|ch| Attempt {
+            incident: inc.id.clone(),
+            channel: ch.name(),
+            result: ch.send(&inc, &composed),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use event::{Event, Kind};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    struct Fixed;
+    impl Environment for Fixed {
+        fn host(&self) -> String {
+            "mx2".into()
+        }
+        fn running_on(&self) -> Option<String> {
+            Some("mx2".into())
+        }
+        fn diagnostics(&self, _: &[String]) -> String {
+            "diag\n".into()
+        }
+    }
+
+    /// A channel that records what it was given and fails while `down`.
+    struct Fake {
+        name: &'static str,
+        sent: Rc<RefCell<Vec<(String, String)>>>,
+        down: Rc<RefCell<bool>>,
+    }
+    impl Channel for Fake {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn send(&self, inc: &Incident, c: &compose::Composed) -> Result<(), send::SendError> {
+            if *self.down.borrow() {
+                return Err(send::SendError::Command {
+                    program: "fake".into(),
+                    reason: "down".into(),
+                });
+            }
+            self.sent
+                .borrow_mut()
+                .push((inc.id.clone(), c.subject.clone()));
+            Ok(())
+        }
+    }
+
+    fn cfg(window: Duration) -> Alerts {
+        Alerts {
+            customer: "ACME".into(),
+            language: crate::config::model::Language::En,
+            subject: None,
+            advice: None,
+            batch_window: window,
+            smtp: None,
+            webhook: None,
+            command: None,
+        }
+    }
+
+    const TEN_S: Duration = Duration::from_secs(10);
+
+    type Log = Rc<RefCell<Vec<(String, String)>>>;
+
+    fn fake(name: &'static str) -> (Box<dyn Channel>, Log, Rc<RefCell<bool>>) {
+        let sent = Rc::new(RefCell::new(Vec::new()));
+        let down = Rc::new(RefCell::new(false));
+        (
+            Box::new(Fake {
+                name,
+                sent: sent.clone(),
+                down: down.clone(),
+            }),
+            sent,
+            down,
+        )
+    }
+
+    /// Records an event as if it happened a minute ago, so that a 10 s
+    /// window is over.
+    fn record(s: &Spool, kind: Kind) {
+        let mut e = Event::new(kind, "mx1", SystemTime::now());
+        e.recorded_at_ms -= 60_000;
+        s.record(&e).unwrap();
+    }
+
+    #[test]
+    fn a_burst_of_events_goes_out_as_one_mail_once() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::Resource);
+        record(&s, Kind::Fenced);
+        record(&s, Kind::Switchover);
+        let (ch, sent, _) = fake("smtp");
+        let chans = vec![ch];
+        let mut r = Retries::default();
+        let pass = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(pass.finished.len(), 1);
+        assert_eq!(sent.borrow().len(), 1);
+        assert!(sent.borrow()[0].1.contains("was fenced (+2 more)"));
+        // Nothing is sent again, in this process or in a new one.
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        let s2 = Spool::open(t.path()).unwrap();
+        send_pending(&s2, &cfg(TEN_S), &chans, &Fixed, &mut Retries::default()).unwrap();
+        assert_eq!(sent.borrow().len(), 1);
+    }
+
+    #[test]
+    fn events_wait_for_the_batch_window() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::Node);
+        let (ch, sent, _) = fake("smtp");
+        let pass = send_pending(
+            &s,
+            &cfg(Duration::from_secs(3600)),
+            &[ch],
+            &Fixed,
+            &mut Retries::default(),
+        )
+        .unwrap();
+        assert_eq!(pass.waiting, 1);
+        assert!(sent.borrow().is_empty());
+        assert_eq!(s.pending().unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn a_relay_that_is_down_loses_nothing_and_only_the_failed_channel_retries() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::LeaseLost);
+        let (smtp, smtp_sent, smtp_down) = fake("smtp");
+        let (hook, hook_sent, _) = fake("webhook");
+        *smtp_down.borrow_mut() = true;
+        let chans = vec![smtp, hook];
+        let mut r = Retries::default();
+        let pass = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert!(pass.finished.is_empty());
+        assert_eq!(hook_sent.borrow().len(), 1);
+        // The sender restarts (new spool, new retry state); the relay is back.
+        *smtp_down.borrow_mut() = false;
+        let s2 = Spool::open(t.path()).unwrap();
+        let pass = send_pending(&s2, &cfg(TEN_S), &chans, &Fixed, &mut Retries::default()).unwrap();
+        assert_eq!(pass.finished.len(), 1);
+        assert_eq!(smtp_sent.borrow().len(), 1);
+        assert_eq!(hook_sent.borrow().len(), 1, "the webhook already had it");
+        assert_eq!(
+            smtp_sent.borrow()[0].0,
+            hook_sent.borrow()[0].0,
+            "same incident id"
+        );
+    }
+
+    #[test]
+    fn a_failed_incident_backs_off_within_one_run() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::Node);
+        let (ch, _, down) = fake("smtp");
+        *down.borrow_mut() = true;
+        let chans = vec![ch];
+        let mut r = Retries::default();
+        let p1 = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        let p2 = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(p1.attempts.len(), 1);
+        assert_eq!(p2.attempts.len(), 0, "not due for 5 s");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let s: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(s, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX).as_secs(), 300);
+    }
+
+    #[test]
+    fn without_channels_events_stay_pending() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::Node);
+        send_pending(&s, &cfg(TEN_S), &[], &Fixed, &mut Retries::default()).unwrap();
+        assert_eq!(s.pending().unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn the_test_incident_reaches_every_channel() {
+        let (a, a_sent, _) = fake("smtp");
+        let (b, _, b_down) = fake("webhook");
+        *b_down.borrow_mut() = true;
+        let res = send_test(&cfg(TEN_S), &[a, b], &Fixed);
+        assert_eq!(res.len(), 2);
+        assert!(res[0].result.is_ok());
+        assert!(res[1].result.is_err());
+        assert!(a_sent.borrow()[0].1.contains("test alert from mx2"));
+    }
+}

@@ -1,0 +1,465 @@
+//! The durable spool: one file per event on local disk, so an event that
+//! was recorded survives a crash, a reboot and a relay that is down.
+//!
+//! Layout under the spool directory (0700, files 0600):
+//!
+//! ```text
+//! pending/<event-id>.json        recorded, not yet part of an incident
+//! outbox/<incident-id>/          claimed into an incident, being delivered
+//!     <event-id>.json            the incident's events (moved from pending/)
+//!     done-<channel>             that channel has delivered the incident
+//! sent/<incident-id>/            every channel delivered; kept for the record
+//! lock                           held (flock) by the one sender at a time
+//! ```
+//!
+//! Writing an event: a temporary file is written with `create_new`, synced,
+//! renamed into `pending/`, and the directory is synced, so after `record`
+//! returns the event is on disk whatever happens next.
+//!
+//! Delivery is **at-least-once**, per channel. The order is: claim (rename
+//! events into `outbox/<incident>`, sync), send, then mark the channel done
+//! (create `done-<channel>`, sync). A crash between a channel's successful
+//! send and its mark makes that one channel send the incident again after
+//! the restart. The other order (mark, then send) is at-most-once: a crash
+//! between mark and send would lose the incident for good. For alerting a
+//! lost mail about a fenced node is far worse than a duplicate, and the
+//! window is milliseconds (between the relay's "250 OK" and one fsync). A
+//! repeat is recognisable: it carries the same Message-ID and the same
+//! incident id (webhook `Idempotency-Key`), so receivers can drop it. In
+//! every other case, including a failure of another channel, the marks make
+//! sure the same incident is never sent twice on a channel.
+
+use super::event::Event;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
+
+/// Where the spool lives on a cluster node.
+pub const DEFAULT_DIR: &str = "/var/lib/mailha/spool";
+/// Environment variable that moves the spool (tests, a non-root lab).
+pub const ENV_DIR: &str = "MAILHA_SPOOL";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not a spooled event: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0}: another sender holds the spool lock")]
+    Busy(PathBuf),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The spool directory from `MAILHA_SPOOL`, else the default.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os(ENV_DIR)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
+}
+
+/// Records one event in the default spool. This is the call mailha's own
+/// agents make (service restarted, switchover, lease lost, fenced, storage
+/// stop escalated); it returns once the event is durable and never touches
+/// the network.
+pub fn record(event: &Event) -> Result<String, SpoolError> {
+    Spool::open(default_dir())?.record(event)
+}
+
+/// Events read from a directory, by id, and the files that could not be
+/// read.
+pub type Read = (Vec<(String, Event)>, Vec<SpoolError>);
+
+/// An incident claimed into `outbox/`, with the channels already done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: String,
+    pub events: Vec<(String, Event)>,
+    pub done: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Spool {
+    root: PathBuf,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A new event id: microseconds since the epoch, pid, per-process counter,
+/// zero-padded so that ids sort in recording order as plain strings, and
+/// unique on this host (a pid is not reused within one microsecond, and the
+/// counter separates the events of one process).
+fn new_id(now: SystemTime) -> String {
+    let us = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
+    format!("{us:017}-{:07}-{seq:06}", std::process::id())
+}
+
+/// An id is ours only if it has exactly our shape: a file someone dropped
+/// into the spool cannot smuggle a path through it.
+fn valid_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            17 | 25 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+fn make_private_dir(dir: &Path) -> Result<(), SpoolError> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {
+            // The umask may have narrowed it further, never widened it;
+            // set it exactly so the check below is meaningful.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Spool, SpoolError> {
+        let root = root.into();
+        if let Some(parent) = root.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        make_private_dir(&root)?;
+        for sub in ["pending", "outbox", "sent"] {
+            make_private_dir(&root.join(sub))?;
+        }
+        Ok(Spool { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes the event durably into `pending/`; returns its id.
+    pub fn record(&self, event: &Event) -> Result<String, SpoolError> {
+        let id = new_id(SystemTime::now());
+        let dir = self.root.join("pending");
+        let tmp = dir.join(format!(".tmp-{id}"));
+        let dst = dir.join(format!("{id}.json"));
+        let json = serde_json::to_vec_pretty(event).expect("an Event always serializes");
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&json)?;
+            f.write_all(b"\n")?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&tmp)(e));
+        }
+        fs::rename(&tmp, &dst).map_err(io_err(&dst))?;
+        sync_dir(&dir)?;
+        Ok(id)
+    }
+
+    /// Reads the `*.json` events of a directory, ordered by id. Unreadable
+    /// or foreign files are reported, not fatal: one bad file must not
+    /// block every other alert.
+    fn read_events(dir: &Path) -> Result<Read, SpoolError> {
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if !valid_id(id) {
+                continue;
+            }
+            let path = entry.path();
+            match fs::read(&path) {
+                Err(e) => bad.push(io_err(&path)(e)),
+                Ok(bytes) => match serde_json::from_slice::<Event>(&bytes) {
+                    Ok(ev) => ok.push((id.to_string(), ev)),
+                    Err(source) => bad.push(SpoolError::Corrupt { path, source }),
+                },
+            }
+        }
+        ok.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok((ok, bad))
+    }
+
+    /// Events recorded and not yet claimed, oldest first, plus the files
+    /// that could not be read.
+    pub fn pending(&self) -> Result<Read, SpoolError> {
+        Self::read_events(&self.root.join("pending"))
+    }
+
+    /// Moves the given pending events into `outbox/<incident_id>`. The
+    /// incident id is its first event's id. A crash halfway leaves the rest
+    /// in `pending/`, where they become a later incident: split, never lost
+    /// and never duplicated.
+    pub fn claim(&self, event_ids: &[String]) -> Result<Option<String>, SpoolError> {
+        let Some(first) = event_ids.first() else {
+            return Ok(None);
+        };
+        let pending = self.root.join("pending");
+        let dir = self.root.join("outbox").join(first);
+        make_private_dir(&dir)?;
+        for id in event_ids.iter().filter(|i| valid_id(i)) {
+            let from = pending.join(format!("{id}.json"));
+            let to = dir.join(format!("{id}.json"));
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                // Claimed already (a previous run crashed after this
+                // rename): nothing to do.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&from)(e)),
+            }
+        }
+        sync_dir(&dir)?;
+        sync_dir(&pending)?;
+        Ok(Some(first.clone()))
+    }
+
+    /// Incidents claimed and not yet delivered on every channel, oldest
+    /// first: after a restart these are sent before anything new.
+    pub fn outbox(&self) -> Result<(Vec<Claimed>, Vec<SpoolError>), SpoolError> {
+        let out = self.root.join("outbox");
+        let mut incidents = Vec::new();
+        let mut bad = Vec::new();
+        for entry in fs::read_dir(&out).map_err(io_err(&out))? {
+            let entry = entry.map_err(io_err(&out))?;
+            let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !valid_id(&id) {
+                continue;
+            }
+            let dir = entry.path();
+            let (events, mut b) = Self::read_events(&dir)?;
+            bad.append(&mut b);
+            let mut done = Vec::new();
+            for f in fs::read_dir(&dir).map_err(io_err(&dir))? {
+                let f = f.map_err(io_err(&dir))?;
+                if let Some(ch) = f.file_name().to_str().and_then(|n| n.strip_prefix("done-")) {
+                    done.push(ch.to_string());
+                }
+            }
+            done.sort();
+            incidents.push(Claimed { id, events, done });
+        }
+        incidents.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((incidents, bad))
+    }
+
+    /// Records that `channel` delivered the incident; synced before return.
+    pub fn mark_done(&self, incident: &str, channel: &str) -> Result<(), SpoolError> {
+        let dir = self.root.join("outbox").join(incident);
+        let path = dir.join(format!("done-{channel}"));
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&path))?;
+        sync_dir(&dir)
+    }
+
+    /// Every channel delivered: the incident moves to `sent/`.
+    pub fn finish(&self, incident: &str) -> Result<(), SpoolError> {
+        let from = self.root.join("outbox").join(incident);
+        let sent = self.root.join("sent");
+        fs::rename(&from, sent.join(incident)).map_err(io_err(&from))?;
+        sync_dir(&self.root.join("outbox"))?;
+        sync_dir(&sent)
+    }
+
+    /// Takes the sender lock (non-blocking), so that a `send-pending` run
+    /// by hand and the `run` loop never deliver the same incident at once.
+    /// Held until the returned file is dropped.
+    pub fn lock(&self) -> Result<File, SpoolError> {
+        let path = self.root.join("lock");
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match f.try_lock() {
+            Ok(()) => Ok(f),
+            Err(fs::TryLockError::WouldBlock) => Err(SpoolError::Busy(path)),
+            Err(fs::TryLockError::Error(e)) => Err(io_err(&path)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::event::Kind;
+    use super::*;
+
+    fn ev(kind: Kind) -> Event {
+        Event::new(kind, "mx1", SystemTime::now())
+    }
+
+    fn mode(p: &Path) -> u32 {
+        fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_spool_and_its_files_are_private() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path().join("spool")).unwrap();
+        let id = s.record(&ev(Kind::Switchover)).unwrap();
+        assert_eq!(mode(s.root()), 0o700);
+        assert_eq!(mode(&s.root().join("pending")), 0o700);
+        assert_eq!(
+            mode(&s.root().join("pending").join(format!("{id}.json"))),
+            0o600
+        );
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(s.root().join("pending")).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
+
+    #[test]
+    fn ids_are_unique_and_sort_in_recording_order() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let ids: Vec<String> = (0..200)
+            .map(|_| s.record(&ev(Kind::Resource)).unwrap())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, ids);
+        assert!(ids.iter().all(|i| valid_id(i)), "{}", ids[0]);
+    }
+
+    #[test]
+    fn a_second_spool_instance_sees_what_the_first_recorded() {
+        let t = tempfile::tempdir().unwrap();
+        let a = Spool::open(t.path()).unwrap();
+        a.record(&ev(Kind::LeaseLost)).unwrap();
+        a.record(&ev(Kind::Fenced)).unwrap();
+        drop(a);
+        // A new process after a restart.
+        let b = Spool::open(t.path()).unwrap();
+        let (events, bad) = b.pending().unwrap();
+        assert!(bad.is_empty());
+        let kinds: Vec<_> = events.iter().map(|(_, e)| e.kind()).collect();
+        assert_eq!(kinds, vec![Kind::LeaseLost, Kind::Fenced]);
+    }
+
+    #[test]
+    fn a_delivered_incident_is_not_offered_again() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let ids = vec![
+            s.record(&ev(Kind::Node)).unwrap(),
+            s.record(&ev(Kind::Switchover)).unwrap(),
+        ];
+        let inc = s.claim(&ids).unwrap().unwrap();
+        assert!(s.pending().unwrap().0.is_empty());
+        s.mark_done(&inc, "smtp").unwrap();
+        s.finish(&inc).unwrap();
+        let again = Spool::open(t.path()).unwrap();
+        assert!(again.pending().unwrap().0.is_empty());
+        assert!(again.outbox().unwrap().0.is_empty());
+        assert!(
+            t.path()
+                .join("sent")
+                .join(&inc)
+                .join(format!("{}.json", ids[1]))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn after_a_crash_mid_delivery_only_the_undone_channels_remain() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let id = s.record(&ev(Kind::Fenced)).unwrap();
+        let inc = s.claim(std::slice::from_ref(&id)).unwrap().unwrap();
+        s.mark_done(&inc, "smtp").unwrap();
+        // ...the process dies before the webhook went out.
+        let after = Spool::open(t.path()).unwrap();
+        let (out, _) = after.outbox().unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].id, inc);
+        assert_eq!(out[0].done, vec!["smtp".to_string()]);
+        assert_eq!(out[0].events[0].0, id);
+    }
+
+    #[test]
+    fn claiming_twice_after_a_crash_is_harmless() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let ids = vec![s.record(&ev(Kind::Node)).unwrap()];
+        s.claim(&ids).unwrap();
+        s.claim(&ids).unwrap();
+        assert_eq!(s.outbox().unwrap().0[0].events.len(), 1);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_reported_and_does_not_block_the_others() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        s.record(&ev(Kind::Node)).unwrap();
+        fs::write(
+            t.path()
+                .join("pending/00000000000000001-0000001-000001.json"),
+            "{not json",
+        )
+        .unwrap();
+        let (ok, bad) = s.pending().unwrap();
+        assert_eq!(ok.len(), 1);
+        assert_eq!(bad.len(), 1);
+    }
+
+    #[test]
+    fn only_one_sender_holds_the_lock() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let held = s.lock().unwrap();
+        assert!(matches!(s.lock(), Err(SpoolError::Busy(_))));
+        drop(held);
+        s.lock().unwrap();
+    }
+}

@@ -1,0 +1,129 @@
+//! `mailha alert ...` and the `alert_mailha` face (Pacemaker's alert agent).
+
+use super::{Cli, CliError, EXIT_FAILED, EXIT_OK, load_config};
+use crate::alert::{self, Retries, System, event::Event, spool::Spool};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The spool directory.
+    #[arg(long, global = true, env = alert::spool::ENV_DIR, default_value = alert::spool::DEFAULT_DIR)]
+    pub spool: PathBuf,
+    #[command(subcommand)]
+    pub command: Verb,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Verb {
+    /// Send a test incident through every configured channel; report each.
+    Test,
+    /// One pass: mail every incident whose batch window is over, retry the
+    /// ones a channel has not delivered yet; exit 1 if any channel failed.
+    SendPending,
+    /// Keep sending: a pass every second, failed channels retried with
+    /// backoff (5 s doubling up to 5 min). Runs until killed.
+    Run,
+}
+
+pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
+    let loaded = load_config(&cli.config)?;
+    let Some(cfg) = loaded.config.alerts else {
+        return Err(CliError::BadInput(format!(
+            "{}: no [alerts] section: nothing to send",
+            cli.config.display()
+        )));
+    };
+    let channels = alert::send::channels(&cfg, &alert::hostname());
+    match a.command {
+        Verb::Test => {
+            if channels.is_empty() {
+                return Err(CliError::BadInput("alerts: no channel configured".into()));
+            }
+            let mut failed = 0;
+            for at in alert::send_test(&cfg, &channels, &System) {
+                match at.result {
+                    Ok(()) => println!("{}: ok", at.channel),
+                    Err(e) => {
+                        failed += 1;
+                        println!("{}: FAILED: {e}", at.channel);
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(
+                    anyhow::anyhow!("{failed} of {} channels failed", channels.len()).into(),
+                );
+            }
+            Ok(())
+        }
+        Verb::SendPending => {
+            let spool = Spool::open(&a.spool).context("opening the spool")?;
+            let pass =
+                alert::send_pending(&spool, &cfg, &channels, &System, &mut Retries::default())
+                    .context("sending")?;
+            let failed = report(&pass);
+            if failed > 0 {
+                return Err(
+                    anyhow::anyhow!("{failed} deliveries failed; they stay in the spool").into(),
+                );
+            }
+            Ok(())
+        }
+        Verb::Run => {
+            let spool = Spool::open(&a.spool).context("opening the spool")?;
+            let mut retries = Retries::default();
+            loop {
+                match alert::send_pending(&spool, &cfg, &channels, &System, &mut retries) {
+                    Ok(pass) => {
+                        report(&pass);
+                    }
+                    Err(e) => eprintln!("mailha alert: {e}"),
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Prints what a pass did; returns the number of failed deliveries.
+fn report(pass: &alert::Pass) -> usize {
+    let mut failed = 0;
+    for at in &pass.attempts {
+        match &at.result {
+            Ok(()) => println!("{} {}: sent", at.incident, at.channel),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{} {}: failed: {e}", at.incident, at.channel);
+            }
+        }
+    }
+    for b in &pass.bad {
+        eprintln!("mailha alert: skipped: {b}");
+    }
+    failed
+}
+
+/// The `alert_mailha` face: Pacemaker runs it for every alert with the
+/// event in `CRM_alert_*`. It records the event durably and returns; it
+/// never touches the network (the sender does) and never runs anything.
+/// The spool is `MAILHA_SPOOL` or /var/lib/mailha/spool.
+pub fn agent_main() -> ExitCode {
+    let host = alert::hostname();
+    let event = match Event::from_crm_env(std::env::vars_os(), &host, SystemTime::now()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("alert_mailha: {e}");
+            return ExitCode::from(super::EXIT_BAD_INPUT);
+        }
+    };
+    match alert::spool::record(&event) {
+        Ok(_) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("alert_mailha: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
