@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod corosync;
 pub mod exec;
+pub mod install;
 pub mod lab;
 pub mod legacy;
 pub mod profiles;

@@ -11,6 +11,7 @@ mod alert;
 mod apply;
 mod check;
 mod import_legacy;
+mod install;
 mod lab;
 mod render;
 mod setup;
@@ -47,6 +48,8 @@ pub enum Command {
     Render(render::Args),
     /// Bootstrap both nodes: corosync.conf, authkey, start the stack, apply.
     Setup(setup::Args),
+    /// Install this binary as /usr/sbin/mailha with the agents' symlinks.
+    Install(install::Args),
     /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
     Apply(apply::Args),
     /// Show who runs the mail, each resource's state and what needs attention.
@@ -86,14 +89,23 @@ pub enum Face {
 /// argv[0] file names and the face each one selects; each agent adds its
 /// row here when it lands. Any other name is the CLI, so a renamed or
 /// versioned binary still works as `mailha`.
-const FACES: &[(&str, Face)] = &[("mailha", Face::Cli), ("alert_mailha", Face::AlertAgent)];
+/// Each face: the file name argv[0] carries, and where `mailha install`
+/// puts the symlink (None: the binary itself).
+pub const FACES: &[(&str, Face, Option<&str>)] = &[
+    ("mailha", Face::Cli, None),
+    (
+        "alert_mailha",
+        Face::AlertAgent,
+        Some(crate::cib::ALERT_AGENT_PATH),
+    ),
+];
 
 pub fn face_of(argv0: &Path) -> Face {
     let name = argv0.file_name().and_then(|n| n.to_str()).unwrap_or("");
     FACES
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, f)| *f)
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, f, _)| *f)
         .unwrap_or(Face::Cli)
 }
 
@@ -116,6 +128,7 @@ fn run_cli() -> ExitCode {
         Command::Status(a) => status::run(&cli, a),
         Command::Apply(a) => apply::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),
+        Command::Install(a) => install::run(&cli, a),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),

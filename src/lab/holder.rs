@@ -12,26 +12,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-unsafe extern "C" {
-    fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
-}
-
-const ECHILD: i32 = 10;
-const EINTR: i32 = 4;
-
 /// The holder's main loop: reap any child, forever. With no child at all,
 /// waitpid fails with ECHILD; then poll once a second (an orphan adopted
 /// meanwhile is reaped on the next round).
 pub fn reap_forever() -> ! {
+    use nix::errno::Errno;
+    use nix::sys::wait::waitpid;
     loop {
-        let mut status = 0i32;
-        // SAFETY: plain syscall wrapper; `status` is a valid out pointer.
-        let r = unsafe { waitpid(-1, &mut status, 0) };
-        if r < 0 {
-            match std::io::Error::last_os_error().raw_os_error() {
-                Some(EINTR) => {}
-                Some(ECHILD) | Some(_) | None => std::thread::sleep(Duration::from_secs(1)),
-            }
+        match waitpid(None, None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
     }
 }

@@ -1,0 +1,85 @@
+//! `mailha install`: put this binary at /usr/sbin/mailha and a symlink for
+//! every face (agents, alert agent) where Pacemaker looks for it. Driven
+//! by `cli::FACES`, so a new agent is installed by adding its row there.
+//! Idempotent; `root` is a parameter so tests install into a temp dir.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+pub const BIN_PATH: &str = "/usr/sbin/mailha";
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct InstallError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+fn at(root: &Path, p: &str) -> PathBuf {
+    root.join(p.trim_start_matches('/'))
+}
+
+fn err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
+    move |source| InstallError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Installs `exe` under `root`; returns what it changed.
+pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
+    let mut changed = Vec::new();
+    let bin = at(root, BIN_PATH);
+    let new = std::fs::read(exe).map_err(err(exe))?;
+    if std::fs::read(&bin).ok().as_deref() != Some(&new[..]) {
+        let dir = bin.parent().expect("absolute");
+        std::fs::create_dir_all(dir).map_err(err(dir))?;
+        // Copy then rename: a running agent keeps its old inode, and a
+        // half-written binary is never executed.
+        let tmp = dir.join(".mailha.install-tmp");
+        std::fs::write(&tmp, &new).map_err(err(&tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .map_err(err(&tmp))?;
+        std::fs::rename(&tmp, &bin).map_err(err(&bin))?;
+        changed.push(bin.clone());
+    }
+    for (_, _, link) in crate::cli::FACES {
+        let Some(link) = link else { continue };
+        let l = at(root, link);
+        if std::fs::read_link(&l).ok().as_deref() == Some(Path::new(BIN_PATH)) {
+            continue;
+        }
+        let dir = l.parent().expect("absolute");
+        std::fs::create_dir_all(dir).map_err(err(dir))?;
+        let _ = std::fs::remove_file(&l);
+        std::os::unix::fs::symlink(BIN_PATH, &l).map_err(err(&l))?;
+        changed.push(l);
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installing_twice_changes_nothing_the_second_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("built");
+        std::fs::write(&exe, b"\x7fELF fake").unwrap();
+        let root = dir.path().join("root");
+        let first = install(&root, &exe).unwrap();
+        assert!(first.contains(&root.join("usr/sbin/mailha")));
+        assert_eq!(
+            std::fs::read_link(root.join("usr/lib/mailha/alert_mailha")).unwrap(),
+            Path::new("/usr/sbin/mailha")
+        );
+        assert!(install(&root, &exe).unwrap().is_empty());
+        let mode = std::fs::metadata(root.join("usr/sbin/mailha"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+}
