@@ -25,9 +25,10 @@ packages=(
     corosync pacemaker pacemaker-cli-utils resource-agents crmsh
     # the mail stack the lab runs for real
     postfix dovecot-imapd dovecot-pop3d mariadb-server memcached
-    # lab plumbing
+    # lab plumbing (kmod: the stock Filesystem agent insists on modprobe;
+    # iputils-ping: the ping resource)
     iproute2 nftables openssh-server openssh-client util-linux e2fsprogs
-    procps psmisc strace fuse3 swaks
+    procps psmisc strace fuse3 swaks kmod iputils-ping
     # benchmarks
     hyperfine
 )

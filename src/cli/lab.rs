@@ -3,6 +3,8 @@
 
 use super::{Cli, CliError};
 use crate::lab::cmd::SystemRunner;
+use crate::lab::provision::{self, Profile};
+use crate::lab::up::UpOptions;
 use crate::lab::{DEFAULT_BASE_DIR, Lab, state::DEFAULT_STATE_DIR};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,10 +33,22 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum What {
-    /// Build the lab: two nodes, bridges, client and gw namespaces, disks.
+    /// Build the lab and its cluster: two nodes, bridges, client and gw
+    /// namespaces, disks, the mail stack, then `mailha setup` in node1.
+    /// `--config FILE` (the global option) replaces the profile's built-in
+    /// config (lab/*.toml); the default /etc/mailha/mailha.toml is never used.
     Up {
+        /// Which agents run the mail stack (postfix: mailha's own agents).
+        #[arg(long, value_enum, default_value = "stock")]
+        profile: Profile,
         #[arg(long)]
         json: bool,
+        /// Build the infrastructure only (no cluster).
+        #[arg(long, hide = true)]
+        infra_only: bool,
+        /// On failure, leave what was built for inspection.
+        #[arg(long, hide = true)]
+        keep: bool,
     },
     /// Tear the lab down (also a failed or partial `up`); idempotent.
     Down,
@@ -43,7 +57,8 @@ pub enum What {
         #[arg(long)]
         json: bool,
     },
-    /// Run a command in a node's namespaces, e.g. `lab exec node1 -- crm_mon -1`.
+    /// Run a command in a node's namespaces, e.g. `lab exec node1 -- crm_mon -1`
+    /// (or in the client / gw network namespace: `lab exec client -- swaks ...`).
     Exec {
         node: String,
         /// Kill the command after this long.
@@ -57,29 +72,37 @@ pub enum What {
     Holder,
 }
 
-pub fn run(_cli: &Cli, a: &Args) -> Result<(), CliError> {
+pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
         crate::lab::holder::reap_forever();
     }
     let runner = SystemRunner;
     let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
     match &a.what {
-        What::Up { json } => match lab.up() {
-            Ok(rep) => {
-                if *json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&rep).expect("serializes")
-                    );
-                } else {
-                    print!("{}", lab.status().map_err(anyhow::Error::from)?.render());
-                    println!("up in {:.1}s", rep.seconds);
-                }
-                Ok(())
-            }
-            // `up` already tore down what it built (never a lab it refused to touch).
-            Err(e) => Err(anyhow::Error::from(e).into()),
-        },
+        What::Up {
+            profile,
+            json,
+            infra_only,
+            keep,
+        } => {
+            let config = if *infra_only {
+                None
+            } else {
+                // The global --config: only a file the user named.
+                let file = (cli.config.as_path()
+                    != std::path::Path::new(crate::config::DEFAULT_PATH))
+                .then_some(cli.config.as_path());
+                Some(
+                    provision::load_lab_config(*profile, file, &lab.topo)
+                        .map_err(|e| CliError::BadInput(e.to_string()))?,
+                )
+            };
+            let opts = UpOptions {
+                config,
+                keep_on_failure: *keep,
+            };
+            up(&lab, &opts, *json)
+        }
         What::Down => {
             let rep = lab.down().map_err(anyhow::Error::from)?;
             for d in &rep.done {
@@ -112,4 +135,23 @@ pub fn run(_cli: &Cli, a: &Args) -> Result<(), CliError> {
         }
         What::Holder => unreachable!("handled above"),
     }
+}
+
+fn up(lab: &Lab, opts: &UpOptions, json: bool) -> Result<(), CliError> {
+    // On failure `up` already tore down what it built (never a lab it
+    // refused to touch).
+    let rep = lab.up(opts).map_err(anyhow::Error::from)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rep).expect("serializes")
+        );
+    } else {
+        print!("{}", lab.status().map_err(anyhow::Error::from)?.render());
+        if let Some(s) = &rep.cluster_status {
+            print!("{s}");
+        }
+        println!("up in {:.1}s", rep.seconds);
+    }
+    Ok(())
 }

@@ -110,6 +110,16 @@ pub fn face_of(argv0: &Path) -> Face {
 }
 
 pub fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe
+    // (`mailha lab status --json | head`) panicked. Die quietly by the
+    // signal instead, as every Unix filter does.
+    // SAFETY: single-threaded at this point; SIG_DFL installs no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
     let argv0 = std::env::args_os()
         .next()
         .map(PathBuf::from)

@@ -8,6 +8,8 @@
 //! - `cmd`: every external command with a deadline, behind a trait.
 //! - `state`: what `up` created, recorded step by step under
 //!   `/run/mailha-lab/`, so `down` undoes partial runs too.
+//! - `provision`: the cluster on top (mail stack files, ssh trust, CIB
+//!   seed, `mailha setup` in node1, the wait until everything runs).
 //! - `up`, `down`, `status`: the lifecycle actions.
 //!
 //! Every later command in a node runs through
@@ -18,6 +20,7 @@ pub mod cmd;
 pub mod down;
 pub mod holder;
 pub mod plan;
+pub mod provision;
 pub mod state;
 pub mod status;
 pub mod topology;
@@ -46,12 +49,20 @@ pub enum LabError {
     LinkExists(String),
     #[error("netns {0} already exists on this host")]
     NetnsExists(String),
-    #[error("no such node: {0} (nodes: node1, node2)")]
+    #[error("no such node: {0} (nodes: node1, node2; namespaces: client, gw)")]
     UnknownNode(String),
     #[error("the holder of {node} (pid {pid}) is not running")]
     HolderDead { node: String, pid: u32 },
     #[error("the holder of {0} did not appear (unshare started, no child)")]
     HolderNotFound(String),
+    #[error("the lab's config: {0}")]
+    Config(String),
+    #[error("missing on this host: {}; run scripts/install-deps.sh", .0.join(", "))]
+    Prerequisites(Vec<String>),
+    #[error("agents not installed: {}{}", .0.join(", "), if .0.iter().any(|a| a.contains("mailha")) { " (mailha's own agents are not built yet: use --profile stock)" } else { "" })]
+    AgentsMissing(Vec<String>),
+    #[error("the cluster did not come up: {0}")]
+    Cluster(String),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,

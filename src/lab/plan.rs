@@ -16,6 +16,7 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "etc/dovecot",
     "etc/mysql",
     "etc/ssh",
+    "etc/mailha",
     "var/lib/corosync",
     "var/lib/pacemaker",
     "var/log",
@@ -43,11 +44,18 @@ pub const SEEDED_FROM_HOST: &[&str] = &[
 ];
 
 /// Where the shared data disk is mounted inside a node, and the node-private
-/// device names (mknod'ed in the node's tmpfs /run) that point at the
-/// node's OWN loop devices: the same path on both nodes, different devices.
+/// device names that point at the node's OWN loop devices: the same path
+/// on both nodes, different devices. They are mknod'ed in a tmpfs each node
+/// mounts privately over `/dev/lab` (under /dev, so `mailha check` takes
+/// them as block device paths; the host only has the empty directory).
 pub const DATA_MOUNT: &str = "/srv/data";
-pub const DATA_DEV: &str = "/run/lab/data";
-pub const LEASE_DEV: &str = "/run/lab/lease";
+pub const DEV_DIR: &str = "/dev/lab";
+pub const DATA_DEV: &str = "/dev/lab/data";
+pub const LEASE_DEV: &str = "/dev/lab/lease";
+
+/// Bumped whenever the seeded tree changes shape: an older tree is
+/// removed and seeded again.
+pub const SEED_MARKER: &str = ".seeded-v2";
 
 /// One node's private tree on the host.
 pub fn node_root(base: &Path, node: &str) -> PathBuf {
@@ -90,8 +98,10 @@ pub fn seed_script(root: &Path, t: &Topology, node: &str) -> String {
     for d in SEEDED_FROM_HOST {
         s.push_str(&format!("cp -a /{d} {r}/etc/\n"));
     }
-    // Host keys are per node (generated later), never the host's.
+    // Host keys are per node, never the host's (ssh-keygen -A: ~2 s, once).
     s.push_str(&format!("rm -f {r}/etc/ssh/ssh_host_*\n"));
+    s.push_str(&format!("ssh-keygen -q -A -f {r}\n"));
+    s.push_str(&format!("mkdir -p -m 0700 {r}/etc/mailha {r}/root/.ssh\n"));
     s.push_str(&format!(
         "if [ -e /etc/aliases ]; then cp -a /etc/aliases {r}/etc/aliases; else echo 'postmaster: root' > {r}/etc/aliases; fi\n"
     ));
@@ -136,13 +146,13 @@ pub fn node_mount_script(root: &Path, node: &str) -> String {
     s.push_str(&format!(
         "mount -t tmpfs -o mode=755,size=64m run-{node} /run\n"
     ));
-    s.push_str("mkdir -p /run/lock /run/sshd /run/lab/sbin /run/mysqld /run/memcached\n");
+    s.push_str("mkdir -p /run/lock /run/sshd /run/mysqld /run/memcached\n");
     s.push_str("chmod 1777 /run/lock\n");
     s.push_str("chown mysql:mysql /run/mysqld; chown memcache /run/memcached\n");
-    // No loadable modules here; the Filesystem agent insists on modprobe.
-    s.push_str("printf '#!/bin/sh\\n# mailha lab: everything needed is built into this kernel\\nexit 0\\n' > /run/lab/sbin/modprobe\n");
-    s.push_str("chmod 755 /run/lab/sbin/modprobe\n");
-    s.push_str("mount --bind /run/lab/sbin /usr/local/sbin\n");
+    // The node's own device names (see DATA_DEV).
+    s.push_str(&format!(
+        "mount -t tmpfs -o mode=755,size=64k dev-lab-{node} {DEV_DIR}\n"
+    ));
     // A killed corosync leaves ~26 MB of libqb files: 512 MiB.
     s.push_str(&format!(
         "mount -t tmpfs -o mode=1777,size=512m shm-{node} /dev/shm\n"

@@ -49,6 +49,9 @@ pub struct State {
     pub base_dir: PathBuf,
     /// Where `up` got to, for humans (`lab status`).
     pub phase: String,
+    /// The cluster's config (where it came from), once `up` got there.
+    #[serde(default)]
+    pub config: Option<String>,
     pub holders: Vec<HolderRec>,
     /// Named network namespaces (ip netns).
     pub netns: Vec<String>,
@@ -64,6 +67,7 @@ impl State {
             prefix: prefix.to_string(),
             base_dir: base_dir.to_path_buf(),
             phase: "starting".into(),
+            config: None,
             holders: Vec::new(),
             netns: Vec::new(),
             links: Vec::new(),

@@ -19,6 +19,8 @@ pub struct NodeStatus {
 pub struct LabStatus {
     pub up: bool,
     pub phase: Option<String>,
+    /// Where the cluster's mailha.toml came from (null: infrastructure only).
+    pub config: Option<String>,
     pub prefix: String,
     pub base_dir: String,
     pub nodes: Vec<NodeStatus>,
@@ -54,6 +56,9 @@ impl LabStatus {
             ));
         }
         s.push_str(&format!("  netns  {}\n", self.netns.join(" ")));
+        if let Some(c) = &self.config {
+            s.push_str(&format!("  config {c}\n"));
+        }
         s
     }
 }
@@ -65,6 +70,7 @@ impl Lab<'_> {
             None => LabStatus {
                 up: false,
                 phase: None,
+                config: None,
                 prefix: self.topo.prefix.clone(),
                 base_dir: self.base_dir.display().to_string(),
                 nodes: vec![],
@@ -75,6 +81,7 @@ impl Lab<'_> {
             Some(st) => LabStatus {
                 up: true,
                 phase: Some(st.phase.clone()),
+                config: st.config.clone(),
                 prefix: st.prefix.clone(),
                 base_dir: st.base_dir.display().to_string(),
                 nodes: st
@@ -114,11 +121,20 @@ impl Lab<'_> {
             .store
             .load()?
             .ok_or_else(|| LabError::NotUp(self.store.path()))?;
-        let pid = self.live_holder(&st, node)?;
-        let mut c = Command::new("nsenter");
-        c.args(["-t", &pid.to_string(), "-p", "-m", "-n", "-u", "--"])
-            .args(argv)
-            .env_clear();
+        let mut c;
+        if let Some(a) = super::topology::Aux::ALL
+            .iter()
+            .find(|a| a.as_str() == node)
+        {
+            // client, gw: plain network namespaces.
+            c = Command::new("ip");
+            c.args(["netns", "exec", &self.topo.netns(*a)]);
+        } else {
+            let pid = self.live_holder(&st, node)?;
+            c = Command::new("nsenter");
+            c.args(["-t", &pid.to_string(), "-p", "-m", "-n", "-u", "--"]);
+        }
+        c.args(argv).env_clear();
         for (k, v) in CLEAN_ENV {
             c.env(k, v);
         }

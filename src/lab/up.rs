@@ -1,11 +1,15 @@
-//! `lab up`, the infrastructure part: holders with private mounts,
+//! `lab up`: first the infrastructure (holders with private mounts,
 //! bridges and veths, the gw and client namespaces, the shared data disk
-//! and the lease disk with one loop device per node per image.
-//! Every object is recorded in the state before it is created.
+//! and the lease disk with one loop device per node per image; every
+//! object is recorded in the state before it is created), then the
+//! cluster: `mailha install`, the mail stack's files, sshd with the lab's
+//! keys, a pre-seeded CIB, `mailha setup` inside node1, and the wait until
+//! both nodes are online and every resource runs.
 
 use super::cmd::Cmd;
 use super::holder;
-use super::plan::{self, Creates, DATA_DEV, LEASE_DEV};
+use super::plan::{self, Creates, DATA_DEV, DEV_DIR, LEASE_DEV, SEED_MARKER};
+use super::provision::{self, LabConfig};
 use super::state::{HolderRec, LoopRec, State};
 use super::topology::{Aux, NODES, overlapping_route};
 use super::{Lab, LabError};
@@ -24,7 +28,24 @@ pub struct UpReport {
     pub holders: Vec<HolderRec>,
     pub loops: Vec<LoopRec>,
     pub seconds: f64,
+    /// Where the config came from (none: infrastructure only).
+    pub config: Option<String>,
+    /// `mailha status` in node1 once everything runs.
+    pub cluster_status: Option<String>,
 }
+
+/// How `up` runs.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// The cluster to set up; None: the infrastructure only.
+    pub config: Option<LabConfig>,
+    /// On failure, leave what was built for inspection (`lab down` later).
+    pub keep_on_failure: bool,
+}
+
+/// Deadlines of the cluster part.
+const SETUP_DEADLINE: Duration = Duration::from_secs(300);
+const STARTED_DEADLINE: Duration = Duration::from_secs(180);
 
 impl Lab<'_> {
     /// Refuses when not root, when a lab is up, when a lab subnet overlaps
@@ -60,11 +81,15 @@ impl Lab<'_> {
     /// Brings the infrastructure up. A refusal (preflight) changes nothing
     /// (in particular it never touches a lab that is already up); a failure
     /// after that tears down what was built and reports both.
-    pub fn up(&self) -> Result<UpReport, LabError> {
+    pub fn up(&self, opts: &UpOptions) -> Result<UpReport, LabError> {
         let t0 = Instant::now();
         self.preflight()?;
-        match self.build(t0) {
+        if let Some(cfg) = &opts.config {
+            self.cluster_preflight(cfg)?;
+        }
+        match self.build(t0, opts) {
             Ok(rep) => Ok(rep),
+            Err(e) if opts.keep_on_failure => Err(e),
             Err(e) => match self.down() {
                 Ok(_) => Err(e),
                 Err(LabError::Incomplete(mut left)) => {
@@ -76,16 +101,51 @@ impl Lab<'_> {
         }
     }
 
-    fn build(&self, t0: Instant) -> Result<UpReport, LabError> {
+    /// Refuses before anything is built: programs missing, or agents the
+    /// config names not installed (after installing this binary, which
+    /// puts mailha's own agents in place).
+    fn cluster_preflight(&self, cfg: &LabConfig) -> Result<(), LabError> {
+        let missing = provision::missing_prerequisites();
+        if !missing.is_empty() {
+            return Err(LabError::Prerequisites(missing));
+        }
+        crate::install::install(Path::new("/"), &self.exe).map_err(|e| LabError::Io {
+            path: PathBuf::from(crate::install::BIN_PATH),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let conf = crate::cib::render(&cfg.config);
+        let absent: Vec<String> = provision::required_agents(&conf)
+            .into_iter()
+            .filter(|(_, path)| !path.is_file())
+            .map(|(spec, path)| format!("{spec} ({})", path.display()))
+            .collect();
+        if !absent.is_empty() {
+            return Err(LabError::AgentsMissing(absent));
+        }
+        Ok(())
+    }
+
+    fn build(&self, t0: Instant, opts: &UpOptions) -> Result<UpReport, LabError> {
         let mut st = State::new(&self.topo.prefix, &self.base_dir);
         self.store.save(&st)?;
-        std::fs::create_dir_all(&self.base_dir).map_err(LabError::io(&self.base_dir))?;
+        create_private_dir(&self.base_dir)?;
+        // Mount points the nodes cover privately; the host keeps them empty
+        // (never removed: another lab may be using them).
+        for d in ["/etc/mailha", DEV_DIR] {
+            std::fs::create_dir_all(d).map_err(LabError::io(Path::new(d)))?;
+        }
 
         for n in NODES {
             let node = self.topo.node_name(n);
             let root = plan::node_root(&self.base_dir, &node);
-            let marker = self.base_dir.join(&node).join(".seeded");
+            let marker = self.base_dir.join(&node).join(SEED_MARKER);
             if !marker.exists() {
+                // An older or half-seeded tree: start over (no lab is up,
+                // preflight checked, so nothing is mounted from it).
+                let dir = self.base_dir.join(&node);
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
+                }
                 let script = plan::seed_script(&root, &self.topo, &node);
                 self.runner.run_ok(
                     &Cmd::new("/bin/sh")
@@ -173,11 +233,152 @@ impl Lab<'_> {
         }
         st.phase = "infrastructure up".into();
         self.store.save(&st)?;
+        let mut cluster_status = None;
+        if let Some(cfg) = &opts.config {
+            st.phase = "cluster: setting up".into();
+            st.config = Some(cfg.origin.clone());
+            self.store.save(&st)?;
+            cluster_status = Some(self.provision(&st, cfg)?);
+            st.phase = "cluster up".into();
+            self.store.save(&st)?;
+        }
         Ok(UpReport {
             holders: st.holders.clone(),
             loops: st.loops.clone(),
             seconds: t0.elapsed().as_secs_f64(),
+            config: opts.config.as_ref().map(|c| c.origin.clone()),
+            cluster_status,
         })
+    }
+
+    /// The cluster on top of the infrastructure (holders are running).
+    fn provision(&self, st: &State, cfg: &LabConfig) -> Result<String, LabError> {
+        let pid = |n: u8| st.holders[usize::from(n - 1)].pid;
+        // The lab's own ssh identity (host side, once; root-only base dir).
+        let key = self.base_dir.join("id_ed25519");
+        if !key.exists() {
+            self.runner.run_ok(
+                &Cmd::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-C", "mailha-lab", "-f"])
+                    .arg(key.display().to_string()),
+            )?;
+        }
+        let private = std::fs::read_to_string(&key).map_err(LabError::io(&key))?;
+        let pub_path = key.with_extension("pub");
+        let public = std::fs::read_to_string(&pub_path).map_err(LabError::io(&pub_path))?;
+        let mut host_keys = Vec::new();
+        for n in NODES {
+            let root = plan::node_root(&self.base_dir, &self.topo.node_name(n));
+            let p = root.join("etc/ssh/ssh_host_ed25519_key.pub");
+            host_keys.push((n, std::fs::read_to_string(&p).map_err(LabError::io(&p))?));
+        }
+        let known = provision::known_hosts(&self.topo, &host_keys);
+        let known_path = self.base_dir.join("known_hosts");
+        put(&known_path, &known, 0o644, None)?;
+
+        // The pre-seeded CIB (one file, copied into both nodes).
+        let seed = self.base_dir.join("cib-seed.xml");
+        let mut cmds = provision::cib_seed_cmds(&seed, &cfg.config.cluster.name).into_iter();
+        let empty = self
+            .runner
+            .run_ok(&cmds.next().expect("cibadmin --empty"))?;
+        put(&seed, &empty.stdout, 0o600, None)?;
+        for c in cmds {
+            self.runner.run_ok(&c)?;
+        }
+
+        for n in NODES {
+            let root = plan::node_root(&self.base_dir, &self.topo.node_name(n));
+            for (rel, text, mode, owner) in provision::mail_files() {
+                put(&root.join(rel), text, mode, owner)?;
+            }
+            // Debian's master.cf chroots smtpd & co. into the queue dir.
+            self.runner.run_ok(
+                &Cmd::new("postconf")
+                    .arg("-c")
+                    .arg(root.join("etc/postfix").display().to_string())
+                    .args(["-F", "*/*/chroot = n"]),
+            )?;
+            put(
+                &root.join(crate::config::DEFAULT_PATH.trim_start_matches('/')),
+                &cfg.text,
+                0o600,
+                None,
+            )?;
+            let ssh = root.join("root/.ssh");
+            put(&ssh.join("authorized_keys"), &public, 0o600, None)?;
+            put(&ssh.join("lab_ed25519"), &private, 0o600, None)?;
+            put(&ssh.join("lab_ed25519.pub"), &public, 0o644, None)?;
+            put(&ssh.join("lab_known_hosts"), &known, 0o644, None)?;
+            // A fresh CIB every time: the seed only (no old resources).
+            let cib = root.join("var/lib/pacemaker/cib");
+            for e in std::fs::read_dir(&cib)
+                .map_err(LabError::io(&cib))?
+                .flatten()
+            {
+                std::fs::remove_file(e.path()).map_err(LabError::io(&e.path()))?;
+            }
+            self.runner.run_ok(
+                &Cmd::new("install")
+                    .args(["-o", "hacluster", "-g", "haclient", "-m", "0600"])
+                    .arg(seed.display().to_string())
+                    .arg(cib.join("cib.xml").display().to_string()),
+            )?;
+        }
+
+        for n in NODES {
+            self.runner.run_ok(
+                &plan::in_node(pid(n), &["service", "ssh", "start"])
+                    .deadline(Duration::from_secs(30)),
+            )?;
+        }
+        self.runner.run_ok(
+            &plan::in_node_sh(pid(1), &provision::data_init_script())
+                .deadline(Duration::from_secs(120)),
+        )?;
+
+        let argv = provision::setup_argv();
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = self
+            .runner
+            .run(&plan::in_node(pid(1), &argv).deadline(SETUP_DEADLINE))?;
+        if !out.success() {
+            return Err(LabError::Cluster(format!(
+                "`mailha setup` in node1 failed ({:?}):\n{}{}",
+                out.code, out.stdout, out.stderr
+            )));
+        }
+
+        let expected = provision::expected_instances(&crate::cib::render(&cfg.config));
+        let t = Instant::now();
+        loop {
+            let o = self.runner.run(
+                &plan::in_node(
+                    pid(1),
+                    &["crm_mon", "--one-shot", "--output-as=xml", "--include=all"],
+                )
+                .deadline(Duration::from_secs(10)),
+            )?;
+            let last = match crate::status::parse(&o.stdout) {
+                Ok(s) => match provision::all_started(&s, expected) {
+                    Ok(()) => break,
+                    Err(why) => why,
+                },
+                Err(e) => e.to_string(),
+            };
+            if t.elapsed() > STARTED_DEADLINE {
+                return Err(LabError::Cluster(format!(
+                    "not everything started within {}s: {last}",
+                    STARTED_DEADLINE.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let o = self.runner.run(
+            &plan::in_node(pid(1), &["/usr/sbin/mailha", "status"])
+                .deadline(Duration::from_secs(30)),
+        )?;
+        Ok(o.stdout)
     }
 
     /// Starts one holder and returns its record (host PID + start time).
@@ -211,6 +412,53 @@ impl Lab<'_> {
         }
         Err(LabError::HolderNotFound(node.to_string()))
     }
+}
+
+/// The base dir holds the lab's private key: root only.
+fn create_private_dir(dir: &Path) -> Result<(), LabError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(LabError::io(dir))
+}
+
+/// Writes a file with its mode (from creation on) and, if given, owner.
+fn put(path: &Path, text: &str, mode: u32, owner: Option<(&str, &str)>) -> Result<(), LabError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+    }
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(LabError::io(path))?;
+    f.write_all(text.as_bytes()).map_err(LabError::io(path))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(LabError::io(path))?;
+    if let Some((user, group)) = owner {
+        let uid = nix::unistd::User::from_name(user)
+            .ok()
+            .flatten()
+            .map(|u| u.uid);
+        let gid = nix::unistd::Group::from_name(group)
+            .ok()
+            .flatten()
+            .map(|g| g.gid);
+        if uid.is_none() || gid.is_none() {
+            return Err(LabError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(format!("no user {user} or group {group}")),
+            });
+        }
+        nix::unistd::chown(path, uid, gid).map_err(|e| LabError::Io {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })?;
+    }
+    Ok(())
 }
 
 fn make_sparse(path: &Path, size: u64) -> Result<(), LabError> {
@@ -289,7 +537,10 @@ mod tests {
         ));
         // Regression (found in the lab): a refused `up` must not tear down
         // the lab that is already up.
-        assert!(matches!(lab.up().unwrap_err(), LabError::AlreadyUp(_)));
+        assert!(matches!(
+            lab.up(&UpOptions::default()).unwrap_err(),
+            LabError::AlreadyUp(_)
+        ));
         assert!(r.lines().is_empty(), "{:?}", r.lines());
         assert_eq!(lab.store.load().unwrap(), Some(running));
     }
