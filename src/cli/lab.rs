@@ -151,7 +151,12 @@ fn up(lab: &Lab, opts: &UpOptions, json: bool) -> Result<(), CliError> {
         if let Some(s) = &rep.cluster_status {
             print!("{s}");
         }
-        println!("up in {:.1}s", rep.seconds);
+        let phases: Vec<String> = rep
+            .phases
+            .iter()
+            .map(|(what, at)| format!("{what} {at:.1}s"))
+            .collect();
+        println!("up in {:.1}s ({})", rep.seconds, phases.join(", "));
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ pub struct UpReport {
     pub config: Option<String>,
     /// `mailha status` in node1 once everything runs.
     pub cluster_status: Option<String>,
+    /// Seconds since the start when each phase ended.
+    pub phases: Vec<(String, f64)>,
 }
 
 /// How `up` runs.
@@ -233,12 +235,13 @@ impl Lab<'_> {
         }
         st.phase = "infrastructure up".into();
         self.store.save(&st)?;
+        let mut phases = vec![("infrastructure".to_string(), t0.elapsed().as_secs_f64())];
         let mut cluster_status = None;
         if let Some(cfg) = &opts.config {
             st.phase = "cluster: setting up".into();
             st.config = Some(cfg.origin.clone());
             self.store.save(&st)?;
-            cluster_status = Some(self.provision(&st, cfg)?);
+            cluster_status = Some(self.provision(&st, cfg, t0, &mut phases)?);
             st.phase = "cluster up".into();
             self.store.save(&st)?;
         }
@@ -248,11 +251,19 @@ impl Lab<'_> {
             seconds: t0.elapsed().as_secs_f64(),
             config: opts.config.as_ref().map(|c| c.origin.clone()),
             cluster_status,
+            phases,
         })
     }
 
     /// The cluster on top of the infrastructure (holders are running).
-    fn provision(&self, st: &State, cfg: &LabConfig) -> Result<String, LabError> {
+    fn provision(
+        &self,
+        st: &State,
+        cfg: &LabConfig,
+        t0: Instant,
+        phases: &mut Vec<(String, f64)>,
+    ) -> Result<String, LabError> {
+        let mut mark = |what: &str| phases.push((what.to_string(), t0.elapsed().as_secs_f64()));
         let pid = |n: u8| st.holders[usize::from(n - 1)].pid;
         // The lab's own ssh identity (host side, once; root-only base dir).
         let key = self.base_dir.join("id_ed25519");
@@ -337,6 +348,7 @@ impl Lab<'_> {
                 .deadline(Duration::from_secs(120)),
         )?;
 
+        mark("node files, sshd, data init");
         let argv = provision::setup_argv();
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = self
@@ -349,6 +361,7 @@ impl Lab<'_> {
             )));
         }
 
+        mark("mailha setup (both online, CIB applied)");
         let expected = provision::expected_instances(&crate::cib::render(&cfg.config));
         let t = Instant::now();
         loop {
@@ -374,6 +387,7 @@ impl Lab<'_> {
             }
             std::thread::sleep(Duration::from_millis(250));
         }
+        mark("every resource started");
         let o = self.runner.run(
             &plan::in_node(pid(1), &["/usr/sbin/mailha", "status"])
                 .deadline(Duration::from_secs(30)),

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Lab benchmark (issue 3, Measure): seconds for `mailha lab up` (stock
+# profile, packages already installed) and `mailha lab down`, and the
+# latency of `mailha status` inside node1 (median of 20).
+# Targets: up < 90 s, status < 200 ms. As root:
+#   ./bench/lab.sh            # 3 up/down cycles (RUNS=N to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-3}
+cargo build --release -q
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$PWD/$target ;; esac
+bin=$target/release/mailha
+if "$bin" lab status --json | grep -q '"up": true'; then
+    echo "bench/lab.sh: a lab is already up; run \`mailha lab down\` first" >&2
+    exit 1
+fi
+trap 'timeout 120 "$bin" lab down >/dev/null 2>&1 || true' EXIT
+
+now() { date +%s.%N; }
+median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f\n", m}'; }
+
+ups=() downs=()
+for i in $(seq "$runs"); do
+    t0=$(now)
+    timeout 300 "$bin" lab up --profile stock >/dev/null
+    t1=$(now)
+    if [ "$i" -eq "$runs" ]; then
+        # mailha status inside node1, 20 times, timed in the node itself
+        status_ms=$(timeout 120 "$bin" lab exec node1 -- /bin/sh -c '
+            for i in $(seq 20); do
+                a=$(date +%s%N); mailha status >/dev/null; b=$(date +%s%N)
+                echo $(( (b - a) / 1000000 ))
+            done' | median)
+    fi
+    t2=$(now)
+    timeout 120 "$bin" lab down >/dev/null
+    t3=$(now)
+    ups+=("$(awk "BEGIN{print $t1 - $t0}")") downs+=("$(awk "BEGIN{print $t3 - $t2}")")
+    printf 'run %d: up %.1f s, down %.2f s\n' "$i" "${ups[-1]}" "${downs[-1]}"
+done
+up_med=$(printf '%s\n' "${ups[@]}" | median)
+down_med=$(printf '%s\n' "${downs[@]}" | median)
+printf 'lab up:        %.1f s (median of %d; target < 90 s)\n' "$up_med" "$runs"
+printf 'lab down:      %.2f s (median of %d)\n' "$down_med" "$runs"
+printf 'mailha status: %.0f ms in node1 (median of 20; target < 200 ms)\n' "$status_ms"
