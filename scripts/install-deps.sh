@@ -28,6 +28,8 @@ packages=(
     # lab plumbing
     iproute2 nftables openssh-server openssh-client util-linux e2fsprogs
     procps psmisc strace fuse3 swaks
+    # ocf-tester validates meta-data with xmllint
+    libxml2-utils
     # benchmarks
     hyperfine
 )

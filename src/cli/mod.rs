@@ -84,6 +84,8 @@ pub enum Face {
     Cli,
     /// `alert_mailha`: Pacemaker's alert agent; records into the spool.
     AlertAgent,
+    /// `ocf:mailha:service`.
+    ServiceAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
@@ -97,6 +99,11 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "alert_mailha",
         Face::AlertAgent,
         Some(crate::cib::ALERT_AGENT_PATH),
+    ),
+    (
+        "service",
+        Face::ServiceAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/service"),
     ),
 ];
 
@@ -117,7 +124,16 @@ pub fn main() -> ExitCode {
     match face_of(&argv0) {
         Face::Cli => run_cli(),
         Face::AlertAgent => alert::agent_main(),
+        Face::ServiceAgent => ocf_agent(crate::agents::service::main),
     }
+}
+
+/// An OCF agent face: the action is argv[1], parameters come from the
+/// environment, processes from /proc.
+fn ocf_agent(agent: crate::ocf::AgentMain) -> ExitCode {
+    let action = std::env::args().nth(1).unwrap_or_default();
+    let env = |k: &str| std::env::var(k).ok();
+    crate::ocf::finish(agent(&action, &env, Path::new("/proc")))
 }
 
 fn run_cli() -> ExitCode {

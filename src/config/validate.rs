@@ -120,6 +120,10 @@ fn abs_path(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<PathBuf> {
         ctx.err(path, format!("{s:?} must be an absolute path"));
         return None;
     }
+    if s.chars().any(char::is_whitespace) {
+        ctx.err(path, format!("{s:?} contains white space"));
+        return None;
+    }
     if s.split('/').any(|c| c == "..") {
         ctx.err(path, format!("{s:?} must not contain '..'"));
         return None;
@@ -133,12 +137,17 @@ fn argv_list(ctx: &mut Ctx, path: FieldPath, v: &[String]) -> Option<Vec<String>
         return None;
     }
     let mut ok = abs_path(ctx, path.index(0), &v[0]).is_some();
+    // The same rule as the agents apply to their argv parameters, so a
+    // config that passes check is never refused by an agent.
     for (i, a) in v.iter().enumerate().skip(1) {
         if a.chars().any(|c| c == '\0' || c == '\n' || c == '\r') {
             ctx.err(
                 path.index(i),
                 "an argument must not contain NUL or a line break",
             );
+            ok = false;
+        } else if let Some(c) = hostile_char(a) {
+            ctx.err(path.index(i), format!("argument {a:?} contains {c:?}"));
             ok = false;
         }
     }
