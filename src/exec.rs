@@ -71,15 +71,17 @@ pub fn run<S: AsRef<OsStr>>(
     // full pipe while we wait for it to exit.
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
-    let t_out = std::thread::spawn(move || {
+    let (tx_out, rx_out) = std::sync::mpsc::channel();
+    let (tx_err, rx_err) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut v = Vec::new();
         let _ = out.read_to_end(&mut v);
-        v
+        let _ = tx_out.send(v);
     });
-    let t_err = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut v = Vec::new();
         let _ = err.read_to_end(&mut v);
-        v
+        let _ = tx_err.send(v);
     });
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
@@ -94,15 +96,32 @@ pub fn run<S: AsRef<OsStr>>(
             Ok(Some(s)) => break s,
             Ok(None) if start.elapsed() >= deadline => {
                 let _ = child.kill();
-                let _ = child.wait();
+                // A child stuck in the kernel (D state on a hung disk or
+                // server) does not die even from SIGKILL: reap it if it
+                // goes within a moment, else leave it rather than hang.
+                let grace = Instant::now();
+                while grace.elapsed() < Duration::from_millis(500) {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return Err(ExecError::Timeout { program, deadline });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(source) => return Err(ExecError::Io { program, source }),
         }
     };
-    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    // A daemon started by the command may keep its pipes open for ever
+    // (e.g. `service pacemaker start`): the exit is what counts, the
+    // output is collected for a moment more at most.
+    let linger = deadline
+        .saturating_sub(start.elapsed())
+        .min(Duration::from_secs(2));
+    let stdout =
+        String::from_utf8_lossy(&rx_out.recv_timeout(linger).unwrap_or_default()).into_owned();
+    let stderr =
+        String::from_utf8_lossy(&rx_err.recv_timeout(linger).unwrap_or_default()).into_owned();
     Ok(Output {
         code: status.code(),
         stdout,
@@ -153,6 +172,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.stdout, "a;b $(x)\n");
+    }
+
+    #[test]
+    fn a_daemon_holding_the_pipes_does_not_hold_the_caller() {
+        let start = Instant::now();
+        let o = run(
+            &["/bin/sh", "-c", "sleep 5 & echo started"],
+            &[],
+            None,
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert!(o.success());
+        assert!(start.elapsed() < Duration::from_secs(4));
     }
 
     #[test]
