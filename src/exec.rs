@@ -115,13 +115,15 @@ pub fn run<S: AsRef<OsStr>>(
     // A daemon started by the command may keep its pipes open for ever
     // (e.g. `service pacemaker start`): the exit is what counts, the
     // output is collected for a moment more at most.
-    let linger = deadline
-        .saturating_sub(start.elapsed())
-        .min(Duration::from_secs(2));
+    let linger_end = Instant::now()
+        + deadline
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_secs(2));
+    let left = || linger_end.saturating_duration_since(Instant::now());
     let stdout =
-        String::from_utf8_lossy(&rx_out.recv_timeout(linger).unwrap_or_default()).into_owned();
+        String::from_utf8_lossy(&rx_out.recv_timeout(left()).unwrap_or_default()).into_owned();
     let stderr =
-        String::from_utf8_lossy(&rx_err.recv_timeout(linger).unwrap_or_default()).into_owned();
+        String::from_utf8_lossy(&rx_err.recv_timeout(left()).unwrap_or_default()).into_owned();
     Ok(Output {
         code: status.code(),
         stdout,
@@ -178,14 +180,15 @@ mod tests {
     fn a_daemon_holding_the_pipes_does_not_hold_the_caller() {
         let start = Instant::now();
         let o = run(
-            &["/bin/sh", "-c", "sleep 5 & echo started"],
+            &["/bin/sh", "-c", "sleep 10 & echo started"],
             &[],
             None,
             Duration::from_secs(20),
         )
         .unwrap();
         assert!(o.success());
-        assert!(start.elapsed() < Duration::from_secs(4));
+        // Waiting for EOF would take the 10 s the daemon lives.
+        assert!(start.elapsed() < Duration::from_secs(8));
     }
 
     #[test]
