@@ -39,6 +39,30 @@ impl Output {
     }
 }
 
+type Shared = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Reads a pipe on a thread into a shared buffer, so what was written is
+/// there even if the pipe never closes; the receiver fires at EOF.
+fn drain(mut pipe: impl Read + Send + 'static) -> (Shared, std::sync::mpsc::Receiver<()>) {
+    let buf: Shared = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => b
+                    .lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = tx.send(());
+    });
+    (buf, rx)
+}
+
 /// Runs `argv` (never through a shell) with `stdin` fed to it, and waits
 /// at most `deadline`.
 pub fn run<S: AsRef<OsStr>>(
@@ -69,20 +93,8 @@ pub fn run<S: AsRef<OsStr>>(
     })?;
     // Pipes are drained on threads so a chatty child cannot block on a
     // full pipe while we wait for it to exit.
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let (tx_out, rx_out) = std::sync::mpsc::channel();
-    let (tx_err, rx_err) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        let _ = tx_out.send(v);
-    });
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        let _ = tx_err.send(v);
-    });
+    let (out_buf, rx_out) = drain(child.stdout.take().expect("piped"));
+    let (err_buf, rx_err) = drain(child.stderr.take().expect("piped"));
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
         // A child that never reads must not block us either.
@@ -120,10 +132,10 @@ pub fn run<S: AsRef<OsStr>>(
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(2));
     let left = || linger_end.saturating_duration_since(Instant::now());
-    let stdout =
-        String::from_utf8_lossy(&rx_out.recv_timeout(left()).unwrap_or_default()).into_owned();
-    let stderr =
-        String::from_utf8_lossy(&rx_err.recv_timeout(left()).unwrap_or_default()).into_owned();
+    let _ = rx_out.recv_timeout(left());
+    let _ = rx_err.recv_timeout(left());
+    let stdout = String::from_utf8_lossy(&out_buf.lock().expect("not poisoned")).into_owned();
+    let stderr = String::from_utf8_lossy(&err_buf.lock().expect("not poisoned")).into_owned();
     Ok(Output {
         code: status.code(),
         stdout,
@@ -187,6 +199,10 @@ mod tests {
         )
         .unwrap();
         assert!(o.success());
+        assert_eq!(
+            o.stdout, "started\n",
+            "output written before the exit is kept"
+        );
         // Waiting for EOF would take the 10 s the daemon lives.
         assert!(start.elapsed() < Duration::from_secs(8));
     }
