@@ -30,6 +30,8 @@ packages=(
     procps psmisc strace fuse3 swaks
     # ocf-tester validates meta-data with xmllint
     libxml2-utils
+    # a FUSE filesystem the storage tests can freeze (a hung network mount stand-in)
+    bindfs
     # benchmarks
     hyperfine
 )

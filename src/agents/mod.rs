@@ -2,3 +2,4 @@
 //! selected by argv[0] (see `cli::FACES`), and built on `crate::ocf`.
 
 pub mod service;
+pub mod storage;

@@ -48,6 +48,13 @@ pub enum Command {
     Render(render::Args),
     /// Bootstrap both nodes: corosync.conf, authkey, start the stack, apply.
     Setup(setup::Args),
+    /// I/O that may hang in the kernel, run by the agents in a child with
+    /// a deadline (internal).
+    #[command(hide = true)]
+    Io {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Install this binary as /usr/sbin/mailha with the agents' symlinks.
     Install(install::Args),
     /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
@@ -86,6 +93,8 @@ pub enum Face {
     AlertAgent,
     /// `ocf:mailha:service`.
     ServiceAgent,
+    /// `ocf:mailha:storage`.
+    StorageAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
@@ -104,6 +113,11 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "service",
         Face::ServiceAgent,
         Some("/usr/lib/ocf/resource.d/mailha/service"),
+    ),
+    (
+        "storage",
+        Face::StorageAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/storage"),
     ),
 ];
 
@@ -125,6 +139,7 @@ pub fn main() -> ExitCode {
         Face::Cli => run_cli(),
         Face::AlertAgent => alert::agent_main(),
         Face::ServiceAgent => ocf_agent(crate::agents::service::main),
+        Face::StorageAgent => ocf_agent(crate::agents::storage::main),
     }
 }
 
@@ -145,6 +160,7 @@ fn run_cli() -> ExitCode {
         Command::Apply(a) => apply::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),
         Command::Install(a) => install::run(&cli, a),
+        Command::Io { args } => return ExitCode::from(crate::agents::storage::io::run(args)),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),
