@@ -18,3 +18,4 @@ pub mod profiles;
 pub mod setup;
 pub mod shellvars;
 pub mod status;
+pub mod watch;

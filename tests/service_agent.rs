@@ -235,3 +235,46 @@ fn hostile_parameters_are_refused_and_execute_nothing() {
     }
     assert!(!marker.exists(), "a hostile parameter ran something");
 }
+
+#[test]
+fn watch_off_in_the_cib_limits_the_next_monitor_to_liveness() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    assert_eq!(a.run("start"), 0);
+    // Point the probe at a port where nothing listens: deep checks fail.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut params = a.params();
+    params.retain(|(k, _)| k != "probe_port");
+    params.push(("probe_port".into(), dead_port.to_string()));
+    let cib = a.dir.path().join("cib.xml");
+    let monitor = |switch: &str| {
+        std::fs::write(
+            &cib,
+            format!(
+                "<cib><configuration><crm_config><cluster_property_set id=\"mailha\">\
+                 <nvpair id=\"w\" name=\"mailha-watch-memcached\" value=\"{switch}\"/>\
+                 </cluster_property_set></crm_config></configuration></cib>"
+            ),
+        )
+        .unwrap();
+        let mut c = a.cmd("monitor", &params);
+        c.env("MAILHA_CIB_FILE", &cib);
+        run_with_deadline(&mut c, Duration::from_secs(30))
+            .status
+            .code()
+            .unwrap()
+    };
+    assert_eq!(monitor("on"), 1, "watched: the failing probe counts");
+    assert_eq!(
+        monitor("off"),
+        0,
+        "watch off: the daemon is alive, that is enough"
+    );
+    assert_eq!(a.run("stop"), 0);
+}

@@ -16,6 +16,7 @@ mod lab;
 mod render;
 mod setup;
 mod status;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -55,6 +56,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Switch a service's deep checks off/on for the whole cluster, live.
+    Watch(watch::Args),
     /// Install this binary as /usr/sbin/mailha with the agents' symlinks.
     Install(install::Args),
     /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
@@ -160,6 +163,7 @@ fn run_cli() -> ExitCode {
         Command::Apply(a) => apply::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),
         Command::Install(a) => install::run(&cli, a),
+        Command::Watch(a) => watch::run(&cli, a),
         Command::Io { args } => return ExitCode::from(crate::agents::storage::io::run(args)),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),

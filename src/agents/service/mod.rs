@@ -586,7 +586,26 @@ pub fn judge(
     }
 }
 
+/// Where the agent reads the cluster-wide watch switch (`mailha watch`).
+pub fn cib_file() -> std::path::PathBuf {
+    std::env::var_os("MAILHA_CIB_FILE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::watch::CIB_FILE))
+}
+
+/// The `watch` parameter, unless `mailha watch off` switched it off for
+/// the whole cluster. An unreadable CIB file leaves the parameter in force.
+pub fn effective_watch(s: &Service, cib: &Path) -> bool {
+    s.watch
+        && !std::fs::read_to_string(cib)
+            .map(|x| crate::watch::is_off(&x, &s.name))
+            .unwrap_or(false)
+}
+
 pub fn monitor(s: &Service, proc_root: &Path) -> Result<OcfStatus, OcfError> {
+    let mut s = s.clone();
+    s.watch = effective_watch(&s, &cib_file());
+    let s = &s;
     let live = liveness(s, proc_root);
     let probe = match (&live, &s.probe) {
         (Liveness::NotRunning(_), _) => None,
