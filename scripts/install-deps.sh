@@ -29,6 +29,10 @@ packages=(
     # iputils-ping: the ping resource)
     iproute2 nftables openssh-server openssh-client util-linux e2fsprogs
     procps psmisc strace fuse3 swaks kmod iputils-ping
+    # ocf-tester validates meta-data with xmllint
+    libxml2-utils
+    # a FUSE filesystem the storage tests can freeze (a hung network mount stand-in)
+    bindfs
     # benchmarks
     hyperfine
 )

@@ -91,6 +91,29 @@ pub fn merge(live: &El, desired: &El) -> Result<El, ClusterError> {
             }
         }
     }
+    // `mailha watch off` switches are operator state too.
+    let watch: Vec<El> = nvpairs_of_set(
+        live_conf
+            .find("crm_config")
+            .unwrap_or(&El::new("crm_config")),
+        crate::cib::MAILHA_SET_ID,
+    )
+    .into_iter()
+    .filter(|p| {
+        p.get("name")
+            .is_some_and(|n| n.starts_with(crate::watch::PREFIX))
+    })
+    .cloned()
+    .collect();
+    if !watch.is_empty()
+        && let Some(set) = conf.find_mut("crm_config").and_then(|c| {
+            c.children
+                .iter_mut()
+                .find(|s| s.get("id") == Some(crate::cib::MAILHA_SET_ID))
+        })
+    {
+        set.children.extend(watch);
+    }
     let mut out = live.clone();
     let slot = out
         .children

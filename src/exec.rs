@@ -39,6 +39,30 @@ impl Output {
     }
 }
 
+type Shared = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Reads a pipe on a thread into a shared buffer, so what was written is
+/// there even if the pipe never closes; the receiver fires at EOF.
+fn drain(mut pipe: impl Read + Send + 'static) -> (Shared, std::sync::mpsc::Receiver<()>) {
+    let buf: Shared = Default::default();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => b
+                    .lock()
+                    .expect("not poisoned")
+                    .extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = tx.send(());
+    });
+    (buf, rx)
+}
+
 /// Runs `argv` (never through a shell) with `stdin` fed to it, and waits
 /// at most `deadline`.
 pub fn run<S: AsRef<OsStr>>(
@@ -69,18 +93,8 @@ pub fn run<S: AsRef<OsStr>>(
     })?;
     // Pipes are drained on threads so a chatty child cannot block on a
     // full pipe while we wait for it to exit.
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
+    let (out_buf, rx_out) = drain(child.stdout.take().expect("piped"));
+    let (err_buf, rx_err) = drain(child.stderr.take().expect("piped"));
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
         // A child that never reads must not block us either.
@@ -94,15 +108,34 @@ pub fn run<S: AsRef<OsStr>>(
             Ok(Some(s)) => break s,
             Ok(None) if start.elapsed() >= deadline => {
                 let _ = child.kill();
-                let _ = child.wait();
+                // A child stuck in the kernel (D state on a hung disk or
+                // server) does not die even from SIGKILL: reap it if it
+                // goes within a moment, else leave it rather than hang.
+                let grace = Instant::now();
+                while grace.elapsed() < Duration::from_millis(500) {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return Err(ExecError::Timeout { program, deadline });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
             Err(source) => return Err(ExecError::Io { program, source }),
         }
     };
-    let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
+    // A daemon started by the command may keep its pipes open for ever
+    // (e.g. `service pacemaker start`): the exit is what counts, the
+    // output is collected for a moment more at most.
+    let linger_end = Instant::now()
+        + deadline
+            .saturating_sub(start.elapsed())
+            .min(Duration::from_secs(2));
+    let left = || linger_end.saturating_duration_since(Instant::now());
+    let _ = rx_out.recv_timeout(left());
+    let _ = rx_err.recv_timeout(left());
+    let stdout = String::from_utf8_lossy(&out_buf.lock().expect("not poisoned")).into_owned();
+    let stderr = String::from_utf8_lossy(&err_buf.lock().expect("not poisoned")).into_owned();
     Ok(Output {
         code: status.code(),
         stdout,
@@ -153,6 +186,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(o.stdout, "a;b $(x)\n");
+    }
+
+    #[test]
+    fn a_daemon_holding_the_pipes_does_not_hold_the_caller() {
+        let start = Instant::now();
+        let o = run(
+            &["/bin/sh", "-c", "sleep 10 & echo started"],
+            &[],
+            None,
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert!(o.success());
+        assert_eq!(
+            o.stdout, "started\n",
+            "output written before the exit is kept"
+        );
+        // Waiting for EOF would take the 10 s the daemon lives.
+        assert!(start.elapsed() < Duration::from_secs(8));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Pacemaker. Everything lives in this library; `main.rs` only parses argv
 //! and dispatches. See ARCHITECTURE.md for the map.
 
+pub mod agents;
 pub mod alert;
 pub mod cib;
 pub mod cli;
@@ -12,7 +13,9 @@ pub mod exec;
 pub mod install;
 pub mod lab;
 pub mod legacy;
+pub mod ocf;
 pub mod profiles;
 pub mod setup;
 pub mod shellvars;
 pub mod status;
+pub mod watch;

@@ -67,6 +67,8 @@ pub struct Status {
     /// This node's mailha.toml against what the cluster runs; null when
     /// the file could not be read.
     pub config: Option<ConfigState>,
+    /// Services whose deep checks `mailha watch off` switched off.
+    pub watch_off: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -326,6 +328,11 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
         attention.push(format!(
             "leftover {what} of {} on {}: crm_resource --clear -r {}",
             m.resource, m.node, m.resource
+        ));
+    }
+    for w in &st.watch_off {
+        attention.push(format!(
+            "{w}: watch off (liveness only): mailha watch on {w}"
         ));
     }
     if let Some(c) = &st.config

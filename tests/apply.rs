@@ -133,6 +133,23 @@ fn apply_installs_the_config_then_changes_only_what_changed() {
     let o = mailha(&cib, &conf, &["apply"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!drift(&cib, &conf), "applied: no drift");
+
+    // An operator's watch switch survives the next apply.
+    let o = mailha(&cib, &conf, &["watch", "off", "postfix"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(&conf).unwrap() + "\n[policy]\nfailure_timeout = \"20min\"\n",
+    )
+    .unwrap();
+    let o = mailha(&cib, &conf, &["apply"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = mailha(&cib, &conf, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["watch_off"], serde_json::json!(["postfix"]));
+    let o = mailha(&cib, &conf, &["watch", "off", "postfx"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean \"postfix\""));
     let transition = tool(&["crm_simulate", "-x", cib.to_str().unwrap(), "-S"], None);
     let actions = transition_actions(&transition);
     assert_eq!(

@@ -16,6 +16,7 @@ mod lab;
 mod render;
 mod setup;
 mod status;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,15 @@ pub enum Command {
     Render(render::Args),
     /// Bootstrap both nodes: corosync.conf, authkey, start the stack, apply.
     Setup(setup::Args),
+    /// I/O that may hang in the kernel, run by the agents in a child with
+    /// a deadline (internal).
+    #[command(hide = true)]
+    Io {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Switch a service's deep checks off/on for the whole cluster, live.
+    Watch(watch::Args),
     /// Install this binary as /usr/sbin/mailha with the agents' symlinks.
     Install(install::Args),
     /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
@@ -84,6 +94,10 @@ pub enum Face {
     Cli,
     /// `alert_mailha`: Pacemaker's alert agent; records into the spool.
     AlertAgent,
+    /// `ocf:mailha:service`.
+    ServiceAgent,
+    /// `ocf:mailha:storage`.
+    StorageAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
@@ -97,6 +111,16 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "alert_mailha",
         Face::AlertAgent,
         Some(crate::cib::ALERT_AGENT_PATH),
+    ),
+    (
+        "service",
+        Face::ServiceAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/service"),
+    ),
+    (
+        "storage",
+        Face::StorageAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/storage"),
     ),
 ];
 
@@ -127,7 +151,17 @@ pub fn main() -> ExitCode {
     match face_of(&argv0) {
         Face::Cli => run_cli(),
         Face::AlertAgent => alert::agent_main(),
+        Face::ServiceAgent => ocf_agent(crate::agents::service::main),
+        Face::StorageAgent => ocf_agent(crate::agents::storage::main),
     }
+}
+
+/// An OCF agent face: the action is argv[1], parameters come from the
+/// environment, processes from /proc.
+fn ocf_agent(agent: crate::ocf::AgentMain) -> ExitCode {
+    let action = std::env::args().nth(1).unwrap_or_default();
+    let env = |k: &str| std::env::var(k).ok();
+    crate::ocf::finish(agent(&action, &env, Path::new("/proc")))
 }
 
 fn run_cli() -> ExitCode {
@@ -139,6 +173,8 @@ fn run_cli() -> ExitCode {
         Command::Apply(a) => apply::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),
         Command::Install(a) => install::run(&cli, a),
+        Command::Watch(a) => watch::run(&cli, a),
+        Command::Io { args } => return ExitCode::from(crate::agents::storage::io::run(args)),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),

@@ -35,11 +35,13 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     // The config is optional here: status must work on a node whose file
     // is missing or broken, which is exactly when it is needed.
     let loaded = crate::config::load(&cli.config).ok();
+    let crm_config = crate::cluster::query_crm_config().ok();
+    if let Some(c) = &crm_config {
+        st.watch_off = crate::watch::off_list(c);
+    }
     if let Some(l) = &loaded {
         let local_digest = crate::cib::digest(&crate::cib::render(&l.config));
-        let running_digest = crate::cluster::query_crm_config()
-            .ok()
-            .and_then(|c| crate::cluster::stored_digest(&c));
+        let running_digest = crm_config.as_ref().and_then(crate::cluster::stored_digest);
         st.config = Some(status::ConfigState {
             drift: running_digest.as_deref() != Some(local_digest.as_str()),
             local_digest,

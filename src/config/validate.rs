@@ -21,6 +21,7 @@ pub struct Env<'a> {
     pub config_mode: Option<u32>,
 }
 
+#[derive(Default)]
 pub struct Ctx {
     pub problems: Vec<Problem>,
 }
@@ -120,6 +121,10 @@ fn abs_path(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<PathBuf> {
         ctx.err(path, format!("{s:?} must be an absolute path"));
         return None;
     }
+    if s.chars().any(char::is_whitespace) {
+        ctx.err(path, format!("{s:?} contains white space"));
+        return None;
+    }
     if s.split('/').any(|c| c == "..") {
         ctx.err(path, format!("{s:?} must not contain '..'"));
         return None;
@@ -133,12 +138,17 @@ fn argv_list(ctx: &mut Ctx, path: FieldPath, v: &[String]) -> Option<Vec<String>
         return None;
     }
     let mut ok = abs_path(ctx, path.index(0), &v[0]).is_some();
+    // The same rule as the agents apply to their argv parameters, so a
+    // config that passes check is never refused by an agent.
     for (i, a) in v.iter().enumerate().skip(1) {
         if a.chars().any(|c| c == '\0' || c == '\n' || c == '\r') {
             ctx.err(
                 path.index(i),
                 "an argument must not contain NUL or a line break",
             );
+            ok = false;
+        } else if let Some(c) = hostile_char(a) {
+            ctx.err(path.index(i), format!("argument {a:?} contains {c:?}"));
             ok = false;
         }
     }
@@ -415,7 +425,7 @@ fn network(ctx: &mut Ctx, raw: Option<&RawNetwork>) -> Network {
     }
 }
 
-fn block_dev(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<BlockDev> {
+pub fn block_dev(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<BlockDev> {
     if let Some(u) = s.strip_prefix("UUID=") {
         let ok = !u.is_empty() && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
         if !ok {
@@ -438,19 +448,21 @@ fn block_dev(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<BlockDev> {
         }
         return Some(BlockDev::Label(l.to_string()));
     }
-    let p = abs_path(ctx, path.clone(), s)?;
-    if !s.starts_with("/dev/") {
+    // Any absolute device node: usually under /dev, but a node made
+    // elsewhere (the lab's per-node /run/lab/data) is just as good.
+    if !s.starts_with('/') {
         ctx.err_hint(
             path,
-            format!("{s:?} is not a device under /dev"),
-            "name a block device by path, UUID=... or LABEL=...",
+            format!("{s:?} is not a device path"),
+            "name a block device by absolute path, UUID=... or LABEL=...",
         );
         return None;
     }
+    let p = abs_path(ctx, path, s)?;
     Some(BlockDev::Path(p))
 }
 
-fn nfs_export(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<NfsExport> {
+pub fn nfs_export(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<NfsExport> {
     let Some((host, export)) = s.split_once(":/") else {
         ctx.err_hint(
             path,
@@ -551,24 +563,7 @@ fn storage(ctx: &mut Ctx, raw: Option<&RawStorage>) -> Storage {
                 ctx.missing(mp.key("mount_point"));
                 None
             }
-            Some(s) => abs_path(ctx, mp.key("mount_point"), s).and_then(|pb| {
-                let norm = normalize(&pb);
-                if norm == Path::new("/") {
-                    ctx.err(
-                        mp.key("mount_point"),
-                        "the root directory cannot be a mount point here",
-                    );
-                    return None;
-                }
-                if let Some(r) = FORBIDDEN_MOUNT_ROOTS.iter().find(|r| norm.starts_with(r)) {
-                    ctx.err(
-                        mp.key("mount_point"),
-                        format!("{s:?} is under {r}, which belongs to the system"),
-                    );
-                    return None;
-                }
-                Some(norm)
-            }),
+            Some(s) => mount_point(ctx, mp.key("mount_point"), s),
         };
         let name = match &m.name {
             Some(n) if !name_ok(n) => {
@@ -615,6 +610,25 @@ fn storage(ctx: &mut Ctx, raw: Option<&RawStorage>) -> Storage {
         }
     }
     Storage { lease, mounts }
+}
+
+/// A mount point: absolute, not `/`, not inside the system's own trees.
+/// Returns its clean form.
+pub fn mount_point(ctx: &mut Ctx, path: FieldPath, s: &str) -> Option<PathBuf> {
+    let pb = abs_path(ctx, path.clone(), s)?;
+    let norm = normalize(&pb);
+    if norm == Path::new("/") {
+        ctx.err(path, "the root directory cannot be a mount point here");
+        return None;
+    }
+    if let Some(r) = FORBIDDEN_MOUNT_ROOTS.iter().find(|r| norm.starts_with(r)) {
+        ctx.err(
+            path,
+            format!("{s:?} is under {r}, which belongs to the system"),
+        );
+        return None;
+    }
+    Some(norm)
 }
 
 fn normalize(p: &Path) -> PathBuf {

@@ -1,0 +1,157 @@
+//! What /proc says about processes, read without creating any process.
+//! The proc root is a parameter so tests use a fake tree.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub state: char,
+    pub comm: String,
+    /// The executable; None when it cannot be read (kernel thread, gone).
+    pub exe: Option<PathBuf>,
+}
+
+/// Parses /proc/PID/stat. The comm field may hold spaces and ')', so the
+/// fields after it are counted from the last ')'.
+pub fn parse_stat(stat: &str) -> Option<(String, char, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+pub fn read(proc_root: &Path, pid: u32) -> Option<ProcInfo> {
+    let dir = proc_root.join(pid.to_string());
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let (comm, state, ppid) = parse_stat(&stat)?;
+    let exe = std::fs::read_link(dir.join("exe")).ok();
+    Some(ProcInfo {
+        pid,
+        ppid,
+        state,
+        comm,
+        exe,
+    })
+}
+
+/// Every pid in this PID namespace.
+pub fn all(proc_root: &Path) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir(proc_root) else {
+        return Vec::new();
+    };
+    let mut v: Vec<u32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// After an upgrade the running binary shows as "PATH (deleted)": still
+/// the same daemon.
+pub fn exe_matches(exe: &Path, expected: &Path) -> bool {
+    let s = exe.to_string_lossy();
+    let s = s.strip_suffix(" (deleted)").unwrap_or(&s);
+    Path::new(s) == expected
+}
+
+/// The pid in a pid file: the first line, digits only. A pid file larger
+/// than this is not a pid file.
+pub fn read_pid_file(path: &Path) -> Result<Option<u32>, String> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut buf = [0u8; 64];
+    let n = f
+        .read(&mut buf)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.is_empty() {
+        return Ok(None);
+    }
+    match first.parse::<u32>() {
+        Ok(0) | Err(_) => Err(format!("{}: {first:?} is not a pid", path.display())),
+        Ok(p) => Ok(Some(p)),
+    }
+}
+
+/// `root` and every process descended from it.
+pub fn descendants(procs: &[ProcInfo], root: u32) -> Vec<u32> {
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        for c in procs.iter().filter(|x| x.ppid == p) {
+            if !out.contains(&c.pid) {
+                out.push(c.pid);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_a_tricky_comm_is_parsed() {
+        let s = "1234 (my (weird) daemon) S 1 1234 1234 0 -1 4194560 100 0 0 0";
+        assert_eq!(parse_stat(s), Some(("my (weird) daemon".into(), 'S', 1)));
+    }
+
+    #[test]
+    fn a_deleted_binary_still_matches() {
+        assert!(exe_matches(
+            Path::new("/usr/sbin/dovecot (deleted)"),
+            Path::new("/usr/sbin/dovecot")
+        ));
+        assert!(!exe_matches(
+            Path::new("/usr/bin/perl"),
+            Path::new("/usr/sbin/dovecot")
+        ));
+    }
+
+    #[test]
+    fn pid_files_are_read_strictly() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x.pid");
+        assert_eq!(read_pid_file(&f), Ok(None));
+        std::fs::write(&f, "4242\n").unwrap();
+        assert_eq!(read_pid_file(&f), Ok(Some(4242)));
+        std::fs::write(&f, "$(reboot)\n").unwrap();
+        assert!(read_pid_file(&f).is_err());
+        std::fs::write(&f, "").unwrap();
+        assert_eq!(read_pid_file(&f), Ok(None));
+    }
+
+    #[test]
+    fn descendants_follow_ppid() {
+        let p = |pid, ppid| ProcInfo {
+            pid,
+            ppid,
+            state: 'S',
+            comm: String::new(),
+            exe: None,
+        };
+        let procs = vec![p(10, 1), p(11, 10), p(12, 11), p(13, 1)];
+        assert_eq!(descendants(&procs, 10), vec![10, 11, 12]);
+    }
+
+    #[test]
+    fn this_process_is_visible_in_proc() {
+        let me = read(Path::new("/proc"), std::process::id()).unwrap();
+        assert_ne!(me.state, 'Z');
+        assert!(me.exe.is_some());
+        assert!(all(Path::new("/proc")).contains(&std::process::id()));
+    }
+}

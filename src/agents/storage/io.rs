@@ -1,0 +1,143 @@
+//! I/O that may hang in the kernel (on a dead disk or NFS server) runs in
+//! a child process, `mailha io ...`, under a deadline: a thread stuck in
+//! D state would keep the agent from exiting, a child cannot. The parent
+//! side is `in_child`; the child side is `run`.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Umount {
+    Plain,
+    Force,
+    Detach,
+}
+
+impl Umount {
+    pub fn name(self) -> &'static str {
+        match self {
+            Umount::Plain => "umount",
+            Umount::Force => "umount MNT_FORCE",
+            Umount::Detach => "umount MNT_DETACH",
+        }
+    }
+    fn arg(self) -> &'static str {
+        match self {
+            Umount::Plain => "plain",
+            Umount::Force => "force",
+            Umount::Detach => "detach",
+        }
+    }
+}
+
+/// Runs `mailha io ARGS` with a deadline; its stdout on success.
+pub fn in_child(args: &[&str], deadline: Duration) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding mailha: {e}"))?;
+    let mut argv: Vec<String> = vec![exe.to_string_lossy().into_owned(), "io".into()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    match crate::exec::run(&argv, &[], None, deadline) {
+        Ok(o) if o.success() => Ok(o.stdout),
+        Ok(o) => Err(o.stderr.trim().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn superblock(
+    dev: &str,
+    deadline: Duration,
+) -> Result<Option<super::superblock::Identity>, String> {
+    let out = in_child(&["superblock", dev], deadline)?;
+    let v: Vec<&str> = out.trim_end_matches('\n').splitn(3, '\t').collect();
+    Ok(match v.as_slice() {
+        [fstype, uuid, label] => Some(super::superblock::Identity {
+            fstype: if *fstype == "xfs" { "xfs" } else { "ext4" },
+            uuid: uuid.to_string(),
+            label: label.to_string(),
+        }),
+        _ => None,
+    })
+}
+
+pub fn umount(dir: &str, how: Umount, deadline: Duration) -> Result<(), String> {
+    in_child(&["umount", dir, how.arg()], deadline).map(|_| ())
+}
+
+/// The child side. Returns the process exit code.
+pub fn run(args: &[String]) -> u8 {
+    let r = match args.iter().map(|s| s.as_str()).collect::<Vec<_>>().as_slice() {
+        ["superblock", dev] => read_superblock(Path::new(dev)),
+        ["read", dir] => read_dir(Path::new(dir)),
+        ["write", dir, name] => write_marker(Path::new(dir), name),
+        ["umount", dir, how] => do_umount(dir, how),
+        _ => Err("usage: mailha io superblock DEV | read DIR | write DIR NAME | umount DIR plain|force|detach".into()),
+    };
+    match r {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn read_superblock(dev: &Path) -> Result<String, String> {
+    let mut f = std::fs::File::open(dev).map_err(|e| format!("{}: {e}", dev.display()))?;
+    let mut head = vec![0u8; 65536];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => return Err(format!("{}: {e}", dev.display())),
+        }
+    }
+    Ok(match super::superblock::identify(&head[..n]) {
+        Some(id) => format!("{}\t{}\t{}\n", id.fstype, id.uuid, id.label),
+        None => String::new(),
+    })
+}
+
+fn read_dir(dir: &Path) -> Result<String, String> {
+    let n = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .take(16)
+        .count();
+    Ok(format!("{n}\n"))
+}
+
+/// Writes, syncs and reads back a small marker file: the mount takes
+/// writes and returns them.
+fn write_marker(dir: &Path, name: &str) -> Result<String, String> {
+    let p = dir.join(name);
+    let stamp = format!(
+        "mailha monitor {} {:?}\n",
+        std::process::id(),
+        std::time::SystemTime::now()
+    );
+    let mut f = std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    f.write_all(stamp.as_bytes())
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    f.sync_all()
+        .map_err(|e| format!("{}: fsync: {e}", p.display()))?;
+    let back = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    if back != stamp {
+        return Err(format!("{}: read back something else", p.display()));
+    }
+    Ok("ok\n".into())
+}
+
+fn do_umount(dir: &str, how: &str) -> Result<String, String> {
+    use nix::mount::{MntFlags, umount2};
+    let flags = match how {
+        "plain" => MntFlags::empty(),
+        "force" => MntFlags::MNT_FORCE,
+        "detach" => MntFlags::MNT_DETACH,
+        _ => return Err(format!("unknown umount mode {how:?}")),
+    };
+    umount2(dir, flags).map_err(|e| format!("{dir}: {e}"))?;
+    Ok(String::new())
+}

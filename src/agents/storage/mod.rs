@@ -1,0 +1,666 @@
+//! `ocf:mailha:storage`: one shared mount that never hangs the cluster
+//! (DESIGN section 6).
+//!
+//! - "Mounted?" comes from /proc/self/mountinfo, never from stat().
+//! - monitor depth 0: mounted (and, for NFS, the server answers an RPC
+//!   NULL call); 10: a directory read; 20: a marker written, synced and
+//!   read back. Depths 10 and 20 run in a child with a deadline.
+//! - stop: the mount's users get TERM, then KILL (found via /proc), then
+//!   umount, MNT_FORCE, MNT_DETACH, each in a child with its own share of
+//!   the op timeout: stop always answers in time and logs which step
+//!   released the mount. It succeeds only if no process still holds files
+//!   there (a process stuck in the kernel means: fence this node).
+
+pub mod io;
+pub mod mountinfo;
+pub mod nfs;
+pub mod superblock;
+pub mod users;
+
+use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn check_device(v: &str) -> Result<(), String> {
+    let mut errs = crate::config::validate::Ctx::default();
+    crate::config::validate::block_dev(&mut errs, crate::config::FieldPath::root(), v)
+        .map(|_| ())
+        .ok_or_else(|| {
+            errs.problems
+                .first()
+                .map(|p| p.message.clone())
+                .unwrap_or_default()
+        })
+}
+
+fn check_nfs(v: &str) -> Result<(), String> {
+    let mut errs = crate::config::validate::Ctx::default();
+    crate::config::validate::nfs_export(&mut errs, crate::config::FieldPath::root(), v)
+        .map(|_| ())
+        .ok_or_else(|| {
+            errs.problems
+                .first()
+                .map(|p| p.message.clone())
+                .unwrap_or_default()
+        })
+}
+
+/// A mount point: absolute, clean, not `/` and not inside the system's own
+/// trees (the same rule as mailha.toml).
+fn check_directory(v: &str) -> Result<(), String> {
+    let mut errs = crate::config::validate::Ctx::default();
+    match crate::config::validate::mount_point(&mut errs, crate::config::FieldPath::root(), v) {
+        Some(p) if p.to_string_lossy() == v => Ok(()),
+        Some(p) => Err(format!("{v:?} is not in its clean form ({})", p.display())),
+        None => Err(errs
+            .problems
+            .first()
+            .map(|p| p.message.clone())
+            .unwrap_or_default()),
+    }
+}
+
+fn check_fstype(v: &str) -> Result<(), String> {
+    let ok =
+        !v.is_empty() && v.len() <= 16 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
+    ok.then_some(())
+        .ok_or_else(|| format!("{v:?} is not a filesystem type"))
+}
+
+fn check_options(v: &str) -> Result<(), String> {
+    let ok = v.split(',').all(|o| {
+        !o.is_empty()
+            && o.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "=_-.:/+".contains(c))
+    });
+    ok.then_some(())
+        .ok_or_else(|| format!("{v:?} is not a comma-separated list of mount options"))
+}
+
+fn check_timeout(v: &str) -> Result<(), String> {
+    match humantime::parse_duration(v) {
+        Ok(d) if !d.is_zero() && d <= Duration::from_secs(120) => Ok(()),
+        _ => Err(format!("{v:?} is not a duration between 1ms and 2min")),
+    }
+}
+
+fn check_port(v: &str) -> Result<(), String> {
+    match v.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("{v:?} is not a port")),
+    }
+}
+
+fn check_cluster(_: &str) -> Result<(), String> {
+    Ok(())
+}
+
+const fn p(
+    name: &'static str,
+    kind: ParamType,
+    required: bool,
+    default: Option<&'static str>,
+    shortdesc: &'static str,
+    longdesc: &'static str,
+    check: fn(&str) -> Result<(), String>,
+) -> Param {
+    Param {
+        name,
+        kind,
+        required,
+        unique: false,
+        default,
+        shortdesc,
+        longdesc,
+        check,
+    }
+}
+
+use ParamType::{Integer, String as Str};
+
+pub static PARAMS: &[Param] = &[
+    p(
+        "device",
+        Str,
+        false,
+        None,
+        "block device",
+        "The block device: a path under /dev (or another absolute device node), UUID=... or LABEL=... (resolved from superblocks, no udev needed). Give device or nfs.",
+        check_device,
+    ),
+    p(
+        "nfs",
+        Str,
+        false,
+        None,
+        "NFS export",
+        "host:/export. Give device or nfs.",
+        check_nfs,
+    ),
+    Param {
+        unique: true,
+        ..p(
+            "directory",
+            Str,
+            true,
+            None,
+            "mount point",
+            "Where to mount.",
+            check_directory,
+        )
+    },
+    p(
+        "fstype",
+        Str,
+        false,
+        Some("ext4"),
+        "filesystem type",
+        "ext4, xfs, nfs, nfs4...",
+        check_fstype,
+    ),
+    p(
+        "options",
+        Str,
+        false,
+        None,
+        "mount options",
+        "Comma-separated mount options.",
+        check_options,
+    ),
+    p(
+        "io_timeout",
+        Str,
+        false,
+        Some("10s"),
+        "I/O deadline",
+        "Deadline of each I/O probe and each umount attempt.",
+        check_timeout,
+    ),
+    p(
+        "nfs_port",
+        Integer,
+        false,
+        Some("2049"),
+        "NFS port",
+        "Port of the NFS server's RPC service.",
+        check_port,
+    ),
+    p(
+        "cluster",
+        Str,
+        false,
+        None,
+        "cluster name",
+        "Used in the monitor's marker file name.",
+        check_cluster,
+    ),
+];
+
+pub static ACTIONS: &[Action] = &[
+    Action {
+        name: "start",
+        timeout: Duration::from_secs(60),
+        interval: None,
+        depth: None,
+    },
+    Action {
+        name: "stop",
+        timeout: Duration::from_secs(60),
+        interval: None,
+        depth: None,
+    },
+    Action {
+        name: "monitor",
+        timeout: Duration::from_secs(20),
+        interval: Some(Duration::from_secs(10)),
+        depth: Some(0),
+    },
+    Action {
+        name: "monitor",
+        timeout: Duration::from_secs(30),
+        interval: Some(Duration::from_secs(30)),
+        depth: Some(20),
+    },
+    Action {
+        name: "validate-all",
+        timeout: Duration::from_secs(5),
+        interval: None,
+        depth: None,
+    },
+    Action {
+        name: "meta-data",
+        timeout: Duration::from_secs(5),
+        interval: None,
+        depth: None,
+    },
+];
+
+pub static SPEC: AgentSpec = AgentSpec {
+    name: "storage",
+    version: env!("CARGO_PKG_VERSION"),
+    shortdesc: "A shared mount that never hangs the cluster",
+    longdesc: "Mounts one block device (path, UUID= or LABEL=) or NFS export. Mount state comes from /proc/self/mountinfo; I/O probes and umounts run in children with deadlines, so a hung disk or server gives a timely failure and a bounded stop.",
+    params: PARAMS,
+    actions: ACTIONS,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Device(String),
+    Nfs { host: String, export: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub source: Source,
+    pub directory: String,
+    pub fstype: String,
+    pub options: Option<String>,
+    pub io_timeout: Duration,
+    pub nfs_port: u16,
+    pub marker: String,
+}
+
+pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfError> {
+    let source = match (p.get("device"), p.get("nfs")) {
+        (Some(d), None) => Source::Device(d.clone()),
+        (None, Some(n)) => {
+            let (host, export) = n.split_once(':').expect("checked");
+            Source::Nfs {
+                host: host.into(),
+                export: export.into(),
+            }
+        }
+        _ => return Err(OcfError::configured("give exactly one of device and nfs")),
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    Ok(Storage {
+        source,
+        directory: p["directory"].clone(),
+        fstype: p["fstype"].clone(),
+        options: p.get("options").cloned(),
+        io_timeout: humantime::parse_duration(&p["io_timeout"]).expect("checked"),
+        nfs_port: p["nfs_port"].parse().expect("checked"),
+        marker: format!(".mailha-monitor-{host}"),
+    })
+}
+
+/// The device node to mount: a path as given, or the one device whose
+/// superblock carries the UUID/LABEL. Two matches is an error: in a lab
+/// both nodes' loop devices show the same filesystem, and guessing could
+/// mount the other node's path.
+pub fn resolve_device(spec: &str, timeout: Duration) -> Result<String, OcfError> {
+    let (want_uuid, want_label) = match (spec.strip_prefix("UUID="), spec.strip_prefix("LABEL=")) {
+        (Some(u), _) => (Some(u.to_ascii_lowercase()), None),
+        (_, Some(l)) => (None, Some(l.to_string())),
+        _ => return Ok(spec.to_string()),
+    };
+    let mut found = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/sys/class/block") else {
+        return Err(OcfError::new(
+            OcfStatus::ErrInstalled,
+            "no /sys/class/block",
+        ));
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let dev = format!("/dev/{name}");
+        if !Path::new(&dev).exists() {
+            continue;
+        }
+        if let Ok(Some(id)) = io::superblock(&dev, timeout)
+            && (want_uuid.as_deref() == Some(id.uuid.as_str())
+                || want_label.as_deref() == Some(id.label.as_str()))
+        {
+            found.push(dev);
+        }
+    }
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(OcfError::new(
+            OcfStatus::ErrInstalled,
+            format!("no device has {spec}"),
+        )),
+        _ => Err(OcfError::configured(format!(
+            "{spec} is on several devices ({}): name the device by path",
+            found.join(", ")
+        ))),
+    }
+}
+
+fn dev_numbers(dev: &str) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(dev).ok()?;
+    if !m.file_type().is_block_device() {
+        return None;
+    }
+    let r = m.rdev();
+    Some((
+        nix::sys::stat::major(r) as u32,
+        nix::sys::stat::minor(r) as u32,
+    ))
+}
+
+/// Mounted here, by what? Reads mountinfo only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountState {
+    NotMounted,
+    Ours,
+    Foreign(String),
+}
+
+pub fn mount_state(
+    s: &Storage,
+    entries: &[mountinfo::MountEntry],
+    device: Option<&str>,
+) -> MountState {
+    let Some(e) = mountinfo::find(entries, &s.directory) else {
+        return MountState::NotMounted;
+    };
+    let ours = match &s.source {
+        Source::Nfs { host, export } => e.source == format!("{host}:{export}"),
+        Source::Device(_) => match device.and_then(dev_numbers) {
+            Some(mm) => mm == e.major_minor,
+            None => device.is_some_and(|d| e.source == d),
+        },
+    };
+    if ours {
+        MountState::Ours
+    } else {
+        MountState::Foreign(e.source.clone())
+    }
+}
+
+fn device_for_state(s: &Storage) -> Option<String> {
+    match &s.source {
+        Source::Device(d) if !d.contains('=') => Some(d.clone()),
+        // UUID/LABEL: whatever mountinfo shows on the directory is checked
+        // by major:minor only after a (bounded) resolution.
+        Source::Device(d) => resolve_device(d, Duration::from_secs(2)).ok(),
+        Source::Nfs { .. } => None,
+    }
+}
+
+pub fn monitor(s: &Storage, depth: u32) -> Result<OcfStatus, OcfError> {
+    let entries = mountinfo::read().map_err(|e| OcfError::generic(format!("mountinfo: {e}")))?;
+    match mount_state(s, &entries, device_for_state(s).as_deref()) {
+        MountState::NotMounted => {
+            return Err(OcfError::not_running(format!(
+                "{} is not mounted",
+                s.directory
+            )));
+        }
+        MountState::Foreign(src) => {
+            return Err(OcfError::generic(format!(
+                "{} is mounted from {src}, not from this resource's source",
+                s.directory
+            )));
+        }
+        MountState::Ours => {}
+    }
+    if let Source::Nfs { host, .. } = &s.source {
+        nfs::ping(host, s.nfs_port, s.io_timeout)
+            .map_err(|e| OcfError::generic(format!("NFS server: {e}")))?;
+    }
+    if depth >= 10 {
+        io::in_child(&["read", &s.directory], s.io_timeout)
+            .map_err(|e| OcfError::generic(format!("read probe on {}: {e}", s.directory)))?;
+    }
+    if depth >= 20 {
+        io::in_child(&["write", &s.directory, &s.marker], s.io_timeout)
+            .map_err(|e| OcfError::generic(format!("write probe on {}: {e}", s.directory)))?;
+    }
+    Ok(OcfStatus::Success)
+}
+
+pub fn start(s: &Storage, timeout: Duration) -> Result<OcfStatus, OcfError> {
+    let deadline = Instant::now() + timeout;
+    if let Source::Nfs { host, .. } = &s.source {
+        nfs::ping(host, s.nfs_port, s.io_timeout)
+            .map_err(|e| OcfError::generic(format!("NFS server: {e}")))?;
+    }
+    let entries = mountinfo::read().map_err(|e| OcfError::generic(format!("mountinfo: {e}")))?;
+    let device = match &s.source {
+        Source::Device(d) => Some(resolve_device(d, s.io_timeout)?),
+        Source::Nfs { .. } => None,
+    };
+    match mount_state(s, &entries, device.as_deref()) {
+        MountState::Ours => return Ok(OcfStatus::Success),
+        MountState::Foreign(src) => {
+            return Err(OcfError::generic(format!(
+                "{} is already mounted from {src}",
+                s.directory
+            )));
+        }
+        MountState::NotMounted => {}
+    }
+    std::fs::create_dir_all(&s.directory)
+        .map_err(|e| OcfError::generic(format!("{}: {e}", s.directory)))?;
+    let source = match (&s.source, &device) {
+        (Source::Nfs { host, export }, _) => format!("{host}:{export}"),
+        (_, Some(d)) => d.clone(),
+        _ => unreachable!("a device source was resolved"),
+    };
+    let mut argv = vec!["/bin/mount".to_string(), "-t".into(), s.fstype.clone()];
+    if let Some(o) = &s.options {
+        argv.push("-o".into());
+        argv.push(o.clone());
+    }
+    argv.push(source.clone());
+    argv.push(s.directory.clone());
+    // The mount itself may wait: ext4's MMP refuses a device active
+    // elsewhere only after it watched the MMP block for a while.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let o = crate::exec::run(&argv, &[], None, left)
+        .map_err(|e| OcfError::generic(format!("mount: {e}")))?;
+    if !o.success() {
+        return Err(OcfError::generic(format!(
+            "mount {source} on {} failed: {}",
+            s.directory,
+            o.stderr.trim()
+        )));
+    }
+    eprintln!("storage: mounted {source} on {}", s.directory);
+    Ok(OcfStatus::Success)
+}
+
+fn signal(pids: &[u32], sig: nix::sys::signal::Signal) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), sig);
+    }
+}
+
+fn mounted(s: &Storage) -> bool {
+    mountinfo::read()
+        .map(|e| mountinfo::find(&e, &s.directory).is_some())
+        .unwrap_or(true)
+}
+
+/// The stop plan's time shares, in tenths of the op timeout: users TERM,
+/// users KILL, umount, MNT_FORCE, MNT_DETACH; one tenth stays as margin so
+/// the agent always answers before Pacemaker gives up on it.
+pub const STOP_SHARES: [u32; 5] = [3, 1, 2, 1, 2];
+
+pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatus, OcfError> {
+    use nix::sys::signal::Signal;
+    let start = Instant::now();
+    let mut t = start;
+    let mut next = |share: u32| {
+        t += timeout.mul_f64(share as f64 / 10.0);
+        t
+    };
+    if !mounted(s) {
+        return Ok(OcfStatus::Success);
+    }
+    let me = std::process::id();
+    let term_end = next(STOP_SHARES[0]);
+    let kill_end = next(STOP_SHARES[1]);
+    let users = users::users(proc_root, &s.directory, me);
+    if !users.is_empty() {
+        eprintln!("storage: {}: sending TERM to users {users:?}", s.directory);
+        signal(&users, Signal::SIGTERM);
+        while Instant::now() < term_end && !users::users(proc_root, &s.directory, me).is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let left = users::users(proc_root, &s.directory, me);
+        if !left.is_empty() {
+            eprintln!("storage: {}: sending KILL to users {left:?}", s.directory);
+            signal(&left, Signal::SIGKILL);
+            while Instant::now() < kill_end && !users::users(proc_root, &s.directory, me).is_empty()
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    let mut released_by = None;
+    for (how, share) in [
+        (io::Umount::Plain, STOP_SHARES[2]),
+        (io::Umount::Force, STOP_SHARES[3]),
+        (io::Umount::Detach, STOP_SHARES[4]),
+    ] {
+        let end = next(share);
+        let budget = end
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        match io::umount(&s.directory, how, budget) {
+            Ok(()) if !mounted(s) => {
+                released_by = Some(how);
+                break;
+            }
+            Ok(()) => eprintln!(
+                "storage: {}: {} returned, still mounted",
+                s.directory,
+                how.name()
+            ),
+            Err(e) => eprintln!("storage: {}: {} failed: {e}", s.directory, how.name()),
+        }
+    }
+    let holders = users::users(proc_root, &s.directory, me);
+    match released_by {
+        Some(how) if holders.is_empty() => {
+            eprintln!(
+                "storage: {} released by {} after {:?}",
+                s.directory,
+                how.name(),
+                start.elapsed()
+            );
+            Ok(OcfStatus::Success)
+        }
+        Some(how) => Err(OcfError::generic(format!(
+            "{} detached by {} but processes {holders:?} still hold files there (stuck in the kernel): this node must be fenced",
+            s.directory,
+            how.name()
+        ))),
+        None => Err(OcfError::generic(format!(
+            "{} could not be unmounted within {timeout:?}",
+            s.directory
+        ))),
+    }
+}
+
+pub fn main(
+    action: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    proc_root: &Path,
+) -> Result<OcfStatus, OcfError> {
+    match action {
+        "meta-data" => {
+            print!("{}", ocf::meta_data(&SPEC));
+            return Ok(OcfStatus::Success);
+        }
+        "start" | "stop" | "monitor" | "validate-all" => {}
+        other => {
+            return Err(OcfError::new(
+                OcfStatus::ErrUnimplemented,
+                format!("action {other:?} is not implemented"),
+            ));
+        }
+    }
+    let params = ocf::read_params(&SPEC, env)?;
+    let s = from_params(&params)?;
+    let timeout = ocf::action_timeout(&SPEC, action, env);
+    match action {
+        "validate-all" => Ok(OcfStatus::Success),
+        "start" => start(&s, timeout),
+        "stop" => stop(&s, timeout, proc_root),
+        _ => {
+            let depth = env("OCF_CHECK_LEVEL")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            monitor(&s, depth)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Result<Storage, OcfError> {
+        let m: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
+            .collect();
+        let p = ocf::read_params(&SPEC, &|k| m.get(k).cloned())?;
+        from_params(&p)
+    }
+
+    #[test]
+    fn hostile_or_dangerous_parameters_are_misconfiguration() {
+        for (k, v) in [
+            ("device", "/dev/sdb;reboot"),
+            ("device", "$(reboot)"),
+            ("device", "relative/disk"),
+            ("directory", "/"),
+            ("directory", "/proc/sys"),
+            ("directory", "srv/mail"),
+            ("directory", "/srv/../etc"),
+            ("options", "rw;reboot"),
+            ("options", "rw,,sync"),
+            ("fstype", "ext4 -o remount"),
+            ("nfs", "host:/export;id"),
+        ] {
+            let mut ps = vec![("directory", "/srv/mail")];
+            if k != "nfs" && k != "device" {
+                ps.push(("device", "/dev/vdb"));
+            }
+            ps.retain(|(n, _)| *n != k);
+            ps.push((k, v));
+            let e = params(&ps).unwrap_err();
+            assert_eq!(e.status, OcfStatus::ErrConfigured, "{k}={v:?} accepted");
+        }
+        assert!(
+            params(&[("directory", "/srv/mail")]).is_err(),
+            "a source is needed"
+        );
+        assert!(
+            params(&[
+                ("directory", "/srv/mail"),
+                ("device", "/dev/vdb"),
+                ("nfs", "h:/e")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn mount_state_compares_the_source() {
+        let s = params(&[("directory", "/srv/mail"), ("nfs", "198.51.100.30:/export")]).unwrap();
+        let e = mountinfo::parse("40 22 0:45 / /srv/mail rw - nfs4 198.51.100.30:/export rw\n");
+        assert_eq!(mount_state(&s, &e, None), MountState::Ours);
+        let e = mountinfo::parse("40 22 0:45 / /srv/mail rw - nfs4 198.51.100.31:/export rw\n");
+        assert!(matches!(mount_state(&s, &e, None), MountState::Foreign(_)));
+        assert_eq!(mount_state(&s, &[], None), MountState::NotMounted);
+    }
+
+    #[test]
+    fn the_stop_plan_keeps_a_margin() {
+        assert_eq!(STOP_SHARES.iter().sum::<u32>(), 9);
+    }
+}

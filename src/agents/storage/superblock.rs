@@ -1,0 +1,91 @@
+//! UUID and LABEL of a filesystem from its superblock, so `UUID=` and
+//! `LABEL=` work without udev (the lab has none). Pure over the first
+//! 64 KiB of the device; the read itself happens in a child with a
+//! deadline (`io::read_superblock`).
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub fstype: &'static str,
+    pub uuid: String,
+    pub label: String,
+}
+
+fn uuid_string(b: &[u8]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn label_string(b: &[u8]) -> String {
+    let end = b.iter().position(|c| *c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).trim().to_string()
+}
+
+/// ext2/3/4: superblock at 1024, magic 0xEF53 at +0x38, UUID at +0x68,
+/// volume name at +0x78. XFS: "XFSB" at 0, UUID at 32, name at 108.
+pub fn identify(head: &[u8]) -> Option<Identity> {
+    if head.len() >= 1024 + 0x88 && head[1024 + 0x38..1024 + 0x3a] == [0x53, 0xef] {
+        let sb = &head[1024..];
+        return Some(Identity {
+            fstype: "ext4",
+            uuid: uuid_string(&sb[0x68..0x78]),
+            label: label_string(&sb[0x78..0x88]),
+        });
+    }
+    if head.len() >= 120 && &head[0..4] == b"XFSB" {
+        return Some(Identity {
+            fstype: "xfs",
+            uuid: uuid_string(&head[32..48]),
+            label: label_string(&head[108..120]),
+        });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_real_ext4_superblock_is_identified() {
+        // Made with mkfs.ext4 on a small image, as the lab does.
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fs.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let ok = std::process::Command::new("mkfs.ext4")
+            .args([
+                "-q",
+                "-F",
+                "-L",
+                "maildata",
+                "-U",
+                "74efe5c0-3b1a-4f7e-9a57-2c0c3e4f1a10",
+            ])
+            .arg(&img)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: mkfs.ext4 not available");
+            return;
+        }
+        let head = std::fs::read(&img).unwrap()[..65536].to_vec();
+        let id = identify(&head).unwrap();
+        assert_eq!(id.label, "maildata");
+        assert_eq!(id.uuid, "74efe5c0-3b1a-4f7e-9a57-2c0c3e4f1a10");
+    }
+
+    #[test]
+    fn zeroes_are_no_filesystem() {
+        assert_eq!(identify(&[0u8; 65536]), None);
+        assert_eq!(identify(&[0u8; 10]), None);
+    }
+}

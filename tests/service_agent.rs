@@ -1,0 +1,280 @@
+//! `ocf:mailha:service` run as Pacemaker runs it: the binary under the
+//! name `service`, parameters in OCF_RESKEY_*, against a real memcached.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A 0755 directory with the agent as `service` (ocf-tester also runs it
+/// as `nobody`, so the path must be reachable).
+struct Agent {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Agent {
+    fn new() -> Agent {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("service"))
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Agent { dir, port }
+    }
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("service")
+    }
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("memcached.pid")
+    }
+    fn params(&self) -> Vec<(String, String)> {
+        let start = format!(
+            "[\"/usr/bin/memcached\",\"-d\",\"-u\",\"root\",\"-p\",\"{}\",\"-l\",\"127.0.0.1\",\"-P\",\"{}\"]",
+            self.port,
+            self.pid_file().display()
+        );
+        vec![
+            ("name".into(), "memcached".into()),
+            ("start".into(), start),
+            ("pid_file".into(), self.pid_file().display().to_string()),
+            ("executable".into(), "/usr/bin/memcached".into()),
+            ("probe".into(), "memcached".into()),
+            ("probe_port".into(), self.port.to_string()),
+        ]
+    }
+    fn cmd(&self, action: &str, params: &[(String, String)]) -> Command {
+        let mut c = Command::new(self.path());
+        c.arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        for (k, v) in params {
+            c.env(format!("OCF_RESKEY_{k}"), v);
+        }
+        c
+    }
+    fn run(&self, action: &str) -> i32 {
+        run_with_deadline(
+            &mut self.cmd(action, &self.params()),
+            Duration::from_secs(60),
+        )
+        .status
+        .code()
+        .unwrap()
+    }
+    fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Whatever a failed test left: only the memcached this test started.
+        if let Some(pid) = self.daemon_pid() {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if exe == Path::new("/usr/bin/memcached") {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+fn prerequisites() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let tools = [
+        "/usr/bin/memcached",
+        "/usr/sbin/ocf-tester",
+        "/usr/bin/strace",
+        "/usr/bin/xmllint",
+    ];
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|t| !Path::new(t).exists())
+        .copied()
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let why = format!("root={root}, missing {missing:?} (scripts/install-deps.sh installs them)");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run the service agent tests: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+#[test]
+fn ocf_tester_passes_against_a_real_memcached() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    let mut c = Command::new("ocf-tester");
+    c.args(["-n", "memcached-test"]);
+    for (k, v) in a.params() {
+        c.arg("-o").arg(format!("{k}={v}"));
+    }
+    c.arg(a.path());
+    let o = run_with_deadline(&mut c, Duration::from_secs(180));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("passed all tests"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_killed_daemon_is_noticed_and_stop_is_idempotent() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    assert_eq!(a.run("monitor"), 7, "not running before start");
+    assert_eq!(a.run("start"), 0);
+    assert_eq!(a.run("monitor"), 0);
+    let pid = a.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(a.run("monitor"), 7, "kill -9 is seen at the next monitor");
+    assert_eq!(a.run("stop"), 0);
+    assert_eq!(a.run("stop"), 0);
+    assert!(!a.pid_file().exists(), "the stale pid file is removed");
+}
+
+#[test]
+fn a_monitor_creates_no_process() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    assert_eq!(a.run("start"), 0);
+    let trace = a.dir.path().join("trace");
+    let mut c = Command::new("strace");
+    c.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=execve,execveat,fork,vfork,clone,clone3",
+        "-o",
+    ])
+    .arg(&trace);
+    c.arg(a.path())
+        .arg("monitor")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    for (k, v) in a.params() {
+        c.env(format!("OCF_RESKEY_{k}"), v);
+    }
+    let o = run_with_deadline(&mut c, Duration::from_secs(30));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let t = std::fs::read_to_string(&trace).unwrap();
+    let calls: Vec<&str> = t
+        .lines()
+        .filter(|l| !l.contains("+++") && !l.contains("---"))
+        .collect();
+    // The one execve is strace starting the agent itself.
+    assert_eq!(calls.len(), 1, "process creation during monitor:\n{t}");
+    assert!(calls[0].contains("execve("), "{t}");
+    assert_eq!(a.run("stop"), 0);
+}
+
+#[test]
+fn hostile_parameters_are_refused_and_execute_nothing() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    let marker = a.dir.path().join("MARKER");
+    for (k, v) in [
+        (
+            "start",
+            format!("[\"/usr/bin/touch\",\"$(touch {})\"]", marker.display()),
+        ),
+        (
+            "start",
+            format!("[\"/usr/bin/touch {}\"]", marker.display()),
+        ),
+        (
+            "start",
+            format!("[\"/usr/bin/touch\",\"{};id\"]", marker.display()),
+        ),
+        ("pid_file", "/proc/self/environ".to_string()),
+        ("probe_port", "11211\n/usr/bin/touch".to_string()),
+        ("executable", "../../usr/bin/memcached".to_string()),
+    ] {
+        let mut params = a.params();
+        params.retain(|(n, _)| n != k);
+        params.push((k.to_string(), v.clone()));
+        for action in ["start", "monitor", "validate-all"] {
+            let o = run_with_deadline(&mut a.cmd(action, &params), Duration::from_secs(30));
+            assert_eq!(o.status.code(), Some(6), "{action} with {k}={v:?}");
+            assert!(String::from_utf8_lossy(&o.stderr).contains("ocf-exit-reason:"));
+        }
+    }
+    assert!(!marker.exists(), "a hostile parameter ran something");
+}
+
+#[test]
+fn watch_off_in_the_cib_limits_the_next_monitor_to_liveness() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    assert_eq!(a.run("start"), 0);
+    // Point the probe at a port where nothing listens: deep checks fail.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut params = a.params();
+    params.retain(|(k, _)| k != "probe_port");
+    params.push(("probe_port".into(), dead_port.to_string()));
+    let cib = a.dir.path().join("cib.xml");
+    let monitor = |switch: &str| {
+        std::fs::write(
+            &cib,
+            format!(
+                "<cib><configuration><crm_config><cluster_property_set id=\"mailha\">\
+                 <nvpair id=\"w\" name=\"mailha-watch-memcached\" value=\"{switch}\"/>\
+                 </cluster_property_set></crm_config></configuration></cib>"
+            ),
+        )
+        .unwrap();
+        let mut c = a.cmd("monitor", &params);
+        c.env("MAILHA_CIB_FILE", &cib);
+        run_with_deadline(&mut c, Duration::from_secs(30))
+            .status
+            .code()
+            .unwrap()
+    };
+    assert_eq!(monitor("on"), 1, "watched: the failing probe counts");
+    assert_eq!(
+        monitor("off"),
+        0,
+        "watch off: the daemon is alive, that is enough"
+    );
+    assert_eq!(a.run("stop"), 0);
+}

@@ -1,0 +1,281 @@
+//! `ocf:mailha:storage` on real mounts: a loop device with ext4 + MMP, and
+//! a FUSE mount (bindfs) whose daemon is frozen, standing in for a hung
+//! network mount. Each scenario runs in its own mount namespace (the outer
+//! test re-runs this binary under `unshare --mount`), so nothing is ever
+//! mounted on the host.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const IN_NS: &str = "MAILHA_STORAGE_TEST_IN_NS";
+
+fn prerequisites() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let tools = [
+        "/usr/bin/unshare",
+        "/usr/sbin/ocf-tester",
+        "/usr/bin/bindfs",
+        "/usr/sbin/mkfs.ext4",
+        "/usr/sbin/losetup",
+    ];
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|t| !Path::new(t).exists())
+        .copied()
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let why = format!("root={root}, missing {missing:?} (scripts/install-deps.sh installs them)");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run the storage agent tests: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
+/// Runs `name` (an #[ignore]d test of this file) in a new mount namespace.
+fn in_private_mount_ns(name: &str) {
+    if !prerequisites() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let o = run_with_deadline(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(exe)
+            .args([
+                "--exact",
+                name,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(IN_NS, "1"),
+        Duration::from_secs(240),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("1 passed"),
+        "{name} failed:\n{out}"
+    );
+}
+
+/// A scratch dir with the agent as `storage`, an ext4+MMP image on its own
+/// loop device; the loop device is detached on drop.
+struct Disk {
+    dir: tempfile::TempDir,
+    loopdev: String,
+}
+
+impl Disk {
+    fn new() -> Disk {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("storage"))
+            .unwrap();
+        let img = dir.path().join("data.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let o = run_with_deadline(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-O", "mmp", "-L", "mhtest"])
+                .arg(&img),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run_with_deadline(
+            Command::new("losetup").args(["-f", "--show"]).arg(&img),
+            Duration::from_secs(30),
+        );
+        assert!(o.status.success());
+        let loopdev = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        Disk { dir, loopdev }
+    }
+    fn agent(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+    fn mnt(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+    fn cmd(&self, action: &str, timeout_ms: u64) -> Command {
+        let mut c = Command::new(self.agent());
+        c.arg(action)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("OCF_RESKEY_device", &self.loopdev)
+            .env("OCF_RESKEY_directory", self.mnt())
+            .env("OCF_RESKEY_io_timeout", "3s")
+            .env("OCF_RESKEY_CRM_meta_timeout", timeout_ms.to_string());
+        c
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.mnt(), nix::mount::MntFlags::MNT_DETACH);
+        let _ = Command::new("losetup").args(["-d", &self.loopdev]).status();
+    }
+}
+
+#[test]
+fn ocf_tester_passes_on_a_loop_device() {
+    in_private_mount_ns("inner_ocf_tester_passes_on_a_loop_device");
+}
+
+#[test]
+#[ignore = "run by ocf_tester_passes_on_a_loop_device in its own mount namespace"]
+fn inner_ocf_tester_passes_on_a_loop_device() {
+    if std::env::var_os(IN_NS).is_none() {
+        return;
+    }
+    let d = Disk::new();
+    let o = run_with_deadline(
+        Command::new("ocf-tester")
+            .args(["-n", "fs-test", "-o"])
+            .arg(format!("device={}", d.loopdev))
+            .arg("-o")
+            .arg(format!("directory={}", d.mnt().display()))
+            .arg(d.agent()),
+        Duration::from_secs(180),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("passed all tests"),
+        "{out}"
+    );
+}
+
+#[test]
+fn stop_ends_the_users_of_a_busy_mount() {
+    in_private_mount_ns("inner_stop_ends_the_users_of_a_busy_mount");
+}
+
+#[test]
+#[ignore = "run by stop_ends_the_users_of_a_busy_mount in its own mount namespace"]
+fn inner_stop_ends_the_users_of_a_busy_mount() {
+    if std::env::var_os(IN_NS).is_none() {
+        return;
+    }
+    let d = Disk::new();
+    assert_eq!(
+        run_with_deadline(&mut d.cmd("start", 60_000), Duration::from_secs(90))
+            .status
+            .code(),
+        Some(0)
+    );
+    let mut deep = d.cmd("monitor", 20_000);
+    deep.env("OCF_CHECK_LEVEL", "20");
+    assert_eq!(
+        run_with_deadline(&mut deep, Duration::from_secs(30))
+            .status
+            .code(),
+        Some(0),
+        "write probe"
+    );
+    // A daemon with its working directory on the mount keeps it busy.
+    let mut user = Command::new("/bin/sleep")
+        .arg("300")
+        .current_dir(d.mnt())
+        .spawn()
+        .unwrap();
+    let o = run_with_deadline(&mut d.cmd("stop", 20_000), Duration::from_secs(30));
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{log}");
+    eprintln!("{log}");
+    assert!(
+        log.contains("sending TERM to users") && log.contains("released by umount"),
+        "{log}"
+    );
+    assert!(
+        user.try_wait().unwrap().is_some() || {
+            std::thread::sleep(Duration::from_millis(200));
+            user.try_wait().unwrap().is_some()
+        }
+    );
+    assert_eq!(
+        run_with_deadline(&mut d.cmd("monitor", 20_000), Duration::from_secs(30))
+            .status
+            .code(),
+        Some(7)
+    );
+}
+
+#[test]
+fn stop_is_bounded_on_a_hung_mount() {
+    in_private_mount_ns("inner_stop_is_bounded_on_a_hung_mount");
+}
+
+#[test]
+#[ignore = "run by stop_is_bounded_on_a_hung_mount in its own mount namespace"]
+fn inner_stop_is_bounded_on_a_hung_mount() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if std::env::var_os(IN_NS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (src, mnt) = (dir.path().join("src"), dir.path().join("mnt"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    // bindfs in the foreground, so its pid is the daemon's.
+    let mut fuse = Command::new("bindfs")
+        .arg("-f")
+        .arg(&src)
+        .arg(&mnt)
+        .spawn()
+        .unwrap();
+    let fuse_pid = Pid::from_raw(fuse.id() as i32);
+    let up = Instant::now();
+    while !std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&*mnt.to_string_lossy())
+    {
+        assert!(
+            up.elapsed() < Duration::from_secs(10),
+            "bindfs did not mount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("storage")).unwrap();
+    // Freeze the daemon: every access to the mount now blocks, like a
+    // dead NFS server's.
+    kill(fuse_pid, Signal::SIGSTOP).unwrap();
+    let mut stuck = Command::new("/bin/cat").arg(mnt.join("f")).spawn().unwrap();
+    let mut stop = Command::new(dir.path().join("storage"));
+    stop.arg("stop")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("OCF_RESKEY_nfs", "198.51.100.30:/export")
+        .env("OCF_RESKEY_fstype", "fuse")
+        .env("OCF_RESKEY_directory", &mnt)
+        .env("OCF_RESKEY_io_timeout", "2s")
+        .env("OCF_RESKEY_CRM_meta_timeout", "10000");
+    let start = Instant::now();
+    let o = run_with_deadline(&mut stop, Duration::from_secs(30));
+    let took = start.elapsed();
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    // Clean up what we started, whatever happened.
+    let _ = kill(fuse_pid, Signal::SIGCONT);
+    let _ = fuse.kill();
+    let _ = fuse.wait();
+    let _ = stuck.kill();
+    let _ = stuck.wait();
+    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+    assert!(
+        took <= Duration::from_secs(10),
+        "stop overran its 10 s op timeout: {took:?}\n{log}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("released by"),
+        "the log says which step released it: {log}"
+    );
+}
