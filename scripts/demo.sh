@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job: build mailha, check and render every example config (with
 # Pacemaker's crm_verify on each CIB), then bring the lab up (two nodes
-# running the mail stack under Corosync + Pacemaker, stock agents until
-# mailha's own agents land), show `mailha status` from node1 and send one
-# mail through the VIP. As root.
+# running the mail stack under Corosync + Pacemaker with mailha's agents),
+# show `mailha status` from node1, send one mail through the VIP, and run a
+# drill (kill -9 of Postfix under mail load). As root.
 #   ./scripts/demo.sh          # ... and tear the lab down at the end
 #   ./scripts/demo.sh --keep   # leave the lab up to explore (`mailha lab down` later)
 set -euo pipefail
@@ -41,8 +41,8 @@ else
     if [ "$keep" = no ]; then
         trap 'echo "== mailha lab down"; timeout 120 "$bin" lab down | tail -1' EXIT
     fi
-    echo "== mailha lab up --profile stock"
-    timeout 300 "$bin" lab up --profile stock
+    echo "== mailha lab up"
+    timeout 300 "$bin" lab up
 fi
 echo "== mailha status (in node1)"
 timeout 60 "$bin" lab exec node1 -- mailha status
@@ -53,6 +53,8 @@ timeout 60 "$bin" lab exec client -- swaks --server 198.51.100.100 \
 sleep 1
 timeout 60 "$bin" lab exec node1 -- /bin/sh -c \
     'echo "user1 Maildir/new: $(ls /srv/data/vmail/lab.test/user1/Maildir/new | wc -l) message(s)"' || true
+echo "== mailha lab drill kill-daemon postfix (kill -9 of its master under mail load)"
+timeout 300 "$bin" lab drill kill-daemon postfix
 if [ "$keep" = yes ]; then
     echo "== the lab stays up: mailha lab status | lab exec node1 -- crm_mon -1 | lab down"
 fi

@@ -17,6 +17,9 @@ const STATE_DIR: &str = "/run/mailha-lab-test";
 const BASE_DIR: &str = "/var/lib/mailha-lab-test";
 const VIP: &str = "198.51.100.100";
 
+/// The lab tests share one lab name: they take turns.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn mailha() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailha"));
     c.env("MAILHA_LAB_PREFIX", PREFIX)
@@ -189,6 +192,7 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     if !skip_unless_ready("lab end to end") {
         return;
     }
+    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
     let guard = Teardown;
     // A leftover from an aborted earlier run would make `up` refuse.
@@ -339,6 +343,74 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     assert!(!Path::new(STATE_DIR).join("state.json").exists());
     drop(guard);
     println!("whole lab test: {:.1}s", t0.elapsed().as_secs_f64());
+}
+
+fn drill(args: &[&str]) -> serde_json::Value {
+    let o = run(
+        mailha().args(["lab", "drill"]).args(args).arg("--json"),
+        Duration::from_secs(400),
+    );
+    let line = o.stdout.lines().last().unwrap_or_default().to_string();
+    let v: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("drill {args:?}: no JSON ({e}):\n{}\n{}", o.stdout, o.stderr));
+    println!("{line}");
+    v
+}
+
+#[test]
+fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
+    if !skip_unless_ready("lab drills") {
+        return;
+    }
+    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = Teardown;
+    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
+    ok(mailha().args(["lab", "up"]), Duration::from_secs(240));
+
+    // kill -9 of Postfix's master: restarted where it was, within seconds.
+    let v = drill(&["kill-daemon", "postfix"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["switched"], false, "{v}");
+    assert!(
+        v["accepted"].as_u64().unwrap() > 0,
+        "mail flowed during the drill: {v}"
+    );
+    assert!(v["recovered_s"].as_f64().is_some(), "{v}");
+
+    // kill -9 of MariaDB: its dependents are restarted after it, in order.
+    let v = drill(&["kill-daemon", "mysql"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let restarted: Vec<&str> = v["restarted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
+    assert_eq!(restarted.first(), Some(&"svc-mysql"), "{v}");
+    for dependent in ["svc-postfix", "svc-dovecot"] {
+        assert!(
+            restarted.contains(&dependent),
+            "{dependent} not restarted after mysql: {v}"
+        );
+    }
+
+    // Postfix runs but answers nobody on the active node: the mail moves.
+    let v = drill(&["fail-daemon", "postfix"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], true, "{v}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+
+    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    drop(guard);
 }
 
 #[test]

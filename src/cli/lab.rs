@@ -39,7 +39,7 @@ pub enum What {
     /// config (lab/*.toml); the default /etc/mailha/mailha.toml is never used.
     Up {
         /// Which agents run the mail stack (postfix: mailha's own agents).
-        #[arg(long, value_enum, default_value = "stock")]
+        #[arg(long, value_enum, default_value = "postfix")]
         profile: Profile,
         #[arg(long)]
         json: bool,
@@ -67,6 +67,33 @@ pub enum What {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// Inject one fault under mail load, measure from the client, check
+    /// that no accepted mail was lost and the data was never mounted twice,
+    /// and leave the cluster healthy (kill-daemon SERVICE, fail-daemon SERVICE).
+    Drill {
+        name: String,
+        service: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) the drills' mail load, run in the client namespace.
+    #[command(hide = true)]
+    Load {
+        #[arg(long)]
+        vip: std::net::Ipv4Addr,
+        #[arg(long, default_value = "user1@lab.test")]
+        to: String,
+        #[arg(long)]
+        run_id: String,
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        stop: PathBuf,
+        #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+        every: Duration,
+        #[arg(long, default_value = "10min", value_parser = humantime::parse_duration)]
+        max: Duration,
+    },
     /// (internal) PID 1 of a node: reap forever.
     #[command(hide = true)]
     Holder,
@@ -75,6 +102,21 @@ pub enum What {
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
         crate::lab::holder::reap_forever();
+    }
+    if let What::Load {
+        vip,
+        to,
+        run_id,
+        log,
+        stop,
+        every,
+        max,
+    } = &a.what
+    {
+        let addr = std::net::SocketAddr::from((*vip, 25));
+        crate::lab::load::run(addr, to, run_id, log, stop, *every, *max)
+            .map_err(anyhow::Error::from)?;
+        return Ok(());
     }
     let runner = SystemRunner;
     let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
@@ -133,7 +175,39 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
-        What::Holder => unreachable!("handled above"),
+        What::Drill {
+            name,
+            service,
+            json,
+        } => {
+            let d = crate::lab::drill::Drill::parse(name, service.as_deref())
+                .map_err(CliError::BadInput)?;
+            let rep = lab.drill(&d).map_err(anyhow::Error::from)?;
+            if *json {
+                println!("{}", serde_json::to_string(&rep).expect("serializes"));
+            } else {
+                println!(
+                    "{}: {} (recovered in {}, switched {}, {} accepted, {} lost, {} double mounts)",
+                    rep.drill,
+                    if rep.ok { "ok" } else { "FAILED" },
+                    rep.recovered_s
+                        .map(|s| format!("{s:.2}s"))
+                        .unwrap_or_else(|| "never".into()),
+                    rep.switched,
+                    rep.accepted,
+                    rep.lost,
+                    rep.double_mounts
+                );
+                for n in &rep.notes {
+                    println!("  {n}");
+                }
+            }
+            if !rep.ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        What::Holder | What::Load { .. } => unreachable!("handled above"),
     }
 }
 

@@ -973,7 +973,9 @@ fn default_port(kind: &str) -> Option<u16> {
 }
 
 fn probe(ctx: &mut Ctx, p: FieldPath, raw: &RawProbe) -> Option<Probe> {
-    let timeout = duration(ctx, p.key("timeout"), &raw.timeout, "2s");
+    // Generous: a busy 2-core machine can take seconds to answer, and a
+    // dead daemon is caught at once anyway (connection refused).
+    let timeout = duration(ctx, p.key("timeout"), &raw.timeout, "5s");
     let kind_s = match raw.kind.as_deref() {
         None => {
             ctx.missing(p.key("type"));

@@ -18,7 +18,9 @@
 
 pub mod cmd;
 pub mod down;
+pub mod drill;
 pub mod holder;
+pub mod load;
 pub mod plan;
 pub mod provision;
 pub mod state;

@@ -14,7 +14,10 @@ pub fn catalog() -> Catalog {
         "mysql",
         RawService {
             enabled: Some(true),
-            start: argv(&["/usr/bin/mysqld_safe", "--syslog"]),
+            // --nowatch: the cluster is the supervisor. mysqld_safe's own
+            // restart loop would hide a crash from Pacemaker, and the
+            // daemons depending on MySQL would not be restarted.
+            start: argv(&["/usr/bin/mysqld_safe", "--syslog", "--nowatch"]),
             stop: argv(&[
                 "/usr/bin/mysqladmin",
                 "--defaults-file=/etc/mysql/debian.cnf",

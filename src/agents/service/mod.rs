@@ -284,7 +284,7 @@ pub static PARAMS: &[Param] = &[
         "probe_timeout",
         Str,
         false,
-        Some("2s"),
+        Some("5s"),
         "probe deadline",
         "How long a probe may take (e.g. 2s).",
         check_duration,
@@ -631,53 +631,73 @@ fn spawn_detached(argv: &[String]) -> Result<std::process::Child, String> {
         .map_err(|e| format!("{}: {e}", argv[0]))
 }
 
+/// Starts the daemon and waits until its monitor passes, within the op
+/// timeout. The start command is run again (up to `start_tries` times, as
+/// the original did) only while no process of the daemon is alive: a
+/// daemon that is up but still warming up (MariaDB recovering InnoDB) is
+/// given the whole timeout, never killed and restarted.
 pub fn start(s: &Service, proc_root: &Path, timeout: Duration) -> Result<OcfStatus, OcfError> {
-    let deadline = Instant::now() + timeout;
+    // Answer before Pacemaker's own timeout kills us: a timed-out start is
+    // recorded with no reason at all.
+    let deadline = Instant::now() + timeout.mul_f64(0.9);
     if monitor(s, proc_root).is_ok() {
         return Ok(OcfStatus::Success);
     }
     let mut last = String::from("not attempted");
-    for attempt in 1..=s.start_tries {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
+    let mut attempts = 0;
+    let mut child: Option<std::process::Child> = None;
+    // When the start command last ended well: a daemon it launched in the
+    // background may take a moment to write its pid file.
+    let mut ended_ok: Option<Instant> = None;
+    while Instant::now() < deadline {
+        match monitor(s, proc_root) {
+            Ok(_) => {
+                eprintln!("{}: started (attempt {attempts})", s.name);
+                return Ok(OcfStatus::Success);
+            }
+            Err(e) => last = e.reason,
         }
-        // Share what is left among the remaining attempts.
-        let budget = left / (s.start_tries - attempt + 1);
-        let attempt_end = Instant::now() + budget;
-        let mut child = match spawn_detached(&s.start) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                last = e;
-                None
+        if let Some(c) = child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            child = None;
+            if st.success() {
+                ended_ok = Some(Instant::now());
+            } else {
+                last = format!("{} exited with {st}", s.start[0]);
+                eprintln!("{}: start attempt {attempts} failed: {last}", s.name);
             }
-        };
-        while Instant::now() < attempt_end {
-            match monitor(s, proc_root) {
-                Ok(_) => {
-                    eprintln!("{}: started (attempt {attempt})", s.name);
-                    return Ok(OcfStatus::Success);
-                }
-                Err(e) => last = e.reason,
-            }
-            if let Some(c) = child.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                child = None;
-                if !st.success() {
-                    last = format!("{} exited with {st}", s.start[0]);
-                    break;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        eprintln!("{}: start attempt {attempt} failed: {last}", s.name);
+        // "Alive" is this daemon (its pid file, or its start command still
+        // running), not any process of the same binary: a host may run
+        // other instances.
+        let alive = child.is_some() || matches!(liveness(s, proc_root), Liveness::Running(_));
+        let settling = ended_ok.is_some_and(|t| t.elapsed() < START_SETTLE);
+        if !alive && !settling {
+            if attempts >= s.start_tries {
+                break;
+            }
+            attempts += 1;
+            ended_ok = None;
+            match spawn_detached(&s.start) {
+                Ok(c) => child = Some(c),
+                Err(e) => {
+                    last = e;
+                    eprintln!("{}: start attempt {attempts} failed: {last}", s.name);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
     Err(OcfError::generic(format!(
-        "{}: not started after {} attempts: {last}",
-        s.name, s.start_tries
+        "{}: not started ({attempts} attempts): {last}",
+        s.name
     )))
 }
+
+/// How long a daemon launched by a start command that ended well may take
+/// to show up (pid file written) before the command is run again.
+const START_SETTLE: Duration = Duration::from_secs(5);
 
 fn signal_all(pids: &[u32], sig: nix::sys::signal::Signal) {
     for pid in pids {

@@ -1,0 +1,636 @@
+//! `mailha lab drill NAME`: inject one fault into the running lab, measure
+//! from the client's side, check the invariants, and leave the cluster
+//! healthy for the next drill (DESIGN section 9, the JSON contract).
+//!
+//! Around every drill: a mail load from the client namespace (`load.rs`),
+//! a sampler reading both nodes' mount tables every 100 ms
+//! (`double_mounts`), and at the end a check that every message that got
+//! a 250 is in the mailbox (`lost`).
+
+use super::load::{self, Attempt};
+use super::plan::{self, DATA_MOUNT};
+use super::{Lab, LabError};
+use crate::status::Status;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drill {
+    /// kill -9 of the daemon's main process on the active node.
+    KillDaemon(String),
+    /// The daemon runs but stops answering (its port rejected on the
+    /// active node only): it fails until it moves.
+    FailDaemon(String),
+}
+
+impl Drill {
+    pub fn parse(name: &str, service: Option<&str>) -> Result<Drill, String> {
+        let svc = || {
+            service
+                .map(str::to_string)
+                .ok_or_else(|| format!("drill {name} needs a SERVICE"))
+        };
+        match name {
+            "kill-daemon" => Ok(Drill::KillDaemon(svc()?)),
+            "fail-daemon" => Ok(Drill::FailDaemon(svc()?)),
+            _ => Err(format!(
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE"
+            )),
+        }
+    }
+    pub fn name(&self) -> String {
+        match self {
+            Drill::KillDaemon(s) => format!("kill-daemon {s}"),
+            Drill::FailDaemon(s) => format!("fail-daemon {s}"),
+        }
+    }
+}
+
+/// The lab's daemons: service name -> (process name, port it serves).
+pub fn daemon(service: &str) -> Option<(&'static str, u16)> {
+    Some(match service {
+        "postfix" => ("master", 25),
+        "dovecot" => ("dovecot", 143),
+        "mysql" => ("mariadbd", 3306),
+        "memcached" => ("memcached", 11211),
+        _ => return None,
+    })
+}
+
+/// The JSON contract (DESIGN section 9).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub drill: String,
+    pub backend: &'static str,
+    /// Fault -> the service answers on the VIP again; null if it did not.
+    pub recovered_s: Option<f64>,
+    pub switched: bool,
+    pub accepted: usize,
+    pub lost: usize,
+    pub double_mounts: usize,
+    pub ok: bool,
+    pub node_before: Option<String>,
+    pub node_after: Option<String>,
+    /// Resources started again after the fault, in start order (from the
+    /// operation history).
+    pub restarted: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// From the load log: the first time (ms) at or after `from` when a
+/// session was greeted or accepted.
+pub fn first_answer_after(log: &[(u128, Attempt)], from: u128) -> Option<u128> {
+    log.iter()
+        .find(|(t, a)| *t >= from && *a != Attempt::Down)
+        .map(|(t, _)| *t)
+}
+
+pub fn accepted_ids(log: &[(u128, Attempt)]) -> BTreeSet<String> {
+    log.iter()
+        .filter_map(|(_, a)| match a {
+            Attempt::Accepted(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Message-IDs found in a Maildir (headers only, first 8 KiB per file).
+pub fn maildir_ids(maildir: &Path) -> BTreeSet<String> {
+    use std::io::Read;
+    let mut out = BTreeSet::new();
+    for sub in ["new", "cur"] {
+        let Ok(rd) = std::fs::read_dir(maildir.join(sub)) else {
+            continue;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let mut buf = vec![0u8; 8192];
+            let n = std::fs::File::open(e.path())
+                .and_then(|mut f| f.read(&mut buf))
+                .unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..n]);
+            for l in text.lines() {
+                if l.is_empty() {
+                    break;
+                }
+                if let Some(v) = l
+                    .strip_prefix("Message-ID:")
+                    .or_else(|| l.strip_prefix("Message-Id:"))
+                {
+                    out.insert(v.trim().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Start call ids from crm_mon's operation history: (resource, call) of
+/// every start on `node`, in call order.
+pub fn starts(crm_mon_xml: &str, node: &str) -> Vec<(String, u64)> {
+    let Ok(root) = crate::cib::xml::El::parse(crm_mon_xml) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    if let Some(h) = root.find("node_history") {
+        for n in h.children.iter().filter(|n| n.get("name") == Some(node)) {
+            for r in &n.children {
+                for op in &r.children {
+                    if op.get("task") == Some("start")
+                        && let (Some(id), Some(call)) =
+                            (r.get("id"), op.get("call").and_then(|c| c.parse().ok()))
+                    {
+                        out.push((id.to_string(), call));
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by_key(|(_, c)| *c);
+    out
+}
+
+/// fail-daemon's recovery includes the start attempts on the failing node
+/// (start_tries x up to 10 s) before the cluster moves.
+const RECOVERY_DEADLINE: Duration = Duration::from_secs(180);
+const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
+
+impl Lab<'_> {
+    fn holder_pid(&self, node: &str) -> Result<u32, LabError> {
+        let st = self
+            .store
+            .load()?
+            .ok_or_else(|| LabError::NotUp(self.store.path()))?;
+        st.holder(node)
+            .map(|h| h.pid)
+            .ok_or_else(|| LabError::UnknownNode(node.to_string()))
+    }
+
+    fn in_node_out(&self, node: &str, argv: &[&str]) -> Result<super::cmd::Output, LabError> {
+        let pid = self.holder_pid(node)?;
+        Ok(self
+            .runner
+            .run(&plan::in_node(pid, argv).deadline(Duration::from_secs(30)))?)
+    }
+
+    fn crm_mon(&self, node: &str) -> Result<(Status, String), LabError> {
+        let o = self.in_node_out(
+            node,
+            &["crm_mon", "--one-shot", "--output-as=xml", "--include=all"],
+        )?;
+        let st = crate::status::parse(&o.stdout).map_err(|e| LabError::Cluster(e.to_string()))?;
+        Ok((st, o.stdout))
+    }
+
+    /// Any live node's view of the cluster.
+    fn any_status(&self) -> Result<(Status, String), LabError> {
+        self.crm_mon("node1").or_else(|_| self.crm_mon("node2"))
+    }
+
+    fn wait_healthy(&self, deadline: Duration) -> Result<(Status, String), LabError> {
+        let t = Instant::now();
+        loop {
+            let last = match self.any_status() {
+                Ok((st, xml)) => {
+                    let failed = st.resources.iter().any(|r| r.failed) || !st.failures.is_empty();
+                    let all = st.resources.iter().all(|r| r.role == "Started");
+                    let online = st.nodes.iter().filter(|n| n.online).count();
+                    if online == 2 && all && !failed && st.active_node.is_some() {
+                        return Ok((st, xml));
+                    }
+                    format!("{online} nodes online, all started: {all}, failures: {failed}")
+                }
+                Err(e) => e.to_string(),
+            };
+            if t.elapsed() > deadline {
+                return Err(LabError::Cluster(format!(
+                    "not healthy within {deadline:?}: {last}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn oldest_pid(&self, node: &str, process: &str) -> Option<String> {
+        let o = self
+            .in_node_out(node, &["pgrep", "-x", "-o", process])
+            .ok()?;
+        o.stdout
+            .lines()
+            .next()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Runs one drill and returns its report.
+    pub fn drill(&self, d: &Drill) -> Result<Report, LabError> {
+        // Start from a clean slate: failures left by an earlier drill (or a
+        // slow moment of the machine) would make every check ambiguous.
+        if let Ok((st, _)) = self.any_status()
+            && (!st.failures.is_empty() || st.resources.iter().any(|r| r.fail_count > 0))
+        {
+            let _ = self.in_node_out(
+                st.dc.as_deref().unwrap_or("node1"),
+                &["crm_resource", "--cleanup"],
+            );
+        }
+        let (before, before_xml) = self.wait_healthy(HEALTHY_DEADLINE)?;
+        let active = before
+            .active_node
+            .clone()
+            .ok_or_else(|| LabError::Cluster("the mail runs nowhere".into()))?;
+        let svc = match d {
+            Drill::KillDaemon(s) | Drill::FailDaemon(s) => s.clone(),
+        };
+        let (process, port) = daemon(&svc)
+            .ok_or_else(|| LabError::Cluster(format!("the lab has no daemon {svc:?}")))?;
+        let mut notes = Vec::new();
+
+        let run_id = format!("{}", load::now_ms());
+        let dir = self.base_dir.join("drills").join(&run_id);
+        std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+        let (log, stop) = (dir.join("load.log"), dir.join("stop"));
+
+        // The mount sampler: both nodes' mount tables, every 100 ms.
+        let stop_sampler = Arc::new(AtomicBool::new(false));
+        let doubles = Arc::new(AtomicUsize::new(0));
+        let holders: Vec<u32> = ["node1", "node2"]
+            .iter()
+            .filter_map(|n| self.holder_pid(n).ok())
+            .collect();
+        let sampler = {
+            let (stop_sampler, doubles) = (stop_sampler.clone(), doubles.clone());
+            let proc_root = self.proc_root.clone();
+            std::thread::spawn(move || {
+                while !stop_sampler.load(Ordering::Relaxed) {
+                    let mounted = holders
+                        .iter()
+                        .filter(|pid| {
+                            std::fs::read_to_string(
+                                proc_root.join(pid.to_string()).join("mountinfo"),
+                            )
+                            .map(|m| {
+                                crate::agents::storage::mountinfo::find(
+                                    &crate::agents::storage::mountinfo::parse(&m),
+                                    DATA_MOUNT,
+                                )
+                                .is_some()
+                            })
+                            .unwrap_or(false)
+                        })
+                        .count();
+                    if mounted >= 2 {
+                        doubles.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+
+        // The mail load, from the client namespace.
+        let mut loader = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.topo.netns(super::topology::Aux::Client),
+            ])
+            .arg(&self.exe)
+            .args([
+                "lab",
+                "load",
+                "--vip",
+                &self.topo.vip().to_string(),
+                "--run-id",
+                &run_id,
+                "--log",
+            ])
+            .arg(&log)
+            .arg("--stop")
+            .arg(&stop)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(LabError::io(Path::new("ip netns exec")))?;
+        let read_log = || -> Vec<(u128, Attempt)> {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(load::parse_line)
+                .collect()
+        };
+        let warm = Instant::now();
+        while accepted_ids(&read_log()).len() < 3 && warm.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        // The fault.
+        let fault_ms = load::now_ms();
+        let fault_at = Instant::now();
+        let mut undo: Vec<Vec<String>> = Vec::new();
+        match d {
+            Drill::KillDaemon(_) => {
+                let pid = self.oldest_pid(&active, process).ok_or_else(|| {
+                    LabError::Cluster(format!("{process} is not running on {active}"))
+                })?;
+                self.in_node_out(&active, &["kill", "-9", &pid])?;
+                notes.push(format!("killed {process} (pid {pid} in {active})"));
+                // Recovered: a new main process, and the VIP answers after it.
+                let mut recovered = None;
+                while fault_at.elapsed() < RECOVERY_DEADLINE {
+                    let node = self
+                        .any_status()
+                        .ok()
+                        .and_then(|(s, _)| s.active_node)
+                        .unwrap_or(active.clone());
+                    if let Some(new) = self.oldest_pid(&node, process)
+                        && (new != pid || node != active)
+                    {
+                        let since = load::now_ms();
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_secs(20) {
+                            if let Some(ms) = first_answer_after(&read_log(), since) {
+                                recovered = Some((ms - fault_ms) as f64 / 1000.0);
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                )
+            }
+            Drill::FailDaemon(_) => {
+                // Reject the daemon's port in the active node only: it keeps
+                // running but answers nobody, so every probe fails.
+                let table = "mailha_drill";
+                let p = port.to_string();
+                for argv in [
+                    vec!["nft", "add", "table", "inet", table],
+                    vec![
+                        "nft",
+                        "add",
+                        "chain",
+                        "inet",
+                        table,
+                        "input",
+                        "{ type filter hook input priority -10 ; }",
+                    ],
+                    vec![
+                        "nft", "add", "rule", "inet", table, "input", "tcp", "dport", &p, "reject",
+                        "with", "tcp", "reset",
+                    ],
+                ] {
+                    let o = self.in_node_out(&active, &argv)?;
+                    if !o.success() {
+                        return Err(LabError::Cluster(format!(
+                            "nft in {active}: {}",
+                            o.stderr.trim()
+                        )));
+                    }
+                }
+                undo.push(vec![
+                    active.clone(),
+                    "nft".into(),
+                    "delete".into(),
+                    "table".into(),
+                    "inet".into(),
+                    table.into(),
+                ]);
+                notes.push(format!("{active}: tcp port {port} rejected"));
+                let mut recovered = None;
+                while fault_at.elapsed() < RECOVERY_DEADLINE {
+                    if let Ok((s, _)) = self.any_status()
+                        && let Some(now) = s.active_node.clone()
+                        && now != active
+                        && s.resources.iter().any(|r| {
+                            r.id == format!("svc-{svc}")
+                                && r.role == "Started"
+                                && r.nodes.contains(&now)
+                        })
+                    {
+                        let since = load::now_ms();
+                        let t = Instant::now();
+                        while t.elapsed() < Duration::from_secs(20) {
+                            let l = read_log();
+                            if let Some((ms, _)) = l
+                                .iter()
+                                .find(|(t, a)| *t >= since && matches!(a, Attempt::Accepted(_)))
+                            {
+                                recovered = Some((ms - fault_ms) as f64 / 1000.0);
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        break;
+                    }
+                    // crm_mon costs CPU: on two cores, asking often slows
+                    // the very recovery being measured.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        d: &Drill,
+        before_xml: String,
+        active: String,
+        recovered: Option<f64>,
+        undo: Vec<Vec<String>>,
+        mut notes: Vec<String>,
+        read_log: &dyn Fn() -> Vec<(u128, Attempt)>,
+        stop: &Path,
+        loader: &mut std::process::Child,
+        sampler: std::thread::JoinHandle<()>,
+        stop_sampler: Arc<AtomicBool>,
+        doubles: Arc<AtomicUsize>,
+    ) -> Result<Report, LabError> {
+        // A little more load after the recovery, then stop it.
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = std::fs::write(stop, b"");
+        let t = Instant::now();
+        while loader.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if loader.try_wait().ok().flatten().is_none() {
+            let _ = loader.kill();
+            let _ = loader.wait();
+        }
+        for u in &undo {
+            let argv: Vec<&str> = u[1..].iter().map(|s| s.as_str()).collect();
+            if let Err(e) = self.in_node_out(&u[0], &argv) {
+                notes.push(format!("undo on {}: {e}", u[0]));
+            }
+        }
+        // The operation history as the recovery left it (a cleanup below
+        // wipes it).
+        let recovery_xml = self.any_status().map(|(_, x)| x).unwrap_or_default();
+        // Healthy again: fail counts cleared, everything started.
+        let node_for_cleanup = self
+            .any_status()
+            .ok()
+            .and_then(|(s, _)| s.active_node)
+            .unwrap_or(active.clone());
+        let _ = self.in_node_out(&node_for_cleanup, &["crm_resource", "--cleanup"]);
+        let after = self.wait_healthy(HEALTHY_DEADLINE);
+        let (after_status, _) = self
+            .any_status()
+            .unwrap_or((Status::default(), String::new()));
+        let node_after = after_status.active_node.clone();
+
+        // lost: wait for the queue to drain on the active node, then look
+        // for every accepted Message-ID in the mailbox.
+        let log = read_log();
+        let accepted = accepted_ids(&log);
+        let mut lost = accepted.len();
+        if let Some(n) = &node_after {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(60) {
+                let o = self.in_node_out(n, &["postqueue", "-p"]);
+                if o.is_ok_and(|o| o.stdout.contains("Mail queue is empty")) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            if let Ok(pid) = self.holder_pid(n) {
+                let maildir = PathBuf::from(format!(
+                    "/proc/{pid}/root{DATA_MOUNT}/vmail/lab.test/user1/Maildir"
+                ));
+                let found = maildir_ids(&maildir);
+                lost = accepted.difference(&found).count();
+            }
+        }
+        stop_sampler.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        let double_mounts = doubles.load(Ordering::Relaxed);
+
+        let restarted: Vec<String> = match (d, &node_after) {
+            (Drill::KillDaemon(_), Some(n)) => {
+                let before_calls: BTreeSet<(String, u64)> =
+                    starts(&before_xml, n).into_iter().collect();
+                starts(&recovery_xml, n)
+                    .into_iter()
+                    .filter(|s| !before_calls.contains(s))
+                    .map(|(r, _)| r)
+                    .collect()
+            }
+            _ => vec![],
+        };
+        let switched = node_after.as_deref() != Some(active.as_str());
+        let expect_switch = matches!(d, Drill::FailDaemon(_));
+        if let Err(e) = &after {
+            notes.push(format!("not healthy afterwards: {e}"));
+        }
+        let ok = recovered.is_some()
+            && lost == 0
+            && double_mounts == 0
+            && switched == expect_switch
+            && after.is_ok();
+        Ok(Report {
+            drill: d.name(),
+            backend: "namespaces",
+            recovered_s: recovered,
+            switched,
+            accepted: accepted.len(),
+            lost,
+            double_mounts,
+            ok,
+            node_before: Some(active),
+            node_after,
+            restarted,
+            notes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drills_parse_with_their_service() {
+        assert_eq!(
+            Drill::parse("kill-daemon", Some("postfix")),
+            Ok(Drill::KillDaemon("postfix".into()))
+        );
+        assert!(Drill::parse("kill-daemon", None).is_err());
+        assert!(Drill::parse("nuke", Some("x")).is_err());
+    }
+
+    #[test]
+    fn recovery_is_the_first_answer_after_the_moment() {
+        let log = vec![
+            (10, Attempt::Greeted),
+            (20, Attempt::Down),
+            (30, Attempt::Down),
+            (40, Attempt::Accepted("<a>".into())),
+        ];
+        assert_eq!(first_answer_after(&log, 15), Some(40));
+        assert_eq!(first_answer_after(&log, 41), None);
+        assert_eq!(accepted_ids(&log).len(), 1);
+    }
+
+    #[test]
+    fn message_ids_are_read_from_maildir_headers_only() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("new")).unwrap();
+        std::fs::create_dir_all(d.path().join("cur")).unwrap();
+        std::fs::write(
+            d.path().join("new/1"),
+            "Subject: x\nMessage-ID: <a@b>\n\nMessage-ID: <not@header>\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("cur/2"), "Message-Id: <c@d>\n\n").unwrap();
+        let ids = maildir_ids(d.path());
+        assert_eq!(
+            ids.into_iter().collect::<Vec<_>>(),
+            vec!["<a@b>".to_string(), "<c@d>".to_string()]
+        );
+    }
+
+    #[test]
+    fn starts_come_from_the_operation_history_in_call_order() {
+        let xml = r#"<pacemaker-result><node_history><node name="node1">
+<resource_history id="svc-postfix"><operation_history call="9" task="start"/><operation_history call="10" task="monitor"/></resource_history>
+<resource_history id="svc-mysql"><operation_history call="7" task="start"/></resource_history>
+</node></node_history></pacemaker-result>"#;
+        assert_eq!(
+            starts(xml, "node1"),
+            vec![("svc-mysql".to_string(), 7), ("svc-postfix".to_string(), 9)]
+        );
+    }
+}

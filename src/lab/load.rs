@@ -1,0 +1,174 @@
+//! The drills' mail load: a client that sends one message per SMTP
+//! session to the VIP, over and over, and logs every attempt with a
+//! timestamp. A message counts as accepted only on the 250 after DATA;
+//! its Message-ID is then looked for in the mailbox (`lost`).
+//!
+//! It runs inside the lab's client namespace (`mailha lab load ...`) and
+//! writes its log to a file the drill reads from the host. It stops when
+//! the stop file appears or its time is up, so it can never run forever.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// 220 greeting seen, message accepted (250 after DATA).
+    Accepted(String),
+    /// 220 greeting seen but the message was not accepted.
+    Greeted,
+    /// No 220 greeting: refused, reset, timed out or not 220.
+    Down,
+}
+
+/// One log line: `<unix ms> accepted <msgid>` | `<ms> greeted` | `<ms> down`.
+pub fn format_line(ms: u128, a: &Attempt) -> String {
+    match a {
+        Attempt::Accepted(id) => format!("{ms} accepted {id}\n"),
+        Attempt::Greeted => format!("{ms} greeted\n"),
+        Attempt::Down => format!("{ms} down\n"),
+    }
+}
+
+pub fn parse_line(l: &str) -> Option<(u128, Attempt)> {
+    let mut it = l.split_whitespace();
+    let ms = it.next()?.parse().ok()?;
+    let a = match it.next()? {
+        "accepted" => Attempt::Accepted(it.next()?.to_string()),
+        "greeted" => Attempt::Greeted,
+        "down" => Attempt::Down,
+        _ => return None,
+    };
+    Some((ms, a))
+}
+
+pub fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+fn expect(r: &mut BufReader<TcpStream>, code: &str) -> Result<(), ()> {
+    loop {
+        let mut l = String::new();
+        if r.read_line(&mut l).map_err(|_| ())? == 0 {
+            return Err(());
+        }
+        if !l.starts_with(code) {
+            return Err(());
+        }
+        if l.as_bytes().get(3) != Some(&b'-') {
+            return Ok(());
+        }
+    }
+}
+
+/// One SMTP session sending one message.
+pub fn send_one(addr: SocketAddr, to: &str, msgid: &str, timeout: Duration) -> Attempt {
+    let Ok(s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return Attempt::Down;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    let Ok(w) = s.try_clone() else {
+        return Attempt::Down;
+    };
+    let mut w = w;
+    let mut r = BufReader::new(s);
+    if expect(&mut r, "220").is_err() {
+        return Attempt::Down;
+    }
+    let mut step = |cmd: String, code: &str| -> Result<(), ()> {
+        w.write_all(cmd.as_bytes()).map_err(|_| ())?;
+        expect(&mut r, code)
+    };
+    let body = format!(
+        "From: drill@client.lab.test\r\nTo: {to}\r\nSubject: drill\r\nMessage-ID: {msgid}\r\n\r\nmailha drill load\r\n.\r\n"
+    );
+    let ok = step("EHLO client.lab.test\r\n".into(), "250")
+        .and_then(|_| step("MAIL FROM:<drill@client.lab.test>\r\n".into(), "250"))
+        .and_then(|_| step(format!("RCPT TO:<{to}>\r\n"), "250"))
+        .and_then(|_| step("DATA\r\n".into(), "354"))
+        .and_then(|_| step(body, "250"));
+    let _ = step("QUIT\r\n".into(), "221");
+    match ok {
+        Ok(()) => Attempt::Accepted(msgid.to_string()),
+        Err(()) => Attempt::Greeted,
+    }
+}
+
+/// The loop: one session every `every`, until `stop` exists or `max`.
+pub fn run(
+    addr: SocketAddr,
+    to: &str,
+    run_id: &str,
+    log: &Path,
+    stop: &Path,
+    every: Duration,
+    max: Duration,
+) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let start = Instant::now();
+    let mut seq = 0u64;
+    while !stop.exists() && start.elapsed() < max {
+        let t = Instant::now();
+        seq += 1;
+        let msgid = format!("<drill-{run_id}-{seq}@client.lab.test>");
+        let a = send_one(addr, to, &msgid, Duration::from_secs(2));
+        f.write_all(format_line(now_ms(), &a).as_bytes())?;
+        f.flush()?;
+        if let Some(rest) = every.checked_sub(t.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_round_trip() {
+        for a in [
+            Attempt::Accepted("<x@y>".into()),
+            Attempt::Greeted,
+            Attempt::Down,
+        ] {
+            let l = format_line(42, &a);
+            assert_eq!(parse_line(l.trim()), Some((42, a)));
+        }
+        assert_eq!(parse_line("junk"), None);
+    }
+
+    #[test]
+    fn a_session_against_a_real_listener_that_rejects_is_only_greeted() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let _ = s.write_all(b"220 hi\r\n");
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = s.write_all(b"554 go away\r\n");
+        });
+        assert_eq!(
+            send_one(addr, "u@lab.test", "<m@x>", Duration::from_secs(2)),
+            Attempt::Greeted
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert_eq!(
+            send_one(closed, "u@lab.test", "<m@x>", Duration::from_millis(500)),
+            Attempt::Down
+        );
+    }
+}
