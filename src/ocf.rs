@@ -86,6 +86,39 @@ pub struct Param {
     pub check: fn(&str) -> Result<(), String>,
 }
 
+impl Param {
+    /// A row of the table; `unique` is set with struct update syntax where
+    /// it applies.
+    pub const fn new(
+        name: &'static str,
+        kind: ParamType,
+        required: bool,
+        default: Option<&'static str>,
+        shortdesc: &'static str,
+        longdesc: &'static str,
+        check: fn(&str) -> Result<(), String>,
+    ) -> Param {
+        Param {
+            name,
+            kind,
+            required,
+            unique: false,
+            default,
+            shortdesc,
+            longdesc,
+            check,
+        }
+    }
+}
+
+/// A TCP port, 1..65535.
+pub fn check_port(v: &str) -> Result<(), String> {
+    match v.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("{v:?} is not a port")),
+    }
+}
+
 pub struct Action {
     pub name: &'static str,
     pub timeout: Duration,
@@ -265,6 +298,35 @@ pub fn is_probe(env: &dyn Fn(&str) -> Option<String>) -> bool {
 
 pub fn no_check(_: &str) -> Result<(), String> {
     Ok(())
+}
+
+/// Checked parameters by name.
+pub type Params = BTreeMap<&'static str, String>;
+
+/// The common front of every agent: `meta-data` from the table, unknown
+/// actions refused, parameters read and checked before anything else.
+/// Returns the checked parameters and the action's timeout, or the
+/// finished result (meta-data, refusal) as `Err(Ok(..))`/`Err(Err(..))`.
+pub fn prepare(
+    a: &AgentSpec,
+    action: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Params, Duration), Result<OcfStatus, OcfError>> {
+    match action {
+        "meta-data" => {
+            print!("{}", meta_data(a));
+            return Err(Ok(OcfStatus::Success));
+        }
+        "start" | "stop" | "monitor" | "validate-all" => {}
+        other => {
+            return Err(Err(OcfError::new(
+                OcfStatus::ErrUnimplemented,
+                format!("action {other:?} is not implemented"),
+            )));
+        }
+    }
+    let params = read_params(a, env).map_err(Err)?;
+    Ok((params, action_timeout(a, action, env)))
 }
 
 /// What every agent's entry point looks like: the action, the

@@ -6,35 +6,23 @@
 
 mod common;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IN_NS: &str = "MAILHA_STORAGE_TEST_IN_NS";
 
 fn prerequisites() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let tools = [
-        "/usr/bin/unshare",
-        "/usr/sbin/ocf-tester",
-        "/usr/bin/bindfs",
-        "/usr/sbin/mkfs.ext4",
-        "/usr/sbin/losetup",
-    ];
-    let missing: Vec<&str> = tools
-        .iter()
-        .filter(|t| !Path::new(t).exists())
-        .copied()
-        .collect();
-    if root && missing.is_empty() {
-        return true;
-    }
-    let why = format!("root={root}, missing {missing:?} (scripts/install-deps.sh installs them)");
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must run the storage agent tests: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    false
+    root_and_tools(
+        "the storage agent tests",
+        &[
+            "/usr/bin/unshare",
+            "/usr/sbin/ocf-tester",
+            "/usr/bin/bindfs",
+            "/usr/sbin/mkfs.ext4",
+            "/usr/sbin/losetup",
+        ],
+    )
 }
 
 /// Runs `name` (an #[ignore]d test of this file) in a new mount namespace.

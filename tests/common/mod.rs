@@ -171,3 +171,23 @@ pub fn crm_verify(cib_full: &str, node_names: &[&str]) -> Result<(), String> {
         Err(format!("exit {:?}: {text}", out.status.code()))
     }
 }
+
+/// Root and these programs, or: SKIPPED with the reason outside CI, a
+/// failure in CI (where scripts/install-deps.sh must have installed them).
+pub fn root_and_tools(what: &str, tools: &[&str]) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|t| !Path::new(t).exists())
+        .copied()
+        .collect();
+    if root && missing.is_empty() {
+        return true;
+    }
+    let why = format!("root={root}, missing {missing:?} (scripts/install-deps.sh installs them)");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run {what}: {why}");
+    }
+    eprintln!("SKIPPED: {what}: {why}");
+    false
+}

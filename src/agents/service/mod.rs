@@ -91,13 +91,6 @@ fn check_host(v: &str) -> Result<(), String> {
         .ok_or_else(|| format!("{v:?} is not a host"))
 }
 
-fn check_port(v: &str) -> Result<(), String> {
-    match v.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("{v:?} is not a port")),
-    }
-}
-
 fn check_http_path(v: &str) -> Result<(), String> {
     let ok = v.starts_with('/')
         && v.chars().all(|c| c.is_ascii_graphic())
@@ -136,33 +129,12 @@ fn check_tries(v: &str) -> Result<(), String> {
     }
 }
 
-const fn p(
-    name: &'static str,
-    kind: ParamType,
-    required: bool,
-    default: Option<&'static str>,
-    shortdesc: &'static str,
-    longdesc: &'static str,
-    check: fn(&str) -> Result<(), String>,
-) -> Param {
-    Param {
-        name,
-        kind,
-        required,
-        unique: false,
-        default,
-        shortdesc,
-        longdesc,
-        check,
-    }
-}
-
 use ParamType::{Boolean, Integer, String as Str};
 
 pub static PARAMS: &[Param] = &[
     Param {
         unique: true,
-        ..p(
+        ..Param::new(
             "name",
             Str,
             true,
@@ -172,7 +144,7 @@ pub static PARAMS: &[Param] = &[
             check_name,
         )
     },
-    p(
+    Param::new(
         "start",
         Str,
         true,
@@ -181,7 +153,7 @@ pub static PARAMS: &[Param] = &[
         "The command that starts the daemon, as a JSON array of strings (argv; never run through a shell). The program is an absolute path.",
         check_argv,
     ),
-    p(
+    Param::new(
         "stop",
         Str,
         false,
@@ -190,7 +162,7 @@ pub static PARAMS: &[Param] = &[
         "The command that stops the daemon, as a JSON argv array. Without it, the daemon's processes are sent TERM, then KILL.",
         check_argv,
     ),
-    p(
+    Param::new(
         "pid_file",
         Str,
         false,
@@ -199,7 +171,7 @@ pub static PARAMS: &[Param] = &[
         "Absolute path of the daemon's pid file.",
         check_path,
     ),
-    p(
+    Param::new(
         "executable",
         Str,
         false,
@@ -208,7 +180,7 @@ pub static PARAMS: &[Param] = &[
         "Absolute path of the daemon's binary: a pid whose /proc/PID/exe is another program is a recycled pid, not the daemon.",
         check_path,
     ),
-    p(
+    Param::new(
         "process_name",
         Str,
         false,
@@ -217,7 +189,7 @@ pub static PARAMS: &[Param] = &[
         "A string the daemon's process name (comm) contains, when the binary path is not known (the eYou suite).",
         check_process_name,
     ),
-    p(
+    Param::new(
         "probe",
         Str,
         false,
@@ -226,7 +198,7 @@ pub static PARAMS: &[Param] = &[
         "smtp, pop3, imap, mysql, memcached, http or command.",
         check_probe,
     ),
-    p(
+    Param::new(
         "probe_host",
         Str,
         false,
@@ -235,16 +207,16 @@ pub static PARAMS: &[Param] = &[
         "Address the probe connects to.",
         check_host,
     ),
-    p(
+    Param::new(
         "probe_port",
         Integer,
         false,
         None,
         "probe port",
         "TCP port the probe connects to.",
-        check_port,
+        ocf::check_port,
     ),
-    p(
+    Param::new(
         "probe_socket",
         Str,
         false,
@@ -253,7 +225,7 @@ pub static PARAMS: &[Param] = &[
         "Unix socket the probe connects to (mysql, memcached).",
         check_path,
     ),
-    p(
+    Param::new(
         "probe_path",
         Str,
         false,
@@ -262,7 +234,7 @@ pub static PARAMS: &[Param] = &[
         "Path an http probe requests.",
         check_http_path,
     ),
-    p(
+    Param::new(
         "probe_expect",
         Integer,
         false,
@@ -271,7 +243,7 @@ pub static PARAMS: &[Param] = &[
         "Status an http probe expects.",
         check_status,
     ),
-    p(
+    Param::new(
         "probe_argv",
         Str,
         false,
@@ -280,7 +252,7 @@ pub static PARAMS: &[Param] = &[
         "For probe=command: a JSON argv array; exit 0 means healthy.",
         check_argv,
     ),
-    p(
+    Param::new(
         "probe_timeout",
         Str,
         false,
@@ -289,7 +261,7 @@ pub static PARAMS: &[Param] = &[
         "How long a probe may take (e.g. 2s).",
         check_duration,
     ),
-    p(
+    Param::new(
         "watch",
         Boolean,
         false,
@@ -298,7 +270,7 @@ pub static PARAMS: &[Param] = &[
         "false: only check the daemon is alive (the original's HA_WATCH).",
         ocf::no_check,
     ),
-    p(
+    Param::new(
         "start_tries",
         Integer,
         false,
@@ -776,22 +748,11 @@ pub fn main(
     env: &dyn Fn(&str) -> Option<String>,
     proc_root: &Path,
 ) -> Result<OcfStatus, OcfError> {
-    match action {
-        "meta-data" => {
-            print!("{}", ocf::meta_data(&SPEC));
-            return Ok(OcfStatus::Success);
-        }
-        "start" | "stop" | "monitor" | "validate-all" => {}
-        other => {
-            return Err(OcfError::new(
-                OcfStatus::ErrUnimplemented,
-                format!("action {other:?} is not implemented"),
-            ));
-        }
-    }
-    let params = ocf::read_params(&SPEC, env)?;
+    let (params, timeout) = match ocf::prepare(&SPEC, action, env) {
+        Ok(p) => p,
+        Err(done) => return done,
+    };
     let s = from_params(&params)?;
-    let timeout = ocf::action_timeout(&SPEC, action, env);
     match action {
         "validate-all" => Ok(OcfStatus::Success),
         "start" => start(&s, proc_root, timeout),

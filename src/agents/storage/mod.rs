@@ -85,42 +85,10 @@ fn check_timeout(v: &str) -> Result<(), String> {
     }
 }
 
-fn check_port(v: &str) -> Result<(), String> {
-    match v.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("{v:?} is not a port")),
-    }
-}
-
-fn check_cluster(_: &str) -> Result<(), String> {
-    Ok(())
-}
-
-const fn p(
-    name: &'static str,
-    kind: ParamType,
-    required: bool,
-    default: Option<&'static str>,
-    shortdesc: &'static str,
-    longdesc: &'static str,
-    check: fn(&str) -> Result<(), String>,
-) -> Param {
-    Param {
-        name,
-        kind,
-        required,
-        unique: false,
-        default,
-        shortdesc,
-        longdesc,
-        check,
-    }
-}
-
 use ParamType::{Integer, String as Str};
 
 pub static PARAMS: &[Param] = &[
-    p(
+    Param::new(
         "device",
         Str,
         false,
@@ -129,7 +97,7 @@ pub static PARAMS: &[Param] = &[
         "The block device: a path under /dev (or another absolute device node), UUID=... or LABEL=... (resolved from superblocks, no udev needed). Give device or nfs.",
         check_device,
     ),
-    p(
+    Param::new(
         "nfs",
         Str,
         false,
@@ -140,7 +108,7 @@ pub static PARAMS: &[Param] = &[
     ),
     Param {
         unique: true,
-        ..p(
+        ..Param::new(
             "directory",
             Str,
             true,
@@ -150,7 +118,7 @@ pub static PARAMS: &[Param] = &[
             check_directory,
         )
     },
-    p(
+    Param::new(
         "fstype",
         Str,
         false,
@@ -159,7 +127,7 @@ pub static PARAMS: &[Param] = &[
         "ext4, xfs, nfs, nfs4...",
         check_fstype,
     ),
-    p(
+    Param::new(
         "options",
         Str,
         false,
@@ -168,7 +136,7 @@ pub static PARAMS: &[Param] = &[
         "Comma-separated mount options.",
         check_options,
     ),
-    p(
+    Param::new(
         "io_timeout",
         Str,
         false,
@@ -177,23 +145,23 @@ pub static PARAMS: &[Param] = &[
         "Deadline of each I/O probe and each umount attempt.",
         check_timeout,
     ),
-    p(
+    Param::new(
         "nfs_port",
         Integer,
         false,
         Some("2049"),
         "NFS port",
         "Port of the NFS server's RPC service.",
-        check_port,
+        ocf::check_port,
     ),
-    p(
+    Param::new(
         "cluster",
         Str,
         false,
         None,
         "cluster name",
         "Used in the monitor's marker file name.",
-        check_cluster,
+        ocf::no_check,
     ),
 ];
 
@@ -569,22 +537,11 @@ pub fn main(
     env: &dyn Fn(&str) -> Option<String>,
     proc_root: &Path,
 ) -> Result<OcfStatus, OcfError> {
-    match action {
-        "meta-data" => {
-            print!("{}", ocf::meta_data(&SPEC));
-            return Ok(OcfStatus::Success);
-        }
-        "start" | "stop" | "monitor" | "validate-all" => {}
-        other => {
-            return Err(OcfError::new(
-                OcfStatus::ErrUnimplemented,
-                format!("action {other:?} is not implemented"),
-            ));
-        }
-    }
-    let params = ocf::read_params(&SPEC, env)?;
+    let (params, timeout) = match ocf::prepare(&SPEC, action, env) {
+        Ok(p) => p,
+        Err(done) => return done,
+    };
     let s = from_params(&params)?;
-    let timeout = ocf::action_timeout(&SPEC, action, env);
     match action {
         "validate-all" => Ok(OcfStatus::Success),
         "start" => start(&s, timeout),

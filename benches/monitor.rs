@@ -1,0 +1,199 @@
+//! Monitor cost, side by side on the same running daemons: mailha's
+//! `ocf:mailha:service` against the stock `ocf:heartbeat:{postfix,mysql,
+//! dovecot}`. Run inside a lab node where the mail runs (bench/monitor.sh
+//! does that); per agent: processes created by one monitor (strace), and
+//! the median of N calls of wall time and CPU time (getrusage of the
+//! waited-for children).
+//!
+//! `cargo bench --bench monitor` outside a lab node has nothing to measure
+//! and says so.
+
+use mailha::cib::xml::El;
+use nix::sys::resource::{UsageWho, getrusage};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Case {
+    label: String,
+    agent: String,
+    env: Vec<(String, String)>,
+}
+
+fn cpu_children() -> Duration {
+    let u = getrusage(UsageWho::RUSAGE_CHILDREN).expect("getrusage");
+    let t =
+        |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+    t(u.user_time()) + t(u.system_time())
+}
+
+fn command(c: &Case) -> Command {
+    let mut cmd = Command::new(&c.agent);
+    cmd.arg("monitor")
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("OCF_ROOT", "/usr/lib/ocf")
+        .env("OCF_RESOURCE_INSTANCE", "bench")
+        .env("OCF_RESKEY_CRM_meta_interval", "10000")
+        .env("OCF_RESKEY_CRM_meta_timeout", "20000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in &c.env {
+        cmd.env(format!("OCF_RESKEY_{k}"), v);
+    }
+    cmd
+}
+
+/// Processes one monitor creates: execve/fork/clone calls seen by strace,
+/// minus strace's own execve of the agent.
+fn processes(c: &Case) -> Option<usize> {
+    let dir = tempfile::tempdir().ok()?;
+    let trace = dir.path().join("t");
+    let cmd = command(c);
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let mut s = Command::new("strace");
+    s.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=execve,execveat,fork,vfork,clone,clone3",
+        "-o",
+    ])
+    .arg(&trace)
+    .arg(prog)
+    .args(args)
+    .env_clear()
+    .envs(envs)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    s.status().ok()?;
+    let t = std::fs::read_to_string(&trace).ok()?;
+    let calls = t
+        .lines()
+        .filter(|l| !l.contains("+++") && !l.contains("---") && !l.contains("resumed>"))
+        .filter(|l| l.contains("execve(") || l.contains("clone") || l.contains("fork("))
+        .count();
+    // clone() for a thread is not a process; none of these agents use
+    // threads on the monitor path, so every clone is a child process.
+    Some(calls.saturating_sub(1))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn mailha_case(cib: &El, rsc: &str) -> Option<Case> {
+    let p = cib.by_id(rsc)?;
+    let ia = p.find("instance_attributes")?;
+    let env = ia
+        .children
+        .iter()
+        .filter_map(|nv| Some((nv.get("name")?.to_string(), nv.get("value")?.to_string())))
+        .collect();
+    Some(Case {
+        label: format!("mailha:service {rsc}"),
+        agent: "/usr/lib/ocf/resource.d/mailha/service".into(),
+        env,
+    })
+}
+
+fn stock(label: &str, agent: &str, env: &[(&str, &str)]) -> Case {
+    Case {
+        label: label.into(),
+        agent: format!("/usr/lib/ocf/resource.d/heartbeat/{agent}"),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("MAILHA_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let cib = Command::new("cibadmin")
+        .arg("--query")
+        .output()
+        .ok()
+        .and_then(|o| El::parse(&String::from_utf8_lossy(&o.stdout)).ok());
+    let Some(cib) = cib else {
+        println!("no cluster here: run bench/monitor.sh (it runs this inside a lab node)");
+        return;
+    };
+    let mut cases = Vec::new();
+    for (rsc, stock_case) in [
+        (
+            "svc-postfix",
+            stock(
+                "ocf:heartbeat:postfix",
+                "postfix",
+                &[("config_dir", "/etc/postfix")],
+            ),
+        ),
+        (
+            "svc-mysql",
+            stock(
+                "ocf:heartbeat:mysql",
+                "mysql",
+                &[
+                    ("binary", "/usr/bin/mysqld_safe"),
+                    ("config", "/etc/mysql/my.cnf"),
+                    ("datadir", "/srv/data/mysql"),
+                ],
+            ),
+        ),
+        (
+            "svc-dovecot",
+            stock("ocf:heartbeat:dovecot", "dovecot", &[]),
+        ),
+    ] {
+        match mailha_case(&cib, rsc) {
+            Some(c) => cases.push(c),
+            None => println!("{rsc}: not in this CIB"),
+        }
+        cases.push(stock_case);
+    }
+    println!(
+        "{:<34} {:>6} {:>6} {:>10} {:>10}",
+        "agent", "rc", "procs", "wall p50", "cpu p50"
+    );
+    let mut json = Vec::new();
+    for c in &cases {
+        let rc = command(c)
+            .status()
+            .ok()
+            .and_then(|s| s.code())
+            .unwrap_or(-1);
+        let procs = processes(c);
+        let (mut walls, mut cpus) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let c0 = cpu_children();
+            let t0 = Instant::now();
+            let _ = command(c).status();
+            walls.push(t0.elapsed());
+            cpus.push(cpu_children().saturating_sub(c0));
+        }
+        let (w, u) = (median(walls), median(cpus));
+        println!(
+            "{:<34} {:>6} {:>6} {:>8.2}ms {:>8.2}ms",
+            c.label,
+            rc,
+            procs.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            w.as_secs_f64() * 1e3,
+            u.as_secs_f64() * 1e3
+        );
+        json.push(serde_json::json!({"agent": c.label, "rc": rc, "processes": procs, "wall_ms_p50": w.as_secs_f64() * 1e3, "cpu_ms_p50": u.as_secs_f64() * 1e3, "n": n}));
+    }
+    println!("{}", serde_json::to_string(&json).unwrap());
+}
