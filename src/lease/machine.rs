@@ -478,3 +478,117 @@ impl Keeper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Timing {
+        Timing::standard(Duration::from_secs(1), Duration::from_secs(5)).unwrap()
+    }
+
+    fn own(holding: bool, boot: u64) -> SlotImage {
+        let mut s = Slot::new(1, 7);
+        s.counter = 40;
+        s.holding = holding;
+        s.acked = 3;
+        s.boot = boot;
+        SlotImage::Valid(s)
+    }
+
+    fn write_seq(a: &[Action]) -> u64 {
+        a.iter()
+            .find_map(|x| match x {
+                Action::WriteSlot { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no write in {a:?}"))
+    }
+
+    fn read_seq(a: &[Action]) -> u64 {
+        a.iter()
+            .find_map(|x| match x {
+                Action::ReadPeer { seq } => Some(*seq),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no read in {a:?}"))
+    }
+
+    #[test]
+    fn a_keeper_restarted_in_the_same_boot_resumes_holding_but_not_after_a_reset() {
+        let same = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        assert!(same.holds(), "the mounts may still be there");
+        let rebooted = Keeper::new(1, 2, 7, 100, t(), &own(true, 99), Mono(0));
+        assert!(!rebooted.holds(), "a reset left nothing mounted");
+        // The counter and the acked request carry over either way, so the
+        // peer sees a change and an old request is not carried out again.
+        assert_eq!((rebooted.slot().counter, rebooted.slot().acked), (40, 3));
+    }
+
+    #[test]
+    fn a_resumed_holder_does_not_pet_before_a_renewal_lands() {
+        // Its last renewal was the previous instance's, of unknown age:
+        // petting now could stretch the reset past the peer's host_dead.
+        let mut k = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        let a = k.step(Mono(0), Input::Tick);
+        assert!(!a.contains(&Action::PetWatchdog));
+        let seq = match a.iter().find(|x| matches!(x, Action::WriteSlot { .. })) {
+            Some(Action::WriteSlot { seq, slot }) => {
+                assert!(slot.holding && slot.counter == 41);
+                *seq
+            }
+            _ => panic!("no renewal issued: {a:?}"),
+        };
+        k.step(Mono(300), Input::WriteDone { seq, ok: true });
+        assert!(
+            k.step(Mono(400), Input::Tick)
+                .contains(&Action::PetWatchdog)
+        );
+    }
+
+    #[test]
+    fn a_completion_after_the_deadline_does_not_count_as_a_renewal() {
+        let mut k = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        let a = k.step(Mono(0), Input::Tick);
+        let Some(Action::WriteSlot { seq, .. }) = a.first().cloned() else {
+            panic!("{a:?}")
+        };
+        // io_timeout is 1s: at 1.2s the write has failed, whatever it says.
+        k.step(Mono(1200), Input::WriteDone { seq, ok: true });
+        assert!(
+            !k.step(Mono(1300), Input::Tick)
+                .contains(&Action::PetWatchdog)
+        );
+        // renew_fail (8s) after the start, with no renewal landed: fence.
+        let a = k.step(Mono(8000), Input::Tick);
+        assert!(
+            a.contains(&Action::SelfFence(FenceReason::RenewalsFailed)),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn an_old_fence_request_is_not_carried_out_twice() {
+        let mut k = Keeper::new(1, 2, 7, 100, t(), &own(false, 99), Mono(0));
+        let mut peer = Slot::new(2, 7);
+        peer.request = Some(FenceRequest { target: 1, id: 3 });
+        let seq = write_seq(&k.step(Mono(0), Input::Tick));
+        let seq = read_seq(&k.step(Mono(10), Input::WriteDone { seq, ok: true }));
+        let image = Some(SlotImage::Valid(peer.clone()));
+        let a = k.step(Mono(20), Input::ReadDone { seq, image });
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::SelfFence(_))),
+            "{a:?}"
+        );
+        // Request 4 is new: carried out.
+        peer.request = Some(FenceRequest { target: 1, id: 4 });
+        let seq = write_seq(&k.step(Mono(2000), Input::Tick));
+        let seq = read_seq(&k.step(Mono(2010), Input::WriteDone { seq, ok: true }));
+        let image = Some(SlotImage::Valid(peer));
+        let a = k.step(Mono(2020), Input::ReadDone { seq, image });
+        assert!(
+            a.contains(&Action::SelfFence(FenceReason::Request(4))),
+            "{a:?}"
+        );
+    }
+}
