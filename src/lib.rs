@@ -12,6 +12,7 @@ pub mod corosync;
 pub mod exec;
 pub mod install;
 pub mod lab;
+pub mod lease;
 pub mod legacy;
 pub mod ocf;
 pub mod profiles;

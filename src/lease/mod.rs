@@ -1,0 +1,16 @@
+//! The disk lease (DESIGN section 7, docs/lease.md): the split-brain
+//! guard under the data mounts and behind `fence_mailha`.
+//!
+//! - `format`: the bytes on the lease device (header + one slot per node).
+//! - `timing`: the formula tying io_timeout, renew, renew_fail, watchdog
+//!   and host_dead together, and its validation.
+//! - `machine`: the keeper's state machine, pure: ticks and I/O results
+//!   in, actions out.
+//! - `disk`: aligned O_DIRECT I/O of one block, with a deadline, on a
+//!   worker thread whose stall is detected.
+
+pub mod disk;
+pub mod format;
+pub mod machine;
+pub mod sim;
+pub mod timing;
