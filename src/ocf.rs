@@ -126,6 +126,27 @@ pub struct Action {
     pub depth: Option<u32>,
 }
 
+impl Action {
+    /// A one-shot action (start, stop, validate-all, meta-data).
+    pub const fn once(name: &'static str, timeout_s: u64) -> Action {
+        Action {
+            name,
+            timeout: Duration::from_secs(timeout_s),
+            interval: None,
+            depth: None,
+        }
+    }
+    /// A recurring monitor at `depth`.
+    pub const fn monitor(timeout_s: u64, interval_s: u64, depth: u32) -> Action {
+        Action {
+            name: "monitor",
+            timeout: Duration::from_secs(timeout_s),
+            interval: Some(Duration::from_secs(interval_s)),
+            depth: Some(depth),
+        }
+    }
+}
+
 /// An agent's static description.
 pub struct AgentSpec {
     pub name: &'static str,

@@ -81,11 +81,15 @@ pub struct Report {
     pub notes: Vec<String>,
 }
 
-/// From the load log: the first time (ms) at or after `from` when a
-/// session was greeted or accepted.
-pub fn first_answer_after(log: &[(u128, Attempt)], from: u128) -> Option<u128> {
+/// From the load log: the first time (ms) at or after `from` of an
+/// attempt that `good` accepts.
+pub fn first_after(
+    log: &[(u128, Attempt)],
+    from: u128,
+    good: impl Fn(&Attempt) -> bool,
+) -> Option<u128> {
     log.iter()
-        .find(|(t, a)| *t >= from && *a != Attempt::Down)
+        .find(|(t, a)| *t >= from && good(a))
         .map(|(t, _)| *t)
 }
 
@@ -155,6 +159,25 @@ pub fn starts(crm_mon_xml: &str, node: &str) -> Vec<(String, u64)> {
 
 /// fail-daemon's recovery includes the start attempts on the failing node
 /// (start_tries x up to 10 s) before the cluster moves.
+/// After the recovery condition: the seconds from the fault to the first
+/// load attempt from now on that `good` accepts (the client's view), or
+/// None when none comes within 20 s.
+fn seconds_until(
+    read_log: &dyn Fn() -> Vec<(u128, Attempt)>,
+    fault_ms: u128,
+    good: impl Fn(&Attempt) -> bool,
+) -> Option<f64> {
+    let since = load::now_ms();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if let Some(ms) = first_after(&read_log(), since, &good) {
+            return Some((ms - fault_ms) as f64 / 1000.0);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(180);
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -349,15 +372,7 @@ impl Lab<'_> {
                     if let Some(new) = self.oldest_pid(&node, process)
                         && (new != pid || node != active)
                     {
-                        let since = load::now_ms();
-                        let t = Instant::now();
-                        while t.elapsed() < Duration::from_secs(20) {
-                            if let Some(ms) = first_answer_after(&read_log(), since) {
-                                recovered = Some((ms - fault_ms) as f64 / 1000.0);
-                                break;
-                            }
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
+                        recovered = seconds_until(&read_log, fault_ms, |a| *a != Attempt::Down);
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(200));
@@ -426,19 +441,9 @@ impl Lab<'_> {
                                 && r.nodes.contains(&now)
                         })
                     {
-                        let since = load::now_ms();
-                        let t = Instant::now();
-                        while t.elapsed() < Duration::from_secs(20) {
-                            let l = read_log();
-                            if let Some((ms, _)) = l
-                                .iter()
-                                .find(|(t, a)| *t >= since && matches!(a, Attempt::Accepted(_)))
-                            {
-                                recovered = Some((ms - fault_ms) as f64 / 1000.0);
-                                break;
-                            }
-                            std::thread::sleep(Duration::from_millis(50));
-                        }
+                        recovered = seconds_until(&read_log, fault_ms, |a| {
+                            matches!(a, Attempt::Accepted(_))
+                        });
                         break;
                     }
                     // crm_mon costs CPU: on two cores, asking often slows
@@ -599,8 +604,10 @@ mod tests {
             (30, Attempt::Down),
             (40, Attempt::Accepted("<a>".into())),
         ];
-        assert_eq!(first_answer_after(&log, 15), Some(40));
-        assert_eq!(first_answer_after(&log, 41), None);
+        let answered = |a: &Attempt| *a != Attempt::Down;
+        assert_eq!(first_after(&log, 15, answered), Some(40));
+        assert_eq!(first_after(&log, 41, answered), None);
+        assert_eq!(first_after(&log, 0, answered), Some(10));
         assert_eq!(accepted_ids(&log).len(), 1);
     }
 

@@ -282,36 +282,11 @@ pub static PARAMS: &[Param] = &[
 ];
 
 pub static ACTIONS: &[Action] = &[
-    Action {
-        name: "start",
-        timeout: Duration::from_secs(60),
-        interval: None,
-        depth: None,
-    },
-    Action {
-        name: "stop",
-        timeout: Duration::from_secs(60),
-        interval: None,
-        depth: None,
-    },
-    Action {
-        name: "monitor",
-        timeout: Duration::from_secs(20),
-        interval: Some(Duration::from_secs(2)),
-        depth: Some(0),
-    },
-    Action {
-        name: "validate-all",
-        timeout: Duration::from_secs(5),
-        interval: None,
-        depth: None,
-    },
-    Action {
-        name: "meta-data",
-        timeout: Duration::from_secs(5),
-        interval: None,
-        depth: None,
-    },
+    Action::once("start", 60),
+    Action::once("stop", 60),
+    Action::monitor(20, 2, 0),
+    Action::once("validate-all", 5),
+    Action::once("meta-data", 5),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {

@@ -22,42 +22,37 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn check_device(v: &str) -> Result<(), String> {
+/// Applies one of mailha.toml's own rules to a parameter, so the agent
+/// accepts exactly what `mailha check` accepts.
+fn config_rule<T>(
+    v: &str,
+    rule: fn(&mut crate::config::validate::Ctx, crate::config::FieldPath, &str) -> Option<T>,
+) -> Result<T, String> {
     let mut errs = crate::config::validate::Ctx::default();
-    crate::config::validate::block_dev(&mut errs, crate::config::FieldPath::root(), v)
-        .map(|_| ())
-        .ok_or_else(|| {
-            errs.problems
-                .first()
-                .map(|p| p.message.clone())
-                .unwrap_or_default()
-        })
+    rule(&mut errs, crate::config::FieldPath::root(), v).ok_or_else(|| {
+        errs.problems
+            .first()
+            .map(|p| p.message.clone())
+            .unwrap_or_default()
+    })
+}
+
+fn check_device(v: &str) -> Result<(), String> {
+    config_rule(v, crate::config::validate::block_dev).map(|_| ())
 }
 
 fn check_nfs(v: &str) -> Result<(), String> {
-    let mut errs = crate::config::validate::Ctx::default();
-    crate::config::validate::nfs_export(&mut errs, crate::config::FieldPath::root(), v)
-        .map(|_| ())
-        .ok_or_else(|| {
-            errs.problems
-                .first()
-                .map(|p| p.message.clone())
-                .unwrap_or_default()
-        })
+    config_rule(v, crate::config::validate::nfs_export).map(|_| ())
 }
 
 /// A mount point: absolute, clean, not `/` and not inside the system's own
 /// trees (the same rule as mailha.toml).
 fn check_directory(v: &str) -> Result<(), String> {
-    let mut errs = crate::config::validate::Ctx::default();
-    match crate::config::validate::mount_point(&mut errs, crate::config::FieldPath::root(), v) {
-        Some(p) if p.to_string_lossy() == v => Ok(()),
-        Some(p) => Err(format!("{v:?} is not in its clean form ({})", p.display())),
-        None => Err(errs
-            .problems
-            .first()
-            .map(|p| p.message.clone())
-            .unwrap_or_default()),
+    let p = config_rule(v, crate::config::validate::mount_point)?;
+    if p.to_string_lossy() == v {
+        Ok(())
+    } else {
+        Err(format!("{v:?} is not in its clean form ({})", p.display()))
     }
 }
 
@@ -166,42 +161,12 @@ pub static PARAMS: &[Param] = &[
 ];
 
 pub static ACTIONS: &[Action] = &[
-    Action {
-        name: "start",
-        timeout: Duration::from_secs(60),
-        interval: None,
-        depth: None,
-    },
-    Action {
-        name: "stop",
-        timeout: Duration::from_secs(60),
-        interval: None,
-        depth: None,
-    },
-    Action {
-        name: "monitor",
-        timeout: Duration::from_secs(20),
-        interval: Some(Duration::from_secs(10)),
-        depth: Some(0),
-    },
-    Action {
-        name: "monitor",
-        timeout: Duration::from_secs(30),
-        interval: Some(Duration::from_secs(30)),
-        depth: Some(20),
-    },
-    Action {
-        name: "validate-all",
-        timeout: Duration::from_secs(5),
-        interval: None,
-        depth: None,
-    },
-    Action {
-        name: "meta-data",
-        timeout: Duration::from_secs(5),
-        interval: None,
-        depth: None,
-    },
+    Action::once("start", 60),
+    Action::once("stop", 60),
+    Action::monitor(20, 10, 0),
+    Action::monitor(30, 30, 20),
+    Action::once("validate-all", 5),
+    Action::once("meta-data", 5),
 ];
 
 pub static SPEC: AgentSpec = AgentSpec {
