@@ -3,7 +3,8 @@
 //! Root only. Without root or without the lab's programs the test prints
 //! `SKIPPED: <reason>` and returns, except in CI (env `CI` set), where a
 //! missing prerequisite fails. The lab here has its own prefix, state and
-//! base dir (`mht`, /run/mailha-lab-test, /var/lib/mailha-lab-test), so a
+//! base dir (`mht`, /run/mailha-lab-test, /var/lib/mailha-lab-test; env
+//! `MAILHA_TEST_LAB=NAME` picks another), so a
 //! developer's lab is never touched; a guard runs `lab down` whatever
 //! happens, and scripts/test.sh runs it again on exit.
 
@@ -12,9 +13,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PREFIX: &str = "mht";
-const STATE_DIR: &str = "/run/mailha-lab-test";
-const BASE_DIR: &str = "/var/lib/mailha-lab-test";
+/// The test lab's name: `mht` unless `MAILHA_TEST_LAB` names another
+/// (two checkouts testing at once on one machine each take their own).
+fn lab_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::env::var("MAILHA_TEST_LAB").unwrap_or_else(|_| "mht".into()))
+}
+fn prefix() -> &'static str {
+    lab_name()
+}
+fn state_dir() -> String {
+    match lab_name() {
+        "mht" => "/run/mailha-lab-test".into(),
+        n => format!("/run/mailha-lab-{n}"),
+    }
+}
+fn base_dir() -> String {
+    match lab_name() {
+        "mht" => "/var/lib/mailha-lab-test".into(),
+        n => format!("/var/lib/mailha-lab-{n}"),
+    }
+}
 const VIP: &str = "198.51.100.100";
 
 /// The lab tests share one lab name: they take turns.
@@ -22,9 +41,9 @@ static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn mailha() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailha"));
-    c.env("MAILHA_LAB_PREFIX", PREFIX)
-        .env("MAILHA_LAB_STATE_DIR", STATE_DIR)
-        .env("MAILHA_LAB_BASE_DIR", BASE_DIR)
+    c.env("MAILHA_LAB_PREFIX", prefix())
+        .env("MAILHA_LAB_STATE_DIR", state_dir())
+        .env("MAILHA_LAB_BASE_DIR", base_dir())
         .env_remove("MAILHA_CONFIG");
     c
 }
@@ -269,7 +288,7 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     // live apply of an added service: the others are not restarted
     let before = start_calls(&crm_mon("node1"));
     assert!(before.keys().any(|(_, r)| r == "svc-postfix"), "{before:?}");
-    let toml = Path::new(BASE_DIR).join("node1/root/etc/mailha/mailha.toml");
+    let toml = Path::new(&base_dir()).join("node1/root/etc/mailha/mailha.toml");
     let mut text = std::fs::read_to_string(&toml).unwrap();
     text.push_str("\n[services.canary]\nagent = \"ocf:pacemaker:Dummy\"\n");
     std::fs::write(&toml, text).unwrap();
@@ -321,14 +340,14 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
         Command::new("ip").args(["netns", "list"]),
         Duration::from_secs(10),
     );
-    assert!(!netns.stdout.contains(PREFIX), "{}", netns.stdout);
+    assert!(!netns.stdout.contains(prefix()), "{}", netns.stdout);
     let links = ok(
         Command::new("ip").args(["-o", "link", "show"]),
         Duration::from_secs(10),
     );
-    assert!(!links.stdout.contains(PREFIX), "{}", links.stdout);
+    assert!(!links.stdout.contains(prefix()), "{}", links.stdout);
     let loops = ok(Command::new("losetup").arg("-a"), Duration::from_secs(10));
-    assert!(!loops.stdout.contains(BASE_DIR), "{}", loops.stdout);
+    assert!(!loops.stdout.contains(&base_dir()), "{}", loops.stdout);
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
             continue;
@@ -338,9 +357,9 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
             assert!(!pid_nss.contains(&ns), "pid {pid} still in a lab node");
         }
         let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-        assert!(!mi.contains(BASE_DIR), "pid {pid} still mounts the lab");
+        assert!(!mi.contains(&base_dir()), "pid {pid} still mounts the lab");
     }
-    assert!(!Path::new(STATE_DIR).join("state.json").exists());
+    assert!(!Path::new(&state_dir()).join("state.json").exists());
     drop(guard);
     println!("whole lab test: {:.1}s", t0.elapsed().as_secs_f64());
 }
