@@ -14,6 +14,7 @@ pub mod install;
 pub mod lab;
 pub mod lease;
 pub mod legacy;
+pub mod live;
 pub mod ocf;
 pub mod profiles;
 pub mod setup;

@@ -233,6 +233,14 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     }
     println!("up + both online: {:.1}s", t0.elapsed().as_secs_f64());
 
+    // The lab makes the data disk without MMP; `mailha setup` turned it on,
+    // and `check --live` on each node sees the disk and finds nothing to say.
+    for node in ["node1", "node2"] {
+        let live = exec(node, &["mailha", "check", "--live"]);
+        assert_eq!(live.code, Some(0), "{node}: {}{}", live.stdout, live.stderr);
+        assert!(!live.stderr.contains("MMP"), "{node}: {}", live.stderr);
+    }
+
     // SMTP 220 on the VIP from the client namespace
     let banner = exec(
         "client",

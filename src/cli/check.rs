@@ -1,17 +1,47 @@
-//! `mailha check`: parse and validate; no side effects.
+//! `mailha check`: parse and validate; no side effects. `--live` also
+//! looks at this node's devices and NFS servers (`crate::live`), still
+//! changing nothing.
 
 use super::{Cli, CliError, load_config};
-use crate::config::{Config, MountSource};
+use crate::config::{Config, MountSource, Severity, diag::SourceMap};
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Check this file instead of --config.
     pub file: Option<std::path::PathBuf>,
+    /// Also look at this node: the data devices are present and readable,
+    /// hold the configured filesystem, ext4 has multi-mount protection
+    /// (MMP), NFS servers answer. Exit 1 when something would stop the
+    /// cluster from mounting; a missing MMP is a warning.
+    #[arg(long)]
+    pub live: bool,
+    /// Deadline for each device read or NFS call of --live.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub io_timeout: Duration,
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let path = a.file.as_ref().unwrap_or(&cli.config);
     let loaded = load_config(path)?;
+    if a.live {
+        let map = SourceMap::new(&loaded.text);
+        let found = crate::live::check(&loaded.config, a.io_timeout);
+        let errors = found
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count();
+        for p in found {
+            eprintln!("{}", map.locate(path, p));
+        }
+        if errors > 0 {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "{}: {errors} problem{} on this node",
+                path.display(),
+                if errors == 1 { "" } else { "s" }
+            )));
+        }
+    }
     println!("{}: {}", path.display(), summary(&loaded.config));
     Ok(())
 }

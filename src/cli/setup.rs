@@ -54,6 +54,19 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         .iter()
         .find(|n| n.id != me.id)
         .expect("two nodes");
+    // Before anything is written: a refusal here changes nothing.
+    for d in crate::live::enable_mmp(cfg, Duration::from_secs(10)).context("shared storage")? {
+        match d.plan {
+            crate::live::MmpPlan::Enable => println!(
+                "{}: enabled multi-mount protection (MMP) on {} ({})",
+                me.name, d.device, d.mount
+            ),
+            crate::live::MmpPlan::AlreadyOn => {
+                println!("{}: {} ({}) has MMP", me.name, d.device, d.mount)
+            }
+            _ => {}
+        }
+    }
     let key = match std::fs::read(paths.authkey()) {
         Ok(k) if !a.new_key && k.len() >= 128 => k,
         _ => setup::new_authkey().context("making an authkey")?,

@@ -197,11 +197,13 @@ impl Lab<'_> {
         let lease = self.base_dir.join("lease.img");
         make_sparse(&data, DATA_IMAGE_SIZE)?;
         make_sparse(&lease, LEASE_IMAGE_SIZE)?;
-        // MMP: a second mount through another device is refused (measured:
-        // after ~23 s); a holder kill unmounts cleanly, so no MMP wait then.
+        // No MMP here: `mailha setup` turns it on, as on a real
+        // installation (crate::live). With it a second mount through another
+        // device is refused (measured: after ~23 s); a holder kill unmounts
+        // cleanly, so no MMP wait then.
         self.runner.run_ok(
             &Cmd::new("mkfs.ext4")
-                .args(["-q", "-F", "-O", "mmp", "-L", "maildata"])
+                .args(["-q", "-F", "-L", "maildata"])
                 .arg(data.display().to_string())
                 .deadline(Duration::from_secs(60)),
         )?;

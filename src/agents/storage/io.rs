@@ -48,12 +48,14 @@ pub fn superblock(
     deadline: Duration,
 ) -> Result<Option<super::superblock::Identity>, String> {
     let out = in_child(&["superblock", dev], deadline)?;
-    let v: Vec<&str> = out.trim_end_matches('\n').splitn(3, '\t').collect();
+    let v: Vec<&str> = out.trim_end_matches('\n').splitn(4, '\t').collect();
     Ok(match v.as_slice() {
-        [fstype, uuid, label] => Some(super::superblock::Identity {
+        [fstype, flags, uuid, label] => Some(super::superblock::Identity {
             fstype: if *fstype == "xfs" { "xfs" } else { "ext4" },
             uuid: uuid.to_string(),
             label: label.to_string(),
+            mmp: flags.split(',').any(|f| f == "mmp"),
+            in_use: flags.split(',').any(|f| f == "in-use"),
         }),
         _ => None,
     })
@@ -96,7 +98,20 @@ fn read_superblock(dev: &Path) -> Result<String, String> {
         }
     }
     Ok(match super::superblock::identify(&head[..n]) {
-        Some(id) => format!("{}\t{}\t{}\n", id.fstype, id.uuid, id.label),
+        Some(id) => {
+            // The label is last: it is the one field that may hold a tab.
+            let flags: Vec<&str> = [(id.mmp, "mmp"), (id.in_use, "in-use")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| *f)
+                .collect();
+            let flags = if flags.is_empty() {
+                "-".to_string()
+            } else {
+                flags.join(",")
+            };
+            format!("{}\t{flags}\t{}\t{}\n", id.fstype, id.uuid, id.label)
+        }
         None => String::new(),
     })
 }

@@ -8,7 +8,16 @@ pub struct Identity {
     pub fstype: &'static str,
     pub uuid: String,
     pub label: String,
+    /// ext4 multi-mount protection is on (`INCOMPAT_MMP`).
+    pub mmp: bool,
+    /// ext4's journal needs recovery (`INCOMPAT_RECOVER`): the filesystem
+    /// is mounted somewhere, or was not unmounted cleanly. Never change its
+    /// features then.
+    pub in_use: bool,
 }
+
+const EXT4_INCOMPAT_RECOVER: u32 = 0x0004;
+const EXT4_INCOMPAT_MMP: u32 = 0x0100;
 
 fn uuid_string(b: &[u8]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
@@ -27,15 +36,19 @@ fn label_string(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).trim().to_string()
 }
 
-/// ext2/3/4: superblock at 1024, magic 0xEF53 at +0x38, UUID at +0x68,
-/// volume name at +0x78. XFS: "XFSB" at 0, UUID at 32, name at 108.
+/// ext2/3/4: superblock at 1024, magic 0xEF53 at +0x38, incompatible
+/// features at +0x60, UUID at +0x68, volume name at +0x78. XFS: "XFSB" at
+/// 0, UUID at 32, name at 108.
 pub fn identify(head: &[u8]) -> Option<Identity> {
     if head.len() >= 1024 + 0x88 && head[1024 + 0x38..1024 + 0x3a] == [0x53, 0xef] {
         let sb = &head[1024..];
+        let incompat = u32::from_le_bytes([sb[0x60], sb[0x61], sb[0x62], sb[0x63]]);
         return Some(Identity {
             fstype: "ext4",
             uuid: uuid_string(&sb[0x68..0x78]),
             label: label_string(&sb[0x78..0x88]),
+            mmp: incompat & EXT4_INCOMPAT_MMP != 0,
+            in_use: incompat & EXT4_INCOMPAT_RECOVER != 0,
         });
     }
     if head.len() >= 120 && &head[0..4] == b"XFSB" {
@@ -43,6 +56,8 @@ pub fn identify(head: &[u8]) -> Option<Identity> {
             fstype: "xfs",
             uuid: uuid_string(&head[32..48]),
             label: label_string(&head[108..120]),
+            mmp: false,
+            in_use: false,
         });
     }
     None
@@ -81,6 +96,31 @@ mod tests {
         let id = identify(&head).unwrap();
         assert_eq!(id.label, "maildata");
         assert_eq!(id.uuid, "74efe5c0-3b1a-4f7e-9a57-2c0c3e4f1a10");
+        assert!(!id.mmp, "mkfs.ext4 leaves MMP off by default");
+        assert!(!id.in_use);
+
+        let ok = std::process::Command::new("tune2fs")
+            .args(["-O", "mmp"])
+            .arg(&img)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(ok, "tune2fs -O mmp");
+        let head = std::fs::read(&img).unwrap()[..65536].to_vec();
+        assert!(
+            identify(&head).unwrap().mmp,
+            "MMP seen after tune2fs -O mmp"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_needs_recovery_means_in_use() {
+        let mut head = vec![0u8; 4096];
+        head[1024 + 0x38] = 0x53;
+        head[1024 + 0x39] = 0xef;
+        head[1024 + 0x60] = 0x04 | 0x40;
+        let id = identify(&head).unwrap();
+        assert!(id.in_use);
+        assert!(!id.mmp);
     }
 
     #[test]
