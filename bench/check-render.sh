@@ -3,8 +3,7 @@
 # (27 services), release build. Numbers, not pass/fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=target/release/mailha
+bin=$(scripts/build-release.sh -q)
 cfg=examples/eyou.toml
 hyperfine --warmup 5 --runs 100 -N \
     "$bin check $cfg" \

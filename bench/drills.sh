@@ -6,8 +6,7 @@
 #   RUNS=5 bench/drills.sh [DRILL ARGS...]     (default: kill-daemon postfix)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=$PWD/target/release/mailha
+bin=$(scripts/build-release.sh -q)
 runs=${RUNS:-5}
 drill=("$@")
 [ ${#drill[@]} -gt 0 ] || drill=(kill-daemon postfix)

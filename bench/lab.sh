@@ -7,10 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
-cargo build --release -q
-target=${CARGO_TARGET_DIR:-target}
-case $target in /*) ;; *) target=$PWD/$target ;; esac
-bin=$target/release/mailha
+bin=$(scripts/build-release.sh -q)
 if "$bin" lab status --json | grep -q '"up": true'; then
     echo "bench/lab.sh: a lab is already up; run \`mailha lab down\` first" >&2
     exit 1

@@ -106,6 +106,24 @@ fn mailha_case(cib: &El, rsc: &str) -> Option<Case> {
     })
 }
 
+/// With `MAILHA_BENCH_DYNAMIC=/path/to/mailha` (a dynamically linked
+/// build), the same monitor through that binary: what static linking
+/// (scripts/build-release.sh) saves per call. The agent is found by its
+/// name, so the twin is a `service` symlink in a directory of its own.
+fn dynamic_twin(c: &Case) -> Option<Case> {
+    let bin = std::env::var_os("MAILHA_BENCH_DYNAMIC")?;
+    let dir = std::env::temp_dir().join(format!("mailha-bench-dynamic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let link = dir.join("service");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(bin, &link).ok()?;
+    Some(Case {
+        label: format!("{} (dynamic)", c.label),
+        agent: link.display().to_string(),
+        env: c.env.clone(),
+    })
+}
+
 fn stock(label: &str, agent: &str, env: &[(&str, &str)]) -> Case {
     Case {
         label: label.into(),
@@ -159,7 +177,12 @@ fn main() {
         ),
     ] {
         match mailha_case(&cib, rsc) {
-            Some(c) => cases.push(c),
+            Some(c) => {
+                if let Some(d) = dynamic_twin(&c) {
+                    cases.push(d);
+                }
+                cases.push(c);
+            }
             None => println!("{rsc}: not in this CIB"),
         }
         cases.push(stock_case);

@@ -10,9 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=no
 [ "${1:-}" = "--keep" ] && keep=yes
-cargo build --release
-target=${CARGO_TARGET_DIR:-target}
-bin=$target/release/mailha
+bin=$(scripts/build-release.sh)
 for f in examples/*.toml lab/*.toml; do
     "$bin" check "$f"
     echo

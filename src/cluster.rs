@@ -21,8 +21,10 @@ pub const PACEMAKER_MANAGED: &[&str] = &[
 ];
 
 /// Operator state that lives in cluster properties: `apply` must not undo
-/// a `maintenance-mode` someone set on purpose.
-pub const OPERATOR_STATE: &[&str] = &["maintenance-mode"];
+/// a `maintenance-mode` someone set on purpose. `dc-deadtime` is an engine
+/// timing knob mailha.toml does not express: whoever tuned it (the lab
+/// seeds 5 s so a restarted node elects a DC in seconds, not 20) keeps it.
+pub const OPERATOR_STATE: &[&str] = &["maintenance-mode", "dc-deadtime"];
 
 const TOOL_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -245,6 +247,7 @@ mod tests {
       <cluster_property_set id="cib-bootstrap-options">
         <nvpair id="cib-bootstrap-options-dc-version" name="dc-version" value="2.1.5"/>
         <nvpair id="cib-bootstrap-options-maintenance-mode" name="maintenance-mode" value="true"/>
+        <nvpair id="cib-bootstrap-options-dc-deadtime" name="dc-deadtime" value="5s"/>
         <nvpair id="cib-bootstrap-options-stonith-enabled" name="stonith-enabled" value="false"/>
       </cluster_property_set>
     </crm_config>
@@ -287,7 +290,15 @@ mod tests {
         let conf = m.find("configuration").unwrap();
         let set = &conf.find("crm_config").unwrap().children[0];
         let names: Vec<&str> = set.children.iter().filter_map(|p| p.get("name")).collect();
-        assert_eq!(names, ["stonith-enabled", "dc-version", "maintenance-mode"]);
+        assert_eq!(
+            names,
+            [
+                "stonith-enabled",
+                "dc-version",
+                "maintenance-mode",
+                "dc-deadtime"
+            ]
+        );
         assert_eq!(
             set.children[0].get("value"),
             Some("true"),

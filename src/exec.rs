@@ -63,6 +63,25 @@ fn drain(mut pipe: impl Read + Send + 'static) -> (Shared, std::sync::mpsc::Rece
     (buf, rx)
 }
 
+/// How `run_opts` treats the environment and a child's leftover pipes.
+#[derive(Debug, Clone, Copy)]
+pub struct Opts {
+    /// Start from an empty environment (then `env` only).
+    pub clear_env: bool,
+    /// After the child exited, how long to keep collecting output from
+    /// pipes a daemon it started may hold open for ever.
+    pub linger: Duration,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            clear_env: false,
+            linger: Duration::from_secs(2),
+        }
+    }
+}
+
 /// Runs `argv` (never through a shell) with `stdin` fed to it, and waits
 /// at most `deadline`.
 pub fn run<S: AsRef<OsStr>>(
@@ -70,6 +89,17 @@ pub fn run<S: AsRef<OsStr>>(
     env: &[(&str, &str)],
     stdin: Option<&[u8]>,
     deadline: Duration,
+) -> Result<Output, ExecError> {
+    run_opts(argv, env, stdin, deadline, Opts::default())
+}
+
+/// `run` with a choice of environment and linger.
+pub fn run_opts<S: AsRef<OsStr>>(
+    argv: &[S],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+    deadline: Duration,
+    opts: Opts,
 ) -> Result<Output, ExecError> {
     let program = argv
         .first()
@@ -84,6 +114,9 @@ pub fn run<S: AsRef<OsStr>>(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if opts.clear_env {
+        cmd.env_clear();
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -127,10 +160,7 @@ pub fn run<S: AsRef<OsStr>>(
     // A daemon started by the command may keep its pipes open for ever
     // (e.g. `service pacemaker start`): the exit is what counts, the
     // output is collected for a moment more at most.
-    let linger_end = Instant::now()
-        + deadline
-            .saturating_sub(start.elapsed())
-            .min(Duration::from_secs(2));
+    let linger_end = Instant::now() + deadline.saturating_sub(start.elapsed()).min(opts.linger);
     let left = || linger_end.saturating_duration_since(Instant::now());
     let _ = rx_out.recv_timeout(left());
     let _ = rx_err.recv_timeout(left());

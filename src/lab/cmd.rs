@@ -1,5 +1,6 @@
 //! External commands, each with a deadline, behind a small trait so the
-//! lab's logic can be tested with a recording double.
+//! lab's logic can be tested with a recording double. The real runner is
+//! `crate::exec::run_opts`, the one way mailha runs a child.
 //!
 //! A command that leaves a daemon behind (e.g. `service pacemaker start`)
 //! may keep our pipes open; the runner waits for the child's exit, then
@@ -7,11 +8,8 @@
 //! so such a command never hangs the caller. Callers should still redirect
 //! a daemon's output inside the shell they run.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// PATH and friends for commands run in a node: the caller's environment
 /// (cargo, pyenv, ...) must not leak into the node's daemons.
@@ -159,90 +157,42 @@ pub trait Runner {
     }
 }
 
-/// The real thing: std::process with a deadline.
+/// The real thing: `exec::run_opts`, the one way mailha runs a child.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemRunner;
 
-/// How long pipe readers may still run after the child exited (a daemon
+/// How long output is still collected after the child exited (a daemon
 /// it left behind may hold the pipe open forever).
 const PIPE_GRACE: Duration = Duration::from_millis(200);
 
-fn spawn_reader<R: Read + Send + 'static>(
-    mut r: R,
-) -> (Arc<Mutex<Vec<u8>>>, thread::JoinHandle<()>) {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let b = Arc::clone(&buf);
-    let h = thread::spawn(move || {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match r.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if let Ok(mut v) = b.lock() {
-                        v.extend_from_slice(&chunk[..n]);
-                    }
-                }
-            }
-        }
-    });
-    (buf, h)
-}
-
-fn take(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    buf.lock()
-        .map(|v| String::from_utf8_lossy(&v).into_owned())
-        .unwrap_or_default()
-}
-
 impl Runner for SystemRunner {
     fn run(&self, cmd: &Cmd) -> Result<Output, CmdError> {
-        let mut c = Command::new(&cmd.program);
-        c.args(&cmd.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if cmd.clean_env {
-            c.env_clear();
-            for (k, v) in CLEAN_ENV {
-                c.env(k, v);
-            }
-        }
-        let mut child = c.spawn().map_err(|source| CmdError::Spawn {
-            cmd: cmd.display(),
-            source,
-        })?;
-        let (out, ho) = spawn_reader(child.stdout.take().expect("piped stdout"));
-        let (err, he) = spawn_reader(child.stderr.take().expect("piped stderr"));
-        let start = Instant::now();
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if start.elapsed() >= cmd.deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(CmdError::Timeout {
-                        cmd: cmd.display(),
-                        deadline: cmd.deadline,
-                    });
-                }
-                Ok(None) => thread::sleep(Duration::from_millis(5)),
-                Err(source) => {
-                    return Err(CmdError::Spawn {
-                        cmd: cmd.display(),
-                        source,
-                    });
-                }
-            }
+        let argv: Vec<&str> = std::iter::once(cmd.program.as_str())
+            .chain(cmd.args.iter().map(String::as_str))
+            .collect();
+        let env: &[(&str, &str)] = if cmd.clean_env { CLEAN_ENV } else { &[] };
+        let opts = crate::exec::Opts {
+            clear_env: cmd.clean_env,
+            linger: PIPE_GRACE,
         };
-        let grace = Instant::now();
-        while !(ho.is_finished() && he.is_finished()) && grace.elapsed() < PIPE_GRACE {
-            thread::sleep(Duration::from_millis(2));
+        match crate::exec::run_opts(&argv, env, None, cmd.deadline, opts) {
+            Ok(o) => Ok(Output {
+                code: o.code,
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
+            Err(crate::exec::ExecError::Timeout { .. }) => Err(CmdError::Timeout {
+                cmd: cmd.display(),
+                deadline: cmd.deadline,
+            }),
+            Err(
+                crate::exec::ExecError::Spawn { source, .. }
+                | crate::exec::ExecError::Io { source, .. },
+            ) => Err(CmdError::Spawn {
+                cmd: cmd.display(),
+                source,
+            }),
         }
-        Ok(Output {
-            code: status.code(),
-            stdout: take(&out),
-            stderr: take(&err),
-        })
     }
 }
 
@@ -305,6 +255,7 @@ impl Runner for Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn display_quotes_what_a_shell_would_split() {
