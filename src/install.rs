@@ -27,6 +27,18 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
     }
 }
 
+/// The directories `install` writes into (the binary's and every face's),
+/// absolute, sorted, without duplicates: what the lab pins per node.
+pub fn dirs() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = std::iter::once(BIN_PATH)
+        .chain(crate::cli::FACES.iter().filter_map(|(_, _, l)| *l))
+        .map(|p| p.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// Installs `exe` under `root`; returns what it changed.
 pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
     let mut changed = Vec::new();
@@ -62,6 +74,14 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_install_dirs_are_the_binarys_and_each_faces() {
+        let d = dirs();
+        assert!(d.contains(&"/usr/sbin"), "{d:?}");
+        assert!(d.contains(&"/usr/lib/ocf/resource.d/mailha"), "{d:?}");
+        assert!(d.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+    }
 
     #[test]
     fn installing_twice_changes_nothing_the_second_time() {

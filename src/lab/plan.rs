@@ -28,10 +28,6 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "root",
 ];
 pub const PRIVATE_FILES: &[&str] = &[
-    // The binary that brought this lab up, pinned: another checkout
-    // installing its own /usr/sbin/mailha (a second lab, a test run)
-    // never changes what this lab's agents run.
-    "usr/sbin/mailha",
     "etc/hosts",
     "etc/hostname",
     "etc/aliases",
@@ -60,6 +56,16 @@ pub const LEASE_DEV: &str = "/dev/lab/lease";
 /// Bumped whenever the seeded tree changes shape: an older tree is
 /// removed and seeded again.
 pub const SEED_MARKER: &str = ".seeded-v2";
+
+/// The upper layer of a node's pinned install dirs: `mailha install`
+/// into this root (see `node_mount_script`).
+pub fn pin_root(node_root: &Path) -> PathBuf {
+    node_root.with_file_name("pin")
+}
+
+fn pin_work(node_root: &Path) -> PathBuf {
+    node_root.with_file_name("pin-work")
+}
 
 /// One node's private tree on the host.
 pub fn node_root(base: &Path, node: &str) -> PathBuf {
@@ -161,6 +167,21 @@ pub fn node_mount_script(root: &Path, node: &str) -> String {
     s.push_str(&format!(
         "mount -t tmpfs -o mode=1777,size=512m shm-{node} /dev/shm\n"
     ));
+    // The binary that brought this lab up, pinned: each install dir is an
+    // overlay whose upper layer holds this lab's `mailha install`, so
+    // another checkout installing its own binary on the host (a second
+    // lab, a test run) never changes what this lab runs. (A bind mount on
+    // the file would not do: the host's install renames over it, which
+    // detaches such a mount in every namespace.)
+    let pin = sh_quote(&pin_root(root).display().to_string());
+    let work = sh_quote(&pin_work(root).display().to_string());
+    for d in crate::install::dirs() {
+        let d = d.trim_start_matches('/');
+        s.push_str(&format!("mkdir -p {work}/{d}\n"));
+        s.push_str(&format!(
+            "mount -t overlay pin-{node} -o lowerdir=/{d},upperdir={pin}/{d},workdir={work}/{d} /{d}\n"
+        ));
+    }
     s.push_str(&format!("mount --bind {r}/tmp /tmp\n"));
     s.push_str(&format!("hostname {node}\n"));
     s.push_str("ip link set lo up\n");

@@ -156,8 +156,18 @@ impl Lab<'_> {
                 )?;
                 std::fs::write(&marker, "").map_err(LabError::io(&marker))?;
             }
-            let pinned = root.join("usr/sbin/mailha");
-            copy_executable(&self.exe, &pinned)?;
+            // This lab's own install, the upper layer of the node's pinned
+            // install dirs; made fresh at every up (no node uses it now).
+            let pin = plan::pin_root(&root);
+            for dir in [pin.clone(), pin.with_file_name("pin-work")] {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
+                }
+            }
+            crate::install::install(&pin, &self.exe).map_err(|e| LabError::Io {
+                path: pin.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         }
         st.phase = "holders".into();
         self.store.save(&st)?;
@@ -477,19 +487,6 @@ fn put(path: &Path, text: &str, mode: u32, owner: Option<(&str, &str)>) -> Resul
         })?;
     }
     Ok(())
-}
-
-/// Copies the binary next to a temporary name and renames it into place,
-/// so a node never sees a half-written executable.
-fn copy_executable(from: &Path, to: &Path) -> Result<(), LabError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = to.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
-    let tmp = to.with_extension("new");
-    std::fs::copy(from, &tmp).map_err(LabError::io(&tmp))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-        .map_err(LabError::io(&tmp))?;
-    std::fs::rename(&tmp, to).map_err(LabError::io(to))
 }
 
 fn make_sparse(path: &Path, size: u64) -> Result<(), LabError> {
