@@ -22,6 +22,11 @@ pub fn attr_name(service: &str) -> String {
 /// nvpair instead of building a tree: this runs at every monitor.
 pub fn is_off(cib_xml: &str, service: &str) -> bool {
     let want = attr_name(service);
+    // The common case, no switch for this service, costs one substring
+    // search instead of an XML scan of the whole file.
+    if !cib_xml.contains(want.as_str()) {
+        return false;
+    }
     let mut r = quick_xml::Reader::from_str(cib_xml);
     let mut in_set = false;
     loop {
@@ -30,6 +35,9 @@ pub fn is_off(cib_xml: &str, service: &str) -> bool {
                 in_set = attr(&e, "id").as_deref() == Some(crate::cib::MAILHA_SET_ID);
             }
             Ok(Event::End(e)) if e.name().0 == "cluster_property_set" => in_set = false,
+            // Cluster properties live in crm_config only.
+            Ok(Event::End(e)) if e.name().0 == "crm_config" => return false,
+            Ok(Event::Empty(e)) if e.name().0 == "crm_config" => return false,
             Ok(Event::Empty(e)) | Ok(Event::Start(e))
                 if in_set
                     && e.name().0 == "nvpair"
@@ -95,6 +103,13 @@ mod tests {
             "a look-alike in another set is ignored"
         );
         assert!(!is_off("not xml <", "crtmpd"));
+        let elsewhere = r#"<cib><configuration><crm_config/><resources>
+<cluster_property_set id="mailha"><nvpair id="z" name="mailha-watch-imap" value="off"/></cluster_property_set>
+</resources></configuration></cib>"#;
+        assert!(
+            !is_off(elsewhere, "imap"),
+            "only crm_config holds cluster properties"
+        );
         assert_eq!(
             off_list(&El::parse(CIB).unwrap()),
             vec!["crtmpd".to_string()]
