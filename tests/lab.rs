@@ -507,6 +507,12 @@ fn the_eyou_stand_in_runs_mail_and_recovers_a_killed_smtp() {
     assert_eq!(v["restarted"], serde_json::json!(["svc-smtp"]), "{v}");
     assert!(v["recovered_s"].as_f64().is_some(), "{v}");
     assert!(v["accepted"].as_u64().unwrap() > 0, "{v}");
+    // and the cluster is healthy after it, on the same node
+    let st = status_json("node1");
+    assert_eq!(st["active_node"].as_str(), Some(active.as_str()), "{st}");
+    for r in st["resources"].as_array().unwrap() {
+        assert_eq!(r["role"], "Started", "{r}");
+    }
 
     ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
     drop(guard);

@@ -28,12 +28,17 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "root",
     // The eYou stand-in's tree (`eyou_tree.rs`): /usr is the host's.
     "usr/local/eyou",
+    // The node's own /usr/sbin (hard links to the host's programs, and
+    // the pinned mailha that brought this lab up; see `up.rs`): another
+    // checkout installing its own /usr/sbin/mailha (a second lab, a test
+    // run) never changes what this lab's agents run. A directory, not the
+    // file: the host's install renames over /usr/sbin/mailha, and a
+    // rename over a file that is a mount point in another namespace
+    // detaches that mount (measured: the nodes then ran the other
+    // checkout's binary).
+    "usr/sbin",
 ];
 pub const PRIVATE_FILES: &[&str] = &[
-    // The binary that brought this lab up, pinned: another checkout
-    // installing its own /usr/sbin/mailha (a second lab, a test run)
-    // never changes what this lab's agents run.
-    "usr/sbin/mailha",
     "etc/hosts",
     "etc/hostname",
     "etc/aliases",

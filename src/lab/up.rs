@@ -156,8 +156,21 @@ impl Lab<'_> {
                 )?;
                 std::fs::write(&marker, "").map_err(LabError::io(&marker))?;
             }
-            let pinned = root.join("usr/sbin/mailha");
-            copy_executable(&self.exe, &pinned)?;
+            // The node's /usr/sbin (plan::PRIVATE_DIRS): fresh hard links
+            // to the host's programs, then the pinned binary.
+            let sbin = root.join("usr/sbin");
+            if sbin.exists() {
+                std::fs::remove_dir_all(&sbin).map_err(LabError::io(&sbin))?;
+            }
+            let usr = root.join("usr");
+            std::fs::create_dir_all(&usr).map_err(LabError::io(&usr))?;
+            self.runner.run_ok(
+                &Cmd::new("cp")
+                    .args(["-al", "/usr/sbin"])
+                    .arg(sbin.display().to_string())
+                    .deadline(Duration::from_secs(30)),
+            )?;
+            copy_executable(&self.exe, &sbin.join("mailha"))?;
         }
         st.phase = "holders".into();
         self.store.save(&st)?;
