@@ -206,6 +206,47 @@ fn pid_ns_of(pid: u64) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()
 }
 
+/// A message sent to the VIP from the client namespace lands in user1's
+/// Maildir on `active`.
+fn mail_lands_in_the_maildir(active: &str, subject: &str) {
+    let sent = exec(
+        "client",
+        &[
+            "swaks",
+            "--server",
+            VIP,
+            "--to",
+            "user1@lab.test",
+            "--from",
+            "test@client.test",
+            "--header",
+            &format!("Subject: {subject}"),
+        ],
+    );
+    assert!(
+        sent.stdout.contains("250 2.0.0 Ok: queued"),
+        "{}",
+        sent.stdout
+    );
+    wait_for(
+        "the mail in user1's Maildir",
+        Duration::from_secs(20),
+        || {
+            exec(
+                active,
+                &[
+                    "grep",
+                    "-rlF",
+                    &format!("Subject: {subject}"),
+                    "/srv/data/vmail/lab.test/user1/Maildir/new",
+                ],
+            )
+            .code
+                == Some(0)
+        },
+    );
+}
+
 #[test]
 fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     if !skip_unless_ready("lab end to end") {
@@ -254,43 +295,7 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     );
 
     // a message sent there lands in user1's Maildir on the active node
-    let subject = format!("lab-e2e-{}", std::process::id());
-    let sent = exec(
-        "client",
-        &[
-            "swaks",
-            "--server",
-            VIP,
-            "--to",
-            "user1@lab.test",
-            "--from",
-            "test@client.test",
-            "--header",
-            &format!("Subject: {subject}"),
-        ],
-    );
-    assert!(
-        sent.stdout.contains("250 2.0.0 Ok: queued"),
-        "{}",
-        sent.stdout
-    );
-    wait_for(
-        "the mail in user1's Maildir",
-        Duration::from_secs(20),
-        || {
-            exec(
-                &active,
-                &[
-                    "grep",
-                    "-rlF",
-                    &format!("Subject: {subject}"),
-                    "/srv/data/vmail/lab.test/user1/Maildir/new",
-                ],
-            )
-            .code
-                == Some(0)
-        },
-    );
+    mail_lands_in_the_maildir(&active, &format!("lab-e2e-{}", std::process::id()));
     println!("mail delivered: {:.1}s", t0.elapsed().as_secs_f64());
 
     // live apply of an added service: the others are not restarted
@@ -435,6 +440,87 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         (Some(0), Some(0)),
         "{v}"
     );
+
+    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    drop(guard);
+}
+
+/// The `eyou` profile on the lab's eYou stand-in (src/lab/eyou_tree.rs):
+/// discovery in the nodes finds exactly the stand-in's services, mail
+/// flows through `smtp` (Postfix behind `eyou_mail`), and a killed smtp
+/// comes back where it was with no mail lost.
+#[test]
+fn the_eyou_stand_in_runs_mail_and_recovers_a_killed_smtp() {
+    if !skip_unless_ready("lab eyou") {
+        return;
+    }
+    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = Teardown;
+    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
+    ok(
+        mailha().args(["lab", "up", "--profile", "eyou"]),
+        Duration::from_secs(240),
+    );
+
+    // the nodes' own check reads the tree: four services, the rest off
+    let check = exec("node1", &["mailha", "check"]);
+    assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains("4 services (profile eyou"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stderr
+            .contains("not in etc/em_init_config's ARRAY_START"),
+        "stdout:\n{}\nstderr:\n{}",
+        check.stdout,
+        check.stderr
+    );
+    let st = status_json("node1");
+    let active = st["active_node"].as_str().expect("VIP placed").to_string();
+    let mut services: Vec<&str> = st["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r["role"], "Started", "{r}"))
+        .filter_map(|r| r["id"].as_str())
+        .filter(|id| id.starts_with("svc-"))
+        .collect();
+    services.sort();
+    assert_eq!(
+        services,
+        ["svc-imap", "svc-memcache_session", "svc-mysql", "svc-smtp"]
+    );
+
+    // the stand-in's control script sees its daemon running where the mail is
+    let watch = exec(
+        &active,
+        &["/usr/local/eyou/mail/opt/bin/eyou_mail", "watch", "smtp"],
+    );
+    assert_eq!(watch.code, Some(0), "{}{}", watch.stdout, watch.stderr);
+
+    mail_lands_in_the_maildir(&active, &format!("lab-eyou-{}", std::process::id()));
+
+    // kill -9 of smtp's daemon (Postfix's master): restarted in place
+    let v = drill(&["kill-daemon", "smtp"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["switched"], false, "{v}");
+    assert_eq!(v["restarted"], serde_json::json!(["svc-smtp"]), "{v}");
+    assert!(v["recovered_s"].as_f64().is_some(), "{v}");
+    assert!(v["accepted"].as_u64().unwrap() > 0, "{v}");
+    // and the cluster is healthy after it, on the same node
+    let st = status_json("node1");
+    assert_eq!(st["active_node"].as_str(), Some(active.as_str()), "{st}");
+    for r in st["resources"].as_array().unwrap() {
+        assert_eq!(r["role"], "Started", "{r}");
+    }
 
     ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
     drop(guard);

@@ -40,11 +40,23 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 /// Parses `text` as if read from `path` (with the given mode bits, when it
 /// is a real file).
 pub fn load_str(path: &Path, text: &str, mode: Option<u32>) -> Result<Loaded, ConfigError> {
+    load_str_with(path, text, mode, None)
+}
+
+/// `load_str`, reading the eYou tree's files from `eyou_files` instead of
+/// the config's `eyou_root` (see `validate::Env::eyou_files`).
+pub fn load_str_with(
+    path: &Path,
+    text: &str,
+    mode: Option<u32>,
+    eyou_files: Option<&Path>,
+) -> Result<Loaded, ConfigError> {
     let map = diag::SourceMap::new(text);
     let raw = parse_raw(text).map_err(|p| ConfigError::Invalid(vec![map.locate(path, p)]))?;
     let env = validate::Env {
         config_path: path,
         config_mode: mode,
+        eyou_files,
     };
     let (cfg, problems) = validate::validate(&raw, &env);
     let diags: Vec<Diagnostic> = problems.into_iter().map(|p| map.locate(path, p)).collect();

@@ -19,6 +19,10 @@ pub struct Env<'a> {
     pub config_path: &'a Path,
     /// Mode bits of the config file, if it is a real file.
     pub config_mode: Option<u32>,
+    /// Where to read the eYou tree's files instead of `eyou_root` (paths
+    /// in the result still name `eyou_root`): the lab checks its stand-in
+    /// tree on the host before writing it into the nodes.
+    pub eyou_files: Option<&'a Path>,
 }
 
 #[derive(Default)]
@@ -171,7 +175,7 @@ pub fn validate(raw: &RawConfig, env: &Env) -> (Option<Config>, Vec<Problem>) {
     let network = network(&mut ctx, raw.network.as_ref());
     let storage = storage(&mut ctx, raw.storage.as_ref());
     let policy = policy(&mut ctx, raw.policy.as_ref());
-    let services = services(&mut ctx, raw.services.as_ref(), &policy);
+    let services = services(&mut ctx, raw.services.as_ref(), &policy, env);
     let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage);
     let alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
     let ok = !ctx
@@ -795,7 +799,7 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
     }
 }
 
-fn services(ctx: &mut Ctx, raw: Option<&RawServices>, policy: &Policy) -> Services {
+fn services(ctx: &mut Ctx, raw: Option<&RawServices>, policy: &Policy, env: &Env) -> Services {
     let p = root().key("services");
     let empty = RawServices::default();
     let raw = raw.unwrap_or(&empty);
@@ -838,7 +842,7 @@ fn services(ctx: &mut Ctx, raw: Option<&RawServices>, policy: &Policy) -> Servic
         Some(r) => abs_path(ctx, p.key("eyou_root"), r).unwrap_or_default(),
         None => PathBuf::from("/usr/local/eyou/mail"),
     };
-    let catalog = match profiles::catalog(profile, mode, &eyou_root) {
+    let catalog = match profiles::catalog(profile, mode, &eyou_root, env.eyou_files) {
         Ok(c) => c,
         Err(e) => {
             ctx.err(p.key("profile"), format!("reading the eYou tree: {e}"));

@@ -57,6 +57,11 @@ pub fn daemon(service: &str) -> Option<(&'static str, u16)> {
         "dovecot" => ("dovecot", 143),
         "mysql" => ("mariadbd", 3306),
         "memcached" => ("memcached", 11211),
+        // The eyou profile's names for the same daemons (the stand-in,
+        // eyou_tree.rs).
+        "smtp" => ("master", 25),
+        "imap" => ("dovecot", 143),
+        "memcache_session" => ("memcached", 11211),
         _ => return None,
     })
 }

@@ -26,6 +26,8 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "var/lib/mysql",
     "srv",
     "root",
+    // The eYou stand-in's tree (`eyou_tree.rs`): /usr is the host's.
+    "usr/local/eyou",
 ];
 pub const PRIVATE_FILES: &[&str] = &[
     "etc/hosts",
@@ -53,9 +55,13 @@ pub const DEV_DIR: &str = "/dev/lab";
 pub const DATA_DEV: &str = "/dev/lab/data";
 pub const LEASE_DEV: &str = "/dev/lab/lease";
 
+/// The mount point of the node-private `usr/local/eyou` (the host keeps
+/// it empty).
+pub const EYOU_MOUNT: &str = "/usr/local/eyou";
+
 /// Bumped whenever the seeded tree changes shape: an older tree is
 /// removed and seeded again.
-pub const SEED_MARKER: &str = ".seeded-v2";
+pub const SEED_MARKER: &str = ".seeded-v3";
 
 /// The upper layer of a node's pinned install dirs: `mailha install`
 /// into this root (see `node_mount_script`).
@@ -102,7 +108,7 @@ pub fn seed_script(root: &Path, t: &Topology, node: &str) -> String {
     let r = sh_quote(&root.display().to_string());
     let mut s = String::from("set -eu\n");
     s.push_str(&format!(
-        "mkdir -p {r}/etc {r}/var/lib {r}/var/spool {r}/srv/data {r}/tmp {r}/root\n"
+        "mkdir -p {r}/etc {r}/var/lib {r}/var/spool {r}/srv/data {r}/tmp {r}/root {r}/usr/local/eyou\n"
     ));
     s.push_str(&format!("chmod 1777 {r}/tmp; chmod 700 {r}/root\n"));
     for d in SEEDED_FROM_HOST {

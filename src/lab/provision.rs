@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 /// The lab's configs, one per profile (also in the repo as `lab/*.toml`).
 pub const STOCK_TOML: &str = include_str!("../../lab/stock.toml");
 pub const POSTFIX_TOML: &str = include_str!("../../lab/postfix.toml");
+pub const EYOU_TOML: &str = include_str!("../../lab/eyou.toml");
 
 /// Which agents run the lab's mail stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -25,6 +26,9 @@ pub enum Profile {
     Stock,
     /// mailha's own agents (ocf:mailha:*, fence_mailha).
     Postfix,
+    /// mailha's `eyou` profile on the lab's eYou stand-in (an eYou-shaped
+    /// tree driving the Debian daemons; `eyou_tree.rs`).
+    Eyou,
 }
 
 impl Profile {
@@ -32,12 +36,14 @@ impl Profile {
         match self {
             Profile::Stock => STOCK_TOML,
             Profile::Postfix => POSTFIX_TOML,
+            Profile::Eyou => EYOU_TOML,
         }
     }
     pub fn as_str(self) -> &'static str {
         match self {
             Profile::Stock => "stock",
             Profile::Postfix => "postfix",
+            Profile::Eyou => "eyou",
         }
     }
 }
@@ -68,7 +74,19 @@ pub fn load_lab_config(
             profile.toml().to_string(),
         ),
     };
-    let loaded = config::load_str(Path::new(&origin), &text, Some(0o600))
+    // The eYou stand-in is read from a copy on the host: the nodes' copies
+    // are written later, and the host has none (the nodes must see the
+    // config exactly as it will load there).
+    let standin = match profile {
+        Profile::Eyou => {
+            let d = tempfile::tempdir().map_err(LabError::io(&std::env::temp_dir()))?;
+            super::eyou_tree::write(d.path()).map_err(LabError::io(d.path()))?;
+            Some(d)
+        }
+        _ => None,
+    };
+    let eyou_files = standin.as_ref().map(|d| d.path());
+    let loaded = config::load_str_with(Path::new(&origin), &text, Some(0o600), eyou_files)
         .map_err(|e| LabError::Config(e.to_string()))?;
     fits_the_lab(&loaded.config, t).map_err(LabError::Config)?;
     Ok(LabConfig {
@@ -441,7 +459,7 @@ mod tests {
     #[test]
     fn both_built_in_configs_load_and_fit_the_lab() {
         let t = Topology::new("");
-        for p in [Profile::Stock, Profile::Postfix] {
+        for p in [Profile::Stock, Profile::Postfix, Profile::Eyou] {
             let c = load_lab_config(p, None, &t).unwrap();
             assert_eq!(c.config.cluster.name, "lab");
             assert_eq!(
@@ -450,6 +468,39 @@ mod tests {
             );
             assert_eq!(c.config.vip.address.to_string(), t.vip().to_string());
         }
+    }
+
+    #[test]
+    fn the_eyou_profile_discovers_exactly_the_stand_ins_services_under_the_eyou_root() {
+        use super::super::eyou_tree;
+        let c = load_lab_config(Profile::Eyou, None, &Topology::new(""))
+            .unwrap()
+            .config;
+        assert_eq!(c.services.eyou_version.as_deref(), Some(eyou_tree::VERSION));
+        let mut names: Vec<&str> = c.services.list.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        let mut want: Vec<&str> = eyou_tree::SERVICES.iter().map(|s| s.name).collect();
+        want.sort();
+        assert_eq!(names, want);
+        let control = format!(
+            "{}/{}",
+            eyou_tree::ROOT,
+            crate::profiles::eyou::CONTROL_SCRIPT
+        );
+        for s in &c.services.list {
+            let standin = eyou_tree::SERVICES
+                .iter()
+                .find(|x| x.name == s.name)
+                .unwrap();
+            // Read from a copy on the host, named as the nodes see it.
+            assert_eq!(s.start, [control.as_str(), "start", s.name.as_str()]);
+            assert_eq!(s.stop, [control.as_str(), "stop", s.name.as_str()]);
+            assert_eq!(s.pid_file.as_deref(), Some(Path::new(standin.pid_file)));
+            assert!(s.executable.is_some(), "{}: the Debian binary", s.name);
+        }
+        // smtp needs mproxy, which the stand-in lacks: ordered after mysql.
+        let smtp = c.services.list.iter().find(|s| s.name == "smtp").unwrap();
+        assert_eq!(smtp.depends_on, ["mysql"]);
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl Lab<'_> {
         create_private_dir(&self.base_dir)?;
         // Mount points the nodes cover privately; the host keeps them empty
         // (never removed: another lab may be using them).
-        for d in ["/etc/mailha", DEV_DIR] {
+        for d in ["/etc/mailha", DEV_DIR, plan::EYOU_MOUNT] {
             std::fs::create_dir_all(d).map_err(LabError::io(Path::new(d)))?;
         }
 
@@ -324,6 +324,18 @@ impl Lab<'_> {
                     .arg(root.join("etc/postfix").display().to_string())
                     .args(["-F", "*/*/chroot = n"]),
             )?;
+            // The eYou stand-in, for the eyou profile only (an older one
+            // from an earlier `up` goes either way).
+            let eyou = root.join(super::eyou_tree::ROOT.trim_start_matches('/'));
+            match std::fs::remove_dir_all(&eyou) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LabError::io(&eyou)(e));
+                }
+                _ => {}
+            }
+            if cfg.config.services.profile == Some(crate::config::ProfileName::Eyou) {
+                super::eyou_tree::write(&eyou).map_err(LabError::io(&eyou))?;
+            }
             put(
                 &root.join(crate::config::DEFAULT_PATH.trim_start_matches('/')),
                 &cfg.text,

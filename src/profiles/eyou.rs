@@ -215,7 +215,14 @@ pub fn discover(root: &Path) -> Result<Option<Discovered>, ProfileError> {
 }
 
 pub fn catalog(root: &Path) -> Result<Catalog, ProfileError> {
-    let found = discover(root)?;
+    catalog_at(root, root)
+}
+
+/// The catalog of the tree at `root`, its files read from `files` (the
+/// same place, except when the lab checks its stand-in tree before
+/// writing it where it belongs): commands name `root`.
+pub fn catalog_at(root: &Path, files: &Path) -> Result<Catalog, ProfileError> {
+    let found = discover(files)?;
     let control = root.join(CONTROL_SCRIPT).display().to_string();
     let mut cat = Catalog::default();
     match &found {
@@ -224,6 +231,22 @@ pub fn catalog(root: &Path) -> Result<Catalog, ProfileError> {
             root.display()
         )),
         Some(d) => cat.eyou_version = d.version.clone(),
+    }
+    if let Some(list) = found.as_ref().and_then(|d| d.started.as_ref()) {
+        let absent: Vec<&str> = GRAPH
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !list.iter().any(|s| s == n) && !CLONED.contains(n))
+            .collect();
+        if !absent.is_empty() {
+            cat.notes.push(format!(
+                "{} of the eYou graph's {} services are not in {}'s ARRAY_START (not installed, off): {}",
+                absent.len(),
+                GRAPH.len(),
+                INIT_CONFIG,
+                absent.join(", ")
+            ));
+        }
     }
     for (name, deps) in GRAPH {
         let enabled = match found.as_ref().and_then(|d| d.started.as_ref()) {
@@ -289,6 +312,27 @@ mod tests {
             Some("5.0".into())
         );
         assert_eq!(parse_version("<?php // nothing"), None);
+    }
+
+    #[test]
+    fn services_missing_from_array_start_are_off_and_named_in_a_note() {
+        let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/eyou-tree");
+        let cat = catalog(&tree).unwrap();
+        assert_eq!(cat.services["cron_etc"].enabled, Some(false));
+        assert_eq!(cat.services["smtp"].enabled, Some(true));
+        let note = cat
+            .notes
+            .iter()
+            .find(|n| n.contains("ARRAY_START"))
+            .expect("a note");
+        assert!(
+            note.starts_with("7 of the eYou graph's 27 services"),
+            "{note}"
+        );
+        assert!(
+            note.contains("cron_etc") && !note.contains("smtp"),
+            "{note}"
+        );
     }
 
     #[test]

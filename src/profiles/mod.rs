@@ -65,15 +65,19 @@ pub fn gateway_service() -> (String, RawService) {
 }
 
 /// Builds the catalog for `profile` and `mode`. `eyou_root` is where an
-/// installed eYou tree is looked for.
+/// installed eYou tree is looked for; `eyou_files`, when given, is where
+/// its files are read instead (the commands still name `eyou_root`).
 pub fn catalog(
     profile: Option<crate::config::ProfileName>,
     mode: crate::config::Mode,
     eyou_root: &Path,
+    eyou_files: Option<&Path>,
 ) -> Result<Catalog, ProfileError> {
     use crate::config::{Mode, ProfileName};
     let mut cat = match profile {
-        Some(ProfileName::Eyou) if mode != Mode::Gateway => eyou::catalog(eyou_root)?,
+        Some(ProfileName::Eyou) if mode != Mode::Gateway => {
+            eyou::catalog_at(eyou_root, eyou_files.unwrap_or(eyou_root))?
+        }
         Some(ProfileName::Postfix) => postfix::catalog(),
         _ => Catalog::default(),
     };
