@@ -4,14 +4,17 @@
 # (default 5), median and max of recovered_s, and whether any mail was
 # lost. As root.
 #   RUNS=5 bench/drills.sh [DRILL ARGS...]     (default: kill-daemon postfix)
+#   PROFILES=eyou bench/drills.sh kill-daemon smtp   # other lab profiles
+#   MAILHA_BIN=/path/to/mailha ...                     # skip the release build
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(scripts/build-release.sh -q)
+. bench/lib.sh
+bin=$(mailha_bin)
 runs=${RUNS:-5}
 drill=("$@")
 [ ${#drill[@]} -gt 0 ] || drill=(kill-daemon postfix)
 trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
-for profile in postfix stock; do
+for profile in ${PROFILES:-postfix stock}; do
     timeout 120 "$bin" lab down >/dev/null || true
     timeout 300 "$bin" lab up --profile "$profile" >/dev/null
     out=$(mktemp)

@@ -4,10 +4,14 @@
 # latency of `mailha status` inside node1 (median of 20).
 # Targets: up < 90 s, status < 200 ms. As root:
 #   ./bench/lab.sh            # 3 up/down cycles (RUNS=N to change)
+#   PROFILE=eyou ./bench/lab.sh        # another lab profile
+#   MAILHA_BIN=/path/to/mailha ...     # skip the release build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-3}
-bin=$(scripts/build-release.sh -q)
+. bench/lib.sh
+bin=$(mailha_bin)
+profile=${PROFILE:-stock}
 if "$bin" lab status --json | grep -q '"up": true'; then
     echo "bench/lab.sh: a lab is already up; run \`mailha lab down\` first" >&2
     exit 1
@@ -15,12 +19,11 @@ fi
 trap 'timeout 120 "$bin" lab down >/dev/null 2>&1 || true' EXIT
 
 now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f\n", m}'; }
 
 ups=() downs=()
 for i in $(seq "$runs"); do
     t0=$(now)
-    timeout 300 "$bin" lab up --profile stock >/dev/null
+    timeout 300 "$bin" lab up --profile "$profile" >/dev/null
     t1=$(now)
     if [ "$i" -eq "$runs" ]; then
         # mailha status inside node1, 20 times, timed in the node itself
@@ -38,6 +41,6 @@ for i in $(seq "$runs"); do
 done
 up_med=$(printf '%s\n' "${ups[@]}" | median)
 down_med=$(printf '%s\n' "${downs[@]}" | median)
-printf 'lab up:        %.1f s (median of %d; target < 90 s)\n' "$up_med" "$runs"
+printf 'lab up (%s): %.1f s (median of %d; target < 90 s)\n' "$profile" "$up_med" "$runs"
 printf 'lab down:      %.2f s (median of %d)\n' "$down_med" "$runs"
 printf 'mailha status: %.0f ms in node1 (median of 20; target < 200 ms)\n' "$status_ms"

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::run_with_deadline;
+use common::{LoopImage, run_with_deadline};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -29,58 +29,21 @@ fn can_run(what: &str) -> bool {
     }
 }
 
-/// An ext4 image on its own loop device, detached on drop.
-struct Disk {
-    dir: tempfile::TempDir,
-    dev: String,
-}
-
-impl Disk {
-    fn new(mkfs_extra: &[&str]) -> Disk {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("data.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(32 << 20)
-            .unwrap();
-        let o = run_with_deadline(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F"])
-                .args(mkfs_extra)
-                .arg(&img),
-            Duration::from_secs(60),
+/// BASE with the data mount on `device` and no lease device, written
+/// next to the image.
+fn config(disk: &LoopImage, device: &str) -> PathBuf {
+    let text = common::BASE
+        .replace(
+            "[storage.lease]\ndevice = \"LABEL=mailha-lease\"\n",
+            "[fencing]\nmode = \"none\"\n",
+        )
+        .replace(
+            "device = \"LABEL=maildata\"",
+            &format!("device = \"{device}\""),
         );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let o = run_with_deadline(
-            Command::new("losetup").args(["-f", "--show"]).arg(&img),
-            Duration::from_secs(30),
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let dev = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        Disk { dir, dev }
-    }
-
-    /// BASE with the data mount on this disk and no lease device.
-    fn config(&self, device: &str) -> PathBuf {
-        let text = common::BASE
-            .replace(
-                "[storage.lease]\ndevice = \"LABEL=mailha-lease\"\n",
-                "[fencing]\nmode = \"none\"\n",
-            )
-            .replace(
-                "device = \"LABEL=maildata\"",
-                &format!("device = \"{device}\""),
-            );
-        let p = self.dir.path().join("mailha.toml");
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-}
-
-impl Drop for Disk {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
+    let p = disk.dir.path().join("mailha.toml");
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 fn check_live(config: &Path) -> std::process::Output {
@@ -102,8 +65,8 @@ fn an_ext4_disk_without_mmp_is_a_located_warning_and_check_still_passes() {
     if !can_run("check --live without MMP") {
         return;
     }
-    let disk = Disk::new(&[]);
-    let cfg = disk.config(&disk.dev);
+    let disk = LoopImage::ext4(32 << 20, &[]);
+    let cfg = config(&disk, &disk.dev);
     let o = check_live(&cfg);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
@@ -121,8 +84,8 @@ fn an_ext4_disk_with_mmp_draws_no_comment() {
     if !can_run("check --live with MMP") {
         return;
     }
-    let disk = Disk::new(&["-O", "mmp"]);
-    let o = check_live(&disk.config(&disk.dev));
+    let disk = LoopImage::ext4(32 << 20, &["-O", "mmp"]);
+    let o = check_live(&config(&disk, &disk.dev));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     // (The config's own warning about fencing "none" is not ours.)
@@ -134,8 +97,8 @@ fn a_device_this_node_does_not_have_fails_the_check_at_its_line() {
     if !can_run("check --live, missing device") {
         return;
     }
-    let disk = Disk::new(&[]);
-    let cfg = disk.config("/dev/mailha-test-no-such-disk");
+    let disk = LoopImage::ext4(32 << 20, &[]);
+    let cfg = config(&disk, "/dev/mailha-test-no-such-disk");
     let o = check_live(&cfg);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -155,7 +118,7 @@ fn a_label_finds_the_disk_by_its_superblock() {
     }
     // A label no other device here carries, so the scan finds exactly one.
     let label = format!("mhl{}", std::process::id() % 100_000);
-    let disk = Disk::new(&["-O", "mmp", "-L", &label]);
-    let o = check_live(&disk.config(&format!("LABEL={label}")));
+    let disk = LoopImage::ext4(32 << 20, &["-O", "mmp", "-L", &label]);
+    let o = check_live(&config(&disk, &format!("LABEL={label}")));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

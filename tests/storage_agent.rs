@@ -55,42 +55,23 @@ fn in_private_mount_ns(name: &str) {
 /// A scratch dir with the agent as `storage`, an ext4+MMP image on its own
 /// loop device; the loop device is detached on drop.
 struct Disk {
-    dir: tempfile::TempDir,
+    img: common::LoopImage,
     loopdev: String,
 }
 
 impl Disk {
     fn new() -> Disk {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("storage"))
+        let img = common::LoopImage::ext4(64 << 20, &["-O", "mmp", "-L", "mhtest"]);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), img.dir.path().join("storage"))
             .unwrap();
-        let img = dir.path().join("data.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        let o = run_with_deadline(
-            Command::new("mkfs.ext4")
-                .args(["-q", "-F", "-O", "mmp", "-L", "mhtest"])
-                .arg(&img),
-            Duration::from_secs(60),
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let o = run_with_deadline(
-            Command::new("losetup").args(["-f", "--show"]).arg(&img),
-            Duration::from_secs(30),
-        );
-        assert!(o.status.success());
-        let loopdev = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        Disk { dir, loopdev }
+        let loopdev = img.dev.clone();
+        Disk { img, loopdev }
     }
     fn agent(&self) -> PathBuf {
-        self.dir.path().join("storage")
+        self.img.dir.path().join("storage")
     }
     fn mnt(&self) -> PathBuf {
-        self.dir.path().join("mnt")
+        self.img.dir.path().join("mnt")
     }
     fn cmd(&self, action: &str, timeout_ms: u64) -> Command {
         let mut c = Command::new(self.agent());
@@ -107,8 +88,8 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
+        // Before the image's own drop detaches the loop device.
         let _ = nix::mount::umount2(&self.mnt(), nix::mount::MntFlags::MNT_DETACH);
-        let _ = Command::new("losetup").args(["-d", &self.loopdev]).status();
     }
 }
 

@@ -191,3 +191,41 @@ pub fn root_and_tools(what: &str, tools: &[&str]) -> bool {
     eprintln!("SKIPPED: {what}: {why}");
     false
 }
+
+/// An ext4 image (32-64 MiB, `mkfs.ext4 -q -F` plus `mkfs_extra`) in a
+/// private temp dir, on its own loop device; detached on drop. Root only.
+pub struct LoopImage {
+    pub dir: tempfile::TempDir,
+    pub dev: String,
+}
+
+impl LoopImage {
+    pub fn ext4(size: u64, mkfs_extra: &[&str]) -> LoopImage {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let img = dir.path().join("data.img");
+        std::fs::File::create(&img).unwrap().set_len(size).unwrap();
+        let o = run_with_deadline(
+            Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .args(mkfs_extra)
+                .arg(&img),
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run_with_deadline(
+            Command::new("losetup").args(["-f", "--show"]).arg(&img),
+            Duration::from_secs(30),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let dev = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        LoopImage { dir, dev }
+    }
+}
+
+impl Drop for LoopImage {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
