@@ -146,6 +146,20 @@ impl Drop for Teardown {
     }
 }
 
+/// This test's turn on the lab name, a lab cleared of leftovers (an
+/// aborted earlier run would make `up` refuse) and brought up with
+/// `profile`; dropping the guard tears it down, also on a panic.
+fn lab_up(profile: &str) -> (std::sync::MutexGuard<'static, ()>, Teardown, Out) {
+    let turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = Teardown;
+    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
+    let up = ok(
+        mailha().args(["lab", "up", "--profile", profile]),
+        Duration::from_secs(240),
+    );
+    (turn, guard, up)
+}
+
 /// `(node, resource) -> (last start call id, has a stop)` from crm_mon's
 /// operation history.
 fn start_calls(crm_mon_xml: &str) -> BTreeMap<(String, String), (u64, bool)> {
@@ -252,17 +266,9 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     if !skip_unless_ready("lab end to end") {
         return;
     }
-    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    let guard = Teardown;
-    // A leftover from an aborted earlier run would make `up` refuse.
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
-
     // up (stock profile) -> both online, everything started
-    let up = ok(
-        mailha().args(["lab", "up", "--profile", "stock"]),
-        Duration::from_secs(240),
-    );
+    let (_turn, guard, up) = lab_up("stock");
     println!("{}", up.stdout);
     let st = status_json("node1");
     let nodes = st["nodes"].as_array().unwrap();
@@ -394,10 +400,7 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     if !skip_unless_ready("lab drills") {
         return;
     }
-    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let guard = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
-    ok(mailha().args(["lab", "up"]), Duration::from_secs(240));
+    let (_turn, guard, _) = lab_up("postfix");
 
     // kill -9 of Postfix's master: restarted where it was, within seconds.
     let v = drill(&["kill-daemon", "postfix"]);
@@ -454,13 +457,7 @@ fn the_eyou_stand_in_runs_mail_and_recovers_a_killed_smtp() {
     if !skip_unless_ready("lab eyou") {
         return;
     }
-    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let guard = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
-    ok(
-        mailha().args(["lab", "up", "--profile", "eyou"]),
-        Duration::from_secs(240),
-    );
+    let (_turn, guard, _) = lab_up("eyou");
 
     // the nodes' own check reads the tree: four services, the rest off
     let check = exec("node1", &["mailha", "check"]);
