@@ -6,7 +6,7 @@
 use super::compose::{self, Composed, Incident};
 use crate::config::model::{AlertCommand, Alerts, Secret, Smtp, Webhook};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{SmtpTransport, Transport};
 use std::io::{Read, Write};
@@ -24,6 +24,8 @@ pub enum SendError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the relay's CA file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
     #[error(transparent)]
     Compose(#[from] compose::ComposeError),
     #[error("SMTP {host}:{port}: {source}")]
@@ -109,7 +111,21 @@ impl Channel for SmtpChannel {
         // STARTTLS is required when configured: falling back to plain text
         // would send the AUTH password in the clear.
         let tls = if s.starttls {
-            Tls::Required(TlsParameters::new(s.host.clone()).map_err(err)?)
+            let mut params = TlsParameters::builder(s.host.clone());
+            if let Some(ca) = &s.ca_file {
+                // A private CA (the lab's, a company's) on top of the
+                // system's roots; the relay's name is still verified.
+                let pem = std::fs::read(ca).map_err(|source| SendError::CaFile {
+                    path: ca.clone(),
+                    reason: source.to_string(),
+                })?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| SendError::CaFile {
+                    path: ca.clone(),
+                    reason: e.to_string(),
+                })?;
+                params = params.add_root_certificate(cert);
+            }
+            Tls::Required(params.build().map_err(err)?)
         } else {
             Tls::None
         };

@@ -331,6 +331,9 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub starttls: bool,
+    /// PEM certificates trusted for the relay's STARTTLS, in addition to
+    /// the system's roots (a private CA, as in the lab).
+    pub ca_file: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Secret,
     pub from: String,

@@ -1451,10 +1451,21 @@ fn smtp(ctx: &mut Ctx, p: FieldPath, raw: &RawSmtp, env: &Env) -> Option<Smtp> {
     {
         ctx.err(p.key("user"), "must not contain control characters");
     }
+    let ca_file = raw
+        .ca_file
+        .as_ref()
+        .and_then(|f| abs_path(ctx, p.key("ca_file"), f));
+    if ca_file.is_some() && raw.starttls == Some(false) {
+        ctx.err(
+            p.key("ca_file"),
+            "a CA file without STARTTLS is never used: set starttls = true",
+        );
+    }
     Some(Smtp {
         host,
         port,
         starttls: raw.starttls.unwrap_or(true),
+        ca_file,
         user: raw.user.clone(),
         password,
         from,

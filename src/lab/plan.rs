@@ -24,8 +24,16 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "var/lib/postfix",
     "var/lib/dovecot",
     "var/lib/mysql",
+    // mailha's alert spool: each node's own, as on real machines.
+    "var/lib/mailha",
     "srv",
     "root",
+    // The agents, pinned through directories (see up::pin_agents): a
+    // bind mount on a single file is dropped from every node when the
+    // host renames a new file over it (any `mailha install`, e.g. another
+    // lab's `up`), directories are never renamed by an install.
+    "usr/lib/mailha",
+    "usr/lib/ocf/resource.d/mailha",
 ];
 pub const PRIVATE_FILES: &[&str] = &[
     // The binary that brought this lab up, pinned: another checkout
@@ -59,7 +67,7 @@ pub const LEASE_DEV: &str = "/dev/lab/lease";
 
 /// Bumped whenever the seeded tree changes shape: an older tree is
 /// removed and seeded again.
-pub const SEED_MARKER: &str = ".seeded-v2";
+pub const SEED_MARKER: &str = ".seeded-v3";
 
 /// One node's private tree on the host.
 pub fn node_root(base: &Path, node: &str) -> PathBuf {
@@ -133,6 +141,7 @@ pub fn seed_script(root: &Path, t: &Topology, node: &str) -> String {
     s.push_str(&format!(
         "mkdir -p {r}/var/lib/dovecot {r}/var/lib/mysql; chown mysql:mysql {r}/var/lib/mysql\n"
     ));
+    s.push_str(&format!("mkdir -p -m 0755 {r}/var/lib/mailha\n"));
     s
 }
 

@@ -133,7 +133,13 @@ impl Lab<'_> {
         create_private_dir(&self.base_dir)?;
         // Mount points the nodes cover privately; the host keeps them empty
         // (never removed: another lab may be using them).
-        for d in ["/etc/mailha", DEV_DIR] {
+        for d in [
+            "/etc/mailha",
+            "/var/lib/mailha",
+            "/usr/lib/mailha",
+            "/usr/lib/ocf/resource.d/mailha",
+            DEV_DIR,
+        ] {
             std::fs::create_dir_all(d).map_err(LabError::io(Path::new(d)))?;
         }
 
@@ -158,6 +164,7 @@ impl Lab<'_> {
             }
             let pinned = root.join("usr/sbin/mailha");
             copy_executable(&self.exe, &pinned)?;
+            pin_agents(&root, &pinned)?;
         }
         st.phase = "holders".into();
         self.store.save(&st)?;
@@ -289,6 +296,10 @@ impl Lab<'_> {
         let known_path = self.base_dir.join("known_hosts");
         put(&known_path, &known, 0o644, None)?;
 
+        // The alert relay in gw (STARTTLS with the lab CA, AUTH via
+        // Dovecot); its CA and password go into both nodes below.
+        let relay = super::relay::up(self.runner, &self.topo.netns(Aux::Gw), &self.base_dir)?;
+
         // The pre-seeded CIB (one file, copied into both nodes).
         let seed = self.base_dir.join("cib-seed.xml");
         let mut cmds = provision::cib_seed_cmds(&seed, &cfg.config.cluster.name).into_iter();
@@ -315,6 +326,14 @@ impl Lab<'_> {
             put(
                 &root.join(crate::config::DEFAULT_PATH.trim_start_matches('/')),
                 &cfg.text,
+                0o600,
+                None,
+            )?;
+            let etc = |p: &str| root.join(p.trim_start_matches('/'));
+            put(&etc(super::relay::NODE_CA), &relay.ca_pem, 0o644, None)?;
+            put(
+                &etc(super::relay::NODE_PASSWORD),
+                &format!("{}\n", relay.password),
                 0o600,
                 None,
             )?;
@@ -488,6 +507,30 @@ fn copy_executable(from: &Path, to: &Path) -> Result<(), LabError> {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         .map_err(LabError::io(&tmp))?;
     std::fs::rename(&tmp, to).map_err(LabError::io(to))
+}
+
+/// Where the node's agents find the pinned binary (node-private dir).
+const PINNED_AGENT_BIN: &str = "/usr/lib/mailha/mailha";
+
+/// The node's agent faces (`cli::FACES` paths) as symlinks in its private
+/// tree to a hard link of the pinned binary in the private
+/// `/usr/lib/mailha`: what Pacemaker runs in a node stays the binary that
+/// brought the lab up, whatever is installed on the host meanwhile.
+fn pin_agents(root: &Path, pinned: &Path) -> Result<(), LabError> {
+    let bin = root.join(PINNED_AGENT_BIN.trim_start_matches('/'));
+    let dir = bin.parent().expect("a file in a dir");
+    std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
+    let _ = std::fs::remove_file(&bin);
+    std::fs::hard_link(pinned, &bin).map_err(LabError::io(&bin))?;
+    for (_, _, path) in crate::cli::FACES {
+        let Some(path) = path else { continue };
+        let link = root.join(path.trim_start_matches('/'));
+        let d = link.parent().expect("a file in a dir");
+        std::fs::create_dir_all(d).map_err(LabError::io(d))?;
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(PINNED_AGENT_BIN, &link).map_err(LabError::io(&link))?;
+    }
+    Ok(())
 }
 
 fn make_sparse(path: &Path, size: u64) -> Result<(), LabError> {
