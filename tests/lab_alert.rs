@@ -517,6 +517,29 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_and_survive_a_re
         }
     }
 
+    // 5. `lab down` ends the relay's daemons with the gw namespace.
+    let pid_of = |f: &str| -> u32 {
+        std::fs::read_to_string(relay().dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let daemons = [
+        pid_of("postfix/queue/pid/master.pid"),
+        pid_of("dovecot/run/master.pid"),
+    ];
     ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    // Gone, or a zombie this machine's init has not reaped yet.
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    for pid in daemons {
+        assert!(!alive(pid), "relay daemon {pid} outlived lab down");
+    }
     drop(guard);
 }

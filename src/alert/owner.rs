@@ -38,10 +38,17 @@
 
 use super::event::{Event, Kind};
 
+/// Pacemaker's execution status "cancelled" (PCMK_EXEC_CANCELLED).
+const EXEC_CANCELLED: i32 = 1;
+
 /// Whether the node named `local` records this event.
 pub fn records_here(e: &Event, local: &str) -> bool {
     match e.kind {
         Some(Kind::Node | Kind::Fencing) => e.node.as_deref() != Some(local),
+        // A recurring monitor cancelled by Pacemaker itself (before a
+        // stop, or by a cleanup) is bookkeeping, not news: every restart
+        // would otherwise list "monitor: Cancelled" lines.
+        Some(Kind::Resource) => e.status != Some(EXEC_CANCELLED),
         _ => true,
     }
 }
@@ -99,6 +106,15 @@ mod tests {
     #[test]
     fn resource_events_are_recorded_where_they_ran() {
         assert_eq!(recorders("resource", "node1", &["node1"]), ["node1"]);
+    }
+
+    #[test]
+    fn a_cancelled_monitor_is_not_news() {
+        let mut e = pacemaker("resource", "node1", "node1");
+        e.status = Some(1);
+        assert!(!records_here(&e, "node1"));
+        e.status = Some(0);
+        assert!(records_here(&e, "node1"));
     }
 
     #[test]

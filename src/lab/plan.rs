@@ -28,18 +28,8 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "var/lib/mailha",
     "srv",
     "root",
-    // The agents, pinned through directories (see up::pin_agents): a
-    // bind mount on a single file is dropped from every node when the
-    // host renames a new file over it (any `mailha install`, e.g. another
-    // lab's `up`), directories are never renamed by an install.
-    "usr/lib/mailha",
-    "usr/lib/ocf/resource.d/mailha",
 ];
 pub const PRIVATE_FILES: &[&str] = &[
-    // The binary that brought this lab up, pinned: another checkout
-    // installing its own /usr/sbin/mailha (a second lab, a test run)
-    // never changes what this lab's agents run.
-    "usr/sbin/mailha",
     "etc/hosts",
     "etc/hostname",
     "etc/aliases",
@@ -156,6 +146,23 @@ pub fn node_mount_script(root: &Path, node: &str) -> String {
     for d in PRIVATE_DIRS.iter().chain(PRIVATE_FILES) {
         s.push_str(&format!("mount --bind {r}/{d} /{d}\n"));
     }
+    // The binary that brought this lab up, pinned: the node's /usr/sbin
+    // is an overlay whose upper layer (the node tree's usr/sbin) holds
+    // only `mailha`. A bind mount of the one file was not enough: the
+    // kernel drops a file mount from every namespace when the host
+    // renames a new file over it, which every `mailha install` (another
+    // lab's `up`, a test run) does.
+    let work = sh_quote(
+        &root
+            .parent()
+            .unwrap_or(root)
+            .join("usr-sbin-work")
+            .display()
+            .to_string(),
+    );
+    s.push_str(&format!(
+        "mkdir -p {work}\nmount -t overlay usr-sbin-{node} -o lowerdir=/usr/sbin,upperdir={r}/usr/sbin,workdir={work} /usr/sbin\n"
+    ));
     s.push_str(&format!(
         "mount -t tmpfs -o mode=755,size=64m run-{node} /run\n"
     ));

@@ -133,13 +133,7 @@ impl Lab<'_> {
         create_private_dir(&self.base_dir)?;
         // Mount points the nodes cover privately; the host keeps them empty
         // (never removed: another lab may be using them).
-        for d in [
-            "/etc/mailha",
-            "/var/lib/mailha",
-            "/usr/lib/mailha",
-            "/usr/lib/ocf/resource.d/mailha",
-            DEV_DIR,
-        ] {
+        for d in ["/etc/mailha", "/var/lib/mailha", DEV_DIR] {
             std::fs::create_dir_all(d).map_err(LabError::io(Path::new(d)))?;
         }
 
@@ -164,7 +158,6 @@ impl Lab<'_> {
             }
             let pinned = root.join("usr/sbin/mailha");
             copy_executable(&self.exe, &pinned)?;
-            pin_agents(&root, &pinned)?;
         }
         st.phase = "holders".into();
         self.store.save(&st)?;
@@ -507,30 +500,6 @@ fn copy_executable(from: &Path, to: &Path) -> Result<(), LabError> {
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
         .map_err(LabError::io(&tmp))?;
     std::fs::rename(&tmp, to).map_err(LabError::io(to))
-}
-
-/// Where the node's agents find the pinned binary (node-private dir).
-const PINNED_AGENT_BIN: &str = "/usr/lib/mailha/mailha";
-
-/// The node's agent faces (`cli::FACES` paths) as symlinks in its private
-/// tree to a hard link of the pinned binary in the private
-/// `/usr/lib/mailha`: what Pacemaker runs in a node stays the binary that
-/// brought the lab up, whatever is installed on the host meanwhile.
-fn pin_agents(root: &Path, pinned: &Path) -> Result<(), LabError> {
-    let bin = root.join(PINNED_AGENT_BIN.trim_start_matches('/'));
-    let dir = bin.parent().expect("a file in a dir");
-    std::fs::create_dir_all(dir).map_err(LabError::io(dir))?;
-    let _ = std::fs::remove_file(&bin);
-    std::fs::hard_link(pinned, &bin).map_err(LabError::io(&bin))?;
-    for (_, _, path) in crate::cli::FACES {
-        let Some(path) = path else { continue };
-        let link = root.join(path.trim_start_matches('/'));
-        let d = link.parent().expect("a file in a dir");
-        std::fs::create_dir_all(d).map_err(LabError::io(d))?;
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(PINNED_AGENT_BIN, &link).map_err(LabError::io(&link))?;
-    }
-    Ok(())
 }
 
 fn make_sparse(path: &Path, size: u64) -> Result<(), LabError> {
