@@ -362,7 +362,8 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_and_survive_a_relay_outage() {
+fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_outage_and_a_node_death()
+ {
     if !skip_unless_ready("lab alerts") {
         return;
     }
@@ -517,7 +518,72 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_and_survive_a_re
         }
     }
 
-    // 5. `lab down` ends the relay's daemons with the gw namespace.
+    // 5. The node running the mail dies (its holder killed: a power-off).
+    // The survivor's sender, already running as the other clone instance,
+    // mails the loss; the dead node mails nothing, so it arrives once.
+    let status: serde_json::Value = serde_json::from_str(
+        &ok(
+            mailha().args(["lab", "status", "--json"]),
+            Duration::from_secs(30),
+        )
+        .stdout,
+    )
+    .unwrap();
+    let active = run(
+        mailha().args(["lab", "exec", "node1", "--", "mailha", "status", "--json"]),
+        Duration::from_secs(60),
+    );
+    let active: serde_json::Value = serde_json::from_str(&active.stdout).unwrap();
+    let dead = active["active_node"]
+        .as_str()
+        .expect("the VIP is placed")
+        .to_string();
+    let survivor = if dead == "node1" { "node2" } else { "node1" };
+    let holder = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == dead.as_str())
+        .and_then(|n| n["holder_pid"].as_u64())
+        .unwrap();
+    let before_death = relay().delivered();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(holder as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let lost = format!("节点 {dead} 状态：lost");
+    let t = Instant::now();
+    let told: Vec<Mail> = loop {
+        let told: Vec<Mail> = new_mails(&before_death, &relay().delivered())
+            .iter()
+            .map(|p| read_mail(p))
+            .filter(|m| m.part("text/plain").is_some_and(|t| t.contains(&lost)))
+            .collect();
+        if !told.is_empty() {
+            // Give a duplicate the time to show up, then count.
+            std::thread::sleep(Duration::from_secs(12));
+            break new_mails(&before_death, &relay().delivered())
+                .iter()
+                .map(|p| read_mail(p))
+                .filter(|m| m.part("text/plain").is_some_and(|t| t.contains(&lost)))
+                .collect();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no mail about {dead}'s death; relay log:\n{}",
+            std::fs::read_to_string(relay().log()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(told.len(), 1, "the loss of {dead} mailed once");
+    assert!(
+        told[0].message_id().ends_with(&format!("@{survivor}>")),
+        "{}",
+        told[0].message_id()
+    );
+
+    // 6. `lab down` ends the relay's daemons with the gw namespace.
     let pid_of = |f: &str| -> u32 {
         std::fs::read_to_string(relay().dir.join(f))
             .unwrap_or_else(|e| panic!("{f}: {e}"))
