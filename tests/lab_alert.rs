@@ -552,7 +552,7 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let lost = format!("节点 {dead} 状态：lost");
+    let lost = format!("节点 {dead} 已离开集群（lost）");
     let t = Instant::now();
     let told: Vec<Mail> = loop {
         let told: Vec<Mail> = new_mails(&before_death, &relay().delivered())

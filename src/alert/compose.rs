@@ -119,7 +119,13 @@ pub fn describe(e: &Event, l: Language) -> String {
     let task = or_q(&e.task);
     let rc = e.rc.map(|r| r.to_string()).unwrap_or_else(|| "?".into());
     match (l, e.kind()) {
-        (Language::En, Kind::Node) => format!("node {node} is {desc}"),
+        // Pacemaker's node states are "member" and "lost"; say what they
+        // mean (any other value is shown as given).
+        (Language::En, Kind::Node) => match desc {
+            "lost" => format!("node {node} left the cluster (lost)"),
+            "member" => format!("node {node} joined the cluster (member)"),
+            _ => format!("node {node} is {desc}"),
+        },
         (Language::En, Kind::Fencing) => format!("fencing of {node}: {desc}"),
         (Language::En, Kind::Resource) if e.failed() => {
             format!("{rsc} {task} on {node} failed (rc {rc}): {desc}")
@@ -141,7 +147,11 @@ pub fn describe(e: &Event, l: Language) -> String {
             format!("stopping the storage on {node} had to be escalated: {desc}")
         }
         (Language::En, Kind::Test) => format!("test alert from {}", e.host),
-        (Language::ZhCn, Kind::Node) => format!("节点 {node} 状态：{desc}"),
+        (Language::ZhCn, Kind::Node) => match desc {
+            "lost" => format!("节点 {node} 已离开集群（lost）"),
+            "member" => format!("节点 {node} 已加入集群（member）"),
+            _ => format!("节点 {node} 状态：{desc}"),
+        },
         (Language::ZhCn, Kind::Fencing) => format!("对节点 {node} 执行隔离（fencing）：{desc}"),
         (Language::ZhCn, Kind::Resource) if e.failed() => {
             format!("资源 {rsc} 在节点 {node} 上的 {task} 操作失败（返回码 {rc}）：{desc}")
@@ -397,6 +407,22 @@ mod tests {
             webhook: None,
             command: None,
         }
+    }
+
+    #[test]
+    fn node_states_are_said_in_words() {
+        let lost = ev(Kind::Node, |e| {
+            e.node = Some("node1".into());
+            e.desc = Some("lost".into());
+        });
+        assert_eq!(
+            describe(&lost, Language::En),
+            "node node1 left the cluster (lost)"
+        );
+        assert_eq!(
+            describe(&lost, Language::ZhCn),
+            "节点 node1 已离开集群（lost）"
+        );
     }
 
     fn smtp() -> Smtp {
