@@ -56,6 +56,18 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
         std::os::unix::fs::symlink(BIN_PATH, &l).map_err(err(&l))?;
         changed.push(l);
     }
+    // The alert spool, before any alert fires: Pacemaker runs the alert
+    // agent as hacluster, which cannot create it under /var/lib/mailha
+    // (the sender would, but only once its clone has started, and the
+    // cluster's first events come before that).
+    let spool = at(root, crate::alert::spool::DEFAULT_DIR);
+    if !spool.join("pending").is_dir() {
+        let s = crate::alert::spool::Spool::open(&spool)
+            .map_err(|e| err(&spool)(std::io::Error::other(e.to_string())))?;
+        s.share_with_pacemaker()
+            .map_err(|e| err(&spool)(std::io::Error::other(e.to_string())))?;
+        changed.push(spool);
+    }
     Ok(changed)
 }
 

@@ -132,6 +132,11 @@ pub fn seed_script(root: &Path, t: &Topology, node: &str) -> String {
         "mkdir -p {r}/var/lib/dovecot {r}/var/lib/mysql; chown mysql:mysql {r}/var/lib/mysql\n"
     ));
     s.push_str(&format!("mkdir -p -m 0755 {r}/var/lib/mailha\n"));
+    // The alert agent runs as hacluster: its spool exists before the
+    // cluster's first event (see install.rs).
+    s.push_str(&format!(
+        "install -d -m 0700 -o hacluster -g haclient {r}/var/lib/mailha/spool {r}/var/lib/mailha/spool/pending\n"
+    ));
     s
 }
 
