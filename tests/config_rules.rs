@@ -967,3 +967,18 @@ fn a_relay_ca_file_is_absolute_and_needs_starttls() {
         Some(std::path::Path::new("/etc/mailha/lab-ca.pem"))
     );
 }
+
+#[test]
+fn a_webhook_ca_file_needs_an_https_url() {
+    let hook = |url: &str| {
+        format!(
+            "{SMTP}\n[alerts.webhook]\nurl = \"{url}\"\nca_file = \"/etc/mailha/hook-ca.pem\"\n"
+        )
+    };
+    one_error(
+        &with(&hook("http://hooks.example.com/x")),
+        "alerts.webhook.ca_file",
+        "only used with an https URL",
+    );
+    load(&with(&hook("https://hooks.example.com/x"))).expect("https + CA file");
+}

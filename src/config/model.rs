@@ -344,6 +344,8 @@ pub struct Smtp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
     pub url: String,
+    /// PEM certificates trusted for an https URL besides the system's.
+    pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
 }
 

@@ -210,6 +210,7 @@ pub struct RawSmtp {
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     pub url: Option<String>,
+    pub ca_file: Option<String>,
     pub timeout: Option<String>,
 }
 

@@ -1321,8 +1321,19 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
         if !ok {
             ctx.err(wp.key("url"), format!("{url:?} is not an http(s) URL"));
         }
+        let ca_file = w
+            .ca_file
+            .as_ref()
+            .and_then(|f| abs_path(ctx, wp.key("ca_file"), f));
+        if ca_file.is_some() && !url.starts_with("https://") {
+            ctx.err(
+                wp.key("ca_file"),
+                "a CA file is only used with an https URL",
+            );
+        }
         Some(Webhook {
             url,
+            ca_file,
             timeout: duration(ctx, wp.key("timeout"), &w.timeout, "10s"),
         })
     });
