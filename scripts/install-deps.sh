@@ -35,6 +35,11 @@ packages=(
     bindfs
     # benchmarks
     hyperfine
+    # the alert mail's HTML rendered to PNGs (tests/alert_look.rs); openssl
+    # makes the lab relay's CA
+    chromium openssl
+    # a CJK font, so the zh-CN mail's screenshots show characters, not boxes
+    fonts-wqy-zenhei
 )
 
 missing=()

@@ -49,7 +49,8 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
         std::fs::create_dir_all(dir).map_err(err(dir))?;
         // Copy then rename: a running agent keeps its old inode, and a
         // half-written binary is never executed.
-        let tmp = dir.join(".mailha.install-tmp");
+        // Our own temporary name: two installs at once must not share one.
+        let tmp = dir.join(format!(".mailha.install-tmp.{}", std::process::id()));
         std::fs::write(&tmp, &new).map_err(err(&tmp))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
             .map_err(err(&tmp))?;
@@ -67,6 +68,18 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
         let _ = std::fs::remove_file(&l);
         std::os::unix::fs::symlink(BIN_PATH, &l).map_err(err(&l))?;
         changed.push(l);
+    }
+    // The alert spool, before any alert fires: Pacemaker runs the alert
+    // agent as hacluster, which cannot create it under /var/lib/mailha
+    // (the sender would, but only once its clone has started, and the
+    // cluster's first events come before that).
+    let spool = at(root, crate::alert::spool::DEFAULT_DIR);
+    if !spool.join("pending").is_dir() {
+        let s = crate::alert::spool::Spool::open(&spool)
+            .map_err(|e| err(&spool)(std::io::Error::other(e.to_string())))?;
+        s.share_with_pacemaker()
+            .map_err(|e| err(&spool)(std::io::Error::other(e.to_string())))?;
+        changed.push(spool);
     }
     Ok(changed)
 }

@@ -941,3 +941,44 @@ fn sbd_needs_a_shared_block_device() {
     one_error(&text, "fencing.mode", "sbd needs a shared block device");
     load(&with("[fencing]\nmode = \"sbd\"\n")).expect("sbd on the lease disk");
 }
+
+#[test]
+fn a_relay_ca_file_is_absolute_and_needs_starttls() {
+    one_error(
+        &with(&SMTP.replace("to =", "ca_file = \"lab-ca.pem\"\nto =")),
+        "alerts.smtp.ca_file",
+        "absolute",
+    );
+    one_error(
+        &with(&SMTP.replace(
+            "to =",
+            "starttls = false\nca_file = \"/etc/mailha/lab-ca.pem\"\nto =",
+        )),
+        "alerts.smtp.ca_file",
+        "without STARTTLS",
+    );
+    let ok = load(&with(
+        &SMTP.replace("to =", "ca_file = \"/etc/mailha/lab-ca.pem\"\nto ="),
+    ))
+    .expect("an absolute CA file");
+    let smtp = ok.config.alerts.unwrap().smtp.unwrap();
+    assert_eq!(
+        smtp.ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/mailha/lab-ca.pem"))
+    );
+}
+
+#[test]
+fn a_webhook_ca_file_needs_an_https_url() {
+    let hook = |url: &str| {
+        format!(
+            "{SMTP}\n[alerts.webhook]\nurl = \"{url}\"\nca_file = \"/etc/mailha/hook-ca.pem\"\n"
+        )
+    };
+    one_error(
+        &with(&hook("http://hooks.example.com/x")),
+        "alerts.webhook.ca_file",
+        "only used with an https URL",
+    );
+    load(&with(&hook("https://hooks.example.com/x"))).expect("https + CA file");
+}

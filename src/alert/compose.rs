@@ -119,7 +119,13 @@ pub fn describe(e: &Event, l: Language) -> String {
     let task = or_q(&e.task);
     let rc = e.rc.map(|r| r.to_string()).unwrap_or_else(|| "?".into());
     match (l, e.kind()) {
-        (Language::En, Kind::Node) => format!("node {node} is {desc}"),
+        // Pacemaker's node states are "member" and "lost"; say what they
+        // mean (any other value is shown as given).
+        (Language::En, Kind::Node) => match desc {
+            "lost" => format!("node {node} left the cluster (lost)"),
+            "member" => format!("node {node} joined the cluster (member)"),
+            _ => format!("node {node} is {desc}"),
+        },
         (Language::En, Kind::Fencing) => format!("fencing of {node}: {desc}"),
         (Language::En, Kind::Resource) if e.failed() => {
             format!("{rsc} {task} on {node} failed (rc {rc}): {desc}")
@@ -141,7 +147,11 @@ pub fn describe(e: &Event, l: Language) -> String {
             format!("stopping the storage on {node} had to be escalated: {desc}")
         }
         (Language::En, Kind::Test) => format!("test alert from {}", e.host),
-        (Language::ZhCn, Kind::Node) => format!("节点 {node} 状态：{desc}"),
+        (Language::ZhCn, Kind::Node) => match desc {
+            "lost" => format!("节点 {node} 已离开集群（lost）"),
+            "member" => format!("节点 {node} 已加入集群（member）"),
+            _ => format!("节点 {node} 状态：{desc}"),
+        },
         (Language::ZhCn, Kind::Fencing) => format!("对节点 {node} 执行隔离（fencing）：{desc}"),
         (Language::ZhCn, Kind::Resource) if e.failed() => {
             format!("资源 {rsc} 在节点 {node} 上的 {task} 操作失败（返回码 {rc}）：{desc}")
@@ -249,33 +259,64 @@ pub fn compose(cfg: &Alerts, inc: &Incident) -> Composed {
         Language::En => "en",
         Language::ZhCn => "zh-CN",
     };
+    // Phone first (looked at in headless Chromium at 390 px, see
+    // tests/alert_look.rs): one column at most 640 px wide, inline styles
+    // only (mail clients drop <style>), a viewport so a phone does not
+    // render it at desktop width, long values (paths, uuids, pids) allowed
+    // to wrap anywhere, the three things an operator needs first (what,
+    // where, what to do) above the event list, the incident id last.
+    const WRAP: &str = "overflow-wrap:anywhere;word-break:break-word";
+    const LABEL: &str = "margin:16px 0 4px;font-size:13px;font-weight:bold;text-transform:uppercase;letter-spacing:.04em;color:#555";
     let mut html = format!(
-        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{}</title></head>\n<body style=\"font-family:sans-serif\">\n<h2>{}</h2>\n<table>\n",
+        "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title></head>\n<body style=\"margin:0;padding:0;background:#f3f4f6\">\n<div style=\"max-width:640px;width:100%;margin:0 auto;background:#fff;font-family:-apple-system,'Segoe UI',Roboto,'Noto Sans','Noto Sans CJK SC','PingFang SC','Microsoft YaHei',sans-serif;font-size:16px;line-height:1.5;color:#111;{WRAP}\">\n<div style=\"background:#b91c1c;color:#fff;padding:14px 16px\"><div style=\"font-size:20px;font-weight:bold\">{}</div>",
         h(&subject),
         h(w.title)
     );
     if !customer.is_empty() {
         html += &format!(
-            "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n",
+            "<div style=\"font-size:14px;opacity:.9\">{}{}{}</div>",
             h(w.customer),
+            h(w.colon),
             h(customer)
         );
     }
+    html += "</div>\n<div style=\"padding:4px 16px 16px\">\n";
     html += &format!(
-        "<tr><th align=\"left\">{}</th><td>{}</td></tr>\n<tr><th align=\"left\">{}</th><td><code>{}</code></td></tr>\n</table>\n",
+        "<div style=\"{LABEL}\">{}</div>\n<div style=\"font-size:17px\">{}</div>\n",
+        h(w.what),
+        h(&summary)
+    );
+    html += &format!(
+        "<div style=\"{LABEL}\">{}</div>\n<div style=\"font-size:22px;font-weight:bold;color:#065f46\">{}</div>\n",
+        h(w.where_),
+        h(where_)
+    );
+    html += &format!(
+        "<div style=\"{LABEL}\">{}</div>\n<div style=\"background:#fef3c7;border-left:4px solid #d97706;padding:8px 12px\">{}</div>\n",
+        h(w.todo),
+        h(advice)
+    );
+    html += &format!(
+        "<div style=\"{LABEL}\">{}</div>\n<ol style=\"margin:0;padding:0 0 0 22px\">\n",
+        h(w.events)
+    );
+    for (t, d) in &lines {
+        html += &format!(
+            "<li style=\"margin:0 0 10px\"><div style=\"font-size:13px;color:#666;font-family:monospace\">{}</div><div>{}</div></li>\n",
+            h(t),
+            h(d)
+        );
+    }
+    html += &format!(
+        "</ol>\n<p style=\"font-size:14px;color:#555\">{}</p>\n<p style=\"font-size:12px;color:#777;border-top:1px solid #ddd;padding-top:8px;margin-bottom:0\">{}{}{} &middot; {}{}<code>{}</code></p>\n</div></div>\n</body></html>\n",
+        h(w.attached),
         h(w.reported_by),
+        h(w.colon),
         h(&inc.host),
         h(w.incident),
+        h(w.colon),
         h(&inc.id)
     );
-    html += &format!("<h3>{}</h3>\n<p>{}</p>\n", h(w.what), h(&summary));
-    html += &format!("<h3>{}</h3>\n<p><b>{}</b></p>\n", h(w.where_), h(where_));
-    html += &format!("<h3>{}</h3>\n<p>{}</p>\n", h(w.todo), h(advice));
-    html += &format!("<h3>{}</h3>\n<ol>\n", h(w.events));
-    for (t, d) in &lines {
-        html += &format!("<li><code>{}</code> {}</li>\n", h(t), h(d));
-    }
-    html += &format!("</ol>\n<p><i>{}</i></p>\n</body></html>\n", h(w.attached));
 
     let json = serde_json::json!({
         "incident": inc.id,
@@ -368,8 +409,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn node_states_are_said_in_words() {
+        let lost = ev(Kind::Node, |e| {
+            e.node = Some("node1".into());
+            e.desc = Some("lost".into());
+        });
+        assert_eq!(
+            describe(&lost, Language::En),
+            "node node1 left the cluster (lost)"
+        );
+        assert_eq!(
+            describe(&lost, Language::ZhCn),
+            "节点 node1 已离开集群（lost）"
+        );
+    }
+
     fn smtp() -> Smtp {
         Smtp {
+            ca_file: None,
             host: "127.0.0.1".into(),
             port: 25,
             starttls: false,

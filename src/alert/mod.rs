@@ -16,6 +16,7 @@ pub mod batch;
 pub mod compose;
 pub mod diag;
 pub mod event;
+pub mod owner;
 pub mod send;
 pub mod spool;
 
@@ -116,6 +117,9 @@ impl Retries {
     fn forget(&mut self, incident: &str) {
         self.next.remove(incident);
     }
+    fn clear(&mut self) {
+        self.next.clear();
+    }
 }
 
 /// One pass of the sender: batch what is pending, claim the incidents
@@ -170,6 +174,10 @@ pub fn send_pending(
                 let result = ch.send(&inc, &composed);
                 if result.is_ok() {
                     spool.mark_done(&inc.id, ch.name())?;
+                    // Something got through: whatever was backing off
+                    // (a relay that was down) is tried again at once, so
+                    // the incidents of an outage arrive together.
+                    retries.clear();
                 } else {
                     all_ok = false;
                 }
@@ -384,6 +392,27 @@ mod tests {
         let p2 = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
         assert_eq!(p1.attempts.len(), 1);
         assert_eq!(p2.attempts.len(), 0, "not due for 5 s");
+    }
+
+    #[test]
+    fn when_the_relay_answers_again_every_waiting_incident_is_due_at_once() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let (ch, sent, down) = fake("smtp");
+        let chans = vec![ch];
+        let mut r = Retries::default();
+        *down.borrow_mut() = true;
+        record(&s, Kind::Node);
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        record(&s, Kind::Fenced);
+        // The relay is back; the newer incident goes out (the older one
+        // is still backing off in this pass)...
+        *down.borrow_mut() = false;
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(sent.borrow().len(), 1);
+        // ...and the older one on the very next pass, not 5 s later.
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(sent.borrow().len(), 2);
     }
 
     #[test]

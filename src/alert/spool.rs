@@ -163,6 +163,24 @@ impl Spool {
         Ok(Spool { root })
     }
 
+    /// Run as root (the sender): gives the spool and `pending/` to
+    /// Pacemaker's `hacluster` user, as whom the alert agent may run, so
+    /// it can record; `outbox/` and `sent/` stay root's. Nothing to do
+    /// when not root or when there is no such user (tests, other setups).
+    pub fn share_with_pacemaker(&self) -> Result<(), SpoolError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        let Some(user) = nix::unistd::User::from_name("hacluster").ok().flatten() else {
+            return Ok(());
+        };
+        for d in [self.root.clone(), self.root.join("pending")] {
+            std::os::unix::fs::chown(&d, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+                .map_err(io_err(&d))?;
+        }
+        Ok(())
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

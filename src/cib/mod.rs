@@ -94,7 +94,7 @@ fn op(rsc: &str, name: &str, interval: Duration, timeout: Duration) -> El {
         .attr("timeout", dur(timeout))
 }
 
-fn operations(rsc: &str, p: &Policy, monitor: Duration) -> El {
+pub(crate) fn operations(rsc: &str, p: &Policy, monitor: Duration) -> El {
     El::new("operations")
         .attr("id", format!("{rsc}-operations"))
         .child(op(rsc, "start", Duration::ZERO, p.start_timeout))
@@ -102,7 +102,7 @@ fn operations(rsc: &str, p: &Policy, monitor: Duration) -> El {
         .child(op(rsc, "monitor", monitor, p.monitor_timeout))
 }
 
-fn primitive(
+pub(crate) fn primitive(
     id: &str,
     class: &str,
     provider: Option<&str>,
@@ -535,6 +535,9 @@ pub fn render(cfg: &Config) -> El {
             .child(nvpair("op-options", "timeout", dur(p.start_timeout))),
     );
 
+    if let Some(a) = &cfg.alerts {
+        resources.extend(crate::agents::sender::clone_rsc(a, p));
+    }
     let mut conf = El::new("configuration")
         .child(crm_config)
         .child(nodes)
@@ -549,6 +552,16 @@ pub fn render(cfg: &Config) -> El {
                 El::new("alert")
                     .attr("id", id)
                     .attr("path", ALERT_AGENT_PATH)
+                    // No attribute alerts: attrd fires them on its writer
+                    // node, about any node, so a drill's fail-count would
+                    // become a second mail from the other node; the
+                    // resource event already says what failed.
+                    .child(
+                        El::new("select")
+                            .child(El::new("select_fencing"))
+                            .child(El::new("select_nodes"))
+                            .child(El::new("select_resources")),
+                    )
                     .child(
                         El::new("meta_attributes")
                             .attr("id", format!("{id}-meta_attributes"))

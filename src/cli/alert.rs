@@ -24,8 +24,16 @@ pub enum Verb {
     /// ones a channel has not delivered yet; exit 1 if any channel failed.
     SendPending,
     /// Keep sending: a pass every second, failed channels retried with
-    /// backoff (5 s doubling up to 5 min). Runs until killed.
-    Run,
+    /// backoff (5 s doubling up to 5 min). Runs until killed. This is
+    /// what `ocf:mailha:sender` runs on every node.
+    Run {
+        /// Write this process's pid here (atomically) once running.
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// Append stdout and stderr to this file (a daemon has no terminal).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
@@ -72,8 +80,28 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Verb::Run => {
+        Verb::Run {
+            ref pid_file,
+            ref log,
+        } => {
+            if let Some(l) = log {
+                redirect_output(l).with_context(|| format!("log {}", l.display()))?;
+            }
             let spool = Spool::open(&a.spool).context("opening the spool")?;
+            // Pacemaker may run the alert agent as hacluster: it must be
+            // able to write where this root daemon reads.
+            spool
+                .share_with_pacemaker()
+                .context("handing the spool to hacluster")?;
+            if let Some(p) = pid_file {
+                write_pid_file(p).with_context(|| format!("pid file {}", p.display()))?;
+            }
+            eprintln!(
+                "mailha alert: sender {} running on {} (spool {})",
+                std::process::id(),
+                alert::hostname(),
+                a.spool.display()
+            );
             let mut retries = Retries::default();
             loop {
                 match alert::send_pending(&spool, &cfg, &channels, &System, &mut retries) {
@@ -86,6 +114,39 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// Appends fd 1 and 2 to `path` (created 0600, directories as needed).
+fn redirect_output(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    for fd in [1, 2] {
+        // SAFETY: dup2 onto the standard descriptors of this
+        // single-threaded process; `f` stays valid for the call.
+        if unsafe { nix::libc::dup2(f.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Writes our pid to a temporary file and renames it into place, so a
+/// monitor never reads half a pid.
+fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Prints what a pass did; returns the number of failed deliveries.
@@ -119,6 +180,11 @@ pub fn agent_main() -> ExitCode {
             return ExitCode::from(super::EXIT_BAD_INPUT);
         }
     };
+    // Cross-node dedup: an event every node sees is recorded by the peer
+    // of the node it is about (see alert::owner).
+    if !alert::owner::records_here(&event, &host) {
+        return ExitCode::from(EXIT_OK);
+    }
     match alert::spool::record(&event) {
         Ok(_) => ExitCode::from(EXIT_OK),
         Err(e) => {

@@ -98,6 +98,8 @@ pub enum Face {
     ServiceAgent,
     /// `ocf:mailha:storage`.
     StorageAgent,
+    /// `ocf:mailha:sender`: the alert sender as a cloned resource.
+    SenderAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
@@ -121,6 +123,11 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "storage",
         Face::StorageAgent,
         Some("/usr/lib/ocf/resource.d/mailha/storage"),
+    ),
+    (
+        "sender",
+        Face::SenderAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/sender"),
     ),
 ];
 
@@ -153,6 +160,7 @@ pub fn main() -> ExitCode {
         Face::AlertAgent => alert::agent_main(),
         Face::ServiceAgent => ocf_agent(crate::agents::service::main),
         Face::StorageAgent => ocf_agent(crate::agents::storage::main),
+        Face::SenderAgent => ocf_agent(crate::agents::sender::main),
     }
 }
 

@@ -331,6 +331,9 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub starttls: bool,
+    /// PEM certificates trusted for the relay's STARTTLS, in addition to
+    /// the system's roots (a private CA, as in the lab).
+    pub ca_file: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Secret,
     pub from: String,
@@ -341,6 +344,8 @@ pub struct Smtp {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
     pub url: String,
+    /// PEM certificates trusted for an https URL besides the system's.
+    pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
 }
 

@@ -200,6 +200,7 @@ pub struct RawSmtp {
     pub user: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
+    pub ca_file: Option<String>,
     pub from: Option<String>,
     pub to: Option<Vec<String>>,
     pub timeout: Option<String>,
@@ -209,6 +210,7 @@ pub struct RawSmtp {
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     pub url: Option<String>,
+    pub ca_file: Option<String>,
     pub timeout: Option<String>,
 }
 

@@ -1325,8 +1325,19 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
         if !ok {
             ctx.err(wp.key("url"), format!("{url:?} is not an http(s) URL"));
         }
+        let ca_file = w
+            .ca_file
+            .as_ref()
+            .and_then(|f| abs_path(ctx, wp.key("ca_file"), f));
+        if ca_file.is_some() && !url.starts_with("https://") {
+            ctx.err(
+                wp.key("ca_file"),
+                "a CA file is only used with an https URL",
+            );
+        }
         Some(Webhook {
             url,
+            ca_file,
             timeout: duration(ctx, wp.key("timeout"), &w.timeout, "10s"),
         })
     });
@@ -1455,10 +1466,21 @@ fn smtp(ctx: &mut Ctx, p: FieldPath, raw: &RawSmtp, env: &Env) -> Option<Smtp> {
     {
         ctx.err(p.key("user"), "must not contain control characters");
     }
+    let ca_file = raw
+        .ca_file
+        .as_ref()
+        .and_then(|f| abs_path(ctx, p.key("ca_file"), f));
+    if ca_file.is_some() && raw.starttls == Some(false) {
+        ctx.err(
+            p.key("ca_file"),
+            "a CA file without STARTTLS is never used: set starttls = true",
+        );
+    }
     Some(Smtp {
         host,
         port,
         starttls: raw.starttls.unwrap_or(true),
+        ca_file,
         user: raw.user.clone(),
         password,
         from,

@@ -57,6 +57,37 @@ impl Lab<'_> {
         }
     }
 
+    /// TERM, then KILL, every process in a lab netns (by PID, from
+    /// `ip netns pids`), waiting up to 5 s for them to go.
+    fn kill_netns_processes(&self, ns: &str) -> Result<(), LabError> {
+        let pids = |r: &dyn super::cmd::Runner| -> Result<Vec<String>, LabError> {
+            let o = r.run(&Cmd::new("ip").args(["netns", "pids", ns]))?;
+            Ok(o.stdout.split_whitespace().map(str::to_string).collect())
+        };
+        let first = pids(self.runner)?;
+        if first.is_empty() {
+            return Ok(());
+        }
+        let _ = self
+            .runner
+            .run(&Cmd::new("kill").arg("-TERM").args(first.iter().cloned()));
+        let t = Instant::now();
+        loop {
+            let left = pids(self.runner)?;
+            if left.is_empty() {
+                return Ok(());
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                let _ = self
+                    .runner
+                    .run(&Cmd::new("kill").arg("-KILL").args(left.iter().cloned()));
+                std::thread::sleep(Duration::from_millis(200));
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn down_step(&self, step: &DownStep, st: &State) -> Result<Option<String>, LabError> {
         match step {
             DownStep::KillHolder(h) => {
@@ -85,6 +116,9 @@ impl Lab<'_> {
                 if !Path::new("/run/netns").join(ns).exists() {
                     return Ok(None);
                 }
+                // Daemons the lab started there (gw's alert relay) would
+                // keep the namespace alive after its name is gone.
+                self.kill_netns_processes(ns)?;
                 let out = self
                     .runner
                     .run(&Cmd::new("ip").args(["netns", "del", ns]))?;

@@ -24,6 +24,7 @@ pub mod holder;
 pub mod load;
 pub mod plan;
 pub mod provision;
+pub mod relay;
 pub mod state;
 pub mod status;
 pub mod topology;

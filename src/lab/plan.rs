@@ -24,6 +24,8 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "var/lib/postfix",
     "var/lib/dovecot",
     "var/lib/mysql",
+    // mailha's alert spool: each node's own, as on real machines.
+    "var/lib/mailha",
     "srv",
     "root",
     // The eYou stand-in's tree (`eyou_tree.rs`): /usr is the host's.
@@ -61,7 +63,7 @@ pub const EYOU_MOUNT: &str = "/usr/local/eyou";
 
 /// Bumped whenever the seeded tree changes shape: an older tree is
 /// removed and seeded again.
-pub const SEED_MARKER: &str = ".seeded-v3";
+pub const SEED_MARKER: &str = ".seeded-v4";
 
 /// The upper layer of a node's pinned install dirs: `mailha install`
 /// into this root (see `node_mount_script`).
@@ -144,6 +146,12 @@ pub fn seed_script(root: &Path, t: &Topology, node: &str) -> String {
     ));
     s.push_str(&format!(
         "mkdir -p {r}/var/lib/dovecot {r}/var/lib/mysql; chown mysql:mysql {r}/var/lib/mysql\n"
+    ));
+    s.push_str(&format!("mkdir -p -m 0755 {r}/var/lib/mailha\n"));
+    // The alert agent runs as hacluster: its spool exists before the
+    // cluster's first event (see install.rs).
+    s.push_str(&format!(
+        "install -d -m 0700 -o hacluster -g haclient {r}/var/lib/mailha/spool {r}/var/lib/mailha/spool/pending\n"
     ));
     s
 }

@@ -133,7 +133,7 @@ impl Lab<'_> {
         create_private_dir(&self.base_dir)?;
         // Mount points the nodes cover privately; the host keeps them empty
         // (never removed: another lab may be using them).
-        for d in ["/etc/mailha", DEV_DIR, plan::EYOU_MOUNT] {
+        for d in ["/etc/mailha", "/var/lib/mailha", DEV_DIR, plan::EYOU_MOUNT] {
             std::fs::create_dir_all(d).map_err(LabError::io(Path::new(d)))?;
         }
 
@@ -301,6 +301,10 @@ impl Lab<'_> {
         let known_path = self.base_dir.join("known_hosts");
         put(&known_path, &known, 0o644, None)?;
 
+        // The alert relay in gw (STARTTLS with the lab CA, AUTH via
+        // Dovecot); its CA and password go into both nodes below.
+        let relay = super::relay::up(self.runner, &self.topo.netns(Aux::Gw), &self.base_dir)?;
+
         // The pre-seeded CIB (one file, copied into both nodes).
         let seed = self.base_dir.join("cib-seed.xml");
         let mut cmds = provision::cib_seed_cmds(&seed, &cfg.config.cluster.name).into_iter();
@@ -339,6 +343,14 @@ impl Lab<'_> {
             put(
                 &root.join(crate::config::DEFAULT_PATH.trim_start_matches('/')),
                 &cfg.text,
+                0o600,
+                None,
+            )?;
+            let etc = |p: &str| root.join(p.trim_start_matches('/'));
+            put(&etc(super::relay::NODE_CA), &relay.ca_pem, 0o644, None)?;
+            put(
+                &etc(super::relay::NODE_PASSWORD),
+                &format!("{}\n", relay.password),
                 0o600,
                 None,
             )?;

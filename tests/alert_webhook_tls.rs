@@ -1,0 +1,214 @@
+//! The webhook channel over https: a real TLS server (rustls) on loopback
+//! with a certificate from a CA made here by openssl. `mailha alert test`
+//! posts the incident to it when the config trusts that CA (`ca_file`),
+//! and refuses to talk to it when it does not. Needs openssl (SKIPPED
+//! without it, FAILS in CI).
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn openssl(args: &[&str]) {
+    let o = run_with_deadline(Command::new("openssl").args(args), Duration::from_secs(60));
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, in `dir`.
+fn make_certs(dir: &Path) {
+    let d = dir.display().to_string();
+    let p = |f: &str| format!("{d}/{f}");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=hook",
+        "-keyout",
+        &p("hook.key"),
+        "-out",
+        &p("hook.csr"),
+    ]);
+    std::fs::write(dir.join("ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("hook.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("hook.pem"),
+    ]);
+}
+
+/// Serves one TLS connection: reads one request (headers + body), answers
+/// 204. Returns the port and the request text (or the handshake error).
+fn serve_once(dir: &Path) -> (u16, std::thread::JoinHandle<Result<String, String>>) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("hook.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("hook.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let (tcp, _) = l.accept().map_err(|e| e.to_string())?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some(i) = text.find("\r\n\r\n") {
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if req.len() >= i + 4 + len {
+                    break;
+                }
+            }
+        }
+        s.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        s.conn.send_close_notify();
+        let _ = s.flush();
+        Ok(String::from_utf8_lossy(&req).into_owned())
+    });
+    (port, h)
+}
+
+fn config(dir: &Path, port: u16, trust: bool) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let example = std::fs::read_to_string(repo().join("examples/postfix.toml")).unwrap();
+    let head = &example[..example.find("[alerts]").unwrap()];
+    let ca = if trust {
+        format!("ca_file = \"{}\"\n", dir.join("ca.pem").display())
+    } else {
+        String::new()
+    };
+    let path = dir.join(format!("mailha-{trust}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "{head}[alerts]\ncustomer = \"ACME\"\n\n[alerts.webhook]\nurl = \"https://127.0.0.1:{port}/hook\"\n{ca}timeout = \"10s\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+fn ready() -> bool {
+    if Path::new("/usr/bin/openssl").exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("openssl missing in CI (scripts/install-deps.sh)");
+    }
+    println!("SKIPPED: needs /usr/bin/openssl");
+    false
+}
+
+#[test]
+fn an_https_webhook_gets_the_incident_when_its_ca_is_trusted() {
+    if !ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    make_certs(t.path());
+    let (port, server) = serve_once(t.path());
+    let o = run_with_deadline(
+        Command::new(env!("CARGO_BIN_EXE_mailha"))
+            .arg("--config")
+            .arg(config(t.path(), port, true))
+            .args(["alert", "test"]),
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("webhook: ok"), "{out}");
+    let req = server.join().unwrap().unwrap();
+    assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
+    assert!(req.contains("Idempotency-Key: test-"), "{req}");
+    assert!(req.contains("\"customer\":\"ACME\""), "{req}");
+}
+
+#[test]
+fn an_https_webhook_with_an_unknown_ca_is_refused() {
+    if !ready() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    make_certs(t.path());
+    let (port, server) = serve_once(t.path());
+    let o = run_with_deadline(
+        Command::new(env!("CARGO_BIN_EXE_mailha"))
+            .arg("--config")
+            .arg(config(t.path(), port, false))
+            .args(["alert", "test"]),
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains("webhook: FAILED"), "{out}");
+    assert!(
+        out.to_lowercase().contains("certificate"),
+        "says why: {out}"
+    );
+    // The server saw a handshake it could not finish, never a request.
+    let r = server.join().unwrap();
+    assert!(r.is_err() || r.as_deref() == Ok(""), "{r:?}");
+}
