@@ -53,7 +53,8 @@ impl Agent {
         let mut c = Command::new(self.path());
         c.arg(action)
             .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("MAILHA_SPOOL", self.spool());
         for (k, v) in params {
             c.env(format!("OCF_RESKEY_{k}"), v);
         }
@@ -67,6 +68,20 @@ impl Agent {
         .status
         .code()
         .unwrap()
+    }
+    /// The alert spool this agent's events go to (never the host's).
+    fn spool(&self) -> PathBuf {
+        self.dir.path().join("spool")
+    }
+    /// The events the agent spooled, as JSON.
+    fn spooled(&self) -> Vec<serde_json::Value> {
+        let Ok(rd) = std::fs::read_dir(self.spool().join("pending")) else {
+            return Vec::new();
+        };
+        rd.filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+            .collect()
     }
     fn daemon_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.pid_file())
@@ -144,6 +159,47 @@ fn a_killed_daemon_is_noticed_and_stop_is_idempotent() {
     assert_eq!(a.run("stop"), 0);
     assert_eq!(a.run("stop"), 0);
     assert!(!a.pid_file().exists(), "the stale pid file is removed");
+}
+
+#[test]
+fn a_recurring_monitor_that_fails_tells_the_operator_and_a_probe_does_not() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    assert_eq!(a.run("start"), 0);
+    let pid = a.daemon_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+
+    // Pacemaker's probe (interval 0) only asks: nothing to report.
+    assert_eq!(a.run("monitor"), 7);
+    assert!(a.spooled().is_empty(), "{:?}", a.spooled());
+
+    // The recurring monitor's failure is what Pacemaker recovers from.
+    let mut c = a.cmd("monitor", &a.params());
+    c.env("OCF_RESKEY_CRM_meta_interval", "10000")
+        .env("OCF_RESOURCE_INSTANCE", "svc-memcached");
+    assert_eq!(
+        run_with_deadline(&mut c, Duration::from_secs(60))
+            .status
+            .code(),
+        Some(7)
+    );
+    let ev = a.spooled();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["kind"], "service_restarted", "{}", ev[0]);
+    assert_eq!(ev[0]["rsc"], "svc-memcached", "{}", ev[0]);
+    let desc = ev[0]["desc"].as_str().unwrap();
+    assert!(
+        desc.starts_with("memcached: ") && desc.contains(&pid.to_string()),
+        "{desc}"
+    );
+    assert_eq!(a.run("stop"), 0);
 }
 
 #[test]

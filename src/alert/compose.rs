@@ -139,7 +139,9 @@ pub fn describe(e: &Event, l: Language) -> String {
         (Language::En, Kind::OtherPacemaker) => {
             format!("{} event on {node}: {desc}", or_q(&e.raw_kind))
         }
-        (Language::En, Kind::ServiceRestarted) => format!("service {rsc} was restarted on {node}"),
+        (Language::En, Kind::ServiceRestarted) => {
+            format!("service {rsc} failed its check on {node} and is being recovered: {desc}")
+        }
         (Language::En, Kind::Switchover) => format!("the mail service moved to {node}"),
         (Language::En, Kind::LeaseLost) => format!("{node} lost the disk lease"),
         (Language::En, Kind::Fenced) => format!("node {node} was fenced"),
@@ -167,7 +169,9 @@ pub fn describe(e: &Event, l: Language) -> String {
         (Language::ZhCn, Kind::OtherPacemaker) => {
             format!("节点 {node} 上的 {} 事件：{desc}", or_q(&e.raw_kind))
         }
-        (Language::ZhCn, Kind::ServiceRestarted) => format!("服务 {rsc} 已在节点 {node} 上重启"),
+        (Language::ZhCn, Kind::ServiceRestarted) => {
+            format!("服务 {rsc} 在节点 {node} 上检查失败，正在恢复：{desc}")
+        }
         (Language::ZhCn, Kind::Switchover) => format!("邮件服务已切换到节点 {node}"),
         (Language::ZhCn, Kind::LeaseLost) => format!("节点 {node} 失去了磁盘租约"),
         (Language::ZhCn, Kind::Fenced) => format!("节点 {node} 已被隔离（fencing）"),

@@ -83,6 +83,23 @@ pub fn record(event: &Event) -> Result<String, SpoolError> {
     Spool::open(default_dir())?.record(event)
 }
 
+/// What an agent says happened, recorded in the default spool for the
+/// operator's mail: the node (this host), the resource and a description,
+/// all cleaned like Pacemaker's values. Best effort: an agent's verdict
+/// never depends on the spool, so a failure is only logged (stderr, which
+/// Pacemaker keeps in its log).
+pub fn note(kind: super::event::Kind, rsc: Option<&str>, desc: &str) {
+    use super::event::{Event, MAX_NAME, MAX_TEXT, clean};
+    let host = super::hostname();
+    let mut e = Event::new(kind, &host, SystemTime::now());
+    e.node = Some(clean(&host, MAX_NAME));
+    e.rsc = rsc.map(|r| clean(r, MAX_NAME));
+    e.desc = Some(clean(desc, MAX_TEXT));
+    if let Err(err) = record(&e) {
+        eprintln!("mailha: could not spool the event for the alert mail: {err}");
+    }
+}
+
 /// Events read from a directory, by id, and the files that could not be
 /// read.
 pub type Read = (Vec<(String, Event)>, Vec<SpoolError>);

@@ -732,7 +732,22 @@ pub fn main(
         "validate-all" => Ok(OcfStatus::Success),
         "start" => start(&s, proc_root, timeout),
         "stop" => stop(&s, proc_root, timeout),
-        _ => monitor(&s, proc_root),
+        _ => {
+            let r = monitor(&s, proc_root);
+            // A recurring monitor's failure is what makes Pacemaker
+            // restart the service (or move it): tell the operator why, in
+            // the agent's own words. A probe's answer is only a question.
+            if let Err(e) = &r
+                && !ocf::is_probe(env)
+            {
+                crate::alert::spool::note(
+                    crate::alert::event::Kind::ServiceRestarted,
+                    env("OCF_RESOURCE_INSTANCE").as_deref(),
+                    &format!("{}: {}", s.name, e.reason),
+                );
+            }
+            r
+        }
     }
 }
 
