@@ -97,11 +97,32 @@ pub enum What {
     /// (internal) PID 1 of a node: reap forever.
     #[command(hide = true)]
     Holder,
+    /// (internal) a node's FUSE path to the shared images, switched
+    /// ok|eio|hang through its mode file (per-node storage faults).
+    #[command(hide = true)]
+    Fusedisk {
+        #[arg(long = "image", required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        mount: PathBuf,
+        #[arg(long)]
+        mode_file: PathBuf,
+    },
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
         crate::lab::holder::reap_forever();
+    }
+    if let What::Fusedisk {
+        images,
+        mount,
+        mode_file,
+    } = &a.what
+    {
+        crate::lab::fusedisk::run(images, mount, mode_file)
+            .map_err(|e| anyhow::anyhow!("fusedisk on {}: {e}", mount.display()))?;
+        return Ok(());
     }
     if let What::Load {
         vip,
@@ -207,7 +228,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
-        What::Holder | What::Load { .. } => unreachable!("handled above"),
+        What::Holder | What::Load { .. } | What::Fusedisk { .. } => unreachable!("handled above"),
     }
 }
 

@@ -19,6 +19,7 @@
 pub mod cmd;
 pub mod down;
 pub mod drill;
+pub mod fusedisk;
 pub mod holder;
 pub mod load;
 pub mod plan;
