@@ -69,10 +69,16 @@ pub enum What {
     },
     /// Inject one fault under mail load, measure from the client, check
     /// that no accepted mail was lost and the data was never mounted twice,
-    /// and leave the cluster healthy (kill-daemon SERVICE, fail-daemon SERVICE).
+    /// and leave the cluster healthy (kill-daemon SERVICE, fail-daemon SERVICE,
+    /// storage-loss NODE --mode eio|hang, cut-ping NODE).
     Drill {
         name: String,
+        /// The SERVICE (kill-daemon, fail-daemon) or NODE (storage-loss,
+        /// cut-ping) the drill aims at.
         service: Option<String>,
+        /// storage-loss: how the node's disk path breaks (eio|hang).
+        #[arg(long)]
+        mode: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -199,9 +205,10 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         What::Drill {
             name,
             service,
+            mode,
             json,
         } => {
-            let d = crate::lab::drill::Drill::parse(name, service.as_deref())
+            let d = crate::lab::drill::Drill::parse(name, service.as_deref(), mode.as_deref())
                 .map_err(CliError::BadInput)?;
             let rep = lab.drill(&d).map_err(anyhow::Error::from)?;
             if *json {
