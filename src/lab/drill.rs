@@ -44,8 +44,10 @@ impl Drill {
                 .ok_or_else(|| format!("drill {name} needs a SERVICE"))
         };
         let node = || match service {
-            Some(n @ ("node1" | "node2")) => Ok(n.to_string()),
-            _ => Err(format!("drill {name} needs a NODE (node1 or node2)")),
+            Some(n @ ("node1" | "node2" | "active")) => Ok(n.to_string()),
+            _ => Err(format!(
+                "drill {name} needs a NODE (node1, node2, or active: wherever the mail runs)"
+            )),
         };
         match name {
             "kill-daemon" => Ok(Drill::KillDaemon(svc()?)),
@@ -390,6 +392,7 @@ impl Lab<'_> {
         let mut undo: Vec<Vec<String>> = Vec::new();
         match d {
             Drill::StorageLoss { node, mode } => {
+                let node = if node == "active" { &active } else { node };
                 self.break_disk_path(node, *mode)?;
                 notes.push(format!("{node}: disk path {}", mode.name()));
                 let recovered = if *node == active {
@@ -400,6 +403,12 @@ impl Lab<'_> {
                     std::thread::sleep(Duration::from_secs(30));
                     seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)))
                 };
+                // The stops as Pacemaker ran them, before any cleanup
+                // wipes a failed one from the history.
+                let early = self
+                    .any_status()
+                    .map(|(_, x)| storage::ops(&x, &self.cib_resources(), node, "stop"))
+                    .unwrap_or_default();
                 // Give the path back before the cleanup: EIO first, so
                 // the stuck processes die; a blocked stop keeps the mount
                 // until a cleanup lets Pacemaker stop it (the start on the
@@ -424,9 +433,11 @@ impl Lab<'_> {
                     sampler,
                     stop_sampler,
                     doubles,
+                    early,
                 )
             }
             Drill::CutPing(node) => {
+                let node = if node == "active" { &active } else { node };
                 let u = self.cut_ping(node)?;
                 undo.push(std::iter::once(node.clone()).chain(u).collect());
                 notes.push(format!("{node}: the ping target is unreachable"));
@@ -449,6 +460,7 @@ impl Lab<'_> {
                     sampler,
                     stop_sampler,
                     doubles,
+                    vec![],
                 )
             }
             Drill::KillDaemon(_) => {
@@ -486,6 +498,7 @@ impl Lab<'_> {
                     sampler,
                     stop_sampler,
                     doubles,
+                    vec![],
                 )
             }
             Drill::FailDaemon(_) => {
@@ -559,6 +572,7 @@ impl Lab<'_> {
                     sampler,
                     stop_sampler,
                     doubles,
+                    vec![],
                 )
             }
         }
@@ -579,6 +593,7 @@ impl Lab<'_> {
         sampler: std::thread::JoinHandle<()>,
         stop_sampler: Arc<AtomicBool>,
         doubles: Arc<AtomicUsize>,
+        early_stops: Vec<storage::OpRun>,
     ) -> Result<Report, LabError> {
         // A little more load after the recovery, then stop it.
         std::thread::sleep(Duration::from_secs(2));
@@ -600,12 +615,14 @@ impl Lab<'_> {
         // The operation history as the recovery left it (a cleanup below
         // wipes it).
         let recovery_xml = self.any_status().map(|(_, x)| x).unwrap_or_default();
-        let stops = match d {
-            Drill::StorageLoss { .. } | Drill::CutPing(_) => {
-                storage::ops(&recovery_xml, &self.cib_resources(), &active, "stop")
+        let mut stops = early_stops;
+        if let Drill::StorageLoss { .. } | Drill::CutPing(_) = d {
+            for s in storage::ops(&recovery_xml, &self.cib_resources(), &active, "stop") {
+                if !stops.contains(&s) {
+                    stops.push(s);
+                }
             }
-            _ => vec![],
-        };
+        }
         // Healthy again: fail counts cleared, everything started.
         let node_for_cleanup = self
             .any_status()
@@ -660,7 +677,9 @@ impl Lab<'_> {
         let switched = node_after.as_deref() != Some(active.as_str());
         let expect_switch = match d {
             Drill::FailDaemon(_) => true,
-            Drill::StorageLoss { node, .. } | Drill::CutPing(node) => *node == active,
+            Drill::StorageLoss { node, .. } | Drill::CutPing(node) => {
+                *node == active || node == "active"
+            }
             Drill::KillDaemon(_) => false,
         };
         for s in stops.iter().filter(|s| !s.in_time()) {
