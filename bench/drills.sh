@@ -4,15 +4,22 @@
 # (default 5), median and max of recovered_s, and whether any mail was
 # lost. As root.
 #   RUNS=5 bench/drills.sh [DRILL ARGS...]     (default: kill-daemon postfix)
+#   e.g. bench/drills.sh storage-loss active --mode eio; bench/drills.sh cut-ping active
+#   PROFILES="postfix stock" (default), MAILHA_BIN=path (no release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -q
-bin=$PWD/target/release/mailha
+# MAILHA_BIN: an already built binary (skips the release build).
+if [ -n "${MAILHA_BIN:-}" ]; then
+    bin=$(realpath "$MAILHA_BIN")
+else
+    cargo build --release -q
+    bin=$PWD/target/release/mailha
+fi
 runs=${RUNS:-5}
 drill=("$@")
 [ ${#drill[@]} -gt 0 ] || drill=(kill-daemon postfix)
 trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
-for profile in postfix stock; do
+for profile in ${PROFILES:-postfix stock}; do
     timeout 120 "$bin" lab down >/dev/null || true
     timeout 300 "$bin" lab up --profile "$profile" >/dev/null
     out=$(mktemp)
