@@ -6,6 +6,7 @@
 #   RUNS=5 bench/drills.sh [DRILL ARGS...]     (default: kill-daemon postfix)
 #   PROFILES=eyou bench/drills.sh kill-daemon smtp   # other lab profiles
 #   MAILHA_BIN=/path/to/mailha ...                     # skip the release build
+#   e.g. bench/drills.sh storage-loss active --mode eio; bench/drills.sh cut-ping active
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh

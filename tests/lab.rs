@@ -453,6 +453,65 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         "{v}"
     );
 
+    // One node's path to the shared disk fails or hangs; the other's works.
+    one_nodes_disk_path_breaks_and_the_other_works();
+
+    // The active node's disk path returns EIO: the mount's deep monitor
+    // fails, every stop on that node succeeds within its timeout, the mail
+    // moves to the peer.
+    let active = v["node_after"].as_str().unwrap().to_string();
+    let v = drill(&["storage-loss", &active, "--mode", "eio"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], true, "{v}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    let stops = v["stops"].as_array().expect("the stops on the broken node");
+    assert!(
+        stops.iter().any(|s| s["resource"] == "fs-data"),
+        "the mount was stopped: {v}"
+    );
+    for s in stops {
+        assert_eq!(s["rc"], 0, "{v}");
+        assert!(s["exec_ms"].as_u64() < s["timeout_ms"].as_u64(), "{v}");
+    }
+
+    // The ping target is unreachable from the active node only: the mail
+    // moves to the node that still sees it.
+    let active = v["node_after"].as_str().unwrap().to_string();
+    let v = drill(&["cut-ping", &active]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], true, "{v}");
+    assert_eq!(
+        (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+
+    // The active node's disk path hangs. This profile runs without fencing
+    // until the lease lands, so Pacemaker can only block: a stop cannot
+    // finish while processes are stuck in the kernel on the dead path, and
+    // nothing may start elsewhere. Measured, not hidden: no recovery, but
+    // no mail lost, never mounted twice, every storage stop bounded, and
+    // the cluster healthy again once the path is back.
+    let active = v["node_after"].as_str().unwrap().to_string();
+    let v = drill(&["storage-loss", &active, "--mode", "hang"]);
+    assert_eq!(
+        (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+        (Some(0), Some(0)),
+        "{v}"
+    );
+    for s in v["stops"].as_array().into_iter().flatten() {
+        if s["resource"] == "fs-data" {
+            assert!(s["exec_ms"].as_u64() < s["timeout_ms"].as_u64(), "{v}");
+        }
+    }
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("blocked"), "{v}");
+    assert!(!notes.contains("not healthy afterwards"), "{v}");
+
     ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
     drop(guard);
 }
@@ -530,6 +589,87 @@ fn the_eyou_stand_in_runs_mail_and_recovers_a_killed_smtp() {
 
     ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
     drop(guard);
+}
+
+/// Switches a node's disk path through its fusedisk's mode file.
+fn disk_path(node: &str, mode: &str) {
+    let f = Path::new(&base_dir())
+        .join("fusedisk")
+        .join(format!("{node}.mode"));
+    std::fs::write(&f, mode).unwrap();
+    // The daemon polls its mode file every 20 ms.
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+fn direct_read(node: &str, block: &str) -> Out {
+    exec(
+        node,
+        &[
+            "dd",
+            "if=/dev/lab/data",
+            "of=/dev/null",
+            "bs=4096",
+            "count=1",
+            &format!("skip={block}"),
+            "iflag=direct",
+        ],
+    )
+}
+
+fn one_nodes_disk_path_breaks_and_the_other_works() {
+    let done = "/run/fusedisk-read-done";
+    disk_path("node1", "eio");
+    let o = direct_read("node1", "11");
+    assert_ne!(o.code, Some(0), "node1 reads through a failed path");
+    assert!(o.stderr.contains("Input/output error"), "{}", o.stderr);
+    assert_eq!(
+        direct_read("node2", "11").code,
+        Some(0),
+        "node2's path works"
+    );
+
+    disk_path("node1", "hang");
+    // The read waits in the kernel (D state): started in the background,
+    // never waited for through a pipe.
+    let mut reader = mailha()
+        .args(["lab", "exec", "node1", "--timeout", "120s", "--"])
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "dd if=/dev/lab/data of=/dev/null bs=4096 count=1 skip=12 iflag=direct && touch {done}"
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(
+        "node1's reader stuck in D state",
+        Duration::from_secs(20),
+        || {
+            exec("node1", &["ps", "-o", "stat=", "-C", "dd"])
+                .stdout
+                .contains('D')
+        },
+    );
+    assert_eq!(
+        direct_read("node2", "12").code,
+        Some(0),
+        "node2's path works"
+    );
+    assert_ne!(exec("node1", &["test", "-e", done]).code, Some(0));
+
+    // Released: the parked read is answered and completes.
+    disk_path("node1", "ok");
+    wait_for(
+        "node1's parked read completes",
+        Duration::from_secs(30),
+        || exec("node1", &["test", "-e", done]).code == Some(0),
+    );
+    let _ = reader.wait();
+    assert_eq!(direct_read("node1", "13").code, Some(0));
 }
 
 #[test]

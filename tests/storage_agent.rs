@@ -248,3 +248,120 @@ fn inner_stop_is_bounded_on_a_hung_mount() {
         "the log says which step released it: {log}"
     );
 }
+
+/// The mail daemon's pid file lives on the shared disk (the lab keeps
+/// Postfix's there) and that disk hangs: stopping the service must still
+/// end within its op timeout, finding the daemon by its executable.
+#[test]
+fn a_service_stop_is_bounded_when_its_pid_file_hangs() {
+    in_private_mount_ns("inner_a_service_stop_is_bounded_when_its_pid_file_hangs");
+}
+
+#[test]
+#[ignore = "run by a_service_stop_is_bounded_when_its_pid_file_hangs in its own mount namespace"]
+fn inner_a_service_stop_is_bounded_when_its_pid_file_hangs() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if std::env::var_os(IN_NS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (src, mnt) = (dir.path().join("src"), dir.path().join("mnt"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut fuse = Command::new("bindfs")
+        .arg("-f")
+        .arg(&src)
+        .arg(&mnt)
+        .spawn()
+        .unwrap();
+    let fuse_pid = Pid::from_raw(fuse.id() as i32);
+    let up = Instant::now();
+    while !std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&*mnt.to_string_lossy())
+    {
+        assert!(
+            up.elapsed() < Duration::from_secs(10),
+            "bindfs did not mount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let pid_file = mnt.join("memcached.pid");
+    let start = [
+        "/usr/bin/memcached",
+        "-d",
+        "-u",
+        "root",
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-P",
+        pid_file.to_str().unwrap(),
+    ];
+    assert!(
+        Command::new(start[0])
+            .args(&start[1..])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let up = Instant::now();
+    let daemon: i32 = loop {
+        if let Some(p) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(up.elapsed() < Duration::from_secs(10), "no pid file");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("service")).unwrap();
+    // The disk under the pid file stops answering. Should the stop hang
+    // on it anyway (the bug this test is for), the disk answers again
+    // after 20 s, so the failure is reported instead of hanging the run.
+    kill(fuse_pid, Signal::SIGSTOP).unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        let _ = kill(fuse_pid, Signal::SIGCONT);
+    });
+    let mut stop = Command::new(dir.path().join("service"));
+    stop.arg("stop")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("MAILHA_SPOOL", dir.path().join("spool"))
+        .env("OCF_RESKEY_name", "memcached")
+        .env("OCF_RESKEY_start", serde_json::to_string(&start).unwrap())
+        .env("OCF_RESKEY_pid_file", &pid_file)
+        .env("OCF_RESKEY_executable", "/usr/bin/memcached")
+        .env("OCF_RESKEY_CRM_meta_timeout", "10000");
+    let began = Instant::now();
+    let o = run_with_deadline(&mut stop, Duration::from_secs(30));
+    let took = began.elapsed();
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    let daemon_left = std::fs::read_link(format!("/proc/{daemon}/exe"))
+        .is_ok_and(|e| e == std::path::Path::new("/usr/bin/memcached"));
+    // Clean up what we started, whatever happened.
+    if daemon_left {
+        let _ = kill(Pid::from_raw(daemon), Signal::SIGKILL);
+    }
+    let _ = kill(fuse_pid, Signal::SIGCONT);
+    let _ = fuse.kill();
+    let _ = fuse.wait();
+    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+    assert!(
+        took <= Duration::from_secs(10),
+        "stop overran its 10 s op timeout: {took:?}\n{log}"
+    );
+    assert_eq!(o.status.code(), Some(0), "{log}");
+    assert!(!daemon_left, "memcached {daemon} survived the stop\n{log}");
+    assert!(log.contains("by executable"), "{log}");
+}

@@ -102,6 +102,26 @@ pub(crate) fn operations(rsc: &str, p: &Policy, monitor: Duration) -> El {
         .child(op(rsc, "monitor", monitor, p.monitor_timeout))
 }
 
+/// A mount's operations: the monitor runs at depth 20 (a marker written,
+/// synced and read back in a child with a deadline): measured in the lab,
+/// a disk that returns EIO or hangs leaves the mount in mountinfo, so a
+/// depth-0 monitor never notices a dead data path.
+fn storage_operations(rsc: &str, p: &Policy, monitor: Duration) -> El {
+    let iv = dur(monitor);
+    let attrs_id = format!("{rsc}-monitor-interval-{iv}-instance_attributes");
+    let check = El::new("instance_attributes").attr("id", &attrs_id).child(
+        El::new("nvpair")
+            .attr("id", format!("{attrs_id}-OCF_CHECK_LEVEL"))
+            .attr("name", "OCF_CHECK_LEVEL")
+            .attr("value", "20"),
+    );
+    El::new("operations")
+        .attr("id", format!("{rsc}-operations"))
+        .child(op(rsc, "start", Duration::ZERO, p.start_timeout))
+        .child(op(rsc, "stop", Duration::ZERO, p.stop_timeout))
+        .child(op(rsc, "monitor", monitor, p.monitor_timeout).child(check))
+}
+
 pub(crate) fn primitive(
     id: &str,
     class: &str,
@@ -401,7 +421,7 @@ pub fn render(cfg: &Config) -> El {
             "storage",
             mount_params(m),
             vec![],
-            operations(&id, p, p.storage_monitor_interval),
+            storage_operations(&id, p, p.storage_monitor_interval),
         ));
         if let Some(l) = &cfg.storage.lease.as_ref().map(|_| LEASE_ID) {
             chain(l, &id, &mut constraints);

@@ -69,10 +69,16 @@ pub enum What {
     },
     /// Inject one fault under mail load, measure from the client, check
     /// that no accepted mail was lost and the data was never mounted twice,
-    /// and leave the cluster healthy (kill-daemon SERVICE, fail-daemon SERVICE).
+    /// and leave the cluster healthy (kill-daemon SERVICE, fail-daemon SERVICE,
+    /// storage-loss NODE --mode eio|hang, cut-ping NODE).
     Drill {
         name: String,
+        /// The SERVICE (kill-daemon, fail-daemon) or NODE (storage-loss,
+        /// cut-ping) the drill aims at.
         service: Option<String>,
+        /// storage-loss: how the node's disk path breaks (eio|hang).
+        #[arg(long)]
+        mode: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -97,11 +103,32 @@ pub enum What {
     /// (internal) PID 1 of a node: reap forever.
     #[command(hide = true)]
     Holder,
+    /// (internal) a node's FUSE path to the shared images, switched
+    /// ok|eio|hang through its mode file (per-node storage faults).
+    #[command(hide = true)]
+    Fusedisk {
+        #[arg(long = "image", required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        mount: PathBuf,
+        #[arg(long)]
+        mode_file: PathBuf,
+    },
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
         crate::lab::holder::reap_forever();
+    }
+    if let What::Fusedisk {
+        images,
+        mount,
+        mode_file,
+    } = &a.what
+    {
+        crate::lab::fusedisk::run(images, mount, mode_file)
+            .map_err(|e| anyhow::anyhow!("fusedisk on {}: {e}", mount.display()))?;
+        return Ok(());
     }
     if let What::Load {
         vip,
@@ -178,9 +205,10 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         What::Drill {
             name,
             service,
+            mode,
             json,
         } => {
-            let d = crate::lab::drill::Drill::parse(name, service.as_deref())
+            let d = crate::lab::drill::Drill::parse(name, service.as_deref(), mode.as_deref())
                 .map_err(CliError::BadInput)?;
             let rep = lab.drill(&d).map_err(anyhow::Error::from)?;
             if *json {
@@ -207,7 +235,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
-        What::Holder | What::Load { .. } => unreachable!("handled above"),
+        What::Holder | What::Load { .. } | What::Fusedisk { .. } => unreachable!("handled above"),
     }
 }
 

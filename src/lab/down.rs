@@ -90,6 +90,15 @@ impl Lab<'_> {
 
     fn down_step(&self, step: &DownStep, st: &State) -> Result<Option<String>, LabError> {
         match step {
+            DownStep::ReleaseFusedisks => {
+                let done = self.release_fusedisks(st);
+                if !done.is_empty() {
+                    // The daemon polls its mode every 20 ms.
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Ok((!done.is_empty()).then(|| done.join("; ")))
+            }
+            DownStep::StopFusedisk(r) => self.stop_fusedisk(r),
             DownStep::KillHolder(h) => {
                 // Re-check identity right before the kill (PID reuse).
                 if !holder::is_alive(&self.proc_root, h.pid, h.start_time) {

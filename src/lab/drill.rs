@@ -7,6 +7,9 @@
 //! (`double_mounts`), and at the end a check that every message that got
 //! a 250 is in the mailbox (`lost`).
 
+pub mod storage;
+
+use super::fusedisk::Mode;
 use super::load::{self, Attempt};
 use super::plan::{self, DATA_MOUNT};
 use super::{Lab, LabError};
@@ -25,20 +28,40 @@ pub enum Drill {
     /// The daemon runs but stops answering (its port rejected on the
     /// active node only): it fails until it moves.
     FailDaemon(String),
+    /// One node's path to the shared disk fails (EIO) or hangs.
+    StorageLoss { node: String, mode: Mode },
+    /// The ping target unreachable from one node only.
+    CutPing(String),
 }
 
 impl Drill {
-    pub fn parse(name: &str, service: Option<&str>) -> Result<Drill, String> {
+    /// `arg` is the SERVICE or NODE the drill names; `mode` only for
+    /// storage-loss (eio|hang).
+    pub fn parse(name: &str, service: Option<&str>, mode: Option<&str>) -> Result<Drill, String> {
         let svc = || {
             service
                 .map(str::to_string)
                 .ok_or_else(|| format!("drill {name} needs a SERVICE"))
         };
+        let node = || match service {
+            Some(n @ ("node1" | "node2" | "active")) => Ok(n.to_string()),
+            _ => Err(format!(
+                "drill {name} needs a NODE (node1, node2, or active: wherever the mail runs)"
+            )),
+        };
         match name {
             "kill-daemon" => Ok(Drill::KillDaemon(svc()?)),
             "fail-daemon" => Ok(Drill::FailDaemon(svc()?)),
+            "storage-loss" => Ok(Drill::StorageLoss {
+                node: node()?,
+                mode: match mode.map(Mode::parse) {
+                    Some(Some(m)) if m != Mode::Ok => m,
+                    _ => return Err("storage-loss NODE needs --mode eio|hang".into()),
+                },
+            }),
+            "cut-ping" => Ok(Drill::CutPing(node()?)),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE"
             )),
         }
     }
@@ -46,6 +69,10 @@ impl Drill {
         match self {
             Drill::KillDaemon(s) => format!("kill-daemon {s}"),
             Drill::FailDaemon(s) => format!("fail-daemon {s}"),
+            Drill::StorageLoss { node, mode } => {
+                format!("storage-loss {node} --mode {}", mode.name())
+            }
+            Drill::CutPing(n) => format!("cut-ping {n}"),
         }
     }
 }
@@ -83,6 +110,10 @@ pub struct Report {
     /// Resources started again after the fault, in start order (from the
     /// operation history).
     pub restarted: Vec<String>,
+    /// Every stop Pacemaker ran on the node the mail left, with its
+    /// duration and its timeout (storage-loss: each must succeed in time).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stops: Vec<storage::OpRun>,
     pub notes: Vec<String>,
 }
 
@@ -167,7 +198,7 @@ pub fn starts(crm_mon_xml: &str, node: &str) -> Vec<(String, u64)> {
 /// After the recovery condition: the seconds from the fault to the first
 /// load attempt from now on that `good` accepts (the client's view), or
 /// None when none comes within 20 s.
-fn seconds_until(
+pub(super) fn seconds_until(
     read_log: &dyn Fn() -> Vec<(u128, Attempt)>,
     fault_ms: u128,
     good: impl Fn(&Attempt) -> bool,
@@ -197,7 +228,11 @@ impl Lab<'_> {
             .ok_or_else(|| LabError::UnknownNode(node.to_string()))
     }
 
-    fn in_node_out(&self, node: &str, argv: &[&str]) -> Result<super::cmd::Output, LabError> {
+    pub(super) fn in_node_out(
+        &self,
+        node: &str,
+        argv: &[&str],
+    ) -> Result<super::cmd::Output, LabError> {
         let pid = self.holder_pid(node)?;
         Ok(self
             .runner
@@ -214,7 +249,7 @@ impl Lab<'_> {
     }
 
     /// Any live node's view of the cluster.
-    fn any_status(&self) -> Result<(Status, String), LabError> {
+    pub(super) fn any_status(&self) -> Result<(Status, String), LabError> {
         self.crm_mon("node1").or_else(|_| self.crm_mon("node2"))
     }
 
@@ -272,6 +307,7 @@ impl Lab<'_> {
             .ok_or_else(|| LabError::Cluster("the mail runs nowhere".into()))?;
         let svc = match d {
             Drill::KillDaemon(s) | Drill::FailDaemon(s) => s.clone(),
+            Drill::StorageLoss { .. } | Drill::CutPing(_) => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
             .ok_or_else(|| LabError::Cluster(format!("the lab has no daemon {svc:?}")))?;
@@ -360,6 +396,78 @@ impl Lab<'_> {
         let fault_at = Instant::now();
         let mut undo: Vec<Vec<String>> = Vec::new();
         match d {
+            Drill::StorageLoss { node, mode } => {
+                let node = if node == "active" { &active } else { node };
+                self.break_disk_path(node, *mode)?;
+                notes.push(format!("{node}: disk path {}", mode.name()));
+                let recovered = if *node == active {
+                    self.wait_moved(&active, fault_at, fault_ms, &read_log, &mut notes)
+                } else {
+                    // The passive node's path: nothing may move; the
+                    // mail keeps flowing.
+                    std::thread::sleep(Duration::from_secs(30));
+                    seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)))
+                };
+                // The stops as Pacemaker ran them, before any cleanup
+                // wipes a failed one from the history.
+                let early = self
+                    .any_status()
+                    .map(|(_, x)| storage::ops(&x, &self.cib_resources(), node, "stop"))
+                    .unwrap_or_default();
+                // Give the path back before the cleanup: EIO first, so
+                // the stuck processes die; a blocked stop keeps the mount
+                // until a cleanup lets Pacemaker stop it (the start on the
+                // broken node then fails, the mail goes to the peer).
+                if !self.restore_disk_path(node, &mut notes) {
+                    let _ = self.in_node_out(
+                        if node == "node1" { "node2" } else { "node1" },
+                        &["crm_resource", "--cleanup"],
+                    );
+                    self.restore_disk_path_within(node, Duration::from_secs(120), &mut notes);
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                    early,
+                )
+            }
+            Drill::CutPing(node) => {
+                let node = if node == "active" { &active } else { node };
+                let u = self.cut_ping(node)?;
+                undo.push(std::iter::once(node.clone()).chain(u).collect());
+                notes.push(format!("{node}: the ping target is unreachable"));
+                let recovered = if *node == active {
+                    self.wait_moved(&active, fault_at, fault_ms, &read_log, &mut notes)
+                } else {
+                    std::thread::sleep(Duration::from_secs(15));
+                    seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)))
+                };
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                    vec![],
+                )
+            }
             Drill::KillDaemon(_) => {
                 let pid = self.oldest_pid(&active, process).ok_or_else(|| {
                     LabError::Cluster(format!("{process} is not running on {active}"))
@@ -395,6 +503,7 @@ impl Lab<'_> {
                     sampler,
                     stop_sampler,
                     doubles,
+                    vec![],
                 )
             }
             Drill::FailDaemon(_) => {
@@ -468,6 +577,7 @@ impl Lab<'_> {
                     sampler,
                     stop_sampler,
                     doubles,
+                    vec![],
                 )
             }
         }
@@ -488,6 +598,7 @@ impl Lab<'_> {
         sampler: std::thread::JoinHandle<()>,
         stop_sampler: Arc<AtomicBool>,
         doubles: Arc<AtomicUsize>,
+        early_stops: Vec<storage::OpRun>,
     ) -> Result<Report, LabError> {
         // A little more load after the recovery, then stop it.
         std::thread::sleep(Duration::from_secs(2));
@@ -509,6 +620,14 @@ impl Lab<'_> {
         // The operation history as the recovery left it (a cleanup below
         // wipes it).
         let recovery_xml = self.any_status().map(|(_, x)| x).unwrap_or_default();
+        let mut stops = early_stops;
+        if let Drill::StorageLoss { .. } | Drill::CutPing(_) = d {
+            for s in storage::ops(&recovery_xml, &self.cib_resources(), &active, "stop") {
+                if !stops.contains(&s) {
+                    stops.push(s);
+                }
+            }
+        }
         // Healthy again: fail counts cleared, everything started.
         let node_for_cleanup = self
             .any_status()
@@ -561,7 +680,19 @@ impl Lab<'_> {
             _ => vec![],
         };
         let switched = node_after.as_deref() != Some(active.as_str());
-        let expect_switch = matches!(d, Drill::FailDaemon(_));
+        let expect_switch = match d {
+            Drill::FailDaemon(_) => true,
+            Drill::StorageLoss { node, .. } | Drill::CutPing(node) => {
+                *node == active || node == "active"
+            }
+            Drill::KillDaemon(_) => false,
+        };
+        for s in stops.iter().filter(|s| !s.in_time()) {
+            notes.push(format!(
+                "stop of {} on {} returned {} after {} ms (timeout {:?} ms)",
+                s.resource, s.node, s.rc, s.exec_ms, s.timeout_ms
+            ));
+        }
         if let Err(e) = &after {
             notes.push(format!("not healthy afterwards: {e}"));
         }
@@ -569,6 +700,7 @@ impl Lab<'_> {
             && lost == 0
             && double_mounts == 0
             && switched == expect_switch
+            && stops.iter().all(|s| s.in_time())
             && after.is_ok();
         Ok(Report {
             drill: d.name(),
@@ -582,6 +714,7 @@ impl Lab<'_> {
             node_before: Some(active),
             node_after,
             restarted,
+            stops,
             notes,
         })
     }
@@ -594,11 +727,25 @@ mod tests {
     #[test]
     fn drills_parse_with_their_service() {
         assert_eq!(
-            Drill::parse("kill-daemon", Some("postfix")),
+            Drill::parse("kill-daemon", Some("postfix"), None),
             Ok(Drill::KillDaemon("postfix".into()))
         );
-        assert!(Drill::parse("kill-daemon", None).is_err());
-        assert!(Drill::parse("nuke", Some("x")).is_err());
+        assert!(Drill::parse("kill-daemon", None, None).is_err());
+        assert!(Drill::parse("nuke", Some("x"), None).is_err());
+        assert_eq!(
+            Drill::parse("storage-loss", Some("node1"), Some("hang")),
+            Ok(Drill::StorageLoss {
+                node: "node1".into(),
+                mode: Mode::Hang
+            })
+        );
+        assert!(Drill::parse("storage-loss", Some("node1"), None).is_err());
+        assert!(Drill::parse("storage-loss", Some("node1"), Some("ok")).is_err());
+        assert!(Drill::parse("storage-loss", Some("client"), Some("eio")).is_err());
+        assert_eq!(
+            Drill::parse("cut-ping", Some("node2"), None),
+            Ok(Drill::CutPing("node2".into()))
+        );
     }
 
     #[test]

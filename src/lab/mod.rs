@@ -20,6 +20,7 @@ pub mod cmd;
 pub mod down;
 pub mod drill;
 pub mod eyou_tree;
+pub mod fusedisk;
 pub mod holder;
 pub mod load;
 pub mod plan;

@@ -332,6 +332,11 @@ pub enum DownStep {
     DelNetns(String),
     DelLink(String),
     DetachLoop(PathBuf),
+    /// Before anything else: every hung fusedisk path answers (EIO), so
+    /// no process of the lab stays in D state on it.
+    ReleaseFusedisks,
+    /// After the loops: the fusedisk daemon (and its private mount).
+    StopFusedisk(super::state::FusediskRec),
 }
 
 /// Teardown plan for a recorded state, plus every name the topology could
@@ -339,13 +344,18 @@ pub enum DownStep {
 /// Holders not alive any more (or recycled PIDs) are skipped.
 pub fn plan_down(state: &State, alive: impl Fn(&HolderRec) -> bool) -> Vec<DownStep> {
     let t = Topology::new(&state.prefix);
-    let mut v: Vec<DownStep> = state
-        .holders
-        .iter()
-        .filter(|h| alive(h))
-        .cloned()
-        .map(DownStep::KillHolder)
-        .collect();
+    let mut v: Vec<DownStep> = Vec::new();
+    if !state.fusedisks.is_empty() {
+        v.push(DownStep::ReleaseFusedisks);
+    }
+    v.extend(
+        state
+            .holders
+            .iter()
+            .filter(|h| alive(h))
+            .cloned()
+            .map(DownStep::KillHolder),
+    );
     let mut netns = state.netns.clone();
     for a in Aux::ALL {
         if !netns.contains(&t.netns(a)) {
@@ -369,6 +379,7 @@ pub fn plan_down(state: &State, alive: impl Fn(&HolderRec) -> bool) -> Vec<DownS
             .iter()
             .map(|l| DownStep::DetachLoop(l.device.clone())),
     );
+    v.extend(state.fusedisks.iter().cloned().map(DownStep::StopFusedisk));
     v
 }
 
@@ -532,6 +543,26 @@ mod tests {
             plan.last().unwrap(),
             &DownStep::DetachLoop("/dev/loop7".into())
         );
+    }
+
+    #[test]
+    fn a_hung_disk_path_is_released_first_and_its_daemon_stopped_last() {
+        let mut s = State::new("mhx", Path::new("/b"));
+        s.holders.push(HolderRec {
+            node: "node1".into(),
+            pid: 10,
+            start_time: 1,
+        });
+        s.fusedisks.push(crate::lab::state::FusediskRec {
+            node: "node1".into(),
+            mount: "/b/fusedisk/node1".into(),
+            pid: Some(11),
+            start_time: Some(2),
+        });
+        let plan = plan_down(&s, |_| true);
+        assert_eq!(plan[0], DownStep::ReleaseFusedisks);
+        assert!(matches!(plan[1], DownStep::KillHolder(_)));
+        assert!(matches!(plan.last(), Some(DownStep::StopFusedisk(r)) if r.pid == Some(11)));
     }
 
     #[test]

@@ -42,6 +42,17 @@ pub struct LoopRec {
     pub image: PathBuf,
 }
 
+/// One node's FUSE path to the images (`lab::fusedisk`): recorded with
+/// its mount dir before the daemon starts, with the daemon's identity
+/// once it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FusediskRec {
+    pub node: String,
+    pub mount: PathBuf,
+    pub pid: Option<u32>,
+    pub start_time: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
@@ -58,6 +69,8 @@ pub struct State {
     /// Host links (veth host ends, bridges).
     pub links: Vec<String>,
     pub loops: Vec<LoopRec>,
+    #[serde(default)]
+    pub fusedisks: Vec<FusediskRec>,
 }
 
 impl State {
@@ -72,6 +85,7 @@ impl State {
             netns: Vec::new(),
             links: Vec::new(),
             loops: Vec::new(),
+            fusedisks: Vec::new(),
         }
     }
 

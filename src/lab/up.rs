@@ -7,6 +7,7 @@
 //! both nodes are online and every resource runs.
 
 use super::cmd::Cmd;
+use super::fusedisk;
 use super::holder;
 use super::plan::{self, Creates, DATA_DEV, DEV_DIR, LEASE_DEV, SEED_MARKER};
 use super::provision::{self, LabConfig};
@@ -221,17 +222,18 @@ impl Lab<'_> {
             let node = self.topo.node_name(n);
             let pid = st.holders[usize::from(n - 1)].pid;
             let mut minors = Vec::new();
+            // Each node's path to the images runs through its own FUSE
+            // pass-through, so a drill can break one node's path only.
+            let fd_pid = self.start_fusedisk(&mut st, &node, &[data.clone(), lease.clone()])?;
             for image in [&data, &lease] {
-                let out = self.runner.run_ok(
-                    &Cmd::new("losetup")
-                        .args(["-f", "--show", "--direct-io=on"])
-                        .arg(image.display().to_string()),
-                )?;
+                let path = fusedisk::mount_dir(&self.base_dir, &node)
+                    .join(image.file_name().expect("an image file"));
+                let out = self.runner.run_ok(&fusedisk::losetup_cmd(fd_pid, &path))?;
                 let device = PathBuf::from(out.stdout.trim());
                 st.loops.push(LoopRec {
                     node: node.clone(),
                     device: device.clone(),
-                    image: image.clone(),
+                    image: path,
                 });
                 self.store.save(&st)?;
                 minors.push(loop_minor(&device).ok_or_else(|| LabError::Io {

@@ -427,8 +427,19 @@ fn identity_ok(s: &Service, p: &procs::ProcInfo) -> Result<(), String> {
 /// Finds the daemon: through its pid file when it has one, else by
 /// scanning /proc for its binary or name. Reads files only.
 pub fn liveness(s: &Service, proc_root: &Path) -> Liveness {
-    if let Some(pf) = &s.pid_file {
-        let pid = match procs::read_pid_file(pf) {
+    let pid = s.pid_file.as_deref().map(procs::read_pid_file);
+    liveness_from(s, proc_root, pid)
+}
+
+/// `liveness` with the pid file already read (`None`: the service has
+/// none).
+fn liveness_from(
+    s: &Service,
+    proc_root: &Path,
+    pid_file: Option<Result<Option<u32>, String>>,
+) -> Liveness {
+    if let (Some(pf), Some(read)) = (&s.pid_file, pid_file) {
+        let pid = match read {
             Ok(Some(pid)) => pid,
             Ok(None) => return Liveness::NotRunning(format!("no pid in {}", pf.display())),
             Err(e) => return Liveness::NotRunning(e),
@@ -461,6 +472,16 @@ pub fn liveness(s: &Service, proc_root: &Path) -> Liveness {
 /// Every process that belongs to the daemon: its main pid and descendants,
 /// plus any process of its binary (a worker that outlived its master).
 pub fn service_processes(s: &Service, proc_root: &Path) -> Vec<u32> {
+    let pid = s.pid_file.as_deref().map(procs::read_pid_file);
+    processes_from(s, proc_root, pid)
+}
+
+/// `service_processes` with the pid file already read.
+fn processes_from(
+    s: &Service,
+    proc_root: &Path,
+    pid_file: Option<Result<Option<u32>, String>>,
+) -> Vec<u32> {
     let all: Vec<procs::ProcInfo> = procs::all(proc_root)
         .into_iter()
         .filter_map(|pid| procs::read(proc_root, pid))
@@ -468,7 +489,7 @@ pub fn service_processes(s: &Service, proc_root: &Path) -> Vec<u32> {
         .collect();
     let me = std::process::id();
     let mut out = Vec::new();
-    if let Liveness::Running(pid) = liveness(s, proc_root) {
+    if let Liveness::Running(pid) = liveness_from(s, proc_root, pid_file) {
         out = procs::descendants(&all, pid);
     }
     for p in &all {
@@ -652,13 +673,42 @@ fn signal_all(pids: &[u32], sig: nix::sys::signal::Signal) {
     }
 }
 
-fn wait_gone(s: &Service, proc_root: &Path, until: Instant) -> Vec<u32> {
+fn wait_gone(s: &Service, proc_root: &Path, pid: &PidRead, until: Instant) -> Vec<u32> {
     loop {
-        let left = service_processes(s, proc_root);
+        let left = processes_from(s, proc_root, pid.clone());
         if left.is_empty() || Instant::now() >= until {
             return left;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The pid file as read once for a stop (`None`: the service has none).
+type PidRead = Option<Result<Option<u32>, String>>;
+
+/// Reads the pid file where a hung disk cannot hold the stop: in a
+/// `mailha io` child with a deadline (the pid file may live on the shared
+/// disk whose failure is why we are stopping). A read that does not come
+/// back is no pid: the daemon's processes are still found by executable.
+fn pid_file_bounded(s: &Service, deadline: Duration) -> (PidRead, bool) {
+    let Some(pf) = &s.pid_file else {
+        return (None, true);
+    };
+    let Some(path) = pf.to_str() else {
+        return (Some(Err(format!("{}: not UTF-8", pf.display()))), true);
+    };
+    match crate::agents::storage::io::in_child(&["pidfile", path], deadline) {
+        Ok(out) => (
+            Some(Ok(out.trim().parse::<u32>().ok().filter(|p| *p > 0))),
+            true,
+        ),
+        Err(e) => {
+            eprintln!(
+                "{}: pid file: {e}; finding its processes by executable",
+                s.name
+            );
+            (Some(Err(e)), false)
+        }
     }
 }
 
@@ -669,8 +719,16 @@ pub fn stop(s: &Service, proc_root: &Path, timeout: Duration) -> Result<OcfStatu
     // Keep a margin so the agent itself always answers before Pacemaker's
     // own timeout fires.
     let phase = |share: u32| start + timeout.mul_f64(share as f64 / 10.0);
-    if service_processes(s, proc_root).is_empty() {
-        cleanup_pid_file(s, proc_root);
+    let (pid, answered) = pid_file_bounded(s, timeout.mul_f64(0.1).min(Duration::from_secs(5)));
+    // A pid file that did not answer is not touched again (removing it
+    // would hang the same way).
+    let cleanup = |s: &Service| {
+        if answered {
+            cleanup_pid_file(s, proc_root)
+        }
+    };
+    if processes_from(s, proc_root, pid.clone()).is_empty() {
+        cleanup(s);
         return Ok(OcfStatus::Success);
     }
     if let Some(argv) = &s.stop {
@@ -680,24 +738,24 @@ pub fn stop(s: &Service, proc_root: &Path, timeout: Duration) -> Result<OcfStatu
             Err(e) => eprintln!("{}: {e}", s.name),
             Ok(_) => {}
         }
-        if wait_gone(s, proc_root, phase(5)).is_empty() {
-            cleanup_pid_file(s, proc_root);
+        if wait_gone(s, proc_root, &pid, phase(5)).is_empty() {
+            cleanup(s);
             return Ok(OcfStatus::Success);
         }
     }
-    let left = service_processes(s, proc_root);
+    let left = processes_from(s, proc_root, pid.clone());
     eprintln!("{}: sending TERM to {left:?}", s.name);
     signal_all(&left, Signal::SIGTERM);
-    if wait_gone(s, proc_root, phase(8)).is_empty() {
-        cleanup_pid_file(s, proc_root);
+    if wait_gone(s, proc_root, &pid, phase(8)).is_empty() {
+        cleanup(s);
         return Ok(OcfStatus::Success);
     }
-    let left = service_processes(s, proc_root);
+    let left = processes_from(s, proc_root, pid.clone());
     eprintln!("{}: sending KILL to {left:?}", s.name);
     signal_all(&left, Signal::SIGKILL);
-    let left = wait_gone(s, proc_root, phase(9).min(deadline));
+    let left = wait_gone(s, proc_root, &pid, phase(9).min(deadline));
     if left.is_empty() {
-        cleanup_pid_file(s, proc_root);
+        cleanup(s);
         return Ok(OcfStatus::Success);
     }
     Err(OcfError::generic(format!(

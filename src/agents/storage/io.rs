@@ -72,7 +72,11 @@ pub fn run(args: &[String]) -> u8 {
         ["read", dir] => read_dir(Path::new(dir)),
         ["write", dir, name] => write_marker(Path::new(dir), name),
         ["umount", dir, how] => do_umount(dir, how),
-        _ => Err("usage: mailha io superblock DEV | read DIR | write DIR NAME | umount DIR plain|force|detach".into()),
+        // The service agent's pid file, read here so a hung disk holds
+        // this child, not the stop (`agents::service`).
+        ["pidfile", path] => crate::agents::service::procs::read_pid_file(Path::new(path))
+            .map(|p| p.map(|p| format!("{p}\n")).unwrap_or_default()),
+        _ => Err("usage: mailha io superblock DEV | read DIR | write DIR NAME | umount DIR plain|force|detach | pidfile PATH".into()),
     };
     match r {
         Ok(out) => {

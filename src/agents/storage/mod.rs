@@ -451,6 +451,12 @@ pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatu
             }
         }
     }
+    // Who still holds the mount before it is released: after MNT_DETACH
+    // their paths no longer name the mount point, so they are checked by
+    // pid (found here: a writer stuck in fsync on a hung device survived
+    // KILL, the detach "released" the mount, and the filesystem stayed
+    // alive in the kernel with its dirty data).
+    let before = users::users(proc_root, &s.directory, me);
     let mut released_by = None;
     for (how, share) in [
         (io::Umount::Plain, STOP_SHARES[2]),
@@ -474,7 +480,12 @@ pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatu
             Err(e) => eprintln!("storage: {}: {} failed: {e}", s.directory, how.name()),
         }
     }
-    let holders = users::users(proc_root, &s.directory, me);
+    let mut holders = users::users(proc_root, &s.directory, me);
+    for pid in before {
+        if !holders.contains(&pid) && users::alive(proc_root, pid) {
+            holders.push(pid);
+        }
+    }
     match released_by {
         Some(how) if holders.is_empty() => {
             eprintln!(

@@ -45,6 +45,18 @@ pub fn users(proc_root: &Path, dir: &str, me: u32) -> Vec<u32> {
     out
 }
 
+/// Whether `pid` still exists and is not a zombie (a zombie holds no
+/// files: it is only waiting for its parent).
+pub fn alive(proc_root: &Path, pid: u32) -> bool {
+    std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|st| {
+            st.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next().map(|s| s != "Z"))
+        })
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +82,17 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(found.contains(&child.id()), "{found:?}");
+    }
+
+    #[test]
+    fn a_zombie_or_a_missing_pid_holds_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("7")).unwrap();
+        std::fs::write(d.path().join("7/stat"), "7 (a (b) c) Z 1 7").unwrap();
+        std::fs::create_dir_all(d.path().join("8")).unwrap();
+        std::fs::write(d.path().join("8/stat"), "8 (sync) D 1 8").unwrap();
+        assert!(!alive(d.path(), 7));
+        assert!(alive(d.path(), 8));
+        assert!(!alive(d.path(), 9));
     }
 }
