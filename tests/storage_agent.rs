@@ -222,6 +222,8 @@ fn inner_stop_is_bounded_on_a_hung_mount() {
     stop.arg("stop")
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("MAILHA_SPOOL", dir.path().join("spool"))
+        .env("OCF_RESOURCE_INSTANCE", "fs-data")
         .env("OCF_RESKEY_nfs", "198.51.100.30:/export")
         .env("OCF_RESKEY_fstype", "fuse")
         .env("OCF_RESKEY_directory", &mnt)
@@ -243,6 +245,24 @@ fn inner_stop_is_bounded_on_a_hung_mount() {
         "stop overran its 10 s op timeout: {took:?}\n{log}"
     );
     assert_eq!(o.status.code(), Some(0), "{log}");
+    // The operator's mail says the stop had to be forced, and how.
+    let pending = dir.path().join("spool/pending");
+    let events: Vec<serde_json::Value> = std::fs::read_dir(&pending)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "storage_stop_escalated", "{}", events[0]);
+    assert_eq!(events[0]["rsc"], "fs-data", "{}", events[0]);
+    assert!(
+        events[0]["desc"].as_str().unwrap().contains("released by"),
+        "{}",
+        events[0]
+    );
     assert!(
         log.contains("released by"),
         "the log says which step released it: {log}"

@@ -420,8 +420,15 @@ fn mounted(s: &Storage) -> bool {
 /// the agent always answers before Pacemaker gives up on it.
 pub const STOP_SHARES: [u32; 5] = [3, 1, 2, 1, 2];
 
-pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatus, OcfError> {
+/// Stops the mount; with the result, what had to be escalated beyond a
+/// plain umount with no users left (for the operator's mail), if anything.
+pub fn stop(
+    s: &Storage,
+    timeout: Duration,
+    proc_root: &Path,
+) -> (Result<OcfStatus, OcfError>, Option<String>) {
     use nix::sys::signal::Signal;
+    let mut escalated: Vec<String> = Vec::new();
     let start = Instant::now();
     let mut t = start;
     let mut next = |share: u32| {
@@ -429,7 +436,7 @@ pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatu
         t
     };
     if !mounted(s) {
-        return Ok(OcfStatus::Success);
+        return (Ok(OcfStatus::Success), None);
     }
     let me = std::process::id();
     let term_end = next(STOP_SHARES[0]);
@@ -444,6 +451,7 @@ pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatu
         let left = users::users(proc_root, &s.directory, me);
         if !left.is_empty() {
             eprintln!("storage: {}: sending KILL to users {left:?}", s.directory);
+            escalated.push(format!("users {left:?} needed KILL"));
             signal(&left, Signal::SIGKILL);
             while Instant::now() < kill_end && !users::users(proc_root, &s.directory, me).is_empty()
             {
@@ -486,7 +494,12 @@ pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatu
             holders.push(pid);
         }
     }
-    match released_by {
+    if let Some(how) = released_by
+        && how != io::Umount::Plain
+    {
+        escalated.push(format!("released by {}", how.name()));
+    }
+    let r = match released_by {
         Some(how) if holders.is_empty() => {
             eprintln!(
                 "storage: {} released by {} after {:?}",
@@ -505,7 +518,19 @@ pub fn stop(s: &Storage, timeout: Duration, proc_root: &Path) -> Result<OcfStatu
             "{} could not be unmounted within {timeout:?}",
             s.directory
         ))),
+    };
+    if let Err(e) = &r {
+        escalated.push(e.reason.clone());
     }
+    let said = (!escalated.is_empty()).then(|| {
+        format!(
+            "{}: {} ({:.1} s)",
+            s.directory,
+            escalated.join("; "),
+            start.elapsed().as_secs_f64()
+        )
+    });
+    (r, said)
 }
 
 pub fn main(
@@ -521,7 +546,17 @@ pub fn main(
     match action {
         "validate-all" => Ok(OcfStatus::Success),
         "start" => start(&s, timeout),
-        "stop" => stop(&s, timeout, proc_root),
+        "stop" => {
+            let (r, escalated) = stop(&s, timeout, proc_root);
+            if let Some(what) = escalated {
+                crate::alert::spool::note(
+                    crate::alert::event::Kind::StorageStopEscalated,
+                    env("OCF_RESOURCE_INSTANCE").as_deref(),
+                    &what,
+                );
+            }
+            r
+        }
         _ => {
             let depth = env("OCF_CHECK_LEVEL")
                 .and_then(|v| v.parse().ok())
