@@ -13,6 +13,7 @@ mod check;
 mod import_legacy;
 mod install;
 mod lab;
+mod lease;
 mod render;
 mod setup;
 mod status;
@@ -70,6 +71,8 @@ pub enum Command {
     Lab(lab::Args),
     /// Alert mail: test the channels, send what the spool holds.
     Alert(alert::Args),
+    /// The disk lease: this node's keeper daemon and its state.
+    Lease(lease::Args),
 }
 
 /// An error that says which exit code it means.
@@ -178,6 +181,7 @@ fn run_cli() -> ExitCode {
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),
+        Command::Lease(a) => lease::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
