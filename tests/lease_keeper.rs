@@ -504,3 +504,139 @@ fn inner_a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over() {
         "{b:?}"
     );
 }
+
+impl World {
+    /// The binary under a face's name (argv[0] selects the face).
+    fn face(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if !p.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), &p).unwrap();
+        }
+        p
+    }
+
+    /// fence_mailha on node `i`, fed `key=value` lines as Pacemaker's
+    /// fencer does.
+    fn fence_agent(&self, i: usize, lines: &str) -> (Option<i32>, String) {
+        use std::io::Write;
+        let mut c = Command::new(self.face("fence_mailha"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = format!(
+            "{lines}\nsocket={}\ncluster=keepertest\nnodename={}\n",
+            self.nodes[i].socket, self.nodes[i].name
+        );
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let t0 = Instant::now();
+        while c.try_wait().unwrap().is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "fence_mailha hangs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    }
+}
+
+#[test]
+fn the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
+    if root_and_tools("ocf-tester on the lease agent", &["/usr/sbin/ocf-tester"]) {
+        in_private_mount_ns("inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper");
+    }
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    let o = run_with_deadline(
+        Command::new("ocf-tester")
+            .args(["-n", "lease-test"])
+            .arg("-o")
+            .arg(format!("socket={}", w.nodes[0].socket))
+            .arg("-o")
+            .arg(format!("device={}", w.loops[0]))
+            .args(["-o", "cluster=keepertest", "-o", "io_timeout=100ms"])
+            .arg(w.face("lease")),
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("passed all tests"),
+        "{out}\n{}",
+        w.logs()
+    );
+    // ocf-tester ends with a stop: nothing held, and the peer may take it.
+    assert!(!w.status(0).holds);
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+
+    // The agent refuses a keeper of another lease.
+    let o = run_with_deadline(
+        Command::new(w.face("lease"))
+            .arg("monitor")
+            .env("OCF_RESKEY_socket", &w.nodes[0].socket)
+            .env("OCF_RESKEY_device", &w.loops[1]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.status.code(), Some(6), "{o:?}");
+}
+
+#[test]
+fn fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
+    in_private_mount_ns("inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(true);
+    w.start(0);
+    w.start(1);
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+    let mut user = Command::new("sleep")
+        .arg("600")
+        .current_dir(&w.mnt)
+        .spawn()
+        .unwrap();
+    // Wait until n1 has seen n2's slot change, so "status" is informed.
+    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+        w.status(0).peer_holding
+    });
+
+    let (code, out) = w.fence_agent(0, "action=monitor");
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = w.fence_agent(0, "action=list");
+    assert_eq!((code, out.trim()), (Some(0), "n2,"));
+    let (code, out) = w.fence_agent(0, "action=status\nport=n2");
+    assert_eq!(code, Some(0), "n2 is on: {out}");
+    let (code, out) = w.fence_agent(0, "action=metadata");
+    assert!(code == Some(0) && out.contains("<resource-agent name=\"fence_mailha\""));
+    let (code, out) = w.fence_agent(0, "action=reboot\nplgu=n2");
+    assert_eq!(code, Some(1), "a typo must not fence anything: {out}");
+
+    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\npcmk_host_list=n2");
+    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
+    assert!(out.contains("fenced (acked)"), "{out}");
+    assert!(user.try_wait().unwrap().is_some(), "the writer survived");
+    assert!(!w.mounted(), "still mounted after the fence");
+    let (code, out) = w.fence_agent(0, "action=status\nport=n2");
+    assert_eq!(code, Some(2), "n2 is off (fenced): {out}");
+    // A node cannot fence itself through its own keeper.
+    let (code, _) = w.fence_agent(0, "action=off\nport=n1");
+    assert_eq!(code, Some(1));
+}

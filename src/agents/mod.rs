@@ -1,5 +1,6 @@
 //! mailha's OCF resource agents. Each is a face of the one binary,
 //! selected by argv[0] (see `cli::FACES`), and built on `crate::ocf`.
 
+pub mod lease;
 pub mod service;
 pub mod storage;

@@ -101,6 +101,10 @@ pub enum Face {
     ServiceAgent,
     /// `ocf:mailha:storage`.
     StorageAgent,
+    /// `ocf:mailha:lease`.
+    LeaseAgent,
+    /// `fence_mailha`: the fence agent.
+    FenceAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
@@ -124,6 +128,16 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "storage",
         Face::StorageAgent,
         Some("/usr/lib/ocf/resource.d/mailha/storage"),
+    ),
+    (
+        "lease",
+        Face::LeaseAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/lease"),
+    ),
+    (
+        crate::fence::NAME,
+        Face::FenceAgent,
+        Some("/usr/sbin/fence_mailha"),
     ),
 ];
 
@@ -156,6 +170,8 @@ pub fn main() -> ExitCode {
         Face::AlertAgent => alert::agent_main(),
         Face::ServiceAgent => ocf_agent(crate::agents::service::main),
         Face::StorageAgent => ocf_agent(crate::agents::storage::main),
+        Face::LeaseAgent => ocf_agent(crate::agents::lease::main),
+        Face::FenceAgent => crate::fence::agent_main(),
     }
 }
 
