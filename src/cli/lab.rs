@@ -97,11 +97,34 @@ pub enum What {
     /// (internal) PID 1 of a node: reap forever.
     #[command(hide = true)]
     Holder,
+    /// (internal) a node's emulated watchdog, run on the host.
+    #[command(hide = true)]
+    Watchdog {
+        /// The node's holder (host PID) and its start time.
+        #[arg(long)]
+        holder: u32,
+        #[arg(long)]
+        start_time: u64,
+        #[arg(long, default_value = crate::lab::watchdog::FIFO)]
+        fifo: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
         crate::lab::holder::reap_forever();
+    }
+    if let What::Watchdog {
+        holder,
+        start_time,
+        fifo,
+        timeout,
+    } = &a.what
+    {
+        return crate::lab::watchdog::run(*holder, *start_time, fifo, *timeout)
+            .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
     }
     if let What::Load {
         vip,
@@ -207,7 +230,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
-        What::Holder | What::Load { .. } => unreachable!("handled above"),
+        What::Holder | What::Watchdog { .. } | What::Load { .. } => unreachable!("handled above"),
     }
 }
 

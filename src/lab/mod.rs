@@ -27,6 +27,7 @@ pub mod state;
 pub mod status;
 pub mod topology;
 pub mod up;
+pub mod watchdog;
 
 use cmd::{CmdError, Runner};
 use state::{StateError, StateStore};

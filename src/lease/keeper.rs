@@ -502,6 +502,17 @@ impl Daemon {
                 ok
             }
             (Some("fence"), Some(target), None) => {
+                // A node that fenced itself must not fence the survivor: a
+                // fence_mailha still running there from before (both sides
+                // of a cut heartbeat ask) would take both nodes down.
+                if matches!(
+                    self.keeper.role(),
+                    Role::SelfFencing(_) | Role::Fenced { .. }
+                ) {
+                    return serde_json::json!({
+                        "error": "this node fenced itself: it fences nobody"
+                    });
+                }
                 if target != self.s.peer.1 {
                     return serde_json::json!({
                         "error": format!("can fence only the peer {:?}, not {target:?}", self.s.peer.1)
