@@ -26,12 +26,16 @@ pub const PRIVATE_DIRS: &[&str] = &[
     "var/lib/mysql",
     "srv",
     "root",
+    // The node's own /usr/sbin: hard links to the host's programs (cheap,
+    // same filesystem) and its own copy of the binary that brought this
+    // lab up (`sbin_script`). Pinning the binary by a bind mount over the
+    // single file /usr/sbin/mailha did not hold: another checkout's
+    // `mailha install` renames a new file over it on the host, and the
+    // kernel then detaches every mount on the old file in every mount
+    // namespace, so the nodes ran that checkout's binary.
+    "usr/sbin",
 ];
 pub const PRIVATE_FILES: &[&str] = &[
-    // The binary that brought this lab up, pinned: another checkout
-    // installing its own /usr/sbin/mailha (a second lab, a test run)
-    // never changes what this lab's agents run.
-    "usr/sbin/mailha",
     "etc/hosts",
     "etc/hostname",
     "etc/aliases",
@@ -60,6 +64,17 @@ pub const LEASE_DEV: &str = "/dev/lab/lease";
 /// Bumped whenever the seeded tree changes shape: an older tree is
 /// removed and seeded again.
 pub const SEED_MARKER: &str = ".seeded-v2";
+
+/// Refreshes a node's private /usr/sbin from the host's at every `lab up`:
+/// hard links (`cp -al`, the base dir is on the host's filesystem), built
+/// aside and swapped in. The caller then puts the pinned mailha in place
+/// with a rename, which replaces the link and never writes the host's file.
+pub fn sbin_script(root: &Path) -> String {
+    let r = sh_quote(&root.join("usr").display().to_string());
+    format!(
+        "set -eu\nrm -rf {r}/sbin.new\nmkdir -p {r}\ncp -al /usr/sbin {r}/sbin.new\nrm -rf {r}/sbin\nmv {r}/sbin.new {r}/sbin\n"
+    )
+}
 
 /// One node's private tree on the host.
 pub fn node_root(base: &Path, node: &str) -> PathBuf {

@@ -156,6 +156,11 @@ impl Lab<'_> {
                 )?;
                 std::fs::write(&marker, "").map_err(LabError::io(&marker))?;
             }
+            self.runner.run_ok(
+                &Cmd::new("/bin/sh")
+                    .args(["-c", &plan::sbin_script(&root)])
+                    .deadline(Duration::from_secs(60)),
+            )?;
             let pinned = root.join("usr/sbin/mailha");
             copy_executable(&self.exe, &pinned)?;
         }
