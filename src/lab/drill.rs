@@ -7,6 +7,9 @@
 //! (`double_mounts`), and at the end a check that every message that got
 //! a 250 is in the mailbox (`lost`).
 
+#[path = "drill_lease.rs"]
+mod lease;
+
 use super::load::{self, Attempt};
 use super::plan::{self, DATA_MOUNT};
 use super::{Lab, LabError};
@@ -25,6 +28,9 @@ pub enum Drill {
     /// The daemon runs but stops answering (its port rejected on the
     /// active node only): it fails until it moves.
     FailDaemon(String),
+    /// Both corosync links dropped on the standby: it is fenced through
+    /// the lease, the mail stays where it is (drill_lease.rs).
+    CutHeartbeat,
 }
 
 impl Drill {
@@ -37,8 +43,9 @@ impl Drill {
         match name {
             "kill-daemon" => Ok(Drill::KillDaemon(svc()?)),
             "fail-daemon" => Ok(Drill::FailDaemon(svc()?)),
+            "cut-heartbeat" => Ok(Drill::CutHeartbeat),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, cut-heartbeat"
             )),
         }
     }
@@ -46,6 +53,7 @@ impl Drill {
         match self {
             Drill::KillDaemon(s) => format!("kill-daemon {s}"),
             Drill::FailDaemon(s) => format!("fail-daemon {s}"),
+            Drill::CutHeartbeat => "cut-heartbeat".into(),
         }
     }
 }
@@ -267,6 +275,7 @@ impl Lab<'_> {
             .ok_or_else(|| LabError::Cluster("the mail runs nowhere".into()))?;
         let svc = match d {
             Drill::KillDaemon(s) | Drill::FailDaemon(s) => s.clone(),
+            Drill::CutHeartbeat => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
             .ok_or_else(|| LabError::Cluster(format!("the lab has no daemon {svc:?}")))?;
@@ -376,6 +385,42 @@ impl Lab<'_> {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(200));
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                )
+            }
+            Drill::CutHeartbeat => {
+                let standby = if active == "node1" { "node2" } else { "node1" };
+                undo.extend(self.cut_heartbeat(standby)?);
+                notes.push(format!("{standby}: corosync UDP dropped both ways"));
+                let mut recovered = None;
+                if let Some(st) = self.wait_fenced(standby, Duration::from_secs(60)) {
+                    notes.push(format!(
+                        "{standby} fenced itself: {}",
+                        st.self_fenced.as_deref().unwrap_or("?")
+                    ));
+                    // Mail kept flowing: the first accepted mail after the
+                    // standby was fenced, counted from the cut.
+                    recovered =
+                        seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)));
+                    undo.extend(lease::restart_commands(st.pid).into_iter().map(|mut c| {
+                        c.insert(0, standby.to_string());
+                        c
+                    }));
+                } else {
+                    notes.push(format!("{standby} was not fenced within 60 s"));
                 }
                 self.finish(
                     d,

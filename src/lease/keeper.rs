@@ -157,6 +157,8 @@ impl Settings {
 /// status` read it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
+    /// The keeper's process id (in its own PID namespace).
+    pub pid: u32,
     pub node: String,
     pub node_id: u32,
     pub peer: String,
@@ -433,6 +435,7 @@ impl Daemon {
         };
         let slot = self.keeper.slot();
         Status {
+            pid: std::process::id(),
             node: self.s.me.1.clone(),
             node_id: self.s.me.0,
             peer: self.s.peer.1.clone(),

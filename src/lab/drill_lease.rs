@@ -1,0 +1,159 @@
+//! The split-brain guard's drills (issue 6), a child of `drill` so they
+//! share its node helpers. `cut-heartbeat`: both corosync links between
+//! the nodes dropped on the standby (client and gw untouched); the guard
+//! must keep the mail where it is, fence the standby through the lease
+//! and never mount the data twice. Undone by lifting the cut and starting
+//! the fenced standby's keeper and cluster stack again (a fenced keeper
+//! holds nothing until it is restarted).
+
+use super::super::LabError;
+use super::super::watchdog::KEEPER_START;
+use super::Lab;
+use crate::lease::keeper::Status;
+use std::time::{Duration, Instant};
+
+/// The nft table a cut lives in, inside the standby.
+pub const CUT_TABLE: &str = "mailha_cut";
+
+/// knet's ports: link 0 on 5405, link 1 on 5406 (corosync's default
+/// mcastport and the one after it, as mailha's corosync.conf leaves them).
+const KNET_PORTS: &str = "5405-5406";
+
+/// The nft commands that cut the heartbeat in a node: corosync's UDP in
+/// and out, nothing else (SMTP, ping, ssh and the lease disk still work).
+pub fn cut_commands() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["nft", "add", "table", "inet", CUT_TABLE],
+        vec![
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            CUT_TABLE,
+            "in",
+            "{ type filter hook input priority -10 ; }",
+        ],
+        vec![
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            CUT_TABLE,
+            "out",
+            "{ type filter hook output priority -10 ; }",
+        ],
+        vec![
+            "nft", "add", "rule", "inet", CUT_TABLE, "in", "udp", "dport", KNET_PORTS, "drop",
+        ],
+        vec![
+            "nft", "add", "rule", "inet", CUT_TABLE, "out", "udp", "dport", KNET_PORTS, "drop",
+        ],
+    ]
+}
+
+/// Restarting a fenced node's guard and stack, in order: the old keeper
+/// gone (its socket name freed), a new one, then corosync and Pacemaker.
+pub fn restart_commands(keeper_pid: u32) -> Vec<Vec<String>> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut v = vec![
+        s(&[
+            "sh",
+            "-c",
+            "kill \"$1\"; while kill -0 \"$1\" 2>/dev/null; do sleep 0.1; done",
+            "sh",
+            &keeper_pid.to_string(),
+        ]),
+        s(&["sh", "-c", KEEPER_START]),
+        // The new keeper answers before the stack probes the lease.
+        s(&[
+            "sh",
+            "-c",
+            "for i in $(seq 50); do mailha lease status >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
+        ]),
+    ];
+    for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true) {
+        v.push(s(&c));
+    }
+    v
+}
+
+impl Lab<'_> {
+    pub(super) fn keeper_status(&self, node: &str) -> Result<Status, LabError> {
+        let o = self.in_node_out(node, &["mailha", "lease", "status"])?;
+        serde_json::from_str(&o.stdout).map_err(|e| {
+            LabError::Cluster(format!(
+                "{node}: lease keeper: {e}: {}{}",
+                o.stdout,
+                o.stderr.trim()
+            ))
+        })
+    }
+
+    /// Cuts the heartbeat in `node`; returns the undo commands.
+    pub(super) fn cut_heartbeat(&self, node: &str) -> Result<Vec<Vec<String>>, LabError> {
+        let undo = vec![vec![
+            node.to_string(),
+            "nft".into(),
+            "delete".into(),
+            "table".into(),
+            "inet".into(),
+            CUT_TABLE.into(),
+        ]];
+        for argv in cut_commands() {
+            let o = self.in_node_out(node, &argv)?;
+            if !o.success() {
+                return Err(LabError::Cluster(format!(
+                    "nft in {node}: {}",
+                    o.stderr.trim()
+                )));
+            }
+        }
+        Ok(undo)
+    }
+
+    /// Waits until `node`'s keeper says it fenced itself.
+    pub(super) fn wait_fenced(&self, node: &str, deadline: Duration) -> Option<Status> {
+        let t = Instant::now();
+        while t.elapsed() < deadline {
+            if let Ok(st) = self.keeper_status(node)
+                && st.role == "fenced"
+            {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cut_drops_only_corosync_udp() {
+        let rules: Vec<String> = cut_commands().iter().map(|c| c.join(" ")).collect();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.ends_with("in udp dport 5405-5406 drop"))
+        );
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.ends_with("out udp dport 5405-5406 drop"))
+        );
+        assert!(!rules.iter().any(|r| r.contains("tcp")), "SMTP stays up");
+    }
+
+    #[test]
+    fn a_fenced_node_restarts_keeper_first_then_corosync_then_pacemaker() {
+        let v: Vec<String> = restart_commands(42).iter().map(|c| c.join(" ")).collect();
+        assert!(v[0].ends_with("sh 42"));
+        assert!(v[1].contains("mailha lease keeper"));
+        assert_eq!(
+            &v[3..],
+            ["service corosync start", "service pacemaker start"]
+        );
+    }
+}
