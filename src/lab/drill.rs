@@ -31,6 +31,12 @@ pub enum Drill {
     /// Both corosync links dropped on the standby: it is fenced through
     /// the lease, the mail stays where it is (drill_lease.rs).
     CutHeartbeat,
+    /// Every process of NODE killed at once (its PID 1), then NODE booted
+    /// again (drill_lease.rs).
+    KillNode(String),
+    /// NODE frozen (cgroup freezer): its watchdog must reset it before the
+    /// peer takes the lease; then NODE booted again.
+    FreezeNode(String),
 }
 
 impl Drill {
@@ -44,8 +50,10 @@ impl Drill {
             "kill-daemon" => Ok(Drill::KillDaemon(svc()?)),
             "fail-daemon" => Ok(Drill::FailDaemon(svc()?)),
             "cut-heartbeat" => Ok(Drill::CutHeartbeat),
+            "kill-node" => Ok(Drill::KillNode(svc()?)),
+            "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, cut-heartbeat"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, cut-heartbeat, kill-node NODE, freeze-node NODE"
             )),
         }
     }
@@ -54,6 +62,8 @@ impl Drill {
             Drill::KillDaemon(s) => format!("kill-daemon {s}"),
             Drill::FailDaemon(s) => format!("fail-daemon {s}"),
             Drill::CutHeartbeat => "cut-heartbeat".into(),
+            Drill::KillNode(n) => format!("kill-node {n}"),
+            Drill::FreezeNode(n) => format!("freeze-node {n}"),
         }
     }
 }
@@ -275,7 +285,7 @@ impl Lab<'_> {
             .ok_or_else(|| LabError::Cluster("the mail runs nowhere".into()))?;
         let svc = match d {
             Drill::KillDaemon(s) | Drill::FailDaemon(s) => s.clone(),
-            Drill::CutHeartbeat => "postfix".into(),
+            Drill::CutHeartbeat | Drill::KillNode(_) | Drill::FreezeNode(_) => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
             .ok_or_else(|| LabError::Cluster(format!("the lab has no daemon {svc:?}")))?;
@@ -385,6 +395,70 @@ impl Lab<'_> {
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(200));
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                )
+            }
+            Drill::KillNode(target) | Drill::FreezeNode(target) => {
+                let peer = if target == "node1" { "node2" } else { "node1" };
+                let mut cgroup = None;
+                if let Drill::KillNode(_) = d {
+                    let pid = self.kill_node(target)?;
+                    notes.push(format!(
+                        "killed every process of {target} (SIGKILL to its PID 1, {pid})"
+                    ));
+                } else {
+                    cgroup = Some(self.freeze_node(target)?);
+                    notes.push(format!("froze {target}"));
+                    // The invariant, seen from outside: the frozen node is
+                    // reset by its watchdog before the peer holds the lease.
+                    let (mut reset_at, mut taken_at) = (None, None);
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_secs(60)
+                        && (reset_at.is_none() || taken_at.is_none())
+                    {
+                        if reset_at.is_none() && !self.node_alive(target) {
+                            reset_at = Some(t.elapsed().as_secs_f64());
+                        }
+                        if taken_at.is_none() && self.keeper_status(peer).is_ok_and(|s| s.holds) {
+                            taken_at = Some(t.elapsed().as_secs_f64());
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    notes.push(format!(
+                        "{target} reset by its watchdog at {reset_at:?} s, {peer} held the lease at {taken_at:?} s"
+                    ));
+                    if let (Some(r), Some(h)) = (reset_at, taken_at)
+                        && h < r
+                    {
+                        notes.push(format!(
+                            "INVARIANT BROKEN: {peer} held the lease while {target} was frozen"
+                        ));
+                    }
+                }
+                let recovered = self.wait_moved(target, &read_log, fault_ms, RECOVERY_DEADLINE);
+                let t = Instant::now();
+                while self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if let Some(dir) = cgroup {
+                    let _ = std::fs::remove_dir(&dir);
+                }
+                match self.restart_node(target) {
+                    Ok(()) => notes.push(format!("{target} booted again")),
+                    Err(e) => notes.push(format!("booting {target} again failed: {e}")),
                 }
                 self.finish(
                     d,
@@ -601,7 +675,11 @@ impl Lab<'_> {
             _ => vec![],
         };
         let switched = node_after.as_deref() != Some(active.as_str());
-        let expect_switch = matches!(d, Drill::FailDaemon(_));
+        let expect_switch = match d {
+            Drill::FailDaemon(_) => true,
+            Drill::KillNode(n) | Drill::FreezeNode(n) => *n == active,
+            _ => false,
+        };
         if let Err(e) = &after {
             notes.push(format!("not healthy afterwards: {e}"));
         }

@@ -157,3 +157,105 @@ mod tests {
         );
     }
 }
+
+/// Where the cgroup v2 hierarchy is mounted (a hybrid host mounts it at
+/// /sys/fs/cgroup/unified), from mountinfo text.
+pub fn cgroup2_root(mountinfo: &str) -> Option<std::path::PathBuf> {
+    crate::agents::storage::mountinfo::parse(mountinfo)
+        .into_iter()
+        .find(|e| e.fstype == "cgroup2")
+        .map(|e| std::path::PathBuf::from(e.mount_point))
+}
+
+impl Lab<'_> {
+    /// Kills every process of `node` at once: SIGKILL to its PID 1.
+    pub(super) fn kill_node(&self, node: &str) -> Result<u32, LabError> {
+        let pid = self.holder_pid(node)?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|e| LabError::Cluster(format!("killing {node}'s PID 1 ({pid}): {e}")))?;
+        Ok(pid)
+    }
+
+    /// Whether `node`'s holder (as recorded) still runs.
+    pub(super) fn node_alive(&self, node: &str) -> bool {
+        self.store
+            .load()
+            .ok()
+            .flatten()
+            .and_then(|st| st.holder(node).cloned())
+            .is_some_and(|h| super::super::holder::is_alive(&self.proc_root, h.pid, h.start_time))
+    }
+
+    /// Freezes every process of `node` in a cgroup v2 of its own (frozen
+    /// tasks still die of SIGKILL there, as the watchdog's reset needs).
+    /// Returns the cgroup's directory, to remove once the node is gone.
+    pub(super) fn freeze_node(&self, node: &str) -> Result<std::path::PathBuf, LabError> {
+        let pid = self.holder_pid(node)?;
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = cgroup2_root(&mi)
+            .ok_or_else(|| LabError::Cluster("no cgroup2 hierarchy on this host".into()))?;
+        let dir = root.join(format!("mailha-lab-{}-{node}", self.topo.prefix));
+        std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
+        let ns =
+            |p: u32| std::fs::read_link(self.proc_root.join(p.to_string()).join("ns/pid")).ok();
+        let node_ns = ns(pid);
+        // Twice: a process forked while the first pass ran joins its
+        // parent's cgroup only if the parent had moved already.
+        for _ in 0..2 {
+            for p in crate::agents::service::procs::all(&self.proc_root) {
+                if p == pid || (node_ns.is_some() && ns(p) == node_ns) {
+                    let _ = std::fs::write(dir.join("cgroup.procs"), p.to_string());
+                }
+            }
+        }
+        let f = dir.join("cgroup.freeze");
+        std::fs::write(&f, "1").map_err(LabError::io(&f))?;
+        Ok(dir)
+    }
+
+    /// Waits until the mail runs on another node than `from`, then for the
+    /// client's first accepted mail: seconds from the fault.
+    pub(super) fn wait_moved(
+        &self,
+        from: &str,
+        read_log: &dyn Fn() -> Vec<(u128, super::Attempt)>,
+        fault_ms: u128,
+        deadline: Duration,
+    ) -> Option<f64> {
+        let t = Instant::now();
+        while t.elapsed() < deadline {
+            if let Ok((s, _)) = self.any_status()
+                && let Some(now) = s.active_node.clone()
+                && now != from
+                && s.resources
+                    .iter()
+                    .any(|r| r.id == "svc-postfix" && r.role == "Started" && r.nodes.contains(&now))
+            {
+                return super::seconds_until(read_log, fault_ms, |a| {
+                    matches!(a, super::Attempt::Accepted(_))
+                });
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod cgroup_tests {
+    use super::*;
+
+    #[test]
+    fn the_cgroup2_mount_is_found_on_a_hybrid_host() {
+        let mi = "30 25 0:26 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n\
+                  35 25 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_root(mi),
+            Some(std::path::PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(cgroup2_root(""), None);
+    }
+}

@@ -23,6 +23,7 @@ pub mod holder;
 pub mod load;
 pub mod plan;
 pub mod provision;
+pub mod restart;
 pub mod state;
 pub mod status;
 pub mod topology;

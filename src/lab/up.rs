@@ -415,7 +415,7 @@ impl Lab<'_> {
     }
 
     /// Starts one holder and returns its record (host PID + start time).
-    fn start_holder(&self, node: &str) -> Result<HolderRec, LabError> {
+    pub(crate) fn start_holder(&self, node: &str) -> Result<HolderRec, LabError> {
         let mut c = Command::new("unshare");
         c.args(holder::unshare_argv(&self.exe))
             .stdin(Stdio::null())
