@@ -640,3 +640,44 @@ fn inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
     let (code, _) = w.fence_agent(0, "action=off\nport=n1");
     assert_eq!(code, Some(1));
 }
+
+#[test]
+fn two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
+    in_private_mount_ns("inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
+    if !inner() {
+        return;
+    }
+    // simul-start at the lease's level: both agents start at once, each
+    // node sees the other's slot free; claim, window, re-read decide.
+    for round in 0..5 {
+        let mut w = World::new(false);
+        w.start(0);
+        w.start(1);
+        let (a, b) = (w.nodes[0].socket.clone(), w.nodes[1].socket.clone());
+        let ta = std::thread::spawn(move || keeper::request(&a, "acquire", Duration::from_secs(2)));
+        let tb = std::thread::spawn(move || keeper::request(&b, "acquire", Duration::from_secs(2)));
+        ta.join().unwrap().unwrap();
+        tb.join().unwrap().unwrap();
+        w.wait(Duration::from_secs(10), "someone holds", || {
+            w.status(0).holds || w.status(1).holds
+        });
+        let t0 = Instant::now();
+        while t0.elapsed() < HOST_DEAD {
+            let (x, y) = (w.status(0), w.status(1));
+            assert!(
+                !(x.holds && y.holds),
+                "round {round}: two holders {x:?} {y:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            w.status(0).holds != w.status(1).holds,
+            "round {round}: exactly one"
+        );
+    }
+}
