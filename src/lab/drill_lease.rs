@@ -244,6 +244,41 @@ impl Lab<'_> {
     }
 }
 
+impl Lab<'_> {
+    /// For `span`: the nodes that had the data mounted at some sample, and
+    /// the most nodes that had it at once (every 100 ms, following the
+    /// state file's holders).
+    pub(super) fn watch_mounts(&self, span: Duration) -> (Vec<String>, usize) {
+        let mut ever = std::collections::BTreeSet::new();
+        let mut most = 0;
+        let t = Instant::now();
+        while t.elapsed() < span {
+            let holders = self
+                .store
+                .load()
+                .ok()
+                .flatten()
+                .map(|s| s.holders)
+                .unwrap_or_default();
+            let mut now = 0;
+            for h in holders {
+                let mi = std::fs::read_to_string(
+                    self.proc_root.join(h.pid.to_string()).join("mountinfo"),
+                )
+                .unwrap_or_default();
+                let entries = crate::agents::storage::mountinfo::parse(&mi);
+                if crate::agents::storage::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
+                    now += 1;
+                    ever.insert(h.node);
+                }
+            }
+            most = most.max(now);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (ever.into_iter().collect(), most)
+    }
+}
+
 #[cfg(test)]
 mod cgroup_tests {
     use super::*;

@@ -27,6 +27,22 @@ pub fn mknod_script(loops: &[(String, u32)]) -> String {
 impl Lab<'_> {
     /// Boots `node` again. Refuses while its holder still runs.
     pub fn restart_node(&self, node: &str) -> Result<(), LabError> {
+        let pid = self.boot_node(node)?;
+        self.start_stack_in(pid)
+    }
+
+    /// Corosync, then Pacemaker, in the node of holder `pid`.
+    pub fn start_stack_in(&self, pid: u32) -> Result<(), LabError> {
+        for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true) {
+            self.runner
+                .run_ok(&plan::in_node(pid, &c).deadline(Duration::from_secs(90)))?;
+        }
+        Ok(())
+    }
+
+    /// Boots `node` up to its keeper, without the cluster stack; returns
+    /// the new holder's PID.
+    pub fn boot_node(&self, node: &str) -> Result<u32, LabError> {
         let mut st = self
             .store
             .load()?
@@ -82,11 +98,7 @@ impl Lab<'_> {
         if lease.is_some() {
             watchdog::start_keepers(self.runner, &[rec.pid])?;
         }
-        for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true) {
-            self.runner
-                .run_ok(&plan::in_node(rec.pid, &c).deadline(Duration::from_secs(90)))?;
-        }
-        Ok(())
+        Ok(rec.pid)
     }
 }
 
