@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod corosync;
 pub mod exec;
+pub mod fence;
 pub mod install;
 pub mod lab;
 pub mod lease;

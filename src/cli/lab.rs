@@ -114,6 +114,19 @@ pub enum What {
         #[arg(long)]
         mode_file: PathBuf,
     },
+    /// (internal) a node's emulated watchdog, run on the host.
+    #[command(hide = true)]
+    Watchdog {
+        /// The node's holder (host PID) and its start time.
+        #[arg(long)]
+        holder: u32,
+        #[arg(long)]
+        start_time: u64,
+        #[arg(long, default_value = crate::lab::watchdog::FIFO)]
+        fifo: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
@@ -129,6 +142,16 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         crate::lab::fusedisk::run(images, mount, mode_file)
             .map_err(|e| anyhow::anyhow!("fusedisk on {}: {e}", mount.display()))?;
         return Ok(());
+    }
+    if let What::Watchdog {
+        holder,
+        start_time,
+        fifo,
+        timeout,
+    } = &a.what
+    {
+        return crate::lab::watchdog::run(*holder, *start_time, fifo, *timeout)
+            .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
     }
     if let What::Load {
         vip,
@@ -235,7 +258,9 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
-        What::Holder | What::Load { .. } | What::Fusedisk { .. } => unreachable!("handled above"),
+        What::Holder | What::Watchdog { .. } | What::Load { .. } | What::Fusedisk { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

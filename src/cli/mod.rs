@@ -13,6 +13,7 @@ mod check;
 mod import_legacy;
 mod install;
 mod lab;
+mod lease;
 mod render;
 mod setup;
 mod status;
@@ -70,6 +71,8 @@ pub enum Command {
     Lab(lab::Args),
     /// Alert mail: test the channels, send what the spool holds.
     Alert(alert::Args),
+    /// The disk lease: this node's keeper daemon and its state.
+    Lease(lease::Args),
 }
 
 /// An error that says which exit code it means.
@@ -100,6 +103,10 @@ pub enum Face {
     StorageAgent,
     /// `ocf:mailha:sender`: the alert sender as a cloned resource.
     SenderAgent,
+    /// `ocf:mailha:lease`.
+    LeaseAgent,
+    /// `fence_mailha`: the fence agent.
+    FenceAgent,
 }
 
 /// argv[0] file names and the face each one selects; each agent adds its
@@ -128,6 +135,16 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "sender",
         Face::SenderAgent,
         Some("/usr/lib/ocf/resource.d/mailha/sender"),
+    ),
+    (
+        "lease",
+        Face::LeaseAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/lease"),
+    ),
+    (
+        crate::fence::NAME,
+        Face::FenceAgent,
+        Some("/usr/sbin/fence_mailha"),
     ),
 ];
 
@@ -161,6 +178,8 @@ pub fn main() -> ExitCode {
         Face::ServiceAgent => ocf_agent(crate::agents::service::main),
         Face::StorageAgent => ocf_agent(crate::agents::storage::main),
         Face::SenderAgent => ocf_agent(crate::agents::sender::main),
+        Face::LeaseAgent => ocf_agent(crate::agents::lease::main),
+        Face::FenceAgent => crate::fence::agent_main(),
     }
 }
 
@@ -186,6 +205,7 @@ fn run_cli() -> ExitCode {
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Lab(a) => lab::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),
+        Command::Lease(a) => lease::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

@@ -10,6 +10,9 @@
 pub mod storage;
 
 use super::fusedisk::Mode;
+#[path = "drill_lease.rs"]
+mod lease;
+
 use super::load::{self, Attempt};
 use super::plan::{self, DATA_MOUNT};
 use super::{Lab, LabError};
@@ -32,6 +35,18 @@ pub enum Drill {
     StorageLoss { node: String, mode: Mode },
     /// The ping target unreachable from one node only.
     CutPing(String),
+    /// Both corosync links dropped on the standby: it is fenced through
+    /// the lease, the mail stays where it is (drill_lease.rs).
+    CutHeartbeat,
+    /// Every process of NODE killed at once (its PID 1), then NODE booted
+    /// again (drill_lease.rs).
+    KillNode(String),
+    /// NODE frozen (cgroup freezer): its watchdog must reset it before the
+    /// peer takes the lease; then NODE booted again.
+    FreezeNode(String),
+    /// Both nodes killed, then booted together with the heartbeat cut:
+    /// at most one may mount; the cut is then lifted (drill_lease.rs).
+    SimulStart,
 }
 
 impl Drill {
@@ -60,8 +75,12 @@ impl Drill {
                 },
             }),
             "cut-ping" => Ok(Drill::CutPing(node()?)),
+            "cut-heartbeat" => Ok(Drill::CutHeartbeat),
+            "kill-node" => Ok(Drill::KillNode(svc()?)),
+            "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
+            "simul-start" => Ok(Drill::SimulStart),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start"
             )),
         }
     }
@@ -73,6 +92,10 @@ impl Drill {
                 format!("storage-loss {node} --mode {}", mode.name())
             }
             Drill::CutPing(n) => format!("cut-ping {n}"),
+            Drill::CutHeartbeat => "cut-heartbeat".into(),
+            Drill::KillNode(n) => format!("kill-node {n}"),
+            Drill::FreezeNode(n) => format!("freeze-node {n}"),
+            Drill::SimulStart => "simul-start".into(),
         }
     }
 }
@@ -307,7 +330,12 @@ impl Lab<'_> {
             .ok_or_else(|| LabError::Cluster("the mail runs nowhere".into()))?;
         let svc = match d {
             Drill::KillDaemon(s) | Drill::FailDaemon(s) => s.clone(),
-            Drill::StorageLoss { .. } | Drill::CutPing(_) => "postfix".into(),
+            Drill::StorageLoss { .. }
+            | Drill::CutPing(_)
+            | Drill::CutHeartbeat
+            | Drill::KillNode(_)
+            | Drill::FreezeNode(_)
+            | Drill::SimulStart => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
             .ok_or_else(|| LabError::Cluster(format!("the lab has no daemon {svc:?}")))?;
@@ -328,8 +356,17 @@ impl Lab<'_> {
         let sampler = {
             let (stop_sampler, doubles) = (stop_sampler.clone(), doubles.clone());
             let proc_root = self.proc_root.clone();
+            let store = self.store.clone();
             std::thread::spawn(move || {
                 while !stop_sampler.load(Ordering::Relaxed) {
+                    // A node booted again during the drill has a new
+                    // holder: follow the state file.
+                    let holders: Vec<u32> = store
+                        .load()
+                        .ok()
+                        .flatten()
+                        .map(|st| st.holders.iter().map(|h| h.pid).collect())
+                        .unwrap_or_else(|| holders.clone());
                     let mounted = holders
                         .iter()
                         .filter(|pid| {
@@ -506,6 +543,172 @@ impl Lab<'_> {
                     vec![],
                 )
             }
+            Drill::KillNode(target) | Drill::FreezeNode(target) => {
+                // "active": whichever node runs the mail (benches repeat it).
+                let target = if target == "active" { &active } else { target };
+                let peer = if target == "node1" { "node2" } else { "node1" };
+                let mut cgroup = None;
+                if let Drill::KillNode(_) = d {
+                    let pid = self.kill_node(target)?;
+                    notes.push(format!(
+                        "killed every process of {target} (SIGKILL to its PID 1, {pid})"
+                    ));
+                } else {
+                    cgroup = Some(self.freeze_node(target)?);
+                    notes.push(format!("froze {target}"));
+                    // The invariant, seen from outside: the frozen node is
+                    // reset by its watchdog before the peer holds the lease.
+                    let (mut reset_at, mut taken_at) = (None, None);
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_secs(60)
+                        && (reset_at.is_none() || taken_at.is_none())
+                    {
+                        if reset_at.is_none() && !self.node_alive(target) {
+                            reset_at = Some(t.elapsed().as_secs_f64());
+                        }
+                        if taken_at.is_none() && self.keeper_status(peer).is_ok_and(|s| s.holds) {
+                            taken_at = Some(t.elapsed().as_secs_f64());
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    notes.push(format!(
+                        "{target} reset by its watchdog at {reset_at:?} s, {peer} held the lease at {taken_at:?} s"
+                    ));
+                    if let (Some(r), Some(h)) = (reset_at, taken_at)
+                        && h < r
+                    {
+                        notes.push(format!(
+                            "INVARIANT BROKEN: {peer} held the lease while {target} was frozen"
+                        ));
+                    }
+                }
+                let recovered =
+                    self.wait_mail_moved(target, &read_log, fault_ms, RECOVERY_DEADLINE);
+                let t = Instant::now();
+                while self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                if self.node_alive(target) {
+                    // No watchdog reset it (the stock profile has none):
+                    // the drill does, as an operator would.
+                    let _ = self.kill_node(target);
+                    notes.push(format!("{target} was never reset: killed by the drill"));
+                    let t = Instant::now();
+                    while self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                if let Some(dir) = cgroup {
+                    let _ = std::fs::remove_dir(&dir);
+                }
+                match self.restart_node(target) {
+                    Ok(()) => notes.push(format!("{target} booted again")),
+                    Err(e) => notes.push(format!("booting {target} again failed: {e}")),
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                    Vec::new(),
+                )
+            }
+            Drill::SimulStart => {
+                let nodes = ["node1", "node2"];
+                for n in nodes {
+                    self.kill_node(n)?;
+                }
+                let t = Instant::now();
+                while nodes.iter().any(|n| self.node_alive(n))
+                    && t.elapsed() < Duration::from_secs(30)
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                notes.push("both nodes killed; both booted with the heartbeat cut".into());
+                let mut pids = Vec::new();
+                for n in nodes {
+                    pids.push(self.boot_node(n)?);
+                }
+                for n in nodes {
+                    self.cut_heartbeat(n)?;
+                }
+                for p in &pids {
+                    self.start_stack_in(*p)?;
+                }
+                let (ever, most) = self.watch_mounts(Duration::from_secs(30));
+                notes.push(format!(
+                    "30 s cut off from each other: nodes that mounted the data {ever:?}, at most {most} at once"
+                ));
+                if most > 1 {
+                    notes.push("INVARIANT BROKEN: both nodes mounted the data".into());
+                }
+                for n in nodes {
+                    let _ =
+                        self.in_node_out(n, &["nft", "delete", "table", "inet", lease::CUT_TABLE]);
+                }
+                notes.push("cut lifted".into());
+                let recovered = self.wait_mail_moved("", &read_log, fault_ms, RECOVERY_DEADLINE);
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                    Vec::new(),
+                )
+            }
+            Drill::CutHeartbeat => {
+                let standby = if active == "node1" { "node2" } else { "node1" };
+                undo.extend(self.cut_heartbeat(standby)?);
+                notes.push(format!("{standby}: corosync UDP dropped both ways"));
+                let mut recovered = None;
+                if let Some(st) = self.wait_fenced(standby, Duration::from_secs(60)) {
+                    notes.push(format!(
+                        "{standby} fenced itself: {}",
+                        st.self_fenced.as_deref().unwrap_or("?")
+                    ));
+                    // Mail kept flowing: the first accepted mail after the
+                    // standby was fenced, counted from the cut.
+                    recovered =
+                        seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)));
+                    undo.extend(lease::restart_commands(st.pid).into_iter().map(|mut c| {
+                        c.insert(0, standby.to_string());
+                        c
+                    }));
+                } else {
+                    notes.push(format!("{standby} was not fenced within 60 s"));
+                }
+                self.finish(
+                    d,
+                    before_xml,
+                    active,
+                    recovered,
+                    undo,
+                    notes,
+                    &read_log,
+                    &stop,
+                    &mut loader,
+                    sampler,
+                    stop_sampler,
+                    doubles,
+                    Vec::new(),
+                )
+            }
             Drill::FailDaemon(_) => {
                 // Reject the daemon's port in the active node only: it keeps
                 // running but answers nobody, so every probe fails.
@@ -680,12 +883,15 @@ impl Lab<'_> {
             _ => vec![],
         };
         let switched = node_after.as_deref() != Some(active.as_str());
+        // None: either node may end up with the mail.
         let expect_switch = match d {
-            Drill::FailDaemon(_) => true,
+            Drill::FailDaemon(_) => Some(true),
             Drill::StorageLoss { node, .. } | Drill::CutPing(node) => {
-                *node == active || node == "active"
+                Some(*node == active || node == "active")
             }
-            Drill::KillDaemon(_) => false,
+            Drill::KillNode(n) | Drill::FreezeNode(n) => Some(*n == active || n == "active"),
+            Drill::SimulStart => None,
+            Drill::KillDaemon(_) | Drill::CutHeartbeat => Some(false),
         };
         for s in stops.iter().filter(|s| !s.in_time()) {
             notes.push(format!(
@@ -699,7 +905,7 @@ impl Lab<'_> {
         let ok = recovered.is_some()
             && lost == 0
             && double_mounts == 0
-            && switched == expect_switch
+            && expect_switch.is_none_or(|e| switched == e)
             && stops.iter().all(|s| s.in_time())
             && after.is_ok();
         Ok(Report {

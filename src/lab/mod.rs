@@ -26,10 +26,12 @@ pub mod load;
 pub mod plan;
 pub mod provision;
 pub mod relay;
+pub mod restart;
 pub mod state;
 pub mod status;
 pub mod topology;
 pub mod up;
+pub mod watchdog;
 
 use cmd::{CmdError, Runner};
 use state::{StateError, StateStore};

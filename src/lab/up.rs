@@ -248,6 +248,15 @@ impl Lab<'_> {
                 minors[0], minors[1]
             );
             self.runner.run_ok(&plan::in_node_sh(pid, &script))?;
+            // Lease fencing: the node's emulated watchdog (src/lab/watchdog.rs).
+            if let Some(t) = opts
+                .config
+                .as_ref()
+                .and_then(|c| super::watchdog::timeout_for(&c.config))
+            {
+                let log = self.base_dir.join(&node).join("watchdog.log");
+                super::watchdog::spawn(&self.exe, &st.holders[usize::from(n - 1)], t, &log)?;
+            }
         }
         st.phase = "infrastructure up".into();
         self.store.save(&st)?;
@@ -388,6 +397,9 @@ impl Lab<'_> {
                 .deadline(Duration::from_secs(120)),
         )?;
 
+        if super::watchdog::timeout_for(&cfg.config).is_some() {
+            super::watchdog::start_keepers(self.runner, &[pid(1), pid(2)])?;
+        }
         mark("node files, sshd, data init");
         let argv = provision::setup_argv();
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -436,7 +448,7 @@ impl Lab<'_> {
     }
 
     /// Starts one holder and returns its record (host PID + start time).
-    fn start_holder(&self, node: &str) -> Result<HolderRec, LabError> {
+    pub(crate) fn start_holder(&self, node: &str) -> Result<HolderRec, LabError> {
         let mut c = Command::new("unshare");
         c.args(holder::unshare_argv(&self.exe))
             .stdin(Stdio::null())

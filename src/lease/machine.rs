@@ -308,14 +308,19 @@ impl Keeper {
                 out.push(Action::SelfFence(FenceReason::RenewalsFailed));
             }
         }
-        let pet = if self.mounted {
+        let pet = match self.role {
+            // Renewals failed: our lease may be the peer's by now. A write
+            // that lands while we fence ourselves (a thawed node, a disk
+            // back for a moment) must not buy time: the reset is the
+            // backstop if the self-fence hangs.
+            Role::SelfFencing(FenceReason::RenewalsFailed) | Role::Fenced { reset: true } => false,
             // While we may have the data mounted, the watchdog is petted
             // only within renew_fail of the last renewal that landed: a
             // frozen or cut-off holder is reset by then + watchdog.
-            self.last_ok_write
-                .is_some_and(|c| now < c.after(self.timing.renew_fail))
-        } else {
-            !matches!(self.role, Role::Fenced { reset: true })
+            _ if self.mounted => self
+                .last_ok_write
+                .is_some_and(|c| now < c.after(self.timing.renew_fail)),
+            _ => true,
         };
         if pet {
             out.push(Action::PetWatchdog);
@@ -564,6 +569,35 @@ mod tests {
         assert!(
             a.contains(&Action::SelfFence(FenceReason::RenewalsFailed)),
             "{a:?}"
+        );
+    }
+
+    #[test]
+    fn a_holder_fencing_itself_for_failed_renewals_never_pets_again() {
+        // Frozen past renew_fail, then thawed: the in-flight write is
+        // stale, the tick starts the self-fence, and a fresh write that
+        // lands while the self-fence runs must not resume the pets.
+        let mut k = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        let seq = write_seq(&k.step(Mono(0), Input::Tick));
+        k.step(Mono(100), Input::WriteDone { seq, ok: true });
+        assert!(
+            k.step(Mono(200), Input::Tick)
+                .contains(&Action::PetWatchdog)
+        );
+        // Thawed at 20 s.
+        let a = k.step(Mono(20_000), Input::Tick);
+        assert!(
+            a.contains(&Action::SelfFence(FenceReason::RenewalsFailed)),
+            "{a:?}"
+        );
+        let seq = write_seq(&a);
+        k.step(Mono(20_050), Input::WriteDone { seq, ok: true });
+        let a = k.step(Mono(20_100), Input::Tick);
+        assert!(!a.contains(&Action::PetWatchdog), "{a:?}");
+        k.step(Mono(20_200), Input::SelfFenceDone { ok: true });
+        assert!(
+            !k.step(Mono(20_300), Input::Tick)
+                .contains(&Action::PetWatchdog)
         );
     }
 

@@ -11,6 +11,7 @@
 
 pub mod disk;
 pub mod format;
+pub mod keeper;
 pub mod machine;
 pub mod sim;
 pub mod timing;

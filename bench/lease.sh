@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The split-brain guard, measured in the lab (issue 6), as root:
+#  - recovered_s of `kill-node active` and `freeze-node active`, RUNS times
+#    each (default 5), median and max, mailha's postfix profile (lease
+#    fencing + watchdog) next to the stock profile (no guard) in one run,
+#    with lost mail and double mounts summed;
+#  - `cut-heartbeat` on both profiles;
+#  - lease I/O per renewal (node1's lease loop device, /sys/block/*/stat,
+#    over WINDOW seconds) and the keeper's CPU per hour over the same window.
+#   RUNS=5 WINDOW=60 bench/lease.sh            (BIN=path to use a given build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${BIN:-}" ]; then
+    cargo build --release -q
+    BIN=$PWD/target/release/mailha
+fi
+runs=${RUNS:-5}
+window=${WINDOW:-60}
+trap 'timeout 120 "$BIN" lab down >/dev/null || true' EXIT
+
+summary() {
+    python3 - "$@" <<'PY'
+import json, statistics, sys
+profile, path, drill = sys.argv[1], sys.argv[2], sys.argv[3]
+rs = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+rec = [r["recovered_s"] for r in rs if r.get("recovered_s") is not None]
+print(f"{profile:8} {drill:18} runs {len(rs)}, ok {sum(r['ok'] for r in rs)}, "
+      f"recovered_s median {statistics.median(rec) if rec else None} max {max(rec) if rec else None}, "
+      f"lost {sum(r['lost'] for r in rs)}, double_mounts {sum(r['double_mounts'] for r in rs)}")
+for r in rs:
+    print("   ", json.dumps({k: r[k] for k in ("recovered_s", "switched", "lost", "double_mounts", "ok", "notes")}))
+PY
+}
+
+lease_io_and_cpu() {
+    local state=${MAILHA_LAB_STATE_DIR:-/run/mailha-lab}/state.json
+    local dev holder ns keeper
+    dev=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([l["device"] for l in s["loops"] if l["node"]=="node1" and l["image"].endswith("lease.img")][0])' "$state")
+    holder=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([h["pid"] for h in s["holders"] if h["node"]=="node1"][0])' "$state")
+    ns=$(readlink "/proc/$holder/ns/pid")
+    keeper=
+    for p in /proc/[0-9]*; do
+        [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$ns" ] || continue
+        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'lease keeper'; then keeper=${p#/proc/}; fi
+    done
+    local b=/sys/block/$(basename "$dev")/stat
+    read -r r0 _ rs0 _ w0 _ ws0 _ <"$b"
+    local c0; c0=$(awk '{print $14+$15}' "/proc/$keeper/stat")
+    sleep "$window"
+    read -r r1 _ rs1 _ w1 _ ws1 _ <"$b"
+    local c1; c1=$(awk '{print $14+$15}' "/proc/$keeper/stat")
+    python3 - "$r0" "$r1" "$w0" "$w1" "$rs0" "$rs1" "$ws0" "$ws1" "$c0" "$c1" "$window" "$(getconf CLK_TCK)" <<'PY'
+import sys
+r0, r1, w0, w1, rs0, rs1, ws0, ws1, c0, c1, win, hz = map(int, sys.argv[1:])
+renewals = win / 0.5  # renew = 2 x io_timeout = 500 ms in lab/postfix.toml
+print(f"lease I/O on node1 over {win}s: {r1-r0} reads, {w1-w0} writes "
+      f"({(rs1-rs0)*512//1024} KiB read, {(ws1-ws0)*512//1024} KiB written): "
+      f"{(r1-r0)/renewals:.2f} reads + {(w1-w0)/renewals:.2f} writes per renewal")
+print(f"keeper CPU: {(c1-c0)/hz:.2f} s in {win}s = {(c1-c0)/hz*3600/win:.1f} s per hour")
+PY
+}
+
+for profile in postfix stock; do
+    timeout 120 "$BIN" lab down >/dev/null || true
+    timeout 300 "$BIN" lab up --profile "$profile" >/dev/null
+    if [ "$profile" = postfix ]; then lease_io_and_cpu; fi
+    for drill in "kill-node active" "freeze-node active" "cut-heartbeat"; do
+        out=$(mktemp)
+        n=$runs
+        [ "$drill" = cut-heartbeat ] && n=1
+        for _ in $(seq "$n"); do
+            # shellcheck disable=SC2086
+            timeout 600 "$BIN" lab drill $drill --json | tail -1 >>"$out" || true
+        done
+        summary "$profile" "$out" "$drill"
+        rm -f "$out"
+    done
+done

@@ -1,0 +1,900 @@
+//! The keeper daemon (`mailha lease keeper`), one per node: the executor
+//! around the pure `machine::Keeper`. It owns the lease I/O worker
+//! (`disk.rs`), the watchdog, the control socket the agent and
+//! fence_mailha talk to, and the self-fence.
+//!
+//! One thread decides: every `TICK` (or sooner, when an I/O completes)
+//! it feeds the machine a tick, the I/O results and the control requests,
+//! and carries out the actions. Nothing on that thread waits on the disk
+//! past a deadline: I/O runs on the worker thread, the self-fence on its
+//! own thread (it kills processes and unmounts, which can take seconds).
+//!
+//! The control socket is an abstract Unix socket: it lives in the
+//! network namespace (one per node in the lab, like Pacemaker's libqb
+//! sockets), needs no directory, and vanishes with the process. Only root
+//! may talk to it (SO_PEERCRED). One request line in, one JSON line out:
+//! `status`, `acquire`, `release`, `fence NODE`.
+
+use super::disk::{Block, LeaseFile, Reply, Request, Wait, Worker};
+use super::format::{FormatError, Header, SlotImage, cluster_id, slot_offset};
+use super::machine::{Action, FenceOutcome, FenceReason, Input, Keeper, Mono, Role};
+use super::timing::Timing;
+use crate::config::model::{BlockDev, Config, LeaseTarget};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The abstract socket name the keeper listens on by default.
+pub const DEFAULT_SOCKET: &str = "mailha-lease";
+/// How often the decision loop runs at the latest. The machine wants a
+/// tick "at least every few hundred milliseconds".
+const TICK: Duration = Duration::from_millis(100);
+/// How long one control client may take to send its line.
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+/// Fence outcomes kept for fence_mailha to collect.
+const FENCE_HISTORY: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Disk(#[from] super::disk::DiskError),
+    #[error("lease {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lease {0} did not complete within io_timeout")]
+    Deadline(&'static str),
+    #[error("the lease header: {0}")]
+    Header(#[from] FormatError),
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("watchdog {path}: {source}")]
+    Watchdog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("control socket @{name}: {source}")]
+    Socket {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything the keeper needs, resolved from mailha.toml.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub device: PathBuf,
+    pub cluster: String,
+    pub me: (u32, String),
+    pub peer: (u32, String),
+    pub timing: Timing,
+    /// The watchdog device (a character device, or in the lab the FIFO
+    /// its emulated watchdog reads).
+    pub watchdog: PathBuf,
+    pub socket: String,
+    /// Mount points cleared by a self-fence.
+    pub mounts: Vec<PathBuf>,
+    /// Kill the cluster stack in a self-fence (off only in tests that run
+    /// keepers on a host whose own cluster stack must live).
+    pub stop_stack: bool,
+    pub proc_root: PathBuf,
+}
+
+impl Settings {
+    /// This node's keeper settings. `node`: this node's name (default:
+    /// the host name).
+    pub fn from_config(cfg: &Config, node: Option<&str>) -> Result<Settings, KeeperError> {
+        let host = node
+            .map(str::to_string)
+            .unwrap_or_else(crate::setup::hostname);
+        let me = cfg
+            .cluster
+            .nodes
+            .iter()
+            .find(|n| n.name == host)
+            .ok_or_else(|| {
+                KeeperError::Config(format!(
+                    "this node ({host:?}) is not in [cluster.nodes]; pass --node"
+                ))
+            })?;
+        let peer = cfg
+            .cluster
+            .nodes
+            .iter()
+            .find(|n| n.id != me.id)
+            .ok_or_else(|| KeeperError::Config("the cluster has no second node".into()))?;
+        let lease = cfg
+            .storage
+            .lease
+            .as_ref()
+            .ok_or_else(|| KeeperError::Config("no [storage.lease] in the config".into()))?;
+        let device = match &lease.target {
+            LeaseTarget::Block(BlockDev::Path(p)) => p.clone(),
+            LeaseTarget::Block(d) => PathBuf::from(
+                crate::agents::storage::resolve_device(&d.spec(), lease.io_timeout * 5)
+                    .map_err(|e| KeeperError::Config(e.to_string()))?,
+            ),
+            LeaseTarget::NfsFile { .. } => {
+                return Err(KeeperError::Config(
+                    "a lease file on NFS is not run by the keeper yet: use a block device".into(),
+                ));
+            }
+        };
+        let timing = Timing::standard(lease.io_timeout, cfg.fencing.watchdog_timeout)
+            .map_err(|e| KeeperError::Config(format!("lease timing: {e}")))?;
+        Ok(Settings {
+            device,
+            cluster: cfg.cluster.name.clone(),
+            me: (me.id, me.name.clone()),
+            peer: (peer.id, peer.name.clone()),
+            timing,
+            watchdog: cfg.fencing.watchdog.clone(),
+            socket: DEFAULT_SOCKET.into(),
+            mounts: cfg
+                .storage
+                .mounts
+                .iter()
+                .map(|m| m.mount_point.clone())
+                .collect(),
+            stop_stack: true,
+            proc_root: PathBuf::from("/proc"),
+        })
+    }
+}
+
+/// What `status` answers. The agent, fence_mailha and `mailha lease
+/// status` read it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// The keeper's process id (in its own PID namespace).
+    pub pid: u32,
+    pub node: String,
+    pub node_id: u32,
+    pub peer: String,
+    pub peer_id: u32,
+    pub cluster: String,
+    pub device: String,
+    /// idle, claiming, holding, self-fencing, fenced
+    pub role: String,
+    /// The data may be mounted here (from acquired to a release or a
+    /// clean self-fence).
+    pub holds: bool,
+    /// The agent asked for the lease and has not released it.
+    pub wanted: bool,
+    /// Our slot on disk says we hold nothing (a release landed, or we
+    /// never held).
+    pub released: bool,
+    pub counter: u64,
+    /// Since the last renewal that landed.
+    pub renewal_age_ms: Option<u64>,
+    /// The lease I/O in progress has run this long.
+    pub io_stalled_ms: Option<u64>,
+    /// Since the peer's slot last changed (as we read it), if ever read.
+    pub peer_unchanged_ms: Option<u64>,
+    pub peer_dead: bool,
+    pub peer_holding: bool,
+    pub peer_fenced: bool,
+    pub host_dead_ms: u64,
+    /// Our fence request waiting for the peer, if any.
+    pub fence_pending: Option<u64>,
+    /// Recent fence outcomes: (request id, "acked" | "dead").
+    pub fences: Vec<(u64, String)>,
+    /// Why we fenced ourselves, if we did.
+    pub self_fenced: Option<String>,
+}
+
+/// A boot of this machine: the kernel's boot id and PID 1's start time.
+/// On a real machine both change exactly at boot; in the lab a node's
+/// PID 1 is its holder, started anew whenever the node is, so a node
+/// killed by its emulated watchdog comes back as a new boot.
+pub fn boot_id(proc_root: &Path) -> u64 {
+    use sha2::Digest;
+    let kernel =
+        std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id")).unwrap_or_default();
+    let init = std::fs::read_to_string(proc_root.join("1/stat"))
+        .ok()
+        .and_then(|s| crate::lab::holder::start_time_of(&s))
+        .unwrap_or(0);
+    let h = sha2::Sha256::digest(format!("{}/{init}", kernel.trim()).as_bytes());
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+}
+
+/// The watchdog: a write pets it; "V" before closing disarms it (the
+/// kernel's "magic close"), done only when nothing is held.
+pub struct Watchdog {
+    file: std::fs::File,
+    last: Option<Instant>,
+    every: Duration,
+}
+
+/// `_IOWR('W', 6, int)` from linux/watchdog.h.
+const WDIOC_SETTIMEOUT: u64 = 0xC004_5706;
+
+impl Watchdog {
+    pub fn open(path: &Path, timeout: Duration) -> Result<Watchdog, KeeperError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let err = |source| KeeperError::Watchdog {
+            path: path.into(),
+            source,
+        };
+        // O_NONBLOCK: a FIFO without its reader (the lab's supervisor
+        // gone) is an error at once (ENXIO) rather than a hang, and a
+        // full one fails a pet instead of blocking the keeper.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
+            .open(path)
+            .map_err(err)?;
+        let mut secs: nix::libc::c_int = timeout.as_secs().max(1) as nix::libc::c_int;
+        // SAFETY: WDIOC_SETTIMEOUT reads and writes one int we own.
+        let r = unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT as _, &mut secs) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            // ENOTTY: not a watchdog driver (the lab's FIFO); its
+            // supervisor was given the timeout when it was started.
+            if e.raw_os_error() != Some(nix::libc::ENOTTY) {
+                return Err(err(e));
+            }
+        }
+        Ok(Watchdog {
+            file,
+            last: None,
+            // Several pets per timeout, not one per tick.
+            every: (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
+        })
+    }
+
+    pub fn pet(&mut self) {
+        if self.last.is_some_and(|t| t.elapsed() < self.every) {
+            return;
+        }
+        match (&self.file).write_all(b"k") {
+            Ok(_) => self.last = Some(Instant::now()),
+            Err(e) => eprintln!("lease-keeper: petting the watchdog failed: {e}"),
+        }
+    }
+
+    pub fn disarm(mut self) {
+        let _ = self.file.write_all(b"V");
+    }
+}
+
+/// One request to the keeper's control socket; the reply as JSON.
+pub fn request(socket: &str, line: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+    let addr =
+        SocketAddr::from_abstract_name(socket.as_bytes()).map_err(|e| format!("@{socket}: {e}"))?;
+    let mut s = UnixStream::connect_addr(&addr)
+        .map_err(|e| format!("the lease keeper (@{socket}) is not running: {e}"))?;
+    s.set_read_timeout(Some(timeout)).ok();
+    s.set_write_timeout(Some(timeout)).ok();
+    s.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| format!("@{socket}: {e}"))?;
+    let mut out = String::new();
+    BufReader::new(&s)
+        .read_line(&mut out)
+        .map_err(|e| format!("@{socket}: no answer: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("@{socket}: bad answer {out:?}: {e}"))?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(e.to_string());
+    }
+    Ok(v)
+}
+
+pub fn status(socket: &str, timeout: Duration) -> Result<Status, String> {
+    let v = request(socket, "status", timeout)?;
+    serde_json::from_value(v).map_err(|e| format!("@{socket}: bad status: {e}"))
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_term(_: nix::libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// The executor's state around the machine.
+struct Daemon {
+    s: Settings,
+    cid: u64,
+    keeper: Keeper,
+    worker: Worker,
+    watchdog: Watchdog,
+    origin: Instant,
+    peer_image: Option<(SlotImage, Instant)>,
+    last_renewal: Option<Instant>,
+    released: bool,
+    fences: Vec<(u64, FenceOutcome)>,
+    last_fence_id: u64,
+    self_fenced: Option<FenceReason>,
+    fence_done: Option<mpsc::Receiver<bool>>,
+}
+
+impl Daemon {
+    fn now(&self) -> Mono {
+        Mono(self.origin.elapsed().as_millis() as u64)
+    }
+
+    fn feed(&mut self, input: Input) {
+        let now = self.now();
+        let actions = self.keeper.step(now, input);
+        for a in actions {
+            self.act(a);
+        }
+    }
+
+    fn act(&mut self, a: Action) {
+        match a {
+            Action::WriteSlot { seq, slot } => {
+                let data = match slot.encode() {
+                    Ok(b) => Block::from_bytes(&b),
+                    Err(e) => {
+                        // Cannot happen for a validated node id; the
+                        // write simply never lands and counts as failed.
+                        eprintln!("lease-keeper: encoding our slot: {e}");
+                        return;
+                    }
+                };
+                self.worker.submit(Request::Write {
+                    seq,
+                    offset: slot_offset(self.s.me.0).expect("validated node id"),
+                    data,
+                });
+            }
+            Action::ReadPeer { seq } => {
+                self.worker.submit(Request::Read {
+                    seq,
+                    offset: slot_offset(self.s.peer.0).expect("validated node id"),
+                });
+            }
+            Action::PetWatchdog => self.watchdog.pet(),
+            Action::SelfFence(reason) => {
+                eprintln!("lease-keeper: fencing this node ({reason:?})");
+                self.self_fenced = Some(reason);
+                let (tx, rx) = mpsc::channel();
+                let s = self.s.clone();
+                std::thread::Builder::new()
+                    .name("mailha-self-fence".into())
+                    .spawn(move || {
+                        let ok = self_fence(&s);
+                        let _ = tx.send(ok);
+                    })
+                    .expect("spawn the self-fence thread");
+                self.fence_done = Some(rx);
+            }
+            Action::Acquired => {
+                eprintln!("lease-keeper: the data lease is ours");
+                self.released = false;
+            }
+            Action::Released => {
+                eprintln!("lease-keeper: released");
+                self.released = true;
+            }
+            Action::FenceDone { id, outcome } => {
+                eprintln!("lease-keeper: fence request {id}: {outcome:?}");
+                self.fences.push((id, outcome));
+                if self.fences.len() > FENCE_HISTORY {
+                    self.fences.remove(0);
+                }
+            }
+        }
+    }
+
+    fn on_reply(&mut self, r: Reply) {
+        match r {
+            Reply::Written { seq, result } => {
+                if let Err(e) = &result {
+                    eprintln!("lease-keeper: writing our slot: {e}");
+                }
+                let ok = result.is_ok();
+                self.feed(Input::WriteDone { seq, ok });
+                if ok {
+                    self.last_renewal = Some(Instant::now());
+                }
+            }
+            Reply::Read { seq, result } => {
+                let image = match result {
+                    Ok(b) => Some(SlotImage::of(self.s.peer.0, self.cid, b.bytes())),
+                    Err(e) => {
+                        eprintln!("lease-keeper: reading the peer's slot: {e}");
+                        None
+                    }
+                };
+                if let Some(img) = &image
+                    && self.peer_image.as_ref().is_none_or(|(i, _)| i != img)
+                {
+                    self.peer_image = Some((img.clone(), Instant::now()));
+                }
+                self.feed(Input::ReadDone { seq, image });
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let role = match self.keeper.role() {
+            Role::Idle => "idle",
+            Role::Claiming => "claiming",
+            Role::Holding => "holding",
+            Role::SelfFencing(_) => "self-fencing",
+            Role::Fenced { .. } => "fenced",
+        };
+        let peer = match &self.peer_image {
+            Some((SlotImage::Valid(s), _)) => Some(s),
+            _ => None,
+        };
+        let slot = self.keeper.slot();
+        Status {
+            pid: std::process::id(),
+            node: self.s.me.1.clone(),
+            node_id: self.s.me.0,
+            peer: self.s.peer.1.clone(),
+            peer_id: self.s.peer.0,
+            cluster: self.s.cluster.clone(),
+            device: self.s.device.display().to_string(),
+            role: role.into(),
+            holds: self.keeper.holds(),
+            wanted: self.wanted(),
+            released: self.released && !self.keeper.holds(),
+            counter: slot.counter,
+            renewal_age_ms: self.last_renewal.map(|t| t.elapsed().as_millis() as u64),
+            io_stalled_ms: self.worker.stalled_for().map(|d| d.as_millis() as u64),
+            peer_unchanged_ms: self
+                .peer_image
+                .as_ref()
+                .map(|(_, t)| t.elapsed().as_millis() as u64),
+            peer_dead: self.keeper.peer_dead(),
+            peer_holding: peer.is_some_and(|p| p.holding),
+            peer_fenced: peer.is_some_and(|p| p.fenced),
+            host_dead_ms: self.s.timing.host_dead.as_millis() as u64,
+            fence_pending: slot.request.map(|r| r.id),
+            fences: self
+                .fences
+                .iter()
+                .map(|(id, o)| {
+                    let o = match o {
+                        FenceOutcome::Acked => "acked",
+                        FenceOutcome::Dead => "dead",
+                    };
+                    (*id, o.to_string())
+                })
+                .collect(),
+            self_fenced: self.self_fenced.map(|r| match r {
+                FenceReason::Request(id) => format!("fence request {id} from the peer"),
+                FenceReason::RenewalsFailed => "lease renewals failed".into(),
+            }),
+        }
+    }
+
+    fn wanted(&self) -> bool {
+        matches!(self.keeper.role(), Role::Claiming | Role::Holding) || !self.released
+    }
+
+    fn handle(&mut self, line: &str) -> serde_json::Value {
+        let mut words = line.split_whitespace();
+        let ok = serde_json::json!({"ok": true});
+        match (words.next(), words.next(), words.next()) {
+            (Some("status"), None, _) => {
+                serde_json::to_value(self.status()).expect("status serializes")
+            }
+            (Some("acquire"), None, _) => {
+                if matches!(
+                    self.keeper.role(),
+                    Role::SelfFencing(_) | Role::Fenced { .. }
+                ) {
+                    return serde_json::json!({
+                        "error": "this node fenced itself: it holds nothing until it is restarted"
+                    });
+                }
+                self.released = false;
+                self.feed(Input::Acquire);
+                ok
+            }
+            (Some("release"), None, _) => {
+                self.feed(Input::Release);
+                ok
+            }
+            (Some("fence"), Some(target), None) => {
+                // A node that fenced itself must not fence the survivor: a
+                // fence_mailha still running there from before (both sides
+                // of a cut heartbeat ask) would take both nodes down.
+                if matches!(
+                    self.keeper.role(),
+                    Role::SelfFencing(_) | Role::Fenced { .. }
+                ) {
+                    return serde_json::json!({
+                        "error": "this node fenced itself: it fences nobody"
+                    });
+                }
+                if target != self.s.peer.1 {
+                    return serde_json::json!({
+                        "error": format!("can fence only the peer {:?}, not {target:?}", self.s.peer.1)
+                    });
+                }
+                // Ids must grow across keeper restarts (the peer ignores
+                // ids it already acked, and remembers them on disk): the
+                // wall clock in ms, an id here, never compared as a time.
+                let wall = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                let id = wall.max(self.last_fence_id + 1);
+                self.last_fence_id = id;
+                eprintln!("lease-keeper: posting fence request {id} for {target}");
+                self.feed(Input::Fence { id });
+                serde_json::json!({"ok": true, "id": id})
+            }
+            _ => serde_json::json!({"error": format!("unknown request {line:?}")}),
+        }
+    }
+}
+
+/// Reads or writes one block synchronously (start-up only), within
+/// `io_timeout`.
+fn sync_io(worker: &Worker, req: Request, io: Duration) -> Result<Reply, KeeperError> {
+    let seq = match &req {
+        Request::Read { seq, .. } | Request::Write { seq, .. } => *seq,
+    };
+    let what = match &req {
+        Request::Read { .. } => "read",
+        Request::Write { .. } => "write",
+    };
+    worker.submit(req);
+    let deadline = Instant::now() + io;
+    loop {
+        if worker.wait(deadline) == Wait::TimedOut {
+            return Err(KeeperError::Deadline(what));
+        }
+        if let Some(r) = worker.take_replies().into_iter().find(|r| r.seq() == seq) {
+            return Ok(r);
+        }
+    }
+}
+
+fn read_block(worker: &Worker, seq: u64, offset: u64, io: Duration) -> Result<Block, KeeperError> {
+    match sync_io(worker, Request::Read { seq, offset }, io)? {
+        Reply::Read { result, .. } => result.map_err(|source| KeeperError::Io {
+            what: format!("read at {offset}"),
+            source,
+        }),
+        Reply::Written { .. } => unreachable!("a read's reply"),
+    }
+}
+
+/// Checks the header, writing it if the lease is blank. Both nodes may
+/// initialise at once: they write the same bytes.
+fn init_header(worker: &Worker, s: &Settings) -> Result<(), KeeperError> {
+    let io = s.timing.io_timeout;
+    let want = Header {
+        cluster: s.cluster.clone(),
+        io_timeout: s.timing.io_timeout,
+        renew: s.timing.renew,
+        renew_fail: s.timing.renew_fail,
+        watchdog: s.timing.watchdog,
+        host_dead: s.timing.host_dead,
+    };
+    let b = read_block(worker, u64::MAX - 1, 0, io)?;
+    match Header::decode(b.bytes())? {
+        Some(h) if h == want => Ok(()),
+        Some(h) if h.cluster != want.cluster => Err(KeeperError::Mismatch(format!(
+            "{} belongs to cluster {:?}, not {:?}",
+            s.device.display(),
+            h.cluster,
+            want.cluster
+        ))),
+        Some(h) => Err(KeeperError::Mismatch(format!(
+            "{} was initialised with other timeouts ({h:?}) than this node's ({want:?}): both nodes must use the same",
+            s.device.display()
+        ))),
+        None => {
+            eprintln!(
+                "lease-keeper: initialising the lease header on {}",
+                s.device.display()
+            );
+            let data = Block::from_bytes(&want.encode()?);
+            match sync_io(
+                worker,
+                Request::Write {
+                    seq: u64::MAX - 2,
+                    offset: 0,
+                    data,
+                },
+                io,
+            )? {
+                Reply::Written { result, .. } => result.map_err(|source| KeeperError::Io {
+                    what: "header write".into(),
+                    source,
+                }),
+                Reply::Read { .. } => unreachable!("a write's reply"),
+            }
+        }
+    }
+}
+
+/// Runs the keeper until SIGTERM/SIGINT.
+pub fn run(s: Settings) -> Result<(), KeeperError> {
+    let file = LeaseFile::open(&s.device)?;
+    if !file.direct() {
+        return Err(KeeperError::Config(format!(
+            "{} does not support O_DIRECT: a lease read through the page cache can show a stale slot",
+            s.device.display()
+        )));
+    }
+    let cid = cluster_id(&s.cluster);
+    let worker = Worker::spawn(file);
+    init_header(&worker, &s)?;
+    let own = read_block(
+        &worker,
+        u64::MAX - 3,
+        slot_offset(s.me.0)?,
+        s.timing.io_timeout,
+    )?;
+    let own = SlotImage::of(s.me.0, cid, own.bytes());
+    let listener = bind(&s.socket)?;
+    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog)?;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        use nix::sys::signal::{SigHandler, Signal, signal};
+        let _ = signal(Signal::SIGTERM, SigHandler::Handler(on_term));
+        let _ = signal(Signal::SIGINT, SigHandler::Handler(on_term));
+    }
+    let boot = boot_id(&s.proc_root);
+    let origin = Instant::now();
+    let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
+    let resumed = keeper.holds();
+    let last_fence_id = match &own {
+        SlotImage::Valid(slot) => slot.request.map(|r| r.id).unwrap_or(0),
+        _ => 0,
+    };
+    eprintln!(
+        "lease-keeper: node {} ({}) on {}, peer {} ({}); {:?}{}",
+        s.me.1,
+        s.me.0,
+        s.device.display(),
+        s.peer.1,
+        s.peer.0,
+        s.timing,
+        if resumed {
+            "; resuming as holder (same boot)"
+        } else {
+            ""
+        }
+    );
+    let mut d = Daemon {
+        s,
+        cid,
+        keeper,
+        worker,
+        watchdog,
+        origin,
+        peer_image: None,
+        last_renewal: None,
+        released: !resumed,
+        fences: Vec::new(),
+        last_fence_id,
+        self_fenced: None,
+        fence_done: None,
+    };
+    while !STOP.load(Ordering::SeqCst) {
+        d.feed(Input::Tick);
+        let next = Instant::now() + TICK;
+        // Wait for I/O until the next tick, answering clients meanwhile.
+        loop {
+            serve(&listener, &mut d);
+            let step = (Instant::now() + Duration::from_millis(20)).min(next);
+            if d.worker.wait(step) == Wait::Done {
+                for r in d.worker.take_replies() {
+                    d.on_reply(r);
+                }
+            }
+            if let Some(rx) = &d.fence_done
+                && let Ok(ok) = rx.try_recv()
+            {
+                d.fence_done = None;
+                eprintln!(
+                    "lease-keeper: self-fence {}",
+                    if ok { "done" } else { "FAILED" }
+                );
+                d.feed(Input::SelfFenceDone { ok });
+            }
+            if Instant::now() >= next || STOP.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+    }
+    let leave_armed = d.keeper.holds() || matches!(d.keeper.role(), Role::Fenced { reset: true });
+    if leave_armed {
+        eprintln!("lease-keeper: stopping while the data may be mounted: the watchdog stays armed");
+    } else {
+        d.watchdog.disarm();
+    }
+    Ok(())
+}
+
+fn bind(name: &str) -> Result<UnixListener, KeeperError> {
+    let err = |source| KeeperError::Socket {
+        name: name.into(),
+        source,
+    };
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(err)?;
+    // An abstract name is taken while its owner lives: a second keeper
+    // on the node fails here (EADDRINUSE) instead of sharing the slot.
+    let l = UnixListener::bind_addr(&addr).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    Ok(l)
+}
+
+fn peer_uid(s: &UnixStream) -> Option<u32> {
+    use std::os::unix::io::AsRawFd;
+    let mut cred = nix::libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<nix::libc::ucred>() as nix::libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred of the given size.
+    let r = unsafe {
+        nix::libc::getsockopt(
+            s.as_raw_fd(),
+            nix::libc::SOL_SOCKET,
+            nix::libc::SO_PEERCRED,
+            &mut cred as *mut _ as *mut nix::libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.uid)
+}
+
+fn serve(listener: &UnixListener, d: &mut Daemon) {
+    while let Ok((stream, _)) = listener.accept() {
+        let _ = stream.set_nonblocking(false);
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).ok();
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).ok();
+        let reply = if peer_uid(&stream) != Some(0) {
+            serde_json::json!({"error": "only root may talk to the lease keeper"})
+        } else {
+            let mut line = String::new();
+            match BufReader::new(&stream).read_line(&mut line) {
+                Ok(_) => d.handle(line.trim()),
+                Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
+            }
+        };
+        let _ = (&stream).write_all(format!("{reply}\n").as_bytes());
+    }
+}
+
+/// Processes of this node: in our PID and mount namespaces. On a real
+/// machine that is every process; on a host running lab nodes (or a test
+/// keeper) it keeps the fence to its own node.
+fn same_node(proc_root: &Path, pid: u32) -> bool {
+    let ns =
+        |p: &str, which: &str| std::fs::read_link(proc_root.join(p).join("ns").join(which)).ok();
+    let pid_s = pid.to_string();
+    ["pid", "mnt"]
+        .iter()
+        .all(|w| ns("self", w).is_some() && ns("self", w) == ns(&pid_s, w))
+}
+
+/// The cluster stack's daemons, by the name the kernel shows.
+fn is_stack(comm: &str) -> bool {
+    comm == "corosync" || comm == "pacemakerd" || comm.starts_with("pacemaker-")
+}
+
+/// Fences this node: kill the users of the shared mounts, force them
+/// off, kill the cluster stack. True when no process can write the
+/// shared data any more.
+pub fn self_fence(s: &Settings) -> bool {
+    use crate::agents::storage::{io, mountinfo, users};
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let me = std::process::id();
+    let kill_all = |pids: &[u32]| {
+        for p in pids {
+            let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
+        }
+    };
+    let users_of = |dir: &str| -> Vec<u32> {
+        users::users(&s.proc_root, dir, me)
+            .into_iter()
+            .filter(|p| same_node(&s.proc_root, *p))
+            .collect()
+    };
+    let dirs: Vec<String> = s.mounts.iter().map(|m| m.display().to_string()).collect();
+    // A fence, not a stop: no TERM and no grace.
+    for d in &dirs {
+        kill_all(&users_of(d));
+    }
+    if s.stop_stack {
+        let stack: Vec<u32> = crate::agents::service::procs::all(&s.proc_root)
+            .into_iter()
+            .filter(|p| *p != me && same_node(&s.proc_root, *p))
+            .filter(|p| {
+                std::fs::read_to_string(s.proc_root.join(p.to_string()).join("comm"))
+                    .is_ok_and(|c| is_stack(c.trim()))
+            })
+            .collect();
+        eprintln!("lease-keeper: killing the cluster stack {stack:?}");
+        kill_all(&stack);
+    }
+    let t0 = Instant::now();
+    let mut ok = true;
+    for d in &dirs {
+        while !users_of(d).is_empty() && t0.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+            kill_all(&users_of(d));
+        }
+        let mounted = || {
+            mountinfo::read()
+                .map(|e| mountinfo::find(&e, d).is_some())
+                .unwrap_or(true)
+        };
+        for how in [io::Umount::Force, io::Umount::Detach] {
+            if !mounted() {
+                break;
+            }
+            if let Err(e) = io::umount(d, how, Duration::from_secs(3)) {
+                eprintln!("lease-keeper: {d}: {} failed: {e}", how.name());
+            }
+        }
+        let left = users_of(d);
+        if mounted() || !left.is_empty() {
+            eprintln!("lease-keeper: {d}: still mounted or used by {left:?}");
+            ok = false;
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cluster_stack_is_told_by_its_process_names() {
+        for c in [
+            "corosync",
+            "pacemakerd",
+            "pacemaker-based",
+            "pacemaker-controld",
+        ] {
+            assert!(is_stack(c), "{c}");
+        }
+        for c in ["mailha", "postfix", "master", "corosync-cfgtool"] {
+            assert!(!is_stack(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn a_boot_is_the_kernel_boot_and_pid_1s_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
+        std::fs::create_dir_all(p.join("1")).unwrap();
+        std::fs::write(p.join("sys/kernel/random/boot_id"), "abc\n").unwrap();
+        let stat = |start: u64| {
+            format!("1 (mailha lab) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
+        };
+        std::fs::write(p.join("1/stat"), stat(500)).unwrap();
+        let a = boot_id(p);
+        assert_eq!(a, boot_id(p), "stable within a boot");
+        std::fs::write(p.join("1/stat"), stat(900)).unwrap();
+        assert_ne!(a, boot_id(p), "a node restarted is a new boot");
+    }
+
+    #[test]
+    fn the_socket_refuses_unknown_requests_and_a_second_keeper() {
+        let name = format!("mailha-lease-test-{}", std::process::id());
+        let _l = bind(&name).unwrap();
+        assert!(matches!(bind(&name), Err(KeeperError::Socket { .. })));
+    }
+}

@@ -1,0 +1,683 @@
+//! The lease keeper daemon (`mailha lease keeper`) on real loop devices:
+//! two keepers, one per "node", each on its OWN loop device over one lease
+//! image (as the lab's nodes are), each petting a watchdog FIFO this test
+//! reads. Timing: io_timeout 100 ms, watchdog 1 s, so renew 200 ms,
+//! renew_fail 800 ms, host_dead 2 s.
+//!
+//! Each scenario runs in its own mount namespace (the outer test re-runs
+//! this binary under `unshare --mount`), so the data mount a fence clears
+//! is never on the host. Root only: SKIPPED without, FAILS in CI.
+
+mod common;
+use common::*;
+use mailha::lease::keeper::{self, Status};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const IN_NS: &str = "MAILHA_KEEPER_TEST_IN_NS";
+const HOST_DEAD: Duration = Duration::from_secs(2);
+const WATCHDOG: Duration = Duration::from_secs(1);
+
+fn in_private_mount_ns(name: &str) {
+    if !root_and_tools(
+        "the lease keeper tests",
+        &[
+            "/usr/bin/unshare",
+            "/usr/sbin/losetup",
+            "/usr/sbin/mkfs.ext4",
+            "/usr/bin/mkfifo",
+        ],
+    ) {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let o = run_with_deadline(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(exe)
+            .args([
+                "--exact",
+                name,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(IN_NS, "1"),
+        Duration::from_secs(180),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("1 passed"),
+        "{name} failed:\n{out}"
+    );
+}
+
+fn sh(argv: &[&str]) -> String {
+    let o = run_with_deadline(
+        Command::new(argv[0]).args(&argv[1..]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        o.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Pets seen on one node's watchdog FIFO.
+type Pets = Arc<Mutex<Vec<Instant>>>;
+
+/// Reads a FIFO as the lab's emulated watchdog does: opened read-write so
+/// it never sees end-of-file, every byte but the magic "V" is a pet.
+fn watch_fifo(path: &Path) -> Pets {
+    let pets: Pets = Arc::default();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_CLOEXEC)
+        .open(path)
+        .unwrap();
+    let p = pets.clone();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 64];
+        while let Ok(n) = f.read(&mut b) {
+            if b[..n].iter().any(|&c| c != b'V') {
+                p.lock().unwrap().push(Instant::now());
+            }
+        }
+    });
+    pets
+}
+
+struct Node {
+    name: &'static str,
+    socket: String,
+    config: PathBuf,
+    log: PathBuf,
+    pets: Pets,
+    keeper: Option<Child>,
+}
+
+/// Two nodes on one lease image, and optionally a data disk mounted in
+/// node 2's view (this namespace) that a fence of node 2 must clear.
+struct World {
+    dir: tempfile::TempDir,
+    loops: Vec<String>,
+    nodes: Vec<Node>,
+    mnt: PathBuf,
+}
+
+impl World {
+    fn new(with_data: bool) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let img = d.join("lease.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(mailha::lease::format::LEASE_SIZE)
+            .unwrap();
+        let img_s = img.to_str().unwrap();
+        let mut loops = vec![
+            sh(&["losetup", "-f", "--show", img_s]),
+            sh(&["losetup", "-f", "--show", img_s]),
+        ];
+        let mnt = d.join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let mut data_dev = "/dev/null".to_string();
+        if with_data {
+            let data = d.join("data.img");
+            std::fs::File::create(&data)
+                .unwrap()
+                .set_len(16 << 20)
+                .unwrap();
+            sh(&["mkfs.ext4", "-q", "-F", data.to_str().unwrap()]);
+            data_dev = sh(&["losetup", "-f", "--show", data.to_str().unwrap()]);
+            loops.push(data_dev.clone());
+            sh(&["mount", &data_dev, mnt.to_str().unwrap()]);
+        }
+        let tag = std::process::id();
+        let nodes = ["n1", "n2"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let wd = d.join(format!("watchdog-{name}"));
+                sh(&["mkfifo", wd.to_str().unwrap()]);
+                let pets = watch_fifo(&wd);
+                let config = d.join(format!("{name}.toml"));
+                std::fs::write(
+                    &config,
+                    format!(
+                        r#"[cluster]
+name = "keepertest"
+[[cluster.nodes]]
+name = "n1"
+addresses = ["203.0.113.71"]
+[[cluster.nodes]]
+name = "n2"
+addresses = ["203.0.113.72"]
+[vip]
+address = "198.51.100.170"
+prefix = 24
+nic = "eth0"
+[storage.lease]
+device = "{lease}"
+io_timeout = "100ms"
+[[storage.mounts]]
+name = "data"
+device = "{data_dev}"
+fstype = "ext4"
+mount_point = "{mnt}"
+[services]
+profile = "none"
+[fencing]
+mode = "lease"
+watchdog = "{wd}"
+watchdog_timeout = "1s"
+"#,
+                        lease = loops[i],
+                        mnt = mnt.display(),
+                        wd = wd.display(),
+                    ),
+                )
+                .unwrap();
+                Node {
+                    name,
+                    socket: format!("mailha-lease-test-{tag}-{name}"),
+                    log: d.join(format!("keeper-{name}.log")),
+                    config,
+                    pets,
+                    keeper: None,
+                }
+            })
+            .collect();
+        World {
+            dir,
+            loops,
+            nodes,
+            mnt,
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let n = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mailha"))
+            .arg("--config")
+            .arg(&n.config)
+            .args(["lease", "keeper", "--node", n.name, "--socket", &n.socket])
+            // This test's "nodes" share the machine with whatever cluster
+            // stack runs here: never kill it.
+            .arg("--keep-stack")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        n.keeper = Some(child);
+        let socket = n.socket.clone();
+        self.wait(Duration::from_secs(10), "the keeper answers", || {
+            keeper::status(&socket, Duration::from_secs(1)).is_ok()
+        });
+    }
+
+    fn status(&self, i: usize) -> Status {
+        keeper::status(&self.nodes[i].socket, Duration::from_secs(2))
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", self.nodes[i].name, self.logs()))
+    }
+
+    fn ask(&self, i: usize, line: &str) -> Result<serde_json::Value, String> {
+        keeper::request(&self.nodes[i].socket, line, Duration::from_secs(2))
+    }
+
+    fn signal(&self, i: usize, sig: nix::sys::signal::Signal) {
+        let pid = self.nodes[i].keeper.as_ref().unwrap().id();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+    }
+
+    fn last_pet(&self, i: usize) -> Option<Instant> {
+        self.nodes[i].pets.lock().unwrap().last().copied()
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "--- {} ---\n{}",
+                    n.name,
+                    std::fs::read_to_string(&n.log).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Polls `f` every 20 ms until it holds; fails with both logs after
+    /// `limit` (a generous bound against a hang, not a speed claim).
+    fn wait(&self, limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+        let t0 = Instant::now();
+        while !f() {
+            assert!(
+                t0.elapsed() < limit,
+                "not within {limit:?}: {what}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn mounted(&self) -> bool {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(self.mnt.to_str().unwrap()))
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(c) = &mut n.keeper {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let _ = c.wait();
+            }
+        }
+        let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+        for l in &self.loops {
+            let _ = Command::new("losetup").args(["-d", l]).status();
+        }
+    }
+}
+
+/// True in the re-run under `unshare` (the outer test skips or runs it).
+fn inner() -> bool {
+    std::env::var_os(IN_NS).is_some()
+}
+
+#[test]
+fn two_keepers_never_hold_together_and_a_release_hands_over() {
+    in_private_mount_ns("inner_two_keepers_never_hold_together_and_a_release_hands_over");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_two_keepers_never_hold_together_and_a_release_hands_over() {
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    // The first keeper initialised the header; both agree with it.
+    let img = std::fs::read(w.dir.path().join("lease.img")).unwrap();
+    let h = mailha::lease::format::Header::decode(&img[..4096])
+        .unwrap()
+        .expect("the header was written");
+    assert_eq!(h.cluster, "keepertest");
+    assert_eq!(h.host_dead, HOST_DEAD);
+
+    w.ask(0, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+    w.ask(1, "acquire").unwrap();
+    // n1's slot said "claiming" until its next renewal wrote "holding".
+    w.wait(Duration::from_secs(10), "n2 sees n1 holding", || {
+        w.status(1).peer_holding
+    });
+    // n2 keeps reading n1's slot: n1 renews, so n2 never claims.
+    let t0 = Instant::now();
+    while t0.elapsed() < HOST_DEAD * 2 {
+        let (a, b) = (w.status(0), w.status(1));
+        assert!(!(a.holds && b.holds), "two holders: {a:?} {b:?}");
+        assert!(a.holds && !b.holds && b.wanted, "{a:?} {b:?}");
+        assert!(!b.peer_dead && b.peer_holding, "{b:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both keep petting: n1 holds and renews, n2 holds nothing.
+    for i in 0..2 {
+        let last = w.last_pet(i).expect("pets arrived");
+        assert!(last.elapsed() < WATCHDOG, "node {i} stopped petting");
+    }
+
+    w.ask(0, "release").unwrap();
+    w.wait(Duration::from_secs(10), "n1's release landed", || {
+        w.status(0).released
+    });
+    w.wait(Duration::from_secs(10), "n2 takes over", || {
+        w.status(1).holds
+    });
+    let a = w.status(0);
+    assert!(!a.holds && a.role == "idle", "{a:?}");
+}
+
+#[test]
+fn a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
+    in_private_mount_ns("inner_a_fence_request_makes_the_peer_clear_its_mounts_and_ack");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(true);
+    w.start(0);
+    w.start(1);
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+    // A writer of the shared data on n2.
+    let mut user = Command::new("sleep")
+        .arg("600")
+        .current_dir(&w.mnt)
+        .spawn()
+        .unwrap();
+    assert!(w.mounted());
+
+    let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+    w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+        w.status(0).fences.contains(&(id, "acked".to_string()))
+    });
+    // Acked only once the writer is gone and the data unmounted.
+    let killed = user.try_wait().unwrap();
+    assert!(killed.is_some(), "the mount's user survived the fence");
+    assert!(!w.mounted(), "the data is still mounted after the ack");
+    let b = w.status(1);
+    assert!(b.role == "fenced" && !b.holds, "{b:?}");
+    assert!(b.self_fenced.as_deref().unwrap().contains("fence request"));
+    // Fenced on request with a working disk: the node stays up (its
+    // watchdog is still petted) but holds nothing until restarted.
+    std::thread::sleep(WATCHDOG);
+    assert!(w.last_pet(1).unwrap().elapsed() < WATCHDOG);
+    let refused = w.ask(1, "acquire").unwrap_err();
+    assert!(refused.contains("fenced itself"), "{refused}");
+    // The request was served: n1 is free to take the data.
+    w.ask(0, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+}
+
+#[test]
+fn a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over() {
+    in_private_mount_ns(
+        "inner_a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over",
+    );
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over() {
+    use nix::sys::signal::Signal;
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    w.ask(0, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+    w.ask(1, "acquire").unwrap();
+    w.signal(0, Signal::SIGSTOP);
+    w.wait(Duration::from_secs(20), "n2 takes over", || {
+        w.status(1).holds
+    });
+    let took_over = Instant::now();
+    // The invariant: n1's watchdog (not petted since) fired before n2 got
+    // the lease, so no process of n1 could still write.
+    let last = w.last_pet(0).unwrap();
+    assert!(
+        last + WATCHDOG < took_over,
+        "n2 took over {:?} after n1's last pet; the watchdog fires after {WATCHDOG:?}",
+        took_over - last
+    );
+    assert!(w.status(1).peer_dead);
+    // Thawed without a reset (this test has none): n1 finds its renewals
+    // stale, fences itself and never pets again.
+    w.signal(0, Signal::SIGCONT);
+    w.wait(Duration::from_secs(10), "n1 fences itself", || {
+        w.status(0).role == "fenced"
+    });
+    let a = w.status(0);
+    assert!(!a.holds, "{a:?}");
+    assert_eq!(
+        a.self_fenced.as_deref(),
+        Some("lease renewals failed"),
+        "{a:?}"
+    );
+    assert_eq!(w.last_pet(0), Some(last), "n1 petted after its freeze");
+}
+
+#[test]
+fn a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over() {
+    in_private_mount_ns("inner_a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over() {
+    use nix::sys::signal::Signal;
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    w.ask(0, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+    w.ask(1, "acquire").unwrap();
+
+    // A keeper killed and restarted in the same boot, before its watchdog
+    // fires, finds its slot saying "holding" and resumes: the data may
+    // still be mounted. The peer never gets the lease meanwhile.
+    w.signal(0, Signal::SIGKILL);
+    w.nodes[0].keeper.take().unwrap().wait().unwrap();
+    w.start(0);
+    let a = w.status(0);
+    assert!(a.holds && a.role == "holding", "{a:?}");
+    let t0 = Instant::now();
+    while t0.elapsed() < HOST_DEAD * 2 {
+        assert!(!w.status(1).holds, "n2 took the lease of a resumed holder");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Now killed for good. fence_mailha's path: n2 asks to fence n1,
+    // which cannot ack; n1's counter standing still for host_dead is the
+    // answer.
+    w.signal(0, Signal::SIGKILL);
+    let id = w.ask(1, "fence n1").unwrap()["id"].as_u64().unwrap();
+    w.wait(Duration::from_secs(20), "n1 found dead", || {
+        w.status(1).fences.contains(&(id, "dead".to_string()))
+    });
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+    let b = w.status(1);
+    assert!(
+        b.peer_dead && b.peer_unchanged_ms.unwrap() >= HOST_DEAD.as_millis() as u64,
+        "{b:?}"
+    );
+}
+
+impl World {
+    /// The binary under a face's name (argv[0] selects the face).
+    fn face(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        if !p.exists() {
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), &p).unwrap();
+        }
+        p
+    }
+
+    /// fence_mailha on node `i`, fed `key=value` lines as Pacemaker's
+    /// fencer does.
+    fn fence_agent(&self, i: usize, lines: &str) -> (Option<i32>, String) {
+        use std::io::Write;
+        let mut c = Command::new(self.face("fence_mailha"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = format!(
+            "{lines}\nsocket={}\ncluster=keepertest\nnodename={}\n",
+            self.nodes[i].socket, self.nodes[i].name
+        );
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let t0 = Instant::now();
+        while c.try_wait().unwrap().is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "fence_mailha hangs");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let o = c.wait_with_output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    }
+}
+
+#[test]
+fn the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
+    if root_and_tools("ocf-tester on the lease agent", &["/usr/sbin/ocf-tester"]) {
+        in_private_mount_ns("inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper");
+    }
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    let o = run_with_deadline(
+        Command::new("ocf-tester")
+            .args(["-n", "lease-test"])
+            .arg("-o")
+            .arg(format!("socket={}", w.nodes[0].socket))
+            .arg("-o")
+            .arg(format!("device={}", w.loops[0]))
+            .args(["-o", "cluster=keepertest", "-o", "io_timeout=100ms"])
+            .arg(w.face("lease")),
+        Duration::from_secs(120),
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("passed all tests"),
+        "{out}\n{}",
+        w.logs()
+    );
+    // ocf-tester ends with a stop: nothing held, and the peer may take it.
+    assert!(!w.status(0).holds);
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+
+    // The agent refuses a keeper of another lease.
+    let o = run_with_deadline(
+        Command::new(w.face("lease"))
+            .arg("monitor")
+            .env("OCF_RESKEY_socket", &w.nodes[0].socket)
+            .env("OCF_RESKEY_device", &w.loops[1]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.status.code(), Some(6), "{o:?}");
+}
+
+#[test]
+fn fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
+    in_private_mount_ns("inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(true);
+    w.start(0);
+    w.start(1);
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+    let mut user = Command::new("sleep")
+        .arg("600")
+        .current_dir(&w.mnt)
+        .spawn()
+        .unwrap();
+    // Wait until n1 has seen n2's slot change, so "status" is informed.
+    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+        w.status(0).peer_holding
+    });
+
+    let (code, out) = w.fence_agent(0, "action=monitor");
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = w.fence_agent(0, "action=list");
+    assert_eq!((code, out.trim()), (Some(0), "n2,"));
+    let (code, out) = w.fence_agent(0, "action=status\nport=n2");
+    assert_eq!(code, Some(0), "n2 is on: {out}");
+    let (code, out) = w.fence_agent(0, "action=metadata");
+    assert!(code == Some(0) && out.contains("<resource-agent name=\"fence_mailha\""));
+    let (code, out) = w.fence_agent(0, "action=reboot\nplgu=n2");
+    assert_eq!(code, Some(1), "a typo must not fence anything: {out}");
+
+    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\npcmk_host_list=n2");
+    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
+    assert!(out.contains("fenced (acked)"), "{out}");
+    assert!(user.try_wait().unwrap().is_some(), "the writer survived");
+    assert!(!w.mounted(), "still mounted after the fence");
+    let (code, out) = w.fence_agent(0, "action=status\nport=n2");
+    assert_eq!(code, Some(2), "n2 is off (fenced): {out}");
+    // A node cannot fence itself through its own keeper.
+    let (code, _) = w.fence_agent(0, "action=off\nport=n1");
+    assert_eq!(code, Some(1));
+}
+
+#[test]
+fn two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
+    in_private_mount_ns("inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
+    if !inner() {
+        return;
+    }
+    // simul-start at the lease's level: both agents start at once, each
+    // node sees the other's slot free; claim, window, re-read decide.
+    for round in 0..5 {
+        let mut w = World::new(false);
+        w.start(0);
+        w.start(1);
+        let (a, b) = (w.nodes[0].socket.clone(), w.nodes[1].socket.clone());
+        let ta = std::thread::spawn(move || keeper::request(&a, "acquire", Duration::from_secs(2)));
+        let tb = std::thread::spawn(move || keeper::request(&b, "acquire", Duration::from_secs(2)));
+        ta.join().unwrap().unwrap();
+        tb.join().unwrap().unwrap();
+        w.wait(Duration::from_secs(10), "someone holds", || {
+            w.status(0).holds || w.status(1).holds
+        });
+        let t0 = Instant::now();
+        while t0.elapsed() < HOST_DEAD {
+            let (x, y) = (w.status(0), w.status(1));
+            assert!(
+                !(x.holds && y.holds),
+                "round {round}: two holders {x:?} {y:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            w.status(0).holds != w.status(1).holds,
+            "round {round}: exactly one"
+        );
+    }
+}
