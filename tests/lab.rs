@@ -490,12 +490,12 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         "{v}"
     );
 
-    // The active node's disk path hangs. This profile runs without fencing
-    // until the lease lands, so Pacemaker can only block: a stop cannot
-    // finish while processes are stuck in the kernel on the dead path, and
-    // nothing may start elsewhere. Measured, not hidden: no recovery, but
-    // no mail lost, never mounted twice, every storage stop bounded, and
-    // the cluster healthy again once the path is back.
+    // The active node's disk path hangs: a stop cannot finish while
+    // processes are stuck in the kernel on the dead path, so the node must
+    // be fenced (lease fencing: it fences itself and its watchdog resets
+    // it) before the mail may move. Whatever the timing: no mail lost,
+    // never mounted twice, every storage stop bounded, and the cluster
+    // healthy again afterwards (the drill boots a fenced node again).
     let active = v["node_after"].as_str().unwrap().to_string();
     let v = drill(&["storage-loss", &active, "--mode", "hang"]);
     assert_eq!(
@@ -509,7 +509,6 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         }
     }
     let notes = v["notes"].to_string();
-    assert!(notes.contains("blocked"), "{v}");
     assert!(!notes.contains("not healthy afterwards"), "{v}");
 
     ok(mailha().args(["lab", "down"]), Duration::from_secs(60));

@@ -462,6 +462,15 @@ impl Lab<'_> {
                     );
                     self.restore_disk_path_within(node, Duration::from_secs(120), &mut notes);
                 }
+                // With lease fencing the broken node fences itself (its
+                // watchdog resets it): boot it again, as after kill-node.
+                if !self.node_alive(node) {
+                    notes.push(format!("{node} was fenced (reset)"));
+                    match self.restart_node(node) {
+                        Ok(()) => notes.push(format!("{node} booted again")),
+                        Err(e) => notes.push(format!("booting {node} again failed: {e}")),
+                    }
+                }
                 self.finish(
                     d,
                     before_xml,
