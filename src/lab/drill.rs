@@ -432,7 +432,9 @@ impl Lab<'_> {
         let fault_ms = load::now_ms();
         let fault_at = Instant::now();
         let mut undo: Vec<Vec<String>> = Vec::new();
-        match d {
+        // Each drill: its fault and the wait for recovery; then the one
+        // common end (more load, the verdict, the cleanup).
+        let (recovered, early_stops) = match d {
             Drill::StorageLoss { node, mode } => {
                 let node = if node == "active" { &active } else { node };
                 self.break_disk_path(node, *mode)?;
@@ -471,21 +473,7 @@ impl Lab<'_> {
                         Err(e) => notes.push(format!("booting {node} again failed: {e}")),
                     }
                 }
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    early,
-                )
+                (recovered, early)
             }
             Drill::CutPing(node) => {
                 let node = if node == "active" { &active } else { node };
@@ -498,21 +486,7 @@ impl Lab<'_> {
                     std::thread::sleep(Duration::from_secs(15));
                     seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)))
                 };
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    vec![],
-                )
+                (recovered, vec![])
             }
             Drill::KillDaemon(_) => {
                 let pid = self.oldest_pid(&active, process).ok_or_else(|| {
@@ -536,21 +510,7 @@ impl Lab<'_> {
                     }
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    vec![],
-                )
+                (recovered, vec![])
             }
             Drill::KillNode(target) | Drill::FreezeNode(target) => {
                 // "active": whichever node runs the mail (benches repeat it).
@@ -614,21 +574,7 @@ impl Lab<'_> {
                     Ok(()) => notes.push(format!("{target} booted again")),
                     Err(e) => notes.push(format!("booting {target} again failed: {e}")),
                 }
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    Vec::new(),
-                )
+                (recovered, Vec::new())
             }
             Drill::SimulStart => {
                 let nodes = ["node1", "node2"];
@@ -665,21 +611,7 @@ impl Lab<'_> {
                 }
                 notes.push("cut lifted".into());
                 let recovered = self.wait_mail_moved("", &read_log, fault_ms, RECOVERY_DEADLINE);
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    Vec::new(),
-                )
+                (recovered, Vec::new())
             }
             Drill::CutHeartbeat => {
                 let standby = if active == "node1" { "node2" } else { "node1" };
@@ -702,21 +634,7 @@ impl Lab<'_> {
                 } else {
                     notes.push(format!("{standby} was not fenced within 60 s"));
                 }
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    Vec::new(),
-                )
+                (recovered, Vec::new())
             }
             Drill::FailDaemon(_) => {
                 // Reject the daemon's port in the active node only: it keeps
@@ -776,23 +694,24 @@ impl Lab<'_> {
                     // the very recovery being measured.
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                self.finish(
-                    d,
-                    before_xml,
-                    active,
-                    recovered,
-                    undo,
-                    notes,
-                    &read_log,
-                    &stop,
-                    &mut loader,
-                    sampler,
-                    stop_sampler,
-                    doubles,
-                    vec![],
-                )
+                (recovered, vec![])
             }
-        }
+        };
+        self.finish(
+            d,
+            before_xml,
+            active,
+            recovered,
+            undo,
+            notes,
+            &read_log,
+            &stop,
+            &mut loader,
+            sampler,
+            stop_sampler,
+            doubles,
+            early_stops,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
