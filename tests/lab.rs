@@ -13,138 +13,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The test lab's name: `mht` unless `MAILHA_TEST_LAB` names another
-/// (two checkouts testing at once on one machine each take their own).
-fn lab_name() -> &'static str {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(|| std::env::var("MAILHA_TEST_LAB").unwrap_or_else(|_| "mht".into()))
+mod common;
+
+use common::lab::*;
+
+/// The lab's own programs the tests use besides the lab's prerequisites.
+fn skip_unless_ready_lab(test: &str) -> bool {
+    skip_unless_ready(test, &["/usr/bin/swaks"])
 }
-fn prefix() -> &'static str {
-    lab_name()
-}
-fn state_dir() -> String {
-    match lab_name() {
-        "mht" => "/run/mailha-lab-test".into(),
-        n => format!("/run/mailha-lab-{n}"),
-    }
-}
-fn base_dir() -> String {
-    match lab_name() {
-        "mht" => "/var/lib/mailha-lab-test".into(),
-        n => format!("/var/lib/mailha-lab-{n}"),
-    }
-}
+
 const VIP: &str = "198.51.100.100";
 
 /// The lab tests share one lab name: they take turns.
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn mailha() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mailha"));
-    c.env("MAILHA_LAB_PREFIX", prefix())
-        .env("MAILHA_LAB_STATE_DIR", state_dir())
-        .env("MAILHA_LAB_BASE_DIR", base_dir())
-        .env_remove("MAILHA_CONFIG");
-    c
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `c` with a deadline. Output goes to files, not pipes: a daemon
-/// started inside a node must never be able to hang the test by holding
-/// a pipe open.
-fn run(c: &mut Command, deadline: Duration) -> Out {
-    let dir = tempfile::tempdir().unwrap();
-    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .expect("spawn");
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{c:?} overran {deadline:?}; stderr: {}",
-                std::fs::read_to_string(&e).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-    }
-}
-
-fn ok(c: &mut Command, deadline: Duration) -> Out {
-    let o = run(c, deadline);
-    assert_eq!(o.code, Some(0), "{c:?} failed:\n{}\n{}", o.stdout, o.stderr);
-    o
-}
-
-fn exec(node: &str, argv: &[&str]) -> Out {
-    run(
-        mailha()
-            .args(["lab", "exec", node, "--timeout", "60s", "--"])
-            .args(argv),
-        Duration::from_secs(90),
-    )
-}
-
-/// Skip (outside CI) or fail (in CI) when the lab cannot run here.
-fn lab_prerequisites() -> Result<(), String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err("the lab needs root".into());
-    }
-    let mut missing = mailha::lab::provision::missing_prerequisites();
-    if !Path::new("/usr/bin/swaks").exists() {
-        missing.push("swaks".into());
-    }
-    if !missing.is_empty() {
-        return Err(format!(
-            "missing {} (scripts/install-deps.sh)",
-            missing.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-fn skip_unless_ready(test: &str) -> bool {
-    match lab_prerequisites() {
-        Ok(()) => true,
-        Err(why) if std::env::var_os("CI").is_some() => {
-            panic!("{test}: prerequisites missing in CI: {why}")
-        }
-        Err(why) => {
-            println!("SKIPPED: {test}: {why}");
-            false
-        }
-    }
-}
-
-/// Tears the test lab down whatever happens (also on a panic).
-struct Teardown;
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        let o = run(mailha().args(["lab", "down"]), Duration::from_secs(60));
-        if o.code != Some(0) {
-            eprintln!("lab down failed:\n{}\n{}", o.stdout, o.stderr);
-        }
-    }
-}
 
 /// This test's turn on the lab name, a lab cleared of leftovers (an
 /// aborted earlier run would make `up` refuse) and brought up with
@@ -263,7 +144,7 @@ fn mail_lands_in_the_maildir(active: &str, subject: &str) {
 
 #[test]
 fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
-    if !skip_unless_ready("lab end to end") {
+    if !skip_unless_ready_lab("lab end to end") {
         return;
     }
     let t0 = Instant::now();
@@ -307,7 +188,7 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     // live apply of an added service: the others are not restarted
     let before = start_calls(&crm_mon("node1"));
     assert!(before.keys().any(|(_, r)| r == "svc-postfix"), "{before:?}");
-    let toml = Path::new(&base_dir()).join("node1/root/etc/mailha/mailha.toml");
+    let toml = base_dir().join("node1/root/etc/mailha/mailha.toml");
     let mut text = std::fs::read_to_string(&toml).unwrap();
     text.push_str("\n[services.canary]\nagent = \"ocf:pacemaker:Dummy\"\n");
     std::fs::write(&toml, text).unwrap();
@@ -375,7 +256,11 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
         .collect();
     assert!(ours.is_empty(), "{ours:?}");
     let loops = ok(Command::new("losetup").arg("-a"), Duration::from_secs(10));
-    assert!(!loops.stdout.contains(&base_dir()), "{}", loops.stdout);
+    assert!(
+        !loops.stdout.contains(base_dir().to_str().unwrap()),
+        "{}",
+        loops.stdout
+    );
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
             continue;
@@ -385,9 +270,12 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
             assert!(!pid_nss.contains(&ns), "pid {pid} still in a lab node");
         }
         let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-        assert!(!mi.contains(&base_dir()), "pid {pid} still mounts the lab");
+        assert!(
+            !mi.contains(base_dir().to_str().unwrap()),
+            "pid {pid} still mounts the lab"
+        );
     }
-    assert!(!Path::new(&state_dir()).join("state.json").exists());
+    assert!(!state_dir().join("state.json").exists());
     drop(guard);
     println!("whole lab test: {:.1}s", t0.elapsed().as_secs_f64());
 }
@@ -406,7 +294,7 @@ fn drill(args: &[&str]) -> serde_json::Value {
 
 #[test]
 fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
-    if !skip_unless_ready("lab drills") {
+    if !skip_unless_ready_lab("lab drills") {
         return;
     }
     let (_turn, guard, _) = lab_up("postfix");
@@ -521,7 +409,7 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
 /// comes back where it was with no mail lost.
 #[test]
 fn the_eyou_stand_in_runs_mail_and_recovers_a_killed_smtp() {
-    if !skip_unless_ready("lab eyou") {
+    if !skip_unless_ready_lab("lab eyou") {
         return;
     }
     let (_turn, guard, _) = lab_up("eyou");

@@ -12,105 +12,18 @@ use base64::Engine;
 use mailha::lab::relay::Relay;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
-fn lab_name() -> String {
-    std::env::var("MAILHA_TEST_LAB").unwrap_or_else(|_| "mht".into())
-}
-fn state_dir() -> String {
-    match lab_name().as_str() {
-        "mht" => "/run/mailha-lab-test".into(),
-        n => format!("/run/mailha-lab-{n}"),
-    }
-}
-fn base_dir() -> PathBuf {
-    PathBuf::from(match lab_name().as_str() {
-        "mht" => "/var/lib/mailha-lab-test".into(),
-        n => format!("/var/lib/mailha-lab-{n}"),
-    })
-}
+mod common;
 
-fn mailha() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mailha"));
-    c.env("MAILHA_LAB_PREFIX", lab_name())
-        .env("MAILHA_LAB_STATE_DIR", state_dir())
-        .env("MAILHA_LAB_BASE_DIR", base_dir())
-        .env_remove("MAILHA_CONFIG");
-    c
-}
+use common::lab::*;
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs with a deadline; output to files (a daemon must not hold a pipe).
-fn run(c: &mut Command, deadline: Duration) -> Out {
-    let dir = tempfile::tempdir().unwrap();
-    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .spawn()
-        .expect("spawn");
-    let t = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{c:?} overran {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Out {
-        code: status.code(),
-        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
-    }
-}
-
-fn ok(c: &mut Command, deadline: Duration) -> Out {
-    let o = run(c, deadline);
-    assert_eq!(o.code, Some(0), "{c:?} failed:\n{}\n{}", o.stdout, o.stderr);
-    o
-}
-
-fn skip_unless_ready(test: &str) -> bool {
-    let why = if !nix::unistd::geteuid().is_root() {
-        Some("the lab needs root".to_string())
-    } else {
-        let mut missing = mailha::lab::provision::missing_prerequisites();
-        for p in ["/usr/bin/openssl", "/usr/sbin/dovecot", "/usr/sbin/postfix"] {
-            if !Path::new(p).exists() {
-                missing.push(p.into());
-            }
-        }
-        (!missing.is_empty()).then(|| format!("missing {}", missing.join(", ")))
-    };
-    match why {
-        None => true,
-        Some(w) if std::env::var_os("CI").is_some() => panic!("{test}: {w}"),
-        Some(w) => {
-            println!("SKIPPED: {test}: {w}");
-            false
-        }
-    }
-}
-
-struct Teardown;
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        let o = run(mailha().args(["lab", "down"]), Duration::from_secs(60));
-        if o.code != Some(0) {
-            eprintln!("lab down failed:\n{}\n{}", o.stdout, o.stderr);
-        }
-    }
+fn skip_unless_ready_alert(test: &str) -> bool {
+    skip_unless_ready(
+        test,
+        &["/usr/bin/openssl", "/usr/sbin/dovecot", "/usr/sbin/postfix"],
+    )
 }
 
 fn relay() -> Relay {
@@ -364,7 +277,7 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_outage_and_a_node_death()
  {
-    if !skip_unless_ready("lab alerts") {
+    if !skip_unless_ready_alert("lab alerts") {
         return;
     }
     let guard = Teardown;

@@ -1,0 +1,138 @@
+//! What the lab tests share (tests/lab.rs, tests/lab_alert.rs): the test
+//! lab's name, the binary pointed at it, commands with deadlines whose
+//! output goes to files (a daemon started inside a node must never hang a
+//! test by holding a pipe open), the teardown guard and the skip rule
+//! (SKIPPED without root or the lab's programs, FAILS in CI).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The test lab's name: `mht` unless `MAILHA_TEST_LAB` names another
+/// (two checkouts testing at once on one machine each take their own).
+pub fn lab_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| std::env::var("MAILHA_TEST_LAB").unwrap_or_else(|_| "mht".into()))
+}
+
+pub fn prefix() -> &'static str {
+    lab_name()
+}
+
+pub fn state_dir() -> PathBuf {
+    PathBuf::from(match lab_name() {
+        "mht" => "/run/mailha-lab-test".into(),
+        n => format!("/run/mailha-lab-{n}"),
+    })
+}
+
+pub fn base_dir() -> PathBuf {
+    PathBuf::from(match lab_name() {
+        "mht" => "/var/lib/mailha-lab-test".into(),
+        n => format!("/var/lib/mailha-lab-{n}"),
+    })
+}
+
+/// The binary under test, pointed at the test lab.
+pub fn mailha() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailha"));
+    c.env("MAILHA_LAB_PREFIX", prefix())
+        .env("MAILHA_LAB_STATE_DIR", state_dir())
+        .env("MAILHA_LAB_BASE_DIR", base_dir())
+        .env_remove("MAILHA_CONFIG");
+    c
+}
+
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `c` with a deadline; output to files, not pipes.
+pub fn run(c: &mut Command, deadline: Duration) -> Out {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, e) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .expect("spawn");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{c:?} overran {deadline:?}; stderr: {}",
+                std::fs::read_to_string(&e).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        code: status.code(),
+        stdout: std::fs::read_to_string(&o).unwrap_or_default(),
+        stderr: std::fs::read_to_string(&e).unwrap_or_default(),
+    }
+}
+
+pub fn ok(c: &mut Command, deadline: Duration) -> Out {
+    let o = run(c, deadline);
+    assert_eq!(o.code, Some(0), "{c:?} failed:\n{}\n{}", o.stdout, o.stderr);
+    o
+}
+
+/// `argv` in a node (or the client/gw namespace), 60 s deadline.
+pub fn exec(node: &str, argv: &[&str]) -> Out {
+    run(
+        mailha()
+            .args(["lab", "exec", node, "--timeout", "60s", "--"])
+            .args(argv),
+        Duration::from_secs(90),
+    )
+}
+
+/// Tears the test lab down whatever happens (also on a panic).
+pub struct Teardown;
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let o = run(mailha().args(["lab", "down"]), Duration::from_secs(60));
+        if o.code != Some(0) {
+            eprintln!("lab down failed:\n{}\n{}", o.stdout, o.stderr);
+        }
+    }
+}
+
+/// Whether `test` can run here: root, the lab's programs and `extra`.
+/// Outside CI a missing one is `SKIPPED`; in CI (env `CI`) it fails.
+pub fn skip_unless_ready(test: &str, extra: &[&str]) -> bool {
+    let why = if !nix::unistd::geteuid().is_root() {
+        Some("the lab needs root".to_string())
+    } else {
+        let mut missing = mailha::lab::provision::missing_prerequisites();
+        missing.extend(
+            extra
+                .iter()
+                .filter(|p| !Path::new(p).exists())
+                .map(|p| p.to_string()),
+        );
+        (!missing.is_empty())
+            .then(|| format!("missing {} (scripts/install-deps.sh)", missing.join(", ")))
+    };
+    match why {
+        None => true,
+        Some(w) if std::env::var_os("CI").is_some() => {
+            panic!("{test}: prerequisites missing in CI: {w}")
+        }
+        Some(w) => {
+            println!("SKIPPED: {test}: {w}");
+            false
+        }
+    }
+}
