@@ -176,32 +176,17 @@ fn inner_stop_ends_the_users_of_a_busy_mount() {
     );
 }
 
-#[test]
-fn stop_is_bounded_on_a_hung_mount() {
-    in_private_mount_ns("inner_stop_is_bounded_on_a_hung_mount");
-}
-
-#[test]
-#[ignore = "run by stop_is_bounded_on_a_hung_mount in its own mount namespace"]
-fn inner_stop_is_bounded_on_a_hung_mount() {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    if std::env::var_os(IN_NS).is_none() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (src, mnt) = (dir.path().join("src"), dir.path().join("mnt"));
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::write(src.join("f"), "x").unwrap();
-    // bindfs in the foreground, so its pid is the daemon's.
-    let mut fuse = Command::new("bindfs")
+/// A FUSE mount of `src` on `mnt` (bindfs in the foreground, so the
+/// child's pid is the daemon's: SIGSTOP to it freezes the mount, as a dead
+/// NFS server would), once it shows in mountinfo.
+fn bindfs(src: &std::path::Path, mnt: &std::path::Path) -> (std::process::Child, nix::unistd::Pid) {
+    let fuse = Command::new("bindfs")
         .arg("-f")
-        .arg(&src)
-        .arg(&mnt)
+        .arg(src)
+        .arg(mnt)
         .spawn()
         .unwrap();
-    let fuse_pid = Pid::from_raw(fuse.id() as i32);
+    let pid = nix::unistd::Pid::from_raw(fuse.id() as i32);
     let up = Instant::now();
     while !std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -213,6 +198,27 @@ fn inner_stop_is_bounded_on_a_hung_mount() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (fuse, pid)
+}
+
+#[test]
+fn stop_is_bounded_on_a_hung_mount() {
+    in_private_mount_ns("inner_stop_is_bounded_on_a_hung_mount");
+}
+
+#[test]
+#[ignore = "run by stop_is_bounded_on_a_hung_mount in its own mount namespace"]
+fn inner_stop_is_bounded_on_a_hung_mount() {
+    use nix::sys::signal::{Signal, kill};
+    if std::env::var_os(IN_NS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (src, mnt) = (dir.path().join("src"), dir.path().join("mnt"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    let (mut fuse, fuse_pid) = bindfs(&src, &mnt);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("storage")).unwrap();
     // Freeze the daemon: every access to the mount now blocks, like a
     // dead NFS server's.
@@ -289,24 +295,7 @@ fn inner_a_service_stop_is_bounded_when_its_pid_file_hangs() {
     let (src, mnt) = (dir.path().join("src"), dir.path().join("mnt"));
     std::fs::create_dir_all(&src).unwrap();
     std::fs::create_dir_all(&mnt).unwrap();
-    let mut fuse = Command::new("bindfs")
-        .arg("-f")
-        .arg(&src)
-        .arg(&mnt)
-        .spawn()
-        .unwrap();
-    let fuse_pid = Pid::from_raw(fuse.id() as i32);
-    let up = Instant::now();
-    while !std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .contains(&*mnt.to_string_lossy())
-    {
-        assert!(
-            up.elapsed() < Duration::from_secs(10),
-            "bindfs did not mount"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut fuse, fuse_pid) = bindfs(&src, &mnt);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
