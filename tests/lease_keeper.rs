@@ -217,6 +217,8 @@ watchdog_timeout = "1s"
             // This test's "nodes" share the machine with whatever cluster
             // stack runs here: never kill it.
             .arg("--keep-stack")
+            // Its alert events go to a spool of this test's, never the host's.
+            .env("MAILHA_SPOOL", n.log.with_extension("spool"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -227,6 +229,27 @@ watchdog_timeout = "1s"
         self.wait(Duration::from_secs(10), "the keeper answers", || {
             keeper::status(&socket, Duration::from_secs(1)).is_ok()
         });
+    }
+
+    /// The kinds of the alert events node `i`'s keeper spooled, with the
+    /// node each is about.
+    fn spooled(&self, i: usize) -> Vec<(String, String)> {
+        let dir = self.nodes[i].log.with_extension("spool").join("pending");
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .filter_map(|e| {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                        Some((
+                            v["kind"].as_str()?.to_string(),
+                            v["node"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn status(&self, i: usize) -> Status {
@@ -395,6 +418,11 @@ fn inner_a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
     let b = w.status(1);
     assert!(b.role == "fenced" && !b.holds, "{b:?}");
     assert!(b.self_fenced.as_deref().unwrap().contains("fence request"));
+    // Both sides tell the operator: n1 fenced n2, n2 lost the lease.
+    w.wait(Duration::from_secs(5), "both keepers' alert events", || {
+        w.spooled(0).contains(&("fenced".into(), "n2".into()))
+            && w.spooled(1).iter().any(|(k, _)| k == "lease_lost")
+    });
     // Fenced on request with a working disk: the node stays up (its
     // watchdog is still petted) but holds nothing until restarted.
     std::thread::sleep(WATCHDOG);

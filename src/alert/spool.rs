@@ -89,10 +89,15 @@ pub fn record(event: &Event) -> Result<String, SpoolError> {
 /// never depends on the spool, so a failure is only logged (stderr, which
 /// Pacemaker keeps in its log).
 pub fn note(kind: super::event::Kind, rsc: Option<&str>, desc: &str) {
+    note_about(kind, &super::hostname(), rsc, desc)
+}
+
+/// `note` about another node (e.g. the peer this node fenced).
+pub fn note_about(kind: super::event::Kind, node: &str, rsc: Option<&str>, desc: &str) {
     use super::event::{Event, MAX_NAME, MAX_TEXT, clean};
     let host = super::hostname();
     let mut e = Event::new(kind, &host, SystemTime::now());
-    e.node = Some(clean(&host, MAX_NAME));
+    e.node = Some(clean(node, MAX_NAME));
     e.rsc = rsc.map(|r| clean(r, MAX_NAME));
     e.desc = Some(clean(desc, MAX_TEXT));
     if let Err(err) = record(&e) {

@@ -369,6 +369,16 @@ impl Daemon {
                     .spawn(move || {
                         let ok = self_fence(&s);
                         let _ = tx.send(ok);
+                        // After the fence, which comes first; the spool is
+                        // on the node's own disk, not the shared one.
+                        crate::alert::spool::note(
+                            crate::alert::event::Kind::LeaseLost,
+                            None,
+                            &format!(
+                                "{} fenced itself ({reason:?}): its mail processes were killed and the shared disk unmounted",
+                                s.me.1
+                            ),
+                        );
                     })
                     .expect("spawn the self-fence thread");
                 self.fence_done = Some(rx);
@@ -383,6 +393,12 @@ impl Daemon {
             }
             Action::FenceDone { id, outcome } => {
                 eprintln!("lease-keeper: fence request {id}: {outcome:?}");
+                crate::alert::spool::note_about(
+                    crate::alert::event::Kind::Fenced,
+                    &self.s.peer.1,
+                    None,
+                    &format!("fence request {id} through the disk lease: {outcome:?}"),
+                );
                 self.fences.push((id, outcome));
                 if self.fences.len() > FENCE_HISTORY {
                     self.fences.remove(0);
