@@ -345,8 +345,10 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     one_nodes_disk_path_breaks_and_the_other_works();
 
     // The active node's disk path returns EIO: the mount's deep monitor
-    // fails, every stop on that node succeeds within its timeout, the mail
-    // moves to the peer.
+    // fails and the mail moves to the peer. Either every stop on that node
+    // succeeds within its timeout, or one cannot finish (a process stuck on
+    // the dead path) and the node is fenced through the lease (measured:
+    // both happen; the fence takes the node's operation history with it).
     let active = v["node_after"].as_str().unwrap().to_string();
     let v = drill(&["storage-loss", &active, "--mode", "eio"]);
     assert_eq!(v["ok"], true, "{v}");
@@ -356,13 +358,14 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         (Some(0), Some(0)),
         "{v}"
     );
-    let stops = v["stops"].as_array().expect("the stops on the broken node");
+    let fenced = v["notes"].to_string().contains("was fenced");
+    let stops = v["stops"].as_array().cloned().unwrap_or_default();
     assert!(
-        stops.iter().any(|s| s["resource"] == "fs-data"),
-        "the mount was stopped: {v}"
+        fenced || stops.iter().any(|s| s["resource"] == "fs-data"),
+        "the mount was stopped or the node fenced: {v}"
     );
-    for s in stops {
-        assert_eq!(s["rc"], 0, "{v}");
+    for s in &stops {
+        assert!(fenced || s["rc"] == 0, "{v}");
         assert!(s["exec_ms"].as_u64() < s["timeout_ms"].as_u64(), "{v}");
     }
 
