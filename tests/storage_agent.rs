@@ -10,8 +10,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const IN_NS: &str = "MAILHA_STORAGE_TEST_IN_NS";
-
 fn prerequisites() -> bool {
     root_and_tools(
         "the storage agent tests",
@@ -30,26 +28,7 @@ fn in_private_mount_ns(name: &str) {
     if !prerequisites() {
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let o = run_with_deadline(
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--"])
-            .arg(exe)
-            .args([
-                "--exact",
-                name,
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(IN_NS, "1"),
-        Duration::from_secs(240),
-    );
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && out.contains("1 passed"),
-        "{name} failed:\n{out}"
-    );
+    run_in_private_mount_ns(name, Duration::from_secs(240));
 }
 
 /// A scratch dir with the agent as `storage`, an ext4+MMP image on its own

@@ -231,3 +231,32 @@ impl Drop for LoopImage {
         let _ = Command::new("losetup").args(["-d", &self.dev]).status();
     }
 }
+
+/// Set in the child that `run_in_private_mount_ns` starts.
+pub const IN_NS: &str = "MAILHA_TEST_IN_PRIVATE_MOUNT_NS";
+
+/// Runs `name`, an `#[ignore]`d test of the calling test binary, in a new
+/// private mount namespace (its mounts, frozen or not, are seen by nobody
+/// else and vanish with it) and fails unless it passed.
+pub fn run_in_private_mount_ns(name: &str, deadline: Duration) {
+    let exe = std::env::current_exe().unwrap();
+    let o = run_with_deadline(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--"])
+            .arg(exe)
+            .args([
+                "--exact",
+                name,
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(IN_NS, "1"),
+        deadline,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && out.contains("1 passed"),
+        "{name} failed:\n{out}"
+    );
+}
