@@ -205,6 +205,16 @@ pub enum MmpError {
     },
 }
 
+impl MmpError {
+    /// The config field the error is about (to locate it in the file).
+    pub fn field(&self) -> FieldPath {
+        let (MmpError::Device { index, .. }
+        | MmpError::InUse { index, .. }
+        | MmpError::Tune2fs { index, .. }) = self;
+        device_field(*index)
+    }
+}
+
 /// What setup did for one mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MmpDone {
@@ -323,6 +333,19 @@ mod tests {
         };
         let p = judge_mount(0, &m, &seen(xfs), true);
         assert_eq!(p[0].path.to_string(), "storage.mounts[0].fstype");
+    }
+
+    #[test]
+    fn a_setup_refusal_names_the_device_field() {
+        let e = MmpError::InUse {
+            index: 1,
+            device: "/dev/x".into(),
+        };
+        assert_eq!(e.field().to_string(), "storage.mounts[1].device");
+        assert!(
+            e.to_string()
+                .starts_with("storage.mounts[1].device: /dev/x")
+        );
     }
 
     #[test]

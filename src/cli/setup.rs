@@ -55,7 +55,21 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         .find(|n| n.id != me.id)
         .expect("two nodes");
     // Before anything is written: a refusal here changes nothing.
-    for d in crate::live::enable_mmp(cfg, Duration::from_secs(10)).context("shared storage")? {
+    let mmp = crate::live::enable_mmp(cfg, Duration::from_secs(10)).map_err(|e| {
+        // Located like every config problem: file:line:column of the field.
+        let map = crate::config::diag::SourceMap::new(&loaded.text);
+        let at = map
+            .span_of(&e.field(), false)
+            .map(|r| map.line_col(r.start))
+            .unwrap_or((1, 1));
+        CliError::Failed(anyhow::anyhow!(
+            "{}:{}:{}: {e}",
+            cli.config.display(),
+            at.0,
+            at.1
+        ))
+    })?;
+    for d in mmp {
         match d.plan {
             crate::live::MmpPlan::Enable => println!(
                 "{}: enabled multi-mount protection (MMP) on {} ({})",
