@@ -162,6 +162,26 @@ fn a_killed_daemon_is_noticed_and_stop_is_idempotent() {
 }
 
 #[test]
+fn stopping_one_memcached_leaves_another_instance_of_the_binary_running() {
+    if !prerequisites() {
+        return;
+    }
+    let ours = Agent::new();
+    let theirs = Agent::new();
+    assert_eq!(ours.run("start"), 0);
+    assert_eq!(theirs.run("start"), 0);
+    let their_pid = theirs.daemon_pid().unwrap();
+    assert_eq!(ours.run("stop"), 0);
+    // The second stop finds no pid file: it must not take that as "every
+    // memcached is ours".
+    assert_eq!(ours.run("stop"), 0);
+    assert_eq!(ours.run("monitor"), 7);
+    assert_eq!(theirs.run("monitor"), 0);
+    assert_eq!(theirs.daemon_pid(), Some(their_pid));
+    assert_eq!(theirs.run("stop"), 0);
+}
+
+#[test]
 fn a_recurring_monitor_that_fails_tells_the_operator_and_a_probe_does_not() {
     if !prerequisites() {
         return;

@@ -152,7 +152,7 @@ impl Sender {
             return Err(format!("pid {pid} is mailha, but not `alert run`"));
         }
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        if crate::agents::service::procs::parse_stat(&stat).is_some_and(|(_, st, _)| st == 'Z') {
+        if crate::agents::service::procs::parse_stat(&stat).is_some_and(|st| st.state == 'Z') {
             return Err(format!("pid {pid} is a zombie"));
         }
         Ok(pid)

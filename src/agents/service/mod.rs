@@ -470,35 +470,52 @@ fn liveness_from(
 }
 
 /// Every process that belongs to the daemon: its main pid and descendants,
-/// plus any process of its binary (a worker that outlived its master).
-pub fn service_processes(s: &Service, proc_root: &Path) -> Vec<u32> {
-    let pid = s.pid_file.as_deref().map(procs::read_pid_file);
-    processes_from(s, proc_root, pid)
-}
-
-/// `service_processes` with the pid file already read.
-fn processes_from(
-    s: &Service,
-    proc_root: &Path,
-    pid_file: Option<Result<Option<u32>, String>>,
-) -> Vec<u32> {
+/// plus the processes of its binary that a dead master left behind.
+fn processes_from(s: &Service, proc_root: &Path, pid_file: PidRead) -> Vec<u32> {
     let all: Vec<procs::ProcInfo> = procs::all(proc_root)
         .into_iter()
         .filter_map(|pid| procs::read(proc_root, pid))
         .filter(|p| p.state != 'Z')
         .collect();
-    let me = std::process::id();
-    let mut out = Vec::new();
-    if let Liveness::Running(pid) = liveness_from(s, proc_root, pid_file) {
-        out = procs::descendants(&all, pid);
-    }
-    for p in &all {
-        let mine = match (&s.executable, &s.process_name) {
-            (Some(exe), _) => p.exe.as_deref().is_some_and(|e| procs::exe_matches(e, exe)),
-            (None, Some(n)) => p.comm.contains(n.as_str()),
-            _ => false,
-        };
-        if mine && !out.contains(&p.pid) {
+    let main = match liveness_from(s, proc_root, pid_file.clone()) {
+        Liveness::Running(pid) => Some(pid),
+        _ => None,
+    };
+    instance_processes(s, &all, main, &pid_file, std::process::id())
+}
+
+/// Which processes are this instance's. A host may run several instances
+/// of one binary (eYou runs three memcached), so a process of the binary
+/// is swept only when it can be told to be ours:
+/// - the service has no pid file: its binary (or name) is what it is;
+/// - the pid file could not be read (a hung shared disk): nothing tells
+///   instances apart, and every instance on that disk is going anyway;
+/// - the pid file names a pid, alive or dead: the processes in that pid's
+///   session (a daemon calls setsid; its orphaned workers keep the id);
+/// - the pid file is empty or gone: only orphans, processes whose session
+///   leader is not a live process of the binary (another daemonized
+///   instance leads its own session and is left alone).
+fn instance_processes(
+    s: &Service,
+    all: &[procs::ProcInfo],
+    main: Option<u32>,
+    pid_file: &PidRead,
+    me: u32,
+) -> Vec<u32> {
+    let of_binary = |p: &procs::ProcInfo| match (&s.executable, &s.process_name) {
+        (Some(exe), _) => p.exe.as_deref().is_some_and(|e| procs::exe_matches(e, exe)),
+        (None, Some(n)) => p.comm.contains(n.as_str()),
+        _ => false,
+    };
+    let leads_an_instance = |sid: u32| all.iter().any(|q| q.pid == sid && of_binary(q));
+    let ours = |p: &procs::ProcInfo| match pid_file {
+        None | Some(Err(_)) => true,
+        Some(Ok(Some(pid))) => p.session == *pid,
+        Some(Ok(None)) => !leads_an_instance(p.session),
+    };
+    let mut out = main.map(|m| procs::descendants(all, m)).unwrap_or_default();
+    for p in all {
+        if of_binary(p) && ours(p) && !out.contains(&p.pid) {
             out.push(p.pid);
         }
     }
@@ -982,6 +999,53 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(liveness(&s, proc_root.path()), Liveness::Running(9));
+    }
+
+    /// Two memcached instances, each a daemon leading its own session, and
+    /// a worker orphaned by a third instance's master that died.
+    fn two_memcached() -> (Service, Vec<procs::ProcInfo>) {
+        let mut s = svc();
+        s.executable = Some("/usr/bin/memcached".into());
+        let p = |pid, session| procs::ProcInfo {
+            pid,
+            ppid: 1,
+            session,
+            state: 'S',
+            comm: "memcached".into(),
+            exe: Some("/usr/bin/memcached".into()),
+        };
+        (s, vec![p(100, 100), p(200, 200), p(301, 300)])
+    }
+
+    #[test]
+    fn stopping_one_instance_spares_another_of_the_same_binary() {
+        let (s, all) = two_memcached();
+        // Ours is 100, alive.
+        let mine = instance_processes(&s, &all, Some(100), &Some(Ok(Some(100))), 1);
+        assert_eq!(mine, vec![100]);
+        // Ours was 300, killed -9: its orphaned worker is ours, 100 and 200
+        // are someone else's.
+        let mine = instance_processes(&s, &all, None, &Some(Ok(Some(300))), 1);
+        assert_eq!(mine, vec![301]);
+        // The pid file is gone: only orphans, never a live instance.
+        let mine = instance_processes(&s, &all, None, &Some(Ok(None)), 1);
+        assert_eq!(mine, vec![301]);
+    }
+
+    #[test]
+    fn without_a_readable_pid_file_the_binary_is_the_service() {
+        let (mut s, all) = two_memcached();
+        let hung = Some(Err("timed out".to_string()));
+        assert_eq!(
+            instance_processes(&s, &all, None, &hung, 1),
+            vec![100, 200, 301]
+        );
+        s.pid_file = None;
+        assert_eq!(
+            instance_processes(&s, &all, None, &None, 200),
+            vec![100, 301],
+            "never the agent itself"
+        );
     }
 
     #[test]

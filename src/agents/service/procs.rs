@@ -7,32 +7,58 @@ use std::path::{Path, PathBuf};
 pub struct ProcInfo {
     pub pid: u32,
     pub ppid: u32,
+    /// The session: a daemon calls setsid(), so its workers (and workers
+    /// it orphaned by dying) carry its pid here. Tells two instances of
+    /// one binary apart.
+    pub session: u32,
     pub state: char,
     pub comm: String,
     /// The executable; None when it cannot be read (kernel thread, gone).
     pub exe: Option<PathBuf>,
 }
 
+/// What /proc/PID/stat says: comm, state, ppid, session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    pub comm: String,
+    pub state: char,
+    pub ppid: u32,
+    pub session: u32,
+}
+
 /// Parses /proc/PID/stat. The comm field may hold spaces and ')', so the
 /// fields after it are counted from the last ')'.
-pub fn parse_stat(stat: &str) -> Option<(String, char, u32)> {
+pub fn parse_stat(stat: &str) -> Option<Stat> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_string();
     let mut rest = stat.get(close + 1..)?.split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
-    Some((comm, state, ppid))
+    let _pgrp = rest.next()?;
+    let session = rest.next()?.parse().ok()?;
+    Some(Stat {
+        comm,
+        state,
+        ppid,
+        session,
+    })
 }
 
 pub fn read(proc_root: &Path, pid: u32) -> Option<ProcInfo> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-    let (comm, state, ppid) = parse_stat(&stat)?;
+    let Stat {
+        comm,
+        state,
+        ppid,
+        session,
+    } = parse_stat(&stat)?;
     let exe = std::fs::read_link(dir.join("exe")).ok();
     Some(ProcInfo {
         pid,
         ppid,
+        session,
         state,
         comm,
         exe,
@@ -106,7 +132,15 @@ mod tests {
     #[test]
     fn stat_with_a_tricky_comm_is_parsed() {
         let s = "1234 (my (weird) daemon) S 1 1234 1234 0 -1 4194560 100 0 0 0";
-        assert_eq!(parse_stat(s), Some(("my (weird) daemon".into(), 'S', 1)));
+        assert_eq!(
+            parse_stat(s),
+            Some(Stat {
+                comm: "my (weird) daemon".into(),
+                state: 'S',
+                ppid: 1,
+                session: 1234,
+            })
+        );
     }
 
     #[test]
@@ -139,6 +173,7 @@ mod tests {
         let p = |pid, ppid| ProcInfo {
             pid,
             ppid,
+            session: 1,
             state: 'S',
             comm: String::new(),
             exe: None,
