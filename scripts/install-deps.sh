@@ -33,6 +33,9 @@ packages=(
     libxml2-utils
     # a FUSE filesystem the storage tests can freeze (a hung network mount stand-in)
     bindfs
+    # the lab's NFS server (userspace: this kernel has no NFS server) and
+    # rpcinfo to ask it; ganesha registers with rpcbind when one runs
+    nfs-ganesha nfs-ganesha-vfs rpcbind
     # benchmarks
     hyperfine
     # the alert mail's HTML rendered to PNGs (tests/alert_look.rs); openssl

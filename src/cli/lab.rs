@@ -70,17 +70,26 @@ pub enum What {
     /// Inject one fault under mail load, measure from the client, check
     /// that no accepted mail was lost and the data was never mounted twice,
     /// and leave the cluster healthy (kill-daemon SERVICE, fail-daemon SERVICE,
-    /// storage-loss NODE --mode eio|hang, cut-ping NODE).
+    /// storage-loss NODE --mode eio|hang, cut-ping NODE, nfs-hang [NODE]
+    /// --mode freeze|partition).
     Drill {
         name: String,
         /// The SERVICE (kill-daemon, fail-daemon) or NODE (storage-loss,
         /// cut-ping) the drill aims at.
         service: Option<String>,
-        /// storage-loss: how the node's disk path breaks (eio|hang).
+        /// storage-loss: how the node's disk path breaks (eio|hang);
+        /// nfs-hang: how the NFS server breaks (freeze|partition).
         #[arg(long)]
         mode: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// The lab's NFS server (nfs-ganesha at 198.51.100.30:/export):
+    /// freeze|thaw (SIGSTOP/SIGCONT), partition|heal (nft drop in its
+    /// namespace), status (an RPC NULL call from the client namespace).
+    Nfs {
+        #[arg(value_parser = ["freeze", "thaw", "partition", "heal", "status"])]
+        action: String,
     },
     /// (internal) the drills' mail load, run in the client namespace.
     #[command(hide = true)]
@@ -256,6 +265,20 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             if !rep.ok {
                 std::process::exit(1);
             }
+            Ok(())
+        }
+        What::Nfs { action } => {
+            use crate::lab::nfs::Fault;
+            match action.as_str() {
+                "freeze" => lab.nfs_fault(Fault::Freeze),
+                "thaw" => lab.nfs_restore(Fault::Freeze),
+                "partition" => lab.nfs_fault(Fault::Partition),
+                "heal" => lab.nfs_restore(Fault::Partition),
+                _ => Ok(()),
+            }
+            .map_err(anyhow::Error::from)?;
+            let s = lab.nfs_state().map_err(anyhow::Error::from)?;
+            println!("{s}");
             Ok(())
         }
         What::Holder | What::Watchdog { .. } | What::Load { .. } | What::Fusedisk { .. } => {

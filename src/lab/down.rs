@@ -33,6 +33,11 @@ impl Lab<'_> {
                 State::new(&self.topo.prefix, &self.base_dir)
             }
         };
+        // The NFS server's daemons by their recorded PIDs, before their
+        // namespace goes (lab::nfs).
+        let (done, errors) = self.nfs_down(&st);
+        rep.done.extend(done);
+        rep.errors.extend(errors);
         let proc_root = self.proc_root.clone();
         let steps = plan::plan_down(&st, |h| holder::is_alive(&proc_root, h.pid, h.start_time));
         for step in steps {

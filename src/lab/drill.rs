@@ -7,6 +7,7 @@
 //! (`double_mounts`), and at the end a check that every message that got
 //! a 250 is in the mailbox (`lost`).
 
+pub mod nfs;
 pub mod storage;
 
 use super::fusedisk::Mode;
@@ -47,6 +48,12 @@ pub enum Drill {
     /// Both nodes killed, then booted together with the heartbeat cut:
     /// at most one may mount; the cut is then lifted (drill_lease.rs).
     SimulStart,
+    /// The lab's NFS server frozen or partitioned: the storage agent's
+    /// probe fails in time, its stop stays bounded (drill/nfs.rs).
+    NfsHang {
+        node: String,
+        mode: super::nfs::Fault,
+    },
 }
 
 impl Drill {
@@ -79,8 +86,20 @@ impl Drill {
             "kill-node" => Ok(Drill::KillNode(svc()?)),
             "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
             "simul-start" => Ok(Drill::SimulStart),
+            "nfs-hang" => Ok(Drill::NfsHang {
+                node: if service.is_some() {
+                    node()?
+                } else {
+                    "active".into()
+                },
+                mode: match mode.map(super::nfs::Fault::parse) {
+                    None => super::nfs::Fault::Freeze,
+                    Some(Some(f)) => f,
+                    Some(None) => return Err("nfs-hang takes --mode freeze|partition".into()),
+                },
+            }),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, nfs-hang [NODE] [--mode freeze|partition]"
             )),
         }
     }
@@ -96,6 +115,7 @@ impl Drill {
             Drill::KillNode(n) => format!("kill-node {n}"),
             Drill::FreezeNode(n) => format!("freeze-node {n}"),
             Drill::SimulStart => "simul-start".into(),
+            Drill::NfsHang { node, mode } => format!("nfs-hang {node} --mode {}", mode.name()),
         }
     }
 }
@@ -137,6 +157,9 @@ pub struct Report {
     /// duration and its timeout (storage-loss: each must succeed in time).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stops: Vec<storage::OpRun>,
+    /// nfs-hang: the probe and stop measurements (drill/nfs.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nfs: Option<nfs::NfsReport>,
     pub notes: Vec<String>,
 }
 
@@ -335,7 +358,8 @@ impl Lab<'_> {
             | Drill::CutHeartbeat
             | Drill::KillNode(_)
             | Drill::FreezeNode(_)
-            | Drill::SimulStart => "postfix".into(),
+            | Drill::SimulStart
+            | Drill::NfsHang { .. } => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
             .ok_or_else(|| LabError::Cluster(format!("the lab has no daemon {svc:?}")))?;
@@ -432,9 +456,20 @@ impl Lab<'_> {
         let fault_ms = load::now_ms();
         let fault_at = Instant::now();
         let mut undo: Vec<Vec<String>> = Vec::new();
+        let mut nfs_report = None;
         // Each drill: its fault and the wait for recovery; then the one
         // common end (more load, the verdict, the cleanup).
         let (recovered, early_stops) = match d {
+            Drill::NfsHang { node, mode } => {
+                let node = if node == "active" { &active } else { node };
+                nfs_report = Some(self.nfs_hang(node, *mode, &mut notes)?);
+                // The mail never depended on the export: it flowed on. The
+                // first mail accepted after the fault, counted from it.
+                let accepted = |a: &Attempt| matches!(a, Attempt::Accepted(_));
+                let recovered = first_after(&read_log(), fault_ms, accepted)
+                    .map(|ms| (ms - fault_ms) as f64 / 1000.0);
+                (recovered, vec![])
+            }
             Drill::StorageLoss { node, mode } => {
                 let node = if node == "active" { &active } else { node };
                 self.break_disk_path(node, *mode)?;
@@ -697,7 +732,7 @@ impl Lab<'_> {
                 (recovered, vec![])
             }
         };
-        self.finish(
+        let mut rep = self.finish(
             d,
             before_xml,
             active,
@@ -711,7 +746,12 @@ impl Lab<'_> {
             stop_sampler,
             doubles,
             early_stops,
-        )
+        )?;
+        if let Some(n) = nfs_report {
+            rep.ok &= n.ok();
+            rep.nfs = Some(n);
+        }
+        Ok(rep)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -819,7 +859,7 @@ impl Lab<'_> {
             }
             Drill::KillNode(n) | Drill::FreezeNode(n) => Some(*n == active || n == "active"),
             Drill::SimulStart => None,
-            Drill::KillDaemon(_) | Drill::CutHeartbeat => Some(false),
+            Drill::KillDaemon(_) | Drill::CutHeartbeat | Drill::NfsHang { .. } => Some(false),
         };
         for s in stops.iter().filter(|s| !s.in_time()) {
             notes.push(format!(
@@ -849,6 +889,7 @@ impl Lab<'_> {
             node_after,
             restarted,
             stops,
+            nfs: None,
             notes,
         })
     }

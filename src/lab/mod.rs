@@ -23,6 +23,7 @@ pub mod eyou_tree;
 pub mod fusedisk;
 pub mod holder;
 pub mod load;
+pub mod nfs;
 pub mod plan;
 pub mod provision;
 pub mod relay;
@@ -56,7 +57,7 @@ pub enum LabError {
     LinkExists(String),
     #[error("netns {0} already exists on this host")]
     NetnsExists(String),
-    #[error("no such node: {0} (nodes: node1, node2; namespaces: client, gw)")]
+    #[error("no such node: {0} (nodes: node1, node2; namespaces: client, gw, nfs)")]
     UnknownNode(String),
     #[error("the holder of {node} (pid {pid}) is not running")]
     HolderDead { node: String, pid: u32 },

@@ -537,8 +537,8 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(links.len(), 8);
-        assert_eq!(&links[6..], ["mhxlan", "mhxhb"]);
+        assert_eq!(links.len(), 9);
+        assert_eq!(&links[7..], ["mhxlan", "mhxhb"]);
         assert_eq!(
             plan.last().unwrap(),
             &DownStep::DetachLoop("/dev/loop7".into())

@@ -71,6 +71,19 @@ pub struct State {
     pub loops: Vec<LoopRec>,
     #[serde(default)]
     pub fusedisks: Vec<FusediskRec>,
+    /// The NFS server's processes (`lab::nfs`), each recorded as soon as
+    /// it was spawned.
+    #[serde(default)]
+    pub nfs: Vec<ProcRec>,
+}
+
+/// A daemon the lab started on the host side (in a lab namespace): its
+/// host PID and start time (field 22 of /proc/PID/stat, against reuse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRec {
+    pub name: String,
+    pub pid: u32,
+    pub start_time: u64,
 }
 
 impl State {
@@ -86,6 +99,7 @@ impl State {
             links: Vec::new(),
             loops: Vec::new(),
             fusedisks: Vec::new(),
+            nfs: Vec::new(),
         }
     }
 

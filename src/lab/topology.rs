@@ -114,15 +114,18 @@ impl Net {
 pub enum Aux {
     Gw,
     Client,
+    /// The lab's NFS server (nfs-ganesha, `lab::nfs`).
+    Nfs,
 }
 
 impl Aux {
-    pub const ALL: [Aux; 2] = [Aux::Gw, Aux::Client];
+    pub const ALL: [Aux; 3] = [Aux::Gw, Aux::Client, Aux::Nfs];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Aux::Gw => "gw",
             Aux::Client => "client",
+            Aux::Nfs => "nfs",
         }
     }
 
@@ -130,6 +133,7 @@ impl Aux {
         LAN.host(match self {
             Aux::Gw => GW_HOST,
             Aux::Client => CLIENT_HOST,
+            Aux::Nfs => NFS_HOST,
         })
     }
 }
@@ -266,6 +270,7 @@ mod tests {
         assert_eq!(t.vip().to_string(), "198.51.100.100");
         assert_eq!(Aux::Gw.addr().to_string(), "198.51.100.1");
         assert_eq!(Aux::Client.addr().to_string(), "198.51.100.50");
+        assert_eq!(Aux::Nfs.addr().to_string(), "198.51.100.30");
     }
 
     #[test]

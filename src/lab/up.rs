@@ -201,6 +201,8 @@ impl Lab<'_> {
             self.store.save(&st)?;
             self.runner.run_ok(&cmd)?;
         }
+        // The NFS server in its namespace (lab::nfs: always, see why there).
+        self.nfs_up(&mut st)?;
 
         st.phase = "disks".into();
         self.store.save(&st)?;
