@@ -33,9 +33,10 @@ packages=(
     libxml2-utils
     # a FUSE filesystem the storage tests can freeze (a hung network mount stand-in)
     bindfs
-    # the lab's NFS server (userspace: this kernel has no NFS server) and
-    # rpcinfo to ask it; ganesha registers with rpcbind when one runs
-    nfs-ganesha nfs-ganesha-vfs rpcbind
+    # the lab's NFS server (userspace: this kernel has no NFS server); it
+    # will not start without an rpcbind to register with; libnfs-utils: a
+    # userspace NFS client (nfs-cat) the tests read the export with
+    nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
     # benchmarks
     hyperfine
     # the alert mail's HTML rendered to PNGs (tests/alert_look.rs); openssl
