@@ -27,6 +27,15 @@ pub struct LabStatus {
     pub netns: Vec<String>,
     pub links: Vec<String>,
     pub loops: Vec<super::state::LoopRec>,
+    /// The NFS server's daemons (`lab::nfs`): rpcbind, ganesha.
+    pub nfs: Vec<DaemonStatus>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DaemonStatus {
+    pub name: String,
+    pub pid: u32,
+    pub running: bool,
 }
 
 impl LabStatus {
@@ -56,6 +65,21 @@ impl LabStatus {
             ));
         }
         s.push_str(&format!("  netns  {}\n", self.netns.join(" ")));
+        if !self.nfs.is_empty() {
+            let d: Vec<String> = self
+                .nfs
+                .iter()
+                .map(|d| {
+                    let how = if d.running { "running" } else { "DEAD" };
+                    format!("{} {} {how}", d.name, d.pid)
+                })
+                .collect();
+            s.push_str(&format!(
+                "  nfs    {} ({})\n",
+                super::nfs::export_spec(),
+                d.join(", ")
+            ));
+        }
         if let Some(c) = &self.config {
             s.push_str(&format!("  config {c}\n"));
         }
@@ -77,6 +101,7 @@ impl Lab<'_> {
                 netns: vec![],
                 links: vec![],
                 loops: vec![],
+                nfs: vec![],
             },
             Some(st) => LabStatus {
                 up: true,
@@ -96,6 +121,15 @@ impl Lab<'_> {
                 netns: st.netns.clone(),
                 links: st.links.clone(),
                 loops: st.loops.clone(),
+                nfs: st
+                    .nfs
+                    .iter()
+                    .map(|r| DaemonStatus {
+                        name: r.name.clone(),
+                        pid: r.pid,
+                        running: holder::is_alive(&self.proc_root, r.pid, r.start_time),
+                    })
+                    .collect(),
             },
         })
     }
