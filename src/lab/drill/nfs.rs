@@ -358,3 +358,24 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod parse_tests {
+    use super::super::Drill;
+    use super::Fault;
+
+    #[test]
+    fn nfs_hang_defaults_to_the_active_node_and_a_frozen_server() {
+        assert_eq!(
+            Drill::parse("nfs-hang", None, None),
+            Ok(Drill::NfsHang {
+                node: "active".into(),
+                mode: Fault::Freeze
+            })
+        );
+        let d = Drill::parse("nfs-hang", Some("node2"), Some("partition")).unwrap();
+        assert_eq!(d.name(), "nfs-hang node2 --mode partition");
+        assert!(Drill::parse("nfs-hang", None, Some("hang")).is_err());
+        assert!(Drill::parse("nfs-hang", Some("gw"), None).is_err());
+    }
+}
