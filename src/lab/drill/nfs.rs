@@ -171,6 +171,17 @@ impl Lab<'_> {
         }
     }
 
+    /// Starts a background process in the node by a constant script that
+    /// prints its PID (`$!`); returns (PID in the node, program name).
+    fn spawn_in_node(&self, holder: u32, script: &str, comm: &str) -> Option<(String, String)> {
+        let o = self
+            .runner
+            .run(&super::super::plan::in_node_sh(holder, script).deadline(Duration::from_secs(10)))
+            .ok()?;
+        let p = o.stdout.trim().to_string();
+        (!p.is_empty() && p.chars().all(|c| c.is_ascii_digit())).then(|| (p, comm.to_string()))
+    }
+
     fn bindfs_pid(&self, node: &str) -> Option<String> {
         let o = self
             .in_node_out(node, &["pgrep", "-n", "-x", "bindfs"])
@@ -218,6 +229,11 @@ impl Lab<'_> {
             data_on_nfs: false,
             what_needs_an_nfs_client: NEEDS_A_CLIENT,
         };
+        // Start from a working server: an interrupted earlier drill (or a
+        // `lab nfs freeze` by hand) may have left it broken.
+        for f in [Fault::Freeze, Fault::Partition] {
+            self.nfs_restore(f)?;
+        }
         let pid = self.holder_pid(node)?;
         let o = self.runner.run(
             &super::super::plan::in_node_sh(pid, &setup_script()).deadline(Duration::from_secs(30)),
@@ -238,13 +254,12 @@ impl Lab<'_> {
         // A user of the mount, as a mail daemon would be: its cwd and an
         // open file there (tail re-reads it every second, so once frozen
         // it blocks in a FUSE request). The stop must find and end it.
-        let _ = self.runner.run(
-            &super::super::plan::in_node_sh(
-                pid,
-                &format!("cd {HUNG_DIR} && tail -f f >/dev/null 2>&1 &"),
-            )
-            .deadline(Duration::from_secs(10)),
-        );
+        let mut users = Vec::new();
+        users.extend(self.spawn_in_node(
+            pid,
+            &format!("cd {HUNG_DIR} && tail -f f >/dev/null 2>&1 & echo $!"),
+            "tail",
+        ));
         let bindfs = self.bindfs_pid(node);
         let faulted = self.nfs_fault(mode);
         let frozen_standin = bindfs
@@ -259,7 +274,7 @@ impl Lab<'_> {
                     Fault::Freeze => "frozen (SIGSTOP)",
                     Fault::Partition => "partitioned (nft drop in its namespace)",
                 },
-                if matches!(frozen_standin, Some(Ok(_))) {
+                if matches!(frozen_standin, Some(Ok(ref o)) if o.success()) {
                     "ok"
                 } else {
                     "FAILED"
@@ -267,13 +282,11 @@ impl Lab<'_> {
             ));
             // And a reader blocked mid-open (it holds no fd yet, so no
             // /proc scan finds it: only a forced or lazy umount helps).
-            let _ = self.runner.run(
-                &super::super::plan::in_node_sh(
-                    pid,
-                    &format!("cat {HUNG_DIR}/f >/dev/null 2>&1 &"),
-                )
-                .deadline(Duration::from_secs(10)),
-            );
+            users.extend(self.spawn_in_node(
+                pid,
+                &format!("cat {HUNG_DIR}/f >/dev/null 2>&1 & echo $!"),
+                "cat",
+            ));
             let probe = self.agent(node, "monitor", PROBE_DIR, MONITOR_TIMEOUT_MS);
             rep.probe_failed_in_time = probe.rc != 0 && probe.in_time();
             notes.push(format!(
@@ -312,6 +325,14 @@ impl Lab<'_> {
         // The stand-ins go: the probe's tmpfs, the FUSE daemon (its mount
         // was released by the stop; once thawed it ends by itself, else
         // it is killed by PID).
+        // Whatever the stop left of our users (a failed stop) goes too,
+        // by PID and only if it is still the program we started.
+        for (p, comm) in &users {
+            let now = self.in_node_out(node, &["cat", &format!("/proc/{p}/comm")]);
+            if now.is_ok_and(|o| o.stdout.trim() == comm) {
+                let _ = self.in_node_out(node, &["kill", "-KILL", p]);
+            }
+        }
         let _ = self.in_node_out(node, &["umount", PROBE_DIR]);
         let _ = self.in_node_out(node, &["umount", "-l", HUNG_DIR]);
         if let Some(p) = &bindfs {
