@@ -353,3 +353,120 @@ fn inner_a_service_stop_is_bounded_when_its_pid_file_hangs() {
     assert!(!daemon_left, "memcached {daemon} survived the stop\n{log}");
     assert!(log.contains("by executable"), "{log}");
 }
+
+/// A process stuck inside the filesystem without holding any file there
+/// yet (in the middle of an open on a hung disk) is invisible to a /proc
+/// scan. MNT_DETACH still "releases" the mount, but the filesystem lives
+/// on in the kernel with the device claimed: the stop must say the node
+/// needs fencing, not report success.
+#[test]
+fn a_stop_that_leaves_the_filesystem_alive_in_the_kernel_fails() {
+    in_private_mount_ns("inner_a_stop_that_leaves_the_filesystem_alive_in_the_kernel_fails");
+}
+
+#[test]
+#[ignore = "run by a_stop_that_leaves_the_filesystem_alive_in_the_kernel_fails in its own mount namespace"]
+fn inner_a_stop_that_leaves_the_filesystem_alive_in_the_kernel_fails() {
+    use nix::sys::signal::{Signal, kill};
+    if std::env::var_os(IN_NS).is_none() {
+        return;
+    }
+    // The disk's image sits on a FUSE mount, so freezing the FUSE daemon
+    // hangs the disk underneath ext4, as a dead SAN path would.
+    let dir = tempfile::tempdir().unwrap();
+    let (src, via, mnt) = (
+        dir.path().join("src"),
+        dir.path().join("via"),
+        dir.path().join("mnt"),
+    );
+    for d in [&src, &via, &mnt] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let img = src.join("data.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(32 << 20)
+        .unwrap();
+    let mkfs = run_with_deadline(
+        Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img),
+        Duration::from_secs(60),
+    );
+    assert!(mkfs.status.success());
+    let (mut fuse, fuse_pid) = bindfs(&src, &via);
+    let lo = run_with_deadline(
+        Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(via.join("data.img")),
+        Duration::from_secs(30),
+    );
+    assert!(
+        lo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lo.stderr)
+    );
+    let dev = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+    let mount = |what: &[&str]| {
+        let o = run_with_deadline(
+            Command::new(what[0]).args(&what[1..]),
+            Duration::from_secs(30),
+        );
+        assert!(
+            o.status.success(),
+            "{what:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let m = mnt.to_string_lossy().into_owned();
+    mount(&["mount", "-t", "ext4", &dev, &m]);
+    std::fs::create_dir(mnt.join("maildir")).unwrap();
+    std::fs::write(mnt.join("maildir/msg"), "hello").unwrap();
+    // Mounted afresh, so nothing of the maildir is cached and a lookup
+    // has to read the disk.
+    mount(&["umount", &m]);
+    mount(&["mount", "-t", "ext4", &dev, &m]);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("storage")).unwrap();
+
+    kill(fuse_pid, Signal::SIGSTOP).unwrap();
+    let mut stuck = Command::new("/bin/cat")
+        .arg(mnt.join("maildir/msg"))
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stop = Command::new(dir.path().join("storage"));
+    stop.arg("stop")
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("MAILHA_SPOOL", dir.path().join("spool"))
+        .env("OCF_RESKEY_device", &dev)
+        .env("OCF_RESKEY_directory", &mnt)
+        .env("OCF_RESKEY_io_timeout", "2s")
+        .env("OCF_RESKEY_CRM_meta_timeout", "10000");
+    let o = run_with_deadline(&mut stop, Duration::from_secs(30));
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    // Give the disk back, then clean up what we started, whatever happened.
+    let _ = kill(fuse_pid, Signal::SIGCONT);
+    let _ = stuck.wait();
+    let _ = nix::mount::umount2(&mnt, nix::mount::MntFlags::MNT_DETACH);
+    let gone = Instant::now();
+    while Command::new("losetup")
+        .args(["-d", &dev])
+        .status()
+        .is_ok_and(|s| !s.success())
+        && gone.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = fuse.kill();
+    let _ = fuse.wait();
+    assert_eq!(o.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("released by") || log.contains("detached by"),
+        "{log}"
+    );
+    assert!(
+        log.contains("must be fenced") && log.contains(&dev),
+        "{log}"
+    );
+}

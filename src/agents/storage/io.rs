@@ -61,6 +61,15 @@ pub fn superblock(
     })
 }
 
+/// Waits up to `wait` for the block device `dev` to be given up by the
+/// filesystem that was on it. Ok(true): released; Ok(false): still
+/// claimed when the time was up.
+pub fn device_released(dev: &str, wait: Duration) -> Result<bool, String> {
+    let ms = wait.as_millis().to_string();
+    let out = in_child(&["released", dev, &ms], wait + Duration::from_secs(1))?;
+    Ok(out.trim() == "released")
+}
+
 pub fn umount(dir: &str, how: Umount, deadline: Duration) -> Result<(), String> {
     in_child(&["umount", dir, how.arg()], deadline).map(|_| ())
 }
@@ -72,11 +81,15 @@ pub fn run(args: &[String]) -> u8 {
         ["read", dir] => read_dir(Path::new(dir)),
         ["write", dir, name] => write_marker(Path::new(dir), name),
         ["umount", dir, how] => do_umount(dir, how),
+        ["released", dev, ms] => match ms.parse() {
+            Ok(ms) => wait_released(Path::new(dev), Duration::from_millis(ms)),
+            Err(_) => Err(format!("{ms:?}: not milliseconds")),
+        },
         // The service agent's pid file, read here so a hung disk holds
         // this child, not the stop (`agents::service`).
         ["pidfile", path] => crate::agents::service::procs::read_pid_file(Path::new(path))
             .map(|p| p.map(|p| format!("{p}\n")).unwrap_or_default()),
-        _ => Err("usage: mailha io superblock DEV | read DIR | write DIR NAME | umount DIR plain|force|detach | pidfile PATH".into()),
+        _ => Err("usage: mailha io superblock DEV | read DIR | write DIR NAME | umount DIR plain|force|detach | released DEV MS | pidfile PATH".into()),
     };
     match r {
         Ok(out) => {
@@ -147,6 +160,31 @@ fn write_marker(dir: &Path, name: &str) -> Result<String, String> {
         return Err(format!("{}: read back something else", p.display()));
     }
     Ok("ok\n".into())
+}
+
+/// A mounted filesystem holds its block device exclusively, and keeps
+/// holding it after MNT_DETACH for as long as anything is still inside it
+/// (a process stuck in the kernel, even one holding no file yet, which no
+/// /proc scan can see). An exclusive open succeeds once the filesystem is
+/// really gone.
+fn wait_released(dev: &Path, wait: Duration) -> Result<String, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let until = std::time::Instant::now() + wait;
+    loop {
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_EXCL)
+            .open(dev)
+        {
+            Ok(_) => return Ok("released\n".into()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {}
+            Err(e) => return Err(format!("{}: {e}", dev.display())),
+        }
+        if std::time::Instant::now() >= until {
+            return Ok("claimed\n".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn do_umount(dir: &str, how: &str) -> Result<String, String> {

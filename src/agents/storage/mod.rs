@@ -439,6 +439,15 @@ pub fn stop(
         return (Ok(OcfStatus::Success), None);
     }
     let me = std::process::id();
+    // The block device under the mount, to see the filesystem let go of it
+    // after a forced or lazy release.
+    let device = mountinfo::read().ok().and_then(|e| {
+        let m = mountinfo::find(&e, &s.directory)?;
+        let (maj, min) = m.major_minor;
+        (m.source.starts_with("/dev/")
+            && Path::new(&format!("/sys/dev/block/{maj}:{min}")).exists())
+        .then(|| m.source.clone())
+    });
     let term_end = next(STOP_SHARES[0]);
     let kill_end = next(STOP_SHARES[1]);
     let users = users::users(proc_root, &s.directory, me);
@@ -488,6 +497,7 @@ pub fn stop(
             Err(e) => eprintln!("storage: {}: {} failed: {e}", s.directory, how.name()),
         }
     }
+    let mut holders_hidden: Option<String> = None;
     let mut holders = users::users(proc_root, &s.directory, me);
     for pid in before {
         if !holders.contains(&pid) && users::alive(proc_root, pid) {
@@ -498,8 +508,35 @@ pub fn stop(
         && how != io::Umount::Plain
     {
         escalated.push(format!("released by {}", how.name()));
+        // A plain umount returns only once the filesystem is gone; after
+        // MNT_FORCE or MNT_DETACH it may live on in the kernel, with dirty
+        // data it would write later, under the peer's mount.
+        if let Some(dev) = &device {
+            let wait = (start + timeout.mul_f64(0.95))
+                .saturating_duration_since(Instant::now())
+                .saturating_sub(Duration::from_secs(1))
+                .max(Duration::from_millis(200));
+            match io::device_released(dev, wait) {
+                Ok(true) => {}
+                Ok(false) => {
+                    holders_hidden = Some(format!(
+                        "the filesystem still holds {dev} {:.1} s after the release (a process stuck inside it)",
+                        wait.as_secs_f64()
+                    ))
+                }
+                Err(e) => holders_hidden = Some(format!("{dev}: {e}")),
+            }
+        }
     }
     let r = match released_by {
+        Some(how) if holders.is_empty() && holders_hidden.is_some() => {
+            Err(OcfError::generic(format!(
+                "{} detached by {} but {}: this node must be fenced",
+                s.directory,
+                how.name(),
+                holders_hidden.as_deref().unwrap_or_default()
+            )))
+        }
         Some(how) if holders.is_empty() => {
             eprintln!(
                 "storage: {} released by {} after {:?}",
