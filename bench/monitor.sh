@@ -3,19 +3,27 @@
 # brings the lab up (mailha's agents), runs benches/monitor.rs inside the
 # node where the mail runs, tears the lab down. As root.
 #   MAILHA_BENCH_N=100 bench/monitor.sh
+#   GLIBC=1 bench/monitor.sh     # also the static glibc build (LIBC=gnu scripts/build-release.sh), to show what musl saves
 #   DYNAMIC=1 bench/monitor.sh   # also a dynamically linked build (cargo build --release), to show what static linking saves
 #   DYNAMIC=/path/to/mailha bench/monitor.sh   # ... that dynamically linked build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(scripts/build-release.sh -q)
-dynamic=()
+twins=()
+if [ "${GLIBC:-0}" = 1 ]; then
+    twins+=("glibc=$(LIBC=gnu scripts/build-release.sh -q)")
+fi
 if [ "${DYNAMIC:-0}" = 1 ]; then
     cargo build --release -q
     t=${CARGO_TARGET_DIR:-target}
     case $t in /*) ;; *) t=$PWD/$t ;; esac
-    dynamic=(MAILHA_BENCH_DYNAMIC="$t/release/mailha")
+    twins+=("dynamic=$t/release/mailha")
 elif [ -x "${DYNAMIC:-}" ]; then
-    dynamic=(MAILHA_BENCH_DYNAMIC="$DYNAMIC")
+    twins+=("dynamic=$DYNAMIC")
+fi
+env_twins=()
+if [ "${#twins[@]}" -gt 0 ]; then
+    env_twins=(MAILHA_BENCH_TWINS="$(IFS=,; echo "${twins[*]}")")
 fi
 bench=$(cargo bench --bench monitor --no-run --message-format=json 2>/dev/null |
     grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
@@ -24,4 +32,4 @@ trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
 timeout 300 "$bin" lab up >/dev/null
 active=$(timeout 60 "$bin" lab exec node1 -- mailha status --json | grep -o '"active_node": *"[^"]*"' | cut -d'"' -f4)
 echo "== on $active, N=${MAILHA_BENCH_N:-100}"
-timeout 1200 "$bin" lab exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${dynamic[@]}" "$bench"
+timeout 1200 "$bin" lab exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${env_twins[@]}" "$bench"

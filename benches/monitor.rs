@@ -106,22 +106,31 @@ fn mailha_case(cib: &El, rsc: &str) -> Option<Case> {
     })
 }
 
-/// With `MAILHA_BENCH_DYNAMIC=/path/to/mailha` (a dynamically linked
-/// build), the same monitor through that binary: what static linking
-/// (scripts/build-release.sh) saves per call. The agent is found by its
-/// name, so the twin is a `service` symlink in a directory of its own.
-fn dynamic_twin(c: &Case) -> Option<Case> {
-    let bin = std::env::var_os("MAILHA_BENCH_DYNAMIC")?;
-    let dir = std::env::temp_dir().join(format!("mailha-bench-dynamic-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let link = dir.join("service");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(bin, &link).ok()?;
-    Some(Case {
-        label: format!("{} (dynamic)", c.label),
-        agent: link.display().to_string(),
-        env: c.env.clone(),
-    })
+/// With `MAILHA_BENCH_TWINS=LABEL=/path/to/mailha,...` (other builds:
+/// static glibc, dynamic), the same monitor through each of them: what the
+/// shipped build (scripts/build-release.sh) saves per call. The agent is
+/// found by its name, so a twin is a `service` symlink in a directory of
+/// its own.
+fn twins(c: &Case) -> Vec<Case> {
+    let Ok(spec) = std::env::var("MAILHA_BENCH_TWINS") else {
+        return Vec::new();
+    };
+    spec.split(',')
+        .filter_map(|t| {
+            let (label, bin) = t.split_once('=')?;
+            let dir =
+                std::env::temp_dir().join(format!("mailha-bench-{label}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).ok()?;
+            let link = dir.join("service");
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(bin, &link).ok()?;
+            Some(Case {
+                label: format!("{} ({label})", c.label),
+                agent: link.display().to_string(),
+                env: c.env.clone(),
+            })
+        })
+        .collect()
 }
 
 fn stock(label: &str, agent: &str, env: &[(&str, &str)]) -> Case {
@@ -178,9 +187,7 @@ fn main() {
     ] {
         match mailha_case(&cib, rsc) {
             Some(c) => {
-                if let Some(d) = dynamic_twin(&c) {
-                    cases.push(d);
-                }
+                cases.extend(twins(&c));
                 cases.push(c);
             }
             None => println!("{rsc}: not in this CIB"),
@@ -191,22 +198,29 @@ fn main() {
         "{:<34} {:>6} {:>6} {:>10} {:>10}",
         "agent", "rc", "procs", "wall p50", "cpu p50"
     );
+    // Round-robin over the cases, so a change in the machine's load
+    // during the run weighs on every agent alike.
+    let (mut walls, mut cpus) = (
+        vec![Vec::with_capacity(n); cases.len()],
+        vec![Vec::with_capacity(n); cases.len()],
+    );
+    for _ in 0..n {
+        for (i, c) in cases.iter().enumerate() {
+            let c0 = cpu_children();
+            let t0 = Instant::now();
+            let _ = command(c).status();
+            walls[i].push(t0.elapsed());
+            cpus[i].push(cpu_children().saturating_sub(c0));
+        }
+    }
     let mut json = Vec::new();
-    for c in &cases {
+    for ((c, walls), cpus) in cases.iter().zip(walls).zip(cpus) {
         let rc = command(c)
             .status()
             .ok()
             .and_then(|s| s.code())
             .unwrap_or(-1);
         let procs = processes(c);
-        let (mut walls, mut cpus) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for _ in 0..n {
-            let c0 = cpu_children();
-            let t0 = Instant::now();
-            let _ = command(c).status();
-            walls.push(t0.elapsed());
-            cpus.push(cpu_children().saturating_sub(c0));
-        }
         let (w, u) = (median(walls), median(cpus));
         println!(
             "{:<34} {:>6} {:>6} {:>8.2}ms {:>8.2}ms",

@@ -37,6 +37,9 @@ packages=(
     # will not start without an rpcbind to register with; libnfs-utils: a
     # userspace NFS client (nfs-cat) the tests read the export with
     nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
+    # the shipped binary links musl statically (scripts/build-release.sh);
+    # musl-gcc builds ring's C parts for that target
+    musl-tools
     # benchmarks
     hyperfine
     # the alert mail's HTML rendered to PNGs (tests/alert_look.rs); openssl
@@ -64,4 +67,14 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "install-deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1
+fi
+
+# The shipped binary's target (scripts/build-release.sh). Needs the network
+# once; the test suite does not need it, so a machine that cannot fetch it
+# still runs the tests, and build-release.sh falls back to glibc, saying so.
+musl=x86_64-unknown-linux-musl
+if command -v rustup >/dev/null 2>&1 &&
+    ! rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
+    timeout 300 rustup target add "$musl" ||
+        echo "install-deps.sh: could not add the rust target $musl; release builds will link glibc" >&2
 fi

@@ -33,9 +33,13 @@ pub fn base_dir() -> PathBuf {
     })
 }
 
-/// The binary under test, pointed at the test lab.
+/// The binary under test, pointed at the test lab: this build's, or the
+/// one in MAILHA_TEST_BIN (the shipped release build from
+/// scripts/build-release.sh, to run the lab tests against what ships).
 pub fn mailha() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mailha"));
+    let bin =
+        std::env::var_os("MAILHA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_mailha").into());
+    let mut c = Command::new(bin);
     c.env("MAILHA_LAB_PREFIX", prefix())
         .env("MAILHA_LAB_STATE_DIR", state_dir())
         .env("MAILHA_LAB_BASE_DIR", base_dir())
