@@ -32,12 +32,28 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
 pub fn dirs() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = std::iter::once(BIN_PATH)
         .chain(crate::cli::FACES.iter().filter_map(|(_, _, l)| *l))
+        .chain(BOOT_FILES.iter().map(|(p, _, _)| *p))
         .map(|p| p.rsplit_once('/').map(|(d, _)| d).unwrap_or("/"))
         .collect();
     v.sort();
     v.dedup();
     v
 }
+
+/// The files that start the lease keeper at boot, before the cluster
+/// stack (path, text, mode); inert until `mailha setup` uses them.
+const BOOT_FILES: &[(&str, &str, u32)] = &[
+    (
+        crate::lease::boot::INIT_SCRIPT_PATH,
+        crate::lease::boot::INIT_SCRIPT,
+        0o755,
+    ),
+    (
+        crate::lease::boot::UNIT_PATH,
+        crate::lease::boot::UNIT,
+        0o644,
+    ),
+];
 
 /// Installs `exe` under `root`; returns what it changed.
 pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
@@ -68,6 +84,15 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
         let _ = std::fs::remove_file(&l);
         std::os::unix::fs::symlink(BIN_PATH, &l).map_err(err(&l))?;
         changed.push(l);
+    }
+    for (path, text, mode) in BOOT_FILES {
+        let p = at(root, path);
+        if std::fs::read(&p).ok().as_deref() == Some(text.as_bytes()) {
+            continue;
+        }
+        crate::setup::write_atomic(&p, text.as_bytes(), *mode)
+            .map_err(|e| err(&p)(std::io::Error::other(e.to_string())))?;
+        changed.push(p);
     }
     // The alert spool, before any alert fires: Pacemaker runs the alert
     // agent as hacluster, which cannot create it under /var/lib/mailha
@@ -107,6 +132,11 @@ mod tests {
         assert_eq!(
             std::fs::read_link(root.join("usr/lib/mailha/alert_mailha")).unwrap(),
             Path::new("/usr/sbin/mailha")
+        );
+        let script = root.join("etc/init.d/mailha-lease");
+        assert_eq!(
+            std::fs::metadata(&script).unwrap().permissions().mode() & 0o777,
+            0o755
         );
         assert!(install(&root, &exe).unwrap().is_empty());
         let mode = std::fs::metadata(root.join("usr/sbin/mailha"))

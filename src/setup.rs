@@ -83,9 +83,11 @@ impl Paths {
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), SetupError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // Our own temporary name: two writers at once must not share one.
     let tmp = dir.join(format!(
-        ".{}.mailha-tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ".{}.mailha-tmp.{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
     ));
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -201,21 +203,38 @@ pub fn init_system(root: &Path) -> InitSystem {
     }
 }
 
-/// The commands that start (or stop) the cluster stack.
-pub fn stack_commands(init: InitSystem, start: bool) -> Vec<Vec<&'static str>> {
+/// The commands that start (or stop) the cluster stack. With the lease
+/// guard, its keeper starts first (and is enabled at boot on systemd,
+/// where corosync is also made to require it); it is never stopped here:
+/// a keeper stopped while holding leaves the watchdog armed.
+pub fn stack_commands(init: InitSystem, start: bool, lease: bool) -> Vec<Vec<&'static str>> {
     let verb = if start { "start" } else { "stop" };
+    let mut v: Vec<Vec<&'static str>> = Vec::new();
+    if start && lease {
+        match init {
+            InitSystem::Systemd => {
+                v.push(vec!["systemctl", "daemon-reload"]);
+                v.push(vec!["systemctl", "enable", "mailha-lease"]);
+                v.push(vec!["systemctl", "start", "mailha-lease"]);
+            }
+            InitSystem::SysV => v.push(vec!["service", "mailha-lease", "start"]),
+        }
+    }
     let order: &[&str] = if start {
         &["corosync", "pacemaker"]
     } else {
         &["pacemaker", "corosync"]
     };
-    order
-        .iter()
-        .map(|svc| match init {
-            InitSystem::Systemd => vec!["systemctl", verb, svc],
-            InitSystem::SysV => vec!["service", svc, verb],
-        })
-        .collect()
+    v.extend(order.iter().map(|svc| match init {
+        InitSystem::Systemd => vec!["systemctl", verb, svc],
+        InitSystem::SysV => vec!["service", svc, verb],
+    }));
+    v
+}
+
+/// Whether `cfg` fences by lease, so a keeper must run under the stack.
+pub fn lease_guard(cfg: &Config) -> bool {
+    cfg.fencing.mode == config::model::FencingMode::Lease && cfg.storage.lease.is_some()
 }
 
 const STACK_DEADLINE: Duration = Duration::from_secs(90);
@@ -236,11 +255,37 @@ fn step(
     Ok(o)
 }
 
-pub fn start_stack(paths: &Paths) -> Result<(), SetupError> {
-    for c in stack_commands(init_system(&paths.root), true) {
+pub fn start_stack(paths: &Paths, cfg: &Config) -> Result<(), SetupError> {
+    let lease = lease_guard(cfg);
+    for c in stack_commands(init_system(&paths.root), true, lease) {
         step(&c, None, STACK_DEADLINE)?;
+        if c.contains(&"mailha-lease") && c.contains(&"start") {
+            wait_for_keeper(Duration::from_secs(20))?;
+        }
     }
     Ok(())
+}
+
+/// The keeper answers on its control socket (systemd's start returns as
+/// soon as the process runs; the init script waits by itself).
+fn wait_for_keeper(deadline: Duration) -> Result<(), SetupError> {
+    let start = Instant::now();
+    loop {
+        match crate::lease::keeper::status(
+            crate::lease::keeper::DEFAULT_SOCKET,
+            Duration::from_secs(2),
+        ) {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed() >= deadline => {
+                return Err(SetupError::Step {
+                    what: "waiting for the lease keeper".into(),
+                    code: None,
+                    stderr: e,
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 /// Writes this node's files from a validated config and key.
@@ -257,6 +302,13 @@ pub fn install_files(
         crate::corosync::render(cfg).as_bytes(),
         0o644,
     )?;
+    if lease_guard(cfg) && init_system(&paths.root) == InitSystem::Systemd {
+        write_atomic(
+            &paths.at(crate::lease::boot::COROSYNC_DROPIN_PATH),
+            crate::lease::boot::COROSYNC_DROPIN.as_bytes(),
+            0o644,
+        )?;
+    }
     Ok(())
 }
 
@@ -273,7 +325,7 @@ pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupErro
     let loaded = config::load_str(&paths.mailha_toml(), &p.mailha_toml, Some(0o600))?;
     install_files(paths, &loaded.config, &p.mailha_toml, &key)?;
     if start {
-        start_stack(paths)?;
+        start_stack(paths, &loaded.config)?;
     }
     Ok(())
 }
@@ -375,18 +427,39 @@ mod tests {
     #[test]
     fn the_stack_starts_corosync_first_and_stops_it_last() {
         assert_eq!(
-            stack_commands(InitSystem::SysV, true),
+            stack_commands(InitSystem::SysV, true, false),
             vec![
                 vec!["service", "corosync", "start"],
                 vec!["service", "pacemaker", "start"]
             ]
         );
         assert_eq!(
-            stack_commands(InitSystem::Systemd, false),
+            stack_commands(InitSystem::Systemd, false, true),
             vec![
                 vec!["systemctl", "stop", "pacemaker"],
                 vec!["systemctl", "stop", "corosync"]
             ]
+        );
+    }
+
+    #[test]
+    fn with_the_lease_guard_the_keeper_starts_before_the_stack_and_is_never_stopped_here() {
+        assert_eq!(
+            stack_commands(InitSystem::SysV, true, true),
+            vec![
+                vec!["service", "mailha-lease", "start"],
+                vec!["service", "corosync", "start"],
+                vec!["service", "pacemaker", "start"]
+            ]
+        );
+        let systemd = stack_commands(InitSystem::Systemd, true, true);
+        assert_eq!(systemd[1], vec!["systemctl", "enable", "mailha-lease"]);
+        assert_eq!(systemd[2], vec!["systemctl", "start", "mailha-lease"]);
+        assert_eq!(systemd[3], vec!["systemctl", "start", "corosync"]);
+        assert!(
+            !stack_commands(InitSystem::SysV, false, true)
+                .concat()
+                .contains(&"mailha-lease")
         );
     }
 

@@ -105,7 +105,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         )));
     }
     println!("{}: starting corosync and pacemaker", me.name);
-    setup::start_stack(&paths).context("starting the cluster stack")?;
+    setup::start_stack(&paths, cfg).context("starting the cluster stack")?;
     println!("waiting for both nodes to be members");
     setup::wait_for_membership(a.wait).context("waiting for membership")?;
     println!("applying the cluster configuration");

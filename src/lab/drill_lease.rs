@@ -71,7 +71,7 @@ pub fn restart_commands(keeper_pid: u32) -> Vec<Vec<String>> {
             "for i in $(seq 50); do mailha lease status >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
         ]),
     ];
-    for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true) {
+    for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true, false) {
         v.push(s(&c));
     }
     v
@@ -150,7 +150,7 @@ mod tests {
     fn a_fenced_node_restarts_keeper_first_then_corosync_then_pacemaker() {
         let v: Vec<String> = restart_commands(42).iter().map(|c| c.join(" ")).collect();
         assert!(v[0].ends_with("sh 42"));
-        assert!(v[1].contains("mailha lease keeper"));
+        assert!(v[1].contains("service mailha-lease start"));
         assert_eq!(
             &v[3..],
             ["service corosync start", "service pacemaker start"]

@@ -33,7 +33,7 @@ impl Lab<'_> {
 
     /// Corosync, then Pacemaker, in the node of holder `pid`.
     pub fn start_stack_in(&self, pid: u32) -> Result<(), LabError> {
-        for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true) {
+        for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true, false) {
             self.runner
                 .run_ok(&plan::in_node(pid, &c).deadline(Duration::from_secs(90)))?;
         }

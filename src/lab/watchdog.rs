@@ -162,11 +162,12 @@ pub fn spawn(
     Ok(())
 }
 
-/// The shell line that starts the lease keeper inside a node, detached
-/// (its own session; the node's holder reaps it), logging to the node's
-/// private /var/log.
-pub const KEEPER_START: &str =
-    "setsid /usr/sbin/mailha lease keeper </dev/null >>/var/log/mailha-lease-keeper.log 2>&1 &";
+/// The shell line that starts the lease keeper inside a node: the init
+/// script `mailha install` ships (src/lease/boot.rs), as a machine's boot
+/// runs it before corosync. It detaches the keeper (the node's holder
+/// reaps it), logs to the node's private /var/log and returns once the
+/// keeper answers.
+pub const KEEPER_START: &str = "service mailha-lease start";
 
 /// The watchdog timeout the lab emulates for `cfg`: only when it fences
 /// by lease with its watchdog at the lab's FIFO.

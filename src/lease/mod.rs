@@ -6,9 +6,12 @@
 //!   and host_dead together, and its validation.
 //! - `machine`: the keeper's state machine, pure: ticks and I/O results
 //!   in, actions out.
+//! - `boot`: the init script and systemd unit that start the keeper
+//!   before the cluster stack.
 //! - `disk`: aligned O_DIRECT I/O of one block, with a deadline, on a
 //!   worker thread whose stall is detected.
 
+pub mod boot;
 pub mod disk;
 pub mod format;
 pub mod keeper;
