@@ -36,19 +36,6 @@ fn in_private_mount_ns(name: &str) {
     run_in_private_mount_ns(name, Duration::from_secs(180));
 }
 
-fn sh(argv: &[&str]) -> String {
-    let o = run_with_deadline(
-        Command::new(argv[0]).args(&argv[1..]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        o.status.success(),
-        "{argv:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 /// Pets seen on one node's watchdog FIFO.
 type Pets = Arc<Mutex<Vec<Instant>>>;
 
@@ -103,8 +90,8 @@ impl World {
             .unwrap();
         let img_s = img.to_str().unwrap();
         let mut loops = vec![
-            sh(&["losetup", "-f", "--show", img_s]),
-            sh(&["losetup", "-f", "--show", img_s]),
+            run_ok(&["losetup", "-f", "--show", img_s]),
+            run_ok(&["losetup", "-f", "--show", img_s]),
         ];
         let mnt = d.join("mnt");
         std::fs::create_dir(&mnt).unwrap();
@@ -115,10 +102,10 @@ impl World {
                 .unwrap()
                 .set_len(16 << 20)
                 .unwrap();
-            sh(&["mkfs.ext4", "-q", "-F", data.to_str().unwrap()]);
-            data_dev = sh(&["losetup", "-f", "--show", data.to_str().unwrap()]);
+            run_ok(&["mkfs.ext4", "-q", "-F", data.to_str().unwrap()]);
+            data_dev = run_ok(&["losetup", "-f", "--show", data.to_str().unwrap()]);
             loops.push(data_dev.clone());
-            sh(&["mount", &data_dev, mnt.to_str().unwrap()]);
+            run_ok(&["mount", &data_dev, mnt.to_str().unwrap()]);
         }
         let tag = std::process::id();
         let nodes = ["n1", "n2"]
@@ -126,7 +113,7 @@ impl World {
             .enumerate()
             .map(|(i, name)| {
                 let wd = d.join(format!("watchdog-{name}"));
-                sh(&["mkfifo", wd.to_str().unwrap()]);
+                run_ok(&["mkfifo", wd.to_str().unwrap()]);
                 let pets = watch_fifo(&wd);
                 let config = d.join(format!("{name}.toml"));
                 std::fs::write(

@@ -181,6 +181,38 @@ fn stopping_one_memcached_leaves_another_instance_of_the_binary_running() {
     assert_eq!(theirs.run("stop"), 0);
 }
 
+/// A container's memcached (another PID namespace, visible in our /proc)
+/// is not this node's daemon, whatever its binary.
+#[test]
+fn a_stop_never_touches_a_daemon_of_the_same_binary_in_a_container() {
+    if !prerequisites() {
+        return;
+    }
+    let ours = Agent::new();
+    let theirs = Agent::new();
+    let mut container = Command::new("unshare")
+        // --kill-child: the memcached dies with unshare, which we kill.
+        .args(["--pid", "--fork", "--kill-child", "--"])
+        .args(["/usr/bin/memcached", "-u", "root", "-l", "127.0.0.1"])
+        .args(["-p", &theirs.port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", theirs.port)).is_err() {
+        assert!(up.elapsed() < Duration::from_secs(10), "no memcached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Our pid file is gone (never started): only orphans of our binary
+    // would be ours, and the container's memcached looks like one.
+    assert_eq!(ours.run("stop"), 0);
+    let alive = std::net::TcpStream::connect(("127.0.0.1", theirs.port)).is_ok();
+    let _ = container.kill();
+    let _ = container.wait();
+    assert!(alive, "the container's memcached was killed");
+}
+
 #[test]
 fn a_recurring_monitor_that_fails_tells_the_operator_and_a_probe_does_not() {
     if !prerequisites() {

@@ -387,43 +387,22 @@ fn inner_a_stop_that_leaves_the_filesystem_alive_in_the_kernel_fails() {
         .unwrap()
         .set_len(32 << 20)
         .unwrap();
-    let mkfs = run_with_deadline(
-        Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img),
-        Duration::from_secs(60),
-    );
-    assert!(mkfs.status.success());
+    run_ok(&["mkfs.ext4", "-q", "-F", &img.to_string_lossy()]);
     let (mut fuse, fuse_pid) = bindfs(&src, &via);
-    let lo = run_with_deadline(
-        Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(via.join("data.img")),
-        Duration::from_secs(30),
-    );
-    assert!(
-        lo.status.success(),
-        "{}",
-        String::from_utf8_lossy(&lo.stderr)
-    );
-    let dev = String::from_utf8_lossy(&lo.stdout).trim().to_string();
-    let mount = |what: &[&str]| {
-        let o = run_with_deadline(
-            Command::new(what[0]).args(&what[1..]),
-            Duration::from_secs(30),
-        );
-        assert!(
-            o.status.success(),
-            "{what:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
+    let dev = run_ok(&[
+        "losetup",
+        "-f",
+        "--show",
+        &via.join("data.img").to_string_lossy(),
+    ]);
     let m = mnt.to_string_lossy().into_owned();
-    mount(&["mount", "-t", "ext4", &dev, &m]);
+    run_ok(&["mount", "-t", "ext4", &dev, &m]);
     std::fs::create_dir(mnt.join("maildir")).unwrap();
     std::fs::write(mnt.join("maildir/msg"), "hello").unwrap();
     // Mounted afresh, so nothing of the maildir is cached and a lookup
     // has to read the disk.
-    mount(&["umount", &m]);
-    mount(&["mount", "-t", "ext4", &dev, &m]);
+    run_ok(&["umount", &m]);
+    run_ok(&["mount", "-t", "ext4", &dev, &m]);
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mailha"), dir.path().join("storage")).unwrap();
 
     kill(fuse_pid, Signal::SIGSTOP).unwrap();

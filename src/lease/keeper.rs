@@ -789,18 +789,6 @@ fn serve(listener: &UnixListener, d: &mut Daemon) {
     }
 }
 
-/// Processes of this node: in our PID and mount namespaces. On a real
-/// machine that is every process; on a host running lab nodes (or a test
-/// keeper) it keeps the fence to its own node.
-fn same_node(proc_root: &Path, pid: u32) -> bool {
-    let ns =
-        |p: &str, which: &str| std::fs::read_link(proc_root.join(p).join("ns").join(which)).ok();
-    let pid_s = pid.to_string();
-    ["pid", "mnt"]
-        .iter()
-        .all(|w| ns("self", w).is_some() && ns("self", w) == ns(&pid_s, w))
-}
-
 /// The cluster stack's daemons, by the name the kernel shows.
 fn is_stack(comm: &str) -> bool {
     comm == "corosync" || comm == "pacemakerd" || comm.starts_with("pacemaker-")
@@ -822,7 +810,9 @@ pub fn self_fence(s: &Settings) -> bool {
     let users_of = |dir: &str| -> Vec<u32> {
         users::users(&s.proc_root, dir, me)
             .into_iter()
-            .filter(|p| same_node(&s.proc_root, *p))
+            .filter(|p| {
+                crate::agents::service::procs::same_namespaces(&s.proc_root, *p, &["pid", "mnt"])
+            })
             .collect()
     };
     let dirs: Vec<String> = s.mounts.iter().map(|m| m.display().to_string()).collect();
@@ -833,7 +823,14 @@ pub fn self_fence(s: &Settings) -> bool {
     if s.stop_stack {
         let stack: Vec<u32> = crate::agents::service::procs::all(&s.proc_root)
             .into_iter()
-            .filter(|p| *p != me && same_node(&s.proc_root, *p))
+            .filter(|p| {
+                *p != me
+                    && crate::agents::service::procs::same_namespaces(
+                        &s.proc_root,
+                        *p,
+                        &["pid", "mnt"],
+                    )
+            })
             .filter(|p| {
                 std::fs::read_to_string(s.proc_root.join(p.to_string()).join("comm"))
                     .is_ok_and(|c| is_stack(c.trim()))

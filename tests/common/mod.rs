@@ -194,6 +194,21 @@ pub fn root_and_tools(what: &str, tools: &[&str]) -> bool {
     false
 }
 
+/// Runs `argv` (60 s deadline), fails the test unless it succeeds; its
+/// stdout, trimmed.
+pub fn run_ok(argv: &[&str]) -> String {
+    let o = run_with_deadline(
+        Command::new(argv[0]).args(&argv[1..]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        o.status.success(),
+        "{argv:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 /// An ext4 image (32-64 MiB, `mkfs.ext4 -q -F` plus `mkfs_extra`) in a
 /// private temp dir, on its own loop device; detached on drop. Root only.
 pub struct LoopImage {

@@ -476,6 +476,11 @@ fn processes_from(s: &Service, proc_root: &Path, pid_file: PidRead) -> Vec<u32> 
         .into_iter()
         .filter_map(|pid| procs::read(proc_root, pid))
         .filter(|p| p.state != 'Z')
+        // Stop signals only our node's processes, never a container's
+        // daemon of the same binary. The PID namespace only: a daemon
+        // that systemd runs with PrivateTmp has a mount namespace of its
+        // own and is still ours.
+        .filter(|p| procs::same_namespaces(proc_root, p.pid, &["pid"]))
         .collect();
     let main = match liveness_from(s, proc_root, pid_file.clone()) {
         Liveness::Running(pid) => Some(pid),

@@ -77,6 +77,19 @@ pub fn all(proc_root: &Path) -> Vec<u32> {
     v
 }
 
+/// Whether `pid` shares each of `which` namespaces ("pid", "mnt") with
+/// us. On a host running containers or lab nodes (each in namespaces of
+/// its own, all visible in the host's /proc) it keeps a kill to our own
+/// node.
+pub fn same_namespaces(proc_root: &Path, pid: u32, which: &[&str]) -> bool {
+    let ns =
+        |p: &str, which: &str| std::fs::read_link(proc_root.join(p).join("ns").join(which)).ok();
+    let pid_s = pid.to_string();
+    which
+        .iter()
+        .all(|w| ns("self", w).is_some() && ns("self", w) == ns(&pid_s, w))
+}
+
 /// After an upgrade the running binary shows as "PATH (deleted)": still
 /// the same daemon.
 pub fn exe_matches(exe: &Path, expected: &Path) -> bool {
