@@ -25,8 +25,10 @@ env_twins=()
 if [ "${#twins[@]}" -gt 0 ]; then
     env_twins=(MAILHA_BENCH_TWINS="$(IFS=,; echo "${twins[*]}")")
 fi
+# The bench's own artifact: the build also lists mailha's binary, in no
+# fixed order.
 bench=$(cargo bench --bench monitor --no-run --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
+    grep '"name":"monitor"' | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$bench" ] || { echo "could not build benches/monitor.rs" >&2; exit 1; }
 trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
 timeout 300 "$bin" lab up >/dev/null
