@@ -515,6 +515,37 @@ fn fencing_mode_is_known_and_none_warns() {
 // --- services ----------------------------------------------------------------------
 
 #[test]
+fn two_services_found_by_the_same_binary_without_pid_files_warn() {
+    let two = "[services.cache_a]\nstart = [\"/usr/bin/memcached\", \"-p\", \"11311\"]\nexecutable = \"/usr/bin/memcached\"\n\
+               [services.cache_b]\nstart = [\"/usr/bin/memcached\", \"-p\", \"11411\"]\nexecutable = \"/usr/bin/memcached\"\n";
+    let w = warnings(&with(two));
+    let apart = |w: &[mailha::config::Diagnostic], field: &str| {
+        w.iter()
+            .any(|d| d.field == field && d.message.contains("cannot tell them apart"))
+    };
+    assert!(
+        apart(&w, "services.cache_a") && apart(&w, "services.cache_b"),
+        "{w:?}"
+    );
+    // cache_b with a pid file is told apart; cache_a, without one, still
+    // takes every memcached for its own (its stop would end cache_b).
+    let one_pid = two.replace(
+        "\"11411\"]\n",
+        "\"11411\"]\npid_file = \"/run/cache_b.pid\"\n",
+    );
+    let w = warnings(&with(&one_pid));
+    assert!(
+        apart(&w, "services.cache_a") && !apart(&w, "services.cache_b"),
+        "{w:?}"
+    );
+    let both = one_pid.replace(
+        "\"11311\"]\n",
+        "\"11311\"]\npid_file = \"/run/cache_a.pid\"\n",
+    );
+    assert!(warnings(&with(&both)).is_empty());
+}
+
+#[test]
 fn the_profile_and_mode_are_known_names() {
     one_error(
         &edit("profile = \"postfix\"", "profile = \"postfx\""),

@@ -40,6 +40,9 @@ impl Ctx {
     fn warn(&mut self, path: FieldPath, msg: impl Into<String>) {
         self.problems.push(Problem::warning(path, msg));
     }
+    fn warn_hint(&mut self, path: FieldPath, msg: impl Into<String>, hint: impl Into<String>) {
+        self.problems.push(Problem::warning(path, msg).hint(hint));
+    }
     fn missing(&mut self, path: FieldPath) {
         self.err(path, "required but missing");
     }
@@ -897,12 +900,51 @@ fn services(ctx: &mut Ctx, raw: Option<&RawServices>, policy: &Policy, env: &Env
             list.push(svc);
         }
     }
+    indistinguishable(ctx, &p, &list);
     let list = order_services(ctx, &p, list);
     Services {
         profile,
         mode,
         eyou_version: catalog.eyou_version,
         list,
+    }
+}
+
+/// A service that mailha's agent can only find by its binary or process
+/// name (no pid file) takes every process of that binary for its own: a
+/// monitor of it passes on another service's process, and a stop of it
+/// ends the other service too. (eYou's three memcached, without the
+/// installed tree's pid files, are such.)
+fn indistinguishable(ctx: &mut Ctx, p: &FieldPath, list: &[Service]) {
+    let key = |svc: &Service| match (&svc.executable, svc.params.get("process_name")) {
+        (Some(exe), _) => Some(format!("executable {}", exe.display())),
+        (None, Some(n)) => Some(format!("process name {n:?}")),
+        (None, None) => None,
+    };
+    let ours: Vec<(&Service, String)> = list
+        .iter()
+        .filter(|s| s.agent == Agent::Mailha)
+        .filter_map(|s| Some((s, key(s)?)))
+        .collect();
+    for (svc, k) in ours.iter().filter(|(s, _)| s.pid_file.is_none()) {
+        let others: Vec<&str> = ours
+            .iter()
+            .filter(|(o, ok)| o.name != svc.name && ok == k)
+            .map(|(o, _)| o.name.as_str())
+            .collect();
+        if !others.is_empty() {
+            ctx.warn_hint(
+                p.key(&svc.name),
+                format!(
+                    "{} is found by {k} with no pid_file, and so is {}: the agent cannot tell them apart (a stop of {} ends {} too)",
+                    svc.name,
+                    others.join(", "),
+                    svc.name,
+                    others.join(", ")
+                ),
+                format!("give {} a pid_file", svc.name),
+            );
+        }
     }
 }
 
