@@ -359,6 +359,14 @@ pub fn render(cfg: &Config) -> El {
         nvpair(props, "no-quorum-policy", "stop"),
         // failure-timeout expiry is only noticed at a recheck.
         nvpair(props, "cluster-recheck-interval", "1min"),
+        // No load-based throttling: when any node's load average is
+        // "high", Pacemaker lets the whole cluster run one action at a
+        // time (batch limit nodes/2 = 1), so a busy mail node would stop
+        // and start its daemons one by one exactly when the mail is down
+        // (seen in the lab: memcached and MariaDB, then Dovecot and
+        // Postfix, started in series). 0% turns the CPU-load part off;
+        // the CIB daemon's own CPU check stays.
+        nvpair(props, "load-threshold", "0%"),
     ];
     if fencing_on {
         // The node that runs the mail (whose resources carry priority)
@@ -472,8 +480,17 @@ pub fn render(cfg: &Config) -> El {
                 ("host_list", host_list),
                 ("multiplier", "1000".into()),
                 ("dampen", dur(cfg.network.dampen)),
-                ("timeout", "2".into()),
+                // One check: two echo requests 200 ms apart, then 1 s
+                // for a late reply (`ping -c 2 -i 0.2 -W 1`): one lost
+                // packet never fails it, a dead path fails it in 1.2 s
+                // (the agent's default spacing of 1 s and a 2 s wait took
+                // 3 s). The agent's timeout is whole seconds, 1 the least.
+                ("timeout", "1".into()),
                 ("attempts", "2".into()),
+                ("options", "-i 0.2".into()),
+                // fping takes other options (its -i is per target, in
+                // ms): always the ping the numbers were measured with.
+                ("use_fping", "0".into()),
             ],
             vec![],
             operations(PING_ID, p, cfg.network.interval),

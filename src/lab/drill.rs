@@ -260,6 +260,44 @@ pub(super) fn seconds_until(
     None
 }
 
+/// After the mail moved (seen at `since`, by a crm_mon poll every 0.5-1 s):
+/// the seconds from the fault to the first `good` attempt that ended the
+/// outage going on then, i.e. the first good one after the last bad one
+/// logged after the fault and before `since`. Unlike `seconds_until`, the
+/// drill's own polling latency does not count as downtime; with no bad
+/// attempt logged (no outage seen) it is `seconds_until`. None when none
+/// comes within 20 s.
+pub(super) fn seconds_until_outage_end(
+    read_log: &dyn Fn() -> Vec<(u128, Attempt)>,
+    fault_ms: u128,
+    good: impl Fn(&Attempt) -> bool,
+) -> Option<f64> {
+    let since = load::now_ms();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if let Some(ms) = outage_end(&read_log(), fault_ms, since, &good) {
+            return Some((ms - fault_ms) as f64 / 1000.0);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+/// The pure part of `seconds_until_outage_end`.
+pub fn outage_end(
+    log: &[(u128, Attempt)],
+    fault_ms: u128,
+    since: u128,
+    good: impl Fn(&Attempt) -> bool,
+) -> Option<u128> {
+    let last_bad = log
+        .iter()
+        .filter(|(t, a)| *t >= fault_ms && *t < since && !good(a))
+        .map(|(t, _)| *t)
+        .max();
+    first_after(log, last_bad.unwrap_or(since), good)
+}
+
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(180);
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -936,6 +974,29 @@ mod tests {
         assert_eq!(first_after(&log, 41, answered), None);
         assert_eq!(first_after(&log, 0, answered), Some(10));
         assert_eq!(accepted_ids(&log).len(), 1);
+    }
+
+    #[test]
+    fn the_outage_ends_at_the_first_mail_after_the_last_failure_not_when_the_drill_looked() {
+        let acc = |id: &str| Attempt::Accepted(id.into());
+        let accepted = |a: &Attempt| matches!(a, Attempt::Accepted(_));
+        // Fault at 100; the old node still accepts at 150, is down from
+        // 200 to 400, the new one accepts from 500; the drill's status
+        // poll saw the move at 800.
+        let log = vec![
+            (50, acc("<a>")),
+            (150, acc("<b>")),
+            (200, Attempt::Down),
+            (400, Attempt::Greeted),
+            (500, acc("<c>")),
+            (900, acc("<d>")),
+        ];
+        assert_eq!(outage_end(&log, 100, 800, accepted), Some(500));
+        // Seen while still down: the first mail after that.
+        assert_eq!(outage_end(&log, 100, 300, accepted), Some(500));
+        // No failure logged after the fault: the first mail from `since`.
+        assert_eq!(outage_end(&log, 450, 800, accepted), Some(900));
+        assert_eq!(outage_end(&log, 100, 950, accepted), Some(500));
     }
 
     #[test]

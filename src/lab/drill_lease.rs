@@ -234,7 +234,7 @@ impl Lab<'_> {
                     .iter()
                     .any(|r| r.id == "svc-postfix" && r.role == "Started" && r.nodes.contains(&now))
             {
-                return super::seconds_until(read_log, fault_ms, |a| {
+                return super::seconds_until_outage_end(read_log, fault_ms, |a| {
                     matches!(a, super::Attempt::Accepted(_))
                 });
             }

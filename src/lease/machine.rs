@@ -236,9 +236,15 @@ impl Keeper {
             Input::ReadDone { seq, image } => self.on_read(now, seq, image, &mut out),
             Input::Acquire => {
                 if !matches!(self.role, Role::SelfFencing(_) | Role::Fenced { .. }) {
+                    let fresh = !self.want;
                     self.want = true;
                     if self.role == Role::Holding {
                         out.push(Action::Acquired);
+                    } else if self.role == Role::Idle && fresh {
+                        // A round now, not up to one renew later: the
+                        // mail waits for this acquire (as Release and
+                        // Fence, an extra round only shortens one gap).
+                        self.next_round = self.next_round.min(now);
                     }
                 }
             }
@@ -599,6 +605,30 @@ mod tests {
             !k.step(Mono(20_300), Input::Tick)
                 .contains(&Action::PetWatchdog)
         );
+    }
+
+    #[test]
+    fn an_acquire_starts_a_round_at_once_not_a_renew_later() {
+        // Idle standby, its round at 0 done (renew is 2 s): the agent's
+        // start at 0.1 s writes now, and once the peer is seen free the
+        // claim follows (the collision window still applies).
+        let mut k = Keeper::new(1, 2, 7, 100, t(), &own(false, 99), Mono(0));
+        let seq = write_seq(&k.step(Mono(0), Input::Tick));
+        let seq = read_seq(&k.step(Mono(10), Input::WriteDone { seq, ok: true }));
+        let free = Some(SlotImage::Valid(Slot::new(2, 7)));
+        k.step(
+            Mono(20),
+            Input::ReadDone {
+                seq,
+                image: free.clone(),
+            },
+        );
+        let seq = write_seq(&k.step(Mono(100), Input::Acquire));
+        // A second acquire while that round runs asks for nothing more.
+        assert!(k.step(Mono(105), Input::Acquire).is_empty());
+        let seq = read_seq(&k.step(Mono(110), Input::WriteDone { seq, ok: true }));
+        k.step(Mono(120), Input::ReadDone { seq, image: free });
+        assert_eq!(k.role(), Role::Claiming);
     }
 
     #[test]

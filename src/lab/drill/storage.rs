@@ -125,7 +125,11 @@ impl Lab<'_> {
                         r.id == "svc-postfix" && r.role == "Started" && r.nodes.contains(&now)
                     })
                 {
-                    return super::seconds_until(read_log, fault_ms, |a| {
+                    notes.push(format!(
+                        "the drill saw the mail on {now} {:.1}s after the fault",
+                        fault_at.elapsed().as_secs_f64()
+                    ));
+                    return super::seconds_until_outage_end(read_log, fault_ms, |a| {
                         matches!(a, Attempt::Accepted(_))
                     });
                 }
