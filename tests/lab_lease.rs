@@ -161,44 +161,55 @@ fn a_reset_ends_the_nodes_io() {
     let active = active_node().expect("the mail runs somewhere");
     let holder = holder_pid(&active);
     let mode = base_dir().join("fusedisk").join(format!("{active}.mode"));
-    std::fs::write(&mode, "hang").unwrap();
+    // A reader re-reading one block (O_DIRECT) until a read fails, started
+    // while the path still works: once the path hangs it waits in the
+    // kernel. (Started after the hang, it could come too late: the node is
+    // reset ~4 s after its path hangs.)
     let mut reader = mailha()
         .args(["lab", "exec", &active, "--timeout", "120s", "--"])
         .args([
-            "dd",
-            "if=/dev/lab/data",
-            "of=/dev/null",
-            "bs=4096",
-            "count=1",
-            "skip=21",
-            "iflag=direct",
+            "sh",
+            "-c",
+            "while dd if=/dev/lab/data of=/dev/null bs=4096 count=1 skip=21 iflag=direct 2>/dev/null; do :; done",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Seen from the host: the node's dd waits in the kernel.
-    let stuck = || {
+    // Seen from the host: the state of the node's dd processes.
+    let dd_states = || -> Vec<char> {
+        let ns = std::fs::read_link(format!("/proc/{holder}/ns/pid")).ok();
         std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .filter(|e| {
-                std::fs::read_link(e.path().join("ns/pid")).ok()
-                    == std::fs::read_link(format!("/proc/{holder}/ns/pid")).ok()
+            .filter(|e| ns.is_some() && std::fs::read_link(e.path().join("ns/pid")).ok() == ns)
+            .filter_map(|e| {
+                let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                let rest = stat.strip_prefix(&format!("{} (dd) ", e.file_name().to_str()?))?;
+                rest.chars().next()
             })
-            .any(|e| {
-                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-                stat.contains("(dd) D")
-            })
+            .collect()
     };
     let t = Instant::now();
-    while !stuck() {
+    let mut seen = false;
+    while !seen {
         assert!(
-            t.elapsed() < Duration::from_secs(20),
+            t.elapsed() < Duration::from_secs(30),
+            "the reader never started in {active}"
+        );
+        // The shell loop runs dd after dd; any one seen will do.
+        seen = !dd_states().is_empty();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&mode, "hang").unwrap();
+    let t = Instant::now();
+    while !dd_states().contains(&'D') {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
             "the reader never blocked on the hung path"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     // Reset: every process of the node gone, the stuck reader included,

@@ -610,6 +610,8 @@ impl Lab<'_> {
                 {
                     std::thread::sleep(Duration::from_millis(100));
                 }
+                // A mail accepted before the kill landed is no recovery.
+                let down_ms = load::now_ms();
                 notes.push("both nodes killed; both booted with the heartbeat cut".into());
                 let mut pids = Vec::new();
                 for n in nodes {
@@ -643,7 +645,7 @@ impl Lab<'_> {
                 // Mail that came back while they were cut off counts from
                 // the kill; else from when the cut was lifted.
                 let during_cut =
-                    first_after(&read_log(), fault_ms, |a| matches!(a, Attempt::Accepted(_)))
+                    first_after(&read_log(), down_ms, |a| matches!(a, Attempt::Accepted(_)))
                         .map(|ms| (ms - fault_ms) as f64 / 1000.0);
                 for n in nodes {
                     let _ =
