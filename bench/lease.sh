@@ -4,15 +4,14 @@
 #    each (default 5), median and max, mailha's postfix profile (lease
 #    fencing + watchdog) next to the stock profile (no guard) in one run,
 #    with lost mail and double mounts summed;
-#  - `cut-heartbeat` on both profiles;
+#  - `cut-heartbeat` and `simul-start` once on both profiles;
 #  - lease I/O per renewal (node1's lease loop device, /sys/block/*/stat,
 #    over WINDOW seconds) and the keeper's CPU per hour over the same window.
 #   RUNS=5 WINDOW=60 bench/lease.sh            (BIN=path to use a given build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BIN:-}" ]; then
-    cargo build --release -q
-    BIN=$PWD/target/release/mailha
+    BIN=$(scripts/build-release.sh)
 fi
 runs=${RUNS:-5}
 window=${WINDOW:-60}
@@ -64,10 +63,10 @@ for profile in postfix stock; do
     timeout 120 "$BIN" lab down >/dev/null || true
     timeout 300 "$BIN" lab up --profile "$profile" >/dev/null
     if [ "$profile" = postfix ]; then lease_io_and_cpu; fi
-    for drill in "kill-node active" "freeze-node active" "cut-heartbeat"; do
+    for drill in "kill-node active" "freeze-node active" "cut-heartbeat" "simul-start"; do
         out=$(mktemp)
         n=$runs
-        [ "$drill" = cut-heartbeat ] && n=1
+        case $drill in cut-heartbeat | simul-start) n=1 ;; esac
         for _ in $(seq "$n"); do
             # shellcheck disable=SC2086
             timeout 600 "$BIN" lab drill $drill --json | tail -1 >>"$out" || true

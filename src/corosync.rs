@@ -2,6 +2,7 @@
 //! `two_node: 1`, crypto on. Deterministic, like the CIB.
 
 use crate::config::Config;
+use crate::config::model::FencingMode;
 use std::fmt::Write;
 
 pub const AUTHKEY_PATH: &str = "/etc/corosync/authkey";
@@ -45,6 +46,15 @@ pub fn render(cfg: &Config) -> String {
     s.push_str("quorum {\n");
     s.push_str("    provider: corosync_votequorum\n");
     s.push_str("    two_node: 1\n");
+    if cfg.fencing.mode == FencingMode::Lease {
+        // two_node implies wait_for_all: two nodes that boot cut off from
+        // each other would then never run the mail. With the lease at the
+        // head of every chain a node that is quorate alone still cannot
+        // start anything the peer holds (the CIB also turns startup
+        // fencing off, see cib::render), so the lease arbitrates instead:
+        // exactly one of them acquires it (docs/lease.md).
+        s.push_str("    wait_for_all: 0\n");
+    }
     s.push_str("}\n\n");
     s.push_str("logging {\n");
     s.push_str("    to_logfile: yes\n");

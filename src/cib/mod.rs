@@ -377,6 +377,16 @@ pub fn render(cfg: &Config) -> El {
             dur(cfg.fencing.priority_fencing_delay),
         ));
     }
+    if cfg.fencing.mode == FencingMode::Lease {
+        // Startup fencing guards against an unseen node that might run
+        // resources. Under the lease every resource needs the lease first,
+        // and the lease is only granted when the peer holds nothing or is
+        // dead by its counter: the lease is that guard. Fencing unseen
+        // nodes instead makes two nodes that boot cut off from each other
+        // (corosync's wait_for_all is off, see corosync::render) fence each
+        // other at once, or one booting alone fence a healthy holder.
+        crm.push(nvpair(props, "startup-fencing", "false"));
+    }
     let crm_config = El::new("crm_config").child(
         El::new("cluster_property_set")
             .attr("id", props)

@@ -135,6 +135,9 @@ pub enum What {
         fifo: String,
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Duration,
+        /// The node's fusedisk mode file: a reset fails its storage path.
+        #[arg(long)]
+        disk_mode_file: Option<PathBuf>,
     },
 }
 
@@ -157,10 +160,17 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         start_time,
         fifo,
         timeout,
+        disk_mode_file,
     } = &a.what
     {
-        return crate::lab::watchdog::run(*holder, *start_time, fifo, *timeout)
-            .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
+        return crate::lab::watchdog::run(
+            *holder,
+            *start_time,
+            fifo,
+            *timeout,
+            disk_mode_file.as_deref(),
+        )
+        .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
     }
     if let What::Load {
         vip,

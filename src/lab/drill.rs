@@ -299,6 +299,13 @@ pub fn outage_end(
 }
 
 const RECOVERY_DEADLINE: Duration = Duration::from_secs(180);
+/// How long cut-heartbeat watches a cluster without the guard: corosync
+/// declares the peer lost after ~2 s (token 1 s), Pacemaker then starts
+/// the standby's copy within seconds.
+const UNGUARDED_CUT: Duration = Duration::from_secs(20);
+/// Notes that make a drill fail whatever its numbers say.
+pub const INVARIANT_BROKEN: &str = "INVARIANT BROKEN";
+pub const NOT_MET: &str = "EXPECTATION NOT MET";
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Lab<'_> {
@@ -590,6 +597,9 @@ impl Lab<'_> {
                 let target = if target == "active" { &active } else { target };
                 let peer = if target == "node1" { "node2" } else { "node1" };
                 let mut cgroup = None;
+                // Whether the node runs the split-brain guard (the stock
+                // profile has no keeper): then its watchdog resets it.
+                let guarded = self.keeper_status(target).is_ok();
                 if let Drill::KillNode(_) = d {
                     let pid = self.kill_node(target)?;
                     notes.push(format!(
@@ -602,7 +612,8 @@ impl Lab<'_> {
                     // reset by its watchdog before the peer holds the lease.
                     let (mut reset_at, mut taken_at) = (None, None);
                     let t = Instant::now();
-                    while t.elapsed() < Duration::from_secs(60)
+                    while guarded
+                        && t.elapsed() < Duration::from_secs(60)
                         && (reset_at.is_none() || taken_at.is_none())
                     {
                         if reset_at.is_none() && !self.node_alive(target) {
@@ -613,21 +624,33 @@ impl Lab<'_> {
                         }
                         std::thread::sleep(Duration::from_millis(100));
                     }
-                    notes.push(format!(
-                        "{target} reset by its watchdog at {reset_at:?} s, {peer} held the lease at {taken_at:?} s"
-                    ));
-                    if let (Some(r), Some(h)) = (reset_at, taken_at)
-                        && h < r
-                    {
+                    let secs =
+                        |x: Option<f64>| x.map_or("never".to_string(), |x| format!("{x:.2} s"));
+                    if guarded {
                         notes.push(format!(
-                            "INVARIANT BROKEN: {peer} held the lease while {target} was frozen"
+                            "{target} reset by its watchdog at {}, {peer} held the lease at {} (after the freeze)",
+                            secs(reset_at),
+                            secs(taken_at)
                         ));
+                    } else {
+                        notes.push(format!(
+                            "{target} has no split-brain guard: no watchdog resets it"
+                        ));
+                    }
+                    match (reset_at, taken_at) {
+                        (Some(r), Some(h)) if h < r => notes.push(format!(
+                            "{INVARIANT_BROKEN}: {peer} held the lease while {target} was frozen"
+                        )),
+                        (None, Some(_)) => notes.push(format!(
+                            "{INVARIANT_BROKEN}: {peer} held the lease and {target} was never reset"
+                        )),
+                        _ => {}
                     }
                 }
                 let recovered =
                     self.wait_mail_moved(target, &read_log, fault_ms, RECOVERY_DEADLINE);
                 let t = Instant::now();
-                while self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
+                while guarded && self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 if self.node_alive(target) {
@@ -660,6 +683,8 @@ impl Lab<'_> {
                 {
                     std::thread::sleep(Duration::from_millis(100));
                 }
+                // A mail accepted before the kill landed is no recovery.
+                let down_ms = load::now_ms();
                 notes.push("both nodes killed; both booted with the heartbeat cut".into());
                 let mut pids = Vec::new();
                 for n in nodes {
@@ -668,30 +693,56 @@ impl Lab<'_> {
                 for n in nodes {
                     self.cut_heartbeat(n)?;
                 }
-                for p in &pids {
-                    self.start_stack_in(*p)?;
+                for (n, p) in nodes.iter().zip(&pids) {
+                    if let Err(e) = self.start_stack_in(*p) {
+                        notes.push(format!("starting {n}'s cluster stack: {e}"));
+                    }
                 }
                 let (ever, most) = self.watch_mounts(Duration::from_secs(30));
                 notes.push(format!(
                     "30 s cut off from each other: nodes that mounted the data {ever:?}, at most {most} at once"
                 ));
+                let holders: Vec<&str> = nodes
+                    .iter()
+                    .copied()
+                    .filter(|n| self.keeper_status(n).is_ok_and(|s| s.holds))
+                    .collect();
+                notes.push(format!("lease holders at the end of the cut: {holders:?}"));
                 if most > 1 {
-                    notes.push("INVARIANT BROKEN: both nodes mounted the data".into());
+                    notes.push(format!("{INVARIANT_BROKEN}: both nodes mounted the data"));
+                } else if ever.len() != 1 {
+                    notes.push(format!(
+                        "{NOT_MET}: exactly one node mounts while they are cut off from each other"
+                    ));
                 }
+                // Mail that came back while they were cut off counts from
+                // the kill; else from when the cut was lifted.
+                let during_cut =
+                    first_after(&read_log(), down_ms, |a| matches!(a, Attempt::Accepted(_)))
+                        .map(|ms| (ms - fault_ms) as f64 / 1000.0);
                 for n in nodes {
                     let _ =
                         self.in_node_out(n, &["nft", "delete", "table", "inet", lease::CUT_TABLE]);
                 }
                 notes.push("cut lifted".into());
-                let recovered = self.wait_mail_moved("", &read_log, fault_ms, RECOVERY_DEADLINE);
-                (recovered, Vec::new())
+                let after_cut = self.wait_mail_moved("", &read_log, fault_ms, RECOVERY_DEADLINE);
+                (during_cut.or(after_cut), Vec::new())
             }
             Drill::CutHeartbeat => {
                 let standby = if active == "node1" { "node2" } else { "node1" };
+                // Without the guard (no keeper) nothing will fence the
+                // standby: watch what the cut does for a while instead.
+                let guarded = self.keeper_status(standby).is_ok();
                 undo.extend(self.cut_heartbeat(standby)?);
                 notes.push(format!("{standby}: corosync UDP dropped both ways"));
                 let mut recovered = None;
-                if let Some(st) = self.wait_fenced(standby, Duration::from_secs(60)) {
+                if !guarded {
+                    std::thread::sleep(UNGUARDED_CUT);
+                    notes.push(format!(
+                        "no split-brain guard: {standby} cut off for {} s, nothing fences it",
+                        UNGUARDED_CUT.as_secs()
+                    ));
+                } else if let Some(st) = self.wait_fenced(standby, Duration::from_secs(60)) {
                     notes.push(format!(
                         "{standby} fenced itself: {}",
                         st.self_fenced.as_deref().unwrap_or("?")
@@ -913,7 +964,10 @@ impl Lab<'_> {
             && double_mounts == 0
             && expect_switch.is_none_or(|e| switched == e)
             && stops.iter().all(|s| s.in_time())
-            && after.is_ok();
+            && after.is_ok()
+            && !notes
+                .iter()
+                .any(|n| n.starts_with(INVARIANT_BROKEN) || n.starts_with(NOT_MET));
         Ok(Report {
             drill: d.name(),
             backend: "namespaces",

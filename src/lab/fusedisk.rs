@@ -71,10 +71,15 @@ pub fn log_file(base_dir: &Path, node: &str) -> PathBuf {
 /// Switches a node's path (the daemon picks it up within ~20 ms). Written
 /// via rename so the daemon never reads half a word.
 pub fn set_mode(base_dir: &Path, node: &str, mode: Mode) -> std::io::Result<()> {
-    let f = mode_file(base_dir, node);
+    set_mode_file(&mode_file(base_dir, node), mode)
+}
+
+/// As `set_mode`, given the mode file itself (the emulated watchdog is
+/// handed the file, not the lab's layout).
+pub fn set_mode_file(f: &Path, mode: Mode) -> std::io::Result<()> {
     let tmp = f.with_extension("mode.new");
     std::fs::write(&tmp, mode.name())?;
-    std::fs::rename(&tmp, &f)
+    std::fs::rename(&tmp, f)
 }
 
 pub fn get_mode(base_dir: &Path, node: &str) -> Option<Mode> {

@@ -2,7 +2,8 @@
 //! or by its emulated watchdog): a new holder, the node's private mounts,
 //! its network links, its device names, its watchdog, sshd, the lease
 //! keeper, then corosync and Pacemaker, as a machine's boot would. The
-//! node's private tree (configs, CIB, logs) and its loop devices are kept.
+//! node's private tree (configs, CIB, logs) and its loop devices are kept;
+//! its storage path, failed by a watchdog reset, works again.
 
 use super::plan::{self, DATA_DEV, LEASE_DEV};
 use super::topology::NODES;
@@ -57,6 +58,15 @@ impl Lab<'_> {
         {
             return Err(LabError::Cluster(format!("{node} is still running")));
         }
+        // A reset failed the node's storage path (its watchdog switched
+        // it to eio): a booting machine has its disk again, once the old
+        // mount is gone (a late write must not land under the peer).
+        if super::fusedisk::get_mode(&self.base_dir, node) != Some(super::fusedisk::Mode::Ok) {
+            let mut notes = Vec::new();
+            if !self.restore_disk_path_within(node, Duration::from_secs(60), &mut notes) {
+                return Err(LabError::Cluster(notes.join("; ")));
+            }
+        }
         let rec = self.start_holder(node)?;
         st.holders.retain(|h| h.node != node);
         st.holders.push(rec.clone());
@@ -90,7 +100,8 @@ impl Lab<'_> {
         let lease = watchdog::timeout_for(&cfg.config);
         if let Some(t) = lease {
             let log = self.base_dir.join(node).join("watchdog.log");
-            watchdog::spawn(&self.exe, &rec, t, &log)?;
+            let disk = super::fusedisk::mode_file(&self.base_dir, node);
+            watchdog::spawn(&self.exe, &rec, t, &disk, &log)?;
         }
         self.runner.run_ok(
             &plan::in_node(rec.pid, &["service", "ssh", "start"]).deadline(Duration::from_secs(30)),

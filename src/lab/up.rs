@@ -257,7 +257,8 @@ impl Lab<'_> {
                 .and_then(|c| super::watchdog::timeout_for(&c.config))
             {
                 let log = self.base_dir.join(&node).join("watchdog.log");
-                super::watchdog::spawn(&self.exe, &st.holders[usize::from(n - 1)], t, &log)?;
+                let disk = fusedisk::mode_file(&self.base_dir, &node);
+                super::watchdog::spawn(&self.exe, &st.holders[usize::from(n - 1)], t, &disk, &log)?;
             }
         }
         st.phase = "infrastructure up".into();

@@ -10,6 +10,15 @@
 //! the cgroup v2 freezer). The node's mounts and network namespace go
 //! with its last process.
 //!
+//! A reset also ends the machine's I/O, and a SIGKILL alone does not: a
+//! process waiting in the kernel (D state) on a hung disk path outlives
+//! it, and so does the node (its PID 1 waits for it), and a node's last
+//! unmount would still write to the shared disk after the "reset". So,
+//! given the node's fusedisk mode file (src/lab/fusedisk.rs), the
+//! supervisor first fails that node's storage path (`eio`: parked and new
+//! requests fail at once), then kills; `lab::restart` gives the path back
+//! (`ok`) when the node boots again, once the old mount is gone.
+//!
 //! The supervisor lives outside the node (a frozen node must not freeze
 //! its watchdog), and ends by itself when the holder is gone (lab down,
 //! or after the reset), so the lab's state need not record it.
@@ -57,13 +66,16 @@ pub fn open_fifo(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Watches `fifo` for the node whose holder is (`pid`, `start_time`)
-/// until the node is gone or reset. `log` gets one line per state change.
+/// until the node is gone or reset; a reset first switches `disk_mode`
+/// (the node's fusedisk mode file), when given, to `eio`. `log` gets one
+/// line per state change.
 pub fn supervise(
     proc_root: &Path,
     pid: u32,
     start_time: u64,
     mut fifo: std::fs::File,
     timeout: Duration,
+    disk_mode: Option<&Path>,
     log: &mut dyn FnMut(&str),
 ) -> Outcome {
     use std::os::fd::AsFd;
@@ -109,6 +121,18 @@ pub fn supervise(
                 "not petted for {} ms: resetting the node (SIGKILL to its PID 1, {pid})",
                 silent_for.as_millis()
             ));
+            // The I/O ends first: no write of the dying node (its last
+            // unmount included) may land, and no D-state wait may hold
+            // the node past the kill.
+            if let Some(f) = disk_mode {
+                match super::fusedisk::set_mode_file(f, super::fusedisk::Mode::Eio) {
+                    Ok(()) => log(&format!("storage path failed (eio via {})", f.display())),
+                    Err(e) => log(&format!(
+                        "could not fail the storage path ({}): {e}",
+                        f.display()
+                    )),
+                }
+            }
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
@@ -125,6 +149,7 @@ pub fn spawn(
     exe: &Path,
     holder: &super::state::HolderRec,
     timeout: Duration,
+    disk_mode: &Path,
     log: &Path,
 ) -> Result<(), super::LabError> {
     use std::os::unix::process::CommandExt;
@@ -141,6 +166,8 @@ pub fn spawn(
         .arg(holder.start_time.to_string())
         .arg("--timeout")
         .arg(format!("{}ms", timeout.as_millis()))
+        .arg("--disk-mode-file")
+        .arg(disk_mode)
         .stdin(std::process::Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -207,7 +234,13 @@ pub fn start_keepers(runner: &dyn super::cmd::Runner, pids: &[u32]) -> Result<()
 }
 
 /// `mailha lab watchdog`: the supervisor's process.
-pub fn run(pid: u32, start_time: u64, in_node: &str, timeout: Duration) -> Result<(), String> {
+pub fn run(
+    pid: u32,
+    start_time: u64,
+    in_node: &str,
+    timeout: Duration,
+    disk_mode: Option<&Path>,
+) -> Result<(), String> {
     let proc_root = Path::new("/proc");
     let path = host_path(proc_root, pid, in_node);
     let fifo = open_fifo(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -222,7 +255,9 @@ pub fn run(pid: u32, start_time: u64, in_node: &str, timeout: Duration) -> Resul
         "watching {} (timeout {timeout:?})",
         path.display()
     ));
-    match supervise(proc_root, pid, start_time, fifo, timeout, &mut log) {
+    match supervise(
+        proc_root, pid, start_time, fifo, timeout, disk_mode, &mut log,
+    ) {
         Outcome::HolderGone => log("the node is gone"),
         Outcome::Reset { .. } => log("reset done"),
     }
@@ -294,6 +329,9 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
+        // The node's storage path, as its fusedisk reads it.
+        let mode = dir.path().join("node.mode");
+        std::fs::write(&mode, "ok").unwrap();
         let t0 = Instant::now();
         let mut lines = Vec::new();
         let out = supervise(
@@ -302,6 +340,7 @@ mod tests {
             start,
             fifo,
             Duration::from_millis(500),
+            Some(&mode),
             &mut |m| lines.push(m.to_string()),
         );
         petter.join().unwrap();
@@ -312,6 +351,11 @@ mod tests {
         assert!(
             t0.elapsed() >= Duration::from_millis(900),
             "fired while petted"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&mode).unwrap(),
+            "eio",
+            "the reset ended the node's I/O: {lines:?}"
         );
         unshare.wait().unwrap();
         for p in std::iter::once(pid).chain(members) {
@@ -343,16 +387,24 @@ mod tests {
                 nix::sys::signal::Signal::SIGKILL,
             );
         });
+        let mode = dir.path().join("node.mode");
+        std::fs::write(&mode, "ok").unwrap();
         let out = supervise(
             Path::new("/proc"),
             pid,
             start,
             fifo,
             Duration::from_millis(200),
+            Some(&mode),
             &mut |_| {},
         );
         killer.join().unwrap();
         unshare.wait().unwrap();
         assert_eq!(out, Outcome::HolderGone);
+        assert_eq!(
+            std::fs::read_to_string(&mode).unwrap(),
+            "ok",
+            "no reset, the storage path untouched"
+        );
     }
 }

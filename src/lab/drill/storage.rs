@@ -176,7 +176,7 @@ impl Lab<'_> {
     }
 
     /// As `restore_disk_path`; Ok when the path is ok again.
-    pub(super) fn restore_disk_path_within(
+    pub(in crate::lab) fn restore_disk_path_within(
         &self,
         node: &str,
         deadline: Duration,
