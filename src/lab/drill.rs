@@ -249,10 +249,23 @@ pub(super) fn seconds_until(
     fault_ms: u128,
     good: impl Fn(&Attempt) -> bool,
 ) -> Option<f64> {
+    poll_log(read_log, fault_ms, |log, since| {
+        first_after(log, since, &good)
+    })
+}
+
+/// Polls the load log for up to 20 s until `find` (given the log and the
+/// instant the polling began) names an attempt; its seconds since the
+/// fault.
+fn poll_log(
+    read_log: &dyn Fn() -> Vec<(u128, Attempt)>,
+    fault_ms: u128,
+    find: impl Fn(&[(u128, Attempt)], u128) -> Option<u128>,
+) -> Option<f64> {
     let since = load::now_ms();
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(20) {
-        if let Some(ms) = first_after(&read_log(), since, &good) {
+        if let Some(ms) = find(&read_log(), since) {
             return Some((ms - fault_ms) as f64 / 1000.0);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -272,15 +285,9 @@ pub(super) fn seconds_until_outage_end(
     fault_ms: u128,
     good: impl Fn(&Attempt) -> bool,
 ) -> Option<f64> {
-    let since = load::now_ms();
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(20) {
-        if let Some(ms) = outage_end(&read_log(), fault_ms, since, &good) {
-            return Some((ms - fault_ms) as f64 / 1000.0);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
+    poll_log(read_log, fault_ms, |log, since| {
+        outage_end(log, fault_ms, since, &good)
+    })
 }
 
 /// The pure part of `seconds_until_outage_end`.
