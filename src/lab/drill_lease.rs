@@ -22,33 +22,11 @@ const KNET_PORTS: &str = "5405-5406";
 /// The nft commands that cut the heartbeat in a node: corosync's UDP in
 /// and out, nothing else (SMTP, ping, ssh and the lease disk still work).
 pub fn cut_commands() -> Vec<Vec<&'static str>> {
-    vec![
-        vec!["nft", "add", "table", "inet", CUT_TABLE],
-        vec![
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            CUT_TABLE,
-            "in",
-            "{ type filter hook input priority -10 ; }",
-        ],
-        vec![
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            CUT_TABLE,
-            "out",
-            "{ type filter hook output priority -10 ; }",
-        ],
-        vec![
-            "nft", "add", "rule", "inet", CUT_TABLE, "in", "udp", "dport", KNET_PORTS, "drop",
-        ],
-        vec![
-            "nft", "add", "rule", "inet", CUT_TABLE, "out", "udp", "dport", KNET_PORTS, "drop",
-        ],
-    ]
+    super::super::plan::nft_drop(
+        CUT_TABLE,
+        &["udp", "dport", KNET_PORTS],
+        &["udp", "dport", KNET_PORTS],
+    )
 }
 
 /// Restarting a fenced node's guard and stack, in order: the old keeper

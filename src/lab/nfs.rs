@@ -143,33 +143,7 @@ impl Fault {
 /// The nft commands (argv) of a partition in the nfs namespace: every
 /// packet in or out of its lan interface dropped (loopback untouched).
 pub fn partition_argvs() -> Vec<Vec<&'static str>> {
-    vec![
-        vec!["nft", "add", "table", "inet", CUT_TABLE],
-        vec![
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            CUT_TABLE,
-            "input",
-            "{ type filter hook input priority -10 ; }",
-        ],
-        vec![
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            CUT_TABLE,
-            "output",
-            "{ type filter hook output priority -10 ; }",
-        ],
-        vec![
-            "nft", "add", "rule", "inet", CUT_TABLE, "input", "iifname", "eth0", "drop",
-        ],
-        vec![
-            "nft", "add", "rule", "inet", CUT_TABLE, "output", "oifname", "eth0", "drop",
-        ],
-    ]
+    super::plan::nft_drop(CUT_TABLE, &["iifname", "eth0"], &["oifname", "eth0"])
 }
 
 /// An RPC NULL call to the lab's server from inside network namespace

@@ -202,6 +202,30 @@ pub fn node_mount_script(root: &Path, node: &str) -> String {
     s
 }
 
+/// The nft commands (argv) of a fault: table `table` with an input and an
+/// output chain, dropping what `in_match` and `out_match` select. Removed
+/// as a whole with `nft delete table inet TABLE`.
+pub fn nft_drop(
+    table: &'static str,
+    in_match: &[&'static str],
+    out_match: &[&'static str],
+) -> Vec<Vec<&'static str>> {
+    let chain = |name, hook| vec!["nft", "add", "chain", "inet", table, name, hook];
+    let rule = |name, m: &[&'static str]| {
+        let mut v = vec!["nft", "add", "rule", "inet", table, name];
+        v.extend_from_slice(m);
+        v.push("drop");
+        v
+    };
+    vec![
+        vec!["nft", "add", "table", "inet", table],
+        chain("in", "{ type filter hook input priority -10 ; }"),
+        chain("out", "{ type filter hook output priority -10 ; }"),
+        rule("in", in_match),
+        rule("out", out_match),
+    ]
+}
+
 /// `nsenter` into all of a node's namespaces, clean environment.
 pub fn in_node(holder_pid: u32, argv: &[&str]) -> Cmd {
     Cmd::new("nsenter")
