@@ -229,7 +229,8 @@ fn gone_or_failed(
     }
 }
 
-/// Mount lines that mention `needle`, one scan per mount namespace.
+/// Mount lines that mention directory `needle` (or a path under it), one
+/// scan per mount namespace.
 fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     let mut v = Vec::new();
@@ -254,7 +255,7 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
         if let Ok(text) = std::fs::read_to_string(dir.join("mountinfo")) {
             v.extend(
                 text.lines()
-                    .filter(|l| l.contains(needle))
+                    .filter(|l| super::plan::mentions_dir(l, needle))
                     .map(|l| format!("(pid {pid}) {l}")),
             );
         }

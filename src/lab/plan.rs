@@ -442,7 +442,7 @@ pub fn leftovers(
     }
     let base = base_dir.display().to_string();
     for line in losetup.lines() {
-        if line.contains(&base) {
+        if mentions_dir(line, &base) {
             v.push(format!(
                 "loop device {}",
                 line.split(':').next().unwrap_or(line)
@@ -450,17 +450,47 @@ pub fn leftovers(
         }
     }
     for m in mount_lines {
-        if m.contains(&base) {
+        if mentions_dir(m, &base) {
             v.push(format!("mount {m}"));
         }
     }
     v
 }
 
+/// Whether `line` names directory `dir` or a path under it, not merely a
+/// path that starts with the same letters: another lab's base
+/// `/var/lib/mailha-lab-test` is not under `/var/lib/mailha-lab`.
+pub fn mentions_dir(line: &str, dir: &str) -> bool {
+    line.match_indices(dir).any(|(i, _)| {
+        matches!(
+            line[i + dir.len()..].chars().next(),
+            None | Some('/' | ' ' | ')' | '\t' | '\n')
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lab::state::LoopRec;
+
+    #[test]
+    fn another_labs_base_sharing_our_prefix_is_not_ours() {
+        let ours = "/var/lib/mailha-lab";
+        assert!(mentions_dir(
+            "165 105 0:65 / /var/lib/mailha-lab/node2/pin rw",
+            ours
+        ));
+        assert!(mentions_dir(
+            "/dev/loop3: []: (/var/lib/mailha-lab/data.img)",
+            ours
+        ));
+        assert!(mentions_dir("tmpfs /var/lib/mailha-lab rw", ours));
+        assert!(!mentions_dir(
+            "166 105 254:0 /var/lib/mailha-lab-test/node2/root/tmp /tmp rw",
+            ours
+        ));
+    }
 
     #[test]
     fn mount_script_binds_every_private_path_and_mounts_tmp_last() {
