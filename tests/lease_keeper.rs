@@ -554,23 +554,18 @@ fn inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
     let mut w = World::new(false);
     w.start(0);
     w.start(1);
-    let o = run_with_deadline(
-        Command::new("ocf-tester")
-            .args(["-n", "lease-test"])
-            .arg("-o")
-            .arg(format!("socket={}", w.nodes[0].socket))
-            .arg("-o")
-            .arg(format!("device={}", w.loops[0]))
-            .args(["-o", "cluster=keepertest", "-o", "io_timeout=100ms"])
-            .arg(w.face("lease")),
-        Duration::from_secs(120),
-    );
-    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && out.contains("passed all tests"),
-        "{out}\n{}",
-        w.logs()
-    );
+    let params: Vec<(String, String)> = [
+        ("socket", w.nodes[0].socket.clone()),
+        ("device", w.loops[0].clone()),
+        ("cluster", "keepertest".into()),
+        ("io_timeout", "100ms".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Err(out) = ocf_tester("lease-test", &params, &w.face("lease")) {
+        panic!("{out}\n{}", w.logs());
+    }
     // ocf-tester ends with a stop: nothing held, and the peer may take it.
     assert!(!w.status(0).holds);
     w.ask(1, "acquire").unwrap();

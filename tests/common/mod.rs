@@ -194,6 +194,24 @@ pub fn root_and_tools(what: &str, tools: &[&str]) -> bool {
     false
 }
 
+/// ocf-tester (from resource-agents) on `agent` with instance `name` and
+/// `params`: Ok, or its whole output when it did not pass all tests.
+pub fn ocf_tester(name: &str, params: &[(String, String)], agent: &Path) -> Result<(), String> {
+    let mut c = Command::new("ocf-tester");
+    c.args(["-n", name]);
+    for (k, v) in params {
+        c.arg("-o").arg(format!("{k}={v}"));
+    }
+    c.arg(agent);
+    let o = run_with_deadline(&mut c, Duration::from_secs(180));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    if o.status.success() && out.contains("passed all tests") {
+        Ok(())
+    } else {
+        Err(out)
+    }
+}
+
 /// Runs `argv` (60 s deadline), fails the test unless it succeeds; its
 /// stdout, trimmed.
 pub fn run_ok(argv: &[&str]) -> String {
