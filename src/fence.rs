@@ -39,6 +39,9 @@ pub struct Request {
     pub action: String,
     pub plug: Option<String>,
     pub socket: String,
+    /// How long to hold back a request against a live holder of the data
+    /// lease when this node holds nothing (`holder_delay`).
+    pub holder_delay: Duration,
 }
 
 /// Keys Pacemaker passes that we accept without using: the lease's own
@@ -81,17 +84,30 @@ pub fn parse_stdin(text: &str) -> Result<Request, FenceError> {
         action: "reboot".into(),
         plug: None,
         socket: keeper::DEFAULT_SOCKET.into(),
+        holder_delay: Duration::ZERO,
     };
     for (k, v) in kv {
         match k.as_str() {
             "action" | "option" => req.action = v,
             "plug" | "port" => req.plug = Some(v),
             "socket" => req.socket = v,
+            "holder_delay" => req.holder_delay = delay(&v)?,
             k if IGNORED.contains(&k) || k.starts_with("pcmk_") => {}
             other => return Err(FenceError::Usage(format!("unknown parameter {other:?}"))),
         }
     }
     Ok(req)
+}
+
+/// A holder delay: a duration up to a minute (Pacemaker's own fencing
+/// timeout must still cover it, plus host_dead).
+fn delay(v: &str) -> Result<Duration, FenceError> {
+    match humantime::parse_duration(v) {
+        Ok(d) if d <= Duration::from_secs(60) => Ok(d),
+        _ => Err(FenceError::Usage(format!(
+            "holder_delay {v:?} is not a duration of at most 1min"
+        ))),
+    }
 }
 
 /// Parses the command line (argv without the program name).
@@ -100,6 +116,7 @@ pub fn parse_args(args: &[String]) -> Result<Request, FenceError> {
         action: "reboot".into(),
         plug: None,
         socket: keeper::DEFAULT_SOCKET.into(),
+        holder_delay: Duration::ZERO,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -112,6 +129,7 @@ pub fn parse_args(args: &[String]) -> Result<Request, FenceError> {
             "-o" | "--action" => req.action = val(a)?,
             "-n" | "--plug" | "--port" => req.plug = Some(val(a)?),
             "--socket" => req.socket = val(a)?,
+            "--holder-delay" => req.holder_delay = delay(&val(a)?)?,
             "-h" | "--help" => req.action = "help".into(),
             other => return Err(FenceError::Usage(format!("unknown argument {other:?}"))),
         }
@@ -145,6 +163,11 @@ pub fn metadata() -> String {
 		<getopt mixed="--socket=[name]" />
 		<content type="string" default="{socket}" />
 		<shortdesc lang="en">Abstract socket name of this node's lease keeper</shortdesc>
+	</parameter>
+	<parameter name="holder_delay" unique="0" required="0">
+		<getopt mixed="--holder-delay=[duration]" />
+		<content type="string" default="0" />
+		<shortdesc lang="en">When this node holds nothing and the target holds the data lease and still renews it, wait this long before asking it to fence itself (the holder wins a fence race); skipped as soon as the target misses renewals</shortdesc>
 	</parameter>
 	<parameter name="device" unique="0" required="0">
 		<content type="string" />
@@ -240,7 +263,7 @@ pub fn run(req: &Request) -> Result<u8, FenceError> {
                 EXIT_FAIL
             })
         }
-        "off" | "reboot" => fence(&req.socket, plug(req)?).map(|_| EXIT_OK),
+        "off" | "reboot" => fence(&req.socket, plug(req)?, req.holder_delay).map(|_| EXIT_OK),
         other => Err(FenceError::Usage(format!("unknown action {other:?}"))),
     }
 }
@@ -251,8 +274,57 @@ fn plug(req: &Request) -> Result<&str, FenceError> {
         .ok_or_else(|| FenceError::Usage("no node given (plug=NODE or -n NODE)".into()))
 }
 
-/// Posts the request and waits for its outcome.
-pub fn fence(socket: &str, target: &str) -> Result<&'static str, FenceError> {
+/// Whether to post the fence request now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    Go,
+    Wait,
+    Abort(String),
+}
+
+/// The fence race, decided by the lease instead of Pacemaker's
+/// priority-fencing-delay. When the heartbeat is cut both nodes ask to
+/// fence the other; the node that holds the data (runs the mail) must
+/// win, so a node that holds nothing holds its request back for `delay`
+/// while the target still renews: the holder's request arrives first,
+/// and this node fences itself. A target that has missed renewals
+/// (3 x renew unchanged: dead, frozen, or cut off from the disk) gains
+/// nothing from the delay, and a node death no longer waits for it.
+pub fn hold(st: &Status, waited: Duration, delay: Duration) -> Hold {
+    if matches!(st.role.as_str(), "self-fencing" | "fenced") {
+        return Hold::Abort("this node fenced itself: it fences nobody".into());
+    }
+    if st.holds || !st.peer_holding || waited >= delay {
+        return Hold::Go;
+    }
+    let stale_after = st.renew_ms.max(1) * 3;
+    match st.peer_unchanged_ms {
+        Some(ms) if ms < stale_after => Hold::Wait,
+        _ => Hold::Go,
+    }
+}
+
+/// Posts the request (after the holder delay, see `hold`) and waits for
+/// its outcome.
+pub fn fence(socket: &str, target: &str, delay: Duration) -> Result<&'static str, FenceError> {
+    let t_hold = Instant::now();
+    let mut held = false;
+    loop {
+        match hold(&status(socket)?, t_hold.elapsed(), delay) {
+            Hold::Go => break,
+            Hold::Abort(why) => return Err(FenceError::Keeper(why)),
+            Hold::Wait => {
+                held = true;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    if held {
+        eprintln!(
+            "{NAME}: held the request for {target} back {:?} (it holds the data lease)",
+            t_hold.elapsed()
+        );
+    }
     let v = keeper::request(socket, &format!("fence {target}"), ASK).map_err(FenceError::Keeper)?;
     let id = v["id"]
         .as_u64()
@@ -337,6 +409,80 @@ mod tests {
         assert!(a(&["--bogus"]).is_err());
     }
 
+    fn status(holds: bool, peer_holding: bool, peer_unchanged_ms: Option<u64>) -> Status {
+        Status {
+            pid: 1,
+            node: "node2".into(),
+            node_id: 2,
+            peer: "node1".into(),
+            peer_id: 1,
+            cluster: "lab".into(),
+            device: "/dev/lab/lease".into(),
+            role: if holds { "holding" } else { "idle" }.into(),
+            holds,
+            wanted: holds,
+            released: !holds,
+            counter: 10,
+            renewal_age_ms: Some(100),
+            io_stalled_ms: None,
+            peer_unchanged_ms,
+            peer_dead: false,
+            peer_holding,
+            peer_fenced: false,
+            host_dead_ms: 4500,
+            renew_ms: 500,
+            fence_pending: None,
+            fences: vec![],
+            self_fenced: None,
+        }
+    }
+
+    #[test]
+    fn the_standby_holds_back_its_request_against_a_live_holder_until_the_delay_ends() {
+        let d = Duration::from_secs(2);
+        let st = status(false, true, Some(300));
+        assert_eq!(hold(&st, Duration::ZERO, d), Hold::Wait);
+        assert_eq!(hold(&st, Duration::from_millis(1999), d), Hold::Wait);
+        assert_eq!(hold(&st, d, d), Hold::Go);
+    }
+
+    #[test]
+    fn a_holder_that_missed_renewals_is_fenced_without_delay() {
+        // kill-node: by the time Pacemaker asks, the dead holder's slot
+        // has stood still for seconds.
+        let d = Duration::from_secs(2);
+        assert_eq!(hold(&status(false, true, Some(2100)), Duration::ZERO, d), Hold::Go);
+        assert_eq!(hold(&status(false, true, Some(1500)), Duration::ZERO, d), Hold::Go);
+        assert_eq!(hold(&status(false, true, Some(1499)), Duration::ZERO, d), Hold::Wait);
+        // Never read yet: nothing says it is alive.
+        assert_eq!(hold(&status(false, true, None), Duration::ZERO, d), Hold::Go);
+    }
+
+    #[test]
+    fn the_holder_and_a_race_over_nothing_never_wait() {
+        let d = Duration::from_secs(2);
+        assert_eq!(hold(&status(true, false, Some(100)), Duration::ZERO, d), Hold::Go);
+        assert_eq!(hold(&status(false, false, Some(100)), Duration::ZERO, d), Hold::Go);
+    }
+
+    #[test]
+    fn a_node_that_fenced_itself_stops_waiting_and_fences_nobody() {
+        let mut st = status(false, true, Some(100));
+        st.role = "fenced".into();
+        assert!(matches!(
+            hold(&st, Duration::ZERO, Duration::from_secs(2)),
+            Hold::Abort(_)
+        ));
+    }
+
+    #[test]
+    fn the_holder_delay_is_a_bounded_duration() {
+        let r = parse_stdin("action=off\nport=node1\nholder_delay=2s\n").unwrap();
+        assert_eq!(r.holder_delay, Duration::from_secs(2));
+        assert!(parse_stdin("action=off\nport=node1\nholder_delay=2h\n").is_err());
+        assert!(parse_stdin("action=off\nport=node1\nholder_delay=soon\n").is_err());
+    }
+
     #[test]
     fn metadata_is_xml_naming_every_action() {
         let m = metadata();
@@ -364,6 +510,7 @@ mod tests {
                 action: action.into(),
                 plug: Some("node2".into()),
                 socket: socket.clone(),
+                holder_delay: Duration::ZERO,
             };
             assert!(matches!(run(&r), Err(FenceError::Keeper(_))), "{action}");
         }

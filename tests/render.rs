@@ -186,7 +186,11 @@ fn discovery_reads_pid_files_services_and_version_from_the_tree() {
 fn fencing_is_on_with_a_fence_device_per_node_kept_off_its_target() {
     let xml = cib::render_configuration(&loaded(BASE));
     assert!(xml.contains("name=\"stonith-enabled\" value=\"true\""));
-    assert!(xml.contains("name=\"priority-fencing-delay\" value=\"10s\""));
+    // Under the lease the fence race is fence_mailha's (fence::hold), so a
+    // node death does not wait for Pacemaker's priority-fencing-delay.
+    assert!(!xml.contains("priority-fencing-delay"));
+    assert!(xml.contains("name=\"holder_delay\" value=\"10s\""));
+    assert!(xml.contains("name=\"lease_socket\" value=\"mailha-lease\""));
     assert!(xml.contains("id=\"location-fence-node1-avoids-node1\""));
     assert!(xml.contains("type=\"fence_mailha\""));
 }

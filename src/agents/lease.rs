@@ -22,7 +22,7 @@ fn check_device(v: &str) -> Result<(), String> {
         })
 }
 
-fn check_socket(v: &str) -> Result<(), String> {
+pub(crate) fn check_socket(v: &str) -> Result<(), String> {
     let ok = !v.is_empty()
         && v.len() <= 100
         && v.chars()

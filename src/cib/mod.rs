@@ -169,7 +169,7 @@ fn lease_params(l: &Lease, cfg: &Config) -> Vec<(&'static str, String)> {
     v
 }
 
-fn mount_params(m: &Mount) -> Vec<(&'static str, String)> {
+fn mount_params(m: &Mount, lease: bool) -> Vec<(&'static str, String)> {
     let mut v = match &m.source {
         MountSource::Block { device, fstype } => {
             vec![("device", device.spec()), ("fstype", fstype.clone())]
@@ -179,6 +179,14 @@ fn mount_params(m: &Mount) -> Vec<(&'static str, String)> {
     v.push(("directory", m.mount_point.display().to_string()));
     if !m.options.is_empty() {
         v.push(("options", m.options.join(",")));
+    }
+    if lease {
+        // The agent checks the lease itself before it mounts, and uses it
+        // to skip a stale MMP wait (agents::storage::mmp).
+        v.push((
+            "lease_socket",
+            crate::lease::keeper::DEFAULT_SOCKET.to_string(),
+        ));
     }
     v
 }
@@ -300,7 +308,10 @@ fn fencing_resources(cfg: &Config) -> Vec<El> {
                 .iter()
                 .map(|n| {
                     let id = format!("fence-{}", n.name);
-                    let mut params = vec![("pcmk_host_list", n.name.clone())];
+                    let mut params = vec![
+                        ("pcmk_host_list", n.name.clone()),
+                        ("holder_delay", dur(cfg.fencing.priority_fencing_delay)),
+                    ];
                     params.extend(lease_params(lease, cfg));
                     primitive(
                         &id,
@@ -368,9 +379,12 @@ pub fn render(cfg: &Config) -> El {
         // the CIB daemon's own CPU check stays.
         nvpair(props, "load-threshold", "0%"),
     ];
-    if fencing_on {
+    if fencing_on && cfg.fencing.mode != FencingMode::Lease {
         // The node that runs the mail (whose resources carry priority)
         // waits this long before being fenced, so it wins a fence race.
+        // Under the lease, fence_mailha holds the request back itself
+        // (`holder_delay`), and only while the target still renews: a dead
+        // node is fenced without the delay (fence::hold).
         crm.push(nvpair(
             props,
             "priority-fencing-delay",
@@ -437,7 +451,7 @@ pub fn render(cfg: &Config) -> El {
             "ocf",
             Some("mailha"),
             "storage",
-            mount_params(m),
+            mount_params(m, cfg.storage.lease.is_some()),
             vec![],
             storage_operations(&id, p, p.storage_monitor_interval),
         ));

@@ -53,6 +53,9 @@ impl Block {
     pub fn bytes(&self) -> &[u8] {
         &self.0.0
     }
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0.0
+    }
 }
 
 /// Block I/O behind a trait so tests can put a device that hangs under

@@ -186,6 +186,9 @@ pub struct Status {
     pub peer_holding: bool,
     pub peer_fenced: bool,
     pub host_dead_ms: u64,
+    /// How often a live keeper writes its slot.
+    #[serde(default)]
+    pub renew_ms: u64,
     /// Our fence request waiting for the peer, if any.
     pub fence_pending: Option<u64>,
     /// Recent fence outcomes: (request id, "acked" | "dead").
@@ -473,6 +476,7 @@ impl Daemon {
             peer_holding: peer.is_some_and(|p| p.holding),
             peer_fenced: peer.is_some_and(|p| p.fenced),
             host_dead_ms: self.s.timing.host_dead.as_millis() as u64,
+            renew_ms: self.s.timing.renew.as_millis() as u64,
             fence_pending: slot.request.map(|r| r.id),
             fences: self
                 .fences

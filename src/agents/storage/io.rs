@@ -61,6 +61,28 @@ pub fn superblock(
     })
 }
 
+/// The ext4 MMP block of `dev`, read past every cache. Ok(None): not
+/// ext4, or no MMP.
+pub fn mmp(dev: &str, deadline: Duration) -> Result<Option<super::mmp::Mmp>, String> {
+    let out = in_child(&["mmp", dev], deadline)?;
+    let line = out.trim_end_matches('\n');
+    if line == "none" {
+        return Ok(None);
+    }
+    // The node name is last: it is the one field that may hold a tab.
+    let v: Vec<&str> = line.splitn(4, '\t').collect();
+    let parse = |s: &str| u32::from_str_radix(s, 16).map_err(|e| format!("{s:?}: {e}"));
+    match v.as_slice() {
+        [seq, check, update, name] => Ok(Some(super::mmp::Mmp {
+            seq: parse(seq)?,
+            check_interval: check.parse().map_err(|e| format!("{check:?}: {e}"))?,
+            update_interval: update.parse().map_err(|e| format!("{update:?}: {e}"))?,
+            nodename: name.to_string(),
+        })),
+        _ => Err(format!("unexpected answer {line:?}")),
+    }
+}
+
 /// Waits up to `wait` for the block device `dev` to be given up by the
 /// filesystem that was on it. Ok(true): released; Ok(false): still
 /// claimed when the time was up.
@@ -78,6 +100,7 @@ pub fn umount(dir: &str, how: Umount, deadline: Duration) -> Result<(), String> 
 pub fn run(args: &[String]) -> u8 {
     let r = match args.iter().map(|s| s.as_str()).collect::<Vec<_>>().as_slice() {
         ["superblock", dev] => read_superblock(Path::new(dev)),
+        ["mmp", dev] => read_mmp(Path::new(dev)),
         ["read", dir] => read_dir(Path::new(dir)),
         ["write", dir, name] => write_marker(Path::new(dir), name),
         ["umount", dir, how] => do_umount(dir, how),
@@ -89,7 +112,7 @@ pub fn run(args: &[String]) -> u8 {
         // this child, not the stop (`agents::service`).
         ["pidfile", path] => crate::agents::service::procs::read_pid_file(Path::new(path))
             .map(|p| p.map(|p| format!("{p}\n")).unwrap_or_default()),
-        _ => Err("usage: mailha io superblock DEV | read DIR | write DIR NAME | umount DIR plain|force|detach | released DEV MS | pidfile PATH".into()),
+        _ => Err("usage: mailha io superblock DEV | mmp DEV | read DIR | write DIR NAME | umount DIR plain|force|detach | released DEV MS | pidfile PATH".into()),
     };
     match r {
         Ok(out) => {
@@ -131,6 +154,38 @@ fn read_superblock(dev: &Path) -> Result<String, String> {
         }
         None => String::new(),
     })
+}
+
+/// O_DIRECT: the MMP block changes under us (another node's kmmpd), and
+/// a page-cache copy of it would be exactly the stale answer MMP exists
+/// to avoid.
+fn read_mmp(dev: &Path) -> Result<String, String> {
+    use crate::lease::disk::Block;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let err = |e: std::io::Error| format!("{}: {e}", dev.display());
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECT)
+        .open(dev)
+        .map_err(err)?;
+    let read = |offset: u64| -> Result<Block, String> {
+        let mut b = Block::zeroed();
+        f.read_exact_at(b.bytes_mut(), offset).map_err(err)?;
+        Ok(b)
+    };
+    let head = read(0)?;
+    let Some((offset, update)) = super::mmp::locate(head.bytes()) else {
+        return Ok("none\n".into());
+    };
+    // The block may be 1 KiB inside an aligned 4 KiB read.
+    let aligned = offset - offset % 4096;
+    let b = read(aligned)?;
+    let m = super::mmp::Mmp::parse(&b.bytes()[(offset - aligned) as usize..], update)
+        .ok_or_else(|| format!("{}: no MMP block at byte {offset}", dev.display()))?;
+    Ok(format!(
+        "{:x}\t{}\t{}\t{}\n",
+        m.seq, m.check_interval, m.update_interval, m.nodename
+    ))
 }
 
 fn read_dir(dir: &Path) -> Result<String, String> {

@@ -12,6 +12,7 @@
 //!   there (a process stuck in the kernel means: fence this node).
 
 pub mod io;
+pub mod mmp;
 pub mod mountinfo;
 pub mod nfs;
 pub mod superblock;
@@ -158,6 +159,15 @@ pub static PARAMS: &[Param] = &[
         "Used in the monitor's marker file name.",
         ocf::no_check,
     ),
+    Param::new(
+        "lease_socket",
+        Str,
+        false,
+        None,
+        "lease keeper socket",
+        "Abstract socket name of this node's lease keeper (mailha's generated CIB sets it when [storage.lease] is configured). A start then mounts only while the keeper says this node holds the data lease, and clears an ext4 MMP block left by a peer that died holding the lease instead of waiting out MMP.",
+        crate::agents::lease::check_socket,
+    ),
 ];
 
 pub static ACTIONS: &[Action] = &[
@@ -193,6 +203,8 @@ pub struct Storage {
     pub io_timeout: Duration,
     pub nfs_port: u16,
     pub marker: String,
+    /// This node's lease keeper, when the data is under the lease.
+    pub lease_socket: Option<String>,
 }
 
 pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfError> {
@@ -221,6 +233,7 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfErr
         io_timeout: humantime::parse_duration(&p["io_timeout"]).expect("checked"),
         nfs_port: p["nfs_port"].parse().expect("checked"),
         marker: format!(".mailha-monitor-{host}"),
+        lease_socket: p.get("lease_socket").cloned(),
     })
 }
 
@@ -373,6 +386,9 @@ pub fn start(s: &Storage, timeout: Duration) -> Result<OcfStatus, OcfError> {
         }
         MountState::NotMounted => {}
     }
+    if let Some(socket) = &s.lease_socket {
+        under_lease(s, socket, device.as_deref(), deadline)?;
+    }
     std::fs::create_dir_all(&s.directory)
         .map_err(|e| OcfError::generic(format!("{}: {e}", s.directory)))?;
     let source = match (&s.source, &device) {
@@ -401,6 +417,68 @@ pub fn start(s: &Storage, timeout: Duration) -> Result<OcfStatus, OcfError> {
     }
     eprintln!("storage: mounted {source} on {}", s.directory);
     Ok(OcfStatus::Success)
+}
+
+/// The lease's part of a start: nothing mounts without the lease (the
+/// CIB's order says so too; this holds when the agent is run by hand or
+/// the constraints were edited), and an MMP block the lease proves stale
+/// is cleared rather than waited out (`mmp`).
+fn under_lease(
+    s: &Storage,
+    socket: &str,
+    device: Option<&str>,
+    deadline: Instant,
+) -> Result<(), OcfError> {
+    let ask = s.io_timeout.min(Duration::from_secs(5));
+    let st = crate::lease::keeper::status(socket, ask).map_err(|e| {
+        OcfError::generic(format!(
+            "the lease keeper ({socket}) does not answer ({e}): nothing mounts shared storage without the lease"
+        ))
+    })?;
+    if !st.holds {
+        return Err(OcfError::generic(format!(
+            "this node does not hold the data lease (keeper: {}): nothing mounts shared storage without it",
+            st.role
+        )));
+    }
+    let Some(dev) = device.filter(|_| s.fstype == "ext4") else {
+        return Ok(());
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let m = match io::mmp(dev, s.io_timeout.min(left)) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(()),
+        // The mount reads the same block and decides for itself.
+        Err(e) => {
+            eprintln!("storage: {dev}: reading the MMP block: {e}; the mount decides");
+            return Ok(());
+        }
+    };
+    match mmp::plan(&m, &mmp::LeaseView::from(&st)) {
+        mmp::Plan::Mount => Ok(()),
+        mmp::Plan::Wait(why) => {
+            eprintln!("storage: {dev}: {why}");
+            Ok(())
+        }
+        mmp::Plan::Refuse(why) => Err(OcfError::generic(format!("{dev}: {why}"))),
+        mmp::Plan::Clear(why) => {
+            eprintln!("storage: {dev}: {why}");
+            let argv = ["tune2fs", "-f", "-E", "clear_mmp", dev].map(String::from);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match crate::exec::run(&argv, &[], None, s.io_timeout.min(left)) {
+                Ok(o) if o.success() => eprintln!("storage: {dev}: MMP block marked clean"),
+                // Not fatal: the kernel's wait still guards the mount.
+                Ok(o) => eprintln!(
+                    "storage: {dev}: tune2fs -E clear_mmp failed ({}); the mount waits out MMP",
+                    o.stderr.trim()
+                ),
+                Err(e) => eprintln!(
+                    "storage: {dev}: tune2fs -E clear_mmp: {e}; the mount waits out MMP"
+                ),
+            }
+            Ok(())
+        }
+    }
 }
 
 fn signal(pids: &[u32], sig: nix::sys::signal::Signal) {
