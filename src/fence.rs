@@ -451,18 +451,36 @@ mod tests {
         // kill-node: by the time Pacemaker asks, the dead holder's slot
         // has stood still for seconds.
         let d = Duration::from_secs(2);
-        assert_eq!(hold(&status(false, true, Some(2100)), Duration::ZERO, d), Hold::Go);
-        assert_eq!(hold(&status(false, true, Some(1500)), Duration::ZERO, d), Hold::Go);
-        assert_eq!(hold(&status(false, true, Some(1499)), Duration::ZERO, d), Hold::Wait);
+        assert_eq!(
+            hold(&status(false, true, Some(2100)), Duration::ZERO, d),
+            Hold::Go
+        );
+        assert_eq!(
+            hold(&status(false, true, Some(1500)), Duration::ZERO, d),
+            Hold::Go
+        );
+        assert_eq!(
+            hold(&status(false, true, Some(1499)), Duration::ZERO, d),
+            Hold::Wait
+        );
         // Never read yet: nothing says it is alive.
-        assert_eq!(hold(&status(false, true, None), Duration::ZERO, d), Hold::Go);
+        assert_eq!(
+            hold(&status(false, true, None), Duration::ZERO, d),
+            Hold::Go
+        );
     }
 
     #[test]
     fn the_holder_and_a_race_over_nothing_never_wait() {
         let d = Duration::from_secs(2);
-        assert_eq!(hold(&status(true, false, Some(100)), Duration::ZERO, d), Hold::Go);
-        assert_eq!(hold(&status(false, false, Some(100)), Duration::ZERO, d), Hold::Go);
+        assert_eq!(
+            hold(&status(true, false, Some(100)), Duration::ZERO, d),
+            Hold::Go
+        );
+        assert_eq!(
+            hold(&status(false, false, Some(100)), Duration::ZERO, d),
+            Hold::Go
+        );
     }
 
     #[test]

@@ -671,3 +671,213 @@ fn inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
         );
     }
 }
+
+#[test]
+fn a_lease_start_that_gave_up_withdraws_its_request() {
+    in_private_mount_ns("inner_a_lease_start_that_gave_up_withdraws_its_request");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_a_lease_start_that_gave_up_withdraws_its_request() {
+    use nix::sys::signal::Signal;
+    if !inner() {
+        return;
+    }
+    // simul-start's loser: its lease start runs while the peer holds, and
+    // fails at its timeout. When the holder dies later, the loser must not
+    // take a lease that Pacemaker no longer asks for.
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    w.ask(0, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+    let o = run_with_deadline(
+        Command::new(w.face("lease"))
+            .arg("start")
+            .env("OCF_RESKEY_socket", &w.nodes[1].socket)
+            .env("OCF_RESKEY_device", &w.loops[1])
+            .env("OCF_RESKEY_CRM_meta_timeout", "4000"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(o.status.code(), Some(1), "the start must fail: {o:?}");
+    let b = w.status(1);
+    assert!(!b.wanted && !b.holds, "the request still stands: {b:?}");
+
+    w.signal(0, Signal::SIGKILL);
+    w.wait(Duration::from_secs(20), "n2 finds n1 dead", || {
+        w.status(1).peer_dead
+    });
+    let t0 = Instant::now();
+    while t0.elapsed() < HOST_DEAD {
+        let b = w.status(1);
+        assert!(
+            !b.holds && b.role == "idle",
+            "n2 took the lease unasked: {b:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fence_mailha_holds_back_against_a_live_holder_only() {
+    in_private_mount_ns("inner_fence_mailha_holds_back_against_a_live_holder_only");
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_fence_mailha_holds_back_against_a_live_holder_only() {
+    use nix::sys::signal::Signal;
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(false);
+    w.start(0);
+    w.start(1);
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+        w.status(0).peer_holding
+    });
+
+    // A node death: the holder's slot has stood still for several renewals
+    // when Pacemaker asks, so the request goes out at once, holder_delay
+    // or not, and the outcome is staleness.
+    w.signal(1, Signal::SIGKILL);
+    w.nodes[1].keeper.take().unwrap().wait().unwrap();
+    let renew = w.status(0).renew_ms;
+    w.wait(Duration::from_secs(10), "n2's slot stands still", || {
+        w.status(0).peer_unchanged_ms.unwrap_or(0) >= 3 * renew
+    });
+    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\nholder_delay=20s");
+    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
+    assert!(
+        out.contains("fenced (dead)") && !out.contains("held the request"),
+        "{out}"
+    );
+
+    // The holder alive again (restarted in the same boot, it resumes
+    // holding): this node, holding nothing, waits before asking it.
+    w.start(1);
+    w.wait(Duration::from_secs(10), "n1 sees n2 renew", || {
+        w.status(0).peer_unchanged_ms.is_some_and(|ms| ms < renew)
+    });
+    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\nholder_delay=1s");
+    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
+    assert!(
+        out.contains("held the request for n2 back") && out.contains("fenced (acked)"),
+        "{out}"
+    );
+}
+
+/// The ext4 MMP block of `dev`: its aligned 4 KiB and the offset in it.
+fn mmp_block(dev: &str) -> (u64, mailha::lease::disk::Block, usize) {
+    use mailha::lease::disk::Block;
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECT)
+        .open(dev)
+        .unwrap();
+    let mut head = Block::zeroed();
+    f.read_exact_at(head.bytes_mut(), 0).unwrap();
+    let (off, _) = mailha::agents::storage::mmp::locate(head.bytes()).expect("MMP on");
+    let aligned = off - off % 4096;
+    let mut b = Block::zeroed();
+    f.read_exact_at(b.bytes_mut(), aligned).unwrap();
+    (aligned, b, (off - aligned) as usize)
+}
+
+impl World {
+    /// The storage agent on node `i`'s behalf, mounting the data disk
+    /// under the lease.
+    fn storage(&self, i: usize, action: &str) -> std::process::Output {
+        run_with_deadline(
+            Command::new(self.face("storage"))
+                .arg(action)
+                .env("OCF_RESKEY_device", &self.loops[2])
+                .env("OCF_RESKEY_directory", &self.mnt)
+                .env("OCF_RESKEY_fstype", "ext4")
+                .env("OCF_RESKEY_io_timeout", "5s")
+                .env("OCF_RESKEY_lease_socket", &self.nodes[i].socket)
+                .env("OCF_RESKEY_CRM_meta_timeout", "60000"),
+            Duration::from_secs(90),
+        )
+    }
+}
+
+#[test]
+fn the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left() {
+    in_private_mount_ns(
+        "inner_the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left",
+    );
+}
+
+#[test]
+#[ignore = "run in its own mount namespace by the test without inner_"]
+fn inner_the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left() {
+    use nix::sys::signal::Signal;
+    use std::os::unix::fs::FileExt;
+    if !inner() {
+        return;
+    }
+    let mut w = World::new(true);
+    let mnt = w.mnt.to_str().unwrap().to_string();
+    run_ok(&["umount", &mnt]);
+    run_ok(&["tune2fs", "-O", "mmp", &w.loops[2]]);
+    w.start(0);
+    w.start(1);
+
+    // Nobody holds: the agent refuses, whatever the CIB says.
+    let o = w.storage(1, "start");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(err.contains("does not hold the data lease"), "{err}");
+    assert!(!w.mounted());
+
+    // n2 takes the lease and mounts; kmmpd now owns the MMP block.
+    w.ask(1, "acquire").unwrap();
+    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+    let o = w.storage(1, "start");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(w.mounted());
+    let (at, live, inner_off) = mmp_block(&w.loops[2]);
+    let seq = u32::from_le_bytes(
+        live.bytes()[inner_off + 4..inner_off + 8]
+            .try_into()
+            .unwrap(),
+    );
+    assert_ne!(seq, mailha::agents::storage::mmp::SEQ_CLEAN, "mounted");
+
+    // n2 is "reset" while mounted: its keeper dies, and the disk keeps
+    // the MMP block as the running mount last wrote it (a clean umount
+    // would mark it clean, so the live block is put back after it).
+    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+        w.status(0).peer_holding
+    });
+    w.signal(1, Signal::SIGKILL);
+    w.nodes[1].keeper.take().unwrap().wait().unwrap();
+    run_ok(&["umount", &mnt]);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
+        .open(&w.loops[2])
+        .unwrap()
+        .write_all_at(live.bytes(), at)
+        .unwrap();
+
+    // n1 takes over once n2's counter stood still for host_dead; its
+    // mount clears the stale block instead of waiting ~22-42 s for it.
+    w.ask(0, "acquire").unwrap();
+    w.wait(Duration::from_secs(20), "n1 holds", || w.status(0).holds);
+    let a = w.status(0);
+    assert!(a.peer_dead && a.peer_holding, "{a:?}");
+    let o = w.storage(0, "start");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(err.contains("MMP block marked clean"), "{err}");
+    assert!(w.mounted());
+    let o = w.storage(0, "stop");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(!w.mounted());
+}

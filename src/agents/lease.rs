@@ -197,7 +197,7 @@ pub fn main(
             let st = keeper::status(&socket, ASK).map_err(keeper_down)?;
             check_keeper(&params, &st)?;
             keeper::request(&socket, "acquire", ASK).map_err(OcfError::generic)?;
-            wait_until(&socket, deadline, "acquiring the lease", |st| {
+            let r = wait_until(&socket, deadline, "acquiring the lease", |st| {
                 if matches!(st.role.as_str(), "self-fencing" | "fenced") {
                     return Err(OcfError::generic(format!(
                         "this node fenced itself ({}): it cannot hold the lease until restarted",
@@ -205,7 +205,19 @@ pub fn main(
                     )));
                 }
                 Ok(st.holds)
-            })
+            });
+            if r.is_err() {
+                // A start that failed must not leave the request standing:
+                // the keeper would take the lease whenever the peer dies,
+                // for a node Pacemaker has given up on (the loser of
+                // simul-start, or a node that stays cut off), and keep the
+                // peer from taking it back after its reboot.
+                match keeper::request(&socket, "release", ASK) {
+                    Ok(_) => eprintln!("lease: start failed; the acquire request was withdrawn"),
+                    Err(e) => eprintln!("lease: start failed; withdrawing the request: {e}"),
+                }
+            }
+            r
         }
         "stop" => {
             match keeper::request(&socket, "release", ASK) {

@@ -254,6 +254,30 @@ pub(super) fn seconds_until(
     })
 }
 
+/// What a node's log gained since byte `from` (empty when unreadable).
+fn log_since(path: &Path, from: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(path)
+        && f.seek(SeekFrom::Start(from)).is_ok()
+    {
+        let _ = f.take(64 << 20).read_to_string(&mut text);
+    }
+    text
+}
+
+/// After a reset: did the new holder's storage start clear the stale ext4
+/// MMP block the reset node left, or wait it out (agents::storage::mmp)?
+pub fn mmp_note(peer_log: &str, target: &str, peer: &str) -> String {
+    if peer_log.contains("MMP block marked clean") {
+        format!("{peer} cleared the MMP block {target} left (the lease proved the reset)")
+    } else if peer_log.contains("the kernel's MMP check") {
+        format!("{peer} waited out the MMP block {target} left")
+    } else {
+        format!("{peer} found the MMP block clean")
+    }
+}
+
 /// Polls the load log for up to 20 s until `find` (given the log and the
 /// instant the polling began) names an attempt; its seconds since the
 /// fault.
@@ -604,6 +628,7 @@ impl Lab<'_> {
                 let target = if target == "active" { &active } else { target };
                 let peer = if target == "node1" { "node2" } else { "node1" };
                 let mut cgroup = None;
+                let mut mmp_log = None;
                 // Whether the node runs the split-brain guard (the stock
                 // profile has no keeper): then its watchdog resets it.
                 let guarded = self.keeper_status(target).is_ok();
@@ -613,6 +638,10 @@ impl Lab<'_> {
                         "killed every process of {target} (SIGKILL to its PID 1, {pid})"
                     ));
                 } else {
+                    let peer_log = super::plan::node_root(&self.base_dir, peer)
+                        .join("var/log/pacemaker/pacemaker.log");
+                    let log_from = std::fs::metadata(&peer_log).map_or(0, |m| m.len());
+                    mmp_log = Some((peer_log, log_from));
                     cgroup = Some(self.freeze_node(target)?);
                     notes.push(format!("froze {target}"));
                     // The invariant, seen from outside: the frozen node is
@@ -656,6 +685,9 @@ impl Lab<'_> {
                 }
                 let recovered =
                     self.wait_mail_moved(target, &read_log, fault_ms, RECOVERY_DEADLINE);
+                if let (true, Some((path, from))) = (guarded, &mmp_log) {
+                    notes.push(mmp_note(&log_since(path, *from), target, peer));
+                }
                 let t = Instant::now();
                 while guarded && self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_millis(100));

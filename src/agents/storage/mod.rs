@@ -472,9 +472,9 @@ fn under_lease(
                     "storage: {dev}: tune2fs -E clear_mmp failed ({}); the mount waits out MMP",
                     o.stderr.trim()
                 ),
-                Err(e) => eprintln!(
-                    "storage: {dev}: tune2fs -E clear_mmp: {e}; the mount waits out MMP"
-                ),
+                Err(e) => {
+                    eprintln!("storage: {dev}: tune2fs -E clear_mmp: {e}; the mount waits out MMP")
+                }
             }
             Ok(())
         }
