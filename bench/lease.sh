@@ -7,7 +7,8 @@
 #  - `cut-heartbeat` and `simul-start` once on both profiles;
 #  - lease I/O per renewal (node1's lease loop device, /sys/block/*/stat,
 #    over WINDOW seconds) and the keeper's CPU per hour over the same window.
-#   RUNS=5 WINDOW=60 bench/lease.sh            (BIN=path to use a given build)
+#   RUNS=5 WINDOW=60 bench/lease.sh            (BIN=path to use a given build;
+#                                               ONCE_RUNS=N repeats cut-heartbeat and simul-start)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${BIN:-}" ]; then
@@ -66,7 +67,7 @@ for profile in postfix stock; do
     for drill in "kill-node active" "freeze-node active" "cut-heartbeat" "simul-start"; do
         out=$(mktemp)
         n=$runs
-        case $drill in cut-heartbeat | simul-start) n=1 ;; esac
+        case $drill in cut-heartbeat | simul-start) n=${ONCE_RUNS:-1} ;; esac
         for _ in $(seq "$n"); do
             # shellcheck disable=SC2086
             timeout 600 "$BIN" lab drill $drill --json | tail -1 >>"$out" || true
