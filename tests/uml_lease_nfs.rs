@@ -221,6 +221,16 @@ fn a_lease_on_nfs_is_held_handed_over_and_given_up_when_the_server_hangs() {
     let mut n1 = boot(1);
     let mut n2 = boot(2);
 
+    // A keeper before `lease init`: it mounts the export, finds no file,
+    // and says what to do (the mount stays, for init and the next keeper).
+    let early = lease(&mut n1, &["keeper", "--node", "node1"]);
+    assert!(
+        !early.success() && early.stderr.contains("run `mailha lease init`"),
+        "{}\n{}",
+        early.stdout,
+        early.stderr
+    );
+
     // (a) The lease file made on the export, node1's keeper mounts it
     // itself with the lease's options, acquires and renews.
     let init = lease(&mut n1, &["init", "--node", "node1"]);

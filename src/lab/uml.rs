@@ -166,8 +166,10 @@ pub struct Guest {
     seq: u64,
 }
 
-fn host_cmd(argv: &[&str]) -> Result<(), UmlError> {
-    let o = exec::run(argv, &[], None, Duration::from_secs(10))?;
+/// A command that must succeed, with a deadline (host side: taps; guest
+/// side: modules, addresses).
+fn checked(argv: &[&str], deadline: Duration) -> Result<(), UmlError> {
+    let o = exec::run(argv, &[], None, deadline)?;
     if !o.success() {
         return Err(UmlError::Failed {
             what: argv.join(" "),
@@ -175,6 +177,10 @@ fn host_cmd(argv: &[&str]) -> Result<(), UmlError> {
         });
     }
     Ok(())
+}
+
+fn host_cmd(argv: &[&str]) -> Result<(), UmlError> {
+    checked(argv, Duration::from_secs(10))
 }
 
 impl Guest {
@@ -439,7 +445,7 @@ pub fn guest_main(name: &str, addr: &str, ctl: &Path) -> Result<(), UmlError> {
         &["/usr/sbin/ip", "link", "set", "vec0", "up"],
     ];
     for argv in steps {
-        host_cmd_timeout(argv, t)?;
+        checked(argv, t)?;
     }
     nix::unistd::sethostname(name).map_err(|e| UmlError::Failed {
         what: "sethostname".into(),
@@ -447,17 +453,6 @@ pub fn guest_main(name: &str, addr: &str, ctl: &Path) -> Result<(), UmlError> {
     })?;
     write_synced(&Path::new(GUEST_CTL).join("ready"), b"ready\n")?;
     serve_mailbox(Path::new(GUEST_CTL))
-}
-
-fn host_cmd_timeout(argv: &[&str], t: Duration) -> Result<(), UmlError> {
-    let o = exec::run(argv, &[], None, t)?;
-    if !o.success() {
-        return Err(UmlError::Failed {
-            what: argv.join(" "),
-            why: o.stderr.trim().to_string(),
-        });
-    }
-    Ok(())
 }
 
 /// Writes and fsyncs (hostfs keeps pages in the guest until then), then
