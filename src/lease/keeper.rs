@@ -54,6 +54,8 @@ pub enum KeeperError {
     },
     #[error("lease {0} did not complete within io_timeout")]
     Deadline(&'static str),
+    #[error("{what} did not complete within {}", humantime::format_duration(*.deadline))]
+    Slow { what: String, deadline: Duration },
     #[error("the lease header: {0}")]
     Header(#[from] FormatError),
     #[error("{0}")]
@@ -665,19 +667,23 @@ fn open_lease(s: &Settings) -> Result<LeaseFile, KeeperError> {
     }
     let path = s.device.clone();
     let deadline = open_deadline(s);
-    let file = match super::nfs::within(deadline, move || LeaseFile::open(&path))
-        .ok_or(KeeperError::Deadline("open"))?
-    {
-        Err(super::disk::DiskError::Open { path, source })
-            if s.nfs.is_some() && source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            return Err(KeeperError::Config(format!(
-                "{}: no lease file on the export yet: run `mailha lease init` once",
-                path.display()
-            )));
-        }
-        r => r?,
-    };
+    let file =
+        match super::nfs::within(deadline, move || LeaseFile::open(&path)).ok_or_else(|| {
+            KeeperError::Slow {
+                what: format!("opening {}", s.device.display()),
+                deadline,
+            }
+        })? {
+            Err(super::disk::DiskError::Open { path, source })
+                if s.nfs.is_some() && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(KeeperError::Config(format!(
+                    "{}: no lease file on the export yet: run `mailha lease init` once",
+                    path.display()
+                )));
+            }
+            r => r?,
+        };
     if !file.direct() {
         return Err(KeeperError::Config(format!(
             "{} does not support O_DIRECT: a lease read through the page cache can show a stale slot",
@@ -700,7 +706,10 @@ pub fn init(s: &Settings) -> Result<String, KeeperError> {
         let created = super::nfs::within(super::nfs::MOUNT_DEADLINE, move || {
             super::nfs::create_file(&path, super::format::LEASE_SIZE)
         })
-        .ok_or(KeeperError::Deadline("file creation"))??;
+        .ok_or_else(|| KeeperError::Slow {
+            what: format!("creating {}", s.device.display()),
+            deadline: super::nfs::MOUNT_DEADLINE,
+        })??;
         done.push(format!(
             "{} on {} ({}): {}",
             n.spec,

@@ -58,8 +58,6 @@ pub enum NfsLeaseError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: the server did not answer within {}", humantime::format_duration(*.deadline))]
-    Deadline { path: PathBuf, deadline: Duration },
 }
 
 /// Options an operator may not give the lease's mount, and why. Checked
