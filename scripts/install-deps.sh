@@ -37,6 +37,10 @@ packages=(
     # will not start without an rpcbind to register with; libnfs-utils: a
     # userspace NFS client (nfs-cat) the tests read the export with
     nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils
+    # the lab's backend 2 (src/lab/uml.rs): User-mode Linux guests, whose
+    # kernel has the NFS client this one lacks; mount.nfs for the lease's
+    # own NFS mount (src/lease/nfs.rs), run inside them
+    user-mode-linux nfs-common
     # the shipped binary links musl statically (scripts/build-release.sh);
     # musl-gcc builds ring's C parts for that target
     musl-tools

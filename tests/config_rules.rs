@@ -489,6 +489,30 @@ fn the_lease_names_a_device_or_an_nfs_file() {
     .expect("nfs lease");
 }
 
+#[test]
+fn a_lease_on_nfs_refuses_mount_options_that_break_it() {
+    let with_opts = |opts: &str| {
+        edit(
+            "device = \"LABEL=mailha-lease\"",
+            &format!("nfs = \"198.51.100.30:/lease\"\noptions = [{opts}]"),
+        )
+    };
+    // soft gives up on a write the server may still apply: out of order.
+    one_error(
+        &with_opts("\"vers=4.1\", \"soft\""),
+        "storage.lease.options[1]",
+        "out of order",
+    );
+    one_error(
+        &with_opts("\"async\""),
+        "storage.lease.options[0]",
+        "on the server",
+    );
+    one_error(&with_opts("\"ac\""), "storage.lease.options[0]", "noac");
+    load(&with_opts("\"vers=4.2\", \"timeo=30\""))
+        .expect("a version and a retransmission timeout are the operator's");
+}
+
 // --- fencing ---------------------------------------------------------------------
 
 #[test]

@@ -123,6 +123,23 @@ pub enum What {
         #[arg(long)]
         mode_file: PathBuf,
     },
+    /// (internal) PID 1 of a User-mode Linux guest (`lab::uml`): set the
+    /// guest up, then run the host's commands from its mailbox.
+    #[command(hide = true)]
+    UmlGuest {
+        #[arg(long)]
+        name: String,
+        /// ADDRESS/24 on vec0.
+        #[arg(long)]
+        addr: String,
+        /// The mailbox directory on the host (mounted through hostfs).
+        #[arg(long)]
+        ctl: PathBuf,
+        /// What the UML kernel appends to init's arguments
+        /// (`console=tty0`): ignored.
+        #[arg(hide = true)]
+        kernel_rest: Vec<String>,
+    },
     /// (internal) a node's emulated watchdog, run on the host.
     #[command(hide = true)]
     Watchdog {
@@ -144,6 +161,19 @@ pub enum What {
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
         crate::lab::holder::reap_forever();
+    }
+    if let What::UmlGuest {
+        name, addr, ctl, ..
+    } = &a.what
+    {
+        // PID 1 must not exit (the guest's kernel panics): say why on
+        // the console and wait for the host to pull the plug.
+        if let Err(e) = crate::lab::uml::guest_main(name, addr, ctl) {
+            eprintln!("mailha lab uml-guest: {e}");
+        }
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
     }
     if let What::Fusedisk {
         images,
@@ -291,7 +321,11 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             println!("{s}");
             Ok(())
         }
-        What::Holder | What::Watchdog { .. } | What::Load { .. } | What::Fusedisk { .. } => {
+        What::Holder
+        | What::UmlGuest { .. }
+        | What::Watchdog { .. }
+        | What::Load { .. }
+        | What::Fusedisk { .. } => {
             unreachable!("handled above")
         }
     }

@@ -1,4 +1,4 @@
-//! `mailha lease keeper|status|acquire|release`: the lease keeper daemon
+//! `mailha lease keeper|init|status|acquire|release`: the lease keeper daemon
 //! of this node and requests to it (see `crate::lease::keeper`).
 
 use super::{Cli, CliError, load_config};
@@ -26,8 +26,28 @@ pub enum What {
         #[arg(long)]
         keep_stack: bool,
     },
+    /// Make the lease ready before the first keeper runs: on NFS, mount
+    /// the export and create the lease file; write the header if blank.
+    /// Idempotent; run it on one node.
+    Init {
+        /// This node's name in [cluster.nodes] (default: the host name).
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// The keeper's state as JSON.
     Status {
+        #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
+        socket: String,
+    },
+    /// Ask the keeper to take the lease (returns at once; `status` says
+    /// when it holds). The cluster does this through ocf:mailha:lease;
+    /// this is for trying a keeper by hand.
+    Acquire {
+        #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
+        socket: String,
+    },
+    /// Ask the keeper to give the lease back.
+    Release {
         #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
         socket: String,
     },
@@ -46,6 +66,25 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             s.socket = socket.clone();
             s.stop_stack = !keep_stack;
             keeper::run(s).map_err(|e| CliError::Failed(e.into()))
+        }
+        What::Init { node } => {
+            let loaded = load_config(&cli.config)?;
+            let s = keeper::Settings::from_config(&loaded.config, node.as_deref())
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
+            let done = keeper::init(&s).map_err(|e| CliError::Failed(e.into()))?;
+            println!("{done}");
+            Ok(())
+        }
+        What::Acquire { socket } | What::Release { socket } => {
+            let line = if matches!(a.what, What::Acquire { .. }) {
+                "acquire"
+            } else {
+                "release"
+            };
+            let v = keeper::request(socket, line, Duration::from_secs(2))
+                .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+            println!("{v}");
+            Ok(())
         }
         What::Status { socket } => {
             let st = keeper::status(socket, Duration::from_secs(2))

@@ -690,6 +690,14 @@ fn lease(ctx: &mut Ctx, p: FieldPath, raw: &RawLease) -> Option<Lease> {
                 ctx.err(p.key("file"), format!("{file:?} must be a plain file name"));
             }
             let opts = options(ctx, p.key("options"), &raw.options);
+            for (i, o) in opts.iter().enumerate() {
+                if let Some(why) = crate::lease::nfs::refused(o) {
+                    ctx.err(
+                        p.key("options").index(i),
+                        format!("{o:?} cannot be used for a lease: {why}"),
+                    );
+                }
+            }
             nfs_export(ctx, p.key("nfs"), n).map(|export| LeaseTarget::NfsFile {
                 export,
                 file,

@@ -11,6 +11,9 @@
 //! - `provision`: the cluster on top (mail stack files, ssh trust, CIB
 //!   seed, `mailha setup` in node1, the wait until everything runs).
 //! - `up`, `down`, `status`: the lifecycle actions.
+//! - `uml`: backend 2, User-mode Linux guests on the lab's bridge for what
+//!   this kernel lacks (an NFS client, a kernel watchdog), driven through
+//!   a mailbox directory shared over hostfs.
 //!
 //! Every later command in a node runs through
 //! `nsenter -t HOLDER -p -m -n -u` (never `-m` without `-p`: the node's
@@ -31,6 +34,7 @@ pub mod restart;
 pub mod state;
 pub mod status;
 pub mod topology;
+pub mod uml;
 pub mod up;
 pub mod watchdog;
 

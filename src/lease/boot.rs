@@ -27,7 +27,8 @@ pub const INIT_SCRIPT: &str = r#"#!/bin/sh
 ### END INIT INFO
 # Installed by `mailha install`. The keeper must run before corosync: it
 # holds this node's slot on the lease device and pets the watchdog.
-# Start returns once the keeper answers on its control socket.
+# Start returns once the keeper answers on its control socket (a lease on
+# NFS is mounted first: up to 30 s for mount, then the open).
 BIN=/usr/sbin/mailha
 PIDFILE=/run/mailha-lease.pid
 LOG=/var/log/mailha-lease-keeper.log
@@ -40,14 +41,14 @@ start)
     start-stop-daemon --start --background --make-pidfile --pidfile "$PIDFILE" \
         --output "$LOG" --exec "$BIN" -- lease keeper || exit 1
     i=0
-    while [ "$i" -lt 60 ]; do
+    while [ "$i" -lt 180 ]; do
         if timeout 5 "$BIN" lease status >/dev/null 2>&1; then
             exit 0
         fi
         sleep 0.25
         i=$((i + 1))
     done
-    echo "mailha-lease: the keeper does not answer after 15 s; see $LOG" >&2
+    echo "mailha-lease: the keeper does not answer after 45 s; see $LOG" >&2
     exit 1
     ;;
 stop)
@@ -75,7 +76,9 @@ pub const UNIT: &str = "[Unit]
 Description=mailha lease keeper, the split-brain guard
 Documentation=file:/usr/share/doc/mailha/lease.md
 Before=corosync.service pacemaker.service
-After=local-fs.target
+# A lease on NFS is mounted by the keeper itself, at its start.
+Wants=network-online.target
+After=local-fs.target network-online.target
 
 [Service]
 ExecStart=/usr/sbin/mailha lease keeper
@@ -105,6 +108,9 @@ mod tests {
         assert!(INIT_SCRIPT.contains("lease status"));
         assert!(UNIT.contains("Before=corosync.service pacemaker.service"));
         assert!(COROSYNC_DROPIN.contains("Requires=mailha-lease.service"));
+        // The keeper mounts a lease on NFS itself: the network first.
+        assert!(UNIT.contains("After=local-fs.target network-online.target"));
+        assert!(INIT_SCRIPT.contains("$remote_fs"));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 use super::disk::{Block, LeaseFile, Reply, Request, Wait, Worker};
 use super::format::{FormatError, Header, SlotImage, cluster_id, slot_offset};
 use super::machine::{Action, FenceOutcome, FenceReason, Input, Keeper, Mono, Role};
+use super::nfs::NfsLease;
 use super::timing::Timing;
 use crate::config::model::{BlockDev, Config, LeaseTarget};
 use serde::{Deserialize, Serialize};
@@ -53,10 +54,14 @@ pub enum KeeperError {
     },
     #[error("lease {0} did not complete within io_timeout")]
     Deadline(&'static str),
+    #[error("{what} did not complete within {}", humantime::format_duration(*.deadline))]
+    Slow { what: String, deadline: Duration },
     #[error("the lease header: {0}")]
     Header(#[from] FormatError),
     #[error("{0}")]
     Mismatch(String),
+    #[error(transparent)]
+    Nfs(#[from] super::nfs::NfsLeaseError),
     #[error("watchdog {path}: {source}")]
     Watchdog {
         path: PathBuf,
@@ -74,7 +79,10 @@ pub enum KeeperError {
 /// Everything the keeper needs, resolved from mailha.toml.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The lease device, or the lease file on the NFS mount below.
     pub device: PathBuf,
+    /// The lease is a file on NFS: the keeper mounts the export first.
+    pub nfs: Option<NfsLease>,
     pub cluster: String,
     pub me: (u32, String),
     pub peer: (u32, String),
@@ -119,22 +127,29 @@ impl Settings {
             .lease
             .as_ref()
             .ok_or_else(|| KeeperError::Config("no [storage.lease] in the config".into()))?;
-        let device = match &lease.target {
-            LeaseTarget::Block(BlockDev::Path(p)) => p.clone(),
-            LeaseTarget::Block(d) => PathBuf::from(
-                crate::agents::storage::resolve_device(&d.spec(), lease.io_timeout * 5)
-                    .map_err(|e| KeeperError::Config(e.to_string()))?,
+        let (device, nfs) = match &lease.target {
+            LeaseTarget::Block(BlockDev::Path(p)) => (p.clone(), None),
+            LeaseTarget::Block(d) => (
+                PathBuf::from(
+                    crate::agents::storage::resolve_device(&d.spec(), lease.io_timeout * 5)
+                        .map_err(|e| KeeperError::Config(e.to_string()))?,
+                ),
+                None,
             ),
-            LeaseTarget::NfsFile { .. } => {
-                return Err(KeeperError::Config(
-                    "a lease file on NFS is not run by the keeper yet: use a block device".into(),
-                ));
+            LeaseTarget::NfsFile {
+                export,
+                file,
+                options,
+            } => {
+                let n = NfsLease::new(export, file, options, lease.io_timeout)?;
+                (n.path(), Some(n))
             }
         };
         let timing = Timing::standard(lease.io_timeout, cfg.fencing.watchdog_timeout)
             .map_err(|e| KeeperError::Config(format!("lease timing: {e}")))?;
         Ok(Settings {
             device,
+            nfs,
             cluster: cfg.cluster.name.clone(),
             me: (me.id, me.name.clone()),
             peer: (peer.id, peer.name.clone()),
@@ -641,15 +656,89 @@ fn init_header(worker: &Worker, s: &Settings) -> Result<(), KeeperError> {
     }
 }
 
-/// Runs the keeper until SIGTERM/SIGINT.
-pub fn run(s: Settings) -> Result<(), KeeperError> {
-    let file = LeaseFile::open(&s.device)?;
+/// How long opening the lease may take (a dead disk or NFS server
+/// blocks the open itself).
+fn open_deadline(s: &Settings) -> Duration {
+    (s.timing.io_timeout * 10).max(Duration::from_secs(5))
+}
+
+/// The lease ready for I/O: on NFS, the export mounted first (before
+/// anything else: the keeper starts before the cluster stack); opened
+/// O_DIRECT | O_DSYNC within a deadline.
+fn open_lease(s: &Settings) -> Result<LeaseFile, KeeperError> {
+    if let Some(n) = &s.nfs {
+        n.ensure_mounted()?;
+    }
+    let path = s.device.clone();
+    let deadline = open_deadline(s);
+    let file =
+        match super::nfs::within(deadline, move || LeaseFile::open(&path)).ok_or_else(|| {
+            KeeperError::Slow {
+                what: format!("opening {}", s.device.display()),
+                deadline,
+            }
+        })? {
+            Err(super::disk::DiskError::Open { path, source })
+                if s.nfs.is_some() && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(KeeperError::Config(format!(
+                    "{}: no lease file on the export yet: run `mailha lease init` once",
+                    path.display()
+                )));
+            }
+            r => r?,
+        };
     if !file.direct() {
         return Err(KeeperError::Config(format!(
             "{} does not support O_DIRECT: a lease read through the page cache can show a stale slot",
             s.device.display()
         )));
     }
+    Ok(file)
+}
+
+/// `mailha lease init`: makes the lease ready before the first keeper
+/// runs. On NFS: mounts the export and creates the file (zeros to the
+/// lease's size, written through to the server). Then, on either, writes
+/// the header if the lease is blank and checks it otherwise. Idempotent;
+/// what it did, for the operator.
+pub fn init(s: &Settings) -> Result<String, KeeperError> {
+    let mut done = Vec::new();
+    if let Some(n) = &s.nfs {
+        n.ensure_mounted()?;
+        let path = s.device.clone();
+        let created = super::nfs::within(super::nfs::MOUNT_DEADLINE, move || {
+            super::nfs::create_file(&path, super::format::LEASE_SIZE)
+        })
+        .ok_or_else(|| KeeperError::Slow {
+            what: format!("creating {}", s.device.display()),
+            deadline: super::nfs::MOUNT_DEADLINE,
+        })??;
+        done.push(format!(
+            "{} on {} ({}): {}",
+            n.spec,
+            n.mount_point.display(),
+            n.options.join(","),
+            if created {
+                "lease file created"
+            } else {
+                "lease file already there"
+            }
+        ));
+    }
+    let worker = Worker::spawn(open_lease(s)?);
+    init_header(&worker, s)?;
+    done.push(format!(
+        "{}: header for cluster {:?} in place",
+        s.device.display(),
+        s.cluster
+    ));
+    Ok(done.join("\n"))
+}
+
+/// Runs the keeper until SIGTERM/SIGINT.
+pub fn run(s: Settings) -> Result<(), KeeperError> {
+    let file = open_lease(&s)?;
     let cid = cluster_id(&s.cluster);
     let worker = Worker::spawn(file);
     init_header(&worker, &s)?;
@@ -906,6 +995,29 @@ mod tests {
         assert_eq!(a, boot_id(p), "stable within a boot");
         std::fs::write(p.join("1/stat"), stat(900)).unwrap();
         assert_ne!(a, boot_id(p), "a node restarted is a new boot");
+    }
+
+    #[test]
+    fn a_lease_on_nfs_is_a_file_on_the_keepers_own_mount() {
+        let text = include_str!("../../lab/postfix.toml").replace(
+            "device = \"/dev/lab/lease\"",
+            "nfs = \"198.51.100.30:/export\"\nfile = \"lease\"\noptions = [\"vers=4.1\"]",
+        );
+        let cfg = crate::config::load_str(Path::new("mailha.toml"), &text, None)
+            .unwrap()
+            .config;
+        let s = Settings::from_config(&cfg, Some("node2")).unwrap();
+        assert_eq!(s.device, Path::new("/run/mailha/lease-nfs/lease"));
+        let n = s.nfs.expect("mounted by the keeper");
+        assert_eq!(n.spec, "198.51.100.30:/export");
+        // io_timeout 250 ms: a retransmission every 0.3 s; the operator's
+        // version last, so it wins.
+        assert!(
+            n.options.contains(&"timeo=3".to_string()),
+            "{:?}",
+            n.options
+        );
+        assert_eq!(n.options.last().unwrap(), "vers=4.1");
     }
 
     #[test]

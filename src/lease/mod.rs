@@ -10,11 +10,15 @@
 //!   before the cluster stack.
 //! - `disk`: aligned O_DIRECT I/O of one block, with a deadline, on a
 //!   worker thread whose stall is detected.
+//! - `nfs`: the lease as a file on NFS: the keeper's own mount of the
+//!   export, with options that keep reads at the server and writes
+//!   durable and in order.
 
 pub mod boot;
 pub mod disk;
 pub mod format;
 pub mod keeper;
 pub mod machine;
+pub mod nfs;
 pub mod sim;
 pub mod timing;
