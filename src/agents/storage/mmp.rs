@@ -178,6 +178,7 @@ pub fn plan(mmp: &Mmp, lease: &LeaseView) -> Plan {
 
 #[cfg(test)]
 mod tests {
+    use super::super::superblock::tests::ext4_image;
     use super::*;
 
     fn mmp(seq: u32) -> Mmp {
@@ -198,54 +199,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_clean_block_mounts_at_once_whatever_the_lease_says() {
-        for (h, d, p) in [(true, true, true), (false, false, false)] {
-            assert_eq!(plan(&mmp(SEQ_CLEAN), &lease(h, d, p)), Plan::Mount);
+    /// The plan's kind, for tables of cases.
+    fn kind(p: Plan) -> &'static str {
+        match p {
+            Plan::Mount => "mount",
+            Plan::Clear(_) => "clear",
+            Plan::Wait(_) => "wait",
+            Plan::Refuse(_) => "refuse",
         }
     }
 
     #[test]
-    fn a_block_left_by_a_peer_that_died_holding_the_lease_is_cleared() {
-        assert!(matches!(
-            plan(&mmp(7), &lease(true, true, true)),
-            Plan::Clear(_)
-        ));
-    }
-
-    #[test]
-    fn a_live_peer_or_one_that_held_nothing_leaves_the_wait_to_the_kernel() {
-        // The peer alive: a mount there by hand must still be refused.
-        assert!(matches!(
-            plan(&mmp(7), &lease(true, false, true)),
-            Plan::Wait(_)
-        ));
-        assert!(matches!(
-            plan(&mmp(7), &lease(true, false, false)),
-            Plan::Wait(_)
-        ));
-        // Dead but not holding: its keeper may have been stopped by hand,
-        // with its watchdog disarmed and the disk mounted by hand.
-        assert!(matches!(
-            plan(&mmp(7), &lease(true, true, false)),
-            Plan::Wait(_)
-        ));
-    }
-
-    #[test]
-    fn without_the_lease_nothing_is_cleared() {
-        assert!(matches!(
-            plan(&mmp(7), &lease(false, true, true)),
-            Plan::Wait(_)
-        ));
-    }
-
-    #[test]
-    fn a_running_fsck_is_never_mounted_under() {
-        assert!(matches!(
-            plan(&mmp(SEQ_FSCK), &lease(true, true, true)),
-            Plan::Refuse(_)
-        ));
+    fn the_lease_clears_only_a_block_left_by_a_peer_that_died_holding_it() {
+        // (MMP sequence, we hold, peer dead, peer held) -> plan
+        let cases = [
+            // Clean: the mount goes ahead, whatever the lease says.
+            ((SEQ_CLEAN, true, true, true), "mount"),
+            ((SEQ_CLEAN, false, false, false), "mount"),
+            // The one case the lease proves: the peer held the data and
+            // stood still for host_dead, so its watchdog reset it.
+            ((7, true, true, true), "clear"),
+            // The peer alive: a mount by hand there must still be refused.
+            ((7, true, false, true), "wait"),
+            ((7, true, false, false), "wait"),
+            // Dead but not holding: its keeper may have been stopped by
+            // hand, its watchdog disarmed, the disk mounted by hand.
+            ((7, true, true, false), "wait"),
+            // Without the lease nothing is cleared.
+            ((7, false, true, true), "wait"),
+            // A running fsck is never mounted under.
+            ((SEQ_FSCK, true, true, true), "refuse"),
+        ];
+        for ((seq, h, d, p), want) in cases {
+            assert_eq!(
+                kind(plan(&mmp(seq), &lease(h, d, p))),
+                want,
+                "{seq:#x} {h} {d} {p}"
+            );
+        }
     }
 
     #[test]
@@ -257,21 +248,9 @@ mod tests {
 
     #[test]
     fn a_real_mmp_block_is_found_and_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("fs.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
-        let ok = std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-O", "mmp"])
-            .arg(&img)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("SKIPPED: mkfs.ext4 not available");
+        let Some((_dir, img)) = ext4_image(&["-O", "mmp"]) else {
             return;
-        }
+        };
         let data = std::fs::read(&img).unwrap();
         let (off, update) = locate(&data[..4096]).expect("MMP is on");
         assert_eq!(update, 5, "mkfs's default update interval");
@@ -281,21 +260,9 @@ mod tests {
 
     #[test]
     fn no_mmp_feature_no_block() {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("fs.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(16 << 20)
-            .unwrap();
-        let ok = std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F"])
-            .arg(&img)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("SKIPPED: mkfs.ext4 not available");
+        let Some((_dir, img)) = ext4_image(&[]) else {
             return;
-        }
+        };
         let data = std::fs::read(&img).unwrap();
         assert_eq!(locate(&data[..4096]), None);
         assert_eq!(locate(&[0u8; 4096]), None);

@@ -64,34 +64,43 @@ pub fn identify(head: &[u8]) -> Option<Identity> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    #[test]
-    fn a_real_ext4_superblock_is_identified() {
-        // Made with mkfs.ext4 on a small image, as the lab does.
+    /// An image made by mkfs.ext4 with `args`, as the lab makes its disks;
+    /// None (test skipped) without mkfs.ext4.
+    pub(in crate::agents::storage) fn ext4_image(
+        args: &[&str],
+    ) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("fs.img");
         std::fs::File::create(&img)
             .unwrap()
-            .set_len(8 << 20)
+            .set_len(16 << 20)
             .unwrap();
         let ok = std::process::Command::new("mkfs.ext4")
-            .args([
-                "-q",
-                "-F",
-                "-L",
-                "maildata",
-                "-U",
-                "74efe5c0-3b1a-4f7e-9a57-2c0c3e4f1a10",
-            ])
+            .args(["-q", "-F"])
+            .args(args)
             .arg(&img)
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
             eprintln!("SKIPPED: mkfs.ext4 not available");
-            return;
+            return None;
         }
+        Some((dir, img))
+    }
+
+    #[test]
+    fn a_real_ext4_superblock_is_identified() {
+        let Some((_dir, img)) = ext4_image(&[
+            "-L",
+            "maildata",
+            "-U",
+            "74efe5c0-3b1a-4f7e-9a57-2c0c3e4f1a10",
+        ]) else {
+            return;
+        };
         let head = std::fs::read(&img).unwrap()[..65536].to_vec();
         let id = identify(&head).unwrap();
         assert_eq!(id.label, "maildata");
