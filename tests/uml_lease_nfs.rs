@@ -84,7 +84,7 @@ fn boot(n: u8) -> Guest {
 }
 
 fn lease(g: &mut Guest, args: &[&str]) -> mailha::exec::Output {
-    let exe = exe();
+    let exe = g.exe();
     let mut argv = vec![exe.to_str().unwrap(), "--config", CFG, "lease"];
     argv.extend(args);
     g.run(&argv, Duration::from_secs(60))
@@ -99,7 +99,7 @@ fn status(g: &mut Guest) -> Option<Status> {
 
 /// `status`, or an error when the guest itself is gone.
 fn try_status(g: &mut Guest) -> Result<Option<Status>, uml::UmlError> {
-    let exe = exe();
+    let exe = g.exe();
     let o = g.run(
         &[exe.to_str().unwrap(), "--config", CFG, "lease", "status"],
         Duration::from_secs(10),
@@ -109,7 +109,7 @@ fn try_status(g: &mut Guest) -> Result<Option<Status>, uml::UmlError> {
 }
 
 fn start_keeper(g: &mut Guest) {
-    let exe = exe();
+    let exe = g.exe();
     let node = g.spec.name.clone();
     g.spawn(
         &[

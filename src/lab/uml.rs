@@ -49,6 +49,8 @@ const ANSWER_MARGIN: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 /// Where the mailbox appears inside the guest.
 pub const GUEST_CTL: &str = "/run/mailha-uml";
+/// The guest's copy of mailha, in its directory (`Guest::exe`).
+const GUEST_EXE: &str = "mailha";
 /// Where background commands' output goes inside the guest (tmpfs: read
 /// it with `Guest::log`).
 pub const GUEST_LOGS: &str = "/run/mailha-uml-logs";
@@ -192,6 +194,13 @@ impl Guest {
             std::fs::create_dir_all(spec.dir.join(d))
                 .map_err(io(format!("{}", spec.dir.display())))?;
         }
+        // The guest sees the host's tree, but with tmpfs over /run and
+        // /tmp: a binary built under /tmp (a CI clone) would vanish there.
+        // A copy in the guest's own directory is reachable both as init
+        // (before those mounts) and afterwards through the mailbox.
+        let own = spec.dir.join(GUEST_EXE);
+        std::fs::copy(exe, &own).map_err(io(format!("{}", own.display())))?;
+        let exe = own.as_path();
         // A tap of this name is ours (named from the lab's prefix): one
         // left by a run that was killed before its Drop goes first.
         let _ = host_cmd(&["ip", "link", "del", &spec.tap]);
@@ -243,6 +252,12 @@ impl Guest {
             std::thread::sleep(POLL);
         }
         Ok(g)
+    }
+
+    /// mailha as the guest runs it: the copy `boot` made, seen through
+    /// the mailbox.
+    pub fn exe(&self) -> PathBuf {
+        Path::new(GUEST_CTL).join(GUEST_EXE)
     }
 
     /// The last lines of the console.
