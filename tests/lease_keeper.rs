@@ -8,6 +8,7 @@
 //! this binary under `unshare --mount`), so the data mount a fence clears
 //! is never on the host. Root only: SKIPPED without, FAILS in CI.
 
+#[macro_use]
 mod common;
 use common::*;
 use mailha::lease::keeper::{self, Status};
@@ -170,6 +171,14 @@ watchdog_timeout = "1s"
         }
     }
 
+    /// Both keepers running.
+    fn started(with_data: bool) -> World {
+        let mut w = World::new(with_data);
+        w.start(0);
+        w.start(1);
+        w
+    }
+
     fn start(&mut self, i: usize) {
         let n = &mut self.nodes[i];
         let log = std::fs::OpenOptions::new()
@@ -290,214 +299,167 @@ impl Drop for World {
     }
 }
 
-/// True in the re-run under `unshare` (the outer test skips or runs it).
-fn inner() -> bool {
-    std::env::var_os(IN_NS).is_some()
-}
+in_mount_ns! {
+    fn two_keepers_never_hold_together_and_a_release_hands_over() {
+        let w = World::started(false);
+        // The first keeper initialised the header; both agree with it.
+        let img = std::fs::read(w.dir.path().join("lease.img")).unwrap();
+        let h = mailha::lease::format::Header::decode(&img[..4096])
+            .unwrap()
+            .expect("the header was written");
+        assert_eq!(h.cluster, "keepertest");
+        assert_eq!(h.host_dead, HOST_DEAD);
 
-#[test]
-fn two_keepers_never_hold_together_and_a_release_hands_over() {
-    in_private_mount_ns("inner_two_keepers_never_hold_together_and_a_release_hands_over");
-}
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        w.ask(1, "acquire").unwrap();
+        // n1's slot said "claiming" until its next renewal wrote "holding".
+        w.wait(Duration::from_secs(10), "n2 sees n1 holding", || {
+            w.status(1).peer_holding
+        });
+        // n2 keeps reading n1's slot: n1 renews, so n2 never claims.
+        let t0 = Instant::now();
+        while t0.elapsed() < HOST_DEAD * 2 {
+            let (a, b) = (w.status(0), w.status(1));
+            assert!(!(a.holds && b.holds), "two holders: {a:?} {b:?}");
+            assert!(a.holds && !b.holds && b.wanted, "{a:?} {b:?}");
+            assert!(!b.peer_dead && b.peer_holding, "{b:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Both keep petting: n1 holds and renews, n2 holds nothing.
+        for i in 0..2 {
+            let last = w.last_pet(i).expect("pets arrived");
+            assert!(last.elapsed() < WATCHDOG, "node {i} stopped petting");
+        }
 
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_two_keepers_never_hold_together_and_a_release_hands_over() {
-    if !inner() {
-        return;
+        w.ask(0, "release").unwrap();
+        w.wait(Duration::from_secs(10), "n1's release landed", || {
+            w.status(0).released
+        });
+        w.wait(Duration::from_secs(10), "n2 takes over", || {
+            w.status(1).holds
+        });
+        let a = w.status(0);
+        assert!(!a.holds && a.role == "idle", "{a:?}");
     }
-    let mut w = World::new(false);
-    w.start(0);
-    w.start(1);
-    // The first keeper initialised the header; both agree with it.
-    let img = std::fs::read(w.dir.path().join("lease.img")).unwrap();
-    let h = mailha::lease::format::Header::decode(&img[..4096])
-        .unwrap()
-        .expect("the header was written");
-    assert_eq!(h.cluster, "keepertest");
-    assert_eq!(h.host_dead, HOST_DEAD);
-
-    w.ask(0, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
-    w.ask(1, "acquire").unwrap();
-    // n1's slot said "claiming" until its next renewal wrote "holding".
-    w.wait(Duration::from_secs(10), "n2 sees n1 holding", || {
-        w.status(1).peer_holding
-    });
-    // n2 keeps reading n1's slot: n1 renews, so n2 never claims.
-    let t0 = Instant::now();
-    while t0.elapsed() < HOST_DEAD * 2 {
-        let (a, b) = (w.status(0), w.status(1));
-        assert!(!(a.holds && b.holds), "two holders: {a:?} {b:?}");
-        assert!(a.holds && !b.holds && b.wanted, "{a:?} {b:?}");
-        assert!(!b.peer_dead && b.peer_holding, "{b:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Both keep petting: n1 holds and renews, n2 holds nothing.
-    for i in 0..2 {
-        let last = w.last_pet(i).expect("pets arrived");
-        assert!(last.elapsed() < WATCHDOG, "node {i} stopped petting");
-    }
-
-    w.ask(0, "release").unwrap();
-    w.wait(Duration::from_secs(10), "n1's release landed", || {
-        w.status(0).released
-    });
-    w.wait(Duration::from_secs(10), "n2 takes over", || {
-        w.status(1).holds
-    });
-    let a = w.status(0);
-    assert!(!a.holds && a.role == "idle", "{a:?}");
 }
 
-#[test]
-fn a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
-    in_private_mount_ns("inner_a_fence_request_makes_the_peer_clear_its_mounts_and_ack");
-}
+in_mount_ns! {
+    fn a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        // A writer of the shared data on n2.
+        let mut user = Command::new("sleep")
+            .arg("600")
+            .current_dir(&w.mnt)
+            .spawn()
+            .unwrap();
+        assert!(w.mounted());
 
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
-    if !inner() {
-        return;
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+            w.status(0).fences.contains(&(id, "acked".to_string()))
+        });
+        // Acked only once the writer is gone and the data unmounted.
+        let killed = user.try_wait().unwrap();
+        assert!(killed.is_some(), "the mount's user survived the fence");
+        assert!(!w.mounted(), "the data is still mounted after the ack");
+        let b = w.status(1);
+        assert!(b.role == "fenced" && !b.holds, "{b:?}");
+        assert!(b.self_fenced.as_deref().unwrap().contains("fence request"));
+        // Both sides tell the operator: n1 fenced n2, n2 lost the lease.
+        w.wait(Duration::from_secs(5), "both keepers' alert events", || {
+            w.spooled(0).contains(&("fenced".into(), "n2".into()))
+                && w.spooled(1).iter().any(|(k, _)| k == "lease_lost")
+        });
+        // Fenced on request with a working disk: the node stays up (its
+        // watchdog is still petted) but holds nothing until restarted.
+        std::thread::sleep(WATCHDOG);
+        assert!(w.last_pet(1).unwrap().elapsed() < WATCHDOG);
+        let refused = w.ask(1, "acquire").unwrap_err();
+        assert!(refused.contains("fenced itself"), "{refused}");
+        // The request was served: n1 is free to take the data.
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
     }
-    let mut w = World::new(true);
-    w.start(0);
-    w.start(1);
-    w.ask(1, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-    // A writer of the shared data on n2.
-    let mut user = Command::new("sleep")
-        .arg("600")
-        .current_dir(&w.mnt)
-        .spawn()
-        .unwrap();
-    assert!(w.mounted());
-
-    let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
-    w.wait(Duration::from_secs(15), "n2 acks the fence", || {
-        w.status(0).fences.contains(&(id, "acked".to_string()))
-    });
-    // Acked only once the writer is gone and the data unmounted.
-    let killed = user.try_wait().unwrap();
-    assert!(killed.is_some(), "the mount's user survived the fence");
-    assert!(!w.mounted(), "the data is still mounted after the ack");
-    let b = w.status(1);
-    assert!(b.role == "fenced" && !b.holds, "{b:?}");
-    assert!(b.self_fenced.as_deref().unwrap().contains("fence request"));
-    // Both sides tell the operator: n1 fenced n2, n2 lost the lease.
-    w.wait(Duration::from_secs(5), "both keepers' alert events", || {
-        w.spooled(0).contains(&("fenced".into(), "n2".into()))
-            && w.spooled(1).iter().any(|(k, _)| k == "lease_lost")
-    });
-    // Fenced on request with a working disk: the node stays up (its
-    // watchdog is still petted) but holds nothing until restarted.
-    std::thread::sleep(WATCHDOG);
-    assert!(w.last_pet(1).unwrap().elapsed() < WATCHDOG);
-    let refused = w.ask(1, "acquire").unwrap_err();
-    assert!(refused.contains("fenced itself"), "{refused}");
-    // The request was served: n1 is free to take the data.
-    w.ask(0, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
 }
 
-#[test]
-fn a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over() {
-    in_private_mount_ns(
-        "inner_a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over",
-    );
-}
-
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over() {
-    use nix::sys::signal::Signal;
-    if !inner() {
-        return;
+in_mount_ns! {
+    fn a_frozen_holder_is_reset_by_its_watchdog_before_the_peer_takes_over() {
+        use nix::sys::signal::Signal;
+        let w = World::started(false);
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        w.ask(1, "acquire").unwrap();
+        w.signal(0, Signal::SIGSTOP);
+        w.wait(Duration::from_secs(20), "n2 takes over", || {
+            w.status(1).holds
+        });
+        let took_over = Instant::now();
+        // The invariant: n1's watchdog (not petted since) fired before n2 got
+        // the lease, so no process of n1 could still write.
+        let last = w.last_pet(0).unwrap();
+        assert!(
+            last + WATCHDOG < took_over,
+            "n2 took over {:?} after n1's last pet; the watchdog fires after {WATCHDOG:?}",
+            took_over - last
+        );
+        assert!(w.status(1).peer_dead);
+        // Thawed without a reset (this test has none): n1 finds its renewals
+        // stale, fences itself and never pets again.
+        w.signal(0, Signal::SIGCONT);
+        w.wait(Duration::from_secs(10), "n1 fences itself", || {
+            w.status(0).role == "fenced"
+        });
+        let a = w.status(0);
+        assert!(!a.holds, "{a:?}");
+        assert_eq!(
+            a.self_fenced.as_deref(),
+            Some("lease renewals failed"),
+            "{a:?}"
+        );
+        assert_eq!(w.last_pet(0), Some(last), "n1 petted after its freeze");
     }
-    let mut w = World::new(false);
-    w.start(0);
-    w.start(1);
-    w.ask(0, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
-    w.ask(1, "acquire").unwrap();
-    w.signal(0, Signal::SIGSTOP);
-    w.wait(Duration::from_secs(20), "n2 takes over", || {
-        w.status(1).holds
-    });
-    let took_over = Instant::now();
-    // The invariant: n1's watchdog (not petted since) fired before n2 got
-    // the lease, so no process of n1 could still write.
-    let last = w.last_pet(0).unwrap();
-    assert!(
-        last + WATCHDOG < took_over,
-        "n2 took over {:?} after n1's last pet; the watchdog fires after {WATCHDOG:?}",
-        took_over - last
-    );
-    assert!(w.status(1).peer_dead);
-    // Thawed without a reset (this test has none): n1 finds its renewals
-    // stale, fences itself and never pets again.
-    w.signal(0, Signal::SIGCONT);
-    w.wait(Duration::from_secs(10), "n1 fences itself", || {
-        w.status(0).role == "fenced"
-    });
-    let a = w.status(0);
-    assert!(!a.holds, "{a:?}");
-    assert_eq!(
-        a.self_fenced.as_deref(),
-        Some("lease renewals failed"),
-        "{a:?}"
-    );
-    assert_eq!(w.last_pet(0), Some(last), "n1 petted after its freeze");
 }
 
-#[test]
-fn a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over() {
-    in_private_mount_ns("inner_a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over");
-}
+in_mount_ns! {
+    fn a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over() {
+        use nix::sys::signal::Signal;
+        let mut w = World::started(false);
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        w.ask(1, "acquire").unwrap();
 
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_a_killed_holder_is_fenced_by_staleness_and_the_peer_takes_over() {
-    use nix::sys::signal::Signal;
-    if !inner() {
-        return;
+        // A keeper killed and restarted in the same boot, before its watchdog
+        // fires, finds its slot saying "holding" and resumes: the data may
+        // still be mounted. The peer never gets the lease meanwhile.
+        w.signal(0, Signal::SIGKILL);
+        w.nodes[0].keeper.take().unwrap().wait().unwrap();
+        w.start(0);
+        let a = w.status(0);
+        assert!(a.holds && a.role == "holding", "{a:?}");
+        let t0 = Instant::now();
+        while t0.elapsed() < HOST_DEAD * 2 {
+            assert!(!w.status(1).holds, "n2 took the lease of a resumed holder");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+
+        // Now killed for good. fence_mailha's path: n2 asks to fence n1,
+        // which cannot ack; n1's counter standing still for host_dead is the
+        // answer.
+        w.signal(0, Signal::SIGKILL);
+        let id = w.ask(1, "fence n1").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(20), "n1 found dead", || {
+            w.status(1).fences.contains(&(id, "dead".to_string()))
+        });
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let b = w.status(1);
+        assert!(
+            b.peer_dead && b.peer_unchanged_ms.unwrap() >= HOST_DEAD.as_millis() as u64,
+            "{b:?}"
+        );
     }
-    let mut w = World::new(false);
-    w.start(0);
-    w.start(1);
-    w.ask(0, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
-    w.ask(1, "acquire").unwrap();
-
-    // A keeper killed and restarted in the same boot, before its watchdog
-    // fires, finds its slot saying "holding" and resumes: the data may
-    // still be mounted. The peer never gets the lease meanwhile.
-    w.signal(0, Signal::SIGKILL);
-    w.nodes[0].keeper.take().unwrap().wait().unwrap();
-    w.start(0);
-    let a = w.status(0);
-    assert!(a.holds && a.role == "holding", "{a:?}");
-    let t0 = Instant::now();
-    while t0.elapsed() < HOST_DEAD * 2 {
-        assert!(!w.status(1).holds, "n2 took the lease of a resumed holder");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-
-    // Now killed for good. fence_mailha's path: n2 asks to fence n1,
-    // which cannot ack; n1's counter standing still for host_dead is the
-    // answer.
-    w.signal(0, Signal::SIGKILL);
-    let id = w.ask(1, "fence n1").unwrap()["id"].as_u64().unwrap();
-    w.wait(Duration::from_secs(20), "n1 found dead", || {
-        w.status(1).fences.contains(&(id, "dead".to_string()))
-    });
-    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-    let b = w.status(1);
-    assert!(
-        b.peer_dead && b.peer_unchanged_ms.unwrap() >= HOST_DEAD.as_millis() as u64,
-        "{b:?}"
-    );
 }
 
 impl World {
@@ -538,236 +500,184 @@ impl World {
     }
 }
 
-#[test]
-fn the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
-    if root_and_tools("ocf-tester on the lease agent", &["/usr/sbin/ocf-tester"]) {
-        in_private_mount_ns("inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper");
+in_mount_ns! {
+    fn the_lease_agent_passes_ocf_tester_with_a_running_keeper() needs("ocf-tester on the lease agent", ["/usr/sbin/ocf-tester"]) {
+        let w = World::started(false);
+        let params: Vec<(String, String)> = [
+            ("socket", w.nodes[0].socket.clone()),
+            ("device", w.loops[0].clone()),
+            ("cluster", "keepertest".into()),
+            ("io_timeout", "100ms".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Err(out) = ocf_tester("lease-test", &params, &w.face("lease")) {
+            panic!("{out}\n{}", w.logs());
+        }
+        // ocf-tester ends with a stop: nothing held, and the peer may take it.
+        assert!(!w.status(0).holds);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+
+        // The agent refuses a keeper of another lease.
+        let o = run_with_deadline(
+            Command::new(w.face("lease"))
+                .arg("monitor")
+                .env("OCF_RESKEY_socket", &w.nodes[0].socket)
+                .env("OCF_RESKEY_device", &w.loops[1]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(o.status.code(), Some(6), "{o:?}");
     }
 }
 
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_the_lease_agent_passes_ocf_tester_with_a_running_keeper() {
-    if !inner() {
-        return;
-    }
-    let mut w = World::new(false);
-    w.start(0);
-    w.start(1);
-    let params: Vec<(String, String)> = [
-        ("socket", w.nodes[0].socket.clone()),
-        ("device", w.loops[0].clone()),
-        ("cluster", "keepertest".into()),
-        ("io_timeout", "100ms".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    if let Err(out) = ocf_tester("lease-test", &params, &w.face("lease")) {
-        panic!("{out}\n{}", w.logs());
-    }
-    // ocf-tester ends with a stop: nothing held, and the peer may take it.
-    assert!(!w.status(0).holds);
-    w.ask(1, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+in_mount_ns! {
+    fn fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let mut user = Command::new("sleep")
+            .arg("600")
+            .current_dir(&w.mnt)
+            .spawn()
+            .unwrap();
+        // Wait until n1 has seen n2's slot change, so "status" is informed.
+        w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+            w.status(0).peer_holding
+        });
 
-    // The agent refuses a keeper of another lease.
-    let o = run_with_deadline(
-        Command::new(w.face("lease"))
-            .arg("monitor")
-            .env("OCF_RESKEY_socket", &w.nodes[0].socket)
-            .env("OCF_RESKEY_device", &w.loops[1]),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(6), "{o:?}");
+        let (code, out) = w.fence_agent(0, "action=monitor");
+        assert_eq!(code, Some(0), "{out}");
+        let (code, out) = w.fence_agent(0, "action=list");
+        assert_eq!((code, out.trim()), (Some(0), "n2,"));
+        let (code, out) = w.fence_agent(0, "action=status\nport=n2");
+        assert_eq!(code, Some(0), "n2 is on: {out}");
+        let (code, out) = w.fence_agent(0, "action=metadata");
+        assert!(code == Some(0) && out.contains("<resource-agent name=\"fence_mailha\""));
+        let (code, out) = w.fence_agent(0, "action=reboot\nplgu=n2");
+        assert_eq!(code, Some(1), "a typo must not fence anything: {out}");
+
+        let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\npcmk_host_list=n2");
+        assert_eq!(code, Some(0), "{out}\n{}", w.logs());
+        assert!(out.contains("fenced (acked)"), "{out}");
+        assert!(user.try_wait().unwrap().is_some(), "the writer survived");
+        assert!(!w.mounted(), "still mounted after the fence");
+        let (code, out) = w.fence_agent(0, "action=status\nport=n2");
+        assert_eq!(code, Some(2), "n2 is off (fenced): {out}");
+        // A node cannot fence itself through its own keeper.
+        let (code, _) = w.fence_agent(0, "action=off\nport=n1");
+        assert_eq!(code, Some(1));
+    }
 }
 
-#[test]
-fn fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
-    in_private_mount_ns("inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it");
-}
-
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
-    if !inner() {
-        return;
+in_mount_ns! {
+    fn two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
+        // simul-start at the lease's level: both agents start at once, each
+        // node sees the other's slot free; claim, window, re-read decide.
+        for round in 0..5 {
+            let w = World::started(false);
+            let (a, b) = (w.nodes[0].socket.clone(), w.nodes[1].socket.clone());
+            let ta = std::thread::spawn(move || keeper::request(&a, "acquire", Duration::from_secs(2)));
+            let tb = std::thread::spawn(move || keeper::request(&b, "acquire", Duration::from_secs(2)));
+            ta.join().unwrap().unwrap();
+            tb.join().unwrap().unwrap();
+            w.wait(Duration::from_secs(10), "someone holds", || {
+                w.status(0).holds || w.status(1).holds
+            });
+            let t0 = Instant::now();
+            while t0.elapsed() < HOST_DEAD {
+                let (x, y) = (w.status(0), w.status(1));
+                assert!(
+                    !(x.holds && y.holds),
+                    "round {round}: two holders {x:?} {y:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                w.status(0).holds != w.status(1).holds,
+                "round {round}: exactly one"
+            );
+        }
     }
-    let mut w = World::new(true);
-    w.start(0);
-    w.start(1);
-    w.ask(1, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-    let mut user = Command::new("sleep")
-        .arg("600")
-        .current_dir(&w.mnt)
-        .spawn()
-        .unwrap();
-    // Wait until n1 has seen n2's slot change, so "status" is informed.
-    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
-        w.status(0).peer_holding
-    });
-
-    let (code, out) = w.fence_agent(0, "action=monitor");
-    assert_eq!(code, Some(0), "{out}");
-    let (code, out) = w.fence_agent(0, "action=list");
-    assert_eq!((code, out.trim()), (Some(0), "n2,"));
-    let (code, out) = w.fence_agent(0, "action=status\nport=n2");
-    assert_eq!(code, Some(0), "n2 is on: {out}");
-    let (code, out) = w.fence_agent(0, "action=metadata");
-    assert!(code == Some(0) && out.contains("<resource-agent name=\"fence_mailha\""));
-    let (code, out) = w.fence_agent(0, "action=reboot\nplgu=n2");
-    assert_eq!(code, Some(1), "a typo must not fence anything: {out}");
-
-    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\npcmk_host_list=n2");
-    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
-    assert!(out.contains("fenced (acked)"), "{out}");
-    assert!(user.try_wait().unwrap().is_some(), "the writer survived");
-    assert!(!w.mounted(), "still mounted after the fence");
-    let (code, out) = w.fence_agent(0, "action=status\nport=n2");
-    assert_eq!(code, Some(2), "n2 is off (fenced): {out}");
-    // A node cannot fence itself through its own keeper.
-    let (code, _) = w.fence_agent(0, "action=off\nport=n1");
-    assert_eq!(code, Some(1));
 }
 
-#[test]
-fn two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
-    in_private_mount_ns("inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder");
-}
+in_mount_ns! {
+    fn a_lease_start_that_gave_up_withdraws_its_request() {
+        use nix::sys::signal::Signal;
+        // simul-start's loser: its lease start runs while the peer holds, and
+        // fails at its timeout. When the holder dies later, the loser must not
+        // take a lease that Pacemaker no longer asks for.
+        let w = World::started(false);
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        let o = run_with_deadline(
+            Command::new(w.face("lease"))
+                .arg("start")
+                .env("OCF_RESKEY_socket", &w.nodes[1].socket)
+                .env("OCF_RESKEY_device", &w.loops[1])
+                .env("OCF_RESKEY_CRM_meta_timeout", "4000"),
+            Duration::from_secs(30),
+        );
+        assert_eq!(o.status.code(), Some(1), "the start must fail: {o:?}");
+        let b = w.status(1);
+        assert!(!b.wanted && !b.holds, "the request still stands: {b:?}");
 
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_two_keepers_asked_at_the_same_instant_give_exactly_one_holder() {
-    if !inner() {
-        return;
-    }
-    // simul-start at the lease's level: both agents start at once, each
-    // node sees the other's slot free; claim, window, re-read decide.
-    for round in 0..5 {
-        let mut w = World::new(false);
-        w.start(0);
-        w.start(1);
-        let (a, b) = (w.nodes[0].socket.clone(), w.nodes[1].socket.clone());
-        let ta = std::thread::spawn(move || keeper::request(&a, "acquire", Duration::from_secs(2)));
-        let tb = std::thread::spawn(move || keeper::request(&b, "acquire", Duration::from_secs(2)));
-        ta.join().unwrap().unwrap();
-        tb.join().unwrap().unwrap();
-        w.wait(Duration::from_secs(10), "someone holds", || {
-            w.status(0).holds || w.status(1).holds
+        w.signal(0, Signal::SIGKILL);
+        w.wait(Duration::from_secs(20), "n2 finds n1 dead", || {
+            w.status(1).peer_dead
         });
         let t0 = Instant::now();
         while t0.elapsed() < HOST_DEAD {
-            let (x, y) = (w.status(0), w.status(1));
+            let b = w.status(1);
             assert!(
-                !(x.holds && y.holds),
-                "round {round}: two holders {x:?} {y:?}"
+                !b.holds && b.role == "idle",
+                "n2 took the lease unasked: {b:?}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+in_mount_ns! {
+    fn fence_mailha_holds_back_against_a_live_holder_only() {
+        use nix::sys::signal::Signal;
+        let mut w = World::started(false);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+            w.status(0).peer_holding
+        });
+
+        // A node death: the holder's slot has stood still for several renewals
+        // when Pacemaker asks, so the request goes out at once, holder_delay
+        // or not, and the outcome is staleness.
+        w.signal(1, Signal::SIGKILL);
+        w.nodes[1].keeper.take().unwrap().wait().unwrap();
+        let renew = w.status(0).renew_ms;
+        w.wait(Duration::from_secs(10), "n2's slot stands still", || {
+            w.status(0).peer_unchanged_ms.unwrap_or(0) >= 3 * renew
+        });
+        let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\nholder_delay=20s");
+        assert_eq!(code, Some(0), "{out}\n{}", w.logs());
         assert!(
-            w.status(0).holds != w.status(1).holds,
-            "round {round}: exactly one"
+            out.contains("fenced (dead)") && !out.contains("held the request"),
+            "{out}"
+        );
+
+        // The holder alive again (restarted in the same boot, it resumes
+        // holding): this node, holding nothing, waits before asking it.
+        w.start(1);
+        w.wait(Duration::from_secs(10), "n1 sees n2 renew", || {
+            w.status(0).peer_unchanged_ms.is_some_and(|ms| ms < renew)
+        });
+        let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\nholder_delay=1s");
+        assert_eq!(code, Some(0), "{out}\n{}", w.logs());
+        assert!(
+            out.contains("held the request for n2 back") && out.contains("fenced (acked)"),
+            "{out}"
         );
     }
-}
-
-#[test]
-fn a_lease_start_that_gave_up_withdraws_its_request() {
-    in_private_mount_ns("inner_a_lease_start_that_gave_up_withdraws_its_request");
-}
-
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_a_lease_start_that_gave_up_withdraws_its_request() {
-    use nix::sys::signal::Signal;
-    if !inner() {
-        return;
-    }
-    // simul-start's loser: its lease start runs while the peer holds, and
-    // fails at its timeout. When the holder dies later, the loser must not
-    // take a lease that Pacemaker no longer asks for.
-    let mut w = World::new(false);
-    w.start(0);
-    w.start(1);
-    w.ask(0, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
-    let o = run_with_deadline(
-        Command::new(w.face("lease"))
-            .arg("start")
-            .env("OCF_RESKEY_socket", &w.nodes[1].socket)
-            .env("OCF_RESKEY_device", &w.loops[1])
-            .env("OCF_RESKEY_CRM_meta_timeout", "4000"),
-        Duration::from_secs(30),
-    );
-    assert_eq!(o.status.code(), Some(1), "the start must fail: {o:?}");
-    let b = w.status(1);
-    assert!(!b.wanted && !b.holds, "the request still stands: {b:?}");
-
-    w.signal(0, Signal::SIGKILL);
-    w.wait(Duration::from_secs(20), "n2 finds n1 dead", || {
-        w.status(1).peer_dead
-    });
-    let t0 = Instant::now();
-    while t0.elapsed() < HOST_DEAD {
-        let b = w.status(1);
-        assert!(
-            !b.holds && b.role == "idle",
-            "n2 took the lease unasked: {b:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[test]
-fn fence_mailha_holds_back_against_a_live_holder_only() {
-    in_private_mount_ns("inner_fence_mailha_holds_back_against_a_live_holder_only");
-}
-
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_fence_mailha_holds_back_against_a_live_holder_only() {
-    use nix::sys::signal::Signal;
-    if !inner() {
-        return;
-    }
-    let mut w = World::new(false);
-    w.start(0);
-    w.start(1);
-    w.ask(1, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
-        w.status(0).peer_holding
-    });
-
-    // A node death: the holder's slot has stood still for several renewals
-    // when Pacemaker asks, so the request goes out at once, holder_delay
-    // or not, and the outcome is staleness.
-    w.signal(1, Signal::SIGKILL);
-    w.nodes[1].keeper.take().unwrap().wait().unwrap();
-    let renew = w.status(0).renew_ms;
-    w.wait(Duration::from_secs(10), "n2's slot stands still", || {
-        w.status(0).peer_unchanged_ms.unwrap_or(0) >= 3 * renew
-    });
-    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\nholder_delay=20s");
-    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
-    assert!(
-        out.contains("fenced (dead)") && !out.contains("held the request"),
-        "{out}"
-    );
-
-    // The holder alive again (restarted in the same boot, it resumes
-    // holding): this node, holding nothing, waits before asking it.
-    w.start(1);
-    w.wait(Duration::from_secs(10), "n1 sees n2 renew", || {
-        w.status(0).peer_unchanged_ms.is_some_and(|ms| ms < renew)
-    });
-    let (code, out) = w.fence_agent(0, "action=reboot\nport=n2\nholder_delay=1s");
-    assert_eq!(code, Some(0), "{out}\n{}", w.logs());
-    assert!(
-        out.contains("held the request for n2 back") && out.contains("fenced (acked)"),
-        "{out}"
-    );
 }
 
 /// The ext4 MMP block of `dev`: its aligned 4 KiB and the offset in it.
@@ -806,78 +716,68 @@ impl World {
     }
 }
 
-#[test]
-fn the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left() {
-    in_private_mount_ns(
-        "inner_the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left",
-    );
-}
+in_mount_ns! {
+    fn the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left() {
+        use nix::sys::signal::Signal;
+        use std::os::unix::fs::FileExt;
+        let mut w = World::new(true);
+        let mnt = w.mnt.to_str().unwrap().to_string();
+        run_ok(&["umount", &mnt]);
+        run_ok(&["tune2fs", "-O", "mmp", &w.loops[2]]);
+        w.start(0);
+        w.start(1);
 
-#[test]
-#[ignore = "run in its own mount namespace by the test without inner_"]
-fn inner_the_storage_agent_mounts_only_under_the_lease_and_clears_mmp_a_dead_holder_left() {
-    use nix::sys::signal::Signal;
-    use std::os::unix::fs::FileExt;
-    if !inner() {
-        return;
+        // Nobody holds: the agent refuses, whatever the CIB says.
+        let o = w.storage(1, "start");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        assert!(err.contains("does not hold the data lease"), "{err}");
+        assert!(!w.mounted());
+
+        // n2 takes the lease and mounts; kmmpd now owns the MMP block.
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let o = w.storage(1, "start");
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert!(w.mounted());
+        let (at, live, inner_off) = mmp_block(&w.loops[2]);
+        let seq = u32::from_le_bytes(
+            live.bytes()[inner_off + 4..inner_off + 8]
+                .try_into()
+                .unwrap(),
+        );
+        assert_ne!(seq, mailha::agents::storage::mmp::SEQ_CLEAN, "mounted");
+
+        // n2 is "reset" while mounted: its keeper dies, and the disk keeps
+        // the MMP block as the running mount last wrote it (a clean umount
+        // would mark it clean, so the live block is put back after it).
+        w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
+            w.status(0).peer_holding
+        });
+        w.signal(1, Signal::SIGKILL);
+        w.nodes[1].keeper.take().unwrap().wait().unwrap();
+        run_ok(&["umount", &mnt]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
+            .open(&w.loops[2])
+            .unwrap()
+            .write_all_at(live.bytes(), at)
+            .unwrap();
+
+        // n1 takes over once n2's counter stood still for host_dead; its
+        // mount clears the stale block instead of waiting ~22-42 s for it.
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(20), "n1 holds", || w.status(0).holds);
+        let a = w.status(0);
+        assert!(a.peer_dead && a.peer_holding, "{a:?}");
+        let o = w.storage(0, "start");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert!(err.contains("MMP block marked clean"), "{err}");
+        assert!(w.mounted());
+        let o = w.storage(0, "stop");
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert!(!w.mounted());
     }
-    let mut w = World::new(true);
-    let mnt = w.mnt.to_str().unwrap().to_string();
-    run_ok(&["umount", &mnt]);
-    run_ok(&["tune2fs", "-O", "mmp", &w.loops[2]]);
-    w.start(0);
-    w.start(1);
-
-    // Nobody holds: the agent refuses, whatever the CIB says.
-    let o = w.storage(1, "start");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{o:?}");
-    assert!(err.contains("does not hold the data lease"), "{err}");
-    assert!(!w.mounted());
-
-    // n2 takes the lease and mounts; kmmpd now owns the MMP block.
-    w.ask(1, "acquire").unwrap();
-    w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-    let o = w.storage(1, "start");
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(w.mounted());
-    let (at, live, inner_off) = mmp_block(&w.loops[2]);
-    let seq = u32::from_le_bytes(
-        live.bytes()[inner_off + 4..inner_off + 8]
-            .try_into()
-            .unwrap(),
-    );
-    assert_ne!(seq, mailha::agents::storage::mmp::SEQ_CLEAN, "mounted");
-
-    // n2 is "reset" while mounted: its keeper dies, and the disk keeps
-    // the MMP block as the running mount last wrote it (a clean umount
-    // would mark it clean, so the live block is put back after it).
-    w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
-        w.status(0).peer_holding
-    });
-    w.signal(1, Signal::SIGKILL);
-    w.nodes[1].keeper.take().unwrap().wait().unwrap();
-    run_ok(&["umount", &mnt]);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
-        .open(&w.loops[2])
-        .unwrap()
-        .write_all_at(live.bytes(), at)
-        .unwrap();
-
-    // n1 takes over once n2's counter stood still for host_dead; its
-    // mount clears the stale block instead of waiting ~22-42 s for it.
-    w.ask(0, "acquire").unwrap();
-    w.wait(Duration::from_secs(20), "n1 holds", || w.status(0).holds);
-    let a = w.status(0);
-    assert!(a.peer_dead && a.peer_holding, "{a:?}");
-    let o = w.storage(0, "start");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(err.contains("MMP block marked clean"), "{err}");
-    assert!(w.mounted());
-    let o = w.storage(0, "stop");
-    assert_eq!(o.status.code(), Some(0), "{o:?}");
-    assert!(!w.mounted());
 }

@@ -268,6 +268,54 @@ impl Drop for LoopImage {
 /// Set in the child that `run_in_private_mount_ns` starts.
 pub const IN_NS: &str = "MAILHA_TEST_IN_PRIVATE_MOUNT_NS";
 
+/// True in the re-run under `unshare` (the outer test skips or runs it).
+pub fn rerun_in_ns() -> bool {
+    std::env::var_os(IN_NS).is_some()
+}
+
+/// One scenario in its own mount namespace: `#[test] fn NAME` re-runs
+/// this binary for the ignored test `NAME::in_ns` under `unshare
+/// --mount`, where the body runs (`run_in_private_mount_ns` fails unless
+/// exactly that one test passed there). The file defines
+/// `in_private_mount_ns(name)`: its prerequisites, then
+/// `run_in_private_mount_ns` with its deadline.
+#[allow(unused_macros)]
+macro_rules! in_mount_ns {
+    ($(#[doc = $doc:literal])* fn $name:ident() $body:block) => {
+        $(#[doc = $doc])*
+        #[test]
+        fn $name() {
+            in_private_mount_ns(concat!(stringify!($name), "::in_ns"));
+        }
+        in_mount_ns! { @in_ns $name $body }
+    };
+    // `needs`: a tool the scenario runs besides the keepers'.
+    ($(#[doc = $doc:literal])* fn $name:ident() needs($what:literal, [$($tool:literal),*]) $body:block) => {
+        $(#[doc = $doc])*
+        #[test]
+        fn $name() {
+            if root_and_tools($what, &[$($tool),*]) {
+                in_private_mount_ns(concat!(stringify!($name), "::in_ns"));
+            }
+        }
+        in_mount_ns! { @in_ns $name $body }
+    };
+    (@in_ns $name:ident $body:block) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            #[ignore = "run in its own mount namespace by the test of the same name"]
+            fn in_ns() {
+                if !$crate::common::rerun_in_ns() {
+                    return;
+                }
+                $body
+            }
+        }
+    };
+}
+
 /// Runs `name`, an `#[ignore]`d test of the calling test binary, in a new
 /// private mount namespace (its mounts, frozen or not, are seen by nobody
 /// else and vanish with it) and fails unless it passed.
