@@ -219,14 +219,7 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     println!("live apply: {:.1}s", t0.elapsed().as_secs_f64());
 
     // down leaves nothing: no namespace, link, loop device, mount, process
-    let lab: serde_json::Value = serde_json::from_str(
-        &ok(
-            mailha().args(["lab", "status", "--json"]),
-            Duration::from_secs(10),
-        )
-        .stdout,
-    )
-    .unwrap();
+    let lab: serde_json::Value = lab_status();
     let holders: Vec<u64> = lab["nodes"]
         .as_array()
         .unwrap()
@@ -278,18 +271,6 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     assert!(!state_dir().join("state.json").exists());
     drop(guard);
     println!("whole lab test: {:.1}s", t0.elapsed().as_secs_f64());
-}
-
-fn drill(args: &[&str]) -> serde_json::Value {
-    let o = run(
-        mailha().args(["lab", "drill"]).args(args).arg("--json"),
-        Duration::from_secs(400),
-    );
-    let line = o.stdout.lines().last().unwrap_or_default().to_string();
-    let v: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("drill {args:?}: no JSON ({e}):\n{}\n{}", o.stdout, o.stderr));
-    println!("{line}");
-    v
 }
 
 #[test]

@@ -98,16 +98,6 @@ fn wait_for_mails(n: usize, deadline: Duration) -> Vec<PathBuf> {
     }
 }
 
-fn drill(args: &[&str]) -> serde_json::Value {
-    let o = run(
-        mailha().args(["lab", "drill"]).args(args).arg("--json"),
-        Duration::from_secs(400),
-    );
-    let line = o.stdout.lines().last().unwrap_or_default().to_string();
-    serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("drill {args:?}: no JSON ({e}):\n{}\n{}", o.stdout, o.stderr))
-}
-
 /// A delivered mail, taken apart just enough: headers, and each MIME
 /// leaf's content type, file name and decoded body.
 struct Mail {
@@ -434,14 +424,7 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
     // 5. The node running the mail dies (its holder killed: a power-off).
     // The survivor's sender, already running as the other clone instance,
     // mails the loss; the dead node mails nothing, so it arrives once.
-    let status: serde_json::Value = serde_json::from_str(
-        &ok(
-            mailha().args(["lab", "status", "--json"]),
-            Duration::from_secs(30),
-        )
-        .stdout,
-    )
-    .unwrap();
+    let status: serde_json::Value = lab_status();
     let active = run(
         mailha().args(["lab", "exec", "node1", "--", "mailha", "status", "--json"]),
         Duration::from_secs(60),

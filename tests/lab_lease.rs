@@ -31,19 +31,6 @@ fn lab_up(profile: &str) -> (std::sync::MutexGuard<'static, ()>, Teardown) {
     (turn, guard)
 }
 
-/// One drill's JSON report (a failed drill exits 1 and still prints it).
-fn drill(args: &[&str]) -> serde_json::Value {
-    let o = run(
-        mailha().args(["lab", "drill"]).args(args).arg("--json"),
-        Duration::from_secs(500),
-    );
-    let line = o.stdout.lines().last().unwrap_or_default().to_string();
-    let v: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("drill {args:?}: no JSON ({e}):\n{}\n{}", o.stdout, o.stderr));
-    println!("{line}");
-    v
-}
-
 fn notes(v: &serde_json::Value) -> String {
     v["notes"].to_string()
 }
@@ -125,14 +112,7 @@ fn the_guard_keeps_one_mount_through_cut_kill_freeze_and_simul_start() {
 }
 
 fn holder_pid(node: &str) -> u64 {
-    let lab: serde_json::Value = serde_json::from_str(
-        &ok(
-            mailha().args(["lab", "status", "--json"]),
-            Duration::from_secs(10),
-        )
-        .stdout,
-    )
-    .unwrap();
+    let lab: serde_json::Value = lab_status();
     lab["nodes"]
         .as_array()
         .unwrap()

@@ -27,15 +27,6 @@ fn nfs(action: &str) -> serde_json::Value {
     serde_json::from_str(o.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", o.stdout))
 }
 
-fn drill(mode: &str, node: &str) -> serde_json::Value {
-    let o = run(
-        mailha().args(["lab", "drill", "nfs-hang", node, "--mode", mode, "--json"]),
-        Duration::from_secs(300),
-    );
-    serde_json::from_str(o.stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr))
-}
-
 /// The lab's server answers the agent's RPC NULL call while healthy,
 /// fails it within the probe's deadline when frozen (connects still
 /// complete) and when partitioned (connects time out), answers again once
@@ -126,7 +117,7 @@ fn the_lab_nfs_server_is_probed_in_time_and_every_stop_stays_bounded() {
     // returns in time with the mount gone, the server comes back, and the
     // mail never noticed.
     for (mode, node) in [("freeze", "active"), ("partition", "node2")] {
-        let r = drill(mode, node);
+        let r = drill(&["nfs-hang", node, "--mode", mode]);
         let n = &r["nfs"];
         assert_eq!(n["mode"], mode, "{r}");
         assert_eq!(n["healthy_probe"]["rc"], 0, "{r}");

@@ -171,6 +171,18 @@ watchdog_timeout = "1s"
         }
     }
 
+    /// n2 takes the lease, and a process of n2 works inside the shared
+    /// data mount (what a fence of n2 must end).
+    fn n2_holds_with_a_writer(&self) -> Child {
+        self.ask(1, "acquire").unwrap();
+        self.wait(Duration::from_secs(10), "n2 holds", || self.status(1).holds);
+        Command::new("sleep")
+            .arg("600")
+            .current_dir(&self.mnt)
+            .spawn()
+            .unwrap()
+    }
+
     /// Both keepers running.
     fn started(with_data: bool) -> World {
         let mut w = World::new(with_data);
@@ -347,14 +359,7 @@ in_mount_ns! {
 in_mount_ns! {
     fn a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
         let w = World::started(true);
-        w.ask(1, "acquire").unwrap();
-        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-        // A writer of the shared data on n2.
-        let mut user = Command::new("sleep")
-            .arg("600")
-            .current_dir(&w.mnt)
-            .spawn()
-            .unwrap();
+        let mut user = w.n2_holds_with_a_writer();
         assert!(w.mounted());
 
         let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
@@ -535,13 +540,7 @@ in_mount_ns! {
 in_mount_ns! {
     fn fence_mailha_fences_the_peer_as_pacemakers_fencer_calls_it() {
         let w = World::started(true);
-        w.ask(1, "acquire").unwrap();
-        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
-        let mut user = Command::new("sleep")
-            .arg("600")
-            .current_dir(&w.mnt)
-            .spawn()
-            .unwrap();
+        let mut user = w.n2_holds_with_a_writer();
         // Wait until n1 has seen n2's slot change, so "status" is informed.
         w.wait(Duration::from_secs(10), "n1 sees n2 holding", || {
             w.status(0).peer_holding
@@ -774,7 +773,7 @@ in_mount_ns! {
         let o = w.storage(0, "start");
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{o:?}");
-        assert!(err.contains("MMP block marked clean"), "{err}");
+        assert!(err.contains(mailha::agents::storage::mmp::LOG_CLEARED), "{err}");
         assert!(w.mounted());
         let o = w.storage(0, "stop");
         assert_eq!(o.status.code(), Some(0), "{o:?}");

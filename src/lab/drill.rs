@@ -269,9 +269,10 @@ fn log_since(path: &Path, from: u64) -> String {
 /// After a reset: did the new holder's storage start clear the stale ext4
 /// MMP block the reset node left, or wait it out (agents::storage::mmp)?
 pub fn mmp_note(peer_log: &str, target: &str, peer: &str) -> String {
-    if peer_log.contains("MMP block marked clean") {
+    use crate::agents::storage::mmp::{LOG_CLEARED, LOG_KERNEL_WAITS};
+    if peer_log.contains(LOG_CLEARED) {
         format!("{peer} cleared the MMP block {target} left (the lease proved the reset)")
-    } else if peer_log.contains("the kernel's MMP check") {
+    } else if peer_log.contains(LOG_KERNEL_WAITS) {
         format!("{peer} waited out the MMP block {target} left")
     } else {
         format!("{peer} found the MMP block clean")
@@ -1090,6 +1091,20 @@ mod tests {
         assert_eq!(first_after(&log, 41, answered), None);
         assert_eq!(first_after(&log, 0, answered), Some(10));
         assert_eq!(accepted_ids(&log).len(), 1);
+    }
+
+    #[test]
+    fn the_freeze_note_says_what_the_new_holders_storage_start_did_with_mmp() {
+        use crate::agents::storage::mmp::{LOG_CLEARED, LOG_KERNEL_WAITS};
+        let note = |log: &str| mmp_note(log, "node1", "node2");
+        assert!(
+            note(&format!(
+                "fs-data_start_0 [ storage: /dev/lab/data: {LOG_CLEARED} ]"
+            ))
+            .contains("cleared")
+        );
+        assert!(note(&format!("... so {LOG_KERNEL_WAITS} (~42 s) decides")).contains("waited out"));
+        assert!(note("").contains("found the MMP block clean"));
     }
 
     #[test]

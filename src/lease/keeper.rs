@@ -895,6 +895,10 @@ pub fn self_fence(s: &Settings) -> bool {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let me = std::process::id();
+    // Processes of this node: on a host running lab nodes (or a test
+    // keeper) the fence stays on its own node.
+    let ours =
+        |p: u32| crate::agents::service::procs::same_namespaces(&s.proc_root, p, &["pid", "mnt"]);
     let kill_all = |pids: &[u32]| {
         for p in pids {
             let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
@@ -903,9 +907,7 @@ pub fn self_fence(s: &Settings) -> bool {
     let users_of = |dir: &str| -> Vec<u32> {
         users::users(&s.proc_root, dir, me)
             .into_iter()
-            .filter(|p| {
-                crate::agents::service::procs::same_namespaces(&s.proc_root, *p, &["pid", "mnt"])
-            })
+            .filter(|p| ours(*p))
             .collect()
     };
     let dirs: Vec<String> = s.mounts.iter().map(|m| m.display().to_string()).collect();
@@ -916,14 +918,7 @@ pub fn self_fence(s: &Settings) -> bool {
     if s.stop_stack {
         let stack: Vec<u32> = crate::agents::service::procs::all(&s.proc_root)
             .into_iter()
-            .filter(|p| {
-                *p != me
-                    && crate::agents::service::procs::same_namespaces(
-                        &s.proc_root,
-                        *p,
-                        &["pid", "mnt"],
-                    )
-            })
+            .filter(|p| *p != me && ours(*p))
             .filter(|p| {
                 std::fs::read_to_string(s.proc_root.join(p.to_string()).join("comm"))
                     .is_ok_and(|c| is_stack(c.trim()))

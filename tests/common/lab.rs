@@ -1,5 +1,5 @@
-//! What the lab tests share (tests/lab.rs, tests/lab_alert.rs): the test
-//! lab's name, the binary pointed at it, commands with deadlines whose
+//! What the lab tests share (tests/lab*.rs, tests/uml_lease_nfs.rs): the
+//! test lab's name, the binary pointed at it, commands with deadlines whose
 //! output goes to files (a daemon started inside a node must never hang a
 //! test by holding a pipe open), the teardown guard and the skip rule
 //! (SKIPPED without root or the lab's programs, FAILS in CI).
@@ -89,6 +89,29 @@ pub fn ok(c: &mut Command, deadline: Duration) -> Out {
     let o = run(c, deadline);
     assert_eq!(o.code, Some(0), "{c:?} failed:\n{}\n{}", o.stdout, o.stderr);
     o
+}
+
+/// One drill's JSON report, its last line of output (a failed drill
+/// exits 1 and still prints it), echoed for the test log.
+pub fn drill(args: &[&str]) -> serde_json::Value {
+    let o = run(
+        mailha().args(["lab", "drill"]).args(args).arg("--json"),
+        Duration::from_secs(500),
+    );
+    let line = o.stdout.lines().last().unwrap_or_default().to_string();
+    let v: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("drill {args:?}: no JSON ({e}):\n{}\n{}", o.stdout, o.stderr));
+    println!("{line}");
+    v
+}
+
+/// `mailha lab status --json`.
+pub fn lab_status() -> serde_json::Value {
+    let o = ok(
+        mailha().args(["lab", "status", "--json"]),
+        Duration::from_secs(30),
+    );
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("lab status: {e}: {}", o.stdout))
 }
 
 /// `argv` in a node (or the client/gw namespace), 60 s deadline.

@@ -32,7 +32,6 @@ const MMP_MAGIC: u32 = 0x004D_4D50;
 pub const SEQ_CLEAN: u32 = 0xFF4D_4D50;
 /// `EXT4_MMP_SEQ_FSCK`: e2fsck has the filesystem open.
 pub const SEQ_FSCK: u32 = 0xE24D_4D50;
-const EXT4_INCOMPAT_MMP: u32 = 0x0100;
 /// `EXT4_MMP_MIN_CHECK_INTERVAL`.
 const MIN_CHECK_INTERVAL: u64 = 5;
 
@@ -40,15 +39,12 @@ const MIN_CHECK_INTERVAL: u64 = 5;
 /// offset and the superblock's update interval (seconds). None: not ext4,
 /// or no MMP.
 pub fn locate(head: &[u8]) -> Option<(u64, u16)> {
+    let id = super::superblock::identify(head)?;
+    if id.fstype != "ext4" || !id.mmp {
+        return None;
+    }
     let sb = head.get(1024..1024 + 0x170)?;
-    if sb[0x38..0x3a] != [0x53, 0xef] {
-        return None;
-    }
-    let le32 = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().expect("4 bytes"));
-    if le32(0x60) & EXT4_INCOMPAT_MMP == 0 {
-        return None;
-    }
-    let log_block = le32(0x18);
+    let log_block = u32::from_le_bytes(sb[0x18..0x1c].try_into().expect("4 bytes"));
     if log_block > 6 {
         return None;
     }
@@ -128,6 +124,12 @@ impl From<&crate::lease::keeper::Status> for LeaseView {
     }
 }
 
+/// What a start logs when it cleared the block, and when it left the
+/// wait to the kernel (the lab's freeze-node drill reads the node's log
+/// for them: `lab::drill::mmp_note`).
+pub const LOG_CLEARED: &str = "MMP block marked clean";
+pub const LOG_KERNEL_WAITS: &str = "the kernel's MMP check";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     /// Clean (or no MMP): the mount goes ahead at once.
@@ -157,7 +159,7 @@ pub fn plan(mmp: &Mmp, lease: &LeaseView) -> Plan {
     let wait = mmp.kernel_wait().as_secs();
     if !lease.holds {
         return Plan::Wait(format!(
-            "{last}; this node does not hold the lease, so the kernel's MMP check (~{wait} s) decides"
+            "{last}; this node does not hold the lease, so {LOG_KERNEL_WAITS} (~{wait} s) decides"
         ));
     }
     match (lease.peer_dead, lease.peer_holding) {
@@ -166,11 +168,11 @@ pub fn plan(mmp: &Mmp, lease: &LeaseView) -> Plan {
             lease.peer
         )),
         (true, false) => Plan::Wait(format!(
-            "{last}; {} stopped renewing its lease without holding the data (a keeper stopped by hand?), so the lease cannot rule out a mount there: the kernel's MMP check (~{wait} s) decides",
+            "{last}; {} stopped renewing its lease without holding the data (a keeper stopped by hand?), so the lease cannot rule out a mount there: {LOG_KERNEL_WAITS} (~{wait} s) decides",
             lease.peer
         )),
         (false, _) => Plan::Wait(format!(
-            "{last}; {} is alive by its lease counter, so the kernel's MMP check (~{wait} s) decides (a mount by hand there would be refused)",
+            "{last}; {} is alive by its lease counter, so {LOG_KERNEL_WAITS} (~{wait} s) decides (a mount by hand there would be refused)",
             lease.peer
         )),
     }

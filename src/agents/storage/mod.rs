@@ -466,7 +466,7 @@ fn under_lease(
             let argv = ["tune2fs", "-f", "-E", "clear_mmp", dev].map(String::from);
             let left = deadline.saturating_duration_since(Instant::now());
             match crate::exec::run(&argv, &[], None, s.io_timeout.min(left)) {
-                Ok(o) if o.success() => eprintln!("storage: {dev}: MMP block marked clean"),
+                Ok(o) if o.success() => eprintln!("storage: {dev}: {}", mmp::LOG_CLEARED),
                 // Not fatal: the kernel's wait still guards the mount.
                 Ok(o) => eprintln!(
                     "storage: {dev}: tune2fs -E clear_mmp failed ({}); the mount waits out MMP",
