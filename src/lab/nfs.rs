@@ -376,7 +376,22 @@ impl Lab<'_> {
         match f {
             Fault::Freeze => {
                 let g = self.ganesha()?;
-                signal(g.pid, nix::sys::signal::Signal::SIGSTOP).map_err(LabError::Cluster)
+                signal(g.pid, nix::sys::signal::Signal::SIGSTOP).map_err(LabError::Cluster)?;
+                // The stop reaches every thread asynchronously (one in the
+                // kernel stops when it returns): the fault is in place
+                // once the process shows as stopped, not when kill returns
+                // (a status read at once saw it still running).
+                let t = Instant::now();
+                while !self.stopped(g.pid) {
+                    if t.elapsed() > Duration::from_secs(5) {
+                        return Err(LabError::Cluster(format!(
+                            "nfs-ganesha ({}) not stopped 5 s after SIGSTOP",
+                            g.pid
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(())
             }
             Fault::Partition => {
                 // A table left by an interrupted drill would make `add
@@ -409,16 +424,20 @@ impl Lab<'_> {
         }
     }
 
+    /// Whether `pid` is stopped (state T in /proc/PID/stat).
+    fn stopped(&self, pid: u32) -> bool {
+        let stat =
+            std::fs::read_to_string(self.proc_root.join(format!("{pid}/stat"))).unwrap_or_default();
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            == Some("T")
+    }
+
     /// Whether the server is frozen / partitioned now and whether it
     /// answers an RPC NULL call from the client namespace (`lab nfs`).
     pub fn nfs_state(&self) -> Result<serde_json::Value, LabError> {
         let g = self.ganesha()?;
-        let stat = std::fs::read_to_string(self.proc_root.join(format!("{}/stat", g.pid)))
-            .unwrap_or_default();
-        let frozen = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next())
-            == Some("T");
+        let frozen = self.stopped(g.pid);
         let c = Cmd::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.nfs_netns()))
             .args(["--", "nft", "list", "table", "inet", CUT_TABLE])
