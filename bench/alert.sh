@@ -9,7 +9,7 @@
 # 2. latency (skip with SPOOL_ONLY=1): seconds from the fault (kill -9 of
 #    Postfix's master on the active node) to the incident mail in the lab
 #    relay's Maildir, RUNS times (default 5), median. Brings a lab up with
-#    the default profile (lab/postfix.toml: batch_window 10 s) and down again.
+#    the default profile (lab/configs/postfix.toml: batch_window 10 s) and down again.
 #
 #   bench/alert.sh                 # release build; BIN=path to use another binary
 #   RUNS=5 BURST=1000 SPOOL_ONLY=1 bench/alert.sh
@@ -18,10 +18,13 @@
 # for every lab command (set them when another lab is up).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 if [ -z "${BIN:-}" ]; then
-    cargo build --release -q
+    cargo build --release -q -p mailha
     BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/mailha
 fi
+lab=$(lab_bin)
+export MAILHA_BIN=$BIN
 runs=${RUNS:-5}
 burst=${BURST:-1000}
 
@@ -49,9 +52,9 @@ unset MAILHA_SPOOL CRM_alert_kind CRM_alert_node CRM_alert_rsc CRM_alert_task CR
 
 base=${MAILHA_LAB_BASE_DIR:-/var/lib/mailha-lab}
 maildir=${base}-relay/mail/ops/new
-trap 'rm -rf "$work"; timeout 120 "$BIN" lab down >/dev/null || true' EXIT
-timeout 120 "$BIN" lab down >/dev/null || true
-timeout 300 "$BIN" lab up >/dev/null
+trap 'rm -rf "$work"; timeout 120 "$lab" down >/dev/null || true' EXIT
+timeout 120 "$lab" down >/dev/null || true
+timeout 300 "$lab" up >/dev/null
 # The cluster's start mails itself; let that settle.
 quiet() {
     local last=-1 same=0
@@ -64,11 +67,11 @@ quiet() {
 quiet
 out=$work/latency
 for i in $(seq "$runs"); do
-    active=$("$BIN" lab status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s.get("active_node") or s["cluster"]["active_node"])' 2>/dev/null ||
-        "$BIN" lab exec node1 -- mailha status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["active_node"])')
+    active=$("$lab" status --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s.get("active_node") or s["cluster"]["active_node"])' 2>/dev/null ||
+        "$lab" exec node1 -- mailha status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["active_node"])')
     before=$(ls "$maildir" | wc -l)
     t0=$(date +%s.%N)
-    "$BIN" lab exec "$active" -- /bin/sh -c 'kill -9 "$(head -1 /srv/data/postfix/pid/master.pid)"'
+    "$lab" exec "$active" -- /bin/sh -c 'kill -9 "$(head -1 /srv/data/postfix/pid/master.pid)"'
     while [ "$(ls "$maildir" | wc -l)" -le "$before" ]; do sleep 0.05; done
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc -l >>"$out"
@@ -78,5 +81,5 @@ done
 python3 - "$out" <<'PY'
 import statistics, sys
 v = [float(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"fault -> mail in the Maildir: median {statistics.median(v):.2f} s, min {min(v):.2f}, max {max(v):.2f} ({len(v)} runs; includes the batch window, 10 s in lab/postfix.toml)")
+print(f"fault -> mail in the Maildir: median {statistics.median(v):.2f} s, min {min(v):.2f}, max {max(v):.2f} ({len(v)} runs; includes the batch window, 10 s in lab/configs/postfix.toml)")
 PY

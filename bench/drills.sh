@@ -11,16 +11,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 bin=$(mailha_bin)
+lab=$(lab_bin)
+export MAILHA_BIN=$bin
 runs=${RUNS:-5}
 drill=("$@")
 [ ${#drill[@]} -gt 0 ] || drill=(kill-daemon postfix)
-trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
+trap 'timeout 120 "$lab" down >/dev/null || true' EXIT
 for profile in ${PROFILES:-postfix stock}; do
-    timeout 120 "$bin" lab down >/dev/null || true
-    timeout 300 "$bin" lab up --profile "$profile" >/dev/null
+    timeout 120 "$lab" down >/dev/null || true
+    timeout 300 "$lab" up --profile "$profile" >/dev/null
     out=$(mktemp)
     for _ in $(seq "$runs"); do
-        timeout 600 "$bin" lab drill "${drill[@]}" --json | tail -1 >>"$out" || true
+        timeout 600 "$lab" drill "${drill[@]}" --json | tail -1 >>"$out" || true
     done
     python3 - "$profile" "$out" "${drill[*]}" <<'PY'
 import json, statistics, sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The eyou profile on the lab's eYou stand-in (docs/eyou-lab.md): seconds
-# for `mailha lab up --profile eyou` and `lab down` (RUNS cycles, default
+# for `mailha-lab up --profile eyou` and `lab down` (RUNS cycles, default
 # 3, bench/lab.sh), then on one more lab `kill-daemon smtp` RUNS times:
 # median and max of recovered_s, lost mail, double mounts (bench/drills.sh).
 # As root.

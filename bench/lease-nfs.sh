@@ -16,6 +16,6 @@ bin=$(mailha_bin)
 runs=${RUNS:-3}
 for i in $(seq "$runs"); do
     echo "run $i"
-    MAILHA_TEST_BIN=$bin timeout 600 cargo test -q --test uml_lease_nfs -- --nocapture 2>&1 |
+    MAILHA_TEST_BIN=$bin timeout 600 cargo test -q -p mailha-lab --test uml_lease_nfs -- --nocapture 2>&1 |
         grep -E '^MEASURED|test result' || true
 done

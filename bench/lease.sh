@@ -11,12 +11,15 @@
 #                                               ONCE_RUNS=N repeats cut-heartbeat and simul-start)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 if [ -z "${BIN:-}" ]; then
     BIN=$(scripts/build-release.sh)
 fi
+lab=$(lab_bin)
+export MAILHA_BIN=$BIN
 runs=${RUNS:-5}
 window=${WINDOW:-60}
-trap 'timeout 120 "$BIN" lab down >/dev/null || true' EXIT
+trap 'timeout 120 "$lab" down >/dev/null || true' EXIT
 
 summary() {
     python3 - "$@" <<'PY'
@@ -52,7 +55,7 @@ lease_io_and_cpu() {
     python3 - "$r0" "$r1" "$w0" "$w1" "$rs0" "$rs1" "$ws0" "$ws1" "$c0" "$c1" "$window" "$(getconf CLK_TCK)" <<'PY'
 import sys
 r0, r1, w0, w1, rs0, rs1, ws0, ws1, c0, c1, win, hz = map(int, sys.argv[1:])
-renewals = win / 0.5  # renew = 2 x io_timeout = 500 ms in lab/postfix.toml
+renewals = win / 0.5  # renew = 2 x io_timeout = 500 ms in lab/configs/postfix.toml
 print(f"lease I/O on node1 over {win}s: {r1-r0} reads, {w1-w0} writes "
       f"({(rs1-rs0)*512//1024} KiB read, {(ws1-ws0)*512//1024} KiB written): "
       f"{(r1-r0)/renewals:.2f} reads + {(w1-w0)/renewals:.2f} writes per renewal")
@@ -61,8 +64,8 @@ PY
 }
 
 for profile in postfix stock; do
-    timeout 120 "$BIN" lab down >/dev/null || true
-    timeout 300 "$BIN" lab up --profile "$profile" >/dev/null
+    timeout 120 "$lab" down >/dev/null || true
+    timeout 300 "$lab" up --profile "$profile" >/dev/null
     if [ "$profile" = postfix ]; then lease_io_and_cpu; fi
     for drill in "kill-node active" "freeze-node active" "cut-heartbeat" "simul-start"; do
         out=$(mktemp)
@@ -70,7 +73,7 @@ for profile in postfix stock; do
         case $drill in cut-heartbeat | simul-start) n=${ONCE_RUNS:-1} ;; esac
         for _ in $(seq "$n"); do
             # shellcheck disable=SC2086
-            timeout 600 "$BIN" lab drill $drill --json | tail -1 >>"$out" || true
+            timeout 600 "$lab" drill $drill --json | tail -1 >>"$out" || true
         done
         summary "$profile" "$out" "$drill"
         rm -f "$out"

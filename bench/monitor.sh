@@ -8,13 +8,16 @@
 #   DYNAMIC=/path/to/mailha bench/monitor.sh   # ... that dynamically linked build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 bin=$(scripts/build-release.sh -q)
+lab=$(lab_bin)
+export MAILHA_BIN=$bin
 twins=()
 if [ "${GLIBC:-0}" = 1 ]; then
     twins+=("glibc=$(LIBC=gnu scripts/build-release.sh -q)")
 fi
 if [ "${DYNAMIC:-0}" = 1 ]; then
-    cargo build --release -q
+    cargo build --release -q -p mailha
     t=${CARGO_TARGET_DIR:-target}
     case $t in /*) ;; *) t=$PWD/$t ;; esac
     twins+=("dynamic=$t/release/mailha")
@@ -27,11 +30,11 @@ if [ "${#twins[@]}" -gt 0 ]; then
 fi
 # The bench's own artifact: the build also lists mailha's binary, in no
 # fixed order.
-bench=$(cargo bench --bench monitor --no-run --message-format=json 2>/dev/null |
+bench=$(cargo bench -p mailha --bench monitor --no-run --message-format=json 2>/dev/null |
     grep '"name":"monitor"' | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$bench" ] || { echo "could not build benches/monitor.rs" >&2; exit 1; }
-trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
-timeout 300 "$bin" lab up >/dev/null
-active=$(timeout 60 "$bin" lab exec node1 -- mailha status --json | grep -o '"active_node": *"[^"]*"' | cut -d'"' -f4)
+trap 'timeout 120 "$lab" down >/dev/null || true' EXIT
+timeout 300 "$lab" up >/dev/null
+active=$(timeout 60 "$lab" exec node1 -- mailha status --json | grep -o '"active_node": *"[^"]*"' | cut -d'"' -f4)
 echo "== on $active, N=${MAILHA_BENCH_N:-100}"
-timeout 1200 "$bin" lab exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${env_twins[@]}" "$bench"
+timeout 1200 "$lab" exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${env_twins[@]}" "$bench"

@@ -12,14 +12,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 bin=$(mailha_bin)
+lab=$(lab_bin)
+export MAILHA_BIN=$bin
 runs=${RUNS:-5}
-trap 'timeout 120 "$bin" lab down >/dev/null || true' EXIT
-timeout 120 "$bin" lab down >/dev/null || true
-timeout 300 "$bin" lab up >/dev/null
+trap 'timeout 120 "$lab" down >/dev/null || true' EXIT
+timeout 120 "$lab" down >/dev/null || true
+timeout 300 "$lab" up >/dev/null
 for mode in freeze partition; do
     out=$(mktemp)
     for _ in $(seq "$runs"); do
-        timeout 600 "$bin" lab drill nfs-hang active --mode "$mode" --json | tail -1 >>"$out" || true
+        timeout 600 "$lab" drill nfs-hang active --mode "$mode" --json | tail -1 >>"$out" || true
     done
     python3 - "$mode" "$out" <<'PY'
 import json, statistics, sys

@@ -2,19 +2,21 @@
 # Stop duration of one storage resource whose device is healthy, returns
 # EIO, or hangs, for ocf:mailha:storage and ocf:heartbeat:Filesystem on the
 # same faults. Root. The device: a loop device on a FUSE pass-through of an
-# ext4 image (`mailha lab fusedisk`, switched ok|eio|hang); each trial runs
+# ext4 image (`mailha-lab fusedisk`, switched ok|eio|hang); each trial runs
 # in its own private mount namespace with a user of the mount (a writer
 # that fsyncs every 100 ms), then times `stop` with a Pacemaker-style
 # timeout in OCF_RESKEY_CRM_meta_timeout. A stop still running 10 s after
 # its timeout is reported as hung (then released: the path goes to EIO).
 #
 # usage: bench/storage.sh [RUNS=10] [STOP_TIMEOUT_S=20]
-# env:   MAILHA_BIN (default target/debug/mailha), STOP_LOG (keep the
+# env:   MAILHA_BIN (default target/debug/mailha), MAILHA_LAB_BIN (default
+#        target/debug/mailha-lab, for its fusedisk), STOP_LOG (keep the
 #        agents' stop output there), MODES (default "ok eio hang")
 set -euo pipefail
 runs=${1:-10}
 T=${2:-20}
 bin=$(realpath "${MAILHA_BIN:-target/debug/mailha}")
+lab=$(realpath "${MAILHA_LAB_BIN:-target/debug/mailha-lab}")
 fs_ra=/usr/lib/ocf/resource.d/heartbeat/Filesystem
 [ "$(id -u)" = 0 ] || { echo "bench/storage.sh: root only" >&2; exit 2; }
 [ -x "$fs_ra" ] || { echo "bench/storage.sh: $fs_ra missing (resource-agents)" >&2; exit 2; }
@@ -38,7 +40,7 @@ trap cleanup EXIT
 truncate -s 256M "$work/disk.img"
 mkfs.ext4 -q -F "$work/disk.img"
 echo ok >"$work/mode"
-"$bin" lab fusedisk --image "$work/disk.img" --mount "$work/fuse" \
+"$lab" fusedisk --image "$work/disk.img" --mount "$work/fuse" \
     --mode-file "$work/mode" >"$work/fusedisk.log" 2>&1 &
 fdpid=$!
 for _ in $(seq 50); do

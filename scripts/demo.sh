@@ -5,13 +5,19 @@
 # show `mailha status` from node1, send one mail through the VIP, and run a
 # drill (kill -9 of Postfix under mail load). As root.
 #   ./scripts/demo.sh          # ... and tear the lab down at the end
-#   ./scripts/demo.sh --keep   # leave the lab up to explore (`mailha lab down` later)
+#   ./scripts/demo.sh --keep   # leave the lab up to explore (`target/release/mailha-lab down` later)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=no
 [ "${1:-}" = "--keep" ] && keep=yes
 bin=$(scripts/build-release.sh)
-for f in examples/*.toml lab/*.toml; do
+# The lab is test equipment beside the product (its own crate).
+cargo build --release -q -p mailha-lab
+t=${CARGO_TARGET_DIR:-target}
+case $t in /*) ;; *) t=$PWD/$t ;; esac
+lab=$t/release/mailha-lab
+export MAILHA_BIN=$bin
+for f in examples/*.toml lab/configs/*.toml; do
     "$bin" check "$f"
     echo
     "$bin" --config "$f" render corosync >/dev/null
@@ -33,26 +39,26 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "demo.sh: the lab needs root; stopping after the configs" >&2
     exit 0
 fi
-if "$bin" lab status --json | grep -q '"up": true'; then
+if "$lab" status --json | grep -q '"up": true'; then
     echo "== a lab is already up: showing it"
 else
     if [ "$keep" = no ]; then
-        trap 'echo "== mailha lab down"; timeout 120 "$bin" lab down | tail -1' EXIT
+        trap 'echo "== mailha-lab down"; timeout 120 "$lab" down | tail -1' EXIT
     fi
-    echo "== mailha lab up"
-    timeout 300 "$bin" lab up
+    echo "== mailha-lab up"
+    timeout 300 "$lab" up
 fi
 echo "== mailha status (in node1)"
-timeout 60 "$bin" lab exec node1 -- mailha status
+timeout 60 "$lab" exec node1 -- mailha status
 echo "== a mail from the client namespace to user1@lab.test through the VIP"
-timeout 60 "$bin" lab exec client -- swaks --server 198.51.100.100 \
+timeout 60 "$lab" exec client -- swaks --server 198.51.100.100 \
     --to user1@lab.test --from demo@client.test --header "Subject: mailha demo" |
     grep -E '^<-  (220|250 2\.0\.0)' || true
 sleep 1
-timeout 60 "$bin" lab exec node1 -- /bin/sh -c \
+timeout 60 "$lab" exec node1 -- /bin/sh -c \
     'echo "user1 Maildir/new: $(ls /srv/data/vmail/lab.test/user1/Maildir/new | wc -l) message(s)"' || true
-echo "== mailha lab drill kill-daemon postfix (kill -9 of its master under mail load)"
-timeout 300 "$bin" lab drill kill-daemon postfix
+echo "== mailha-lab drill kill-daemon postfix (kill -9 of its master under mail load)"
+timeout 300 "$lab" drill kill-daemon postfix
 if [ "$keep" = yes ]; then
-    echo "== the lab stays up: mailha lab status | lab exec node1 -- crm_mon -1 | lab down"
+    echo "== the lab stays up: $lab status | $lab exec node1 -- crm_mon -1 | $lab down"
 fi

@@ -12,7 +12,6 @@ pub mod corosync;
 pub mod exec;
 pub mod fence;
 pub mod install;
-pub mod lab;
 pub mod lease;
 pub mod legacy;
 pub mod live;

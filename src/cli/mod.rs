@@ -12,7 +12,6 @@ mod apply;
 mod check;
 mod import_legacy;
 mod install;
-mod lab;
 mod lease;
 mod render;
 mod setup;
@@ -67,8 +66,6 @@ pub enum Command {
     Status(status::Args),
     /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
     ImportLegacy(import_legacy::Args),
-    /// A real two-node cluster on this machine, for tests and trials.
-    Lab(lab::Args),
     /// Alert mail: test the channels, send what the spool holds.
     Alert(alert::Args),
     /// The disk lease: this node's keeper daemon and its state.
@@ -159,7 +156,7 @@ pub fn face_of(argv0: &Path) -> Face {
 
 pub fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so printing into a closed pipe
-    // (`mailha lab status --json | head`) panicked. Die quietly by the
+    // (`mailha status --json | head`) panicked. Die quietly by the
     // signal instead, as every Unix filter does.
     // SAFETY: single-threaded at this point; SIG_DFL installs no handler.
     unsafe {
@@ -203,7 +200,6 @@ fn run_cli() -> ExitCode {
         Command::Watch(a) => watch::run(&cli, a),
         Command::Io { args } => return ExitCode::from(crate::agents::storage::io::run(args)),
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
-        Command::Lab(a) => lab::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),
         Command::Lease(a) => lease::run(&cli, a),
     };

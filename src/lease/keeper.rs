@@ -222,7 +222,7 @@ pub fn boot_id(proc_root: &Path) -> u64 {
         std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id")).unwrap_or_default();
     let init = std::fs::read_to_string(proc_root.join("1/stat"))
         .ok()
-        .and_then(|s| crate::lab::holder::start_time_of(&s))
+        .and_then(|s| crate::agents::service::procs::start_time_of(&s))
         .unwrap_or(0);
     let h = sha2::Sha256::digest(format!("{}/{init}", kernel.trim()).as_bytes());
     u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
@@ -983,7 +983,7 @@ mod tests {
         std::fs::create_dir_all(p.join("1")).unwrap();
         std::fs::write(p.join("sys/kernel/random/boot_id"), "abc\n").unwrap();
         let stat = |start: u64| {
-            format!("1 (mailha lab) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
+            format!("1 (mailha-lab) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
         };
         std::fs::write(p.join("1/stat"), stat(500)).unwrap();
         let a = boot_id(p);
@@ -994,7 +994,7 @@ mod tests {
 
     #[test]
     fn a_lease_on_nfs_is_a_file_on_the_keepers_own_mount() {
-        let text = include_str!("../../lab/postfix.toml").replace(
+        let text = include_str!("../../lab/configs/postfix.toml").replace(
             "device = \"/dev/lab/lease\"",
             "nfs = \"198.51.100.30:/export\"\nfile = \"lease\"\noptions = [\"vers=4.1\"]",
         );

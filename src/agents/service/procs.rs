@@ -45,6 +45,14 @@ pub fn parse_stat(stat: &str) -> Option<Stat> {
     })
 }
 
+/// Field 22 (starttime) of /proc/PID/stat. The comm field (2) may hold
+/// spaces and parentheses, so count from the last ')'.
+pub fn start_time_of(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts at field 3 (state); starttime is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 pub fn read(proc_root: &Path, pid: u32) -> Option<ProcInfo> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
@@ -141,6 +149,14 @@ pub fn descendants(procs: &[ProcInfo], root: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_time_survives_a_comm_with_spaces_and_parens() {
+        let stat =
+            "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        assert_eq!(start_time_of(stat), Some(987654));
+        assert_eq!(start_time_of("garbage"), None);
+    }
 
     #[test]
     fn stat_with_a_tricky_comm_is_parsed() {

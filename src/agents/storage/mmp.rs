@@ -126,7 +126,7 @@ impl From<&crate::lease::keeper::Status> for LeaseView {
 
 /// What a start logs when it cleared the block, and when it left the
 /// wait to the kernel (the lab's freeze-node drill reads the node's log
-/// for them: `lab::drill::mmp_note`).
+/// for them: the lab crate's `drill::mmp_note`).
 pub const LOG_CLEARED: &str = "MMP block marked clean";
 pub const LOG_KERNEL_WAITS: &str = "the kernel's MMP check";
 

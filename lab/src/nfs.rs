@@ -155,7 +155,7 @@ pub fn ping_in_netns(ns: &str, timeout: Duration) -> Result<(), String> {
     let h = std::thread::spawn(move || -> Result<(), String> {
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("setns: {e}"))?;
-        crate::agents::storage::nfs::ping(&addr().to_string(), PORT, timeout)
+        mailha::agents::storage::nfs::ping(&addr().to_string(), PORT, timeout)
     });
     h.join()
         .map_err(|_| "the probe thread panicked".to_string())?

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::lab::*;
+use common::*;
 
 /// The lab's own programs the tests use besides the lab's prerequisites.
 fn skip_unless_ready_lab(test: &str) -> bool {
@@ -33,9 +33,9 @@ static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn lab_up(profile: &str) -> (std::sync::MutexGuard<'static, ()>, Teardown, Out) {
     let turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let guard = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
     let up = ok(
-        mailha().args(["lab", "up", "--profile", profile]),
+        lab().args(["up", "--profile", profile]),
         Duration::from_secs(240),
     );
     (turn, guard, up)
@@ -219,8 +219,8 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     println!("live apply: {:.1}s", t0.elapsed().as_secs_f64());
 
     // down leaves nothing: no namespace, link, loop device, mount, process
-    let lab: serde_json::Value = lab_status();
-    let holders: Vec<u64> = lab["nodes"]
+    let before: serde_json::Value = lab_status();
+    let holders: Vec<u64> = before["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -228,7 +228,7 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
         .collect();
     let pid_nss: Vec<PathBuf> = holders.iter().filter_map(|p| pid_ns_of(*p)).collect();
     assert_eq!(pid_nss.len(), 2);
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     let netns = ok(
         Command::new("ip").args(["netns", "list"]),
         Duration::from_secs(10),
@@ -383,7 +383,7 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     let notes = v["notes"].to_string();
     assert!(!notes.contains("not healthy afterwards"), "{v}");
 
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
 }
 
@@ -458,7 +458,7 @@ fn the_eyou_stand_in_runs_mail_and_recovers_a_killed_smtp() {
         assert_eq!(r["role"], "Started", "{r}");
     }
 
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
 }
 
@@ -502,8 +502,8 @@ fn one_nodes_disk_path_breaks_and_the_other_works() {
     disk_path("node1", "hang");
     // The read waits in the kernel (D state): started in the background,
     // never waited for through a pipe.
-    let mut reader = mailha()
-        .args(["lab", "exec", "node1", "--timeout", "120s", "--"])
+    let mut reader = lab()
+        .args(["exec", "node1", "--timeout", "120s", "--"])
         .args([
             "sh",
             "-c",
@@ -549,8 +549,8 @@ fn printing_into_a_closed_pipe_ends_quietly_instead_of_panicking() {
     let dir = tempfile::tempdir().unwrap();
     let (r, w) = nix::unistd::pipe().unwrap();
     drop(r);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mailha"))
-        .args(["lab", "status", "--json"])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailha-lab"))
+        .args(["status", "--json"])
         .env("MAILHA_LAB_STATE_DIR", dir.path())
         .stdout(Stdio::from(w))
         .stderr(Stdio::piped())

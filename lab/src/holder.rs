@@ -6,7 +6,7 @@
 //! once: the lab's power-off (measured: 18 ms for a full node).
 //!
 //! It is started as `unshare --pid --fork --mount-proc --net --mount --uts
-//! --propagation private -- <mailha> lab holder`; its host PID is the only
+//! --propagation private -- <mailha-lab> holder`; its host PID is the only
 //! child of that `unshare`.
 
 use std::path::{Path, PathBuf};
@@ -31,17 +31,9 @@ pub fn reap_forever() -> ! {
 pub fn identity(proc_root: &Path, pid: u32) -> Option<(PathBuf, u64)> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-    let start = start_time_of(&stat)?;
+    let start = mailha::agents::service::procs::start_time_of(&stat)?;
     let exe = std::fs::read_link(dir.join("exe")).unwrap_or_default();
     Some((exe, start))
-}
-
-/// Field 22 (starttime) of /proc/PID/stat. The comm field (2) may hold
-/// spaces and parentheses, so count from the last ')'.
-pub fn start_time_of(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // rest starts at field 3 (state); starttime is field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// The children of `pid`, from /proc/PID/task/*/children (a child belongs
@@ -73,7 +65,7 @@ pub fn effective_uid(status: &str) -> Option<u32> {
         .and_then(|s| s.parse().ok())
 }
 
-/// The argv that starts a holder running `exe lab holder`.
+/// The argv that starts a holder running `exe holder`.
 pub fn unshare_argv(exe: &Path) -> Vec<String> {
     [
         "--pid",
@@ -88,21 +80,13 @@ pub fn unshare_argv(exe: &Path) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([exe.display().to_string(), "lab".into(), "holder".into()])
+    .chain([exe.display().to_string(), "holder".into()])
     .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_survives_a_comm_with_spaces_and_parens() {
-        let stat =
-            "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
-        assert_eq!(start_time_of(stat), Some(987654));
-        assert_eq!(start_time_of("garbage"), None);
-    }
 
     #[test]
     fn our_own_identity_and_parentage_are_readable() {
@@ -128,10 +112,10 @@ mod tests {
 
     #[test]
     fn the_holder_gets_fresh_pid_net_mount_uts_namespaces() {
-        let argv = unshare_argv(Path::new("/usr/sbin/mailha"));
+        let argv = unshare_argv(Path::new("/usr/sbin/mailha-lab"));
         assert_eq!(
             argv.join(" "),
-            "--pid --fork --mount-proc --net --mount --uts --propagation private -- /usr/sbin/mailha lab holder"
+            "--pid --fork --mount-proc --net --mount --uts --propagation private -- /usr/sbin/mailha-lab holder"
         );
     }
 }

@@ -196,8 +196,8 @@ impl Lab<'_> {
     fn mounted_in(&self, node: &str, dir: &str) -> bool {
         self.in_node_out(node, &["cat", "/proc/self/mountinfo"])
             .map(|o| {
-                crate::agents::storage::mountinfo::find(
-                    &crate::agents::storage::mountinfo::parse(&o.stdout),
+                mailha::agents::storage::mountinfo::find(
+                    &mailha::agents::storage::mountinfo::parse(&o.stdout),
                     dir,
                 )
                 .is_some()

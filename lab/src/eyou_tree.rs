@@ -97,7 +97,7 @@ pub const SERVICES: &[StandIn] = &[
 
 /// The tree's files: (path under [`ROOT`], content, mode).
 pub fn files() -> Vec<(&'static str, String, u32)> {
-    use crate::profiles::eyou::{CONTROL_SCRIPT, GLOBAL_CONF, INIT_CONFIG};
+    use mailha::profiles::eyou::{CONTROL_SCRIPT, GLOBAL_CONF, INIT_CONFIG};
     vec![
         (CONTROL_SCRIPT, control_script(), 0o755),
         (INIT_CONFIG, init_config(), 0o644),
@@ -300,7 +300,7 @@ define('EYOUM_ROOT', '{ROOT}');
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::eyou;
+    use mailha::profiles::eyou;
 
     fn tree() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
@@ -335,9 +335,9 @@ mod tests {
         }
     }
 
-    fn run(argv: &[&str]) -> crate::exec::Output {
+    fn run(argv: &[&str]) -> mailha::exec::Output {
         let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-        crate::exec::run(&argv, &[], None, std::time::Duration::from_secs(10)).unwrap()
+        mailha::exec::run(&argv, &[], None, std::time::Duration::from_secs(10)).unwrap()
     }
 
     #[test]

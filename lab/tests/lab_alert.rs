@@ -9,7 +9,7 @@
 //! for every scenario here (an up costs ~25 s).
 
 use base64::Engine;
-use mailha::lab::relay::Relay;
+use mailha_lab::relay::Relay;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::lab::*;
+use common::*;
 
 fn skip_unless_ready_alert(test: &str) -> bool {
     skip_unless_ready(
@@ -33,8 +33,8 @@ fn relay() -> Relay {
 fn relay_ctl(verb: &str) {
     let argv = relay().postfix_argv(verb);
     ok(
-        mailha()
-            .args(["lab", "exec", "gw", "--timeout", "30s", "--"])
+        lab()
+            .args(["exec", "gw", "--timeout", "30s", "--"])
             .args(&argv),
         Duration::from_secs(60),
     );
@@ -271,8 +271,8 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
         return;
     }
     let guard = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
-    ok(mailha().args(["lab", "up"]), Duration::from_secs(240));
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
+    ok(lab().args(["up"]), Duration::from_secs(240));
 
     // The cluster's own start (resources started, nodes joined) makes its
     // first mails; wait until they are all out.
@@ -426,7 +426,7 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
     // mails the loss; the dead node mails nothing, so it arrives once.
     let status: serde_json::Value = lab_status();
     let active = run(
-        mailha().args(["lab", "exec", "node1", "--", "mailha", "status", "--json"]),
+        lab().args(["exec", "node1", "--", "mailha", "status", "--json"]),
         Duration::from_secs(60),
     );
     let active: serde_json::Value = serde_json::from_str(&active.stdout).unwrap();
@@ -491,7 +491,7 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
         pid_of("postfix/queue/pid/master.pid"),
         pid_of("dovecot/run/master.pid"),
     ];
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     // Gone, or a zombie this machine's init has not reaped yet.
     let alive = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {

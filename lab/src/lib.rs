@@ -107,8 +107,12 @@ pub struct Lab<'r> {
     pub base_dir: PathBuf,
     /// The host's /proc.
     pub proc_root: PathBuf,
-    /// The binary the holders run (`<exe> lab holder`).
+    /// This binary, which the lab's own helpers run (`<exe> holder`,
+    /// `fusedisk`, `watchdog`, `load`, `uml-guest`).
     pub exe: PathBuf,
+    /// The product: the mailha binary the lab installs on the host and
+    /// pins in its nodes.
+    pub mailha: PathBuf,
 }
 
 impl<'r> Lab<'r> {
@@ -119,7 +123,17 @@ impl<'r> Lab<'r> {
             store: StateStore::new(state_dir),
             base_dir: base_dir.to_path_buf(),
             proc_root: PathBuf::from("/proc"),
-            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/sbin/mailha")),
+            exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mailha-lab")),
+            mailha: default_mailha(),
         }
     }
+}
+
+/// The mailha binary beside this one: cargo builds both into one target
+/// directory (`cargo build --workspace`).
+pub fn default_mailha() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("mailha")))
+        .unwrap_or_else(|| PathBuf::from(mailha::install::BIN_PATH))
 }

@@ -17,7 +17,7 @@ mod lease;
 use super::load::{self, Attempt};
 use super::plan::{self, DATA_MOUNT};
 use super::{Lab, LabError};
-use crate::status::Status;
+use mailha::status::Status;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -217,7 +217,7 @@ pub fn maildir_ids(maildir: &Path) -> BTreeSet<String> {
 /// Start call ids from crm_mon's operation history: (resource, call) of
 /// every start on `node`, in call order.
 pub fn starts(crm_mon_xml: &str, node: &str) -> Vec<(String, u64)> {
-    let Ok(root) = crate::cib::xml::El::parse(crm_mon_xml) else {
+    let Ok(root) = mailha::cib::xml::El::parse(crm_mon_xml) else {
         return vec![];
     };
     let mut out = Vec::new();
@@ -269,7 +269,7 @@ fn log_since(path: &Path, from: u64) -> String {
 /// After a reset: did the new holder's storage start clear the stale ext4
 /// MMP block the reset node left, or wait it out (agents::storage::mmp)?
 pub fn mmp_note(peer_log: &str, target: &str, peer: &str) -> String {
-    use crate::agents::storage::mmp::{LOG_CLEARED, LOG_KERNEL_WAITS};
+    use mailha::agents::storage::mmp::{LOG_CLEARED, LOG_KERNEL_WAITS};
     if peer_log.contains(LOG_CLEARED) {
         format!("{peer} cleared the MMP block {target} left (the lease proved the reset)")
     } else if peer_log.contains(LOG_KERNEL_WAITS) {
@@ -367,7 +367,7 @@ impl Lab<'_> {
             node,
             &["crm_mon", "--one-shot", "--output-as=xml", "--include=all"],
         )?;
-        let st = crate::status::parse(&o.stdout).map_err(|e| LabError::Cluster(e.to_string()))?;
+        let st = mailha::status::parse(&o.stdout).map_err(|e| LabError::Cluster(e.to_string()))?;
         Ok((st, o.stdout))
     }
 
@@ -475,8 +475,8 @@ impl Lab<'_> {
                                 proc_root.join(pid.to_string()).join("mountinfo"),
                             )
                             .map(|m| {
-                                crate::agents::storage::mountinfo::find(
-                                    &crate::agents::storage::mountinfo::parse(&m),
+                                mailha::agents::storage::mountinfo::find(
+                                    &mailha::agents::storage::mountinfo::parse(&m),
                                     DATA_MOUNT,
                                 )
                                 .is_some()
@@ -501,7 +501,6 @@ impl Lab<'_> {
             ])
             .arg(&self.exe)
             .args([
-                "lab",
                 "load",
                 "--vip",
                 &self.topo.vip().to_string(),
@@ -1095,7 +1094,7 @@ mod tests {
 
     #[test]
     fn the_freeze_note_says_what_the_new_holders_storage_start_did_with_mmp() {
-        use crate::agents::storage::mmp::{LOG_CLEARED, LOG_KERNEL_WAITS};
+        use mailha::agents::storage::mmp::{LOG_CLEARED, LOG_KERNEL_WAITS};
         let note = |log: &str| mmp_note(log, "node1", "node2");
         assert!(
             note(&format!(

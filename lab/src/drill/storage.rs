@@ -8,7 +8,7 @@
 use super::super::fusedisk::{self, Mode};
 use super::super::load::Attempt;
 use super::super::{Lab, LabError};
-use crate::cib::xml::El;
+use mailha::cib::xml::El;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -176,7 +176,7 @@ impl Lab<'_> {
     }
 
     /// As `restore_disk_path`; Ok when the path is ok again.
-    pub(in crate::lab) fn restore_disk_path_within(
+    pub(crate) fn restore_disk_path_within(
         &self,
         node: &str,
         deadline: Duration,

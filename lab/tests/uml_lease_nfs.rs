@@ -1,5 +1,5 @@
 //! The lease on a file on NFS, on a real kernel NFS client (issue 6,
-//! item 1): two User-mode Linux guests (`mailha::lab::uml`, DESIGN
+//! item 1): two User-mode Linux guests (`mailha_lab::uml`, DESIGN
 //! section 9 backend 2; this host's kernel has no NFS client) on the lab's
 //! `lan` bridge mount the lab's nfs-ganesha export, each through its own
 //! keeper (`mailha lease keeper`: the keeper mounts the export itself),
@@ -17,15 +17,15 @@
 //!
 //! Root only: SKIPPED without root or UML, FAILS in CI (tests/common/lab.rs).
 
-use mailha::lab::uml::{self, Guest, GuestSpec};
 use mailha::lease::keeper::Status;
+use mailha_lab::uml::{self, Guest, GuestSpec};
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::lab::*;
+use common::*;
 
 const GANESHA: &str = "/usr/bin/ganesha.nfsd";
 /// Where the config is inside a guest (its mailbox, shared with the host).
@@ -40,15 +40,13 @@ const RENEW_FAIL: Duration = Duration::from_secs(4);
 const HOST_DEAD: Duration = Duration::from_secs(8);
 
 fn exe() -> PathBuf {
-    std::env::var_os("MAILHA_TEST_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mailha").into())
-        .into()
+    mailha_bin()
 }
 
 /// The lab's postfix config with the lease on the lab's export (NFSv3:
 /// its path on the server) and the guest's softdog.
 fn config() -> String {
-    let text = include_str!("../lab/postfix.toml");
+    let text = include_str!("../configs/postfix.toml");
     let export = format!("198.51.100.30:{}/nfs/export", base_dir().display());
     let text = text
         .replace(
@@ -76,7 +74,8 @@ fn boot(n: u8) -> Guest {
         addr: Ipv4Addr::new(198, 51, 100, 40 + n),
         dir: dir.clone(),
     };
-    let g = Guest::boot(spec, &exe()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let g = Guest::boot(spec, Path::new(env!("CARGO_BIN_EXE_mailha-lab")), &exe())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let cfg = dir.join("mailha.toml");
     std::fs::write(&cfg, config()).unwrap();
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -192,10 +191,7 @@ fn nfs3_calls(g: &mut Guest) -> Vec<(&'static str, u64)> {
 }
 
 fn nfs(action: &str) {
-    ok(
-        mailha().args(["lab", "nfs", action]),
-        Duration::from_secs(60),
-    );
+    ok(lab().args(["nfs", action]), Duration::from_secs(60));
 }
 
 #[test]
@@ -209,14 +205,11 @@ fn a_lease_on_nfs_is_held_handed_over_and_given_up_when_the_server_hangs() {
     // Declared first, dropped last: the guests go (power off, taps
     // removed) before the lab.
     let _lab = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
-    ok(
-        mailha().args(["lab", "up", "--infra-only"]),
-        Duration::from_secs(120),
-    );
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
+    ok(lab().args(["up", "--infra-only"]), Duration::from_secs(120));
     // The export outlives `lab down`: a lease file from an earlier run
     // would not be new.
-    let lease_file = mailha::lab::nfs::export_dir(&base_dir()).join("lease");
+    let lease_file = mailha_lab::nfs::export_dir(&base_dir()).join("lease");
     let _ = std::fs::remove_file(&lease_file);
     let mut n1 = boot(1);
     let mut n2 = boot(2);

@@ -488,7 +488,7 @@ impl super::Lab<'_> {
         let logp = log_file(&self.base_dir, node);
         let log = std::fs::File::create(&logp).map_err(LabError::io(&logp))?;
         let mut c = std::process::Command::new(&self.exe);
-        c.args(["lab", "fusedisk"]);
+        c.arg("fusedisk");
         for i in images {
             c.arg("--image").arg(i);
         }

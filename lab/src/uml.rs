@@ -16,7 +16,7 @@
 //! How the host talks to a guest: a mailbox directory shared through
 //! hostfs (read-write). The host drops `cmd/N.json` (an argv and a
 //! deadline; renamed into place, so never read half-written); PID 1 of
-//! the guest (`mailha lab uml-guest`, `guest_main`) runs it with
+//! the guest (`mailha-lab uml-guest`, `guest_main`) runs it with
 //! `exec::run` and answers `out/N.json` (fsynced: hostfs keeps written
 //! pages in the guest's cache until then, then renamed). No shell, no
 //! network service, no keys; the guest's console goes to `console.log`.
@@ -24,7 +24,7 @@
 //! Every wait has a deadline: the boot, each command (the guest enforces
 //! it, the host waits a margin longer), the power-off.
 
-use crate::exec::{self, Output};
+use mailha::exec::{self, Output};
 use serde::{Deserialize, Serialize};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -51,6 +51,8 @@ const POLL: Duration = Duration::from_millis(20);
 pub const GUEST_CTL: &str = "/run/mailha-uml";
 /// The guest's copy of mailha, in its directory (`Guest::exe`).
 const GUEST_EXE: &str = "mailha";
+/// The guest's copy of the lab's binary: its PID 1 (`mailha-lab uml-guest`).
+const GUEST_INIT: &str = "mailha-lab";
 /// Where background commands' output goes inside the guest (tmpfs: read
 /// it with `Guest::log`).
 pub const GUEST_LOGS: &str = "/run/mailha-uml-logs";
@@ -108,7 +110,7 @@ impl GuestSpec {
         format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
     }
 
-    /// The kernel command line; `exe` is this binary, the guest's init.
+    /// The kernel command line; `exe` is the lab's binary, the guest's init.
     /// Arguments after `--` go to init.
     pub fn kernel_args(&self, exe: &Path) -> Vec<String> {
         vec![
@@ -129,7 +131,6 @@ impl GuestSpec {
             ),
             format!("init={}", exe.display()),
             "--".into(),
-            "lab".into(),
             "uml-guest".into(),
             "--name".into(),
             self.name.clone(),
@@ -187,8 +188,10 @@ fn host_cmd(argv: &[&str]) -> Result<(), UmlError> {
 
 impl Guest {
     /// Creates the tap, starts the kernel, waits until the guest's PID 1
-    /// says ready. On failure nothing is left (the guest's Drop).
-    pub fn boot(spec: GuestSpec, exe: &Path) -> Result<Guest, UmlError> {
+    /// says ready. On failure nothing is left (the guest's Drop). `init`
+    /// is the lab's binary (the guest's PID 1), `mailha` the product the
+    /// guest runs.
+    pub fn boot(spec: GuestSpec, init: &Path, mailha: &Path) -> Result<Guest, UmlError> {
         let _ = std::fs::remove_dir_all(&spec.dir);
         for d in ["cmd", "out"] {
             std::fs::create_dir_all(spec.dir.join(d))
@@ -199,8 +202,10 @@ impl Guest {
         // A copy in the guest's own directory is reachable both as init
         // (before those mounts) and afterwards through the mailbox.
         let own = spec.dir.join(GUEST_EXE);
-        std::fs::copy(exe, &own).map_err(io(format!("{}", own.display())))?;
-        let exe = own.as_path();
+        std::fs::copy(mailha, &own).map_err(io(format!("{}", own.display())))?;
+        let own_init = spec.dir.join(GUEST_INIT);
+        std::fs::copy(init, &own_init).map_err(io(format!("{}", own_init.display())))?;
+        let exe = own_init.as_path();
         // A tap of this name is ours (named from the lab's prefix): one
         // left by a run that was killed before its Drop goes first.
         let _ = host_cmd(&["ip", "link", "del", &spec.tap]);
@@ -405,7 +410,7 @@ impl Drop for Guest {
     }
 }
 
-/// PID 1 of a guest (`mailha lab uml-guest`): makes the read-only host
+/// PID 1 of a guest (`mailha-lab uml-guest`): makes the read-only host
 /// root a small machine (tmpfs /run and /tmp, modules, the address, the
 /// host name), says ready, then serves the mailbox for ever.
 pub fn guest_main(name: &str, addr: &str, ctl: &Path) -> Result<(), UmlError> {
@@ -622,7 +627,6 @@ mod tests {
         assert_eq!(
             after,
             [
-                "lab",
                 "uml-guest",
                 "--name",
                 "node1",

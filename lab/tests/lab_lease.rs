@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::lab::*;
+use common::*;
 
 /// Both tests use the one test lab name: they take turns.
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -23,9 +23,9 @@ static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn lab_up(profile: &str) -> (std::sync::MutexGuard<'static, ()>, Teardown) {
     let turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let guard = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
     ok(
-        mailha().args(["lab", "up", "--profile", profile]),
+        lab().args(["up", "--profile", profile]),
         Duration::from_secs(240),
     );
     (turn, guard)
@@ -107,7 +107,7 @@ fn the_guard_keeps_one_mount_through_cut_kill_freeze_and_simul_start() {
 
     a_reset_ends_the_nodes_io();
 
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
 }
 
@@ -148,8 +148,8 @@ fn a_reset_ends_the_nodes_io() {
     // while the path still works: once the path hangs it waits in the
     // kernel. (Started after the hang, it could come too late: the node is
     // reset ~4 s after its path hangs.)
-    let mut reader = mailha()
-        .args(["lab", "exec", &active, "--timeout", "120s", "--"])
+    let mut reader = lab()
+        .args(["exec", &active, "--timeout", "120s", "--"])
         .args([
             "sh",
             "-c",
@@ -258,7 +258,7 @@ fn without_the_guard_the_same_drills_mount_the_data_twice() {
         "a frozen node without the guard keeps its mount under the peer's: {v}"
     );
 
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
 }
 

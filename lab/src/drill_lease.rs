@@ -9,7 +9,7 @@
 use super::super::LabError;
 use super::super::watchdog::KEEPER_START;
 use super::Lab;
-use crate::lease::keeper::Status;
+use mailha::lease::keeper::Status;
 use std::time::{Duration, Instant};
 
 /// The nft table a cut lives in, inside the standby.
@@ -49,7 +49,7 @@ pub fn restart_commands(keeper_pid: u32) -> Vec<Vec<String>> {
             "for i in $(seq 50); do mailha lease status >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
         ]),
     ];
-    for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true, false) {
+    for c in mailha::setup::stack_commands(mailha::setup::InitSystem::SysV, true, false) {
         v.push(s(&c));
     }
     v
@@ -139,7 +139,7 @@ mod tests {
 /// Where the cgroup v2 hierarchy is mounted (a hybrid host mounts it at
 /// /sys/fs/cgroup/unified), from mountinfo text.
 pub fn cgroup2_root(mountinfo: &str) -> Option<std::path::PathBuf> {
-    crate::agents::storage::mountinfo::parse(mountinfo)
+    mailha::agents::storage::mountinfo::parse(mountinfo)
         .into_iter()
         .find(|e| e.fstype == "cgroup2")
         .map(|e| std::path::PathBuf::from(e.mount_point))
@@ -183,7 +183,7 @@ impl Lab<'_> {
         // Twice: a process forked while the first pass ran joins its
         // parent's cgroup only if the parent had moved already.
         for _ in 0..2 {
-            for p in crate::agents::service::procs::all(&self.proc_root) {
+            for p in mailha::agents::service::procs::all(&self.proc_root) {
                 if p == pid || (node_ns.is_some() && ns(p) == node_ns) {
                     let _ = std::fs::write(dir.join("cgroup.procs"), p.to_string());
                 }
@@ -244,8 +244,8 @@ impl Lab<'_> {
                     self.proc_root.join(h.pid.to_string()).join("mountinfo"),
                 )
                 .unwrap_or_default();
-                let entries = crate::agents::storage::mountinfo::parse(&mi);
-                if crate::agents::storage::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
+                let entries = mailha::agents::storage::mountinfo::parse(&mi);
+                if mailha::agents::storage::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
                     now += 1;
                     ever.insert(h.node);
                 }

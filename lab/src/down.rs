@@ -266,8 +266,8 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::cmd::{Output, Recorder};
-    use crate::lab::state::HolderRec;
+    use crate::cmd::{Output, Recorder};
+    use crate::state::HolderRec;
 
     #[test]
     fn down_without_a_lab_is_a_quiet_no_op() {
@@ -319,7 +319,7 @@ mod tests {
         let base = dir.path().join("base");
         let lab = Lab::new(&r, "mhxnone", &dir.path().join("state"), &base);
         let mut st = State::new("mhxnone", &base);
-        st.loops.push(crate::lab::state::LoopRec {
+        st.loops.push(crate::state::LoopRec {
             node: "node1".into(),
             device: "/dev/loop99".into(),
             image: "/base/data.img".into(),

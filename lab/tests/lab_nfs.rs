@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::lab::*;
+use common::*;
 
 const GANESHA: &str = "/usr/bin/ganesha.nfsd";
 const NFS_CAT: &str = "/usr/bin/nfs-cat";
@@ -20,10 +20,7 @@ const NFS_CAT: &str = "/usr/bin/nfs-cat";
 const MONITOR_OP_TIMEOUT_MS: u64 = 20_000;
 
 fn nfs(action: &str) -> serde_json::Value {
-    let o = ok(
-        mailha().args(["lab", "nfs", action]),
-        Duration::from_secs(60),
-    );
+    let o = ok(lab().args(["nfs", action]), Duration::from_secs(60));
     serde_json::from_str(o.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", o.stdout))
 }
 
@@ -43,8 +40,8 @@ fn the_lab_nfs_server_is_probed_in_time_and_every_stop_stays_bounded() {
         return;
     }
     let guard = Teardown;
-    drop(run(mailha().args(["lab", "down"]), Duration::from_secs(60)));
-    ok(mailha().args(["lab", "up"]), Duration::from_secs(240));
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
+    ok(lab().args(["up"]), Duration::from_secs(240));
 
     // Healthy: the probe answers, and the export is really served.
     let s = nfs("status");
@@ -138,7 +135,7 @@ fn the_lab_nfs_server_is_probed_in_time_and_every_stop_stays_bounded() {
 
     // A frozen server does not keep `lab down` from ending it.
     let pid = nfs("freeze")["ganesha_pid"].as_u64().unwrap();
-    ok(mailha().args(["lab", "down"]), Duration::from_secs(60));
+    ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
     assert!(
         !std::path::Path::new(&format!("/proc/{pid}")).exists(),

@@ -1,13 +1,69 @@
-//! `mailha lab up|down|status|exec`: the two-node lab on this machine
-//! (DESIGN section 9). The work is in `crate::lab`.
+//! `mailha-lab`: the two-node lab on this machine (DESIGN section 9), test
+//! equipment beside the product. The work is in the `mailha_lab` library;
+//! this file only parses argv and dispatches. Exit codes as mailha's: 0
+//! success, 1 failed at run time, 2 bad input (nothing changed).
 
-use super::{Cli, CliError};
-use crate::lab::cmd::SystemRunner;
-use crate::lab::provision::{self, Profile};
-use crate::lab::up::UpOptions;
-use crate::lab::{DEFAULT_BASE_DIR, Lab, state::DEFAULT_STATE_DIR};
+use clap::Parser;
+use mailha_lab::cmd::SystemRunner;
+use mailha_lab::provision::{self, Profile};
+use mailha_lab::up::UpOptions;
+use mailha_lab::{DEFAULT_BASE_DIR, Lab, state::DEFAULT_STATE_DIR};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "mailha-lab",
+    version,
+    about = "A real two-node mail cluster (Corosync + Pacemaker + mailha) on this machine, for tests and trials",
+    after_help = "Exit codes: 0 success, 1 failed at run time, 2 bad input (nothing changed)."
+)]
+pub struct Cli {
+    /// `up`: the lab's mailha.toml instead of the profile's built-in one
+    /// (lab/configs/*.toml).
+    #[arg(long, global = true, env = "MAILHA_LAB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The mailha binary the lab installs on the host and in its nodes
+    /// (default: `mailha` beside this binary, as cargo builds them).
+    #[arg(long, global = true, env = "MAILHA_BIN")]
+    pub mailha: Option<PathBuf>,
+    #[command(flatten)]
+    pub args: Args,
+}
+
+/// An error that says which exit code it means.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    // Die quietly by SIGPIPE (`mailha-lab status --json | head`), as
+    // every Unix filter does; Rust ignores it by default.
+    // SAFETY: single-threaded at this point; SIG_DFL installs no handler.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        );
+    }
+    let cli = Cli::parse();
+    match run(&cli, &cli.args) {
+        Ok(()) => ExitCode::from(0),
+        Err(CliError::BadInput(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Failed(e)) => {
+            eprintln!("mailha-lab: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,7 +92,7 @@ pub enum What {
     /// Build the lab and its cluster: two nodes, bridges, client and gw
     /// namespaces, disks, the mail stack, then `mailha setup` in node1.
     /// `--config FILE` (the global option) replaces the profile's built-in
-    /// config (lab/*.toml); the default /etc/mailha/mailha.toml is never used.
+    /// config (lab/configs/*.toml); /etc/mailha/mailha.toml is never used.
     Up {
         /// Which agents run the mail stack (postfix: mailha's own agents).
         #[arg(long, value_enum, default_value = "postfix")]
@@ -148,7 +204,7 @@ pub enum What {
         holder: u32,
         #[arg(long)]
         start_time: u64,
-        #[arg(long, default_value = crate::lab::watchdog::FIFO)]
+        #[arg(long, default_value = mailha_lab::watchdog::FIFO)]
         fifo: String,
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Duration,
@@ -158,9 +214,9 @@ pub enum What {
     },
 }
 
-pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
+fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let What::Holder = a.what {
-        crate::lab::holder::reap_forever();
+        mailha_lab::holder::reap_forever();
     }
     if let What::UmlGuest {
         name, addr, ctl, ..
@@ -168,7 +224,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     {
         // PID 1 must not exit (the guest's kernel panics): say why on
         // the console and wait for the host to pull the plug.
-        if let Err(e) = crate::lab::uml::guest_main(name, addr, ctl) {
+        if let Err(e) = mailha_lab::uml::guest_main(name, addr, ctl) {
             eprintln!("mailha lab uml-guest: {e}");
         }
         loop {
@@ -181,7 +237,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         mode_file,
     } = &a.what
     {
-        crate::lab::fusedisk::run(images, mount, mode_file)
+        mailha_lab::fusedisk::run(images, mount, mode_file)
             .map_err(|e| anyhow::anyhow!("fusedisk on {}: {e}", mount.display()))?;
         return Ok(());
     }
@@ -193,7 +249,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         disk_mode_file,
     } = &a.what
     {
-        return crate::lab::watchdog::run(
+        return mailha_lab::watchdog::run(
             *holder,
             *start_time,
             fifo,
@@ -213,12 +269,15 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     } = &a.what
     {
         let addr = std::net::SocketAddr::from((*vip, 25));
-        crate::lab::load::run(addr, to, run_id, log, stop, *every, *max)
+        mailha_lab::load::run(addr, to, run_id, log, stop, *every, *max)
             .map_err(anyhow::Error::from)?;
         return Ok(());
     }
     let runner = SystemRunner;
-    let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
+    let mut lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
+    if let Some(m) = &cli.mailha {
+        lab.mailha = m.clone();
+    }
     match &a.what {
         What::Up {
             profile,
@@ -229,12 +288,8 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             let config = if *infra_only {
                 None
             } else {
-                // The global --config: only a file the user named.
-                let file = (cli.config.as_path()
-                    != std::path::Path::new(crate::config::DEFAULT_PATH))
-                .then_some(cli.config.as_path());
                 Some(
-                    provision::load_lab_config(*profile, file, &lab.topo)
+                    provision::load_lab_config(*profile, cli.config.as_deref(), &lab.topo)
                         .map_err(|e| CliError::BadInput(e.to_string()))?,
                 )
             };
@@ -280,7 +335,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             mode,
             json,
         } => {
-            let d = crate::lab::drill::Drill::parse(name, service.as_deref(), mode.as_deref())
+            let d = mailha_lab::drill::Drill::parse(name, service.as_deref(), mode.as_deref())
                 .map_err(CliError::BadInput)?;
             let rep = lab.drill(&d).map_err(anyhow::Error::from)?;
             if *json {
@@ -308,7 +363,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             Ok(())
         }
         What::Nfs { action } => {
-            use crate::lab::nfs::Fault;
+            use mailha_lab::nfs::Fault;
             match action.as_str() {
                 "freeze" => lab.nfs_fault(Fault::Freeze),
                 "thaw" => lab.nfs_restore(Fault::Freeze),

@@ -1,6 +1,6 @@
 //! External commands, each with a deadline, behind a small trait so the
 //! lab's logic can be tested with a recording double. The real runner is
-//! `crate::exec::run_opts`, the one way mailha runs a child.
+//! `mailha::exec::run_opts`, the one way mailha runs a child.
 //!
 //! A command that leaves a daemon behind (e.g. `service pacemaker start`)
 //! may keep our pipes open; the runner waits for the child's exit, then
@@ -171,23 +171,23 @@ impl Runner for SystemRunner {
             .chain(cmd.args.iter().map(String::as_str))
             .collect();
         let env: &[(&str, &str)] = if cmd.clean_env { CLEAN_ENV } else { &[] };
-        let opts = crate::exec::Opts {
+        let opts = mailha::exec::Opts {
             clear_env: cmd.clean_env,
             linger: PIPE_GRACE,
         };
-        match crate::exec::run_opts(&argv, env, None, cmd.deadline, opts) {
+        match mailha::exec::run_opts(&argv, env, None, cmd.deadline, opts) {
             Ok(o) => Ok(Output {
                 code: o.code,
                 stdout: o.stdout,
                 stderr: o.stderr,
             }),
-            Err(crate::exec::ExecError::Timeout { .. }) => Err(CmdError::Timeout {
+            Err(mailha::exec::ExecError::Timeout { .. }) => Err(CmdError::Timeout {
                 cmd: cmd.display(),
                 deadline: cmd.deadline,
             }),
             Err(
-                crate::exec::ExecError::Spawn { source, .. }
-                | crate::exec::ExecError::Io { source, .. },
+                mailha::exec::ExecError::Spawn { source, .. }
+                | mailha::exec::ExecError::Io { source, .. },
             ) => Err(CmdError::Spawn {
                 cmd: cmd.display(),
                 source,

@@ -112,11 +112,11 @@ impl Lab<'_> {
         if !missing.is_empty() {
             return Err(LabError::Prerequisites(missing));
         }
-        crate::install::install(Path::new("/"), &self.exe).map_err(|e| LabError::Io {
-            path: PathBuf::from(crate::install::BIN_PATH),
+        mailha::install::install(Path::new("/"), &self.mailha).map_err(|e| LabError::Io {
+            path: PathBuf::from(mailha::install::BIN_PATH),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let conf = crate::cib::render(&cfg.config);
+        let conf = mailha::cib::render(&cfg.config);
         let absent: Vec<String> = provision::required_agents(&conf)
             .into_iter()
             .filter(|(_, path)| !path.is_file())
@@ -165,7 +165,7 @@ impl Lab<'_> {
                     std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
                 }
             }
-            crate::install::install(&pin, &self.exe).map_err(|e| LabError::Io {
+            mailha::install::install(&pin, &self.mailha).map_err(|e| LabError::Io {
                 path: pin.clone(),
                 source: std::io::Error::other(e.to_string()),
             })?;
@@ -211,7 +211,7 @@ impl Lab<'_> {
         make_sparse(&data, DATA_IMAGE_SIZE)?;
         make_sparse(&lease, LEASE_IMAGE_SIZE)?;
         // No MMP here: `mailha setup` turns it on, as on a real
-        // installation (crate::live). With it a second mount through another
+        // installation (mailha::live). With it a second mount through another
         // device is refused (measured: after ~23 s); a holder kill unmounts
         // cleanly, so no MMP wait then.
         self.runner.run_ok(
@@ -351,11 +351,11 @@ impl Lab<'_> {
                 }
                 _ => {}
             }
-            if cfg.config.services.profile == Some(crate::config::ProfileName::Eyou) {
+            if cfg.config.services.profile == Some(mailha::config::ProfileName::Eyou) {
                 super::eyou_tree::write(&eyou).map_err(LabError::io(&eyou))?;
             }
             put(
-                &root.join(crate::config::DEFAULT_PATH.trim_start_matches('/')),
+                &root.join(mailha::config::DEFAULT_PATH.trim_start_matches('/')),
                 &cfg.text,
                 0o600,
                 None,
@@ -417,7 +417,7 @@ impl Lab<'_> {
         }
 
         mark("mailha setup (both online, CIB applied)");
-        let expected = provision::expected_instances(&crate::cib::render(&cfg.config));
+        let expected = provision::expected_instances(&mailha::cib::render(&cfg.config));
         let t = Instant::now();
         loop {
             let o = self.runner.run(
@@ -427,7 +427,7 @@ impl Lab<'_> {
                 )
                 .deadline(Duration::from_secs(10)),
             )?;
-            let last = match crate::status::parse(&o.stdout) {
+            let last = match mailha::status::parse(&o.stdout) {
                 Ok(s) => match provision::all_started(&s, expected) {
                     Ok(()) => break,
                     Err(why) => why,
@@ -543,7 +543,7 @@ pub fn loop_minor(device: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::cmd::{Output, Recorder};
+    use crate::cmd::{Output, Recorder};
 
     #[test]
     fn loop_minor_reads_the_device_number() {

@@ -8,14 +8,14 @@ use super::LabError;
 use super::cmd::Cmd;
 use super::plan::{DATA_DEV, DATA_MOUNT};
 use super::topology::{NODES, Net, Topology};
-use crate::cib::xml::El;
-use crate::config::{self, Config};
+use mailha::cib::xml::El;
+use mailha::config::{self, Config};
 use std::path::{Path, PathBuf};
 
 /// The lab's configs, one per profile (also in the repo as `lab/*.toml`).
-pub const STOCK_TOML: &str = include_str!("../../lab/stock.toml");
-pub const POSTFIX_TOML: &str = include_str!("../../lab/postfix.toml");
-pub const EYOU_TOML: &str = include_str!("../../lab/eyou.toml");
+pub const STOCK_TOML: &str = include_str!("../configs/stock.toml");
+pub const POSTFIX_TOML: &str = include_str!("../configs/postfix.toml");
+pub const EYOU_TOML: &str = include_str!("../configs/eyou.toml");
 
 /// Which agents run the lab's mail stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -361,7 +361,7 @@ pub fn required_agents(conf: &El) -> Vec<(String, PathBuf)> {
 
 /// Ok when both nodes are online and `expected` resource instances are
 /// started and none failed; else what is still missing.
-pub fn all_started(st: &crate::status::Status, expected: usize) -> Result<(), String> {
+pub fn all_started(st: &mailha::status::Status, expected: usize) -> Result<(), String> {
     let online = st.nodes.iter().filter(|n| n.online).count();
     if online < 2 {
         return Err(format!("{online} of 2 nodes online"));
@@ -485,7 +485,7 @@ mod tests {
         let control = format!(
             "{}/{}",
             eyou_tree::ROOT,
-            crate::profiles::eyou::CONTROL_SCRIPT
+            mailha::profiles::eyou::CONTROL_SCRIPT
         );
         for s in &c.services.list {
             let standin = eyou_tree::SERVICES
@@ -524,7 +524,7 @@ mod tests {
 
     #[test]
     fn the_stock_profile_uses_stock_agents_only() {
-        let conf = crate::cib::render(&stock());
+        let conf = mailha::cib::render(&stock());
         let agents: Vec<String> = required_agents(&conf).into_iter().map(|(s, _)| s).collect();
         for a in &agents {
             assert!(
@@ -556,7 +556,7 @@ mod tests {
         let c = load_lab_config(Profile::Postfix, None, &Topology::new(""))
             .unwrap()
             .config;
-        let agents: Vec<String> = required_agents(&crate::cib::render(&c))
+        let agents: Vec<String> = required_agents(&mailha::cib::render(&c))
             .into_iter()
             .map(|(s, _)| s)
             .collect();
@@ -606,7 +606,7 @@ mod tests {
 
     #[test]
     fn started_means_both_online_and_every_instance_started() {
-        use crate::status::{NodeState, Resource, Status};
+        use mailha::status::{NodeState, Resource, Status};
         let node = |n: &str, online| NodeState {
             name: n.into(),
             online,

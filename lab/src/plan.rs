@@ -189,7 +189,7 @@ pub fn node_mount_script(root: &Path, node: &str) -> String {
     // detaches such a mount in every namespace.)
     let pin = sh_quote(&pin_root(root).display().to_string());
     let work = sh_quote(&pin_work(root).display().to_string());
-    for d in crate::install::dirs() {
+    for d in mailha::install::dirs() {
         let d = d.trim_start_matches('/');
         s.push_str(&format!("mkdir -p {work}/{d}\n"));
         s.push_str(&format!(
@@ -472,7 +472,7 @@ pub fn mentions_dir(line: &str, dir: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::state::LoopRec;
+    use crate::state::LoopRec;
 
     #[test]
     fn another_labs_base_sharing_our_prefix_is_not_ours() {
@@ -607,7 +607,7 @@ mod tests {
             pid: 10,
             start_time: 1,
         });
-        s.fusedisks.push(crate::lab::state::FusediskRec {
+        s.fusedisks.push(crate::state::FusediskRec {
             node: "node1".into(),
             mount: "/b/fusedisk/node1".into(),
             pid: Some(11),

@@ -1,8 +1,10 @@
-//! What the lab tests share (tests/lab*.rs, tests/uml_lease_nfs.rs): the
-//! test lab's name, the binary pointed at it, commands with deadlines whose
+//! What the lab tests share (lab/tests/*.rs): the test lab's name, the
+//! lab's binary pointed at it and at the product under test, commands with deadlines whose
 //! output goes to files (a daemon started inside a node must never hang a
 //! test by holding a pipe open), the teardown guard and the skip rule
 //! (SKIPPED without root or the lab's programs, FAILS in CI).
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,16 +35,33 @@ pub fn base_dir() -> PathBuf {
     })
 }
 
-/// The binary under test, pointed at the test lab: this build's, or the
-/// one in MAILHA_TEST_BIN (the shipped release build from
-/// scripts/build-release.sh, to run the lab tests against what ships).
-pub fn mailha() -> Command {
-    let bin =
-        std::env::var_os("MAILHA_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_mailha").into());
-    let mut c = Command::new(bin);
+/// The product under test: this workspace's `mailha` (built beside the lab
+/// by `cargo test --workspace`), or the one in MAILHA_TEST_BIN (the shipped
+/// release build from scripts/build-release.sh, to run the lab tests
+/// against what ships).
+pub fn mailha_bin() -> PathBuf {
+    if let Some(b) = std::env::var_os("MAILHA_TEST_BIN") {
+        return b.into();
+    }
+    let lab = PathBuf::from(env!("CARGO_BIN_EXE_mailha-lab"));
+    let bin = lab.with_file_name("mailha");
+    assert!(
+        bin.exists(),
+        "{} is not built: run the lab tests with `cargo test --workspace` (or `cargo build -p mailha` first)",
+        bin.display()
+    );
+    bin
+}
+
+/// The lab's binary, pointed at the test lab and at the product under
+/// test.
+pub fn lab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mailha-lab"));
     c.env("MAILHA_LAB_PREFIX", prefix())
         .env("MAILHA_LAB_STATE_DIR", state_dir())
         .env("MAILHA_LAB_BASE_DIR", base_dir())
+        .env("MAILHA_BIN", mailha_bin())
+        .env_remove("MAILHA_LAB_CONFIG")
         .env_remove("MAILHA_CONFIG");
     c
 }
@@ -95,7 +114,7 @@ pub fn ok(c: &mut Command, deadline: Duration) -> Out {
 /// exits 1 and still prints it), echoed for the test log.
 pub fn drill(args: &[&str]) -> serde_json::Value {
     let o = run(
-        mailha().args(["lab", "drill"]).args(args).arg("--json"),
+        lab().args(["drill"]).args(args).arg("--json"),
         Duration::from_secs(500),
     );
     let line = o.stdout.lines().last().unwrap_or_default().to_string();
@@ -107,18 +126,15 @@ pub fn drill(args: &[&str]) -> serde_json::Value {
 
 /// `mailha lab status --json`.
 pub fn lab_status() -> serde_json::Value {
-    let o = ok(
-        mailha().args(["lab", "status", "--json"]),
-        Duration::from_secs(30),
-    );
+    let o = ok(lab().args(["status", "--json"]), Duration::from_secs(30));
     serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("lab status: {e}: {}", o.stdout))
 }
 
 /// `argv` in a node (or the client/gw namespace), 60 s deadline.
 pub fn exec(node: &str, argv: &[&str]) -> Out {
     run(
-        mailha()
-            .args(["lab", "exec", node, "--timeout", "60s", "--"])
+        lab()
+            .args(["exec", node, "--timeout", "60s", "--"])
             .args(argv),
         Duration::from_secs(90),
     )
@@ -129,7 +145,7 @@ pub struct Teardown;
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        let o = run(mailha().args(["lab", "down"]), Duration::from_secs(60));
+        let o = run(lab().args(["down"]), Duration::from_secs(60));
         if o.code != Some(0) {
             eprintln!("lab down failed:\n{}\n{}", o.stdout, o.stderr);
         }
@@ -142,7 +158,7 @@ pub fn skip_unless_ready(test: &str, extra: &[&str]) -> bool {
     let why = if !nix::unistd::geteuid().is_root() {
         Some("the lab needs root".to_string())
     } else {
-        let mut missing = mailha::lab::provision::missing_prerequisites();
+        let mut missing = mailha_lab::provision::missing_prerequisites();
         missing.extend(
             extra
                 .iter()

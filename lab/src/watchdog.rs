@@ -160,7 +160,7 @@ pub fn spawn(
         .map_err(super::LabError::io(log))?;
     let err = out.try_clone().map_err(super::LabError::io(log))?;
     std::process::Command::new(exe)
-        .args(["lab", "watchdog", "--holder"])
+        .args(["watchdog", "--holder"])
         .arg(holder.pid.to_string())
         .arg("--start-time")
         .arg(holder.start_time.to_string())
@@ -198,8 +198,8 @@ pub const KEEPER_START: &str = "service mailha-lease start";
 
 /// The watchdog timeout the lab emulates for `cfg`: only when it fences
 /// by lease with its watchdog at the lab's FIFO.
-pub fn timeout_for(cfg: &crate::config::Config) -> Option<Duration> {
-    (cfg.fencing.mode == crate::config::model::FencingMode::Lease
+pub fn timeout_for(cfg: &mailha::config::Config) -> Option<Duration> {
+    (cfg.fencing.mode == mailha::config::model::FencingMode::Lease
         && cfg.storage.lease.is_some()
         && cfg.fencing.watchdog == Path::new(FIFO))
     .then_some(cfg.fencing.watchdog_timeout)

@@ -200,8 +200,8 @@ impl Lab<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::cmd::Recorder;
-    use crate::lab::state::HolderRec;
+    use crate::cmd::Recorder;
+    use crate::state::HolderRec;
 
     #[test]
     fn status_of_no_lab_says_down_and_exec_refuses() {

@@ -34,7 +34,7 @@ impl Lab<'_> {
 
     /// Corosync, then Pacemaker, in the node of holder `pid`.
     pub fn start_stack_in(&self, pid: u32) -> Result<(), LabError> {
-        for c in crate::setup::stack_commands(crate::setup::InitSystem::SysV, true, false) {
+        for c in mailha::setup::stack_commands(mailha::setup::InitSystem::SysV, true, false) {
             self.runner
                 .run_ok(&plan::in_node(pid, &c).deadline(Duration::from_secs(90)))?;
         }
@@ -94,8 +94,8 @@ impl Lab<'_> {
             .collect();
         self.runner
             .run_ok(&plan::in_node_sh(rec.pid, &mknod_script(&loops)))?;
-        let cfg_path = root.join(crate::config::DEFAULT_PATH.trim_start_matches('/'));
-        let cfg = crate::config::load(&cfg_path)
+        let cfg_path = root.join(mailha::config::DEFAULT_PATH.trim_start_matches('/'));
+        let cfg = mailha::config::load(&cfg_path)
             .map_err(|e| LabError::Cluster(format!("{}: {e}", cfg_path.display())))?;
         let lease = watchdog::timeout_for(&cfg.config);
         if let Some(t) = lease {
