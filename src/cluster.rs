@@ -183,6 +183,20 @@ pub fn query_crm_config() -> Result<El, ClusterError> {
     Ok(El::new("cib").child(El::new("configuration").child(crm)))
 }
 
+/// The configuration section, wrapped as a CIB (what status reads: mailha's
+/// properties and the nodes' attributes, without the status section).
+pub fn query_configuration() -> Result<El, ClusterError> {
+    let o = tool(&["cibadmin", "--query", "--scope", "configuration"], None)?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "cibadmin --query --scope configuration",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(El::new("cib").child(El::parse(&o.stdout)?))
+}
+
 /// crm_verify on a whole CIB (with the live status, so its judgement is
 /// the real one). Returns its warnings; errors are `Rejected`.
 pub fn verify(cib: &El, dir: &Path) -> Result<String, ClusterError> {

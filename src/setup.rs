@@ -256,10 +256,32 @@ pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupErro
 /// The SSH command that runs `mailha setup --receive` on the peer. The
 /// remote command line is a constant: nothing from the config is in it.
 pub fn ssh_argv(cfg: &Config, peer: &config::Node, ssh_extra: &[String]) -> Vec<String> {
+    ssh_to(cfg, peer, ssh_extra, &["mailha", "setup", "--receive"])
+}
+
+/// The SSH command that runs the constant `remote` command on the peer
+/// (the payload goes on stdin): host key checked, never a prompt.
+pub fn ssh_to(
+    cfg: &Config,
+    peer: &config::Node,
+    ssh_extra: &[String],
+    remote: &[&str],
+) -> Vec<String> {
+    ssh_to_addr(
+        cfg.cluster.ssh_port,
+        &peer.addresses[0].to_string(),
+        ssh_extra,
+        remote,
+    )
+}
+
+/// `ssh_to` by port and address (a pull reads them from the running
+/// config when this node's own file is gone).
+pub fn ssh_to_addr(port: u16, addr: &str, ssh_extra: &[String], remote: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "ssh".into(),
         "-p".into(),
-        cfg.cluster.ssh_port.to_string(),
+        port.to_string(),
         "-o".into(),
         "BatchMode=yes".into(),
         "-o".into(),
@@ -268,11 +290,9 @@ pub fn ssh_argv(cfg: &Config, peer: &config::Node, ssh_extra: &[String]) -> Vec<
         "ConnectTimeout=10".into(),
     ];
     v.extend(ssh_extra.iter().cloned());
-    v.push(format!("root@{}", peer.addresses[0]));
+    v.push(format!("root@{addr}"));
     v.push("--".into());
-    v.push("mailha".into());
-    v.push("setup".into());
-    v.push("--receive".into());
+    v.extend(remote.iter().map(|s| s.to_string()));
     v
 }
 

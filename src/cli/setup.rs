@@ -109,5 +109,11 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     println!("waiting for both nodes to be members");
     setup::wait_for_membership(a.wait).context("waiting for membership")?;
     println!("applying the cluster configuration");
-    super::apply::run(cli, &super::apply::Args { dry_run: false })
+    super::apply::run(
+        cli,
+        &super::apply::Args {
+            ssh_options: a.ssh_options.clone(),
+            ..super::apply::Args::plain()
+        },
+    )
 }

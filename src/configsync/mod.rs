@@ -222,6 +222,8 @@ fn located(path: &Path, text: &str, problems: Vec<config::Problem>) -> String {
 pub enum Received {
     Checked,
     Wrote {
+        /// This node's name in the config.
+        node: String,
         generation: u64,
         /// Where edits the cluster never ran were kept.
         kept: Option<PathBuf>,
@@ -250,6 +252,9 @@ pub fn receive(
     if !id.is_empty() {
         return Err(SyncError::Invalid(located(&local.config, &p.text, id)));
     }
+    let node = crate::node::local_node(cfg, hostname, addrs)
+        .map(|n| n.name.clone())
+        .unwrap_or_default();
     let mine = crate::cib::digest(&crate::cib::render(cfg));
     if mine != p.rendered_digest {
         return Err(SyncError::Refused(format!(
@@ -278,6 +283,7 @@ pub fn receive(
     let key = local.key().ok();
     let kept = install(local, key.as_ref(), &p.text, &files, &p.known)?;
     Ok(Received::Wrote {
+        node,
         generation: p.generation,
         kept,
     })
@@ -445,6 +451,82 @@ pub fn catch_up(local: &Local, cib: &El, me: &str) -> Result<CatchUp, SyncError>
     }
 }
 
+/// This node's name among a CIB's nodes, by hostname.
+pub fn me_in_cib(cib: &El, hostname: &str) -> Option<String> {
+    let short = hostname.split('.').next().unwrap_or(hostname);
+    cib.find("configuration")?
+        .find("nodes")?
+        .children
+        .iter()
+        .filter_map(|n| n.get("uname"))
+        .find(|u| *u == hostname || *u == short)
+        .map(str::to_string)
+}
+
+/// What `mailha status` shows of the config sync, from a CIB with its
+/// configuration (`cluster::query_configuration`).
+pub fn status_of(local: &Local, cib: &El, me: &str) -> crate::status::ConfigSync {
+    let running = Running::from_cib(cib).ok().flatten();
+    let r = running.as_ref().map(|r| &r.record);
+    let nodes = cib
+        .find("configuration")
+        .and_then(|c| c.find("nodes"))
+        .map(|n| {
+            n.children
+                .iter()
+                .filter_map(|n| n.get("uname"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| crate::status::NodeConfig {
+            name: name.to_string(),
+            generation: record::node_generation(cib, name),
+            behind: false,
+        })
+        .collect::<Vec<_>>();
+    // A node with no generation recorded is behind only where recording
+    // is in use (an apply records its own node); a saved CIB applied from
+    // elsewhere records none.
+    let recording = nodes.iter().any(|n| n.generation.is_some());
+    let nodes = nodes
+        .into_iter()
+        .map(|n| crate::status::NodeConfig {
+            behind: r.is_some_and(|r| n.generation != Some(r.generation))
+                && (n.generation.is_some() || recording),
+            ..n
+        })
+        .collect();
+    let (state, generation, files_behind) = match local.key() {
+        Err(_) => ("unknown".to_string(), None, Vec::new()),
+        Ok(key) => match standing(local, &key, cib, me) {
+            Err(_) => ("unknown".to_string(), None, Vec::new()),
+            Ok(st) => {
+                let (name, g) = match st.state {
+                    FileState::Same { generation } => ("same", Some(generation)),
+                    FileState::Behind { generation, .. } => ("behind", Some(generation)),
+                    FileState::Diverged { .. } => ("diverged", None),
+                    FileState::Ahead { .. } => ("ahead", None),
+                    FileState::Missing { .. } => ("missing", None),
+                    FileState::NoRecord => ("no_record", None),
+                };
+                (name.to_string(), g, st.files_behind)
+            }
+        },
+    };
+    crate::status::ConfigSync {
+        node: me.to_string(),
+        state,
+        generation,
+        base_generation: record::node_generation(cib, me),
+        running_generation: r.map(|r| r.generation),
+        applied_by: r.map(|r| format!("{}@{}", r.user, r.node)),
+        applied_at: r.map(|r| r.at.clone()),
+        files_behind,
+        nodes,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,6 +579,7 @@ mod tests {
         assert_eq!(
             r,
             Received::Wrote {
+                node: "mail2".into(),
                 generation: 2,
                 kept: Some(l.unapplied())
             }

@@ -260,14 +260,18 @@ pub fn store(conf: &mut El, running: &Running) -> Result<(), RecordError> {
     Ok(())
 }
 
-/// A copy of a configuration without the running-config nvpairs: what the
-/// operator's diff shows (the text is diffed as text instead).
+/// A copy of a configuration without the running-config nvpairs and the
+/// nodes' generations: what the operator's diff shows (the text is diffed
+/// as text instead).
 pub fn without_record(conf: &El) -> El {
     let mut c = conf.clone();
     fn strip(e: &mut El) {
         if e.name == "cluster_property_set" && e.get("id") == Some(crate::cib::MAILHA_SET_ID) {
             e.children
                 .retain(|p| !matches!(p.get("name"), Some(RECORD_NAME | TEXT_NAME)));
+        }
+        if e.name == "instance_attributes" {
+            e.children.retain(|p| p.get("name") != Some(NODE_ATTR));
         }
         for ch in &mut e.children {
             strip(ch);
