@@ -1,6 +1,7 @@
 //! mailha's OCF resource agents. Each is a face of the one binary,
 //! selected by argv[0] (see `cli::FACES`), and built on `crate::ocf`.
 
+pub mod config;
 pub mod lease;
 pub mod sender;
 pub mod service;

@@ -109,6 +109,8 @@ pub enum Face {
     SenderAgent,
     /// `ocf:mailha:lease`.
     LeaseAgent,
+    /// `ocf:mailha:config`: the config sync's catch-up, cloned.
+    ConfigAgent,
     /// `fence_mailha`: the fence agent.
     FenceAgent,
 }
@@ -144,6 +146,11 @@ pub const FACES: &[(&str, Face, Option<&str>)] = &[
         "lease",
         Face::LeaseAgent,
         Some("/usr/lib/ocf/resource.d/mailha/lease"),
+    ),
+    (
+        "config",
+        Face::ConfigAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/config"),
     ),
     (
         crate::fence::NAME,
@@ -183,6 +190,7 @@ pub fn main() -> ExitCode {
         Face::StorageAgent => ocf_agent(crate::agents::storage::main),
         Face::SenderAgent => ocf_agent(crate::agents::sender::main),
         Face::LeaseAgent => ocf_agent(crate::agents::lease::main),
+        Face::ConfigAgent => ocf_agent(crate::agents::config::main),
         Face::FenceAgent => crate::fence::agent_main(),
     }
 }
