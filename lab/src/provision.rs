@@ -263,6 +263,13 @@ pub fn known_hosts(t: &Topology, host_keys: &[(u8, String)]) -> String {
     s
 }
 
+/// root's ssh client config in each node: the lab's key and known_hosts,
+/// so `mailha apply` and `mailha config pull` in a node reach the peer as
+/// on machines whose root keys an administrator set up.
+pub fn ssh_client_config() -> String {
+    format!("IdentityFile {NODE_KEY}\nUserKnownHostsFile {NODE_KNOWN_HOSTS}\n")
+}
+
 /// `mailha setup` as node1 runs it: the lab's key and known_hosts; the
 /// peer's side is the constant `mailha setup --receive` over ssh.
 pub fn setup_argv() -> Vec<String> {

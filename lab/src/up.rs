@@ -373,6 +373,12 @@ impl Lab<'_> {
             put(&ssh.join("lab_ed25519"), &private, 0o600, None)?;
             put(&ssh.join("lab_ed25519.pub"), &public, 0o644, None)?;
             put(&ssh.join("lab_known_hosts"), &known, 0o644, None)?;
+            put(
+                &ssh.join("config"),
+                &provision::ssh_client_config(),
+                0o600,
+                None,
+            )?;
             // A fresh CIB every time: the seed only (no old resources).
             let cib = root.join("var/lib/pacemaker/cib");
             for e in std::fs::read_dir(&cib)

@@ -71,9 +71,9 @@ pub fn refusal(state: &FileState, running: &Running, file: &str) -> String {
         FileState::Behind { generation, .. } => {
             format!("this file is generation {generation}, older than what runs")
         }
-        FileState::Diverged { base, .. } => format!(
-            "this file was edited from generation {base}, and the cluster has moved on since"
-        ),
+        FileState::Diverged { base, .. } => {
+            format!("this file was edited from generation {base}, which is now behind what runs")
+        }
         _ => "this node has no file".into(),
     };
     format!(
@@ -226,6 +226,15 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if a.dry_run {
         println!("dry run: verified, nothing changed");
         return Ok(());
+    }
+    // Another node's apply may have replaced this file meanwhile (its push
+    // keeps these edits as mailha.toml.unapplied): its record may already
+    // count this node as up to date, so this text must not go in.
+    if std::fs::read(&cli.config).ok().as_deref() != Some(loaded.text.as_bytes()) {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "{} changed while this apply ran (another node's apply sent its file?): this text is now behind; nothing was changed. See `mailha status`, then `mailha config pull` and redo your change.",
+            cli.config.display()
+        )));
     }
     let mut tries = 0;
     loop {
