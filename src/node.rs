@@ -114,14 +114,7 @@ mod tests {
     use std::path::Path;
 
     fn cfg() -> Config {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/postfix.toml"
-        ))
-        .unwrap();
-        config::load_str(Path::new("m.toml"), &text, Some(0o600))
-            .unwrap()
-            .config
+        config::example("postfix.toml").config
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -77,16 +77,22 @@ fn transition_actions(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// A temporary directory with an empty saved CIB and `config`.
+fn empty_cib_and(config: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::write(&cib, tool(&["cibadmin", "--empty"], None)).unwrap();
+    let conf = dir.path().join("mailha.toml");
+    std::fs::write(&conf, config).unwrap();
+    (dir, cib, conf)
+}
+
 #[test]
 fn apply_installs_the_config_then_changes_only_what_changed() {
     if !have_crm_verify() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cib = dir.path().join("cib.xml");
-    std::fs::write(&cib, tool(&["cibadmin", "--empty"], None)).unwrap();
-    let conf = dir.path().join("mailha.toml");
-    std::fs::write(&conf, BASE).unwrap();
+    let (dir, cib, conf) = empty_cib_and(BASE);
 
     // First apply: everything is new.
     let o = mailha(&cib, &conf, &["apply"]);
@@ -204,12 +210,8 @@ fn an_older_file_is_behind_apply_refuses_it_and_pull_brings_the_running_one_back
     if !have_crm_verify() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let cib = dir.path().join("cib.xml");
-    std::fs::write(&cib, tool(&["cibadmin", "--empty"], None)).unwrap();
-    let conf = dir.path().join("mailha.toml");
     let first = format!("# first generation\n{BASE}");
-    std::fs::write(&conf, &first).unwrap();
+    let (dir, cib, conf) = empty_cib_and(&first);
     let o = mailha(&cib, &conf, &["apply"]);
     assert!(o.status.success(), "{}", out(&o));
     assert!(out(&o).contains("applied (generation 1)"), "{}", out(&o));

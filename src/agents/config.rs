@@ -26,15 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub const MARKER: &str = "/run/mailha/config-sync.active";
 
-fn check_abs(v: &str) -> Result<(), String> {
-    if !v.starts_with('/')
-        || v.split('/').any(|c| c == "..")
-        || v.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(format!("{v:?} is not a plain absolute path"));
-    }
-    Ok(())
-}
+use ocf::check_plain_path as check_abs;
 
 pub static PARAMS: &[Param] = &[Param::new(
     "config",

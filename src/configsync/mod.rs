@@ -560,6 +560,13 @@ mod tests {
         ]
     }
 
+    /// mail2 receives the example's push, changed by `f`; it must refuse.
+    fn receive_changed(l: &Local, f: impl FnOnce(&mut Push)) -> SyncError {
+        let mut p: Push = serde_json::from_slice(&push(&example("postfix.toml"), false)).unwrap();
+        f(&mut p);
+        receive(l, &serde_json::to_vec(&p).unwrap(), "mail2", &mail2_addrs()).unwrap_err()
+    }
+
     #[test]
     fn the_peer_writes_a_valid_payload_private_and_keeps_edits_the_cluster_never_ran() {
         let t = tempfile::tempdir().unwrap();
@@ -617,16 +624,9 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&l.config).unwrap(), "old\n");
 
-        let bad = example("postfix.toml").replace("prefix = 24", "prefix = 77");
-        let mut p: Push = serde_json::from_slice(&push(&example("postfix.toml"), false)).unwrap();
-        p.text = bad;
-        let e = receive(
-            &l,
-            &serde_json::to_vec(&p).unwrap(),
-            "mail2",
-            &mail2_addrs(),
-        )
-        .unwrap_err();
+        let e = receive_changed(&l, |p| {
+            p.text = p.text.replace("prefix = 24", "prefix = 77");
+        });
         assert!(e.to_string().contains("vip.prefix"), "{e}");
         assert_eq!(std::fs::read_to_string(&l.config).unwrap(), "old\n");
     }
@@ -635,18 +635,12 @@ mod tests {
     fn a_payload_naming_a_file_the_config_does_not_name_is_refused() {
         let t = tempfile::tempdir().unwrap();
         let l = local(t.path());
-        let mut p: Push = serde_json::from_slice(&push(&example("postfix.toml"), false)).unwrap();
-        p.files.push(FileBlob {
-            path: "/etc/shadow".into(),
-            content_b64: "eA==".into(),
+        let e = receive_changed(&l, |p| {
+            p.files.push(FileBlob {
+                path: "/etc/shadow".into(),
+                content_b64: "eA==".into(),
+            })
         });
-        let e = receive(
-            &l,
-            &serde_json::to_vec(&p).unwrap(),
-            "mail2",
-            &mail2_addrs(),
-        )
-        .unwrap_err();
         assert!(e.to_string().contains("/etc/shadow is not a file"), "{e}");
         assert!(!l.config.exists());
     }
