@@ -111,7 +111,6 @@ pub fn identity_problems(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
 
     fn cfg() -> Config {
         config::example("postfix.toml").config
