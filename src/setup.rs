@@ -98,6 +98,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 pub struct Payload {
     pub mailha_toml: String,
     pub authkey_hex: String,
+    /// The files the config names (password file, CA files): a fresh
+    /// peer needs them too, and they never go through the CIB.
+    #[serde(default)]
+    pub files: Vec<crate::configsync::FileBlob>,
 }
 
 /// A corosync authkey: 256 bytes from the kernel's CSPRNG (as
@@ -246,6 +250,11 @@ pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupErro
         .filter(|k| k.len() >= 128)
         .ok_or_else(|| SetupError::Payload("authkey is not 128+ bytes of hex".into()))?;
     let loaded = config::load_str(&paths.mailha_toml(), &p.mailha_toml, Some(0o600))?;
+    let files = crate::configsync::named_files(&loaded.config, &p.files)
+        .map_err(|e| SetupError::Payload(e.to_string()))?;
+    for (path, mode, content) in &files {
+        write_atomic(&paths.at(&path.display().to_string()), content, *mode)?;
+    }
     install_files(paths, &loaded.config, &p.mailha_toml, &key)?;
     if start {
         start_stack(paths, &loaded.config)?;
@@ -417,6 +426,7 @@ mod tests {
         let bad = Payload {
             mailha_toml: text.replace("prefix = 24", "prefix = 77"),
             authkey_hex: hex(&[7u8; 256]),
+            files: Vec::new(),
         };
         assert!(matches!(
             receive(&paths, &serde_json::to_vec(&bad).unwrap(), false),
@@ -427,6 +437,7 @@ mod tests {
         let good = Payload {
             mailha_toml: text,
             authkey_hex: hex(&[7u8; 256]),
+            files: Vec::new(),
         };
         receive(&paths, &serde_json::to_vec(&good).unwrap(), false).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -453,6 +464,7 @@ mod tests {
         let p = Payload {
             mailha_toml: String::new(),
             authkey_hex: hex(&[1u8; 16]),
+            files: Vec::new(),
         };
         assert!(matches!(
             receive(&paths, &serde_json::to_vec(&p).unwrap(), false),

@@ -91,6 +91,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let payload = serde_json::to_vec(&setup::Payload {
         mailha_toml: loaded.text.clone(),
         authkey_hex: setup::hex(&key),
+        files: crate::configsync::blobs(cfg),
     })
     .expect("serializable");
     let argv = setup::ssh_argv(cfg, peer, &a.ssh_options);

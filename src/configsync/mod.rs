@@ -169,6 +169,14 @@ impl FileBlob {
     }
 }
 
+/// The files the config names that exist here, for a payload.
+pub fn blobs(cfg: &Config) -> Vec<FileBlob> {
+    referenced(cfg)
+        .iter()
+        .filter_map(|(p, _)| FileBlob::read(p))
+        .collect()
+}
+
 /// What `apply` sends the peer on stdin (and `config send` answers a pull
 /// with).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -196,15 +204,33 @@ impl Push {
             from: from.to_string(),
             generation,
             text: text.to_string(),
-            files: referenced(cfg)
-                .iter()
-                .filter_map(|(p, _)| FileBlob::read(p))
-                .collect(),
+            files: blobs(cfg),
             rendered_digest: crate::cib::digest(&crate::cib::render(cfg)),
             known,
             check_only: false,
         }
     }
+}
+
+/// The payload's files, each one the config names (else refused), with
+/// the mode it is written with.
+pub fn named_files(
+    cfg: &Config,
+    blobs: &[FileBlob],
+) -> Result<Vec<(PathBuf, u32, Vec<u8>)>, SyncError> {
+    let allowed = referenced(cfg);
+    blobs
+        .iter()
+        .map(|b| {
+            let (path, mode) = allowed
+                .iter()
+                .find(|(a, _)| a.as_path() == Path::new(&b.path))
+                .ok_or_else(|| {
+                    SyncError::Payload(format!("{} is not a file this config names", b.path))
+                })?;
+            Ok((path.clone(), *mode, b.content()?))
+        })
+        .collect()
 }
 
 /// Problems as the loader prints them: file:line:column, the field.
@@ -262,20 +288,7 @@ pub fn receive(
             p.from
         )));
     }
-    let allowed = referenced(cfg);
-    let mut files = Vec::new();
-    for b in &p.files {
-        let Some((path, mode)) = allowed
-            .iter()
-            .find(|(a, _)| a.as_path() == Path::new(&b.path))
-        else {
-            return Err(SyncError::Payload(format!(
-                "{} is not a file this config names",
-                b.path
-            )));
-        };
-        files.push((path.clone(), *mode, b.content()?));
-    }
+    let files = named_files(cfg, &p.files)?;
     if p.check_only {
         return Ok(Received::Checked);
     }
@@ -629,6 +642,24 @@ mod tests {
         });
         assert!(e.to_string().contains("vip.prefix"), "{e}");
         assert_eq!(std::fs::read_to_string(&l.config).unwrap(), "old\n");
+    }
+
+    #[test]
+    fn the_password_file_travels_as_a_file_and_is_written_private() {
+        let t = tempfile::tempdir().unwrap();
+        let l = local(t.path());
+        let pw = t.path().join("relay-password");
+        std::fs::write(&pw, "hunter2\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text =
+            example("postfix.toml").replace("/etc/mailha/smtp.password", pw.to_str().unwrap());
+        let payload = push(&text, false);
+        std::fs::remove_file(&pw).unwrap();
+        receive(&l, &payload, "mail2", &mail2_addrs()).unwrap();
+        assert_eq!(std::fs::read_to_string(&pw).unwrap(), "hunter2\n");
+        let mode = std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]
