@@ -28,15 +28,35 @@ pub const MARKER: &str = "/run/mailha/config-sync.active";
 
 use ocf::check_plain_path as check_abs;
 
-pub static PARAMS: &[Param] = &[Param::new(
-    "config",
-    ParamType::String,
-    false,
-    Some(crate::config::DEFAULT_PATH),
-    "mailha.toml",
-    "This node's config file, brought to the running config at start.",
-    check_abs,
-)];
+pub static PARAMS: &[Param] = &[
+    Param::new(
+        "config",
+        ParamType::String,
+        false,
+        Some(crate::config::DEFAULT_PATH),
+        "mailha.toml",
+        "This node's config file, brought to the running config at start.",
+        check_abs,
+    ),
+    Param::new(
+        "authkey",
+        ParamType::String,
+        false,
+        Some(crate::corosync::AUTHKEY_PATH),
+        "cluster key",
+        "The corosync authkey, which keys the config digests in the CIB.",
+        check_abs,
+    ),
+    Param::new(
+        "marker",
+        ParamType::String,
+        false,
+        Some(MARKER),
+        "marker file",
+        "Left by start, removed by stop: what the monitor looks for (on /run, so gone after a reboot).",
+        check_abs,
+    ),
+];
 
 pub static ACTIONS: &[Action] = &[
     Action::once("start", 30),
@@ -128,16 +148,21 @@ pub fn main(
         Ok(p) => p,
         Err(done) => return done,
     };
-    let config = PathBuf::from(params.get("config").cloned().unwrap_or_default());
-    let local = configsync::Local::system(&config);
-    let marker = Path::new(MARKER);
+    let path = |k: &str| PathBuf::from(params.get(k).cloned().unwrap_or_default());
+    let marker = &path("marker");
+    let local = configsync::Local {
+        authkey: path("authkey"),
+        // Beside the marker: the default is configsync::LOCK_PATH.
+        lock: marker.with_file_name("config.lock"),
+        ..configsync::Local::system(&path("config"))
+    };
     match action {
         "validate-all" => Ok(OcfStatus::Success),
         "start" => start(&local, marker, env),
         "stop" => {
             match std::fs::remove_file(marker) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(OcfError::generic(format!("{MARKER}: {e}")));
+                    return Err(OcfError::generic(format!("{}: {e}", marker.display())));
                 }
                 _ => {}
             }
