@@ -48,6 +48,12 @@ pub enum Drill {
     /// Both nodes killed, then booted together with the heartbeat cut:
     /// at most one may mount; the cut is then lifted (drill_lease.rs).
     SimulStart,
+    /// Pacemaker's scheduler killed (kill -9) on the node running the
+    /// mail, made the DC first (Pacemaker's own CTS ComponentFail): its
+    /// controller exits and restarts, the new DC erases the node's
+    /// transient attributes (pingd among them), and the mail must keep
+    /// running there (issue 19).
+    KillScheduler,
     /// The lab's NFS server frozen or partitioned: the storage agent's
     /// probe fails in time, its stop stays bounded (drill/nfs.rs).
     NfsHang {
@@ -86,6 +92,7 @@ impl Drill {
             "kill-node" => Ok(Drill::KillNode(svc()?)),
             "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
             "simul-start" => Ok(Drill::SimulStart),
+            "kill-scheduler" => Ok(Drill::KillScheduler),
             "nfs-hang" => Ok(Drill::NfsHang {
                 node: if service.is_some() {
                     node()?
@@ -99,7 +106,7 @@ impl Drill {
                 },
             }),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, nfs-hang [NODE] [--mode freeze|partition]"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, kill-scheduler, nfs-hang [NODE] [--mode freeze|partition]"
             )),
         }
     }
@@ -115,6 +122,7 @@ impl Drill {
             Drill::KillNode(n) => format!("kill-node {n}"),
             Drill::FreezeNode(n) => format!("freeze-node {n}"),
             Drill::SimulStart => "simul-start".into(),
+            Drill::KillScheduler => "kill-scheduler".into(),
             Drill::NfsHang { node, mode } => format!("nfs-hang {node} --mode {}", mode.name()),
         }
     }
@@ -179,6 +187,17 @@ pub fn first_after(
     log.iter()
         .find(|(t, a)| *t >= from && good(a))
         .map(|(t, _)| *t)
+}
+
+/// The end of the first outage the client saw from `from` on: the first
+/// accepted mail after the first failed attempt, or, when nothing failed,
+/// the first accepted mail. None when none came.
+pub fn outage_end_after(log: &[(u128, Attempt)], from: u128) -> Option<u128> {
+    let accepted = |a: &Attempt| matches!(a, Attempt::Accepted(_));
+    match log.iter().find(|(t, a)| *t >= from && !accepted(a)) {
+        Some((bad, _)) => first_after(log, *bad, accepted),
+        None => first_after(log, from, accepted),
+    }
 }
 
 pub fn accepted_ids(log: &[(u128, Attempt)]) -> BTreeSet<String> {
@@ -442,6 +461,7 @@ impl Lab<'_> {
             | Drill::KillNode(_)
             | Drill::FreezeNode(_)
             | Drill::SimulStart
+            | Drill::KillScheduler
             | Drill::NfsHang { .. } => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
@@ -780,6 +800,25 @@ impl Lab<'_> {
                 let after_cut = self.wait_mail_moved("", &read_log, fault_ms, RECOVERY_DEADLINE);
                 (during_cut.or(after_cut), Vec::new())
             }
+            Drill::KillScheduler => {
+                let standby = if active == "node1" { "node2" } else { "node1" };
+                let killed_ms = self.kill_scheduler(&active, standby, &mut notes)?;
+                // From the kill (a restart of the standby's Pacemaker
+                // before it is no fault): the end of the client's first
+                // outage, or its first accepted mail when there was none.
+                let recovered = outage_end_after(&read_log(), killed_ms)
+                    .map(|ms| (ms - killed_ms) as f64 / 1000.0);
+                if let Some(bad) = read_log()
+                    .iter()
+                    .find(|(t, a)| *t >= killed_ms && !matches!(a, Attempt::Accepted(_)))
+                {
+                    notes.push(format!(
+                        "{NOT_MET}: the client's mail failed {:.1} s after the kill",
+                        (bad.0 - killed_ms) as f64 / 1000.0
+                    ));
+                }
+                (recovered, Vec::new())
+            }
             Drill::CutHeartbeat => {
                 let standby = if active == "node1" { "node2" } else { "node1" };
                 // Without the guard (no keeper) nothing will fence the
@@ -1023,7 +1062,10 @@ impl Lab<'_> {
             }
             Drill::KillNode(n) | Drill::FreezeNode(n) => Some(*n == active || n == "active"),
             Drill::SimulStart => None,
-            Drill::KillDaemon(_) | Drill::CutHeartbeat | Drill::NfsHang { .. } => Some(false),
+            Drill::KillDaemon(_)
+            | Drill::CutHeartbeat
+            | Drill::KillScheduler
+            | Drill::NfsHang { .. } => Some(false),
         };
         for s in stops.iter().filter(|s| !s.in_time()) {
             notes.push(format!(
@@ -1088,6 +1130,25 @@ mod tests {
             Drill::parse("cut-ping", Some("node2"), None),
             Ok(Drill::CutPing("node2".into()))
         );
+    }
+
+    #[test]
+    fn an_outage_ends_with_the_first_accepted_mail_after_the_first_failure() {
+        use Attempt::*;
+        let log = vec![
+            (10, Accepted("a".into())),
+            (20, Down),
+            (30, Greeted),
+            (40, Accepted("b".into())),
+            (50, Down),
+            (60, Accepted("c".into())),
+        ];
+        assert_eq!(outage_end_after(&log, 15), Some(40));
+        assert_eq!(outage_end_after(&log, 5), Some(40));
+        // no failure after the moment: its first accepted mail
+        let calm = vec![(10, Accepted("a".into())), (20, Accepted("b".into()))];
+        assert_eq!(outage_end_after(&calm, 15), Some(20));
+        assert_eq!(outage_end_after(&[(10, Down)], 5), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! holds nothing until it is restarted).
 
 use super::super::LabError;
-use super::Lab;
+use super::{Lab, NOT_MET};
 use mailha::lease::keeper::Status;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,97 @@ pub fn restart_commands() -> Vec<Vec<String>> {
 }
 
 impl Lab<'_> {
+    /// The kill-scheduler drill's fault and watch: `active` made the DC
+    /// when it is not (`standby`'s Pacemaker stopped and started again:
+    /// the one left is the DC), then `active`'s scheduler killed, as in
+    /// Pacemaker's CTS ComponentFail: its controller exits and restarts,
+    /// and the new DC (`standby`) erases `active`'s transient attributes.
+    /// Then 20 s, after which the mail must still run on `active` (the
+    /// client's log says whether it ever stopped). Returns when the
+    /// scheduler was killed (unix ms).
+    pub(super) fn kill_scheduler(
+        &self,
+        active: &str,
+        standby: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<u128, LabError> {
+        let dc = || self.crm_mon(active).ok().and_then(|(s, _)| s.dc);
+        if dc().as_deref() != Some(active) {
+            for verb in ["stop", "start"] {
+                let o = self.in_node_out(standby, &["systemctl", verb, "pacemaker"])?;
+                if !o.success() {
+                    return Err(LabError::Cluster(format!(
+                        "systemctl {verb} pacemaker on {standby}: {}",
+                        o.stderr.trim()
+                    )));
+                }
+                let t = Instant::now();
+                while verb == "stop" && dc().as_deref() != Some(active) {
+                    if t.elapsed() > Duration::from_secs(60) {
+                        return Err(LabError::Cluster(format!(
+                            "{active} did not become the DC after {standby} left"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            self.wait_healthy(super::HEALTHY_DEADLINE)?;
+            notes.push(format!(
+                "{standby}'s Pacemaker restarted, so that {active} is the DC"
+            ));
+        }
+        let killed_ms = super::load::now_ms();
+        let o = self.in_node_out(
+            active,
+            &["sh", "-c", "kill -9 $(pidof pacemaker-schedulerd)"],
+        )?;
+        if !o.success() {
+            return Err(LabError::Cluster(format!(
+                "killing pacemaker-schedulerd on {active}: {}",
+                o.stderr.trim()
+            )));
+        }
+        notes.push(format!("killed pacemaker-schedulerd on {active}"));
+        let t = Instant::now();
+        let mut erased = false;
+        while t.elapsed() < Duration::from_secs(20) {
+            let pingd = self.in_node_out(
+                active,
+                &[
+                    "crm_attribute",
+                    "--query",
+                    "--quiet",
+                    "--lifetime",
+                    "reboot",
+                    "--node",
+                    active,
+                    "--name",
+                    "pingd",
+                ],
+            );
+            erased |= pingd.is_ok_and(|o| !o.success());
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if erased {
+            notes.push(format!(
+                "{active}'s pingd attribute was erased from the CIB (Pacemaker 2.1.5's attrd does not write it back)"
+            ));
+        }
+        // Settled: where the VIP runs now (crm_mon answers once the new
+        // controller has probed its resources).
+        let placed = self.crm_mon(active).ok().and_then(|(s, _)| s.active_node);
+        if placed.as_deref() == Some(active) {
+            notes.push(format!(
+                "the mail still runs on {active} 20 s after the kill"
+            ));
+        } else {
+            notes.push(format!(
+                "{NOT_MET}: 20 s after the kill the mail runs on {placed:?}, not {active}"
+            ));
+        }
+        Ok(killed_ms)
+    }
+
     pub(super) fn keeper_status(&self, node: &str) -> Result<Status, LabError> {
         let o = self.in_node_out(node, &["mailha", "lease", "status"])?;
         serde_json::from_str(&o.stdout).map_err(|e| {
