@@ -407,6 +407,18 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     let notes = v["notes"].to_string();
     assert!(!notes.contains("not healthy afterwards"), "{v}");
 
+    // Pacemaker's scheduler killed on the node running the mail, the DC
+    // (Pacemaker's CTS ComponentFail; issue 19): its controller restarts,
+    // its transient attributes may be erased; the mail stays there and the
+    // client never notices.
+    let v = drill(&["kill-scheduler"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], false, "{v}");
+    assert!(
+        v["notes"].to_string().contains("the mail still runs on"),
+        "{v}"
+    );
+
     ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
 }
