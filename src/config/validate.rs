@@ -931,9 +931,10 @@ fn indistinguishable(ctx: &mut Ctx, p: &FieldPath, list: &[Service]) {
         (None, Some(n)) => Some(format!("process name {n:?}")),
         (None, None) => None,
     };
+    // A unit-only service is told apart by its unit's cgroup.
     let ours: Vec<(&Service, String)> = list
         .iter()
-        .filter(|s| s.agent == Agent::Mailha)
+        .filter(|s| s.agent == Agent::Mailha && !s.start.is_empty())
         .filter_map(|s| Some((s, key(s)?)))
         .collect();
     for (svc, k) in ours.iter().filter(|(s, _)| s.pid_file.is_none()) {
@@ -962,6 +963,15 @@ fn overlay(base: &RawService, user: &RawService) -> RawService {
     RawService {
         enabled: user.enabled.or(base.enabled),
         agent: user.agent.clone().or_else(|| base.agent.clone()),
+        // A stock agent the user picks does not inherit the profile's
+        // unit (a parameter of mailha's agent), as it ignores its argv.
+        unit: user.unit.clone().or_else(|| {
+            let stock = user
+                .agent
+                .as_deref()
+                .is_some_and(|a| !matches!(a, "mailha" | "ocf:mailha:service"));
+            (!stock).then(|| base.unit.clone()).flatten()
+        }),
         start: user.start.clone().or_else(|| base.start.clone()),
         stop: user.stop.clone().or_else(|| base.stop.clone()),
         pid_file: user.pid_file.clone().or_else(|| base.pid_file.clone()),
@@ -1170,11 +1180,35 @@ fn service(
         .as_ref()
         .and_then(|v| argv_list(ctx, sp.key("stop"), v))
         .unwrap_or_default();
-    if agent == Agent::Mailha && s.start.is_none() {
+    // "none": no unit, even where a profile gives one (argv mode on
+    // every node).
+    let unit = match s.unit.as_deref() {
+        None | Some("none") => None,
+        Some(u) => match crate::agents::service::unit::check_unit_name(u) {
+            Ok(()) => Some(u.to_string()),
+            Err(m) => {
+                ctx.err_hint(
+                    sp.key("unit"),
+                    m,
+                    "e.g. unit = \"mariadb.service\"; unit = \"none\" runs it by start and stop",
+                );
+                None
+            }
+        },
+    };
+    if unit.is_some() && agent != Agent::Mailha {
+        ctx.err_hint(
+            sp.key("unit"),
+            format!("unit is for mailha's agent, not {}", agent.spec()),
+            "Pacemaker's own systemd class is agent = \"systemd:NAME\"",
+        );
+    }
+    let unit_given = s.unit.as_deref().is_some_and(|u| u != "none");
+    if agent == Agent::Mailha && s.start.is_none() && !unit_given {
         ctx.err_hint(
             sp.key("start"),
-            "mailha's agent needs the command that starts the service",
-            "start = [\"/usr/sbin/postfix\", \"start\"], or name a stock agent with agent = ...",
+            "mailha's agent needs the service's systemd unit or the command that starts it",
+            "unit = \"postfix@-.service\", start = [\"/usr/sbin/postfix\", \"start\"], or name a stock agent with agent = ...",
         );
     }
     let pid_file = s
@@ -1235,6 +1269,7 @@ fn service(
     Some(Service {
         name: name.to_string(),
         agent,
+        unit,
         start,
         stop,
         pid_file,
