@@ -137,9 +137,9 @@ pub fn cgroup_dir(unit: &str, roots: &Roots) -> Result<PathBuf, String> {
 /// `Delegate=` may make some; mail daemons make none).
 const MAX_SUBGROUPS: usize = 64;
 
-/// The pids in the cgroup `dir` and in its sub-cgroups, as this PID
-/// namespace sees them; `None` when there is no such cgroup.
-pub fn cgroup_pids(dir: &Path) -> Option<Vec<u32>> {
+/// The pids in the cgroup `dir` (with `deep`, and in its sub-cgroups),
+/// as this PID namespace sees them; `None` when there is no such cgroup.
+pub fn cgroup_pids(dir: &Path, deep: bool) -> Option<Vec<u32>> {
     let parse = |text: &str| -> Vec<u32> {
         text.lines()
             .filter_map(|l| l.trim().parse().ok())
@@ -147,6 +147,9 @@ pub fn cgroup_pids(dir: &Path) -> Option<Vec<u32>> {
             .collect()
     };
     let mut pids = parse(&std::fs::read_to_string(dir.join("cgroup.procs")).ok()?);
+    if !deep {
+        return Some(pids);
+    }
     let subdirs = |d: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(d)
             .map(|rd| {
@@ -214,10 +217,15 @@ pub fn liveness(s: &Service, unit: &str, roots: &Roots) -> Liveness {
         Ok(d) => d,
         Err(e) => return Liveness::NotRunning(e),
     };
-    let pids = cgroup_pids(&dir);
-    judge_cgroup(s, unit, pids.as_deref(), |pid| {
-        procs::read(&roots.proc, pid)
-    })
+    let read = |pid| procs::read(&roots.proc, pid);
+    // The daemon is in the unit's own cgroup (mail daemons make no
+    // sub-cgroups): those are read only when it is not found there.
+    let top = cgroup_pids(&dir, false);
+    let live = judge_cgroup(s, unit, top.as_deref(), read);
+    if matches!(live, Liveness::Running(_)) || top.is_none() {
+        return live;
+    }
+    judge_cgroup(s, unit, cgroup_pids(&dir, true).as_deref(), read)
 }
 
 /// The processes of the unit's cgroup that a stop may signal.
@@ -225,7 +233,7 @@ fn left(unit: &str, roots: &Roots) -> Vec<u32> {
     let me = std::process::id();
     cgroup_dir(unit, roots)
         .ok()
-        .and_then(|d| cgroup_pids(&d))
+        .and_then(|d| cgroup_pids(&d, true))
         .unwrap_or_default()
         .into_iter()
         .filter(|p| *p != 1 && *p != me)
@@ -599,14 +607,18 @@ mod tests {
         std::fs::create_dir_all(unit.join("payload")).unwrap();
         std::fs::write(unit.join("cgroup.procs"), "12\n13\n").unwrap();
         std::fs::write(unit.join("payload/cgroup.procs"), "40\n0\n").unwrap();
-        let mut pids = cgroup_pids(&unit).unwrap();
+        let mut pids = cgroup_pids(&unit, true).unwrap();
         pids.sort();
         assert_eq!(
             pids,
             vec![12, 13, 40],
             "0 (not in our PID namespace) is no pid"
         );
-        assert_eq!(cgroup_pids(&d.path().join("system.slice/y.service")), None);
+        assert_eq!(cgroup_pids(&unit, false).unwrap(), vec![12, 13]);
+        assert_eq!(
+            cgroup_pids(&d.path().join("system.slice/y.service"), true),
+            None
+        );
     }
 
     fn proc_info(pid: u32, exe: &str, state: char) -> procs::ProcInfo {
