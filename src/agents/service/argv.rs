@@ -119,23 +119,8 @@ fn instance_processes(
     out
 }
 
-/// Starts a command detached from the agent (its own process group, no
-/// inherited pipes), so a daemon that stays in the foreground is not tied
-/// to this operation. Returns the child to poll.
-fn spawn_detached(argv: &[String]) -> Result<std::process::Child, String> {
-    use std::os::unix::process::CommandExt;
-    std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", argv[0]))
-}
-
-/// Starts the daemon and waits until its monitor passes, within the op
-/// timeout. The start command is run again (up to `start_tries` times, as
+/// Starts the daemon (not running yet) and waits until its monitor
+/// passes, until `deadline`. The start command is run again (up to `start_tries` times, as
 /// the original did) only while no process of the daemon is alive: a
 /// daemon that is up but still warming up (MariaDB recovering InnoDB) is
 /// given the whole timeout, never killed and restarted.
@@ -143,14 +128,8 @@ pub fn start(
     s: &Service,
     argv: &[String],
     roots: &Roots,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<OcfStatus, OcfError> {
-    // Answer before Pacemaker's own timeout kills us: a timed-out start is
-    // recorded with no reason at all.
-    let deadline = Instant::now() + timeout.mul_f64(0.9);
-    if super::monitor(s, roots).is_ok() {
-        return Ok(OcfStatus::Success);
-    }
     let mut last = String::from("not attempted");
     let mut attempts = 0;
     let mut child: Option<std::process::Child> = None;
@@ -187,7 +166,7 @@ pub fn start(
             }
             attempts += 1;
             ended_ok = None;
-            match spawn_detached(argv) {
+            match crate::exec::spawn_detached(argv) {
                 Ok(c) => child = Some(c),
                 Err(e) => {
                     last = e;

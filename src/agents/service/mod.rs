@@ -602,9 +602,16 @@ pub fn monitor(s: &Service, roots: &Roots) -> Result<OcfStatus, OcfError> {
 const START_POLL: Duration = Duration::from_millis(50);
 
 pub fn start(s: &Service, roots: &Roots, timeout: Duration) -> Result<OcfStatus, OcfError> {
-    match control(s, roots)? {
-        Control::Unit(u) => unit::start(s, u, roots, timeout),
-        Control::Argv(argv) => argv::start(s, argv, roots, timeout),
+    let how = control(s, roots)?;
+    // Answer before Pacemaker's own timeout kills us: a timed-out start is
+    // recorded with no reason at all.
+    let deadline = std::time::Instant::now() + timeout.mul_f64(0.9);
+    if monitor(s, roots).is_ok() {
+        return Ok(OcfStatus::Success);
+    }
+    match how {
+        Control::Unit(u) => unit::start(s, u, roots, deadline),
+        Control::Argv(argv) => argv::start(s, argv, roots, deadline),
     }
 }
 

@@ -364,21 +364,16 @@ pub fn ensure_dropin(root: &Path, unit: &str) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Starts the unit and waits until its monitor passes, within the op
-/// timeout. The unit is started again (up to `start_tries` times) only
+/// Starts the unit (not running yet) and waits until its monitor passes,
+/// until `deadline`. The unit is started again (up to `start_tries` times) only
 /// while nothing of it is alive: a daemon that is up but still warming
 /// up (MariaDB recovering InnoDB) is given the whole timeout.
 pub fn start(
     s: &Service,
     unit: &str,
     roots: &Roots,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<OcfStatus, OcfError> {
-    // Answer before Pacemaker's own timeout kills us.
-    let deadline = Instant::now() + timeout.mul_f64(0.9);
-    if super::monitor(s, roots).is_ok() {
-        return Ok(OcfStatus::Success);
-    }
     match show(unit, &["LoadState"], deadline) {
         Ok(m) => loadable(&s.name, unit, &m)?,
         // systemctl start will say what is wrong.
