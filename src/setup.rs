@@ -253,7 +253,7 @@ pub struct OwnedUnit {
 /// the units named (a target a unit is part of is not the daemon's).
 pub fn parse_part_of(text: &str) -> Vec<String> {
     text.split_whitespace()
-        .filter(|u| crate::agents::service::unit::check_unit_name(u).is_ok())
+        .filter(|u| config::validate::check_unit_name(u).is_ok())
         .map(str::to_string)
         .collect()
 }

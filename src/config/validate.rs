@@ -66,6 +66,34 @@ pub fn hostile_char(s: &str) -> Option<char> {
     })
 }
 
+/// A systemd service unit as mailha takes it: `NAME.service` or
+/// `TEMPLATE@INSTANCE.service`, of ASCII letters, digits and `:_.-`, NAME
+/// and TEMPLATE starting with a letter or digit, at most 255 bytes
+/// (systemd's limit). A subset of systemd's grammar: no `\` escapes (a
+/// hostile character in a parameter), no bare template (it runs nothing),
+/// only services (the monitor reads a service's cgroup), and never a
+/// leading `-` (systemctl would take it for an option).
+pub fn check_unit_name(v: &str) -> Result<(), String> {
+    let chars_ok = |p: &str| {
+        p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_.-".contains(c))
+    };
+    let head_ok = |p: &str| p.starts_with(|c: char| c.is_ascii_alphanumeric()) && chars_ok(p);
+    let ok = v.len() <= 255
+        && v.strip_suffix(".service")
+            .is_some_and(|stem| match stem.split_once('@') {
+                Some((template, instance)) => {
+                    head_ok(template) && !instance.is_empty() && chars_ok(instance)
+                }
+                None => head_ok(stem),
+            });
+    ok.then_some(()).ok_or_else(|| {
+        format!(
+            "{v:?} is not a systemd service unit name (NAME.service or TEMPLATE@INSTANCE.service, of letters, digits, ':', '_', '.', '-')"
+        )
+    })
+}
+
 fn duration(ctx: &mut Ctx, path: FieldPath, v: &Option<String>, default: &str) -> Duration {
     let text = v.as_deref().unwrap_or(default);
     match humantime::parse_duration(text) {
@@ -1184,7 +1212,7 @@ fn service(
     // every node).
     let unit = match s.unit.as_deref() {
         None | Some("none") => None,
-        Some(u) => match crate::agents::service::unit::check_unit_name(u) {
+        Some(u) => match check_unit_name(u) {
             Ok(()) => Some(u.to_string()),
             Err(m) => {
                 ctx.err_hint(

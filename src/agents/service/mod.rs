@@ -161,7 +161,7 @@ pub static PARAMS: &[Param] = &[
         None,
         "systemd unit",
         "The systemd service unit that runs the daemon (e.g. mariadb.service, postfix@-.service). Where systemd runs, start and stop go through systemctl and the monitor finds the daemon in the unit's cgroup; start, stop and pid_file are then not used. Where it does not run, start and stop are (without start the service cannot run there).",
-        unit::check_unit_name,
+        crate::config::validate::check_unit_name,
     ),
     Param::new(
         "start",

@@ -58,34 +58,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A systemd service unit as mailha takes it: `NAME.service` or
-/// `TEMPLATE@INSTANCE.service`, of ASCII letters, digits and `:_.-`, NAME
-/// and TEMPLATE starting with a letter or digit, at most 255 bytes
-/// (systemd's limit). A subset of systemd's grammar: no `\` escapes (a
-/// hostile character in a parameter), no bare template (it runs nothing),
-/// only services (the monitor reads a service's cgroup), and never a
-/// leading `-` (systemctl would take it for an option).
-pub fn check_unit_name(v: &str) -> Result<(), String> {
-    let chars_ok = |p: &str| {
-        p.chars()
-            .all(|c| c.is_ascii_alphanumeric() || ":_.-".contains(c))
-    };
-    let head_ok = |p: &str| p.starts_with(|c: char| c.is_ascii_alphanumeric()) && chars_ok(p);
-    let ok = v.len() <= 255
-        && v.strip_suffix(".service")
-            .is_some_and(|stem| match stem.split_once('@') {
-                Some((template, instance)) => {
-                    head_ok(template) && !instance.is_empty() && chars_ok(instance)
-                }
-                None => head_ok(stem),
-            });
-    ok.then_some(()).ok_or_else(|| {
-        format!(
-            "{v:?} is not a systemd service unit name (NAME.service or TEMPLATE@INSTANCE.service, of letters, digits, ':', '_', '.', '-')"
-        )
-    })
-}
-
 /// Whether systemd runs this machine: its own test (sd_booted), a
 /// directory that exists only while it is PID 1.
 pub fn systemd_running(root: &Path) -> bool {
@@ -508,6 +480,8 @@ pub fn stop(
 mod tests {
     use super::*;
     use crate::agents::service::tests::params;
+
+    use crate::config::validate::check_unit_name;
 
     #[test]
     fn service_unit_names_are_checked_against_systemds_grammar() {
