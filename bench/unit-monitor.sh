@@ -27,16 +27,16 @@ for h in $(awk '$0 ~ / - cgroup2? / {print $5}' /proc/self/mountinfo); do
 done
 pid1=
 nspawn=
+v2=$(awk '$0 ~ / - cgroup2 / {print $5}' /proc/self/mountinfo | head -1)/$name
 cleanup() {
-    # Only what this script started: the machine's PID 1 (nspawn's child),
-    # then nspawn itself if it lingers.
-    if [ -n "$pid1" ] && [ "$(awk '{print $4}' "/proc/$pid1/stat" 2>/dev/null)" = "$nspawn" ]; then
-        kill -9 "$pid1" 2>/dev/null || true
-    fi
+    # Only what this script started: everything in the machine's own cgroup
+    # (nspawn and the machine), killed at once.
+    [ -f "$v2/cgroup.kill" ] && echo 1 >"$v2/cgroup.kill"
     if [ -n "$nspawn" ]; then
         for _ in $(seq 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$nspawn" 2>/dev/null || true
     fi
+    for _ in $(seq 100); do grep -qx 'populated 1' "$v2/cgroup.events" 2>/dev/null || break; sleep 0.1; done
     for m in "$d/root" "$d/layer"; do
         for _ in $(seq 50); do mountpoint -q "$m" || break; umount "$m" 2>/dev/null || sleep 0.1; done
     done
@@ -92,8 +92,16 @@ done
         >"$d/console.log" 2>&1 </dev/null
 ) &
 nspawn=$!
+# Ended by cleanup (its cgroup killed): no job notice for it.
+disown "$nspawn"
+# The machine's PID 1: nspawn's child that is PID 1 of its own PID
+# namespace (nspawn's first child is a helper that exits).
 for _ in $(seq 200); do
-    pid1=$(cut -d' ' -f1 "/proc/$nspawn/task/$nspawn/children" 2>/dev/null || true)
+    for c in $(cat "/proc/$nspawn/task/$nspawn/children" 2>/dev/null || true); do
+        if awk '/^NSpid:/ {exit !(NF >= 3 && $NF == 1)}' "/proc/$c/status" 2>/dev/null; then
+            pid1=$c
+        fi
+    done
     [ -n "$pid1" ] && break
     sleep 0.05
 done

@@ -29,9 +29,16 @@ const MEMCACHED: &[(&str, &str)] = &[
     ("probe_port", "11211"),
 ];
 
-/// A cgroup hierarchy mounted on this host: (mount point, is a v1
-/// cpuset hierarchy).
-fn hierarchies() -> Vec<(PathBuf, bool)> {
+/// A cgroup hierarchy mounted on this host.
+struct Hierarchy {
+    dir: PathBuf,
+    /// The unified (v2) hierarchy: a cgroup there is killed at once.
+    v2: bool,
+    /// A v1 cpuset hierarchy.
+    cpuset: bool,
+}
+
+fn hierarchies() -> Vec<Hierarchy> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
@@ -41,20 +48,36 @@ fn hierarchies() -> Vec<(PathBuf, bool)> {
             let mut r = right.split(' ');
             let fstype = r.next()?;
             let opts = r.nth(1).unwrap_or("");
-            (fstype == "cgroup" || fstype == "cgroup2").then(|| {
-                (
-                    PathBuf::from(dir),
-                    fstype == "cgroup" && opts.split(',').any(|o| o == "cpuset"),
-                )
+            (fstype == "cgroup" || fstype == "cgroup2").then(|| Hierarchy {
+                dir: PathBuf::from(dir),
+                v2: fstype == "cgroup2",
+                cpuset: fstype == "cgroup" && opts.split(',').any(|o| o == "cpuset"),
             })
         })
         .collect()
 }
 
+/// The cgroup layout a machine boots with (systemd-nspawn's
+/// `SYSTEMD_NSPAWN_UNIFIED_HIERARCHY`).
+#[derive(Debug, Clone, Copy)]
+enum Cgroups {
+    /// Pure cgroup v2, as Debian 12 boots.
+    V2,
+    /// What nspawn picks on this host: hybrid on a hybrid host (this one:
+    /// v1 controllers, v2 at /sys/fs/cgroup/unified), v2 on a v2 host.
+    HostDefault,
+    /// cgroup v1 only: units in the `name=systemd` tree.
+    Legacy,
+}
+
 /// The throwaway machine.
 struct Machine {
     dir: tempfile::TempDir,
+    /// Its cgroup in every hierarchy (nspawn and everything of the
+    /// machine run in them).
     cgroups: Vec<PathBuf>,
+    /// The one in the unified hierarchy.
+    v2: Option<PathBuf>,
     nspawn: Option<Child>,
     pid1: u32,
 }
@@ -68,7 +91,7 @@ impl Machine {
     }
 
     /// Boots it and waits until systemd says it runs.
-    fn boot() -> Machine {
+    fn boot(cgroups: Cgroups) -> Machine {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
             .prefix("mailha-unit-")
@@ -78,6 +101,7 @@ impl Machine {
         let mut m = Machine {
             dir,
             cgroups: Vec::new(),
+            v2: None,
             nspawn: None,
             pid1: 0,
         };
@@ -144,13 +168,16 @@ impl Machine {
             .unwrap()
             .to_string();
         let mut procs_files = Vec::new();
-        for (h, cpuset) in hierarchies() {
-            let d = h.join(&name);
+        for h in hierarchies() {
+            let d = h.dir.join(&name);
             std::fs::create_dir_all(&d).unwrap();
             m.cgroups.push(d.clone());
-            if cpuset {
+            if h.v2 {
+                m.v2 = Some(d.clone());
+            }
+            if h.cpuset {
                 for f in ["cpuset.cpus", "cpuset.mems"] {
-                    let v = std::fs::read_to_string(h.join(f)).unwrap();
+                    let v = std::fs::read_to_string(h.dir.join(f)).unwrap();
                     std::fs::write(d.join(f), v.trim()).unwrap();
                 }
             }
@@ -175,7 +202,7 @@ impl Machine {
             "--bind-ro={}:{AGENT_DIR}/mailha",
             env!("CARGO_BIN_EXE_mailha")
         ))
-        .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+        .env_remove("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY")
         .stdin(Stdio::null())
         .stdout(console.try_clone().unwrap())
         .stderr(console)
@@ -200,16 +227,33 @@ impl Machine {
                 Ok(())
             });
         }
+        match cgroups {
+            Cgroups::V2 => c.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1"),
+            Cgroups::HostDefault => &mut c,
+            Cgroups::Legacy => c.env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "0"),
+        };
         let child = c.spawn().unwrap();
         let nspawn_pid = child.id();
         m.nspawn = Some(child);
-        // Its PID 1 is nspawn's child.
+        // Its PID 1: the child of nspawn that is PID 1 of a PID namespace
+        // of its own (the last field of NSpid). nspawn's first child is a
+        // helper that exits once it has started it.
+        let is_init = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .is_some_and(|f| {
+                    let f: Vec<&str> = f.split_whitespace().collect();
+                    f.len() >= 2 && f.last() == Some(&"1")
+                })
+        };
         let t = Instant::now();
         m.pid1 = loop {
             let children =
                 std::fs::read_to_string(format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children"))
                     .unwrap_or_default();
-            if let Some(p) = children.split_whitespace().next() {
+            if let Some(p) = children.split_whitespace().find(|p| is_init(p)) {
                 break p.parse().unwrap();
             }
             assert!(
@@ -336,19 +380,25 @@ impl Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        // Powered off: its PID 1 (nspawn's child, checked) killed, which
-        // ends every process of its PID namespace; nspawn then exits.
+        // Powered off: every process of its cgroup killed at once (nspawn
+        // and the machine: only what this test started), else its PID 1,
+        // which ends its whole PID namespace.
+        let killed = self
+            .v2
+            .as_ref()
+            .is_some_and(|d| std::fs::write(d.join("cgroup.kill"), "1").is_ok());
+        let ours = std::fs::read_to_string(format!("/proc/{}/cgroup", self.pid1)).is_ok_and(|c| {
+            self.cgroups
+                .iter()
+                .any(|d| c.contains(&*d.file_name().unwrap().to_string_lossy()))
+        });
+        if !killed && self.pid1 != 0 && ours {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid1 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         if let Some(mut child) = self.nspawn.take() {
-            let parent = std::fs::read_to_string(format!("/proc/{}/stat", self.pid1))
-                .ok()
-                .and_then(|s| mailha::agents::service::procs::parse_stat(&s))
-                .map(|s| s.ppid);
-            if self.pid1 != 0 && parent == Some(child.id()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(self.pid1 as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
             let t = Instant::now();
             while child.try_wait().ok().flatten().is_none() {
                 if t.elapsed() > Duration::from_secs(10) {
@@ -356,6 +406,15 @@ impl Drop for Machine {
                     let _ = child.wait();
                     break;
                 }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if let Some(d) = &self.v2 {
+            let t = Instant::now();
+            while std::fs::read_to_string(d.join("cgroup.events"))
+                .is_ok_and(|e| e.lines().any(|l| l == "populated 1"))
+                && t.elapsed() < Duration::from_secs(10)
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -442,7 +501,7 @@ fn a_service_runs_through_its_systemd_unit() {
     if !prerequisites() {
         return;
     }
-    let m = Machine::boot();
+    let m = Machine::boot(Cgroups::V2);
     let memcached = MEMCACHED;
 
     // Stopped: no cgroup.
@@ -538,7 +597,7 @@ fn a_units_stop_and_start_are_bounded_and_its_leftovers_are_seen() {
     if !prerequisites() {
         return;
     }
-    let m = Machine::boot();
+    let m = Machine::boot(Cgroups::V2);
 
     // A daemon that ignores TERM in a unit that never sends KILL and
     // waits for ever: systemd's stop cannot end it, the agent's does,
@@ -613,4 +672,38 @@ fn a_units_stop_and_start_are_bounded_and_its_leftovers_are_seen() {
     let (rc, err) = m.agent("start", &wrapper, None, Duration::from_secs(60));
     assert_eq!(rc, 6, "{err}");
     assert!(err.contains("postfix@-.service"), "{err}");
+}
+
+/// Wherever systemd keeps its units (the v2 tree, a hybrid host's
+/// `unified`, cgroup v1's `name=systemd` tree), the agent finds the unit.
+#[test]
+fn the_unit_is_found_in_every_cgroup_layout() {
+    if !prerequisites() {
+        return;
+    }
+    for layout in [Cgroups::HostDefault, Cgroups::Legacy] {
+        let m = Machine::boot(layout);
+        let root = m.exec_ok(&["ls", "/sys/fs/cgroup"]);
+        let has = |d: &str| root.lines().any(|l| l == d);
+        let tree = if has("cgroup.controllers") {
+            "/sys/fs/cgroup"
+        } else if has("unified") {
+            "/sys/fs/cgroup/unified"
+        } else {
+            "/sys/fs/cgroup/systemd"
+        };
+        eprintln!("{layout:?}: the machine's units are in {tree}");
+        if matches!(layout, Cgroups::Legacy) {
+            assert_eq!(tree, "/sys/fs/cgroup/systemd", "{root}");
+        }
+        assert_eq!(m.rc("start", MEMCACHED), 0, "{layout:?}");
+        let procs = format!("{tree}/system.slice/memcached.service/cgroup.procs");
+        assert!(!m.exec_ok(&["cat", &procs]).is_empty(), "{layout:?}");
+        assert_eq!(m.rc("monitor", MEMCACHED), 0, "{layout:?}");
+        let pid = m.exec_ok(&["cat", &procs]);
+        m.exec_ok(&["kill", "-9", pid.lines().next().unwrap()]);
+        m.wait_state("memcached.service", "failed");
+        assert_eq!(m.rc("monitor", MEMCACHED), 7, "{layout:?}");
+        assert_eq!(m.rc("stop", MEMCACHED), 0, "{layout:?}");
+    }
 }
