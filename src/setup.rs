@@ -224,6 +224,12 @@ pub fn stack_commands(init: InitSystem, start: bool, lease: bool) -> Vec<Vec<&'s
     } else {
         &["pacemaker", "corosync"]
     };
+    // On systemd the stack comes back at boot, as on any Debian server
+    // (a node reset by its watchdog rejoins by itself); SysV leaves the
+    // runlevel links to the administrator (docs/lease.md).
+    if start && init == InitSystem::Systemd {
+        v.push(vec!["systemctl", "enable", "corosync", "pacemaker"]);
+    }
     v.extend(order.iter().map(|svc| match init {
         InitSystem::Systemd => vec!["systemctl", verb, svc],
         InitSystem::SysV => vec!["service", svc, verb],
@@ -558,7 +564,11 @@ mod tests {
         let systemd = stack_commands(InitSystem::Systemd, true, true);
         assert_eq!(systemd[1], vec!["systemctl", "enable", "mailha-lease"]);
         assert_eq!(systemd[2], vec!["systemctl", "start", "mailha-lease"]);
-        assert_eq!(systemd[3], vec!["systemctl", "start", "corosync"]);
+        assert_eq!(
+            systemd[3],
+            vec!["systemctl", "enable", "corosync", "pacemaker"]
+        );
+        assert_eq!(systemd[4], vec!["systemctl", "start", "corosync"]);
         assert!(
             !stack_commands(InitSystem::SysV, false, true)
                 .concat()

@@ -136,10 +136,16 @@ pub fn daemon(service: &str) -> Option<(&'static str, u16)> {
     })
 }
 
+/// The nodes the drills run on (see `Report::backend`).
+pub const BACKEND: &str = "nspawn";
+
 /// The JSON contract (DESIGN section 9).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub drill: String,
+    /// Which kind of node ran it: `nspawn` (systemd nodes booted by
+    /// systemd-nspawn; it was `namespaces` for the older holder nodes,
+    /// so benchmark histories tell the two apart).
     pub backend: &'static str,
     /// Fault -> the service answers on the VIP again; null if it did not.
     pub recovered_s: Option<f64>,
@@ -341,12 +347,12 @@ pub const NOT_MET: &str = "EXPECTATION NOT MET";
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Lab<'_> {
-    fn holder_pid(&self, node: &str) -> Result<u32, LabError> {
+    fn pid1(&self, node: &str) -> Result<u32, LabError> {
         let st = self
             .store
             .load()?
             .ok_or_else(|| LabError::NotUp(self.store.path()))?;
-        st.holder(node)
+        st.node(node)
             .map(|h| h.pid)
             .ok_or_else(|| LabError::UnknownNode(node.to_string()))
     }
@@ -356,7 +362,7 @@ impl Lab<'_> {
         node: &str,
         argv: &[&str],
     ) -> Result<super::cmd::Output, LabError> {
-        let pid = self.holder_pid(node)?;
+        let pid = self.pid1(node)?;
         Ok(self
             .runner
             .run(&plan::in_node(pid, argv).deadline(Duration::from_secs(30)))?)
@@ -452,7 +458,7 @@ impl Lab<'_> {
         let doubles = Arc::new(AtomicUsize::new(0));
         let holders: Vec<u32> = ["node1", "node2"]
             .iter()
-            .filter_map(|n| self.holder_pid(n).ok())
+            .filter_map(|n| self.pid1(n).ok())
             .collect();
         let sampler = {
             let (stop_sampler, doubles) = (stop_sampler.clone(), doubles.clone());
@@ -466,7 +472,7 @@ impl Lab<'_> {
                         .load()
                         .ok()
                         .flatten()
-                        .map(|st| st.holders.iter().map(|h| h.pid).collect())
+                        .map(|st| st.nodes.iter().map(|h| h.pid).collect())
                         .unwrap_or_else(|| holders.clone());
                     let mounted = holders
                         .iter()
@@ -627,7 +633,7 @@ impl Lab<'_> {
                 // "active": whichever node runs the mail (benches repeat it).
                 let target = if target == "active" { &active } else { target };
                 let peer = if target == "node1" { "node2" } else { "node1" };
-                let mut cgroup = None;
+                let mut frozen = false;
                 let mut mmp_log = None;
                 // Whether the node runs the split-brain guard (the stock
                 // profile has no keeper): then its watchdog resets it.
@@ -642,7 +648,8 @@ impl Lab<'_> {
                         .join("var/log/pacemaker/pacemaker.log");
                     let log_from = std::fs::metadata(&peer_log).map_or(0, |m| m.len());
                     mmp_log = Some((peer_log, log_from));
-                    cgroup = Some(self.freeze_node(target)?);
+                    self.freeze_node(target)?;
+                    frozen = true;
                     notes.push(format!("froze {target}"));
                     // The invariant, seen from outside: the frozen node is
                     // reset by its watchdog before the peer holds the lease.
@@ -702,8 +709,8 @@ impl Lab<'_> {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                if let Some(dir) = cgroup {
-                    let _ = std::fs::remove_dir(&dir);
+                if frozen {
+                    let _ = self.freeze(target, false);
                 }
                 match self.restart_node(target) {
                     Ok(()) => notes.push(format!("{target} booted again")),
@@ -725,16 +732,22 @@ impl Lab<'_> {
                 // A mail accepted before the kill landed is no recovery.
                 let down_ms = load::now_ms();
                 notes.push("both nodes killed; both booted with the heartbeat cut".into());
-                let mut pids = Vec::new();
+                // Each boots to basic.target (nothing of the cluster yet),
+                // gets the cut, then the rest of its boot.
                 for n in nodes {
-                    pids.push(self.boot_node(n)?);
+                    self.boot_node(n, super::node::BootTarget::Basic)?;
                 }
                 for n in nodes {
                     self.cut_heartbeat(n)?;
                 }
-                for (n, p) in nodes.iter().zip(&pids) {
-                    if let Err(e) = self.start_stack_in(*p) {
-                        notes.push(format!("starting {n}'s cluster stack: {e}"));
+                for n in nodes {
+                    match self.in_node_out(n, &["systemctl", "start", "multi-user.target"]) {
+                        Ok(o) if o.success() => {}
+                        Ok(o) => notes.push(format!(
+                            "starting {n}'s multi-user.target: {}",
+                            o.stderr.trim()
+                        )),
+                        Err(e) => notes.push(format!("starting {n}'s multi-user.target: {e}")),
                     }
                 }
                 let (ever, most) = self.watch_mounts(Duration::from_secs(30));
@@ -790,7 +803,7 @@ impl Lab<'_> {
                     // standby was fenced, counted from the cut.
                     recovered =
                         seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)));
-                    undo.extend(lease::restart_commands(st.pid).into_iter().map(|mut c| {
+                    undo.extend(lease::restart_commands().into_iter().map(|mut c| {
                         c.insert(0, standby.to_string());
                         c
                     }));
@@ -977,7 +990,7 @@ impl Lab<'_> {
                     head.join(" | ")
                 ));
             }
-            if let Ok(pid) = self.holder_pid(n) {
+            if let Ok(pid) = self.pid1(n) {
                 let maildir = PathBuf::from(format!(
                     "/proc/{pid}/root{DATA_MOUNT}/vmail/lab.test/user1/Maildir"
                 ));
@@ -1032,7 +1045,7 @@ impl Lab<'_> {
                 .any(|n| n.starts_with(INVARIANT_BROKEN) || n.starts_with(NOT_MET));
         Ok(Report {
             drill: d.name(),
-            backend: "namespaces",
+            backend: BACKEND,
             recovered_s: recovered,
             switched,
             accepted: accepted.len(),
