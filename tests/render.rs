@@ -31,6 +31,15 @@ fn cases() -> Vec<(&'static str, String)> {
                    probe = { type = \"command\", argv = [\"/usr/local/bin/queued\", \"--ping\"], timeout = \"3s\" }\n",
         ),
         (
+            // A unit-only service of its own; the profile's memcached by
+            // argv on every node.
+            "units",
+            BASE.to_string()
+                + "[services.rspamd]\nunit = \"rspamd.service\"\nexecutable = \"/usr/bin/rspamd\"\n\
+                   probe = { type = \"http\", port = 11334, path = \"/ping\" }\ndepends_on = [\"memcached\"]\n\
+                   [services.memcached]\nunit = \"none\"\n",
+        ),
+        (
             "stock-agents-no-fencing",
             BASE.to_string()
                 + "[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\nparams = { config_dir = \"/etc/postfix\" }\n\

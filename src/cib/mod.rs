@@ -203,7 +203,12 @@ fn service_params(s: &Service) -> Vec<(&str, String)> {
             .collect();
     }
     let mut v: Vec<(&str, String)> = vec![("name", s.name.clone())];
-    v.push(("start", json_argv(&s.start)));
+    if let Some(u) = &s.unit {
+        v.push(("unit", u.clone()));
+    }
+    if !s.start.is_empty() {
+        v.push(("start", json_argv(&s.start)));
+    }
     if !s.stop.is_empty() {
         v.push(("stop", json_argv(&s.stop)));
     }
