@@ -284,7 +284,7 @@ impl Lab<'_> {
             let log = d.dir.join("watchdog.log");
             let disk = fusedisk::mode_file(&self.base_dir, &node);
             let cg = self.node_cgroup_v2(&node)?;
-            super::watchdog::spawn(&self.exe, &node, &cg, &d.fifo, t, &disk, &log)?;
+            super::watchdog::spawn(self, &node, &cg, &d.fifo, t, &disk, &log)?;
         }
         let loops: Vec<(String, PathBuf)> = st
             .loops
