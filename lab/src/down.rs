@@ -163,6 +163,14 @@ impl Lab<'_> {
                 }
                 Ok((!done.is_empty()).then(|| format!("unmounted {}", done.join(", "))))
             }
+            DownStep::UnmountBase => {
+                if !is_mount_point(&self.proc_root, &self.base_dir) {
+                    return Ok(None);
+                }
+                self.runner
+                    .run_ok(&Cmd::new("umount").arg(self.base_dir.display().to_string()))?;
+                Ok(Some(format!("unmounted {}", self.base_dir.display())))
+            }
             DownStep::RemoveCgroups(node) => {
                 let errors = self.remove_node_cgroups(node);
                 if errors.is_empty() {
@@ -281,9 +289,28 @@ fn gone_or_failed(
     }
 }
 
-/// Mount lines that mention directory `needle` (or a path under it), one
-/// scan per mount namespace.
+/// Whether mountinfo `line` is a leftover of the lab whose base dir is
+/// `base`: any mount that names it in our own mount namespace; in another
+/// process's namespace any but the empty copy of the base dir's own shared
+/// bind, which a namespace made while the lab was up keeps (an unmount
+/// does not propagate into it: its parent there is private) and which
+/// holds nothing (`node::base_mount_cmds`).
+pub fn is_leftover(line: &str, base: &str, our_namespace: bool) -> bool {
+    if !super::plan::mentions_dir(line, base) {
+        return false;
+    }
+    let mount_point = line
+        .split(" - ")
+        .next()
+        .and_then(|l| l.split(' ').nth(4))
+        .unwrap_or("");
+    our_namespace || mount_point != base
+}
+
+/// Mount lines that are leftovers of the lab whose base dir is `needle`
+/// (`is_leftover`), one scan per mount namespace.
 fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
+    let ours = std::fs::read_link(proc_root.join("self/ns/mnt")).ok();
     let mut seen = std::collections::HashSet::new();
     let mut v = Vec::new();
     let Ok(rd) = std::fs::read_dir(proc_root) else {
@@ -301,6 +328,7 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
         let Ok(ns) = std::fs::read_link(dir.join("ns/mnt")) else {
             continue;
         };
+        let our_namespace = Some(&ns) == ours.as_ref();
         if !seen.insert(ns) {
             continue;
         }
@@ -318,7 +346,7 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
                 .unwrap_or_default();
             v.extend(
                 text.lines()
-                    .filter(|l| super::plan::mentions_dir(l, needle))
+                    .filter(|l| is_leftover(l, needle, our_namespace))
                     .map(|l| format!("(pid {pid}: {cmd}) {l}")),
             );
         }
@@ -331,6 +359,26 @@ mod tests {
     use super::*;
     use crate::cmd::{Output, Recorder};
     use crate::state::NodeRec;
+
+    #[test]
+    fn another_namespaces_copy_of_the_empty_base_bind_is_no_leftover_but_a_disk_is() {
+        let base = "/var/lib/mailha-lab";
+        let bind =
+            "69 48 254:0 /var/lib/mailha-lab /var/lib/mailha-lab rw,relatime - ext4 /dev/vda rw";
+        let disk =
+            "70 69 0:40 / /var/lib/mailha-lab/node1/layer rw,relatime - tmpfs layer-node1 rw";
+        assert!(!is_leftover(bind, base, false));
+        assert!(
+            is_leftover(bind, base, true),
+            "our own namespace keeps nothing"
+        );
+        assert!(is_leftover(disk, base, false));
+        assert!(!is_leftover(
+            "71 48 0:41 / /var/lib/mailha-lab-test rw - tmpfs x rw",
+            base,
+            true
+        ));
+    }
 
     #[test]
     fn down_without_a_lab_is_a_quiet_no_op() {

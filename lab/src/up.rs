@@ -160,6 +160,7 @@ impl Lab<'_> {
         let mut st = State::new(&self.topo.prefix, &self.base_dir);
         self.store.save(&st)?;
         create_private_dir(&self.base_dir)?;
+        self.mount_base()?;
 
         // Each node's disk: the host's packages under a layer of its own,
         // with what makes it a machine of its own and mailha installed.
