@@ -34,6 +34,19 @@ impl Lab<'_> {
                 State::new(&self.topo.prefix, &self.base_dir)
             }
         };
+        // A watchdog may be about to boot a node it reset: from now on no
+        // boot of this lab starts (restart refuses while tearing down),
+        // and the supervisors go before the nodes.
+        if self.store.load().ok().flatten().is_some() {
+            let mut tearing = st.clone();
+            tearing.phase = TEARING_DOWN.into();
+            if let Err(e) = self.store.save(&tearing) {
+                rep.errors.push(e.to_string());
+            }
+        }
+        if let Some(d) = self.stop_watchdogs() {
+            rep.done.push(d);
+        }
         // The NFS server's daemons by their recorded PIDs, before their
         // namespace goes (lab::nfs).
         let (done, errors) = self.nfs_down(&st);
@@ -271,6 +284,53 @@ impl Lab<'_> {
     }
 }
 
+/// The state's phase while `down` runs.
+pub const TEARING_DOWN: &str = "tearing down";
+
+impl Lab<'_> {
+    /// Ends this lab's watchdog supervisors: `mailha-lab ... --state-dir
+    /// OURS ... watchdog` (their argv names our state dir; they are not in
+    /// the state: each ends with its boot, but one that reset a node waits
+    /// to boot it again).
+    fn stop_watchdogs(&self) -> Option<String> {
+        let ours = self.store.dir.display().to_string();
+        let mut killed = Vec::new();
+        for e in std::fs::read_dir(&self.proc_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let argv: Vec<String> = std::fs::read(e.path().join("cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if is_our_watchdog(&argv, &ours) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                killed.push(pid.to_string());
+            }
+        }
+        (!killed.is_empty()).then(|| format!("stopped watchdogs {}", killed.join(", ")))
+    }
+}
+
+/// Whether `argv` is a watchdog supervisor of the lab whose state dir is
+/// `state_dir`.
+pub fn is_our_watchdog(argv: &[String], state_dir: &str) -> bool {
+    argv.iter().any(|a| a == "watchdog")
+        && argv
+            .windows(2)
+            .any(|w| w[0] == "--state-dir" && w[1] == state_dir)
+}
+
 /// A failed delete is fine when the object is gone anyway.
 fn gone_or_failed(
     out: super::cmd::Output,
@@ -359,6 +419,34 @@ mod tests {
     use super::*;
     use crate::cmd::{Output, Recorder};
     use crate::state::NodeRec;
+
+    #[test]
+    fn only_our_labs_watchdogs_are_ours() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = argv(&[
+            "/x/mailha-lab",
+            "--prefix",
+            "mht",
+            "--state-dir",
+            "/run/mailha-lab-test",
+            "--base-dir",
+            "/b",
+            "watchdog",
+            "--boot",
+            "node1",
+        ]);
+        assert!(is_our_watchdog(&w, "/run/mailha-lab-test"));
+        assert!(!is_our_watchdog(&w, "/run/mailha-lab"));
+        assert!(!is_our_watchdog(
+            &argv(&[
+                "/x/mailha-lab",
+                "--state-dir",
+                "/run/mailha-lab-test",
+                "fusedisk"
+            ]),
+            "/run/mailha-lab-test"
+        ));
+    }
 
     #[test]
     fn another_namespaces_copy_of_the_empty_base_bind_is_no_leftover_but_a_disk_is() {
