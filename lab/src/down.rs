@@ -3,8 +3,9 @@
 //! what is still there. Idempotent: a second run finds nothing to do.
 
 use super::cmd::Cmd;
-use super::holder;
-use super::plan::{self, DownStep, HOLDER_EXIT_DEADLINE};
+use super::node::{NodeDirs, is_mount_point};
+use super::plan::{self, DownStep, NODE_EXIT_DEADLINE};
+use super::proc;
 use super::state::State;
 use super::{Lab, LabError};
 use std::path::Path;
@@ -33,13 +34,26 @@ impl Lab<'_> {
                 State::new(&self.topo.prefix, &self.base_dir)
             }
         };
+        // A watchdog may be about to boot a node it reset: from now on no
+        // boot of this lab starts (restart refuses while tearing down),
+        // and the supervisors go before the nodes.
+        if self.store.load().ok().flatten().is_some() {
+            let mut tearing = st.clone();
+            tearing.phase = TEARING_DOWN.into();
+            if let Err(e) = self.store.save(&tearing) {
+                rep.errors.push(e.to_string());
+            }
+        }
+        if let Some(d) = self.stop_watchdogs() {
+            rep.done.push(d);
+        }
         // The NFS server's daemons by their recorded PIDs, before their
         // namespace goes (lab::nfs).
         let (done, errors) = self.nfs_down(&st);
         rep.done.extend(done);
         rep.errors.extend(errors);
         let proc_root = self.proc_root.clone();
-        let steps = plan::plan_down(&st, |h| holder::is_alive(&proc_root, h.pid, h.start_time));
+        let steps = plan::plan_down(&st, |h| proc::is_alive(&proc_root, h.pid, h.start_time));
         for step in steps {
             match self.down_step(&step, &st) {
                 Ok(Some(done)) => rep.done.push(done),
@@ -104,17 +118,17 @@ impl Lab<'_> {
                 Ok((!done.is_empty()).then(|| done.join("; ")))
             }
             DownStep::StopFusedisk(r) => self.stop_fusedisk(r),
-            DownStep::KillHolder(h) => {
+            DownStep::PowerOff(h) => {
                 // Re-check identity right before the kill (PID reuse).
-                if !holder::is_alive(&self.proc_root, h.pid, h.start_time) {
+                if !proc::is_alive(&self.proc_root, h.pid, h.start_time) {
                     return Ok(None);
                 }
                 self.runner
                     .run_ok(&Cmd::new("kill").args(["-KILL", &h.pid.to_string()]))?;
                 let t = Instant::now();
-                while holder::is_alive(&self.proc_root, h.pid, h.start_time) {
-                    if t.elapsed() > HOLDER_EXIT_DEADLINE {
-                        return Err(LabError::HolderDead {
+                while proc::is_alive(&self.proc_root, h.pid, h.start_time) {
+                    if t.elapsed() > NODE_EXIT_DEADLINE {
+                        return Err(LabError::NodeDead {
                             node: format!(
                                 "{} (killed, but still exiting: a process in D state?)",
                                 h.node
@@ -124,7 +138,59 @@ impl Lab<'_> {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Ok(Some(format!("powered off {} (holder {})", h.node, h.pid)))
+                // Its supervisor (nspawn) and every process nsenter'ed in
+                // go with it; the cgroup empties.
+                let t = Instant::now();
+                while self.node_running(&h.node) && t.elapsed() < NODE_EXIT_DEADLINE {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(Some(format!("powered off {} (PID 1 {})", h.node, h.pid)))
+            }
+            DownStep::UnmountNode(node) => {
+                let d = NodeDirs::new(&self.base_dir, node);
+                let mut done = Vec::new();
+                for m in [&d.root, &d.layer] {
+                    if !is_mount_point(&self.proc_root, m) {
+                        continue;
+                    }
+                    // The node's last process may take a moment to let go
+                    // of its root.
+                    let t = Instant::now();
+                    loop {
+                        let o = self
+                            .runner
+                            .run(&Cmd::new("umount").arg(m.display().to_string()))?;
+                        if o.success() || !is_mount_point(&self.proc_root, m) {
+                            break;
+                        }
+                        if t.elapsed() > NODE_EXIT_DEADLINE {
+                            return Err(LabError::Cmd(super::cmd::CmdError::Failed {
+                                cmd: format!("umount {}", m.display()),
+                                code: o.code,
+                                stderr: o.stderr,
+                            }));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    done.push(m.display().to_string());
+                }
+                Ok((!done.is_empty()).then(|| format!("unmounted {}", done.join(", "))))
+            }
+            DownStep::UnmountBase => {
+                if !is_mount_point(&self.proc_root, &self.base_dir) {
+                    return Ok(None);
+                }
+                self.runner
+                    .run_ok(&Cmd::new("umount").arg(self.base_dir.display().to_string()))?;
+                Ok(Some(format!("unmounted {}", self.base_dir.display())))
+            }
+            DownStep::RemoveCgroups(node) => {
+                let errors = self.remove_node_cgroups(node);
+                if errors.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(LabError::Incomplete(errors))
+                }
             }
             DownStep::DelNetns(ns) => {
                 if !Path::new("/run/netns").join(ns).exists() {
@@ -207,8 +273,62 @@ impl Lab<'_> {
         let netns = run(Cmd::new("ip").args(["netns", "list"]));
         let losetup = run(Cmd::new("losetup").arg("-a"));
         let mounts = mounts_mentioning(&self.proc_root, &base_dir.display().to_string());
-        plan::leftovers(&self.topo, base_dir, &ip_link, &netns, &losetup, &mounts)
+        let cgroups: Vec<std::path::PathBuf> = super::node::all_nodes(&self.topo)
+            .iter()
+            .flat_map(|n| self.node_cgroup_dirs(n))
+            .filter(|d| d.exists())
+            .collect();
+        plan::leftovers(
+            &self.topo, base_dir, &ip_link, &netns, &losetup, &mounts, &cgroups,
+        )
     }
+}
+
+/// The state's phase while `down` runs.
+pub const TEARING_DOWN: &str = "tearing down";
+
+impl Lab<'_> {
+    /// Ends this lab's watchdog supervisors: `mailha-lab ... --state-dir
+    /// OURS ... watchdog` (their argv names our state dir; they are not in
+    /// the state: each ends with its boot, but one that reset a node waits
+    /// to boot it again).
+    fn stop_watchdogs(&self) -> Option<String> {
+        let ours = self.store.dir.display().to_string();
+        let mut killed = Vec::new();
+        for e in std::fs::read_dir(&self.proc_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let argv: Vec<String> = std::fs::read(e.path().join("cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if is_our_watchdog(&argv, &ours) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                killed.push(pid.to_string());
+            }
+        }
+        (!killed.is_empty()).then(|| format!("stopped watchdogs {}", killed.join(", ")))
+    }
+}
+
+/// Whether `argv` is a watchdog supervisor of the lab whose state dir is
+/// `state_dir`.
+pub fn is_our_watchdog(argv: &[String], state_dir: &str) -> bool {
+    argv.iter().any(|a| a == "watchdog")
+        && argv
+            .windows(2)
+            .any(|w| w[0] == "--state-dir" && w[1] == state_dir)
 }
 
 /// A failed delete is fine when the object is gone anyway.
@@ -229,9 +349,28 @@ fn gone_or_failed(
     }
 }
 
-/// Mount lines that mention directory `needle` (or a path under it), one
-/// scan per mount namespace.
+/// Whether mountinfo `line` is a leftover of the lab whose base dir is
+/// `base`: any mount that names it in our own mount namespace; in another
+/// process's namespace any but the empty copy of the base dir's own shared
+/// bind, which a namespace made while the lab was up keeps (an unmount
+/// does not propagate into it: its parent there is private) and which
+/// holds nothing (`node::base_mount_cmds`).
+pub fn is_leftover(line: &str, base: &str, our_namespace: bool) -> bool {
+    if !super::plan::mentions_dir(line, base) {
+        return false;
+    }
+    let mount_point = line
+        .split(" - ")
+        .next()
+        .and_then(|l| l.split(' ').nth(4))
+        .unwrap_or("");
+    our_namespace || mount_point != base
+}
+
+/// Mount lines that are leftovers of the lab whose base dir is `needle`
+/// (`is_leftover`), one scan per mount namespace.
 fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
+    let ours = std::fs::read_link(proc_root.join("self/ns/mnt")).ok();
     let mut seen = std::collections::HashSet::new();
     let mut v = Vec::new();
     let Ok(rd) = std::fs::read_dir(proc_root) else {
@@ -249,14 +388,26 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
         let Ok(ns) = std::fs::read_link(dir.join("ns/mnt")) else {
             continue;
         };
+        let our_namespace = Some(&ns) == ours.as_ref();
         if !seen.insert(ns) {
             continue;
         }
         if let Ok(text) = std::fs::read_to_string(dir.join("mountinfo")) {
+            // Whose namespace it is says where the copy came from.
+            let cmd = std::fs::read(dir.join("cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim()
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
             v.extend(
                 text.lines()
-                    .filter(|l| super::plan::mentions_dir(l, needle))
-                    .map(|l| format!("(pid {pid}) {l}")),
+                    .filter(|l| is_leftover(l, needle, our_namespace))
+                    .map(|l| format!("(pid {pid}: {cmd}) {l}")),
             );
         }
     }
@@ -267,7 +418,55 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::cmd::{Output, Recorder};
-    use crate::state::HolderRec;
+    use crate::state::NodeRec;
+
+    #[test]
+    fn only_our_labs_watchdogs_are_ours() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = argv(&[
+            "/x/mailha-lab",
+            "--prefix",
+            "mht",
+            "--state-dir",
+            "/run/mailha-lab-test",
+            "--base-dir",
+            "/b",
+            "watchdog",
+            "--boot",
+            "node1",
+        ]);
+        assert!(is_our_watchdog(&w, "/run/mailha-lab-test"));
+        assert!(!is_our_watchdog(&w, "/run/mailha-lab"));
+        assert!(!is_our_watchdog(
+            &argv(&[
+                "/x/mailha-lab",
+                "--state-dir",
+                "/run/mailha-lab-test",
+                "fusedisk"
+            ]),
+            "/run/mailha-lab-test"
+        ));
+    }
+
+    #[test]
+    fn another_namespaces_copy_of_the_empty_base_bind_is_no_leftover_but_a_disk_is() {
+        let base = "/var/lib/mailha-lab";
+        let bind =
+            "69 48 254:0 /var/lib/mailha-lab /var/lib/mailha-lab rw,relatime - ext4 /dev/vda rw";
+        let disk =
+            "70 69 0:40 / /var/lib/mailha-lab/node1/layer rw,relatime - tmpfs layer-node1 rw";
+        assert!(!is_leftover(bind, base, false));
+        assert!(
+            is_leftover(bind, base, true),
+            "our own namespace keeps nothing"
+        );
+        assert!(is_leftover(disk, base, false));
+        assert!(!is_leftover(
+            "71 48 0:41 / /var/lib/mailha-lab-test rw - tmpfs x rw",
+            base,
+            true
+        ));
+    }
 
     #[test]
     fn down_without_a_lab_is_a_quiet_no_op() {
@@ -288,7 +487,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_or_recycled_holder_is_never_killed() {
+    fn a_dead_or_recycled_pid_1_is_never_killed() {
         let dir = tempfile::tempdir().unwrap();
         let r = Recorder::new();
         let lab = Lab::new(
@@ -299,7 +498,7 @@ mod tests {
         );
         let mut st = State::new("mhxnone", &lab.base_dir);
         // our own PID with a wrong start time = a recycled PID
-        st.holders.push(HolderRec {
+        st.nodes.push(NodeRec {
             node: "node1".into(),
             pid: std::process::id(),
             start_time: 1,
