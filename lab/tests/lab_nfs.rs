@@ -140,7 +140,10 @@ fn the_lab_nfs_server_is_probed_in_time_and_every_stop_stays_bounded() {
     // Dead: gone, or a zombie its new parent (the host's init, once the
     // `up` that started it exited) has not reaped yet.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
     assert!(
         matches!(state, None | Some("Z")),
         "ganesha (pid {pid}) survived lab down: {stat}"
