@@ -9,6 +9,7 @@
 
 pub mod nfs;
 pub mod storage;
+pub mod timeline;
 
 use super::fusedisk::Mode;
 #[path = "drill_lease.rs"]
@@ -175,6 +176,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nfs: Option<nfs::NfsReport>,
     pub notes: Vec<String>,
+    /// Where the time went: the first event of each phase after the fault
+    /// (`timeline.rs`), from both nodes' journals, the watchdogs' logs and
+    /// the client's SMTP and IMAP logs.
+    pub phases: Vec<timeline::Phase>,
 }
 
 /// From the load log: the first time (ms) at or after `from` of an
@@ -944,6 +949,7 @@ impl Lab<'_> {
             doubles,
             early_stops,
         )?;
+        rep.phases = self.timeline(fault_ms, &read_log(), &log);
         if let Some(n) = nfs_report {
             rep.ok &= n.ok();
             rep.nfs = Some(n);
@@ -1117,6 +1123,8 @@ impl Lab<'_> {
             stops,
             nfs: None,
             notes,
+            // filled by `drill` (it knows the fault's moment and the logs)
+            phases: Vec::new(),
         })
     }
 }
