@@ -1,5 +1,5 @@
 //! mailha's OCF resource agents. Each is a face of the one binary,
-//! selected by argv[0] (see `cli::FACES`), and built on `crate::ocf`.
+//! selected by argv[0] (see `faces::FACES`), and built on `crate::ocf`.
 
 pub mod lease;
 pub mod sender;
