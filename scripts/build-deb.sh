@@ -33,7 +33,7 @@ t=${CARGO_TARGET_DIR:-target}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cp "$bin" "$tmp/mailha"
-strip --strip-unneeded "$tmp/mailha"
+strip --strip-unneeded --remove-section=.comment "$tmp/mailha"
 rm -rf pkg/stage
 "$tmp/mailha" install --root pkg/stage >/dev/null
 
