@@ -16,7 +16,7 @@ pub enum Cluster {
     /// Pacemaker's tools are not installed at all.
     NotRunning,
     /// The state crm_mon printed.
-    Up(Status),
+    Up(Box<Status>),
     /// crm_mon failed otherwise or overran its deadline: no way to tell.
     Unknown(String),
 }
@@ -67,7 +67,7 @@ pub fn verdict(o: &Observed) -> Verdict {
             let ours: Vec<String> = st
                 .resources
                 .iter()
-                .filter(|r| is_mailhas(&r.agent) && r.nodes.iter().any(|n| *n == o.node))
+                .filter(|r| is_mailhas(&r.agent) && r.nodes.contains(&o.node))
                 .map(|r| format!("{} ({})", r.id, r.agent))
                 .collect();
             if member && !ours.is_empty() {
@@ -121,7 +121,7 @@ pub fn observe() -> Observed {
         Duration::from_secs(20),
     ) {
         Ok(o) if o.success() => match crate::status::parse(&o.stdout) {
-            Ok(st) => Cluster::Up(st),
+            Ok(st) => Cluster::Up(Box::new(st)),
             Err(e) => Cluster::Unknown(e.to_string()),
         },
         Ok(o) if o.code == Some(NOT_CONNECTED) => Cluster::NotRunning,

@@ -10,7 +10,7 @@ fn status(fixture: &str) -> Cluster {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    Cluster::Up(mailha::status::parse(&xml).unwrap())
+    Cluster::Up(Box::new(mailha::status::parse(&xml).unwrap()))
 }
 
 fn on(node: &str, cluster: Cluster, keeper: Option<&str>) -> Verdict {

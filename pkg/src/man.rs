@@ -110,7 +110,7 @@ pub fn ocf_page(spec: &AgentSpec, path: Option<&str>) -> (String, String) {
     r.text([roman(format!("{name} - {}", spec.shortdesc))]);
     r.control("SH", ["SYNOPSIS"]);
     r.text([
-        bold(format!("OCF_RESKEY_")),
+        bold("OCF_RESKEY_"),
         italic("param"),
         roman("="),
         italic("value"),
