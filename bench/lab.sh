@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Lab benchmark (issue 3, Measure): seconds for `mailha-lab up` (stock
-# profile, packages already installed) and `mailha-lab down`, and the
-# latency of `mailha status` inside node1 (median of 20).
-# Targets: up < 90 s, status < 200 ms. As root:
+# Lab benchmark (issues 3 and 14, Measure): seconds for `mailha-lab up`
+# (stock profile, packages already installed) and `mailha-lab down`, the
+# latency of `mailha status` inside node1 (median of 20), and each node's
+# memory once the cluster runs: the PSS of every process of its boot (its
+# cgroup), and what its disk's tmpfs holds.
+# Targets: up <= 30 s, status < 200 ms. As root:
 #   ./bench/lab.sh            # 3 up/down cycles (RUNS=N to change)
 #   PROFILE=eyou ./bench/lab.sh        # another lab profile
 #   MAILHA_BIN=/path/to/mailha ...     # skip the release build
@@ -22,7 +24,7 @@ trap 'timeout 120 "$lab" down >/dev/null 2>&1 || true' EXIT
 
 now() { date +%s.%N; }
 
-ups=() downs=()
+ups=() downs=() mem=()
 for i in $(seq "$runs"); do
     t0=$(now)
     timeout 300 "$lab" up --profile "$profile" >/dev/null
@@ -34,6 +36,16 @@ for i in $(seq "$runs"); do
                 a=$(date +%s%N); mailha status >/dev/null; b=$(date +%s%N)
                 echo $(( (b - a) / 1000000 ))
             done' | median)
+        base=${MAILHA_LAB_BASE_DIR:-/var/lib/mailha-lab}
+        pfx=${MAILHA_LAB_PREFIX:-}
+        for node in node1 node2; do
+            cg=/sys/fs/cgroup/unified/mailha-lab-${pfx:+$pfx-}$node
+            pss_kb=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null |
+                while read -r p; do awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
+                awk '{s += $1} END {print s + 0}')
+            disk_kb=$(df -k --output=used "$base/$node/layer" | tail -1)
+            mem+=("$(printf '%s: %.0f MB PSS, %.0f MB on its disk layer' "$node" "$(echo "$pss_kb / 1024" | bc -l)" "$(echo "$disk_kb / 1024" | bc -l)")")
+        done
     fi
     t2=$(now)
     timeout 120 "$lab" down >/dev/null
@@ -43,6 +55,7 @@ for i in $(seq "$runs"); do
 done
 up_med=$(printf '%s\n' "${ups[@]}" | median)
 down_med=$(printf '%s\n' "${downs[@]}" | median)
-printf 'lab up (%s): %.1f s (median of %d; target < 90 s)\n' "$profile" "$up_med" "$runs"
+printf 'lab up (%s): %.1f s (median of %d; target <= 30 s)\n' "$profile" "$up_med" "$runs"
 printf 'lab down:      %.2f s (median of %d)\n' "$down_med" "$runs"
 printf 'mailha status: %.0f ms in node1 (median of 20; target < 200 ms)\n' "$status_ms"
+printf 'memory per node (%s, cluster running): %s\n' "$profile" "${mem[*]}"

@@ -39,7 +39,7 @@ lease_io_and_cpu() {
     local state=${MAILHA_LAB_STATE_DIR:-/run/mailha-lab}/state.json
     local dev holder ns keeper
     dev=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([l["device"] for l in s["loops"] if l["node"]=="node1" and l["image"].endswith("lease.img")][0])' "$state")
-    holder=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([h["pid"] for h in s["holders"] if h["node"]=="node1"][0])' "$state")
+    holder=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([h["pid"] for h in s["nodes"] if h["node"]=="node1"][0])' "$state")
     ns=$(readlink "/proc/$holder/ns/pid")
     keeper=
     for p in /proc/[0-9]*; do

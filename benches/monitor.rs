@@ -7,6 +7,11 @@
 //!
 //! `cargo bench --bench monitor` outside a lab node has nothing to measure
 //! and says so.
+//!
+//! `MAILHA_BENCH_CASES=FILE` measures the cases in FILE instead of the
+//! CIB's (a JSON list of `{"label", "agent", "params": {NAME: VALUE}}`):
+//! bench/unit-monitor.sh compares one daemon's monitor in unit mode and in
+//! argv mode that way.
 
 use mailha::cib::xml::El;
 use nix::sys::resource::{UsageWho, getrusage};
@@ -144,11 +149,36 @@ fn stock(label: &str, agent: &str, env: &[(&str, &str)]) -> Case {
     }
 }
 
+/// The cases of a `MAILHA_BENCH_CASES` file.
+fn cases_from(path: &str) -> Vec<Case> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    v.as_array()
+        .unwrap_or_else(|| panic!("{path}: not a JSON list"))
+        .iter()
+        .map(|c| Case {
+            label: c["label"].as_str().expect("label").to_string(),
+            agent: c["agent"].as_str().expect("agent").to_string(),
+            env: c["params"]
+                .as_object()
+                .expect("params")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().expect("a string").to_string()))
+                .collect(),
+        })
+        .collect()
+}
+
 fn main() {
     let n: usize = std::env::var("MAILHA_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    if let Ok(path) = std::env::var("MAILHA_BENCH_CASES") {
+        measure(&cases_from(&path), n);
+        return;
+    }
     let cib = Command::new("cibadmin")
         .arg("--query")
         .output()
@@ -194,6 +224,12 @@ fn main() {
         }
         cases.push(stock_case);
     }
+    measure(&cases, n);
+}
+
+/// Runs every case `n` times, round-robin, and prints the table and its
+/// JSON.
+fn measure(cases: &[Case], n: usize) {
     println!(
         "{:<34} {:>6} {:>6} {:>10} {:>10}",
         "agent", "rc", "procs", "wall p50", "cpu p50"

@@ -93,6 +93,23 @@ pub fn run<S: AsRef<OsStr>>(
     run_opts(argv, env, stdin, deadline, Opts::default())
 }
 
+/// Starts a command detached from the caller (its own process group, no
+/// inherited pipes), so a daemon that stays in the foreground is not tied
+/// to the operation that started it; no deadline, by design: the caller
+/// polls the child (and the daemon) against its own. The agents' daemon
+/// starts only.
+pub fn spawn_detached(argv: &[String]) -> Result<std::process::Child, String> {
+    use std::os::unix::process::CommandExt;
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", argv[0]))
+}
+
 /// `run` with a choice of environment and linger.
 pub fn run_opts<S: AsRef<OsStr>>(
     argv: &[S],

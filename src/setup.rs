@@ -195,8 +195,7 @@ pub enum InitSystem {
 }
 
 pub fn init_system(root: &Path) -> InitSystem {
-    // systemd's own test: this directory exists only while it runs as PID 1.
-    if root.join("run/systemd/system").is_dir() {
+    if crate::agents::service::unit::systemd_running(root) {
         InitSystem::Systemd
     } else {
         InitSystem::SysV
@@ -225,11 +224,118 @@ pub fn stack_commands(init: InitSystem, start: bool, lease: bool) -> Vec<Vec<&'s
     } else {
         &["pacemaker", "corosync"]
     };
+    // On systemd the stack comes back at boot, as on any Debian server
+    // (a node reset by its watchdog rejoins by itself); SysV leaves the
+    // runlevel links to the administrator (docs/lease.md).
+    if start && init == InitSystem::Systemd {
+        v.push(vec!["systemctl", "enable", "corosync", "pacemaker"]);
+    }
     v.extend(order.iter().map(|svc| match init {
         InitSystem::Systemd => vec!["systemctl", verb, svc],
         InitSystem::SysV => vec!["service", svc, verb],
     }));
     v
+}
+
+/// The systemd units of the services mailha's agent runs (their unit
+/// mode): Pacemaker owns them.
+pub fn managed_units(cfg: &Config) -> Vec<String> {
+    cfg.services
+        .list
+        .iter()
+        .filter(|s| s.agent == config::Agent::Mailha)
+        .filter_map(|s| s.unit.clone())
+        .collect()
+}
+
+/// A managed unit and the services it is part of (its `PartOf=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedUnit {
+    pub unit: String,
+    pub part_of: Vec<String>,
+}
+
+/// `systemctl show --property=PartOf --value` output: the services among
+/// the units named (a target a unit is part of is not the daemon's).
+pub fn parse_part_of(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|u| config::validate::check_unit_name(u).is_ok())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The commands that hand the managed units to Pacemaker on a systemd
+/// node: each disabled at boot, with the services it is part of (Debian
+/// starts Postfix at boot through postfix.service, which pulls
+/// postfix@-.service in: disabling the instance alone would leave Postfix
+/// starting outside the cluster), then a reload so systemd reads the
+/// drop-ins written before (`unit::ensure_dropin`: Restart=no). Never
+/// `--now` and never a stop: a unit running now (on a live cluster, where
+/// setup is run again, Pacemaker's own resource) keeps running, and
+/// Pacemaker's probe finds whatever runs. On SysV nothing changes.
+pub fn unit_commands(init: InitSystem, units: &[OwnedUnit]) -> Vec<Vec<String>> {
+    if init != InitSystem::Systemd || units.is_empty() {
+        return Vec::new();
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for u in units {
+        for n in std::iter::once(&u.unit).chain(&u.part_of) {
+            if !names.contains(&n.as_str()) {
+                names.push(n);
+            }
+        }
+    }
+    let mut v: Vec<Vec<String>> = names
+        .into_iter()
+        .map(|n| {
+            ["systemctl", "disable", "--no-reload", "--", n]
+                .map(String::from)
+                .to_vec()
+        })
+        .collect();
+    v.push(vec!["systemctl".into(), "daemon-reload".into()]);
+    v
+}
+
+/// Hands the config's managed units to Pacemaker on this node (systemd
+/// only): the drop-ins, then `unit_commands`. Returns the units disabled.
+pub fn own_units(paths: &Paths, cfg: &Config) -> Result<Vec<String>, SetupError> {
+    let init = init_system(&paths.root);
+    let units = managed_units(cfg);
+    if init != InitSystem::Systemd || units.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut owned = Vec::new();
+    for unit in units {
+        crate::agents::service::unit::ensure_dropin(&paths.root, &unit).map_err(io(
+            &crate::agents::service::unit::dropin_path(&paths.root, &unit),
+        ))?;
+        let part_of = step(
+            &[
+                "systemctl",
+                "show",
+                "--property=PartOf",
+                "--value",
+                "--",
+                &unit,
+            ],
+            None,
+            Duration::from_secs(20),
+        )
+        .map(|o| parse_part_of(&o.stdout))
+        .unwrap_or_default();
+        owned.push(OwnedUnit { unit, part_of });
+    }
+    let cmds = unit_commands(init, &owned);
+    for c in &cmds {
+        let argv: Vec<&str> = c.iter().map(String::as_str).collect();
+        step(&argv, None, Duration::from_secs(30))?;
+    }
+    Ok(cmds
+        .iter()
+        .filter(|c| c.get(1).is_some_and(|v| v == "disable"))
+        .filter_map(|c| c.last().cloned())
+        .collect())
 }
 
 /// Whether `cfg` fences by lease, so a keeper must run under the stack.
@@ -255,7 +361,10 @@ fn step(
     Ok(o)
 }
 
-pub fn start_stack(paths: &Paths, cfg: &Config) -> Result<(), SetupError> {
+/// Starts the stack; before it, hands the managed units to Pacemaker
+/// (`own_units`). Returns the units disabled at boot.
+pub fn start_stack(paths: &Paths, cfg: &Config) -> Result<Vec<String>, SetupError> {
+    let owned = own_units(paths, cfg)?;
     let lease = lease_guard(cfg);
     for c in stack_commands(init_system(&paths.root), true, lease) {
         step(&c, None, STACK_DEADLINE)?;
@@ -263,7 +372,7 @@ pub fn start_stack(paths: &Paths, cfg: &Config) -> Result<(), SetupError> {
             wait_for_keeper(Duration::from_secs(20))?;
         }
     }
-    Ok(())
+    Ok(owned)
 }
 
 /// The keeper answers on its control socket (systemd's start returns as
@@ -455,11 +564,88 @@ mod tests {
         let systemd = stack_commands(InitSystem::Systemd, true, true);
         assert_eq!(systemd[1], vec!["systemctl", "enable", "mailha-lease"]);
         assert_eq!(systemd[2], vec!["systemctl", "start", "mailha-lease"]);
-        assert_eq!(systemd[3], vec!["systemctl", "start", "corosync"]);
+        assert_eq!(
+            systemd[3],
+            vec!["systemctl", "enable", "corosync", "pacemaker"]
+        );
+        assert_eq!(systemd[4], vec!["systemctl", "start", "corosync"]);
         assert!(
             !stack_commands(InitSystem::SysV, false, true)
                 .concat()
                 .contains(&"mailha-lease")
+        );
+    }
+
+    #[test]
+    fn on_systemd_setup_disables_the_managed_units_at_boot_and_stops_nothing() {
+        let owned = [
+            OwnedUnit {
+                unit: "mariadb.service".into(),
+                part_of: vec![],
+            },
+            OwnedUnit {
+                unit: "postfix@-.service".into(),
+                part_of: parse_part_of("postfix.service\n"),
+            },
+        ];
+        let disable = |u: &str| {
+            ["systemctl", "disable", "--no-reload", "--", u]
+                .map(String::from)
+                .to_vec()
+        };
+        assert_eq!(
+            unit_commands(InitSystem::Systemd, &owned),
+            vec![
+                disable("mariadb.service"),
+                disable("postfix@-.service"),
+                disable("postfix.service"),
+                vec!["systemctl".to_string(), "daemon-reload".to_string()],
+            ]
+        );
+        let all = unit_commands(InitSystem::Systemd, &owned).concat();
+        assert!(
+            !all.iter()
+                .any(|a| a == "--now" || a == "stop" || a == "mask"),
+            "{all:?}"
+        );
+        assert!(unit_commands(InitSystem::SysV, &owned).is_empty());
+        assert!(unit_commands(InitSystem::Systemd, &[]).is_empty());
+    }
+
+    #[test]
+    fn the_managed_units_are_those_mailhas_agent_runs() {
+        assert_eq!(
+            managed_units(&cfg()),
+            [
+                "memcached.service",
+                "mariadb.service",
+                "dovecot.service",
+                "php8.2-fpm.service",
+                "nginx.service",
+                "postfix@-.service"
+            ]
+        );
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/postfix.toml"
+        ))
+        .unwrap()
+            + "\n[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\n[services.memcached]\nunit = \"none\"\n";
+        let c = config::load_str(Path::new("m.toml"), &text, Some(0o600))
+            .unwrap()
+            .config;
+        assert_eq!(
+            managed_units(&c),
+            [
+                "mariadb.service",
+                "dovecot.service",
+                "php8.2-fpm.service",
+                "nginx.service"
+            ]
+        );
+        assert_eq!(
+            parse_part_of("multi-user.target postfix.service"),
+            ["postfix.service"]
         );
     }
 

@@ -669,12 +669,93 @@ fn commands_are_argv_arrays_with_an_absolute_program() {
 }
 
 #[test]
-fn mailhas_agent_needs_a_start_command() {
+fn mailhas_agent_needs_a_unit_or_a_start_command() {
     one_error(
         &with("[services.a]\nwatch = true\n"),
         "services.a.start",
-        "needs the command",
+        "needs the service's systemd unit or the command",
     );
+    one_error(
+        &with("[services.a]\nunit = \"none\"\n"),
+        "services.a.start",
+        "needs the service's systemd unit or the command",
+    );
+    let l = load(&with("[services.a]\nunit = \"rspamd.service\"\n")).unwrap();
+    let a = service(&l, "a");
+    assert_eq!(a.unit.as_deref(), Some("rspamd.service"));
+    assert!(a.start.is_empty(), "a unit-only service");
+}
+
+fn service<'a>(l: &'a mailha::config::Loaded, name: &str) -> &'a mailha::config::Service {
+    l.config
+        .services
+        .list
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no service {name}"))
+}
+
+#[test]
+fn a_unit_is_a_systemd_service_unit_name_located_at_its_line() {
+    for bad in [
+        "mariadb",
+        "mariadb.socket",
+        "postfix@.service",
+        "-h.service",
+        "x;reboot.service",
+        "../x.service",
+    ] {
+        let text = with(&format!("[services.a]\nunit = \"{bad}\"\n"));
+        let d = one_error(&text, "services.a.unit", "not a systemd service unit name");
+        assert_eq!(d.line, line_of(&text, "unit = "), "{bad}");
+    }
+}
+
+#[test]
+fn a_unit_belongs_to_mailhas_agent() {
+    let text = with(
+        "[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\nunit = \"postfix@-.service\"\n",
+    );
+    let d = one_error(&text, "services.postfix.unit", "unit is for mailha's agent");
+    assert_eq!(d.line, line_of(&text, "unit = "));
+    assert!(d.hint.as_deref().unwrap().contains("systemd:NAME"));
+}
+
+#[test]
+fn the_postfix_profile_runs_debians_units_and_a_user_can_opt_out() {
+    let l = load(BASE).unwrap();
+    let unit = |l: &mailha::config::Loaded, n: &str| service(l, n).unit.clone();
+    assert_eq!(unit(&l, "mysql").as_deref(), Some("mariadb.service"));
+    assert_eq!(unit(&l, "memcached").as_deref(), Some("memcached.service"));
+    // Debian's postfix.service only wraps the instance that runs the master.
+    assert_eq!(unit(&l, "postfix").as_deref(), Some("postfix@-.service"));
+    assert_eq!(unit(&l, "dovecot").as_deref(), Some("dovecot.service"));
+    // The argv stays, for nodes without systemd.
+    assert_eq!(service(&l, "postfix").start, ["/usr/sbin/postfix", "start"]);
+
+    let l = load(&with(
+        "[services.memcached]\nunit = \"none\"\n[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\n",
+    ))
+    .unwrap();
+    assert_eq!(unit(&l, "memcached"), None, "\"none\": argv on every node");
+    assert!(!service(&l, "memcached").start.is_empty());
+    assert_eq!(
+        unit(&l, "postfix"),
+        None,
+        "a stock agent does not inherit the profile's unit"
+    );
+}
+
+#[test]
+fn a_unit_and_an_argv_in_one_table_are_unit_where_systemd_runs_and_argv_elsewhere() {
+    let l = load(&with(
+        "[services.a]\nunit = \"a.service\"\nstart = [\"/usr/sbin/a\"]\nstop = [\"/usr/sbin/a\", \"-s\"]\n",
+    ))
+    .unwrap();
+    let a = service(&l, "a");
+    assert_eq!(a.unit.as_deref(), Some("a.service"));
+    assert_eq!(a.start, ["/usr/sbin/a"]);
+    assert_eq!(a.stop, ["/usr/sbin/a", "-s"]);
 }
 
 #[test]

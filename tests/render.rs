@@ -31,6 +31,15 @@ fn cases() -> Vec<(&'static str, String)> {
                    probe = { type = \"command\", argv = [\"/usr/local/bin/queued\", \"--ping\"], timeout = \"3s\" }\n",
         ),
         (
+            // A unit-only service of its own; the profile's memcached by
+            // argv on every node.
+            "units",
+            BASE.to_string()
+                + "[services.rspamd]\nunit = \"rspamd.service\"\nexecutable = \"/usr/bin/rspamd\"\n\
+                   probe = { type = \"http\", port = 11334, path = \"/ping\" }\ndepends_on = [\"memcached\"]\n\
+                   [services.memcached]\nunit = \"none\"\n",
+        ),
+        (
             "stock-agents-no-fencing",
             BASE.to_string()
                 + "[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\nparams = { config_dir = \"/etc/postfix\" }\n\
@@ -182,4 +191,112 @@ fn argv_parameters_are_json_arrays_never_shell_strings() {
         xml.contains("value=\"[&quot;/usr/local/bin/queued&quot;,&quot;--daemon&quot;]\""),
         "{xml}"
     );
+}
+
+/// Runs crm_simulate with `args` on `cib` (a full CIB document), returning
+/// its output; `out`, when given, receives the CIB after the simulated
+/// transition.
+fn crm_simulate(cib: &str, args: &[&str], out: Option<&std::path::Path>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("in.xml");
+    std::fs::write(&f, cib).unwrap();
+    let mut c = std::process::Command::new("crm_simulate");
+    c.arg("-x").arg(&f).args(args);
+    if let Some(o) = out {
+        c.arg("-O").arg(o);
+    }
+    let o = run_with_deadline(&mut c, std::time::Duration::from_secs(60));
+    assert!(o.status.success(), "crm_simulate {args:?}: {o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The VIP's allocation score on `node` in crm_simulate's `-s` output.
+fn vip_score(scores: &str, node: &str) -> String {
+    scores
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "pcmk__primitive_assign: vip allocation score on {node}: "
+            ))
+        })
+        .unwrap_or_else(|| panic!("no VIP score for {node} in:\n{scores}"))
+        .trim()
+        .to_string()
+}
+
+/// Issue 19, defect 3 (seen in Pacemaker's CTS ComponentFail): a
+/// controller that restarts has its node's transient attributes erased by
+/// the new DC, and Pacemaker 2.1.5's attrd does not write an unchanged
+/// pingd back. The VIP must not depend on that attribute: with the ping
+/// instance running and pingd gone from the CIB, the node keeps it. (That
+/// a node where no ping target answers cannot run it is the lab's cut-ping
+/// drill: its ping instance fails there.)
+#[test]
+fn a_lost_pingd_attribute_does_not_ban_the_vip() {
+    if !have_crm_verify() {
+        return;
+    }
+    let text = std::fs::read_to_string(repo().join("examples/postfix.toml")).unwrap();
+    let cib = cib::render_full(&loaded(&text));
+    let states: String = (1..=2)
+        .map(|i| {
+            format!(
+                "<node_state id=\"{i}\" uname=\"mail{i}\" in_ccm=\"true\" crmd=\"online\" join=\"member\" expected=\"member\">\
+                 <transient_attributes id=\"{i}\"><instance_attributes id=\"status-{i}\">\
+                 <nvpair id=\"status-{i}-pingd\" name=\"pingd\" value=\"1000\"/>\
+                 </instance_attributes></transient_attributes></node_state>"
+            )
+        })
+        .collect();
+    let online = cib
+        .replacen("<cib ", "<cib have-quorum=\"1\" dc-uuid=\"1\" ", 1)
+        .replace("<status/>", &format!("<status>{states}</status>"));
+    // Everything started (wherever Pacemaker puts it).
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = dir.path().join("healthy.xml");
+    crm_simulate(&online, &["-S"], Some(&healthy));
+    let healthy = std::fs::read_to_string(&healthy).unwrap();
+    assert!(healthy.contains("ping_start_0"), "the ping clone started");
+
+    // pingd erased from the CIB on both nodes, the ping instances running.
+    let erased = regex_lite_remove(&healthy, "<transient_attributes", "</transient_attributes>");
+    assert!(!erased.contains("name=\"pingd\""));
+    let scores = crm_simulate(&erased, &["-s"], None);
+    let runs_on = |scores: &str| {
+        ["mail1", "mail2"]
+            .into_iter()
+            .filter(|n| vip_score(scores, n) != "-INFINITY")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        runs_on(&crm_simulate(&healthy, &["-s"], None)),
+        ["mail1"],
+        "the VIP runs on mail1 (with the data)"
+    );
+    assert_eq!(runs_on(&scores), ["mail1"], "a missing pingd bans the VIP");
+    let plan = crm_simulate(&erased, &["-S"], None);
+    assert!(
+        !plan
+            .lines()
+            .any(|l| l.contains(" vip ") && (l.contains("Stop") || l.contains("Move"))),
+        "the VIP stays where it is:\n{plan}"
+    );
+}
+
+/// `text` without every span from `open` to the next `close` (inclusive).
+fn regex_lite_remove(text: &str, open: &str, close: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(open) {
+        out.push_str(&rest[..i]);
+        match rest[i..].find(close) {
+            Some(j) => rest = &rest[i + j + close.len()..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }

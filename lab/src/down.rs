@@ -3,8 +3,9 @@
 //! what is still there. Idempotent: a second run finds nothing to do.
 
 use super::cmd::Cmd;
-use super::holder;
-use super::plan::{self, DownStep, HOLDER_EXIT_DEADLINE};
+use super::node::{NodeDirs, is_mount_point};
+use super::plan::{self, DownStep, NODE_EXIT_DEADLINE};
+use super::proc;
 use super::state::State;
 use super::{Lab, LabError};
 use std::path::Path;
@@ -39,7 +40,7 @@ impl Lab<'_> {
         rep.done.extend(done);
         rep.errors.extend(errors);
         let proc_root = self.proc_root.clone();
-        let steps = plan::plan_down(&st, |h| holder::is_alive(&proc_root, h.pid, h.start_time));
+        let steps = plan::plan_down(&st, |h| proc::is_alive(&proc_root, h.pid, h.start_time));
         for step in steps {
             match self.down_step(&step, &st) {
                 Ok(Some(done)) => rep.done.push(done),
@@ -104,17 +105,17 @@ impl Lab<'_> {
                 Ok((!done.is_empty()).then(|| done.join("; ")))
             }
             DownStep::StopFusedisk(r) => self.stop_fusedisk(r),
-            DownStep::KillHolder(h) => {
+            DownStep::PowerOff(h) => {
                 // Re-check identity right before the kill (PID reuse).
-                if !holder::is_alive(&self.proc_root, h.pid, h.start_time) {
+                if !proc::is_alive(&self.proc_root, h.pid, h.start_time) {
                     return Ok(None);
                 }
                 self.runner
                     .run_ok(&Cmd::new("kill").args(["-KILL", &h.pid.to_string()]))?;
                 let t = Instant::now();
-                while holder::is_alive(&self.proc_root, h.pid, h.start_time) {
-                    if t.elapsed() > HOLDER_EXIT_DEADLINE {
-                        return Err(LabError::HolderDead {
+                while proc::is_alive(&self.proc_root, h.pid, h.start_time) {
+                    if t.elapsed() > NODE_EXIT_DEADLINE {
+                        return Err(LabError::NodeDead {
                             node: format!(
                                 "{} (killed, but still exiting: a process in D state?)",
                                 h.node
@@ -124,7 +125,51 @@ impl Lab<'_> {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Ok(Some(format!("powered off {} (holder {})", h.node, h.pid)))
+                // Its supervisor (nspawn) and every process nsenter'ed in
+                // go with it; the cgroup empties.
+                let t = Instant::now();
+                while self.node_running(&h.node) && t.elapsed() < NODE_EXIT_DEADLINE {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(Some(format!("powered off {} (PID 1 {})", h.node, h.pid)))
+            }
+            DownStep::UnmountNode(node) => {
+                let d = NodeDirs::new(&self.base_dir, node);
+                let mut done = Vec::new();
+                for m in [&d.root, &d.layer] {
+                    if !is_mount_point(&self.proc_root, m) {
+                        continue;
+                    }
+                    // The node's last process may take a moment to let go
+                    // of its root.
+                    let t = Instant::now();
+                    loop {
+                        let o = self
+                            .runner
+                            .run(&Cmd::new("umount").arg(m.display().to_string()))?;
+                        if o.success() || !is_mount_point(&self.proc_root, m) {
+                            break;
+                        }
+                        if t.elapsed() > NODE_EXIT_DEADLINE {
+                            return Err(LabError::Cmd(super::cmd::CmdError::Failed {
+                                cmd: format!("umount {}", m.display()),
+                                code: o.code,
+                                stderr: o.stderr,
+                            }));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    done.push(m.display().to_string());
+                }
+                Ok((!done.is_empty()).then(|| format!("unmounted {}", done.join(", "))))
+            }
+            DownStep::RemoveCgroups(node) => {
+                let errors = self.remove_node_cgroups(node);
+                if errors.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(LabError::Incomplete(errors))
+                }
             }
             DownStep::DelNetns(ns) => {
                 if !Path::new("/run/netns").join(ns).exists() {
@@ -207,7 +252,14 @@ impl Lab<'_> {
         let netns = run(Cmd::new("ip").args(["netns", "list"]));
         let losetup = run(Cmd::new("losetup").arg("-a"));
         let mounts = mounts_mentioning(&self.proc_root, &base_dir.display().to_string());
-        plan::leftovers(&self.topo, base_dir, &ip_link, &netns, &losetup, &mounts)
+        let cgroups: Vec<std::path::PathBuf> = super::node::all_nodes(&self.topo)
+            .iter()
+            .flat_map(|n| self.node_cgroup_dirs(n))
+            .filter(|d| d.exists())
+            .collect();
+        plan::leftovers(
+            &self.topo, base_dir, &ip_link, &netns, &losetup, &mounts, &cgroups,
+        )
     }
 }
 
@@ -253,10 +305,21 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
             continue;
         }
         if let Ok(text) = std::fs::read_to_string(dir.join("mountinfo")) {
+            // Whose namespace it is says where the copy came from.
+            let cmd = std::fs::read(dir.join("cmdline"))
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .replace('\0', " ")
+                        .trim()
+                        .chars()
+                        .take(80)
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
             v.extend(
                 text.lines()
                     .filter(|l| super::plan::mentions_dir(l, needle))
-                    .map(|l| format!("(pid {pid}) {l}")),
+                    .map(|l| format!("(pid {pid}: {cmd}) {l}")),
             );
         }
     }
@@ -267,7 +330,7 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::cmd::{Output, Recorder};
-    use crate::state::HolderRec;
+    use crate::state::NodeRec;
 
     #[test]
     fn down_without_a_lab_is_a_quiet_no_op() {
@@ -288,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_or_recycled_holder_is_never_killed() {
+    fn a_dead_or_recycled_pid_1_is_never_killed() {
         let dir = tempfile::tempdir().unwrap();
         let r = Recorder::new();
         let lab = Lab::new(
@@ -299,7 +362,7 @@ mod tests {
         );
         let mut st = State::new("mhxnone", &lab.base_dir);
         // our own PID with a wrong start time = a recycled PID
-        st.holders.push(HolderRec {
+        st.nodes.push(NodeRec {
             node: "node1".into(),
             pid: std::process::id(),
             start_time: 1,

@@ -48,6 +48,12 @@ pub enum Drill {
     /// Both nodes killed, then booted together with the heartbeat cut:
     /// at most one may mount; the cut is then lifted (drill_lease.rs).
     SimulStart,
+    /// Pacemaker's scheduler killed (kill -9) on the node running the
+    /// mail, made the DC first (Pacemaker's own CTS ComponentFail): its
+    /// controller exits and restarts, the new DC erases the node's
+    /// transient attributes (pingd among them), and the mail must keep
+    /// running there (issue 19).
+    KillScheduler,
     /// The lab's NFS server frozen or partitioned: the storage agent's
     /// probe fails in time, its stop stays bounded (drill/nfs.rs).
     NfsHang {
@@ -86,6 +92,7 @@ impl Drill {
             "kill-node" => Ok(Drill::KillNode(svc()?)),
             "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
             "simul-start" => Ok(Drill::SimulStart),
+            "kill-scheduler" => Ok(Drill::KillScheduler),
             "nfs-hang" => Ok(Drill::NfsHang {
                 node: if service.is_some() {
                     node()?
@@ -99,7 +106,7 @@ impl Drill {
                 },
             }),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, nfs-hang [NODE] [--mode freeze|partition]"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, kill-scheduler, nfs-hang [NODE] [--mode freeze|partition]"
             )),
         }
     }
@@ -115,6 +122,7 @@ impl Drill {
             Drill::KillNode(n) => format!("kill-node {n}"),
             Drill::FreezeNode(n) => format!("freeze-node {n}"),
             Drill::SimulStart => "simul-start".into(),
+            Drill::KillScheduler => "kill-scheduler".into(),
             Drill::NfsHang { node, mode } => format!("nfs-hang {node} --mode {}", mode.name()),
         }
     }
@@ -136,10 +144,16 @@ pub fn daemon(service: &str) -> Option<(&'static str, u16)> {
     })
 }
 
+/// The nodes the drills run on (see `Report::backend`).
+pub const BACKEND: &str = "nspawn";
+
 /// The JSON contract (DESIGN section 9).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub drill: String,
+    /// Which kind of node ran it: `nspawn` (systemd nodes booted by
+    /// systemd-nspawn; it was `namespaces` for the older holder nodes,
+    /// so benchmark histories tell the two apart).
     pub backend: &'static str,
     /// Fault -> the service answers on the VIP again; null if it did not.
     pub recovered_s: Option<f64>,
@@ -173,6 +187,17 @@ pub fn first_after(
     log.iter()
         .find(|(t, a)| *t >= from && good(a))
         .map(|(t, _)| *t)
+}
+
+/// The end of the first outage the client saw from `from` on: the first
+/// accepted mail after the first failed attempt, or, when nothing failed,
+/// the first accepted mail. None when none came.
+pub fn outage_end_after(log: &[(u128, Attempt)], from: u128) -> Option<u128> {
+    let accepted = |a: &Attempt| matches!(a, Attempt::Accepted(_));
+    match log.iter().find(|(t, a)| *t >= from && !accepted(a)) {
+        Some((bad, _)) => first_after(log, *bad, accepted),
+        None => first_after(log, from, accepted),
+    }
 }
 
 pub fn accepted_ids(log: &[(u128, Attempt)]) -> BTreeSet<String> {
@@ -341,12 +366,12 @@ pub const NOT_MET: &str = "EXPECTATION NOT MET";
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Lab<'_> {
-    fn holder_pid(&self, node: &str) -> Result<u32, LabError> {
+    fn pid1(&self, node: &str) -> Result<u32, LabError> {
         let st = self
             .store
             .load()?
             .ok_or_else(|| LabError::NotUp(self.store.path()))?;
-        st.holder(node)
+        st.node(node)
             .map(|h| h.pid)
             .ok_or_else(|| LabError::UnknownNode(node.to_string()))
     }
@@ -356,7 +381,7 @@ impl Lab<'_> {
         node: &str,
         argv: &[&str],
     ) -> Result<super::cmd::Output, LabError> {
-        let pid = self.holder_pid(node)?;
+        let pid = self.pid1(node)?;
         Ok(self
             .runner
             .run(&plan::in_node(pid, argv).deadline(Duration::from_secs(30)))?)
@@ -436,6 +461,7 @@ impl Lab<'_> {
             | Drill::KillNode(_)
             | Drill::FreezeNode(_)
             | Drill::SimulStart
+            | Drill::KillScheduler
             | Drill::NfsHang { .. } => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
@@ -452,7 +478,7 @@ impl Lab<'_> {
         let doubles = Arc::new(AtomicUsize::new(0));
         let holders: Vec<u32> = ["node1", "node2"]
             .iter()
-            .filter_map(|n| self.holder_pid(n).ok())
+            .filter_map(|n| self.pid1(n).ok())
             .collect();
         let sampler = {
             let (stop_sampler, doubles) = (stop_sampler.clone(), doubles.clone());
@@ -466,7 +492,7 @@ impl Lab<'_> {
                         .load()
                         .ok()
                         .flatten()
-                        .map(|st| st.holders.iter().map(|h| h.pid).collect())
+                        .map(|st| st.nodes.iter().map(|h| h.pid).collect())
                         .unwrap_or_else(|| holders.clone());
                     let mounted = holders
                         .iter()
@@ -627,7 +653,7 @@ impl Lab<'_> {
                 // "active": whichever node runs the mail (benches repeat it).
                 let target = if target == "active" { &active } else { target };
                 let peer = if target == "node1" { "node2" } else { "node1" };
-                let mut cgroup = None;
+                let mut frozen = false;
                 let mut mmp_log = None;
                 // Whether the node runs the split-brain guard (the stock
                 // profile has no keeper): then its watchdog resets it.
@@ -642,7 +668,8 @@ impl Lab<'_> {
                         .join("var/log/pacemaker/pacemaker.log");
                     let log_from = std::fs::metadata(&peer_log).map_or(0, |m| m.len());
                     mmp_log = Some((peer_log, log_from));
-                    cgroup = Some(self.freeze_node(target)?);
+                    self.freeze_node(target)?;
+                    frozen = true;
                     notes.push(format!("froze {target}"));
                     // The invariant, seen from outside: the frozen node is
                     // reset by its watchdog before the peer holds the lease.
@@ -702,8 +729,8 @@ impl Lab<'_> {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                if let Some(dir) = cgroup {
-                    let _ = std::fs::remove_dir(&dir);
+                if frozen {
+                    let _ = self.freeze(target, false);
                 }
                 match self.restart_node(target) {
                     Ok(()) => notes.push(format!("{target} booted again")),
@@ -725,16 +752,22 @@ impl Lab<'_> {
                 // A mail accepted before the kill landed is no recovery.
                 let down_ms = load::now_ms();
                 notes.push("both nodes killed; both booted with the heartbeat cut".into());
-                let mut pids = Vec::new();
+                // Each boots to basic.target (nothing of the cluster yet),
+                // gets the cut, then the rest of its boot.
                 for n in nodes {
-                    pids.push(self.boot_node(n)?);
+                    self.boot_node(n, super::node::BootTarget::Basic)?;
                 }
                 for n in nodes {
                     self.cut_heartbeat(n)?;
                 }
-                for (n, p) in nodes.iter().zip(&pids) {
-                    if let Err(e) = self.start_stack_in(*p) {
-                        notes.push(format!("starting {n}'s cluster stack: {e}"));
+                for n in nodes {
+                    match self.in_node_out(n, &["systemctl", "start", "multi-user.target"]) {
+                        Ok(o) if o.success() => {}
+                        Ok(o) => notes.push(format!(
+                            "starting {n}'s multi-user.target: {}",
+                            o.stderr.trim()
+                        )),
+                        Err(e) => notes.push(format!("starting {n}'s multi-user.target: {e}")),
                     }
                 }
                 let (ever, most) = self.watch_mounts(Duration::from_secs(30));
@@ -767,6 +800,25 @@ impl Lab<'_> {
                 let after_cut = self.wait_mail_moved("", &read_log, fault_ms, RECOVERY_DEADLINE);
                 (during_cut.or(after_cut), Vec::new())
             }
+            Drill::KillScheduler => {
+                let standby = if active == "node1" { "node2" } else { "node1" };
+                let killed_ms = self.kill_scheduler(&active, standby, &mut notes)?;
+                // From the kill (a restart of the standby's Pacemaker
+                // before it is no fault): the end of the client's first
+                // outage, or its first accepted mail when there was none.
+                let recovered = outage_end_after(&read_log(), killed_ms)
+                    .map(|ms| (ms - killed_ms) as f64 / 1000.0);
+                if let Some(bad) = read_log()
+                    .iter()
+                    .find(|(t, a)| *t >= killed_ms && !matches!(a, Attempt::Accepted(_)))
+                {
+                    notes.push(format!(
+                        "{NOT_MET}: the client's mail failed {:.1} s after the kill",
+                        (bad.0 - killed_ms) as f64 / 1000.0
+                    ));
+                }
+                (recovered, Vec::new())
+            }
             Drill::CutHeartbeat => {
                 let standby = if active == "node1" { "node2" } else { "node1" };
                 // Without the guard (no keeper) nothing will fence the
@@ -790,7 +842,7 @@ impl Lab<'_> {
                     // standby was fenced, counted from the cut.
                     recovered =
                         seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)));
-                    undo.extend(lease::restart_commands(st.pid).into_iter().map(|mut c| {
+                    undo.extend(lease::restart_commands().into_iter().map(|mut c| {
                         c.insert(0, standby.to_string());
                         c
                     }));
@@ -977,7 +1029,7 @@ impl Lab<'_> {
                     head.join(" | ")
                 ));
             }
-            if let Ok(pid) = self.holder_pid(n) {
+            if let Ok(pid) = self.pid1(n) {
                 let maildir = PathBuf::from(format!(
                     "/proc/{pid}/root{DATA_MOUNT}/vmail/lab.test/user1/Maildir"
                 ));
@@ -1010,7 +1062,10 @@ impl Lab<'_> {
             }
             Drill::KillNode(n) | Drill::FreezeNode(n) => Some(*n == active || n == "active"),
             Drill::SimulStart => None,
-            Drill::KillDaemon(_) | Drill::CutHeartbeat | Drill::NfsHang { .. } => Some(false),
+            Drill::KillDaemon(_)
+            | Drill::CutHeartbeat
+            | Drill::KillScheduler
+            | Drill::NfsHang { .. } => Some(false),
         };
         for s in stops.iter().filter(|s| !s.in_time()) {
             notes.push(format!(
@@ -1032,7 +1087,7 @@ impl Lab<'_> {
                 .any(|n| n.starts_with(INVARIANT_BROKEN) || n.starts_with(NOT_MET));
         Ok(Report {
             drill: d.name(),
-            backend: "namespaces",
+            backend: BACKEND,
             recovered_s: recovered,
             switched,
             accepted: accepted.len(),
@@ -1075,6 +1130,25 @@ mod tests {
             Drill::parse("cut-ping", Some("node2"), None),
             Ok(Drill::CutPing("node2".into()))
         );
+    }
+
+    #[test]
+    fn an_outage_ends_with_the_first_accepted_mail_after_the_first_failure() {
+        use Attempt::*;
+        let log = vec![
+            (10, Accepted("a".into())),
+            (20, Down),
+            (30, Greeted),
+            (40, Accepted("b".into())),
+            (50, Down),
+            (60, Accepted("c".into())),
+        ];
+        assert_eq!(outage_end_after(&log, 15), Some(40));
+        assert_eq!(outage_end_after(&log, 5), Some(40));
+        // no failure after the moment: its first accepted mail
+        let calm = vec![(10, Accepted("a".into())), (20, Accepted("b".into()))];
+        assert_eq!(outage_end_after(&calm, 15), Some(20));
+        assert_eq!(outage_end_after(&[(10, Down)], 5), None);
     }
 
     #[test]

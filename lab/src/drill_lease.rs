@@ -7,8 +7,7 @@
 //! holds nothing until it is restarted).
 
 use super::super::LabError;
-use super::super::watchdog::KEEPER_START;
-use super::Lab;
+use super::{Lab, NOT_MET};
 use mailha::lease::keeper::Status;
 use std::time::{Duration, Instant};
 
@@ -29,33 +28,110 @@ pub fn cut_commands() -> Vec<Vec<&'static str>> {
     )
 }
 
-/// Restarting a fenced node's guard and stack, in order: the old keeper
-/// gone (its socket name freed), a new one, then corosync and Pacemaker.
-pub fn restart_commands(keeper_pid: u32) -> Vec<Vec<String>> {
+/// Restarting a fenced node's guard and stack, in order: a new keeper
+/// (the fenced one holds nothing until it is restarted), then corosync and
+/// Pacemaker, through systemd as the node's boot starts them.
+pub fn restart_commands() -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut v = vec![
-        s(&[
-            "sh",
-            "-c",
-            "kill \"$1\"; while kill -0 \"$1\" 2>/dev/null; do sleep 0.1; done",
-            "sh",
-            &keeper_pid.to_string(),
-        ]),
-        s(&["sh", "-c", KEEPER_START]),
-        // The new keeper answers before the stack probes the lease.
-        s(&[
-            "sh",
-            "-c",
-            "for i in $(seq 50); do mailha lease status >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1",
-        ]),
-    ];
-    for c in mailha::setup::stack_commands(mailha::setup::InitSystem::SysV, true, false) {
+    let mut v = vec![s(&["systemctl", "restart", "mailha-lease"])];
+    for c in mailha::setup::stack_commands(mailha::setup::InitSystem::Systemd, true, false) {
         v.push(s(&c));
     }
     v
 }
 
 impl Lab<'_> {
+    /// The kill-scheduler drill's fault and watch: `active` made the DC
+    /// when it is not (`standby`'s Pacemaker stopped and started again:
+    /// the one left is the DC), then `active`'s scheduler killed, as in
+    /// Pacemaker's CTS ComponentFail: its controller exits and restarts,
+    /// and the new DC (`standby`) erases `active`'s transient attributes.
+    /// Then 20 s, after which the mail must still run on `active` (the
+    /// client's log says whether it ever stopped). Returns when the
+    /// scheduler was killed (unix ms).
+    pub(super) fn kill_scheduler(
+        &self,
+        active: &str,
+        standby: &str,
+        notes: &mut Vec<String>,
+    ) -> Result<u128, LabError> {
+        let dc = || self.crm_mon(active).ok().and_then(|(s, _)| s.dc);
+        if dc().as_deref() != Some(active) {
+            for verb in ["stop", "start"] {
+                let o = self.in_node_out(standby, &["systemctl", verb, "pacemaker"])?;
+                if !o.success() {
+                    return Err(LabError::Cluster(format!(
+                        "systemctl {verb} pacemaker on {standby}: {}",
+                        o.stderr.trim()
+                    )));
+                }
+                let t = Instant::now();
+                while verb == "stop" && dc().as_deref() != Some(active) {
+                    if t.elapsed() > Duration::from_secs(60) {
+                        return Err(LabError::Cluster(format!(
+                            "{active} did not become the DC after {standby} left"
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            self.wait_healthy(super::HEALTHY_DEADLINE)?;
+            notes.push(format!(
+                "{standby}'s Pacemaker restarted, so that {active} is the DC"
+            ));
+        }
+        let killed_ms = super::load::now_ms();
+        let o = self.in_node_out(
+            active,
+            &["sh", "-c", "kill -9 $(pidof pacemaker-schedulerd)"],
+        )?;
+        if !o.success() {
+            return Err(LabError::Cluster(format!(
+                "killing pacemaker-schedulerd on {active}: {}",
+                o.stderr.trim()
+            )));
+        }
+        notes.push(format!("killed pacemaker-schedulerd on {active}"));
+        let t = Instant::now();
+        let mut erased = false;
+        while t.elapsed() < Duration::from_secs(20) {
+            let pingd = self.in_node_out(
+                active,
+                &[
+                    "crm_attribute",
+                    "--query",
+                    "--quiet",
+                    "--lifetime",
+                    "reboot",
+                    "--node",
+                    active,
+                    "--name",
+                    "pingd",
+                ],
+            );
+            erased |= pingd.is_ok_and(|o| !o.success());
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if erased {
+            notes.push(format!(
+                "{active}'s pingd attribute was erased from the CIB (Pacemaker 2.1.5's attrd does not write it back)"
+            ));
+        }
+        // Settled: where the VIP runs now (crm_mon answers once the new
+        // controller has probed its resources).
+        let placed = self.crm_mon(active).ok().and_then(|(s, _)| s.active_node);
+        if placed.as_deref() == Some(active) {
+            notes.push(format!(
+                "the mail still runs on {active} 20 s after the kill"
+            ));
+        } else {
+            notes.push(format!(
+                "{NOT_MET}: 20 s after the kill the mail runs on {placed:?}, not {active}"
+            ));
+        }
+        Ok(killed_ms)
+    }
+
     pub(super) fn keeper_status(&self, node: &str) -> Result<Status, LabError> {
         let o = self.in_node_out(node, &["mailha", "lease", "status"])?;
         serde_json::from_str(&o.stdout).map_err(|e| {
@@ -104,51 +180,10 @@ impl Lab<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cut_drops_only_corosync_udp() {
-        let rules: Vec<String> = cut_commands().iter().map(|c| c.join(" ")).collect();
-        assert!(
-            rules
-                .iter()
-                .any(|r| r.ends_with("in udp dport 5405-5406 drop"))
-        );
-        assert!(
-            rules
-                .iter()
-                .any(|r| r.ends_with("out udp dport 5405-5406 drop"))
-        );
-        assert!(!rules.iter().any(|r| r.contains("tcp")), "SMTP stays up");
-    }
-
-    #[test]
-    fn a_fenced_node_restarts_keeper_first_then_corosync_then_pacemaker() {
-        let v: Vec<String> = restart_commands(42).iter().map(|c| c.join(" ")).collect();
-        assert!(v[0].ends_with("sh 42"));
-        assert!(v[1].contains("service mailha-lease start"));
-        assert_eq!(
-            &v[3..],
-            ["service corosync start", "service pacemaker start"]
-        );
-    }
-}
-
-/// Where the cgroup v2 hierarchy is mounted (a hybrid host mounts it at
-/// /sys/fs/cgroup/unified), from mountinfo text.
-pub fn cgroup2_root(mountinfo: &str) -> Option<std::path::PathBuf> {
-    mailha::agents::storage::mountinfo::parse(mountinfo)
-        .into_iter()
-        .find(|e| e.fstype == "cgroup2")
-        .map(|e| std::path::PathBuf::from(e.mount_point))
-}
-
 impl Lab<'_> {
     /// Kills every process of `node` at once: SIGKILL to its PID 1.
     pub(super) fn kill_node(&self, node: &str) -> Result<u32, LabError> {
-        let pid = self.holder_pid(node)?;
+        let pid = self.pid1(node)?;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
@@ -157,41 +192,20 @@ impl Lab<'_> {
         Ok(pid)
     }
 
-    /// Whether `node`'s holder (as recorded) still runs.
+    /// Whether `node`'s PID 1 (as recorded) still runs.
     pub(super) fn node_alive(&self, node: &str) -> bool {
         self.store
             .load()
             .ok()
             .flatten()
-            .and_then(|st| st.holder(node).cloned())
-            .is_some_and(|h| super::super::holder::is_alive(&self.proc_root, h.pid, h.start_time))
+            .and_then(|st| st.node(node).cloned())
+            .is_some_and(|h| super::super::proc::is_alive(&self.proc_root, h.pid, h.start_time))
     }
 
-    /// Freezes every process of `node` in a cgroup v2 of its own (frozen
-    /// tasks still die of SIGKILL there, as the watchdog's reset needs).
-    /// Returns the cgroup's directory, to remove once the node is gone.
-    pub(super) fn freeze_node(&self, node: &str) -> Result<std::path::PathBuf, LabError> {
-        let pid = self.holder_pid(node)?;
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let root = cgroup2_root(&mi)
-            .ok_or_else(|| LabError::Cluster("no cgroup2 hierarchy on this host".into()))?;
-        let dir = root.join(format!("mailha-lab-{}-{node}", self.topo.prefix));
-        std::fs::create_dir_all(&dir).map_err(LabError::io(&dir))?;
-        let ns =
-            |p: u32| std::fs::read_link(self.proc_root.join(p.to_string()).join("ns/pid")).ok();
-        let node_ns = ns(pid);
-        // Twice: a process forked while the first pass ran joins its
-        // parent's cgroup only if the parent had moved already.
-        for _ in 0..2 {
-            for p in mailha::agents::service::procs::all(&self.proc_root) {
-                if p == pid || (node_ns.is_some() && ns(p) == node_ns) {
-                    let _ = std::fs::write(dir.join("cgroup.procs"), p.to_string());
-                }
-            }
-        }
-        let f = dir.join("cgroup.freeze");
-        std::fs::write(&f, "1").map_err(LabError::io(&f))?;
-        Ok(dir)
+    /// Freezes every process of `node` (its cgroup; frozen tasks still
+    /// die of SIGKILL, as the watchdog's reset needs).
+    pub(super) fn freeze_node(&self, node: &str) -> Result<(), LabError> {
+        self.freeze(node, true)
     }
 
     /// Waits until the mail runs on another node than `from`, then for the
@@ -225,21 +239,21 @@ impl Lab<'_> {
 impl Lab<'_> {
     /// For `span`: the nodes that had the data mounted at some sample, and
     /// the most nodes that had it at once (every 100 ms, following the
-    /// state file's holders).
+    /// state file's nodes).
     pub(super) fn watch_mounts(&self, span: Duration) -> (Vec<String>, usize) {
         let mut ever = std::collections::BTreeSet::new();
         let mut most = 0;
         let t = Instant::now();
         while t.elapsed() < span {
-            let holders = self
+            let nodes = self
                 .store
                 .load()
                 .ok()
                 .flatten()
-                .map(|s| s.holders)
+                .map(|s| s.nodes)
                 .unwrap_or_default();
             let mut now = 0;
-            for h in holders {
+            for h in nodes {
                 let mi = std::fs::read_to_string(
                     self.proc_root.join(h.pid.to_string()).join("mountinfo"),
                 )
@@ -258,17 +272,34 @@ impl Lab<'_> {
 }
 
 #[cfg(test)]
-mod cgroup_tests {
+mod tests {
     use super::*;
 
     #[test]
-    fn the_cgroup2_mount_is_found_on_a_hybrid_host() {
-        let mi = "30 25 0:26 / /sys/fs/cgroup/freezer rw - cgroup cgroup rw,freezer\n\
-                  35 25 0:31 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            cgroup2_root(mi),
-            Some(std::path::PathBuf::from("/sys/fs/cgroup/unified"))
+    fn the_cut_drops_only_corosync_udp() {
+        let rules: Vec<String> = cut_commands().iter().map(|c| c.join(" ")).collect();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.ends_with("in udp dport 5405-5406 drop"))
         );
-        assert_eq!(cgroup2_root(""), None);
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.ends_with("out udp dport 5405-5406 drop"))
+        );
+        assert!(!rules.iter().any(|r| r.contains("tcp")), "SMTP stays up");
+    }
+
+    #[test]
+    fn a_fenced_node_restarts_keeper_first_then_corosync_then_pacemaker() {
+        let v: Vec<String> = restart_commands().iter().map(|c| c.join(" ")).collect();
+        assert_eq!(v[0], "systemctl restart mailha-lease");
+        let at = |u: &str| {
+            v.iter()
+                .position(|c| c == &format!("systemctl start {u}"))
+                .unwrap()
+        };
+        assert!(at("corosync") < at("pacemaker"));
     }
 }

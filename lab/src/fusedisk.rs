@@ -378,17 +378,19 @@ impl Filesystem for FuseDisk {
 /// `mailha lab fusedisk`: serves `images` at `mount` until unmounted. The
 /// mode file is created as `ok` if missing.
 pub fn run(images: &[PathBuf], mount: &Path, mode_file: &Path) -> std::io::Result<()> {
-    // Our own mount namespace, private: the FUSE mount must not propagate
-    // into namespaces created later (found here: another lab's nodes,
-    // started while a host-side FUSE mount existed, kept copies of it, and
-    // its loop device stayed busy until they died). Before any thread:
-    // unshare(CLONE_NEWNS) refuses a multithreaded process.
+    // Our own mount namespace, a slave of the host's: the FUSE mount must
+    // not propagate into namespaces created later (found here: another
+    // lab's nodes, started while a host-side FUSE mount existed, kept
+    // copies of it, and its loop device stayed busy until they died), and
+    // the host's unmounts of shared mounts (the lab nodes' disks, node.rs)
+    // must reach the copies this namespace took of them. Before any
+    // thread: unshare(CLONE_NEWNS) refuses a multithreaded process.
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(std::io::Error::from)?;
     nix::mount::mount(
         None::<&str>,
         "/",
         None::<&str>,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
         None::<&str>,
     )
     .map_err(std::io::Error::from)?;
@@ -503,7 +505,7 @@ impl super::Lab<'_> {
         // Long-lived by design (until `lab down`); never waited for.
         let child = c.spawn().map_err(LabError::io(&self.exe))?;
         let pid = child.id();
-        let start_time = super::holder::identity(&self.proc_root, pid).map(|(_, t)| t);
+        let start_time = super::proc::identity(&self.proc_root, pid).map(|(_, t)| t);
         if let Some(r) = st.fusedisks.last_mut() {
             r.pid = Some(pid);
             r.start_time = start_time;
@@ -557,15 +559,15 @@ impl super::Lab<'_> {
         let (Some(pid), Some(st)) = (r.pid, r.start_time) else {
             return Ok(None);
         };
-        if !super::holder::is_alive(&self.proc_root, pid, st) {
+        if !super::proc::is_alive(&self.proc_root, pid, st) {
             return Ok(None);
         }
         self.runner
             .run_ok(&super::cmd::Cmd::new("kill").args(["-KILL", &pid.to_string()]))?;
         let t = std::time::Instant::now();
-        while super::holder::is_alive(&self.proc_root, pid, st) {
+        while super::proc::is_alive(&self.proc_root, pid, st) {
             if t.elapsed() > Duration::from_secs(5) {
-                return Err(super::LabError::HolderDead {
+                return Err(super::LabError::NodeDead {
                     node: format!("{}'s fusedisk (killed, still exiting)", r.node),
                     pid,
                 });

@@ -1,8 +1,13 @@
 //! The lab (DESIGN section 9, backend 1): a real two-node cluster on one
-//! Linux machine, built from namespaces on the host kernel.
+//! Linux machine: two nodes that boot systemd in containers on the host
+//! kernel, bridges, and namespaces for a client, a gateway and an NFS
+//! server.
 //!
 //! - `topology`: names and addresses (never the host's uplink subnet).
-//! - `holder`: the per-node PID 1 that owns the node's namespaces.
+//! - `node`: a node's disk (an overlay over the host's tree), its boot
+//!   (systemd-nspawn), power and freeze (its cgroup); `tree`: what its disk
+//!   holds that the host's does not; `proc`: processes by PID and start
+//!   time.
 //! - `plan`: pure functions: the commands that build and remove the lab,
 //!   and what counts as a leftover.
 //! - `cmd`: every external command with a deadline, behind a trait.
@@ -15,25 +20,27 @@
 //!   this kernel lacks (an NFS client, a kernel watchdog), driven through
 //!   a mailbox directory shared over hostfs.
 //!
-//! Every later command in a node runs through
-//! `nsenter -t HOLDER -p -m -n -u` (never `-m` without `-p`: the node's
-//! /proc belongs to its PID namespace, and /proc/self would not resolve).
+//! Every later command in a node runs through `nsenter -t PID1 -a` (all
+//! of its PID 1's namespaces: the node's /proc belongs to its PID
+//! namespace, and /proc/self would not resolve otherwise).
 
 pub mod cmd;
 pub mod down;
 pub mod drill;
 pub mod eyou_tree;
 pub mod fusedisk;
-pub mod holder;
 pub mod load;
 pub mod nfs;
+pub mod node;
 pub mod plan;
+pub mod proc;
 pub mod provision;
 pub mod relay;
 pub mod restart;
 pub mod state;
 pub mod status;
 pub mod topology;
+pub mod tree;
 pub mod uml;
 pub mod up;
 pub mod watchdog;
@@ -63,10 +70,8 @@ pub enum LabError {
     NetnsExists(String),
     #[error("no such node: {0} (nodes: node1, node2; namespaces: client, gw, nfs)")]
     UnknownNode(String),
-    #[error("the holder of {node} (pid {pid}) is not running")]
-    HolderDead { node: String, pid: u32 },
-    #[error("the holder of {0} did not appear (unshare started, no child)")]
-    HolderNotFound(String),
+    #[error("{node} (PID 1 {pid}) is not running")]
+    NodeDead { node: String, pid: u32 },
     #[error("the lab's config: {0}")]
     Config(String),
     #[error("missing on this host: {}; run scripts/install-deps.sh", .0.join(", "))]
@@ -107,8 +112,8 @@ pub struct Lab<'r> {
     pub base_dir: PathBuf,
     /// The host's /proc.
     pub proc_root: PathBuf,
-    /// This binary, which the lab's own helpers run (`<exe> holder`,
-    /// `fusedisk`, `watchdog`, `load`, `uml-guest`).
+    /// This binary, which the lab's own helpers run (`<exe> fusedisk`,
+    /// `watchdog`, `load`, `uml-guest`).
     pub exe: PathBuf,
     /// The product: the mailha binary the lab installs on the host and
     /// pins in its nodes.

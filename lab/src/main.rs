@@ -140,6 +140,13 @@ pub enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Boot a node that is off (after a drill's power cut or its
+    /// watchdog's reset): the same disk, and systemd starts what the node
+    /// has enabled (the lease keeper, corosync and Pacemaker once `mailha
+    /// setup` ran), as a machine does.
+    Boot { node: String },
+    /// Cut a node's power: every process of it killed at once.
+    PowerOff { node: String },
     /// The lab's NFS server (nfs-ganesha at 198.51.100.30:/export):
     /// freeze|thaw (SIGSTOP/SIGCONT), partition|heal (nft drop in its
     /// namespace), status (an RPC NULL call from the client namespace).
@@ -165,9 +172,6 @@ pub enum What {
         #[arg(long, default_value = "10min", value_parser = humantime::parse_duration)]
         max: Duration,
     },
-    /// (internal) PID 1 of a node: reap forever.
-    #[command(hide = true)]
-    Holder,
     /// (internal) a node's FUSE path to the shared images, switched
     /// ok|eio|hang through its mode file (per-node storage faults).
     #[command(hide = true)]
@@ -199,13 +203,13 @@ pub enum What {
     /// (internal) a node's emulated watchdog, run on the host.
     #[command(hide = true)]
     Watchdog {
-        /// The node's holder (host PID) and its start time.
+        /// The node's cgroup in the unified hierarchy (its PID 1 appears
+        /// there at boot).
         #[arg(long)]
-        holder: u32,
+        cgroup: PathBuf,
+        /// The FIFO on the host the node's keeper pets.
         #[arg(long)]
-        start_time: u64,
-        #[arg(long, default_value = mailha_lab::watchdog::FIFO)]
-        fifo: String,
+        fifo: PathBuf,
         #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Duration,
         /// The node's fusedisk mode file: a reset fails its storage path.
@@ -215,9 +219,6 @@ pub enum What {
 }
 
 fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
-    if let What::Holder = a.what {
-        mailha_lab::holder::reap_forever();
-    }
     if let What::UmlGuest {
         name, addr, ctl, ..
     } = &a.what
@@ -242,21 +243,14 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         return Ok(());
     }
     if let What::Watchdog {
-        holder,
-        start_time,
+        cgroup,
         fifo,
         timeout,
         disk_mode_file,
     } = &a.what
     {
-        return mailha_lab::watchdog::run(
-            *holder,
-            *start_time,
-            fifo,
-            *timeout,
-            disk_mode_file.as_deref(),
-        )
-        .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
+        return mailha_lab::watchdog::run(cgroup, fifo, *timeout, disk_mode_file.as_deref())
+            .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
     }
     if let What::Load {
         vip,
@@ -362,6 +356,21 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
+        What::Boot { node } => {
+            lab.restart_node(node).map_err(anyhow::Error::from)?;
+            println!("{node} booted");
+            Ok(())
+        }
+        What::PowerOff { node } => {
+            if !mailha_lab::node::all_nodes(&lab.topo).contains(node) {
+                return Err(CliError::BadInput(
+                    mailha_lab::LabError::UnknownNode(node.clone()).to_string(),
+                ));
+            }
+            lab.power_off(node).map_err(anyhow::Error::from)?;
+            println!("{node} is off");
+            Ok(())
+        }
         What::Nfs { action } => {
             use mailha_lab::nfs::Fault;
             match action.as_str() {
@@ -376,8 +385,7 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             println!("{s}");
             Ok(())
         }
-        What::Holder
-        | What::UmlGuest { .. }
+        What::UmlGuest { .. }
         | What::Watchdog { .. }
         | What::Load { .. }
         | What::Fusedisk { .. } => {

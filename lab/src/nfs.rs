@@ -302,7 +302,7 @@ impl Lab<'_> {
     fn spawn_recorded(&self, st: &mut State, name: &str, c: &mut Command) -> Result<u32, LabError> {
         let child = c.spawn().map_err(LabError::io(Path::new(name)))?;
         let pid = child.id();
-        let start_time = super::holder::identity(&self.proc_root, pid)
+        let start_time = super::proc::identity(&self.proc_root, pid)
             .map(|(_, t)| t)
             .ok_or_else(|| LabError::Cluster(format!("{name} (pid {pid}) exited at once")))?;
         st.nfs.push(ProcRec {
@@ -320,7 +320,7 @@ impl Lab<'_> {
     pub(super) fn nfs_down(&self, st: &State) -> (Vec<String>, Vec<String>) {
         use nix::sys::signal::Signal;
         let (mut done, mut errors) = (Vec::new(), Vec::new());
-        let alive = |r: &ProcRec| super::holder::is_alive(&self.proc_root, r.pid, r.start_time);
+        let alive = |r: &ProcRec| super::proc::is_alive(&self.proc_root, r.pid, r.start_time);
         for r in st.nfs.iter().rev().filter(|r| alive(r)) {
             for sig in [Signal::SIGCONT, Signal::SIGTERM] {
                 if let Err(e) = signal(r.pid, sig) {
@@ -356,7 +356,7 @@ impl Lab<'_> {
         st.nfs
             .iter()
             .find(|r| r.name == "ganesha")
-            .filter(|r| super::holder::is_alive(&self.proc_root, r.pid, r.start_time))
+            .filter(|r| super::proc::is_alive(&self.proc_root, r.pid, r.start_time))
             .cloned()
             .ok_or_else(|| LabError::Cluster("the lab's nfs-ganesha is not running".into()))
     }

@@ -3,79 +3,22 @@
 //! The recipes are the measured ones of `notes-lab.md` (phase 1).
 
 use super::cmd::Cmd;
-use super::state::{HolderRec, State};
+use super::state::{NodeRec, State};
 use super::topology::{Aux, LAN, NODES, Net, Topology};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Paths bind-mounted from the node's private tree (`{base}/nodeN/root`)
-/// over the same path inside the node: directories, then files.
-pub const PRIVATE_DIRS: &[&str] = &[
-    "etc/corosync",
-    "etc/postfix",
-    "etc/dovecot",
-    "etc/mysql",
-    "etc/ssh",
-    "etc/mailha",
-    "var/lib/corosync",
-    "var/lib/pacemaker",
-    "var/log",
-    "var/spool/postfix",
-    "var/lib/postfix",
-    "var/lib/dovecot",
-    "var/lib/mysql",
-    // mailha's alert spool: each node's own, as on real machines.
-    "var/lib/mailha",
-    "srv",
-    "root",
-    // The eYou stand-in's tree (`eyou_tree.rs`): /usr is the host's.
-    "usr/local/eyou",
-];
-pub const PRIVATE_FILES: &[&str] = &[
-    "etc/hosts",
-    "etc/hostname",
-    "etc/aliases",
-    "etc/resolv.conf",
-];
-
-/// Host config trees copied into each node's private tree once.
-pub const SEEDED_FROM_HOST: &[&str] = &[
-    "etc/corosync",
-    "etc/postfix",
-    "etc/dovecot",
-    "etc/mysql",
-    "etc/ssh",
-];
-
-/// Where the shared data disk is mounted inside a node, and the node-private
-/// device names that point at the node's OWN loop devices: the same path
-/// on both nodes, different devices. They are mknod'ed in a tmpfs each node
-/// mounts privately over `/dev/lab` (under /dev, so `mailha check` takes
-/// them as block device paths; the host only has the empty directory).
+/// Where the shared data disk is mounted inside a node, and the node's
+/// device names that point at its OWN loop devices: the same path on both
+/// nodes, different devices, bound into the node's /dev at each boot
+/// (under /dev, so `mailha check` takes them as block device paths).
 pub const DATA_MOUNT: &str = "/srv/data";
 pub const DEV_DIR: &str = "/dev/lab";
 pub const DATA_DEV: &str = "/dev/lab/data";
 pub const LEASE_DEV: &str = "/dev/lab/lease";
 
-/// The mount point of the node-private `usr/local/eyou` (the host keeps
-/// it empty).
-pub const EYOU_MOUNT: &str = "/usr/local/eyou";
-
-/// Bumped whenever the seeded tree changes shape: an older tree is
-/// removed and seeded again.
-pub const SEED_MARKER: &str = ".seeded-v4";
-
-/// The upper layer of a node's pinned install dirs: `mailha install`
-/// into this root (see `node_mount_script`).
-pub fn pin_root(node_root: &Path) -> PathBuf {
-    node_root.with_file_name("pin")
-}
-
-fn pin_work(node_root: &Path) -> PathBuf {
-    node_root.with_file_name("pin-work")
-}
-
-/// One node's private tree on the host.
+/// One node's root on the host: its disk (`node.rs`), as the host reads
+/// and writes it.
 pub fn node_root(base: &Path, node: &str) -> PathBuf {
     base.join(node).join("root")
 }
@@ -98,109 +41,6 @@ pub fn hosts_file(t: &Topology) -> String {
 /// fails at once. With the host's resolver (unreachable from the lab)
 /// every SMTP connection waited 10 s for smtpd's peer-name lookup.
 pub const RESOLV_CONF: &str = "nameserver 127.0.0.1\n";
-
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The script (run on the host) that creates a node's private tree once:
-/// copies of the host's config trees, per-node identity files, state and
-/// log dirs with the owners the daemons expect.
-pub fn seed_script(root: &Path, t: &Topology, node: &str) -> String {
-    let r = sh_quote(&root.display().to_string());
-    let mut s = String::from("set -eu\n");
-    s.push_str(&format!(
-        "mkdir -p {r}/etc {r}/var/lib {r}/var/spool {r}/srv/data {r}/tmp {r}/root {r}/usr/local/eyou\n"
-    ));
-    s.push_str(&format!("chmod 1777 {r}/tmp; chmod 700 {r}/root\n"));
-    for d in SEEDED_FROM_HOST {
-        s.push_str(&format!("cp -a /{d} {r}/etc/\n"));
-    }
-    // Host keys are per node, never the host's (ssh-keygen -A: ~2 s, once).
-    s.push_str(&format!("rm -f {r}/etc/ssh/ssh_host_*\n"));
-    s.push_str(&format!("ssh-keygen -q -A -f {r}\n"));
-    s.push_str(&format!("mkdir -p -m 0700 {r}/etc/mailha {r}/root/.ssh\n"));
-    s.push_str(&format!(
-        "if [ -e /etc/aliases ]; then cp -a /etc/aliases {r}/etc/aliases; else echo 'postmaster: root' > {r}/etc/aliases; fi\n"
-    ));
-    s.push_str(&format!("echo {node} > {r}/etc/hostname\n"));
-    s.push_str(&format!(
-        "printf '%s' {} > {r}/etc/resolv.conf\n",
-        sh_quote(RESOLV_CONF)
-    ));
-    s.push_str(&format!(
-        "printf '%s' {} > {r}/etc/hosts\n",
-        sh_quote(&hosts_file(t))
-    ));
-    s.push_str(&format!("mkdir -p {r}/var/lib/corosync {r}/var/lib/pacemaker/cib {r}/var/lib/pacemaker/pengine {r}/var/lib/pacemaker/blackbox {r}/var/lib/pacemaker/cores\n"));
-    s.push_str(&format!(
-        "chown -R hacluster:haclient {r}/var/lib/pacemaker; chmod 750 {r}/var/lib/pacemaker/*\n"
-    ));
-    s.push_str(&format!(
-        "mkdir -p {r}/var/log/corosync {r}/var/log/pacemaker/bundles {r}/var/log/mysql\n"
-    ));
-    s.push_str(&format!("chown -R hacluster:haclient {r}/var/log/pacemaker; chmod 770 {r}/var/log/pacemaker {r}/var/log/pacemaker/bundles\n"));
-    s.push_str(&format!("chown mysql:adm {r}/var/log/mysql\n"));
-    s.push_str(&format!(
-        "cp -a /var/spool/postfix {r}/var/spool/; cp -a /var/lib/postfix {r}/var/lib/\n"
-    ));
-    s.push_str(&format!(
-        "mkdir -p {r}/var/lib/dovecot {r}/var/lib/mysql; chown mysql:mysql {r}/var/lib/mysql\n"
-    ));
-    s.push_str(&format!("mkdir -p -m 0755 {r}/var/lib/mailha\n"));
-    // The alert agent runs as hacluster: its spool exists before the
-    // cluster's first event (see install.rs).
-    s.push_str(&format!(
-        "install -d -m 0700 -o hacluster -g haclient {r}/var/lib/mailha/spool {r}/var/lib/mailha/spool/pending\n"
-    ));
-    s
-}
-
-/// The script run once inside a fresh holder (`nsenter -p -m -n -u`):
-/// private mounts, hostname, loopback. The node's /tmp is mounted last: it
-/// would hide the base dir if that lies under /tmp.
-pub fn node_mount_script(root: &Path, node: &str) -> String {
-    let r = sh_quote(&root.display().to_string());
-    let mut s = String::from("set -eu\n");
-    // Our copy of /run/netns must not keep other namespaces alive.
-    s.push_str("for m in $(awk '$5 ~ \"^/run/netns\" {print $5}' /proc/self/mountinfo | sort -r); do umount -l \"$m\"; done\n");
-    for d in PRIVATE_DIRS.iter().chain(PRIVATE_FILES) {
-        s.push_str(&format!("mount --bind {r}/{d} /{d}\n"));
-    }
-    s.push_str(&format!(
-        "mount -t tmpfs -o mode=755,size=64m run-{node} /run\n"
-    ));
-    s.push_str("mkdir -p /run/lock /run/sshd /run/mysqld /run/memcached\n");
-    s.push_str("chmod 1777 /run/lock\n");
-    s.push_str("chown mysql:mysql /run/mysqld; chown memcache /run/memcached\n");
-    // The node's own device names (see DATA_DEV).
-    s.push_str(&format!(
-        "mount -t tmpfs -o mode=755,size=64k dev-lab-{node} {DEV_DIR}\n"
-    ));
-    // A killed corosync leaves ~26 MB of libqb files: 512 MiB.
-    s.push_str(&format!(
-        "mount -t tmpfs -o mode=1777,size=512m shm-{node} /dev/shm\n"
-    ));
-    // The binary that brought this lab up, pinned: each install dir is an
-    // overlay whose upper layer holds this lab's `mailha install`, so
-    // another checkout installing its own binary on the host (a second
-    // lab, a test run) never changes what this lab runs. (A bind mount on
-    // the file would not do: the host's install renames over it, which
-    // detaches such a mount in every namespace.)
-    let pin = sh_quote(&pin_root(root).display().to_string());
-    let work = sh_quote(&pin_work(root).display().to_string());
-    for d in mailha::install::dirs() {
-        let d = d.trim_start_matches('/');
-        s.push_str(&format!("mkdir -p {work}/{d}\n"));
-        s.push_str(&format!(
-            "mount -t overlay pin-{node} -o lowerdir=/{d},upperdir={pin}/{d},workdir={work}/{d} /{d}\n"
-        ));
-    }
-    s.push_str(&format!("mount --bind {r}/tmp /tmp\n"));
-    s.push_str(&format!("hostname {node}\n"));
-    s.push_str("ip link set lo up\n");
-    s
-}
 
 /// The nft commands (argv) of a fault: table `table` with an input and an
 /// output chain, dropping what `in_match` and `out_match` select. Removed
@@ -226,17 +66,18 @@ pub fn nft_drop(
     ]
 }
 
-/// `nsenter` into all of a node's namespaces, clean environment.
-pub fn in_node(holder_pid: u32, argv: &[&str]) -> Cmd {
+/// `nsenter` into all of a node's namespaces (those of its PID 1), clean
+/// environment.
+pub fn in_node(pid1: u32, argv: &[&str]) -> Cmd {
     Cmd::new("nsenter")
-        .args(["-t", &holder_pid.to_string(), "-p", "-m", "-n", "-u", "--"])
+        .args(["-t", &pid1.to_string(), "-a", "--"])
         .args(argv.iter().copied())
         .clean_env()
 }
 
 /// A shell script inside a node.
-pub fn in_node_sh(holder_pid: u32, script: &str) -> Cmd {
-    in_node(holder_pid, &["/bin/sh", "-c", script])
+pub fn in_node_sh(pid1: u32, script: &str) -> Cmd {
+    in_node(pid1, &["/bin/sh", "-c", script])
 }
 
 fn ip(args: &[&str]) -> Cmd {
@@ -269,38 +110,6 @@ pub fn bridges(t: &Topology) -> Vec<(Creates, Cmd)> {
         v.push((Creates::Nothing, no_ipv6(&br)));
         v.push((Creates::Nothing, ip(&["link", "set", &br, "up"])));
     }
-    v
-}
-
-/// One node on both bridges: the veth's inner end is created directly in
-/// the holder's netns (by PID) as eth0 (lan) / eth1 (hb).
-pub fn node_links(t: &Topology, n: u8, holder_pid: u32) -> Vec<(Creates, Cmd)> {
-    let pid = holder_pid.to_string();
-    let mut v = Vec::new();
-    let mut inner = String::from("set -e\nip link set lo up\n");
-    for net in Net::ALL {
-        let host = t.node_veth(n, net);
-        let ifn = net.node_ifname();
-        v.push((
-            Creates::Link(host.clone()),
-            ip(&[
-                "link", "add", &host, "type", "veth", "peer", "name", ifn, "netns", &pid,
-            ]),
-        ));
-        v.push((Creates::Nothing, no_ipv6(&host)));
-        v.push((
-            Creates::Nothing,
-            ip(&["link", "set", &host, "master", &t.bridge(net), "up"]),
-        ));
-        inner.push_str(&format!(
-            "ip addr add {}/{} dev {ifn}\nip link set {ifn} up\n",
-            t.node_addr(n, net),
-            net.subnet().len
-        ));
-    }
-    inner.push_str(&format!("ip route add default via {}\n", Aux::Gw.addr()));
-    let set = Cmd::new("nsenter").args(["-t", &pid, "-n", "--", "/bin/sh", "-c", &inner]);
-    v.push((Creates::Nothing, set));
     v
 }
 
@@ -349,10 +158,10 @@ pub fn aux_links(t: &Topology) -> Vec<(Creates, Cmd)> {
 /// One step of a teardown, in the order they must run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DownStep {
-    /// SIGKILL the holder: every process of the node dies, its netns (and
-    /// both veth ends), mount ns (and the disks mounted there), /run and
-    /// /dev/shm go with it.
-    KillHolder(HolderRec),
+    /// SIGKILL to the node's PID 1: every process of the node dies, its
+    /// netns (and both veth ends), its mounts (and the disks mounted
+    /// there) go with it; its nspawn supervisor exits.
+    PowerOff(NodeRec),
     DelNetns(String),
     DelLink(String),
     DetachLoop(PathBuf),
@@ -361,12 +170,16 @@ pub enum DownStep {
     ReleaseFusedisks,
     /// After the loops: the fusedisk daemon (and its private mount).
     StopFusedisk(super::state::FusediskRec),
+    /// Once the node is off: its disk (the overlay, then its tmpfs).
+    UnmountNode(String),
+    /// Once the node is off: its cgroup in every hierarchy.
+    RemoveCgroups(String),
 }
 
 /// Teardown plan for a recorded state, plus every name the topology could
 /// have created (so a crash between creating and recording leaves nothing).
 /// Holders not alive any more (or recycled PIDs) are skipped.
-pub fn plan_down(state: &State, alive: impl Fn(&HolderRec) -> bool) -> Vec<DownStep> {
+pub fn plan_down(state: &State, alive: impl Fn(&NodeRec) -> bool) -> Vec<DownStep> {
     let t = Topology::new(&state.prefix);
     let mut v: Vec<DownStep> = Vec::new();
     if !state.fusedisks.is_empty() {
@@ -374,12 +187,18 @@ pub fn plan_down(state: &State, alive: impl Fn(&HolderRec) -> bool) -> Vec<DownS
     }
     v.extend(
         state
-            .holders
+            .nodes
             .iter()
             .filter(|h| alive(h))
             .cloned()
-            .map(DownStep::KillHolder),
+            .map(DownStep::PowerOff),
     );
+    // Every node the topology has, recorded or not (a crash between a
+    // mount and its record leaves nothing).
+    for n in NODES {
+        v.push(DownStep::UnmountNode(t.node_name(n)));
+        v.push(DownStep::RemoveCgroups(t.node_name(n)));
+    }
     let mut netns = state.netns.clone();
     for a in Aux::ALL {
         if !netns.contains(&t.netns(a)) {
@@ -407,12 +226,13 @@ pub fn plan_down(state: &State, alive: impl Fn(&HolderRec) -> bool) -> Vec<DownS
     v
 }
 
-/// How long a killed holder may take to disappear before we report it
+/// How long a node powered off may take to disappear before we report it
 /// (a process in D state on a hung disk keeps the PID namespace alive).
-pub const HOLDER_EXIT_DEADLINE: Duration = Duration::from_secs(5);
+pub const NODE_EXIT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// What is still there after a teardown, from `ip -o link show`,
-/// `ip netns list`, `losetup -a` and the mount tables of all processes.
+/// `ip netns list`, `losetup -a`, the mount tables of all processes and
+/// the nodes' cgroup directories that still exist.
 pub fn leftovers(
     t: &Topology,
     base_dir: &Path,
@@ -420,8 +240,12 @@ pub fn leftovers(
     netns_list: &str,
     losetup: &str,
     mount_lines: &[String],
+    cgroups: &[PathBuf],
 ) -> Vec<String> {
-    let mut v = Vec::new();
+    let mut v: Vec<String> = cgroups
+        .iter()
+        .map(|c| format!("cgroup {}", c.display()))
+        .collect();
     let ours = t.host_links();
     for line in ip_link.lines() {
         // "12: mhxlan: <BROADCAST..." or "13: n1-lan@if2: ..."
@@ -493,61 +317,20 @@ mod tests {
     }
 
     #[test]
-    fn mount_script_binds_every_private_path_and_mounts_tmp_last() {
-        let s = node_mount_script(Path::new("/var/lib/mailha-lab/node1/root"), "node1");
-        for d in PRIVATE_DIRS.iter().chain(PRIVATE_FILES) {
-            assert!(
-                s.contains(&format!(
-                    "mount --bind '/var/lib/mailha-lab/node1/root'/{d} /{d}\n"
-                )),
-                "{d}"
-            );
-        }
-        assert!(s.contains("size=512m shm-node1 /dev/shm"));
-        let tmp = s.find("/tmp /tmp").unwrap();
-        assert!(
-            s.rfind("mount ").unwrap() <= tmp,
-            "the /tmp bind must be the last mount"
-        );
-        assert!(s.starts_with("set -eu\n"));
-    }
-
-    #[test]
-    fn node_links_put_eth0_on_lan_and_eth1_on_hb_inside_the_holder() {
-        let t = Topology::new("mhx");
-        let lines: Vec<String> = node_links(&t, 2, 4242)
-            .iter()
-            .map(|(_, c)| c.display())
-            .collect();
-        assert_eq!(
-            lines[0],
-            "ip link add mhxn2-lan type veth peer name eth0 netns 4242"
-        );
-        assert_eq!(lines[2], "ip link set mhxn2-lan master mhxlan up");
-        assert_eq!(
-            lines[3],
-            "ip link add mhxn2-hb type veth peer name eth1 netns 4242"
-        );
-        let last = lines.last().unwrap();
-        assert!(last.starts_with("nsenter -t 4242 -n -- /bin/sh -c"));
-        assert!(last.contains("ip addr add 198.51.100.12/24 dev eth0"));
-        assert!(last.contains("ip addr add 203.0.113.12/24 dev eth1"));
-        assert!(last.contains("ip route add default via 198.51.100.1"));
-    }
-
-    #[test]
     fn every_created_object_is_recorded_before_it_is_made() {
         let t = Topology::new("mhx");
         let mut steps = bridges(&t);
-        steps.extend(node_links(&t, 1, 1));
-        steps.extend(node_links(&t, 2, 2));
         steps.extend(aux_links(&t));
-        let mut links: Vec<String> = steps
+        // The nodes' veths are made by systemd-nspawn; `up` records their
+        // host ends before each boot.
+        let nodes = NODES
             .iter()
-            .filter_map(|(c, _)| match c {
+            .flat_map(|n| Net::ALL.iter().map(|net| t.node_veth(*n, *net)));
+        let mut links: Vec<String> = nodes
+            .chain(steps.iter().filter_map(|(c, _)| match c {
                 Creates::Link(l) => Some(l.clone()),
                 _ => None,
-            })
+            }))
             .collect();
         let mut all = t.host_links();
         links.sort();
@@ -561,15 +344,15 @@ mod tests {
     }
 
     #[test]
-    fn teardown_kills_live_holders_first_and_deletes_bridges_last() {
+    fn teardown_powers_live_nodes_off_first_and_deletes_bridges_last() {
         let mut s = State::new("mhx", Path::new("/tmp/mhx/base"));
-        s.holders = vec![
-            HolderRec {
+        s.nodes = vec![
+            NodeRec {
                 node: "node1".into(),
                 pid: 10,
                 start_time: 1,
             },
-            HolderRec {
+            NodeRec {
                 node: "node2".into(),
                 pid: 20,
                 start_time: 2,
@@ -582,8 +365,10 @@ mod tests {
             image: "/x".into(),
         }];
         let plan = plan_down(&s, |h| h.pid == 20);
-        assert_eq!(plan[0], DownStep::KillHolder(s.holders[1].clone()));
-        assert!(matches!(plan[1], DownStep::DelNetns(_)));
+        assert_eq!(plan[0], DownStep::PowerOff(s.nodes[1].clone()));
+        assert_eq!(plan[1], DownStep::UnmountNode("node1".into()));
+        assert_eq!(plan[2], DownStep::RemoveCgroups("node1".into()));
+        assert!(matches!(plan[5], DownStep::DelNetns(_)));
         let links: Vec<&str> = plan
             .iter()
             .filter_map(|p| match p {
@@ -602,7 +387,7 @@ mod tests {
     #[test]
     fn a_hung_disk_path_is_released_first_and_its_daemon_stopped_last() {
         let mut s = State::new("mhx", Path::new("/b"));
-        s.holders.push(HolderRec {
+        s.nodes.push(NodeRec {
             node: "node1".into(),
             pid: 10,
             start_time: 1,
@@ -615,7 +400,7 @@ mod tests {
         });
         let plan = plan_down(&s, |_| true);
         assert_eq!(plan[0], DownStep::ReleaseFusedisks);
-        assert!(matches!(plan[1], DownStep::KillHolder(_)));
+        assert!(matches!(plan[1], DownStep::PowerOff(_)));
         assert!(matches!(plan.last(), Some(DownStep::StopFusedisk(r)) if r.pid == Some(11)));
     }
 
@@ -634,6 +419,7 @@ mod tests {
             netns,
             losetup,
             &mounts,
+            &[],
         );
         assert_eq!(
             v[..4],
@@ -645,7 +431,23 @@ mod tests {
             ]
         );
         assert_eq!(v.len(), 5);
-        assert!(leftovers(&t, Path::new("/tmp/mhx/base"), "2: eth0: <>\n", "", "", &[]).is_empty());
+        assert!(
+            leftovers(
+                &t,
+                Path::new("/tmp/mhx/base"),
+                "2: eth0: <>\n",
+                "",
+                "",
+                &[],
+                &[]
+            )
+            .is_empty()
+        );
+        let cg = [PathBuf::from("/sys/fs/cgroup/unified/mailha-lab-mhx-node1")];
+        assert_eq!(
+            leftovers(&t, Path::new("/b"), "", "", "", &[], &cg),
+            ["cgroup /sys/fs/cgroup/unified/mailha-lab-mhx-node1"]
+        );
     }
 
     #[test]

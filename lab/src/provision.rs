@@ -147,6 +147,7 @@ alias_database =
 virtual_mailbox_domains = lab.test
 virtual_mailbox_base = /srv/data/vmail
 virtual_mailbox_maps = texthash:/etc/postfix/vmailbox
+virtual_alias_maps = texthash:/etc/postfix/virtual
 virtual_uid_maps = static:8
 virtual_gid_maps = static:8
 virtual_minimum_uid = 8
@@ -155,6 +156,13 @@ virtual_minimum_uid = 8
 pub const POSTFIX_VMAILBOX: &str = "\
 user1@lab.test lab.test/user1/Maildir/
 user2@lab.test lab.test/user2/Maildir/
+";
+
+/// A mail domain must accept mail for its postmaster (RFC 5321 section
+/// 4.5.1) and, by custom (RFC 2142), abuse: both reach user1.
+pub const POSTFIX_VIRTUAL: &str = "\
+postmaster@lab.test user1@lab.test
+abuse@lab.test user1@lab.test
 ";
 
 /// Dovecot: the whole file (Debian's conf.d includes are not read).
@@ -211,6 +219,7 @@ pub fn mail_files() -> Vec<NodeFile> {
     vec![
         ("etc/postfix/main.cf", POSTFIX_MAIN_CF, 0o644, None),
         ("etc/postfix/vmailbox", POSTFIX_VMAILBOX, 0o644, None),
+        ("etc/postfix/virtual", POSTFIX_VIRTUAL, 0o644, None),
         ("etc/dovecot/dovecot.conf", DOVECOT_CONF, 0o644, None),
         (
             "etc/dovecot/users",
@@ -397,7 +406,9 @@ pub fn all_started(st: &mailha::status::Status, expected: usize) -> Result<(), S
 
 /// Programs `lab up` needs on the host (the nodes share its /usr).
 pub const PREREQUISITES: &[&str] = &[
-    "unshare",
+    // The nodes boot systemd in containers (Debian's systemd-container).
+    "systemd-nspawn",
+    "systemctl",
     "nsenter",
     "ip",
     "losetup",

@@ -25,10 +25,11 @@ pub enum StateError {
     },
 }
 
-/// A node's holder: PID 1 of the node's PID namespace, as seen from the
-/// host. `start_time` (field 22 of /proc/PID/stat) guards against PID reuse.
+/// A running node: its PID 1 (its systemd, PID 1 of the node's PID
+/// namespace) as seen from the host. `start_time` (field 22 of
+/// /proc/PID/stat) guards against PID reuse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HolderRec {
+pub struct NodeRec {
     pub node: String,
     pub pid: u32,
     pub start_time: u64,
@@ -63,7 +64,10 @@ pub struct State {
     /// The cluster's config (where it came from), once `up` got there.
     #[serde(default)]
     pub config: Option<String>,
-    pub holders: Vec<HolderRec>,
+    /// The nodes that run, each by its PID 1 (`holders` in state files
+    /// written before the systemd nodes).
+    #[serde(alias = "holders")]
+    pub nodes: Vec<NodeRec>,
     /// Named network namespaces (ip netns).
     pub netns: Vec<String>,
     /// Host links (veth host ends, bridges).
@@ -94,7 +98,7 @@ impl State {
             base_dir: base_dir.to_path_buf(),
             phase: "starting".into(),
             config: None,
-            holders: Vec::new(),
+            nodes: Vec::new(),
             netns: Vec::new(),
             links: Vec::new(),
             loops: Vec::new(),
@@ -103,8 +107,8 @@ impl State {
         }
     }
 
-    pub fn holder(&self, node: &str) -> Option<&HolderRec> {
-        self.holders.iter().find(|h| h.node == node)
+    pub fn node(&self, node: &str) -> Option<&NodeRec> {
+        self.nodes.iter().find(|h| h.node == node)
     }
 }
 
@@ -172,7 +176,7 @@ mod tests {
         let store = StateStore::new(&dir.path().join("lab"));
         assert_eq!(store.load().unwrap(), None);
         let mut s = State::new("mhx", Path::new("/var/lib/mailha-lab"));
-        s.holders.push(HolderRec {
+        s.nodes.push(NodeRec {
             node: "node1".into(),
             pid: 42,
             start_time: 7,
@@ -180,7 +184,7 @@ mod tests {
         s.links.push("mhxlan".into());
         store.save(&s).unwrap();
         assert_eq!(store.load().unwrap(), Some(s.clone()));
-        assert_eq!(s.holder("node1").unwrap().pid, 42);
+        assert_eq!(s.node("node1").unwrap().pid, 42);
         store.remove().unwrap();
         store.remove().unwrap();
         assert_eq!(store.load().unwrap(), None);

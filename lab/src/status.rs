@@ -1,7 +1,7 @@
 //! `lab status` and `lab exec`.
 
 use super::cmd::CLEAN_ENV;
-use super::holder;
+use super::proc;
 use super::state::State;
 use super::{Lab, LabError};
 use std::process::Command;
@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NodeStatus {
     pub node: String,
+    /// The node's PID 1 (its systemd) as the host sees it. (The name is
+    /// older than the systemd nodes; JSON fields are never renamed.)
     pub holder_pid: u32,
     pub running: bool,
 }
@@ -57,7 +59,7 @@ impl LabStatus {
                 .map(|l| l.device.display().to_string())
                 .collect();
             s.push_str(&format!(
-                "  {:<6} holder {:<8} {:<8} disks {}\n",
+                "  {:<6} PID 1 {:<8} {:<8} disks {}\n",
                 n.node,
                 n.holder_pid,
                 if n.running { "running" } else { "DEAD" },
@@ -110,12 +112,12 @@ impl Lab<'_> {
                 prefix: st.prefix.clone(),
                 base_dir: st.base_dir.display().to_string(),
                 nodes: st
-                    .holders
+                    .nodes
                     .iter()
                     .map(|h| NodeStatus {
                         node: h.node.clone(),
                         holder_pid: h.pid,
-                        running: holder::is_alive(&self.proc_root, h.pid, h.start_time),
+                        running: proc::is_alive(&self.proc_root, h.pid, h.start_time),
                     })
                     .collect(),
                 netns: st.netns.clone(),
@@ -127,19 +129,19 @@ impl Lab<'_> {
                     .map(|r| DaemonStatus {
                         name: r.name.clone(),
                         pid: r.pid,
-                        running: holder::is_alive(&self.proc_root, r.pid, r.start_time),
+                        running: proc::is_alive(&self.proc_root, r.pid, r.start_time),
                     })
                     .collect(),
             },
         })
     }
 
-    fn live_holder(&self, st: &State, node: &str) -> Result<u32, LabError> {
+    fn live_pid1(&self, st: &State, node: &str) -> Result<u32, LabError> {
         let h = st
-            .holder(node)
+            .node(node)
             .ok_or_else(|| LabError::UnknownNode(node.to_string()))?;
-        if !holder::is_alive(&self.proc_root, h.pid, h.start_time) {
-            return Err(LabError::HolderDead {
+        if !proc::is_alive(&self.proc_root, h.pid, h.start_time) {
+            return Err(LabError::NodeDead {
                 node: node.to_string(),
                 pid: h.pid,
             });
@@ -164,7 +166,7 @@ impl Lab<'_> {
             c = Command::new("ip");
             c.args(["netns", "exec", &self.topo.netns(*a)]);
         } else {
-            let pid = self.live_holder(&st, node)?;
+            let pid = self.live_pid1(&st, node)?;
             c = Command::new("nsenter");
             c.args(["-t", &pid.to_string(), "-p", "-m", "-n", "-u", "--"]);
         }
@@ -201,7 +203,7 @@ impl Lab<'_> {
 mod tests {
     use super::*;
     use crate::cmd::Recorder;
-    use crate::state::HolderRec;
+    use crate::state::NodeRec;
 
     #[test]
     fn status_of_no_lab_says_down_and_exec_refuses() {
@@ -223,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_holder_shows_as_dead_and_cannot_be_entered() {
+    fn a_dead_node_shows_as_dead_and_cannot_be_entered() {
         let dir = tempfile::tempdir().unwrap();
         let r = Recorder::new();
         let lab = Lab::new(
@@ -234,7 +236,7 @@ mod tests {
         );
         let mut st = State::new("mhxnone", &lab.base_dir);
         st.phase = "infrastructure up".into();
-        st.holders.push(HolderRec {
+        st.nodes.push(NodeRec {
             node: "node1".into(),
             pid: std::process::id(),
             start_time: 1,
@@ -242,14 +244,14 @@ mod tests {
         lab.store.save(&st).unwrap();
         let s = lab.status().unwrap();
         assert!(s.up && !s.nodes[0].running);
-        assert!(s.render().contains("node1  holder"));
+        assert!(s.render().contains("node1  PID 1"));
         assert!(s.render().contains("DEAD"));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["nodes"][0]["running"], false);
         assert!(matches!(
             lab.exec("node1", &["true".into()], Duration::from_secs(1))
                 .unwrap_err(),
-            LabError::HolderDead { .. }
+            LabError::NodeDead { .. }
         ));
         assert!(matches!(
             lab.exec("node9", &["true".into()], Duration::from_secs(1))

@@ -108,7 +108,7 @@ impl Net {
     }
 }
 
-/// The plain network namespaces beside the nodes (no holder: nothing
+/// The plain network namespaces beside the nodes (no PID 1 of their own: nothing
 /// runs there but what we exec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aux {

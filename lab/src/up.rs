@@ -1,22 +1,21 @@
-//! `lab up`: first the infrastructure (holders with private mounts,
-//! bridges and veths, the gw and client namespaces, the shared data disk
-//! and the lease disk with one loop device per node per image; every
-//! object is recorded in the state before it is created), then the
-//! cluster: `mailha install`, the mail stack's files, sshd with the lab's
-//! keys, a pre-seeded CIB, `mailha setup` inside node1, and the wait until
-//! both nodes are online and every resource runs.
+//! `lab up`: first the infrastructure (each node's disk with mailha
+//! installed, bridges, the gw, client and NFS namespaces, the shared data
+//! disk and the lease disk with one loop device per node per image, then
+//! both nodes booted; every object is recorded in the state before it is
+//! created), then the cluster: the mail stack's files, the lab's ssh keys,
+//! a pre-seeded CIB, `mailha setup` inside node1, and the wait until both
+//! nodes are online and every resource runs.
 
 use super::cmd::Cmd;
 use super::fusedisk;
-use super::holder;
-use super::plan::{self, Creates, DATA_DEV, DEV_DIR, LEASE_DEV, SEED_MARKER};
+use super::node::{BootTarget, NodeDirs};
+use super::plan::{self, Creates};
+use super::proc;
 use super::provision::{self, LabConfig};
-use super::state::{HolderRec, LoopRec, State};
-use super::topology::{Aux, NODES, overlapping_route};
+use super::state::{LoopRec, NodeRec, State};
+use super::topology::{Aux, NODES, Net, overlapping_route};
 use super::{Lab, LabError};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Image sizes (sparse files).
@@ -26,7 +25,9 @@ pub const LEASE_IMAGE_SIZE: u64 = 4 << 20;
 /// What `up` reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct UpReport {
-    pub holders: Vec<HolderRec>,
+    /// Each node by its PID 1 (the JSON name is older than the systemd
+    /// nodes).
+    pub holders: Vec<NodeRec>,
     pub loops: Vec<LoopRec>,
     pub seconds: f64,
     /// Where the config came from (none: infrastructure only).
@@ -35,6 +36,9 @@ pub struct UpReport {
     pub cluster_status: Option<String>,
     /// Seconds since the start when each phase ended.
     pub phases: Vec<(String, f64)>,
+    /// How each node's systemd finished booting (`running`, or
+    /// `degraded` with its failed units).
+    pub booted: Vec<String>,
 }
 
 /// How `up` runs.
@@ -56,7 +60,7 @@ impl Lab<'_> {
     pub fn preflight(&self) -> Result<(), LabError> {
         let status = std::fs::read_to_string(self.proc_root.join("self/status"))
             .map_err(LabError::io(&self.proc_root))?;
-        if holder::effective_uid(&status) != Some(0) {
+        if proc::effective_uid(&status) != Some(0) {
             return Err(LabError::NotRoot);
         }
         if self.store.load()?.is_some() {
@@ -78,6 +82,18 @@ impl Lab<'_> {
                 return Err(LabError::NetnsExists(self.topo.netns(a)));
             }
         }
+        // The nodes boot systemd in containers: systemd-nspawn, and a
+        // cgroup v2 hierarchy to freeze and power them off.
+        let nspawn = provision::missing_programs(
+            &["systemd-nspawn"],
+            &[Path::new("/usr/bin"), Path::new("/bin")],
+        );
+        if !nspawn.is_empty() {
+            return Err(LabError::Prerequisites(vec![
+                "systemd-nspawn (Debian's systemd-container)".into(),
+            ]));
+        }
+        self.node_cgroup_v2("node1")?;
         Ok(())
     }
 
@@ -105,21 +121,33 @@ impl Lab<'_> {
     }
 
     /// Refuses before anything is built: programs missing, or agents the
-    /// config names not installed (after installing this binary, which
-    /// puts mailha's own agents in place).
+    /// config names that neither the host's packages nor mailha's install
+    /// provide.
     fn cluster_preflight(&self, cfg: &LabConfig) -> Result<(), LabError> {
         let missing = provision::missing_prerequisites();
         if !missing.is_empty() {
             return Err(LabError::Prerequisites(missing));
         }
-        mailha::install::install(Path::new("/"), &self.mailha).map_err(|e| LabError::Io {
-            path: PathBuf::from(mailha::install::BIN_PATH),
+        // The nodes get the host's packages (their lower layer) and
+        // mailha's own install (what `install` writes into their disks):
+        // an agent must be in one of the two. The host itself is left as
+        // it is.
+        let scratch = tempfile::tempdir().map_err(LabError::io(Path::new("/tmp")))?;
+        mailha::install::install(scratch.path(), &self.mailha).map_err(|e| LabError::Io {
+            path: self.mailha.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
         let conf = mailha::cib::render(&cfg.config);
         let absent: Vec<String> = provision::required_agents(&conf)
             .into_iter()
-            .filter(|(_, path)| !path.is_file())
+            .filter(|(_, path)| {
+                !path.is_file()
+                    && scratch
+                        .path()
+                        .join(path.strip_prefix("/").unwrap_or(path))
+                        .symlink_metadata()
+                        .is_err()
+            })
             .map(|(spec, path)| format!("{spec} ({})", path.display()))
             .collect();
         if !absent.is_empty() {
@@ -132,65 +160,20 @@ impl Lab<'_> {
         let mut st = State::new(&self.topo.prefix, &self.base_dir);
         self.store.save(&st)?;
         create_private_dir(&self.base_dir)?;
-        // Mount points the nodes cover privately; the host keeps them empty
-        // (never removed: another lab may be using them).
-        for d in ["/etc/mailha", "/var/lib/mailha", DEV_DIR, plan::EYOU_MOUNT] {
-            std::fs::create_dir_all(d).map_err(LabError::io(Path::new(d)))?;
-        }
 
-        for n in NODES {
-            let node = self.topo.node_name(n);
-            let root = plan::node_root(&self.base_dir, &node);
-            let marker = self.base_dir.join(&node).join(SEED_MARKER);
-            if !marker.exists() {
-                // An older or half-seeded tree: start over (no lab is up,
-                // preflight checked, so nothing is mounted from it).
-                let dir = self.base_dir.join(&node);
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
-                }
-                let script = plan::seed_script(&root, &self.topo, &node);
-                self.runner.run_ok(
-                    &Cmd::new("/bin/sh")
-                        .args(["-c", &script])
-                        .deadline(Duration::from_secs(60)),
-                )?;
-                std::fs::write(&marker, "").map_err(LabError::io(&marker))?;
-            }
-            // This lab's own install, the upper layer of the node's pinned
-            // install dirs; made fresh at every up (no node uses it now).
-            let pin = plan::pin_root(&root);
-            for dir in [pin.clone(), pin.with_file_name("pin-work")] {
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(LabError::io(&dir))?;
-                }
-            }
-            mailha::install::install(&pin, &self.mailha).map_err(|e| LabError::Io {
-                path: pin.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        }
-        st.phase = "holders".into();
+        // Each node's disk: the host's packages under a layer of its own,
+        // with what makes it a machine of its own and mailha installed.
+        st.phase = "node disks".into();
         self.store.save(&st)?;
         for n in NODES {
             let node = self.topo.node_name(n);
-            let rec = self.start_holder(&node)?;
-            st.holders.push(rec.clone());
-            self.store.save(&st)?;
-            let root = plan::node_root(&self.base_dir, &node);
-            self.runner.run_ok(&plan::in_node_sh(
-                rec.pid,
-                &plan::node_mount_script(&root, &node),
-            ))?;
+            let d = self.mount_node_root(&node)?;
+            self.make_tree(n, &d.root)?;
         }
 
         st.phase = "network".into();
         self.store.save(&st)?;
         let mut steps = plan::bridges(&self.topo);
-        for n in NODES {
-            let pid = st.holders[usize::from(n - 1)].pid;
-            steps.extend(plan::node_links(&self.topo, n, pid));
-        }
         steps.extend(plan::aux_links(&self.topo));
         for (creates, cmd) in steps {
             match creates {
@@ -212,8 +195,8 @@ impl Lab<'_> {
         make_sparse(&lease, LEASE_IMAGE_SIZE)?;
         // No MMP here: `mailha setup` turns it on, as on a real
         // installation (mailha::live). With it a second mount through another
-        // device is refused (measured: after ~23 s); a holder kill unmounts
-        // cleanly, so no MMP wait then.
+        // device is refused (measured: after ~23 s); a clean power-off
+        // unmounts, so no MMP wait then.
         self.runner.run_ok(
             &Cmd::new("mkfs.ext4")
                 .args(["-q", "-F", "-L", "maildata"])
@@ -222,8 +205,6 @@ impl Lab<'_> {
         )?;
         for n in NODES {
             let node = self.topo.node_name(n);
-            let pid = st.holders[usize::from(n - 1)].pid;
-            let mut minors = Vec::new();
             // Each node's path to the images runs through its own FUSE
             // pass-through, so a drill can break one node's path only.
             let fd_pid = self.start_fusedisk(&mut st, &node, &[data.clone(), lease.clone()])?;
@@ -238,28 +219,28 @@ impl Lab<'_> {
                     image: path,
                 });
                 self.store.save(&st)?;
-                minors.push(loop_minor(&device).ok_or_else(|| LabError::Io {
-                    path: device.clone(),
-                    source: std::io::Error::other("not a /dev/loopN path"),
-                })?);
             }
-            // Same path in both nodes, each node's own device; never
-            // LABEL=/UUID=: both devices carry the same UUID.
-            let script = format!(
-                "set -e\nmknod {DATA_DEV} b 7 {}\nmknod {LEASE_DEV} b 7 {}\n",
-                minors[0], minors[1]
-            );
-            self.runner.run_ok(&plan::in_node_sh(pid, &script))?;
-            // Lease fencing: the node's emulated watchdog (src/lab/watchdog.rs).
-            if let Some(t) = opts
-                .config
-                .as_ref()
-                .and_then(|c| super::watchdog::timeout_for(&c.config))
-            {
-                let log = self.base_dir.join(&node).join("watchdog.log");
-                let disk = fusedisk::mode_file(&self.base_dir, &node);
-                super::watchdog::spawn(&self.exe, &st.holders[usize::from(n - 1)], t, &disk, &log)?;
+        }
+
+        st.phase = "booting the nodes".into();
+        self.store.save(&st)?;
+        let watchdog = opts
+            .config
+            .as_ref()
+            .and_then(|c| super::watchdog::timeout_for(&c.config));
+        for n in NODES {
+            // The host ends nspawn makes, recorded before they exist.
+            for net in Net::ALL {
+                st.links.push(self.topo.node_veth(n, net));
             }
+            self.store.save(&st)?;
+            let rec = self.boot(n, &st, watchdog, BootTarget::Default)?;
+            st.nodes.push(rec);
+            self.store.save(&st)?;
+        }
+        let mut booted = Vec::new();
+        for rec in &st.nodes {
+            booted.push(format!("{}: {}", rec.node, self.wait_booted(rec)?));
         }
         st.phase = "infrastructure up".into();
         self.store.save(&st)?;
@@ -274,16 +255,58 @@ impl Lab<'_> {
             self.store.save(&st)?;
         }
         Ok(UpReport {
-            holders: st.holders.clone(),
+            holders: st.nodes.clone(),
             loops: st.loops.clone(),
             seconds: t0.elapsed().as_secs_f64(),
             config: opts.config.as_ref().map(|c| c.origin.clone()),
             cluster_status,
             phases,
+            booted,
         })
     }
 
-    /// The cluster on top of the infrastructure (holders are running).
+    /// One boot of node `n` (its disk and loop devices in place): its
+    /// watchdog first when it fences by lease (so the keeper finds the
+    /// FIFO read at boot), then systemd-nspawn, then its links on the
+    /// bridges. Returns its PID 1; `wait_booted` waits for the boot.
+    pub(crate) fn boot(
+        &self,
+        n: u8,
+        st: &State,
+        watchdog: Option<Duration>,
+        target: BootTarget,
+    ) -> Result<NodeRec, LabError> {
+        let node = self.topo.node_name(n);
+        let d = NodeDirs::new(&self.base_dir, &node);
+        std::fs::create_dir_all(&d.dev).map_err(LabError::io(&d.dev))?;
+        drop(super::watchdog::open_fifo(&d.fifo).map_err(LabError::io(&d.fifo))?);
+        if let Some(t) = watchdog {
+            let log = d.dir.join("watchdog.log");
+            let disk = fusedisk::mode_file(&self.base_dir, &node);
+            let cg = self.node_cgroup_v2(&node)?;
+            super::watchdog::spawn(&self.exe, &node, &cg, &d.fifo, t, &disk, &log)?;
+        }
+        let loops: Vec<(String, PathBuf)> = st
+            .loops
+            .iter()
+            .filter(|l| l.node == node)
+            .map(|l| {
+                (
+                    l.image
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    l.device.clone(),
+                )
+            })
+            .collect();
+        super::node::make_dev_dir(&d, &loops)?;
+        let rec = self.launch_node(&self.launch_spec(n, target))?;
+        self.attach_node_links(n)?;
+        Ok(rec)
+    }
+
+    /// The cluster on top of the infrastructure (the nodes run).
     fn provision(
         &self,
         st: &State,
@@ -292,7 +315,7 @@ impl Lab<'_> {
         phases: &mut Vec<(String, f64)>,
     ) -> Result<String, LabError> {
         let mut mark = |what: &str| phases.push((what.to_string(), t0.elapsed().as_secs_f64()));
-        let pid = |n: u8| st.holders[usize::from(n - 1)].pid;
+        let pid = |n: u8| st.nodes[usize::from(n - 1)].pid;
         // The lab's own ssh identity (host side, once; root-only base dir).
         let key = self.base_dir.join("id_ed25519");
         if !key.exists() {
@@ -389,21 +412,12 @@ impl Lab<'_> {
             )?;
         }
 
-        for n in NODES {
-            self.runner.run_ok(
-                &plan::in_node(pid(n), &["service", "ssh", "start"])
-                    .deadline(Duration::from_secs(30)),
-            )?;
-        }
         self.runner.run_ok(
             &plan::in_node_sh(pid(1), &provision::data_init_script())
                 .deadline(Duration::from_secs(120)),
         )?;
 
-        if super::watchdog::timeout_for(&cfg.config).is_some() {
-            super::watchdog::start_keepers(self.runner, &[pid(1), pid(2)])?;
-        }
-        mark("node files, sshd, data init");
+        mark("node files, data init");
         let argv = provision::setup_argv();
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let out = self
@@ -449,38 +463,6 @@ impl Lab<'_> {
         )?;
         Ok(o.stdout)
     }
-
-    /// Starts one holder and returns its record (host PID + start time).
-    pub(crate) fn start_holder(&self, node: &str) -> Result<HolderRec, LabError> {
-        let mut c = Command::new("unshare");
-        c.args(holder::unshare_argv(&self.exe))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        // Long-lived by design: the holder is the node. Not waited for.
-        let child = c.spawn().map_err(|source| LabError::Io {
-            path: PathBuf::from("unshare"),
-            source,
-        })?;
-        let upid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            for pid in holder::children(&self.proc_root, upid) {
-                if let Some((exe, start_time)) = holder::identity(&self.proc_root, pid)
-                    && exe == self.exe
-                {
-                    return Ok(HolderRec {
-                        node: node.to_string(),
-                        pid,
-                        start_time,
-                    });
-                }
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Err(LabError::HolderNotFound(node.to_string()))
-    }
 }
 
 /// The base dir holds the lab's private key: root only.
@@ -491,7 +473,12 @@ fn create_private_dir(dir: &Path) -> Result<(), LabError> {
 }
 
 /// Writes a file with its mode (from creation on) and, if given, owner.
-fn put(path: &Path, text: &str, mode: u32, owner: Option<(&str, &str)>) -> Result<(), LabError> {
+pub(crate) fn put(
+    path: &Path,
+    text: &str,
+    mode: u32,
+    owner: Option<(&str, &str)>,
+) -> Result<(), LabError> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
@@ -508,26 +495,32 @@ fn put(path: &Path, text: &str, mode: u32, owner: Option<(&str, &str)>) -> Resul
     f.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(LabError::io(path))?;
     if let Some((user, group)) = owner {
-        let uid = nix::unistd::User::from_name(user)
-            .ok()
-            .flatten()
-            .map(|u| u.uid);
-        let gid = nix::unistd::Group::from_name(group)
-            .ok()
-            .flatten()
-            .map(|g| g.gid);
-        if uid.is_none() || gid.is_none() {
-            return Err(LabError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(format!("no user {user} or group {group}")),
-            });
-        }
-        nix::unistd::chown(path, uid, gid).map_err(|e| LabError::Io {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?;
+        chown(path, user, group)?;
     }
     Ok(())
+}
+
+/// Gives `path` to `user`:`group` (names, looked up on the host: the
+/// nodes' /etc/passwd is the host's).
+pub(crate) fn chown(path: &Path, user: &str, group: &str) -> Result<(), LabError> {
+    let uid = nix::unistd::User::from_name(user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid);
+    let gid = nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid);
+    if uid.is_none() || gid.is_none() {
+        return Err(LabError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(format!("no user {user} or group {group}")),
+        });
+    }
+    nix::unistd::chown(path, uid, gid).map_err(|e| LabError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })
 }
 
 fn make_sparse(path: &Path, size: u64) -> Result<(), LabError> {

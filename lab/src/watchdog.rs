@@ -1,14 +1,14 @@
 //! The lab's emulated watchdog: these machines have no watchdog driver,
-//! so each node gets a host-side supervisor (`mailha lab watchdog`) that
-//! plays the hardware's part. The node's `/dev/lab/watchdog` is a FIFO the
-//! supervisor creates in the node's private /dev/lab and reads: every
-//! byte but "V" is a pet and arms it, "V" (the kernel's magic close)
-//! disarms it. Armed and not petted for the timeout, it resets the node
-//! as a hardware reset would: SIGKILL to the node's holder, PID 1 of the
-//! node's PID namespace, which makes the kernel kill every process of the
-//! node at once (frozen ones too: a fatal signal ends a task frozen by
-//! the cgroup v2 freezer). The node's mounts and network namespace go
-//! with its last process.
+//! so each node gets a host-side supervisor (`mailha-lab watchdog`) that
+//! plays the hardware's part. The node's `/dev/lab/watchdog` is a FIFO on
+//! the host (`{base}/nodeN/dev/watchdog`, bound into the node at each
+//! boot) that the supervisor reads: every byte but "V" is a pet and arms
+//! it, "V" (the kernel's magic close) disarms it. Armed and not petted for
+//! the timeout, it resets the node as a hardware reset would: SIGKILL to
+//! the node's PID 1 (its systemd, PID 1 of the node's PID namespace),
+//! which makes the kernel kill every process of the node at once (frozen
+//! ones too: a fatal signal ends a task frozen by the cgroup v2 freezer).
+//! The node's mounts and network namespace go with its last process.
 //!
 //! A reset also ends the machine's I/O, and a SIGKILL alone does not: a
 //! process waiting in the kernel (D state) on a hung disk path outlives
@@ -20,13 +20,16 @@
 //! (`ok`) when the node boots again, once the old mount is gone.
 //!
 //! The supervisor lives outside the node (a frozen node must not freeze
-//! its watchdog), and ends by itself when the holder is gone (lab down,
-//! or after the reset), so the lab's state need not record it.
+//! its watchdog). It starts before the node boots (the keeper, started at
+//! boot, opens the FIFO at once), waits for the node's PID 1 to appear in
+//! the node's cgroup, and ends by itself when that PID 1 is gone (lab
+//! down, a drill's power cut, or after the reset), so the lab's state need
+//! not record it; a boot that follows gets a supervisor of its own.
 
-use super::holder;
+use super::proc;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The watchdog device path inside a node (lab/postfix.toml's
@@ -37,18 +40,9 @@ const POLL: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The node went away by other means (lab down, a drill's kill).
-    HolderGone,
+    NodeGone,
     /// Armed, not petted for the timeout: the node was reset.
     Reset { silent_for: Duration },
-}
-
-/// The FIFO as the host sees it: through the holder's root, in the
-/// node's own mount namespace.
-pub fn host_path(proc_root: &Path, holder_pid: u32, in_node: &str) -> PathBuf {
-    proc_root
-        .join(holder_pid.to_string())
-        .join("root")
-        .join(in_node.trim_start_matches('/'))
 }
 
 /// Creates the FIFO if needed; returns it opened read-write (never sees
@@ -65,7 +59,7 @@ pub fn open_fifo(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// Watches `fifo` for the node whose holder is (`pid`, `start_time`)
+/// Watches `fifo` for the node whose PID 1 is (`pid`, `start_time`)
 /// until the node is gone or reset; a reset first switches `disk_mode`
 /// (the node's fusedisk mode file), when given, to `eio`. `log` gets one
 /// line per state change.
@@ -110,8 +104,8 @@ pub fn supervise(
                 _ => break,
             }
         }
-        if !holder::is_alive(proc_root, pid, start_time) {
-            return Outcome::HolderGone;
+        if !proc::is_alive(proc_root, pid, start_time) {
+            return Outcome::NodeGone;
         }
         if let Some(last) = armed_at
             && last.elapsed() >= timeout
@@ -142,12 +136,14 @@ pub fn supervise(
     }
 }
 
-/// Starts the supervisor of one node (`exe lab watchdog ...`), logging
-/// to `log`, and waits until its FIFO is there for the keeper to open.
-/// Long-lived by design and not waited for: it ends with the node.
+/// Starts the supervisor of one node (`exe watchdog ...`) before it
+/// boots, logging to `log`, and waits until it reads `fifo`. Long-lived by
+/// design and not waited for: it ends with that boot of the node.
 pub fn spawn(
     exe: &Path,
-    holder: &super::state::HolderRec,
+    node: &str,
+    cgroup: &Path,
+    fifo: &Path,
     timeout: Duration,
     disk_mode: &Path,
     log: &Path,
@@ -159,11 +155,11 @@ pub fn spawn(
         .open(log)
         .map_err(super::LabError::io(log))?;
     let err = out.try_clone().map_err(super::LabError::io(log))?;
-    std::process::Command::new(exe)
-        .args(["watchdog", "--holder"])
-        .arg(holder.pid.to_string())
-        .arg("--start-time")
-        .arg(holder.start_time.to_string())
+    let mut child = std::process::Command::new(exe)
+        .args(["watchdog", "--cgroup"])
+        .arg(cgroup)
+        .arg("--fifo")
+        .arg(fifo)
         .arg("--timeout")
         .arg(format!("{}ms", timeout.as_millis()))
         .arg("--disk-mode-file")
@@ -174,27 +170,31 @@ pub fn spawn(
         .process_group(0)
         .spawn()
         .map_err(super::LabError::io(exe))?;
-    let fifo = host_path(Path::new("/proc"), holder.pid, FIFO);
+    let pid = child.id();
+    // Reaped when it ends (it may outlive this process too: then init).
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    // Reading: its FIFO is open for reading in its /proc fds.
     let t0 = Instant::now();
-    while !fifo.exists() {
+    loop {
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == fifo));
+        if open {
+            return Ok(());
+        }
         if t0.elapsed() > Duration::from_secs(5) {
             return Err(super::LabError::Cluster(format!(
-                "the watchdog of {} did not create {}",
-                holder.node,
+                "the watchdog of {node} did not open {}",
                 fifo.display()
             )));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(())
 }
-
-/// The shell line that starts the lease keeper inside a node: the init
-/// script `mailha install` ships (src/lease/boot.rs), as a machine's boot
-/// runs it before corosync. It detaches the keeper (the node's holder
-/// reaps it), logs to the node's private /var/log and returns once the
-/// keeper answers.
-pub const KEEPER_START: &str = "service mailha-lease start";
 
 /// The watchdog timeout the lab emulates for `cfg`: only when it fences
 /// by lease with its watchdog at the lab's FIFO.
@@ -205,64 +205,53 @@ pub fn timeout_for(cfg: &mailha::config::Config) -> Option<Duration> {
     .then_some(cfg.fencing.watchdog_timeout)
 }
 
-/// Starts the keeper in each node (holder PIDs) and waits until each
-/// answers on its control socket.
-pub fn start_keepers(runner: &dyn super::cmd::Runner, pids: &[u32]) -> Result<(), super::LabError> {
-    for &pid in pids {
-        runner.run_ok(&super::plan::in_node_sh(pid, KEEPER_START))?;
-    }
-    for &pid in pids {
-        let t0 = Instant::now();
-        loop {
-            let o = runner.run(
-                &super::plan::in_node(pid, &["/usr/sbin/mailha", "lease", "status"])
-                    .deadline(Duration::from_secs(5)),
-            )?;
-            if o.success() {
-                break;
-            }
-            if t0.elapsed() > Duration::from_secs(15) {
-                return Err(super::LabError::Cluster(format!(
-                    "the lease keeper in the node of holder {pid} does not answer: {}",
-                    o.stderr.trim()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    Ok(())
-}
-
-/// `mailha lab watchdog`: the supervisor's process.
+/// `mailha-lab watchdog`: the supervisor's process. It reads `fifo` from
+/// the start, waits up to `BOOT_WAIT` for the node's PID 1 in `cgroup`,
+/// then supervises that boot.
 pub fn run(
-    pid: u32,
-    start_time: u64,
-    in_node: &str,
+    cgroup: &Path,
+    fifo: &Path,
     timeout: Duration,
     disk_mode: Option<&Path>,
 ) -> Result<(), String> {
     let proc_root = Path::new("/proc");
-    let path = host_path(proc_root, pid, in_node);
-    let fifo = open_fifo(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let f = open_fifo(fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
     let mut log = |m: &str| {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        eprintln!("{ms} watchdog[{pid}]: {m}");
+        eprintln!("{ms} watchdog: {m}");
+    };
+    let t0 = Instant::now();
+    let (pid, start_time) = loop {
+        if let Some(pid) = super::node::find_init(proc_root, cgroup)
+            && let Some((_, st)) = proc::identity(proc_root, pid)
+        {
+            break (pid, st);
+        }
+        if t0.elapsed() > BOOT_WAIT {
+            return Err(format!(
+                "no node booted in {} within {} s",
+                cgroup.display(),
+                BOOT_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     log(&format!(
-        "watching {} (timeout {timeout:?})",
-        path.display()
+        "watching {} for PID 1 {pid} (timeout {timeout:?})",
+        fifo.display()
     ));
-    match supervise(
-        proc_root, pid, start_time, fifo, timeout, disk_mode, &mut log,
-    ) {
-        Outcome::HolderGone => log("the node is gone"),
+    match supervise(proc_root, pid, start_time, f, timeout, disk_mode, &mut log) {
+        Outcome::NodeGone => log("the node is gone"),
         Outcome::Reset { .. } => log("reset done"),
     }
     Ok(())
 }
+
+/// How long a supervisor started before a boot waits for the node.
+const BOOT_WAIT: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {
@@ -292,11 +281,11 @@ mod tests {
             .unwrap();
         let t0 = Instant::now();
         loop {
-            let kids = holder::children(Path::new("/proc"), c.id());
+            let kids = proc::children(Path::new("/proc"), c.id());
             if let Some(&pid) = kids.first()
-                && holder::children(Path::new("/proc"), pid).len() == 2
+                && proc::children(Path::new("/proc"), pid).len() == 2
             {
-                let (_, start) = holder::identity(Path::new("/proc"), pid).unwrap();
+                let (_, start) = proc::identity(Path::new("/proc"), pid).unwrap();
                 return Some((c, pid, start));
             }
             if t0.elapsed() > Duration::from_secs(5) {
@@ -313,7 +302,7 @@ mod tests {
         let Some((mut unshare, pid, start)) = node() else {
             return;
         };
-        let members = holder::children(Path::new("/proc"), pid);
+        let members = proc::children(Path::new("/proc"), pid);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("watchdog");
         let fifo = open_fifo(&path).unwrap();
@@ -400,7 +389,7 @@ mod tests {
         );
         killer.join().unwrap();
         unshare.wait().unwrap();
-        assert_eq!(out, Outcome::HolderGone);
+        assert_eq!(out, Outcome::NodeGone);
         assert_eq!(
             std::fs::read_to_string(&mode).unwrap(),
             "ok",

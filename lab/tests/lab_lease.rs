@@ -111,7 +111,7 @@ fn the_guard_keeps_one_mount_through_cut_kill_freeze_and_simul_start() {
     drop(guard);
 }
 
-fn holder_pid(node: &str) -> u64 {
+fn pid1(node: &str) -> u64 {
     let lab: serde_json::Value = lab_status();
     lab["nodes"]
         .as_array()
@@ -142,7 +142,7 @@ fn active_node() -> Option<String> {
 /// down next).
 fn a_reset_ends_the_nodes_io() {
     let active = active_node().expect("the mail runs somewhere");
-    let holder = holder_pid(&active);
+    let holder = pid1(&active);
     let mode = base_dir().join("fusedisk").join(format!("{active}.mode"));
     // A reader re-reading one block (O_DIRECT) until a read fails, started
     // while the path still works: once the path hangs it waits in the

@@ -168,20 +168,12 @@ pub fn monitor(s: &Sender, proc_root: &Path) -> Result<OcfStatus, OcfError> {
 /// Starts the daemon detached (own process group, no inherited pipes) and
 /// waits until it has written its pid file, within 90% of the timeout.
 pub fn start(s: &Sender, proc_root: &Path, timeout: Duration) -> Result<OcfStatus, OcfError> {
-    use std::os::unix::process::CommandExt;
     if s.running(proc_root).is_ok() {
         return Ok(OcfStatus::Success);
     }
     let _ = std::fs::remove_file(&s.pid_file);
     let argv = s.argv();
-    let mut child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| OcfError::generic(format!("{}: {e}", argv[0])))?;
+    let mut child = crate::exec::spawn_detached(&argv).map_err(OcfError::generic)?;
     let deadline = Instant::now() + timeout.mul_f64(0.9);
     loop {
         if s.running(proc_root).is_ok() {

@@ -24,6 +24,9 @@ pub const ALERT_AGENT_PATH: &str = "/usr/lib/mailha/alert_mailha";
 pub const LEASE_ID: &str = "lease";
 pub const VIP_ID: &str = "vip";
 pub const PING_ID: &str = "ping";
+/// How long a node that reached no ping target stays out (its failed ping
+/// instance is forgotten and retried after this).
+pub const PING_FAILURE_TIMEOUT: &str = "60s";
 
 pub fn mount_id(m: &Mount) -> String {
     format!("fs-{}", m.name)
@@ -200,7 +203,12 @@ fn service_params(s: &Service) -> Vec<(&str, String)> {
             .collect();
     }
     let mut v: Vec<(&str, String)> = vec![("name", s.name.clone())];
-    v.push(("start", json_argv(&s.start)));
+    if let Some(u) = &s.unit {
+        v.push(("unit", u.clone()));
+    }
+    if !s.start.is_empty() {
+        v.push(("start", json_argv(&s.start)));
+    }
     if !s.stop.is_empty() {
         v.push(("stop", json_argv(&s.stop)));
     }
@@ -515,39 +523,40 @@ pub fn render(cfg: &Config) -> El {
                 // fping takes other options (its -i is per target, in
                 // ms): always the ping the numbers were measured with.
                 ("use_fping", "0".into()),
+                // No target reachable (score 0 < 1): the check itself
+                // fails, start and monitor alike, so the instance cannot
+                // run on a node without network, and the VIP, which runs
+                // only with it, cannot either. The network verdict lives
+                // in the resource's state, not in the pingd attribute: a
+                // controller that restarts erases the node's transient
+                // attributes, and Pacemaker 2.1.5's attrd does not write
+                // an unchanged value back; a rule on the attribute then
+                // banned the VIP from a healthy node for good (issue 19).
+                ("failure_score", "1".into()),
             ],
-            vec![],
+            // A node whose network came back is eligible again within a
+            // minute: its failed ping start is forgotten then (the cluster
+            // rechecks every minute) and tried again, not after the
+            // services' failure_timeout.
+            vec![("failure-timeout", PING_FAILURE_TIMEOUT.into())],
             operations(PING_ID, p, cfg.network.interval),
         );
         let cid = format!("{PING_ID}-clone");
-        resources.push(El::new("clone").attr("id", cid).child(ping));
+        resources.push(El::new("clone").attr("id", cid.clone()).child(ping));
         // No network here -> the VIP (and so everything after it) must not
-        // run here.
-        let lid = "location-vip-ping";
+        // run here: the VIP runs only where the ping instance runs, and that
+        // instance fails where no target answers. Ordered (optionally: a
+        // ping instance that restarts on the other node must not restart
+        // the VIP) so a first start checks the network before the VIP.
+        constraints.push(colocation(VIP_ID, &cid));
         constraints.push(
-            El::new("rsc_location")
-                .attr("id", lid)
-                .attr("rsc", VIP_ID)
-                .child(
-                    El::new("rule")
-                        .attr("id", format!("{lid}-rule"))
-                        .attr("score", "-INFINITY")
-                        .attr("boolean-op", "or")
-                        .child(
-                            El::new("expression")
-                                .attr("id", format!("{lid}-rule-expr"))
-                                .attr("attribute", "pingd")
-                                .attr("operation", "not_defined"),
-                        )
-                        .child(
-                            El::new("expression")
-                                .attr("id", format!("{lid}-rule-expr-1"))
-                                .attr("attribute", "pingd")
-                                .attr("operation", "lte")
-                                .attr("value", "0")
-                                .attr("type", "integer"),
-                        ),
-                ),
+            El::new("rsc_order")
+                .attr("id", format!("order-{cid}-{VIP_ID}-optional"))
+                .attr("first", cid.as_str())
+                .attr("first-action", "start")
+                .attr("then", VIP_ID)
+                .attr("then-action", "start")
+                .attr("kind", "Optional"),
         );
     }
 

@@ -105,7 +105,14 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         )));
     }
     println!("{}: starting corosync and pacemaker", me.name);
-    setup::start_stack(&paths, cfg).context("starting the cluster stack")?;
+    let owned = setup::start_stack(&paths, cfg).context("starting the cluster stack")?;
+    if !owned.is_empty() {
+        println!(
+            "{}: disabled at boot, Pacemaker starts them: {} (running ones left running)",
+            me.name,
+            owned.join(" ")
+        );
+    }
     println!("waiting for both nodes to be members");
     setup::wait_for_membership(a.wait).context("waiting for membership")?;
     println!("applying the cluster configuration");

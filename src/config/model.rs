@@ -202,6 +202,10 @@ impl Agent {
 pub struct Service {
     pub name: String,
     pub agent: Agent,
+    /// The systemd service unit that runs it (mailha's agent uses it
+    /// where systemd runs; `start`/`stop` elsewhere).
+    pub unit: Option<String>,
+    /// Empty for a unit-only service.
     pub start: Vec<String>,
     pub stop: Vec<String>,
     pub pid_file: Option<PathBuf>,

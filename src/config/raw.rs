@@ -130,6 +130,8 @@ impl<'de> Deserialize<'de> for RawServices {
 pub struct RawService {
     pub enabled: Option<bool>,
     pub agent: Option<String>,
+    /// A systemd service unit, or "none".
+    pub unit: Option<String>,
     pub start: Option<Vec<String>>,
     pub stop: Option<Vec<String>>,
     pub pid_file: Option<String>,

@@ -66,6 +66,34 @@ pub fn hostile_char(s: &str) -> Option<char> {
     })
 }
 
+/// A systemd service unit as mailha takes it: `NAME.service` or
+/// `TEMPLATE@INSTANCE.service`, of ASCII letters, digits and `:_.-`, NAME
+/// and TEMPLATE starting with a letter or digit, at most 255 bytes
+/// (systemd's limit). A subset of systemd's grammar: no `\` escapes (a
+/// hostile character in a parameter), no bare template (it runs nothing),
+/// only services (the monitor reads a service's cgroup), and never a
+/// leading `-` (systemctl would take it for an option).
+pub fn check_unit_name(v: &str) -> Result<(), String> {
+    let chars_ok = |p: &str| {
+        p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":_.-".contains(c))
+    };
+    let head_ok = |p: &str| p.starts_with(|c: char| c.is_ascii_alphanumeric()) && chars_ok(p);
+    let ok = v.len() <= 255
+        && v.strip_suffix(".service")
+            .is_some_and(|stem| match stem.split_once('@') {
+                Some((template, instance)) => {
+                    head_ok(template) && !instance.is_empty() && chars_ok(instance)
+                }
+                None => head_ok(stem),
+            });
+    ok.then_some(()).ok_or_else(|| {
+        format!(
+            "{v:?} is not a systemd service unit name (NAME.service or TEMPLATE@INSTANCE.service, of letters, digits, ':', '_', '.', '-')"
+        )
+    })
+}
+
 fn duration(ctx: &mut Ctx, path: FieldPath, v: &Option<String>, default: &str) -> Duration {
     let text = v.as_deref().unwrap_or(default);
     match humantime::parse_duration(text) {
@@ -931,9 +959,10 @@ fn indistinguishable(ctx: &mut Ctx, p: &FieldPath, list: &[Service]) {
         (None, Some(n)) => Some(format!("process name {n:?}")),
         (None, None) => None,
     };
+    // A unit-only service is told apart by its unit's cgroup.
     let ours: Vec<(&Service, String)> = list
         .iter()
-        .filter(|s| s.agent == Agent::Mailha)
+        .filter(|s| s.agent == Agent::Mailha && !s.start.is_empty())
         .filter_map(|s| Some((s, key(s)?)))
         .collect();
     for (svc, k) in ours.iter().filter(|(s, _)| s.pid_file.is_none()) {
@@ -962,6 +991,15 @@ fn overlay(base: &RawService, user: &RawService) -> RawService {
     RawService {
         enabled: user.enabled.or(base.enabled),
         agent: user.agent.clone().or_else(|| base.agent.clone()),
+        // A stock agent the user picks does not inherit the profile's
+        // unit (a parameter of mailha's agent), as it ignores its argv.
+        unit: user.unit.clone().or_else(|| {
+            let stock = user
+                .agent
+                .as_deref()
+                .is_some_and(|a| !matches!(a, "mailha" | "ocf:mailha:service"));
+            (!stock).then(|| base.unit.clone()).flatten()
+        }),
         start: user.start.clone().or_else(|| base.start.clone()),
         stop: user.stop.clone().or_else(|| base.stop.clone()),
         pid_file: user.pid_file.clone().or_else(|| base.pid_file.clone()),
@@ -1170,11 +1208,35 @@ fn service(
         .as_ref()
         .and_then(|v| argv_list(ctx, sp.key("stop"), v))
         .unwrap_or_default();
-    if agent == Agent::Mailha && s.start.is_none() {
+    // "none": no unit, even where a profile gives one (argv mode on
+    // every node).
+    let unit = match s.unit.as_deref() {
+        None | Some("none") => None,
+        Some(u) => match check_unit_name(u) {
+            Ok(()) => Some(u.to_string()),
+            Err(m) => {
+                ctx.err_hint(
+                    sp.key("unit"),
+                    m,
+                    "e.g. unit = \"mariadb.service\"; unit = \"none\" runs it by start and stop",
+                );
+                None
+            }
+        },
+    };
+    if unit.is_some() && agent != Agent::Mailha {
+        ctx.err_hint(
+            sp.key("unit"),
+            format!("unit is for mailha's agent, not {}", agent.spec()),
+            "Pacemaker's own systemd class is agent = \"systemd:NAME\"",
+        );
+    }
+    let unit_given = s.unit.as_deref().is_some_and(|u| u != "none");
+    if agent == Agent::Mailha && s.start.is_none() && !unit_given {
         ctx.err_hint(
             sp.key("start"),
-            "mailha's agent needs the command that starts the service",
-            "start = [\"/usr/sbin/postfix\", \"start\"], or name a stock agent with agent = ...",
+            "mailha's agent needs the service's systemd unit or the command that starts it",
+            "unit = \"postfix@-.service\", start = [\"/usr/sbin/postfix\", \"start\"], or name a stock agent with agent = ...",
         );
     }
     let pid_file = s
@@ -1235,6 +1297,7 @@ fn service(
     Some(Service {
         name: name.to_string(),
         agent,
+        unit,
         start,
         stop,
         pid_file,

@@ -1,6 +1,8 @@
 //! The open-source stack: MariaDB, memcached, Postfix, Dovecot, with nginx
-//! and php-fpm for webmail available but off unless enabled. Paths are
-//! Debian 12's.
+//! and php-fpm for webmail available but off unless enabled. Paths and
+//! units are Debian 12's: where systemd runs, the agent runs each daemon
+//! by its unit (with the package's sandboxing); elsewhere by the argv
+//! below.
 
 use super::{Catalog, argv, probe};
 use crate::config::raw::{RawProbe, RawService};
@@ -14,6 +16,7 @@ pub fn catalog() -> Catalog {
         "mysql",
         RawService {
             enabled: Some(true),
+            unit: Some("mariadb.service".into()),
             // --nowatch: the cluster is the supervisor. mysqld_safe's own
             // restart loop would hide a crash from Pacemaker, and the
             // daemons depending on MySQL would not be restarted.
@@ -37,6 +40,7 @@ pub fn catalog() -> Catalog {
         "memcached",
         RawService {
             enabled: Some(true),
+            unit: Some("memcached.service".into()),
             start: argv(&[
                 "/usr/bin/memcached",
                 "-d",
@@ -57,6 +61,9 @@ pub fn catalog() -> Catalog {
         "postfix",
         RawService {
             enabled: Some(true),
+            // Debian's postfix.service is a oneshot wrapper (ExecStart=/bin/true)
+            // that pulls this instance in: the master runs here.
+            unit: Some("postfix@-.service".into()),
             start: argv(&["/usr/sbin/postfix", "start"]),
             stop: argv(&["/usr/sbin/postfix", "stop"]),
             pid_file: Some("/var/spool/postfix/pid/master.pid".into()),
@@ -70,6 +77,7 @@ pub fn catalog() -> Catalog {
         "dovecot",
         RawService {
             enabled: Some(true),
+            unit: Some("dovecot.service".into()),
             start: argv(&["/usr/sbin/dovecot"]),
             stop: argv(&["/usr/bin/doveadm", "stop"]),
             pid_file: Some("/run/dovecot/master.pid".into()),
@@ -83,6 +91,7 @@ pub fn catalog() -> Catalog {
         "php-fpm",
         RawService {
             enabled: Some(false),
+            unit: Some("php8.2-fpm.service".into()),
             start: argv(&["/usr/sbin/php-fpm8.2", "--daemonize"]),
             pid_file: Some("/run/php/php8.2-fpm.pid".into()),
             executable: Some("/usr/sbin/php-fpm8.2".into()),
@@ -94,6 +103,7 @@ pub fn catalog() -> Catalog {
         "nginx",
         RawService {
             enabled: Some(false),
+            unit: Some("nginx.service".into()),
             start: argv(&["/usr/sbin/nginx"]),
             stop: argv(&["/usr/sbin/nginx", "-s", "quit"]),
             pid_file: Some("/run/nginx.pid".into()),

@@ -216,6 +216,27 @@ pub fn ocf_tester(name: &str, params: &[(String, String)], agent: &Path) -> Resu
     }
 }
 
+/// strace's options that log every process creation to the file that
+/// follows: `strace TRACE_PROCESSES FILE AGENT monitor`.
+pub const TRACE_PROCESSES: &[&str] = &[
+    "-f",
+    "-qq",
+    "-e",
+    "trace=execve,execveat,fork,vfork,clone,clone3",
+    "-o",
+];
+
+/// Fails unless the strace log `trace` (`TRACE_PROCESSES`) of one agent
+/// run holds nothing but strace's own execve of the agent.
+pub fn assert_no_process_created(trace: &str) {
+    let calls: Vec<&str> = trace
+        .lines()
+        .filter(|l| !l.contains("+++") && !l.contains("---"))
+        .collect();
+    assert_eq!(calls.len(), 1, "process creation during monitor:\n{trace}");
+    assert!(calls[0].contains("execve("), "{trace}");
+}
+
 /// Runs `argv` (60 s deadline), fails the test unless it succeeds; its
 /// stdout, trimmed.
 pub fn run_ok(argv: &[&str]) -> String {

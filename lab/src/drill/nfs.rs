@@ -173,10 +173,10 @@ impl Lab<'_> {
 
     /// Starts a background process in the node by a constant script that
     /// prints its PID (`$!`); returns (PID in the node, program name).
-    fn spawn_in_node(&self, holder: u32, script: &str, comm: &str) -> Option<(String, String)> {
+    fn spawn_in_node(&self, pid1: u32, script: &str, comm: &str) -> Option<(String, String)> {
         let o = self
             .runner
-            .run(&super::super::plan::in_node_sh(holder, script).deadline(Duration::from_secs(10)))
+            .run(&super::super::plan::in_node_sh(pid1, script).deadline(Duration::from_secs(10)))
             .ok()?;
         let p = o.stdout.trim().to_string();
         (!p.is_empty() && p.chars().all(|c| c.is_ascii_digit())).then(|| (p, comm.to_string()))
@@ -234,7 +234,7 @@ impl Lab<'_> {
         for f in [Fault::Freeze, Fault::Partition] {
             self.nfs_restore(f)?;
         }
-        let pid = self.holder_pid(node)?;
+        let pid = self.pid1(node)?;
         let o = self.runner.run(
             &super::super::plan::in_node_sh(pid, &setup_script()).deadline(Duration::from_secs(30)),
         )?;

@@ -1,23 +1,33 @@
 //! `ocf:mailha:service`: one mail daemon (DESIGN section 6).
 //!
-//! - monitor: pid file -> live process -> identity (exe, or comm for the
-//!   eYou suite) -> protocol probe with a deadline. No process is created
-//!   on this path unless the probe is a `command`.
-//! - start: the daemon's own start command (argv), retried (the original
-//!   tried 5 times), done when monitor passes, within the op timeout.
-//! - stop: the stop command, then TERM, then KILL of the daemon's
-//!   processes found in /proc; success only when they are gone.
+//! Two ways to run it, chosen on the node at every action (`control`):
+//! - unit mode (`unit.rs`): the daemon's systemd unit, where systemd runs
+//!   (`/run/systemd/system` exists): systemctl start/stop with deadlines,
+//!   the daemon's processes read from the unit's cgroup;
+//! - argv mode (`argv.rs`): its own start and stop commands and its pid
+//!   file, for hosts without systemd and eYou's control script.
+//!
+//! - monitor: the daemon's processes (the unit's cgroup, or pid file ->
+//!   live process) -> identity (exe, or comm for the eYou suite) ->
+//!   protocol probe with a deadline. No process is created on this path
+//!   unless the probe is a `command`.
+//! - start: retried (the original tried 5 times) while nothing of the
+//!   daemon is alive, done when the monitor passes, within the op timeout.
+//! - stop: systemctl stop or the stop command, then TERM, then KILL;
+//!   success only when the processes are gone, within the op timeout.
 //!
 //! Every parameter is hostile input (the agent runs as root): the table
 //! below validates each one before anything is read or run.
 
+pub mod argv;
 pub mod probe;
 pub mod procs;
+pub mod unit;
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn check_name(v: &str) -> Result<(), String> {
     let ok = !v.is_empty()
@@ -145,12 +155,21 @@ pub static PARAMS: &[Param] = &[
         )
     },
     Param::new(
+        "unit",
+        Str,
+        false,
+        None,
+        "systemd unit",
+        "The systemd service unit that runs the daemon (e.g. mariadb.service, postfix@-.service). Where systemd runs, start and stop go through systemctl and the monitor finds the daemon in the unit's cgroup; start, stop and pid_file are then not used. Where it does not run, start and stop are (without start the service cannot run there).",
+        crate::config::validate::check_unit_name,
+    ),
+    Param::new(
         "start",
         Str,
-        true,
+        false,
         None,
         "start command",
-        "The command that starts the daemon, as a JSON array of strings (argv; never run through a shell). The program is an absolute path.",
+        "The command that starts the daemon, as a JSON array of strings (argv; never run through a shell). The program is an absolute path. Required unless unit is given; with a unit, used only where systemd does not run.",
         check_argv,
     ),
     Param::new(
@@ -159,7 +178,7 @@ pub static PARAMS: &[Param] = &[
         false,
         None,
         "stop command",
-        "The command that stops the daemon, as a JSON argv array. Without it, the daemon's processes are sent TERM, then KILL.",
+        "The command that stops the daemon, as a JSON argv array. Without it, the daemon's processes are sent TERM, then KILL. With a unit, used only where systemd does not run.",
         check_argv,
     ),
     Param::new(
@@ -168,7 +187,7 @@ pub static PARAMS: &[Param] = &[
         false,
         None,
         "pid file",
-        "Absolute path of the daemon's pid file.",
+        "Absolute path of the daemon's pid file (not used in unit mode: the unit's cgroup says which processes are the daemon's).",
         check_path,
     ),
     Param::new(
@@ -276,7 +295,7 @@ pub static PARAMS: &[Param] = &[
         false,
         Some("5"),
         "start attempts",
-        "How many times start runs the start command before giving up.",
+        "How many times start runs the start command (or starts the unit) before giving up.",
         check_tries,
     ),
 ];
@@ -293,7 +312,7 @@ pub static SPEC: AgentSpec = AgentSpec {
     name: "service",
     version: env!("CARGO_PKG_VERSION"),
     shortdesc: "A mail daemon, deeply and cheaply checked",
-    longdesc: "Starts, stops and monitors one mail daemon. The monitor reads the pid file and /proc and speaks the daemon's protocol in-process with a deadline: it creates no process (except for probe=command).",
+    longdesc: "Starts, stops and monitors one mail daemon, through its systemd unit where systemd runs (unit) or its own commands (start, stop). The monitor reads /proc and the unit's cgroup (or the pid file) and speaks the daemon's protocol in-process with a deadline: it creates no process (except for probe=command).",
     params: PARAMS,
     actions: ACTIONS,
 };
@@ -302,7 +321,10 @@ pub static SPEC: AgentSpec = AgentSpec {
 #[derive(Debug, Clone)]
 pub struct Service {
     pub name: String,
-    pub start: Vec<String>,
+    /// The systemd unit (unit mode where systemd runs).
+    pub unit: Option<String>,
+    /// The start command (argv mode); `None` for a unit-only service.
+    pub start: Option<Vec<String>>,
     pub stop: Option<Vec<String>>,
     pub pid_file: Option<PathBuf>,
     pub executable: Option<PathBuf>,
@@ -373,7 +395,8 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Service, OcfErr
     };
     let s = Service {
         name: p["name"].clone(),
-        start: parse_argv(&p["start"]).expect("checked"),
+        unit: get("unit"),
+        start: get("start").map(|v| parse_argv(&v).expect("checked")),
         stop: get("stop").map(|v| parse_argv(&v).expect("checked")),
         pid_file: get("pid_file").map(PathBuf::from),
         executable: get("executable").map(PathBuf::from),
@@ -382,7 +405,14 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Service, OcfErr
         watch: ocf::parse_bool(&p["watch"]).expect("checked"),
         start_tries: p["start_tries"].parse().expect("checked"),
     };
-    if s.pid_file.is_none()
+    if s.unit.is_none() && s.start.is_none() {
+        return Err(OcfError::configured(
+            "nothing runs the daemon: give unit or start",
+        ));
+    }
+    // A unit's cgroup is always something to monitor.
+    if s.unit.is_none()
+        && s.pid_file.is_none()
         && s.executable.is_none()
         && s.process_name.is_none()
         && s.probe.is_none()
@@ -394,16 +424,71 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Service, OcfErr
     Ok(s)
 }
 
+/// Where the agent reads and writes the system. Parameters, so tests run
+/// against temporary trees.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// `/proc`.
+    pub proc: PathBuf,
+    /// Where the cgroup hierarchies are mounted: `/sys/fs/cgroup`.
+    pub cgroup: PathBuf,
+    /// The file system root: `/run/systemd/system` (is systemd running?)
+    /// and `/etc/systemd/system` (the unit drop-ins) are found under it.
+    pub root: PathBuf,
+}
+
+impl Roots {
+    pub fn system(proc_root: &Path) -> Roots {
+        Roots {
+            proc: proc_root.to_path_buf(),
+            cgroup: PathBuf::from("/sys/fs/cgroup"),
+            root: PathBuf::from("/"),
+        }
+    }
+}
+
+/// How this node runs the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control<'a> {
+    /// Through its systemd unit.
+    Unit(&'a str),
+    /// Through its own start command.
+    Argv(&'a [String]),
+}
+
+/// Unit mode where the service has a unit and systemd runs on this node;
+/// else argv mode. A unit-only service on a node without systemd cannot
+/// run here: OCF_ERR_INSTALLED, so Pacemaker keeps it off this node.
+pub fn control<'a>(s: &'a Service, roots: &Roots) -> Result<Control<'a>, OcfError> {
+    match (&s.unit, &s.start) {
+        (Some(u), _) if unit::systemd_running(&roots.root) => Ok(Control::Unit(u)),
+        (_, Some(argv)) => Ok(Control::Argv(argv)),
+        (Some(u), None) => Err(OcfError::new(
+            OcfStatus::ErrInstalled,
+            format!(
+                "{}: {u} needs systemd, which does not run on this node (no /run/systemd/system); give start (and stop) for nodes without it",
+                s.name
+            ),
+        )),
+        (None, None) => unreachable!("from_params refuses a service with neither"),
+    }
+}
+
 /// Is the daemon's process there, and is it really the daemon?
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Liveness {
     Running(u32),
     NotRunning(String),
+    /// Processes of the daemon's unit are left, but not the daemon itself
+    /// (its main process died): it must be stopped before it can start.
+    Leftovers(String),
     /// Only a probe can tell (no pid file, binary or name given).
     Unknown,
 }
 
-fn identity_ok(s: &Service, p: &procs::ProcInfo) -> Result<(), String> {
+/// Whether process `p` is the daemon: its binary, or for the eYou suite
+/// its process name. Without either, any process is.
+pub fn identity_ok(s: &Service, p: &procs::ProcInfo) -> Result<(), String> {
     if let Some(exe) = &s.executable {
         return match &p.exe {
             Some(e) if procs::exe_matches(e, exe) => Ok(()),
@@ -422,110 +507,6 @@ fn identity_ok(s: &Service, p: &procs::ProcInfo) -> Result<(), String> {
         return Err(format!("pid {} is {:?}, not {name}", p.pid, p.comm));
     }
     Ok(())
-}
-
-/// Finds the daemon: through its pid file when it has one, else by
-/// scanning /proc for its binary or name. Reads files only.
-pub fn liveness(s: &Service, proc_root: &Path) -> Liveness {
-    let pid = s.pid_file.as_deref().map(procs::read_pid_file);
-    liveness_from(s, proc_root, pid)
-}
-
-/// `liveness` with the pid file already read (`None`: the service has
-/// none).
-fn liveness_from(
-    s: &Service,
-    proc_root: &Path,
-    pid_file: Option<Result<Option<u32>, String>>,
-) -> Liveness {
-    if let (Some(pf), Some(read)) = (&s.pid_file, pid_file) {
-        let pid = match read {
-            Ok(Some(pid)) => pid,
-            Ok(None) => return Liveness::NotRunning(format!("no pid in {}", pf.display())),
-            Err(e) => return Liveness::NotRunning(e),
-        };
-        return match procs::read(proc_root, pid) {
-            None => Liveness::NotRunning(format!("pid {pid} from {} is gone", pf.display())),
-            Some(p) if p.state == 'Z' => Liveness::NotRunning(format!("pid {pid} is a zombie")),
-            Some(p) => match identity_ok(s, &p) {
-                Ok(()) => Liveness::Running(pid),
-                // A recycled pid: the daemon died and another process got
-                // its number.
-                Err(e) => Liveness::NotRunning(e),
-            },
-        };
-    }
-    if s.executable.is_none() && s.process_name.is_none() {
-        return Liveness::Unknown;
-    }
-    for pid in procs::all(proc_root) {
-        if let Some(p) = procs::read(proc_root, pid)
-            && p.state != 'Z'
-            && identity_ok(s, &p).is_ok()
-        {
-            return Liveness::Running(pid);
-        }
-    }
-    Liveness::NotRunning("no process of the service".into())
-}
-
-/// Every process that belongs to the daemon: its main pid and descendants,
-/// plus the processes of its binary that a dead master left behind.
-fn processes_from(s: &Service, proc_root: &Path, pid_file: PidRead) -> Vec<u32> {
-    let all: Vec<procs::ProcInfo> = procs::all(proc_root)
-        .into_iter()
-        .filter_map(|pid| procs::read(proc_root, pid))
-        .filter(|p| p.state != 'Z')
-        // Stop signals only our node's processes, never a container's
-        // daemon of the same binary. The PID namespace only: a daemon
-        // that systemd runs with PrivateTmp has a mount namespace of its
-        // own and is still ours.
-        .filter(|p| procs::same_namespaces(proc_root, p.pid, &["pid"]))
-        .collect();
-    let main = match liveness_from(s, proc_root, pid_file.clone()) {
-        Liveness::Running(pid) => Some(pid),
-        _ => None,
-    };
-    instance_processes(s, &all, main, &pid_file, std::process::id())
-}
-
-/// Which processes are this instance's. A host may run several instances
-/// of one binary (eYou runs three memcached), so a process of the binary
-/// is swept only when it can be told to be ours:
-/// - the service has no pid file: its binary (or name) is what it is;
-/// - the pid file could not be read (a hung shared disk): nothing tells
-///   instances apart, and every instance on that disk is going anyway;
-/// - the pid file names a pid, alive or dead: the processes in that pid's
-///   session (a daemon calls setsid; its orphaned workers keep the id);
-/// - the pid file is empty or gone: only orphans, processes whose session
-///   leader is not a live process of the binary (another daemonized
-///   instance leads its own session and is left alone).
-fn instance_processes(
-    s: &Service,
-    all: &[procs::ProcInfo],
-    main: Option<u32>,
-    pid_file: &PidRead,
-    me: u32,
-) -> Vec<u32> {
-    let of_binary = |p: &procs::ProcInfo| match (&s.executable, &s.process_name) {
-        (Some(exe), _) => p.exe.as_deref().is_some_and(|e| procs::exe_matches(e, exe)),
-        (None, Some(n)) => p.comm.contains(n.as_str()),
-        _ => false,
-    };
-    let leads_an_instance = |sid: u32| all.iter().any(|q| q.pid == sid && of_binary(q));
-    let ours = |p: &procs::ProcInfo| match pid_file {
-        None | Some(Err(_)) => true,
-        Some(Ok(Some(pid))) => p.session == *pid,
-        Some(Ok(None)) => !leads_an_instance(p.session),
-    };
-    let mut out = main.map(|m| procs::descendants(all, m)).unwrap_or_default();
-    for p in all {
-        if of_binary(p) && ours(p) && !out.contains(&p.pid) {
-            out.push(p.pid);
-        }
-    }
-    out.retain(|p| *p != me && *p != 1);
-    out
 }
 
 fn run_probe(pr: &Probe) -> Result<(), String> {
@@ -561,6 +542,11 @@ pub fn judge(
         Liveness::NotRunning(why) => {
             return Err(OcfError::not_running(format!("{}: {why}", s.name)));
         }
+        // Something of it runs: "failed", so Pacemaker stops it (which
+        // ends the leftovers) before it starts it anywhere.
+        Liveness::Leftovers(why) => {
+            return Err(OcfError::generic(format!("{}: {why}", s.name)));
+        }
         Liveness::Running(_) if !s.watch => return Ok(OcfStatus::Success),
         _ => {}
     }
@@ -592,13 +578,16 @@ pub fn effective_watch(s: &Service, cib: &Path) -> bool {
             .unwrap_or(false)
 }
 
-pub fn monitor(s: &Service, proc_root: &Path) -> Result<OcfStatus, OcfError> {
+pub fn monitor(s: &Service, roots: &Roots) -> Result<OcfStatus, OcfError> {
     let mut s = s.clone();
     s.watch = effective_watch(&s, &cib_file());
     let s = &s;
-    let live = liveness(s, proc_root);
+    let live = match control(s, roots)? {
+        Control::Unit(u) => unit::liveness(s, u, roots),
+        Control::Argv(_) => argv::liveness(s, &roots.proc),
+    };
     let probe = match (&live, &s.probe) {
-        (Liveness::NotRunning(_), _) => None,
+        (Liveness::NotRunning(_) | Liveness::Leftovers(_), _) => None,
         (Liveness::Running(_), _) if !s.watch => None,
         (_, Some(pr)) => Some(run_probe(pr)),
         (_, None) => None,
@@ -606,200 +595,36 @@ pub fn monitor(s: &Service, proc_root: &Path) -> Result<OcfStatus, OcfError> {
     judge(s, &live, probe)
 }
 
-/// Starts a command detached from the agent (its own process group, no
-/// inherited pipes), so a daemon that stays in the foreground is not tied
-/// to this operation. Returns the child to poll.
-fn spawn_detached(argv: &[String]) -> Result<std::process::Child, String> {
-    use std::os::unix::process::CommandExt;
-    std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("{}: {e}", argv[0]))
-}
-
-/// Starts the daemon and waits until its monitor passes, within the op
-/// timeout. The start command is run again (up to `start_tries` times, as
-/// the original did) only while no process of the daemon is alive: a
-/// daemon that is up but still warming up (MariaDB recovering InnoDB) is
-/// given the whole timeout, never killed and restarted.
-pub fn start(s: &Service, proc_root: &Path, timeout: Duration) -> Result<OcfStatus, OcfError> {
-    // Answer before Pacemaker's own timeout kills us: a timed-out start is
-    // recorded with no reason at all.
-    let deadline = Instant::now() + timeout.mul_f64(0.9);
-    if monitor(s, proc_root).is_ok() {
-        return Ok(OcfStatus::Success);
-    }
-    let mut last = String::from("not attempted");
-    let mut attempts = 0;
-    let mut child: Option<std::process::Child> = None;
-    // When the start command last ended well: a daemon it launched in the
-    // background may take a moment to write its pid file.
-    let mut ended_ok: Option<Instant> = None;
-    while Instant::now() < deadline {
-        match monitor(s, proc_root) {
-            Ok(_) => {
-                eprintln!("{}: started (attempt {attempts})", s.name);
-                return Ok(OcfStatus::Success);
-            }
-            Err(e) => last = e.reason,
-        }
-        if let Some(c) = child.as_mut()
-            && let Ok(Some(st)) = c.try_wait()
-        {
-            child = None;
-            if st.success() {
-                ended_ok = Some(Instant::now());
-            } else {
-                last = format!("{} exited with {st}", s.start[0]);
-                eprintln!("{}: start attempt {attempts} failed: {last}", s.name);
-            }
-        }
-        // "Alive" is this daemon (its pid file, or its start command still
-        // running), not any process of the same binary: a host may run
-        // other instances.
-        let alive = child.is_some() || matches!(liveness(s, proc_root), Liveness::Running(_));
-        let settling = ended_ok.is_some_and(|t| t.elapsed() < START_SETTLE);
-        if !alive && !settling {
-            if attempts >= s.start_tries {
-                break;
-            }
-            attempts += 1;
-            ended_ok = None;
-            match spawn_detached(&s.start) {
-                Ok(c) => child = Some(c),
-                Err(e) => {
-                    last = e;
-                    eprintln!("{}: start attempt {attempts} failed: {last}", s.name);
-                }
-            }
-        }
-        // Every step of the chain waits for this start to return, so the
-        // poll's latency adds up along it (four levels in the mail
-        // stack); a monitor costs no process and well under 1 ms.
-        std::thread::sleep(START_POLL);
-    }
-    Err(OcfError::generic(format!(
-        "{}: not started ({attempts} attempts): {last}",
-        s.name
-    )))
-}
-
-/// How often a start looks whether the daemon answers yet.
+/// How often a start looks whether the daemon answers yet. Every step of
+/// the chain waits for its start to return, so the poll's latency adds up
+/// along it (four levels in the mail stack); a monitor costs no process
+/// and well under 1 ms.
 const START_POLL: Duration = Duration::from_millis(50);
 
-/// How long a daemon launched by a start command that ended well may take
-/// to show up (pid file written) before the command is run again.
-const START_SETTLE: Duration = Duration::from_secs(5);
-
-fn signal_all(pids: &[u32], sig: nix::sys::signal::Signal) {
-    for pid in pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), sig);
+pub fn start(s: &Service, roots: &Roots, timeout: Duration) -> Result<OcfStatus, OcfError> {
+    let how = control(s, roots)?;
+    // Answer before Pacemaker's own timeout kills us: a timed-out start is
+    // recorded with no reason at all.
+    let deadline = std::time::Instant::now() + timeout.mul_f64(0.9);
+    if monitor(s, roots).is_ok() {
+        return Ok(OcfStatus::Success);
+    }
+    match how {
+        Control::Unit(u) => unit::start(s, u, roots, deadline),
+        Control::Argv(argv) => argv::start(s, argv, roots, deadline),
     }
 }
 
-fn wait_gone(s: &Service, proc_root: &Path, pid: &PidRead, until: Instant) -> Vec<u32> {
-    loop {
-        let left = processes_from(s, proc_root, pid.clone());
-        if left.is_empty() || Instant::now() >= until {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The pid file as read once for a stop (`None`: the service has none).
-type PidRead = Option<Result<Option<u32>, String>>;
-
-/// Reads the pid file where a hung disk cannot hold the stop: in a
-/// `mailha io` child with a deadline (the pid file may live on the shared
-/// disk whose failure is why we are stopping). A read that does not come
-/// back is no pid: the daemon's processes are still found by executable.
-fn pid_file_bounded(s: &Service, deadline: Duration) -> (PidRead, bool) {
-    let Some(pf) = &s.pid_file else {
-        return (None, true);
-    };
-    let Some(path) = pf.to_str() else {
-        return (Some(Err(format!("{}: not UTF-8", pf.display()))), true);
-    };
-    match crate::agents::storage::io::in_child(&["pidfile", path], deadline) {
-        Ok(out) => (
-            Some(Ok(out.trim().parse::<u32>().ok().filter(|p| *p > 0))),
-            true,
-        ),
+pub fn stop(s: &Service, roots: &Roots, timeout: Duration) -> Result<OcfStatus, OcfError> {
+    match control(s, roots) {
+        Ok(Control::Unit(u)) => unit::stop(s, u, roots, timeout),
+        Ok(Control::Argv(_)) => argv::stop(s, &roots.proc, timeout),
+        // A unit that cannot run on this node is not running on it: a
+        // failed stop would get this node fenced for nothing.
         Err(e) => {
-            eprintln!(
-                "{}: pid file: {e}; finding its processes by executable",
-                s.name
-            );
-            (Some(Err(e)), false)
+            eprintln!("{}", e.reason);
+            Ok(OcfStatus::Success)
         }
-    }
-}
-
-pub fn stop(s: &Service, proc_root: &Path, timeout: Duration) -> Result<OcfStatus, OcfError> {
-    use nix::sys::signal::Signal;
-    let start = Instant::now();
-    let deadline = start + timeout;
-    // Keep a margin so the agent itself always answers before Pacemaker's
-    // own timeout fires.
-    let phase = |share: u32| start + timeout.mul_f64(share as f64 / 10.0);
-    let (pid, answered) = pid_file_bounded(s, timeout.mul_f64(0.1).min(Duration::from_secs(5)));
-    // A pid file that did not answer is not touched again (removing it
-    // would hang the same way).
-    let cleanup = |s: &Service| {
-        if answered {
-            cleanup_pid_file(s, proc_root)
-        }
-    };
-    if processes_from(s, proc_root, pid.clone()).is_empty() {
-        cleanup(s);
-        return Ok(OcfStatus::Success);
-    }
-    if let Some(argv) = &s.stop {
-        let budget = phase(4).saturating_duration_since(Instant::now());
-        match crate::exec::run(argv, &[], None, budget) {
-            Ok(o) if !o.success() => eprintln!("{}: {} exited {:?}", s.name, argv[0], o.code),
-            Err(e) => eprintln!("{}: {e}", s.name),
-            Ok(_) => {}
-        }
-        if wait_gone(s, proc_root, &pid, phase(5)).is_empty() {
-            cleanup(s);
-            return Ok(OcfStatus::Success);
-        }
-    }
-    let left = processes_from(s, proc_root, pid.clone());
-    eprintln!("{}: sending TERM to {left:?}", s.name);
-    signal_all(&left, Signal::SIGTERM);
-    if wait_gone(s, proc_root, &pid, phase(8)).is_empty() {
-        cleanup(s);
-        return Ok(OcfStatus::Success);
-    }
-    let left = processes_from(s, proc_root, pid.clone());
-    eprintln!("{}: sending KILL to {left:?}", s.name);
-    signal_all(&left, Signal::SIGKILL);
-    let left = wait_gone(s, proc_root, &pid, phase(9).min(deadline));
-    if left.is_empty() {
-        cleanup(s);
-        return Ok(OcfStatus::Success);
-    }
-    Err(OcfError::generic(format!(
-        "{}: processes {left:?} survived KILL (stuck in the kernel?)",
-        s.name
-    )))
-}
-
-/// A pid file naming a dead process is removed: the next start must not
-/// mistake a recycled pid for the daemon.
-fn cleanup_pid_file(s: &Service, proc_root: &Path) {
-    if let Some(pf) = &s.pid_file
-        && matches!(liveness(s, proc_root), Liveness::NotRunning(_))
-        && pf.exists()
-    {
-        let _ = std::fs::remove_file(pf);
     }
 }
 
@@ -814,12 +639,13 @@ pub fn main(
         Err(done) => return done,
     };
     let s = from_params(&params)?;
+    let roots = Roots::system(proc_root);
     match action {
-        "validate-all" => Ok(OcfStatus::Success),
-        "start" => start(&s, proc_root, timeout),
-        "stop" => stop(&s, proc_root, timeout),
+        "validate-all" => control(&s, &roots).map(|_| OcfStatus::Success),
+        "start" => start(&s, &roots, timeout),
+        "stop" => stop(&s, &roots, timeout),
         _ => {
-            let r = monitor(&s, proc_root);
+            let r = monitor(&s, &roots);
             // A recurring monitor's failure is what makes Pacemaker
             // restart the service (or move it): tell the operator why, in
             // the agent's own words. A probe's answer is only a question.
@@ -838,10 +664,10 @@ pub fn main(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &str)]) -> Result<Service, OcfError> {
+    pub(crate) fn params(pairs: &[(&str, &str)]) -> Result<Service, OcfError> {
         let m: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
@@ -880,6 +706,9 @@ mod tests {
             ("probe_path", "/ok$(id)"),
             ("probe_timeout", "forever"),
             ("process_name", "a|b"),
+            ("unit", "mariadb.service;reboot"),
+            ("unit", "--help.service"),
+            ("unit", "../../x.service"),
         ] {
             let e = params(&with(&[(k, v)])).unwrap_err();
             assert_eq!(e.status, OcfStatus::ErrConfigured, "{k}={v:?} was accepted");
@@ -904,7 +733,7 @@ mod tests {
         );
     }
 
-    fn svc() -> Service {
+    pub(crate) fn svc() -> Service {
         params(&with(&[
             ("pid_file", "/run/x.pid"),
             ("probe", "smtp"),
@@ -949,113 +778,71 @@ mod tests {
         );
     }
 
-    /// A fake /proc with one process.
-    fn fake_proc(pid: u32, comm: &str, exe: &str, state: char) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join(pid.to_string());
-        std::fs::create_dir_all(&p).unwrap();
-        std::fs::write(
-            p.join("stat"),
-            format!("{pid} ({comm}) {state} 1 {pid} {pid} 0"),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(exe, p.join("exe")).unwrap();
-        d
-    }
-
     #[test]
-    fn a_recycled_pid_is_caught_by_the_executable() {
-        let proc_root = fake_proc(4242, "perl", "/usr/bin/perl", 'S');
-        let run = tempfile::tempdir().unwrap();
-        let pf = run.path().join("master.pid");
-        std::fs::write(&pf, "4242\n").unwrap();
-        let mut s = svc();
-        s.pid_file = Some(pf.clone());
-        s.executable = Some("/usr/lib/postfix/sbin/master".into());
-        match liveness(&s, proc_root.path()) {
-            Liveness::NotRunning(why) => assert!(why.contains("is /usr/bin/perl"), "{why}"),
-            l => panic!("{l:?}"),
-        }
-        s.executable = Some("/usr/bin/perl".into());
-        assert_eq!(liveness(&s, proc_root.path()), Liveness::Running(4242));
-    }
-
-    #[test]
-    fn a_zombie_or_a_missing_pid_is_not_running() {
-        let proc_root = fake_proc(77, "master", "/usr/lib/postfix/sbin/master", 'Z');
-        let run = tempfile::tempdir().unwrap();
-        let pf = run.path().join("master.pid");
-        std::fs::write(&pf, "77\n").unwrap();
-        let mut s = svc();
-        s.pid_file = Some(pf.clone());
-        assert!(
-            matches!(liveness(&s, proc_root.path()), Liveness::NotRunning(w) if w.contains("zombie"))
-        );
-        std::fs::write(&pf, "78\n").unwrap();
-        assert!(
-            matches!(liveness(&s, proc_root.path()), Liveness::NotRunning(w) if w.contains("gone"))
-        );
-    }
-
-    #[test]
-    fn the_eyou_rule_matches_by_process_name() {
-        let proc_root = fake_proc(9, "mproxyd", "/usr/local/eyou/mail/bin/mproxyd", 'S');
-        let s = params(&[
-            ("name", "mproxy"),
-            (
-                "start",
-                r#"["/usr/local/eyou/mail/opt/bin/eyou_mail","start","mproxy"]"#,
-            ),
-            ("process_name", "proxy"),
+    fn a_service_is_run_by_a_unit_or_a_start_command() {
+        let e = params(&[
+            ("name", "mysql"),
+            ("probe", "mysql"),
+            ("probe_port", "3306"),
         ])
-        .unwrap();
-        assert_eq!(liveness(&s, proc_root.path()), Liveness::Running(9));
+        .unwrap_err();
+        assert_eq!(e.status, OcfStatus::ErrConfigured);
+        assert!(e.reason.contains("give unit or start"), "{}", e.reason);
+        // A unit's cgroup is enough to monitor.
+        let s = params(&[("name", "mysql"), ("unit", "mariadb.service")]).unwrap();
+        assert_eq!(s.unit.as_deref(), Some("mariadb.service"));
+        assert_eq!(s.start, None);
     }
 
-    /// Two memcached instances, each a daemon leading its own session, and
-    /// a worker orphaned by a third instance's master that died.
-    fn two_memcached() -> (Service, Vec<procs::ProcInfo>) {
-        let mut s = svc();
-        s.executable = Some("/usr/bin/memcached".into());
-        let p = |pid, session| procs::ProcInfo {
-            pid,
-            ppid: 1,
-            session,
-            state: 'S',
-            comm: "memcached".into(),
-            exe: Some("/usr/bin/memcached".into()),
+    /// A root where systemd runs, or not.
+    fn node(systemd: bool) -> (tempfile::TempDir, Roots) {
+        let d = tempfile::tempdir().unwrap();
+        if systemd {
+            std::fs::create_dir_all(d.path().join("run/systemd/system")).unwrap();
+        }
+        let roots = Roots {
+            proc: PathBuf::from("/proc"),
+            cgroup: d.path().join("sys/fs/cgroup"),
+            root: d.path().to_path_buf(),
         };
-        (s, vec![p(100, 100), p(200, 200), p(301, 300)])
+        (d, roots)
     }
 
     #[test]
-    fn stopping_one_instance_spares_another_of_the_same_binary() {
-        let (s, all) = two_memcached();
-        // Ours is 100, alive.
-        let mine = instance_processes(&s, &all, Some(100), &Some(Ok(Some(100))), 1);
-        assert_eq!(mine, vec![100]);
-        // Ours was 300, killed -9: its orphaned worker is ours, 100 and 200
-        // are someone else's.
-        let mine = instance_processes(&s, &all, None, &Some(Ok(Some(300))), 1);
-        assert_eq!(mine, vec![301]);
-        // The pid file is gone: only orphans, never a live instance.
-        let mine = instance_processes(&s, &all, None, &Some(Ok(None)), 1);
-        assert_eq!(mine, vec![301]);
-    }
-
-    #[test]
-    fn without_a_readable_pid_file_the_binary_is_the_service() {
-        let (mut s, all) = two_memcached();
-        let hung = Some(Err("timed out".to_string()));
+    fn the_unit_is_used_where_systemd_runs_and_the_argv_elsewhere() {
+        let both = params(&with(&[
+            ("unit", "postfix@-.service"),
+            ("pid_file", "/run/p.pid"),
+        ]))
+        .unwrap();
+        let (_d, systemd) = node(true);
+        let (_e, sysv) = node(false);
         assert_eq!(
-            instance_processes(&s, &all, None, &hung, 1),
-            vec![100, 200, 301]
+            control(&both, &systemd),
+            Ok(Control::Unit("postfix@-.service"))
         );
-        s.pid_file = None;
         assert_eq!(
-            instance_processes(&s, &all, None, &None, 200),
-            vec![100, 301],
-            "never the agent itself"
+            control(&both, &sysv),
+            Ok(Control::Argv(
+                &["/usr/sbin/postfix".to_string(), "start".to_string()][..]
+            ))
+        );
+        let unit_only = params(&[("name", "mysql"), ("unit", "mariadb.service")]).unwrap();
+        assert_eq!(
+            control(&unit_only, &systemd),
+            Ok(Control::Unit("mariadb.service"))
+        );
+        let e = control(&unit_only, &sysv).unwrap_err();
+        assert_eq!(
+            e.status,
+            OcfStatus::ErrInstalled,
+            "Pacemaker keeps it off a node without systemd"
+        );
+        assert!(e.reason.contains("needs systemd"), "{}", e.reason);
+        assert_eq!(
+            stop(&unit_only, &sysv, Duration::from_secs(1)),
+            Ok(OcfStatus::Success),
+            "what cannot run here is stopped here"
         );
     }
 

@@ -130,6 +130,13 @@ pub fn read_pid_file(path: &Path) -> Result<Option<u32>, String> {
     }
 }
 
+/// Sends `sig` to each of `pids` (gone ones are ignored).
+pub fn signal_all(pids: &[u32], sig: nix::sys::signal::Signal) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), sig);
+    }
+}
+
 /// `root` and every process descended from it.
 pub fn descendants(procs: &[ProcInfo], root: u32) -> Vec<u32> {
     let mut out = vec![root];
