@@ -72,26 +72,9 @@ fn dpkg(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Dpkg {
 
 /// The programs that start, stop or restart a service, as executed.
 fn service_actions(execs: &[Vec<String>]) -> Vec<String> {
-    let verbs = [
-        "start",
-        "stop",
-        "restart",
-        "try-restart",
-        "reload",
-        "force-reload",
-        "kill",
-    ];
     execs
         .iter()
-        .filter(|argv| {
-            let prog = argv[0].rsplit('/').next().unwrap_or("");
-            matches!(
-                prog,
-                "invoke-rc.d" | "deb-systemd-invoke" | "start-stop-daemon" | "service"
-            ) || argv[0].starts_with("/etc/init.d/")
-                || (prog == "systemctl" && argv.iter().any(|a| verbs.contains(&a.as_str())))
-                || argv.windows(2).any(|w| w == ["lease", "keeper"])
-        })
+        .filter(|argv| starts_or_stops(&argv.iter().map(String::as_str).collect::<Vec<_>>()))
         .map(|argv| argv.join(" "))
         .collect()
 }

@@ -131,3 +131,41 @@ pub fn run(argv: &[&str]) -> std::process::Output {
     );
     o
 }
+
+/// Whether a command (a maintainer script's line split in words, or an
+/// executed argv) starts, stops, restarts or kills a service: the lease
+/// keeper above all. `systemctl daemon-reload` does none of that.
+pub fn starts_or_stops(words: &[&str]) -> bool {
+    const VERBS: &[&str] = &[
+        "start",
+        "stop",
+        "restart",
+        "try-restart",
+        "reload",
+        "force-reload",
+        "kill",
+    ];
+    // A script quotes words and ends commands with `;`: compare the bare word.
+    let words: Vec<&str> = words
+        .iter()
+        .map(|w| w.trim_matches(|c| matches!(c, '"' | '\'' | ';' | '(' | ')')))
+        .collect();
+    if words.first().is_some_and(|w| w.starts_with('#')) {
+        return false;
+    }
+    words.iter().any(|w| {
+        let prog = w.rsplit('/').next().unwrap_or("");
+        matches!(
+            prog,
+            "invoke-rc.d"
+                | "deb-systemd-invoke"
+                | "start-stop-daemon"
+                | "service"
+                | "kill"
+                | "pkill"
+                | "killall"
+        ) || w.starts_with("/etc/init.d/")
+    }) || (words.iter().any(|w| w.ends_with("systemctl"))
+        && words.iter().any(|w| VERBS.contains(w)))
+        || words.windows(2).any(|w| w == ["lease", "keeper"])
+}
