@@ -1,8 +1,9 @@
 //! Talking to a live cluster the way pcs does: read the CIB
 //! (`cibadmin --query`), compute the new one, verify it (`crm_verify`),
 //! and change it in one transaction as a patch (`crm_diff` +
-//! `cibadmin --patch`), so a CIB that changed meanwhile is refused rather
-//! than overwritten. All tools run through `exec::run` with deadlines;
+//! `cibadmin --patch`) that carries the versions it was computed from, so
+//! a CIB that changed meanwhile is refused by the CIB itself rather than
+//! overwritten. All tools run through `exec::run` with deadlines;
 //! `CIB_file` in the environment makes them work on a saved CIB, which is
 //! how the tests run them for real without a cluster.
 
@@ -46,6 +47,10 @@ pub enum ClusterError {
     Io(#[from] std::io::Error),
     #[error("crm_verify refuses the new configuration; nothing was changed:\n{0}")]
     Rejected(String),
+    /// The CIB's version moved between the read and the patch (another
+    /// change landed, or only the status was updated); nothing changed.
+    #[error("the CIB changed while the patch was computed; nothing was changed")]
+    Moved,
 }
 
 fn nvpairs_of_set<'a>(crm: &'a El, set_id: &str) -> Vec<&'a El> {
@@ -178,6 +183,20 @@ pub fn query_crm_config() -> Result<El, ClusterError> {
     Ok(El::new("cib").child(El::new("configuration").child(crm)))
 }
 
+/// The configuration section, wrapped as a CIB (what status reads: mailha's
+/// properties and the nodes' attributes, without the status section).
+pub fn query_configuration() -> Result<El, ClusterError> {
+    let o = tool(&["cibadmin", "--query", "--scope", "configuration"], None)?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "cibadmin --query --scope configuration",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(El::new("cib").child(El::parse(&o.stdout)?))
+}
+
 /// crm_verify on a whole CIB (with the live status, so its judgement is
 /// the real one). Returns its warnings; errors are `Rejected`.
 pub fn verify(cib: &El, dir: &Path) -> Result<String, ClusterError> {
@@ -192,14 +211,28 @@ pub fn verify(cib: &El, dir: &Path) -> Result<String, ClusterError> {
     Ok(text)
 }
 
-/// Applies `new` over `live` as one patch. Fails, changing nothing, if the
-/// live CIB moved on since `live` was read.
+/// The CIB's version triple, (admin_epoch, epoch, num_updates).
+pub fn version(cib: &El) -> (u64, u64, u64) {
+    let n = |k: &str| cib.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    (n("admin_epoch"), n("epoch"), n("num_updates"))
+}
+
+/// Applies `new` over `live` as one patch. The patch names the version it
+/// was computed against (crm_diff without `--no-version`; `new` is one
+/// epoch on), and the CIB applies it only to exactly that version: if
+/// anything landed since `live` was read, this is `Moved` and nothing
+/// changed. (With `--no-version` the CIB applies the changes over
+/// whatever is there: a concurrent apply would be silently merged.)
 pub fn patch(live: &El, new: &El, dir: &Path) -> Result<(), ClusterError> {
     let (a, b, p) = (
         dir.join("live.xml"),
         dir.join("new.xml"),
         dir.join("patch.xml"),
     );
+    let mut new = new.clone();
+    let (_, epoch, _) = version(live);
+    new.set("epoch", (epoch + 1).to_string());
+    new.set("num_updates", "0");
     std::fs::write(&a, live.to_xml())?;
     std::fs::write(&b, new.to_xml())?;
     let (a, b) = (
@@ -208,10 +241,7 @@ pub fn patch(live: &El, new: &El, dir: &Path) -> Result<(), ClusterError> {
     );
     // crm_diff exits 1 when the documents differ: that is its answer, not
     // a failure.
-    let d = tool(
-        &["crm_diff", "--original", &a, "--new", &b, "--no-version"],
-        None,
-    )?;
+    let d = tool(&["crm_diff", "--original", &a, "--new", &b], None)?;
     if d.stdout.trim().is_empty() {
         return Ok(());
     }
@@ -226,6 +256,10 @@ pub fn patch(live: &El, new: &El, dir: &Path) -> Result<(), ClusterError> {
     let p = p.to_string_lossy().into_owned();
     let o = tool(&["cibadmin", "--patch", "--xml-file", &p], None)?;
     if !o.success() {
+        // pcmk_err_old_data: "Update was older than existing configuration".
+        if o.code == Some(103) {
+            return Err(ClusterError::Moved);
+        }
         return Err(ClusterError::Tool {
             tool: "cibadmin --patch",
             code: o.code,
@@ -233,6 +267,38 @@ pub fn patch(live: &El, new: &El, dir: &Path) -> Result<(), ClusterError> {
         });
     }
     Ok(())
+}
+
+/// Sets a permanent node attribute (`crm_attribute --type nodes`).
+pub fn set_node_attribute(node: &str, name: &str, value: &str) -> Result<(), ClusterError> {
+    let o = tool(
+        &[
+            "crm_attribute",
+            "--type",
+            "nodes",
+            "--node",
+            node,
+            "--name",
+            name,
+            "--update",
+            value,
+        ],
+        None,
+    )?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "crm_attribute",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the mailha tools work on a saved CIB (`CIB_file`), where there
+/// is no cluster and so no peer to reach.
+pub fn on_a_file() -> bool {
+    std::env::var_os("CIB_file").is_some()
 }
 
 #[cfg(test)]

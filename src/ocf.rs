@@ -317,6 +317,17 @@ pub fn is_probe(env: &dyn Fn(&str) -> Option<String>) -> bool {
     env("OCF_RESKEY_CRM_meta_interval").is_none_or(|v| v == "0")
 }
 
+/// A plain absolute path: no `..`, no whitespace or control characters.
+pub fn check_plain_path(v: &str) -> Result<(), String> {
+    if !v.starts_with('/')
+        || v.split('/').any(|c| c == "..")
+        || v.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(format!("{v:?} is not a plain absolute path"));
+    }
+    Ok(())
+}
+
 pub fn no_check(_: &str) -> Result<(), String> {
     Ok(())
 }

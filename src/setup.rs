@@ -9,8 +9,8 @@
 
 use crate::config::{self, Config};
 use crate::exec;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+pub use crate::files::write_atomic;
+pub use crate::node::{bound_addresses, hostname, local_node};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,8 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
     #[error(
@@ -77,36 +79,6 @@ impl Paths {
     }
 }
 
-/// Writes `data` to `path` atomically with `mode`: a temp file in the same
-/// directory (created with the mode, so the content is never readable by
-/// others even for an instant), fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), SetupError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    // Our own temporary name: two writers at once must not share one.
-    let tmp = dir.join(format!(
-        ".{}.mailha-tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(data).map_err(io(&tmp))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
-}
-
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -126,6 +98,10 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 pub struct Payload {
     pub mailha_toml: String,
     pub authkey_hex: String,
+    /// The files the config names (password file, CA files): a fresh
+    /// peer needs them too, and they never go through the CIB.
+    #[serde(default)]
+    pub files: Vec<crate::configsync::FileBlob>,
 }
 
 /// A corosync authkey: 256 bytes from the kernel's CSPRNG (as
@@ -136,55 +112,6 @@ pub fn new_authkey() -> Result<Vec<u8>, SetupError> {
     let mut f = std::fs::File::open(p).map_err(io(p))?;
     std::io::Read::read_exact(&mut f, &mut key).map_err(io(p))?;
     Ok(key)
-}
-
-/// Which configured node this machine is: by hostname first, else by an
-/// address bound here. Pure over what was observed.
-pub fn local_node<'a>(
-    cfg: &'a Config,
-    hostname: &str,
-    local_addrs: &[std::net::IpAddr],
-) -> Option<&'a config::Node> {
-    let short = hostname.split('.').next().unwrap_or(hostname);
-    cfg.cluster
-        .nodes
-        .iter()
-        .find(|n| n.name == hostname || n.name == short)
-        .or_else(|| {
-            cfg.cluster
-                .nodes
-                .iter()
-                .find(|n| n.addresses.iter().any(|a| local_addrs.contains(a)))
-        })
-}
-
-/// Addresses bound on this machine, from `ip -o addr`.
-pub fn bound_addresses() -> Vec<std::net::IpAddr> {
-    let Ok(o) = exec::run(
-        &["ip", "-o", "addr", "show"],
-        &[],
-        None,
-        Duration::from_secs(5),
-    ) else {
-        return Vec::new();
-    };
-    parse_ip_addr(&o.stdout)
-}
-
-pub fn parse_ip_addr(text: &str) -> Vec<std::net::IpAddr> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            it.find(|w| *w == "inet" || *w == "inet6")?;
-            it.next()?.split('/').next()?.parse().ok()
-        })
-        .collect()
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// How this machine starts daemons.
@@ -432,6 +359,11 @@ pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupErro
         .filter(|k| k.len() >= 128)
         .ok_or_else(|| SetupError::Payload("authkey is not 128+ bytes of hex".into()))?;
     let loaded = config::load_str(&paths.mailha_toml(), &p.mailha_toml, Some(0o600))?;
+    let files = crate::configsync::named_files(&loaded.config, &p.files)
+        .map_err(|e| SetupError::Payload(e.to_string()))?;
+    for (path, mode, content) in &files {
+        write_atomic(&paths.at(&path.display().to_string()), content, *mode)?;
+    }
     install_files(paths, &loaded.config, &p.mailha_toml, &key)?;
     if start {
         start_stack(paths, &loaded.config)?;
@@ -442,10 +374,32 @@ pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupErro
 /// The SSH command that runs `mailha setup --receive` on the peer. The
 /// remote command line is a constant: nothing from the config is in it.
 pub fn ssh_argv(cfg: &Config, peer: &config::Node, ssh_extra: &[String]) -> Vec<String> {
+    ssh_to(cfg, peer, ssh_extra, &["mailha", "setup", "--receive"])
+}
+
+/// The SSH command that runs the constant `remote` command on the peer
+/// (the payload goes on stdin): host key checked, never a prompt.
+pub fn ssh_to(
+    cfg: &Config,
+    peer: &config::Node,
+    ssh_extra: &[String],
+    remote: &[&str],
+) -> Vec<String> {
+    ssh_to_addr(
+        cfg.cluster.ssh_port,
+        &peer.addresses[0].to_string(),
+        ssh_extra,
+        remote,
+    )
+}
+
+/// `ssh_to` by port and address (a pull reads them from the running
+/// config when this node's own file is gone).
+pub fn ssh_to_addr(port: u16, addr: &str, ssh_extra: &[String], remote: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "ssh".into(),
         "-p".into(),
-        cfg.cluster.ssh_port.to_string(),
+        port.to_string(),
         "-o".into(),
         "BatchMode=yes".into(),
         "-o".into(),
@@ -454,11 +408,9 @@ pub fn ssh_argv(cfg: &Config, peer: &config::Node, ssh_extra: &[String]) -> Vec<
         "ConnectTimeout=10".into(),
     ];
     v.extend(ssh_extra.iter().cloned());
-    v.push(format!("root@{}", peer.addresses[0]));
+    v.push(format!("root@{addr}"));
     v.push("--".into());
-    v.push("mailha".into());
-    v.push("setup".into());
-    v.push("--receive".into());
+    v.extend(remote.iter().map(|s| s.to_string()));
     v
 }
 
@@ -501,36 +453,10 @@ pub fn wait_for_membership(deadline: Duration) -> Result<(), SetupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn cfg() -> Config {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/postfix.toml"
-        ))
-        .unwrap();
-        config::load_str(Path::new("m.toml"), &text, Some(0o600))
-            .unwrap()
-            .config
-    }
-
-    #[test]
-    fn the_local_node_is_found_by_hostname_then_by_address() {
-        let c = cfg();
-        assert_eq!(
-            local_node(&c, "mail2.example.com", &[]).unwrap().name,
-            "mail2"
-        );
-        let a: std::net::IpAddr = "198.51.100.11".parse().unwrap();
-        assert_eq!(local_node(&c, "other", &[a]).unwrap().name, "mail1");
-        assert!(local_node(&c, "other", &[]).is_none());
-    }
-
-    #[test]
-    fn ip_addr_output_gives_the_bound_addresses() {
-        let text = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n2: eth0    inet 198.51.100.11/24 brd 198.51.100.255 scope global eth0\n2: eth0    inet6 fe80::1/64 scope link\n";
-        let v = parse_ip_addr(text);
-        assert_eq!(v.len(), 3);
-        assert_eq!(v[1].to_string(), "198.51.100.11");
+        config::example("postfix.toml").config
     }
 
     #[test]
@@ -686,6 +612,7 @@ mod tests {
         let bad = Payload {
             mailha_toml: text.replace("prefix = 24", "prefix = 77"),
             authkey_hex: hex(&[7u8; 256]),
+            files: Vec::new(),
         };
         assert!(matches!(
             receive(&paths, &serde_json::to_vec(&bad).unwrap(), false),
@@ -696,6 +623,7 @@ mod tests {
         let good = Payload {
             mailha_toml: text,
             authkey_hex: hex(&[7u8; 256]),
+            files: Vec::new(),
         };
         receive(&paths, &serde_json::to_vec(&good).unwrap(), false).unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -722,6 +650,7 @@ mod tests {
         let p = Payload {
             mailha_toml: String::new(),
             authkey_hex: hex(&[1u8; 16]),
+            files: Vec::new(),
         };
         assert!(matches!(
             receive(&paths, &serde_json::to_vec(&p).unwrap(), false),

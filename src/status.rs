@@ -69,6 +69,115 @@ pub struct Status {
     pub config: Option<ConfigState>,
     /// Services whose deep checks `mailha watch off` switched off.
     pub watch_off: Vec<String>,
+    /// Both nodes' mailha.toml against the running config the CIB holds;
+    /// null when the CIB could not be read.
+    pub config_sync: Option<ConfigSync>,
+}
+
+/// One config on both nodes (`crate::configsync`): which side is behind,
+/// who applied what when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConfigSync {
+    /// This node's name.
+    pub node: String,
+    /// This node's file: `same`, `behind` (exactly an older generation:
+    /// `mailha config pull`), `diverged` (edited from an older generation
+    /// while the cluster moved on: applying it would revert),
+    /// `ahead` (changes not applied yet: `mailha apply`), `missing`,
+    /// `no_record` (the cluster holds no running config), `unknown` (the
+    /// cluster key is unreadable here).
+    pub state: String,
+    /// The generation this file is, when it is one.
+    pub generation: Option<u64>,
+    /// The generation this node's file was last brought to.
+    pub base_generation: Option<u64>,
+    pub running_generation: Option<u64>,
+    /// `user@node` that applied the running config, and when (RFC 3339,
+    /// that node's clock).
+    pub applied_by: Option<String>,
+    pub applied_at: Option<String>,
+    /// Files the config names (password file, CA files) that differ here
+    /// from the applied ones.
+    pub files_behind: Vec<String>,
+    /// Every node's recorded generation.
+    pub nodes: Vec<NodeConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NodeConfig {
+    pub name: String,
+    pub generation: Option<u64>,
+    /// Its file is not (known to be) the running config.
+    pub behind: bool,
+}
+
+impl ConfigSync {
+    /// Something an operator should act on.
+    pub fn needs_attention(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "behind" | "diverged" | "missing" | "ahead"
+        ) || !self.files_behind.is_empty()
+            || self.nodes.iter().any(|n| n.behind)
+    }
+
+    /// The line saying what runs: generation, who, when.
+    pub fn running_line(&self) -> Option<String> {
+        Some(format!(
+            "config: generation {} by {} at {}",
+            self.running_generation?,
+            self.applied_by.as_deref()?,
+            self.applied_at.as_deref()?
+        ))
+    }
+
+    /// The attention lines, advice included (each fits 80 columns with
+    /// short node names).
+    pub fn advice(&self, online: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let Some(run) = self.running_generation else {
+            return Vec::new();
+        };
+        let mut v = Vec::new();
+        match (self.state.as_str(), self.generation, self.base_generation) {
+            ("behind", Some(g), _) => v.push(format!(
+                "mailha.toml here is generation {g}, behind {run}: mailha config pull"
+            )),
+            ("diverged", _, Some(b)) => v.push(format!(
+                "mailha.toml here is an edit of generation {b} ({run} runs): mailha config pull"
+            )),
+            ("missing", _, _) => v.push(format!(
+                "no mailha.toml here (generation {run} runs): mailha config pull"
+            )),
+            ("ahead", _, _) => {
+                v.push("mailha.toml here has changes not applied: mailha apply".to_string())
+            }
+            _ => {}
+        }
+        if !self.files_behind.is_empty() {
+            v.push(format!(
+                "{} not as applied: mailha config pull",
+                self.files_behind.join(", ")
+            ));
+        }
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| n.behind && n.name != self.node)
+        {
+            v.push(if online(&n.name) {
+                format!(
+                    "{}'s mailha.toml is behind ({run} runs): mailha config pull there",
+                    n.name
+                )
+            } else {
+                format!(
+                    "{}'s mailha.toml is behind ({run} runs): synced when it rejoins",
+                    n.name
+                )
+            });
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -247,7 +356,8 @@ pub fn health(st: &Status) -> &'static str {
     let running = st.active_node.is_some();
     let failed = st.resources.iter().any(|r| r.failed)
         || !st.failures.is_empty()
-        || st.config.as_ref().is_some_and(|c| c.drift);
+        || st.config.as_ref().is_some_and(|c| c.drift)
+        || st.config_sync.as_ref().is_some_and(|c| c.needs_attention());
     match (
         running,
         all_online && !failed && st.leftover_moves.is_empty(),
@@ -298,6 +408,10 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
         .collect();
     o.push_str(&cut(&format!("nodes: {}", nodes.join(", ")), 80));
     o.push('\n');
+    if let Some(l) = st.config_sync.as_ref().and_then(|c| c.running_line()) {
+        o.push_str(&cut(&l, 80));
+        o.push('\n');
+    }
     let mut attention = Vec::new();
     if !st.quorate {
         attention.push("no quorum".to_string());
@@ -335,13 +449,29 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
             "{w}: watch off (liveness only): mailha watch on {w}"
         ));
     }
+    let sync = st
+        .config_sync
+        .as_ref()
+        .filter(|c| !matches!(c.state.as_str(), "no_record" | "unknown"));
+    if let Some(c) = sync {
+        let online = |n: &str| st.nodes.iter().any(|x| x.name == n && x.online);
+        attention.extend(c.advice(&online));
+    }
     if let Some(c) = &st.config
         && c.drift
     {
-        attention.push(match &c.running_digest {
-            Some(_) => "this node's mailha.toml differs from what runs: mailha apply".into(),
-            None => "the cluster was not configured by mailha apply".into(),
-        });
+        match (&c.running_digest, sync.map(|s| s.state.as_str())) {
+            (None, _) => attention.push("the cluster was not configured by mailha apply".into()),
+            // The file is what was applied, yet the CIB renders otherwise.
+            (Some(_), Some("same")) => attention.push(
+                "the CIB differs from what mailha.toml renders (changed by hand?): mailha apply"
+                    .into(),
+            ),
+            (Some(_), None) => attention
+                .push("this node's mailha.toml differs from what runs: mailha apply".into()),
+            // The sync's own line says which side is behind.
+            (Some(_), Some(_)) => {}
+        }
     }
     o.push_str("resources:\n");
     // One line per resource; clone instances folded into one line.

@@ -25,6 +25,9 @@ _mailha() {
             mailha,check)
                 cmd="mailha__subcmd__check"
                 ;;
+            mailha,config)
+                cmd="mailha__subcmd__config"
+                ;;
             mailha,help)
                 cmd="mailha__subcmd__help"
                 ;;
@@ -34,14 +37,8 @@ _mailha() {
             mailha,install)
                 cmd="mailha__subcmd__install"
                 ;;
-            mailha,io)
-                cmd="mailha__subcmd__io"
-                ;;
             mailha,lease)
                 cmd="mailha__subcmd__lease"
-                ;;
-            mailha,package)
-                cmd="mailha__subcmd__package"
                 ;;
             mailha,render)
                 cmd="mailha__subcmd__render"
@@ -79,6 +76,18 @@ _mailha() {
             mailha__subcmd__alert__subcmd__help,test)
                 cmd="mailha__subcmd__alert__subcmd__help__subcmd__test"
                 ;;
+            mailha__subcmd__config,help)
+                cmd="mailha__subcmd__config__subcmd__help"
+                ;;
+            mailha__subcmd__config,pull)
+                cmd="mailha__subcmd__config__subcmd__pull"
+                ;;
+            mailha__subcmd__config__subcmd__help,help)
+                cmd="mailha__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            mailha__subcmd__config__subcmd__help,pull)
+                cmd="mailha__subcmd__config__subcmd__help__subcmd__pull"
+                ;;
             mailha__subcmd__help,alert)
                 cmd="mailha__subcmd__help__subcmd__alert"
                 ;;
@@ -87,6 +96,9 @@ _mailha() {
                 ;;
             mailha__subcmd__help,check)
                 cmd="mailha__subcmd__help__subcmd__check"
+                ;;
+            mailha__subcmd__help,config)
+                cmd="mailha__subcmd__help__subcmd__config"
                 ;;
             mailha__subcmd__help,help)
                 cmd="mailha__subcmd__help__subcmd__help"
@@ -97,14 +109,8 @@ _mailha() {
             mailha__subcmd__help,install)
                 cmd="mailha__subcmd__help__subcmd__install"
                 ;;
-            mailha__subcmd__help,io)
-                cmd="mailha__subcmd__help__subcmd__io"
-                ;;
             mailha__subcmd__help,lease)
                 cmd="mailha__subcmd__help__subcmd__lease"
-                ;;
-            mailha__subcmd__help,package)
-                cmd="mailha__subcmd__help__subcmd__package"
                 ;;
             mailha__subcmd__help,render)
                 cmd="mailha__subcmd__help__subcmd__render"
@@ -127,6 +133,9 @@ _mailha() {
             mailha__subcmd__help__subcmd__alert,test)
                 cmd="mailha__subcmd__help__subcmd__alert__subcmd__test"
                 ;;
+            mailha__subcmd__help__subcmd__config,pull)
+                cmd="mailha__subcmd__help__subcmd__config__subcmd__pull"
+                ;;
             mailha__subcmd__help__subcmd__lease,acquire)
                 cmd="mailha__subcmd__help__subcmd__lease__subcmd__acquire"
                 ;;
@@ -141,12 +150,6 @@ _mailha() {
                 ;;
             mailha__subcmd__help__subcmd__lease,status)
                 cmd="mailha__subcmd__help__subcmd__lease__subcmd__status"
-                ;;
-            mailha__subcmd__help__subcmd__package,configure)
-                cmd="mailha__subcmd__help__subcmd__package__subcmd__configure"
-                ;;
-            mailha__subcmd__help__subcmd__package,may-remove)
-                cmd="mailha__subcmd__help__subcmd__package__subcmd__may__subcmd__remove"
                 ;;
             mailha__subcmd__help__subcmd__render,cib)
                 cmd="mailha__subcmd__help__subcmd__render__subcmd__cib"
@@ -199,24 +202,6 @@ _mailha() {
             mailha__subcmd__lease__subcmd__help,status)
                 cmd="mailha__subcmd__lease__subcmd__help__subcmd__status"
                 ;;
-            mailha__subcmd__package,configure)
-                cmd="mailha__subcmd__package__subcmd__configure"
-                ;;
-            mailha__subcmd__package,help)
-                cmd="mailha__subcmd__package__subcmd__help"
-                ;;
-            mailha__subcmd__package,may-remove)
-                cmd="mailha__subcmd__package__subcmd__may__subcmd__remove"
-                ;;
-            mailha__subcmd__package__subcmd__help,configure)
-                cmd="mailha__subcmd__package__subcmd__help__subcmd__configure"
-                ;;
-            mailha__subcmd__package__subcmd__help,help)
-                cmd="mailha__subcmd__package__subcmd__help__subcmd__help"
-                ;;
-            mailha__subcmd__package__subcmd__help,may-remove)
-                cmd="mailha__subcmd__package__subcmd__help__subcmd__may__subcmd__remove"
-                ;;
             mailha__subcmd__render,cib)
                 cmd="mailha__subcmd__render__subcmd__cib"
                 ;;
@@ -266,7 +251,7 @@ _mailha() {
 
     case "${cmd}" in
         mailha)
-            opts="-h -V --config --help --version check render setup io watch install apply status import-legacy alert lease package help"
+            opts="-h -V --config --help --version check render setup watch install apply config status import-legacy alert lease help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -306,12 +291,20 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__alert__subcmd__help)
-            opts="test send-pending run help"
+            opts="--spool --config test send-pending run help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -320,12 +313,20 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__alert__subcmd__help__subcmd__help)
-            opts=""
+            opts="--spool --config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -334,12 +335,20 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__alert__subcmd__help__subcmd__run)
-            opts=""
+            opts="--spool --config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -348,12 +357,20 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__alert__subcmd__help__subcmd__send__subcmd__pending)
-            opts=""
+            opts="--spool --config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -362,12 +379,20 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__alert__subcmd__help__subcmd__test)
-            opts=""
+            opts="--spool --config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -450,12 +475,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__apply)
-            opts="-h --dry-run --config --help"
+            opts="-h --dry-run --force --ssh-option --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --ssh-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -489,13 +518,111 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        mailha__subcmd__help)
-            opts="check render setup io watch install apply status import-legacy alert lease package help"
+        mailha__subcmd__config)
+            opts="-h --config --help pull help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__config__subcmd__help)
+            opts="--config pull help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__config__subcmd__help__subcmd__help)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__config__subcmd__help__subcmd__pull)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__config__subcmd__pull)
+            opts="-h --dry-run --ssh-option --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ssh-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help)
+            opts="--config check render setup watch install apply config status import-legacy alert lease help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -504,12 +631,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__alert)
-            opts="test send-pending run"
+            opts="--config test send-pending run"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -518,12 +649,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__alert__subcmd__run)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -532,12 +667,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__alert__subcmd__send__subcmd__pending)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -546,12 +685,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__alert__subcmd__test)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -560,12 +703,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__apply)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -574,12 +721,52 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__check)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__config)
+            opts="--config pull"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__config__subcmd__pull)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -588,12 +775,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__help)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -602,12 +793,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__import__subcmd__legacy)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -616,26 +811,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__install)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                *)
-                    COMPREPLY=()
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
                     ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__help__subcmd__io)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -644,12 +829,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__lease)
-            opts="keeper init status acquire release"
+            opts="--config keeper init status acquire release"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -658,12 +847,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__lease__subcmd__acquire)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -672,12 +865,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__lease__subcmd__init)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -686,12 +883,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__lease__subcmd__keeper)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -700,12 +901,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__lease__subcmd__release)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -714,54 +919,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__lease__subcmd__status)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                *)
-                    COMPREPLY=()
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
                     ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__help__subcmd__package)
-            opts="configure may-remove"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__help__subcmd__package__subcmd__configure)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__help__subcmd__package__subcmd__may__subcmd__remove)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -770,12 +937,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__render)
-            opts="cib corosync"
+            opts="--config cib corosync"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -784,12 +955,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__render__subcmd__cib)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -798,12 +973,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__render__subcmd__corosync)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -812,12 +991,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__setup)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -826,12 +1009,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__status)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -840,12 +1027,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__watch)
-            opts="off on status"
+            opts="--config off on status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -854,12 +1045,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__watch__subcmd__off)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -868,12 +1063,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__watch__subcmd__on)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -882,12 +1081,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__watch__subcmd__status)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -943,24 +1146,6 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        mailha__subcmd__io)
-            opts="-h --config --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         mailha__subcmd__lease)
             opts="-h --config --help keeper init status acquire release help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1002,12 +1187,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help)
-            opts="keeper init status acquire release help"
+            opts="--config keeper init status acquire release help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1016,12 +1205,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help__subcmd__acquire)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1030,12 +1223,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help__subcmd__help)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1044,12 +1241,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help__subcmd__init)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1058,12 +1259,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help__subcmd__keeper)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1072,12 +1277,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help__subcmd__release)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1086,12 +1295,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__help__subcmd__status)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1191,120 +1404,6 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        mailha__subcmd__package)
-            opts="-h --config --help configure may-remove help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__package__subcmd__configure)
-            opts="-h --root --config --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__package__subcmd__help)
-            opts="configure may-remove help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__package__subcmd__help__subcmd__configure)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__package__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__package__subcmd__help__subcmd__may__subcmd__remove)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        mailha__subcmd__package__subcmd__may__subcmd__remove)
-            opts="-h --config --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         mailha__subcmd__render)
             opts="-h --config --help cib corosync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1360,12 +1459,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__render__subcmd__help)
-            opts="cib corosync help"
+            opts="--config cib corosync help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1374,12 +1477,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__render__subcmd__help__subcmd__cib)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1388,12 +1495,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__render__subcmd__help__subcmd__corosync)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1402,12 +1513,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__render__subcmd__help__subcmd__help)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1478,12 +1593,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__watch__subcmd__help)
-            opts="off on status help"
+            opts="--config off on status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1492,12 +1611,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__watch__subcmd__help__subcmd__help)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1506,12 +1629,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__watch__subcmd__help__subcmd__off)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1520,12 +1647,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__watch__subcmd__help__subcmd__on)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1534,12 +1665,16 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__watch__subcmd__help__subcmd__status)
-            opts=""
+            opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

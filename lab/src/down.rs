@@ -34,6 +34,19 @@ impl Lab<'_> {
                 State::new(&self.topo.prefix, &self.base_dir)
             }
         };
+        // A watchdog may be about to boot a node it reset: from now on no
+        // boot of this lab starts (restart refuses while tearing down),
+        // and the supervisors go before the nodes.
+        if self.store.load().ok().flatten().is_some() {
+            let mut tearing = st.clone();
+            tearing.phase = TEARING_DOWN.into();
+            if let Err(e) = self.store.save(&tearing) {
+                rep.errors.push(e.to_string());
+            }
+        }
+        if let Some(d) = self.stop_watchdogs() {
+            rep.done.push(d);
+        }
         // The NFS server's daemons by their recorded PIDs, before their
         // namespace goes (lab::nfs).
         let (done, errors) = self.nfs_down(&st);
@@ -163,6 +176,14 @@ impl Lab<'_> {
                 }
                 Ok((!done.is_empty()).then(|| format!("unmounted {}", done.join(", "))))
             }
+            DownStep::UnmountBase => {
+                if !is_mount_point(&self.proc_root, &self.base_dir) {
+                    return Ok(None);
+                }
+                self.runner
+                    .run_ok(&Cmd::new("umount").arg(self.base_dir.display().to_string()))?;
+                Ok(Some(format!("unmounted {}", self.base_dir.display())))
+            }
             DownStep::RemoveCgroups(node) => {
                 let errors = self.remove_node_cgroups(node);
                 if errors.is_empty() {
@@ -263,6 +284,53 @@ impl Lab<'_> {
     }
 }
 
+/// The state's phase while `down` runs.
+pub const TEARING_DOWN: &str = "tearing down";
+
+impl Lab<'_> {
+    /// Ends this lab's watchdog supervisors: `mailha-lab ... --state-dir
+    /// OURS ... watchdog` (their argv names our state dir; they are not in
+    /// the state: each ends with its boot, but one that reset a node waits
+    /// to boot it again).
+    fn stop_watchdogs(&self) -> Option<String> {
+        let ours = self.store.dir.display().to_string();
+        let mut killed = Vec::new();
+        for e in std::fs::read_dir(&self.proc_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let argv: Vec<String> = std::fs::read(e.path().join("cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if is_our_watchdog(&argv, &ours) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                killed.push(pid.to_string());
+            }
+        }
+        (!killed.is_empty()).then(|| format!("stopped watchdogs {}", killed.join(", ")))
+    }
+}
+
+/// Whether `argv` is a watchdog supervisor of the lab whose state dir is
+/// `state_dir`.
+pub fn is_our_watchdog(argv: &[String], state_dir: &str) -> bool {
+    argv.iter().any(|a| a == "watchdog")
+        && argv
+            .windows(2)
+            .any(|w| w[0] == "--state-dir" && w[1] == state_dir)
+}
+
 /// A failed delete is fine when the object is gone anyway.
 fn gone_or_failed(
     out: super::cmd::Output,
@@ -281,9 +349,28 @@ fn gone_or_failed(
     }
 }
 
-/// Mount lines that mention directory `needle` (or a path under it), one
-/// scan per mount namespace.
+/// Whether mountinfo `line` is a leftover of the lab whose base dir is
+/// `base`: any mount that names it in our own mount namespace; in another
+/// process's namespace any but the empty copy of the base dir's own shared
+/// bind, which a namespace made while the lab was up keeps (an unmount
+/// does not propagate into it: its parent there is private) and which
+/// holds nothing (`node::base_mount_cmds`).
+pub fn is_leftover(line: &str, base: &str, our_namespace: bool) -> bool {
+    if !super::plan::mentions_dir(line, base) {
+        return false;
+    }
+    let mount_point = line
+        .split(" - ")
+        .next()
+        .and_then(|l| l.split(' ').nth(4))
+        .unwrap_or("");
+    our_namespace || mount_point != base
+}
+
+/// Mount lines that are leftovers of the lab whose base dir is `needle`
+/// (`is_leftover`), one scan per mount namespace.
 fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
+    let ours = std::fs::read_link(proc_root.join("self/ns/mnt")).ok();
     let mut seen = std::collections::HashSet::new();
     let mut v = Vec::new();
     let Ok(rd) = std::fs::read_dir(proc_root) else {
@@ -301,6 +388,7 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
         let Ok(ns) = std::fs::read_link(dir.join("ns/mnt")) else {
             continue;
         };
+        let our_namespace = Some(&ns) == ours.as_ref();
         if !seen.insert(ns) {
             continue;
         }
@@ -318,7 +406,7 @@ fn mounts_mentioning(proc_root: &Path, needle: &str) -> Vec<String> {
                 .unwrap_or_default();
             v.extend(
                 text.lines()
-                    .filter(|l| super::plan::mentions_dir(l, needle))
+                    .filter(|l| is_leftover(l, needle, our_namespace))
                     .map(|l| format!("(pid {pid}: {cmd}) {l}")),
             );
         }
@@ -331,6 +419,54 @@ mod tests {
     use super::*;
     use crate::cmd::{Output, Recorder};
     use crate::state::NodeRec;
+
+    #[test]
+    fn only_our_labs_watchdogs_are_ours() {
+        let argv = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = argv(&[
+            "/x/mailha-lab",
+            "--prefix",
+            "mht",
+            "--state-dir",
+            "/run/mailha-lab-test",
+            "--base-dir",
+            "/b",
+            "watchdog",
+            "--boot",
+            "node1",
+        ]);
+        assert!(is_our_watchdog(&w, "/run/mailha-lab-test"));
+        assert!(!is_our_watchdog(&w, "/run/mailha-lab"));
+        assert!(!is_our_watchdog(
+            &argv(&[
+                "/x/mailha-lab",
+                "--state-dir",
+                "/run/mailha-lab-test",
+                "fusedisk"
+            ]),
+            "/run/mailha-lab-test"
+        ));
+    }
+
+    #[test]
+    fn another_namespaces_copy_of_the_empty_base_bind_is_no_leftover_but_a_disk_is() {
+        let base = "/var/lib/mailha-lab";
+        let bind =
+            "69 48 254:0 /var/lib/mailha-lab /var/lib/mailha-lab rw,relatime - ext4 /dev/vda rw";
+        let disk =
+            "70 69 0:40 / /var/lib/mailha-lab/node1/layer rw,relatime - tmpfs layer-node1 rw";
+        assert!(!is_leftover(bind, base, false));
+        assert!(
+            is_leftover(bind, base, true),
+            "our own namespace keeps nothing"
+        );
+        assert!(is_leftover(disk, base, false));
+        assert!(!is_leftover(
+            "71 48 0:41 / /var/lib/mailha-lab-test rw - tmpfs x rw",
+            base,
+            true
+        ));
+    }
 
     #[test]
     fn down_without_a_lab_is_a_quiet_no_op() {

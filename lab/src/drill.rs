@@ -9,6 +9,7 @@
 
 pub mod nfs;
 pub mod storage;
+pub mod timeline;
 
 use super::fusedisk::Mode;
 #[path = "drill_lease.rs"]
@@ -175,6 +176,10 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nfs: Option<nfs::NfsReport>,
     pub notes: Vec<String>,
+    /// Where the time went: the first event of each phase after the fault
+    /// (`timeline.rs`), from both nodes' journals, the watchdogs' logs and
+    /// the client's SMTP and IMAP logs.
+    pub phases: Vec<timeline::Phase>,
 }
 
 /// From the load log: the first time (ms) at or after `from` of an
@@ -574,6 +579,7 @@ impl Lab<'_> {
             }
             Drill::StorageLoss { node, mode } => {
                 let node = if node == "active" { &active } else { node };
+                let before = self.node_rec(node)?;
                 self.break_disk_path(node, *mode)?;
                 notes.push(format!("{node}: disk path {}", mode.name()));
                 let recovered = if *node == active {
@@ -601,13 +607,13 @@ impl Lab<'_> {
                     );
                     self.restore_disk_path_within(node, Duration::from_secs(120), &mut notes);
                 }
-                // With lease fencing the broken node fences itself (its
-                // watchdog resets it): boot it again, as after kill-node.
-                if !self.node_alive(node) {
+                // With lease fencing the broken node fences itself and its
+                // watchdog resets it; it then boots again by itself.
+                if !super::proc::is_alive(&self.proc_root, before.pid, before.start_time) {
                     notes.push(format!("{node} was fenced (reset)"));
-                    match self.restart_node(node) {
-                        Ok(()) => notes.push(format!("{node} booted again")),
-                        Err(e) => notes.push(format!("booting {node} again failed: {e}")),
+                    match self.await_reboot(node, &before) {
+                        Ok(()) => notes.push(format!("{node} booted again by itself")),
+                        Err(e) => notes.push(format!("{node} did not boot again: {e}")),
                     }
                 }
                 (recovered, early)
@@ -658,6 +664,12 @@ impl Lab<'_> {
                 // Whether the node runs the split-brain guard (the stock
                 // profile has no keeper): then its watchdog resets it.
                 let guarded = self.keeper_status(target).is_ok();
+                // This boot of the node: a reset ends it, and the boot its
+                // watchdog starts then is another.
+                let before = self.node_rec(target)?;
+                let up = |r: &super::state::NodeRec| {
+                    super::proc::is_alive(&self.proc_root, r.pid, r.start_time)
+                };
                 if let Drill::KillNode(_) = d {
                     let pid = self.kill_node(target)?;
                     notes.push(format!(
@@ -679,7 +691,7 @@ impl Lab<'_> {
                         && t.elapsed() < Duration::from_secs(60)
                         && (reset_at.is_none() || taken_at.is_none())
                     {
-                        if reset_at.is_none() && !self.node_alive(target) {
+                        if reset_at.is_none() && !up(&before) {
                             reset_at = Some(t.elapsed().as_secs_f64());
                         }
                         if taken_at.is_none() && self.keeper_status(peer).is_ok_and(|s| s.holds) {
@@ -716,24 +728,34 @@ impl Lab<'_> {
                     notes.push(mmp_note(&log_since(path, *from), target, peer));
                 }
                 let t = Instant::now();
-                while guarded && self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
+                while guarded && up(&before) && t.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_millis(100));
                 }
-                if self.node_alive(target) {
+                let mut reset = guarded && frozen && !up(&before);
+                if up(&before) {
                     // No watchdog reset it (the stock profile has none):
                     // the drill does, as an operator would.
                     let _ = self.kill_node(target);
                     notes.push(format!("{target} was never reset: killed by the drill"));
+                    reset = false;
                     let t = Instant::now();
-                    while self.node_alive(target) && t.elapsed() < Duration::from_secs(30) {
+                    while up(&before) && t.elapsed() < Duration::from_secs(30) {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
-                if frozen {
+                if frozen && !reset {
                     let _ = self.freeze(target, false);
                 }
-                match self.restart_node(target) {
-                    Ok(()) => notes.push(format!("{target} booted again")),
+                // A node its watchdog reset boots again by itself (as a
+                // machine does); one the drill killed is booted by it.
+                let booted = if reset {
+                    self.await_reboot(target, &before)
+                        .map(|()| "booted again by itself")
+                } else {
+                    self.restart_node(target).map(|()| "booted again")
+                };
+                match booted {
+                    Ok(how) => notes.push(format!("{target} {how}")),
                     Err(e) => notes.push(format!("booting {target} again failed: {e}")),
                 }
                 (recovered, Vec::new())
@@ -927,6 +949,7 @@ impl Lab<'_> {
             doubles,
             early_stops,
         )?;
+        rep.phases = self.timeline(fault_ms, &read_log(), &log);
         if let Some(n) = nfs_report {
             rep.ok &= n.ok();
             rep.nfs = Some(n);
@@ -1100,6 +1123,8 @@ impl Lab<'_> {
             stops,
             nfs: None,
             notes,
+            // filled by `drill` (it knows the fault's moment and the logs)
+            phases: Vec::new(),
         })
     }
 }

@@ -192,6 +192,41 @@ impl Lab<'_> {
         Ok(pid)
     }
 
+    /// The running boot of `node`, as the state records it.
+    pub(super) fn node_rec(&self, node: &str) -> Result<super::super::state::NodeRec, LabError> {
+        self.store
+            .load()?
+            .and_then(|st| st.node(node).cloned())
+            .ok_or_else(|| LabError::UnknownNode(node.to_string()))
+    }
+
+    /// After `node`'s watchdog reset its boot `before`, the watchdog boots
+    /// it again (`watchdog::boot_after_reset`), as a machine boots after a
+    /// reset: waits for that boot (a new PID 1, systemd done).
+    pub(super) fn await_reboot(
+        &self,
+        node: &str,
+        before: &super::super::state::NodeRec,
+    ) -> Result<(), LabError> {
+        let t = Instant::now();
+        loop {
+            if let Ok(now) = self.node_rec(node)
+                && now.pid != before.pid
+                && super::super::proc::is_alive(&self.proc_root, now.pid, now.start_time)
+            {
+                self.wait_booted(&now)?;
+                return Ok(());
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                return Err(LabError::Cluster(format!(
+                    "{node} was not booted again within 120 s of its reset (watchdog log: {})",
+                    super::super::node::tail(&self.base_dir.join(node).join("watchdog.log"), 3)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Whether `node`'s PID 1 (as recorded) still runs.
     pub(super) fn node_alive(&self, node: &str) -> bool {
         self.store

@@ -99,6 +99,79 @@ pub fn send_one(addr: SocketAddr, to: &str, msgid: &str, timeout: Duration) -> A
     }
 }
 
+/// One IMAP session: the greeting, LOGIN, LOGOUT. True when the login
+/// was accepted (the mailbox store answers through Dovecot on the VIP).
+pub fn imap_login(addr: SocketAddr, user: &str, password: &str, timeout: Duration) -> bool {
+    let Ok(s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    let Ok(mut w) = s.try_clone() else {
+        return false;
+    };
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() || !line.starts_with("* OK") {
+        return false;
+    }
+    if w.write_all(format!("a LOGIN {user} {password}\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    // Untagged lines (capabilities) may come before the tagged answer.
+    let ok = loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => break false,
+            Ok(_) if line.starts_with("a ") => break line.starts_with("a OK"),
+            Ok(_) => {}
+        }
+    };
+    let _ = w.write_all(b"b LOGOUT\r\n");
+    ok
+}
+
+/// One IMAP log line: `<unix ms> imap ok` | `<ms> imap down`.
+pub fn parse_imap_line(l: &str) -> Option<(u128, bool)> {
+    let mut it = l.split_whitespace();
+    let ms = it.next()?.parse().ok()?;
+    (it.next()? == "imap").then_some(())?;
+    Some((ms, it.next()? == "ok"))
+}
+
+/// The IMAP side of the load: one login every `every` into `log`, until
+/// `stop` exists or `max`.
+pub fn run_imap(
+    addr: SocketAddr,
+    log: &Path,
+    stop: &Path,
+    every: Duration,
+    max: Duration,
+) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let start = Instant::now();
+    while !stop.exists() && start.elapsed() < max {
+        let t = Instant::now();
+        let ok = imap_login(addr, IMAP_USER, IMAP_PASSWORD, Duration::from_secs(2));
+        f.write_all(format!("{} imap {}\n", now_ms(), if ok { "ok" } else { "down" }).as_bytes())?;
+        f.flush()?;
+        if let Some(rest) = every.checked_sub(t.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+    Ok(())
+}
+
+/// The lab's test mailbox the IMAP load logs into (provision's Dovecot
+/// users: lab-only credentials).
+pub const IMAP_USER: &str = "user1@lab.test";
+pub const IMAP_PASSWORD: &str = "secret1";
+
 /// The loop: one session every `every`, until `stop` exists or `max`.
 pub fn run(
     addr: SocketAddr,
@@ -113,6 +186,14 @@ pub fn run(
         .create(true)
         .append(true)
         .open(log)?;
+    // IMAP beside SMTP: a login every 500 ms into the log's sibling.
+    let imap = {
+        let (log, stop) = (imap_log(log), stop.to_path_buf());
+        let imap_addr = SocketAddr::new(addr.ip(), 143);
+        std::thread::spawn(move || {
+            run_imap(imap_addr, &log, &stop, Duration::from_millis(500), max)
+        })
+    };
     let start = Instant::now();
     let mut seq = 0u64;
     while !stop.exists() && start.elapsed() < max {
@@ -126,12 +207,42 @@ pub fn run(
             std::thread::sleep(rest);
         }
     }
+    let _ = imap.join();
     Ok(())
+}
+
+/// Where the IMAP logins of the load whose SMTP log is `smtp_log` go.
+pub fn imap_log(smtp_log: &Path) -> std::path::PathBuf {
+    smtp_log.with_file_name("imap.log")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_imap_login_against_a_real_listener_needs_the_tagged_ok() {
+        let serve = |answer: &'static [u8]| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            std::thread::spawn(move || {
+                let (mut s, _) = l.accept().unwrap();
+                let _ = s.write_all(b"* OK ready\r\n");
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                let _ = s.write_all(answer);
+            });
+            addr
+        };
+        let ok = serve(b"* CAPABILITY IMAP4rev1\r\na OK Logged in\r\n");
+        assert!(imap_login(ok, "u", "p", Duration::from_secs(2)));
+        let no = serve(b"a NO [AUTHENTICATIONFAILED] bad\r\n");
+        assert!(!imap_login(no, "u", "p", Duration::from_secs(2)));
+        assert_eq!(parse_imap_line("17 imap ok"), Some((17, true)));
+        assert_eq!(parse_imap_line("18 imap down"), Some((18, false)));
+        assert_eq!(parse_imap_line("19 accepted <x>"), None);
+    }
 
     #[test]
     fn log_lines_round_trip() {

@@ -215,6 +215,10 @@ pub enum What {
         /// The node's fusedisk mode file: a reset fails its storage path.
         #[arg(long)]
         disk_mode_file: Option<PathBuf>,
+        /// After a reset, boot this node again, as a machine does after
+        /// its watchdog fired.
+        #[arg(long)]
+        boot: Option<String>,
     },
 }
 
@@ -247,10 +251,18 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         fifo,
         timeout,
         disk_mode_file,
+        boot,
     } = &a.what
     {
-        return mailha_lab::watchdog::run(cgroup, fifo, *timeout, disk_mode_file.as_deref())
-            .map_err(|e| CliError::Failed(anyhow::anyhow!(e)));
+        let out = mailha_lab::watchdog::run(cgroup, fifo, *timeout, disk_mode_file.as_deref())
+            .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+        if let (mailha_lab::watchdog::Outcome::Reset { .. }, Some(node)) = (out, boot) {
+            let runner = SystemRunner;
+            let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
+            mailha_lab::watchdog::boot_after_reset(&lab, node)
+                .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+        }
+        return Ok(());
     }
     if let What::Load {
         vip,

@@ -89,11 +89,7 @@ impl NodeDirs {
 }
 
 /// The commands that give a node its disk: the tmpfs, its directories,
-/// then the overlay. Both mounts are shared: a mount namespace made later
-/// as a slave of the host's (the lab's fusedisk and NFS daemons, another
-/// lab's) takes copies of them, and the host's unmount at `lab down` must
-/// reach those copies (a private copy would keep the tmpfs, and the node's
-/// whole disk, alive until that process ends).
+/// then the overlay (both under the lab's shared base dir: `base_mount`).
 pub fn mount_cmds(d: &NodeDirs, node: &str) -> [Cmd; 3] {
     let opts = format!(
         "lowerdir=/,upperdir={},workdir={}",
@@ -102,7 +98,7 @@ pub fn mount_cmds(d: &NodeDirs, node: &str) -> [Cmd; 3] {
     );
     [
         Cmd::new("mount")
-            .args(["--make-shared", "-t", "tmpfs", "-o"])
+            .args(["-t", "tmpfs", "-o"])
             .arg(format!("mode=0755,size={LAYER_SIZE}"))
             .arg(format!("layer-{node}"))
             .arg(d.layer.display().to_string()),
@@ -111,10 +107,26 @@ pub fn mount_cmds(d: &NodeDirs, node: &str) -> [Cmd; 3] {
             .arg(d.upper().display().to_string())
             .arg(d.work().display().to_string()),
         Cmd::new("mount")
-            .args(["--make-shared", "-t", "overlay", "-o"])
+            .args(["-t", "overlay", "-o"])
             .arg(opts)
             .arg(format!("root-{node}"))
             .arg(d.root.display().to_string()),
+    ]
+}
+
+/// The lab's base dir bound onto itself and made recursively shared, before
+/// anything is mounted under it. Mount namespaces made later as slaves of
+/// the host's (the lab's fusedisk, NFS and load processes; another lab's)
+/// take copies of the nodes' disks; an unmount reaches those copies only
+/// when the unmounted mount's parent is shared (the host's own mounts are
+/// private), and without that a copy would keep a node's whole disk (its
+/// tmpfs) alive until that process ends. What such a namespace keeps after
+/// `lab down` is only the empty bind of the base dir.
+pub fn base_mount_cmds(base: &Path) -> [Cmd; 2] {
+    let b = base.display().to_string();
+    [
+        Cmd::new("mount").args(["--bind", &b, &b]),
+        Cmd::new("mount").args(["--make-rshared", &b]),
     ]
 }
 
@@ -234,6 +246,17 @@ pub fn is_container_init(status: &str) -> bool {
 }
 
 impl Lab<'_> {
+    /// Makes the base dir a shared mount of its own (`base_mount_cmds`);
+    /// idempotent.
+    pub fn mount_base(&self) -> Result<(), LabError> {
+        if !is_mount_point(&self.proc_root, &self.base_dir) {
+            for c in base_mount_cmds(&self.base_dir) {
+                self.runner.run_ok(&c)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The node's cgroup name (the same in every hierarchy).
     pub fn node_cgroup_name(&self, node: &str) -> String {
         if self.topo.prefix.is_empty() {
@@ -715,11 +738,11 @@ mod tests {
             .iter()
             .map(|c| c.display())
             .collect();
-        assert!(c[0].starts_with("mount --make-shared -t tmpfs"), "{c:?}");
+        assert!(c[0].starts_with("mount -t tmpfs"), "{c:?}");
         assert!(c[0].ends_with("layer-node2 /b/node2/layer"), "{c:?}");
         assert_eq!(
             c[2],
-            "mount --make-shared -t overlay -o lowerdir=/,upperdir=/b/node2/layer/upper,workdir=/b/node2/layer/work root-node2 /b/node2/root"
+            "mount -t overlay -o lowerdir=/,upperdir=/b/node2/layer/upper,workdir=/b/node2/layer/work root-node2 /b/node2/root"
         );
     }
 }

@@ -174,6 +174,8 @@ pub enum DownStep {
     UnmountNode(String),
     /// Once the node is off: its cgroup in every hierarchy.
     RemoveCgroups(String),
+    /// Last: the base dir's own shared mount (`node::base_mount_cmds`).
+    UnmountBase,
 }
 
 /// Teardown plan for a recorded state, plus every name the topology could
@@ -223,6 +225,7 @@ pub fn plan_down(state: &State, alive: impl Fn(&NodeRec) -> bool) -> Vec<DownSte
             .map(|l| DownStep::DetachLoop(l.device.clone())),
     );
     v.extend(state.fusedisks.iter().cloned().map(DownStep::StopFusedisk));
+    v.push(DownStep::UnmountBase);
     v
 }
 
@@ -379,9 +382,10 @@ mod tests {
         assert_eq!(links.len(), 9);
         assert_eq!(&links[7..], ["mhxlan", "mhxhb"]);
         assert_eq!(
-            plan.last().unwrap(),
-            &DownStep::DetachLoop("/dev/loop7".into())
+            plan[plan.len() - 2],
+            DownStep::DetachLoop("/dev/loop7".into())
         );
+        assert_eq!(plan.last().unwrap(), &DownStep::UnmountBase);
     }
 
     #[test]
@@ -401,7 +405,8 @@ mod tests {
         let plan = plan_down(&s, |_| true);
         assert_eq!(plan[0], DownStep::ReleaseFusedisks);
         assert!(matches!(plan[1], DownStep::PowerOff(_)));
-        assert!(matches!(plan.last(), Some(DownStep::StopFusedisk(r)) if r.pid == Some(11)));
+        assert!(matches!(&plan[plan.len() - 2], DownStep::StopFusedisk(r) if r.pid == Some(11)));
+        assert_eq!(plan.last().unwrap(), &DownStep::UnmountBase);
     }
 
     #[test]

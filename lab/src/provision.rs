@@ -272,6 +272,13 @@ pub fn known_hosts(t: &Topology, host_keys: &[(u8, String)]) -> String {
     s
 }
 
+/// root's ssh client config in each node: the lab's key and known_hosts,
+/// so `mailha apply` and `mailha config pull` in a node reach the peer as
+/// on machines whose root keys an administrator set up.
+pub fn ssh_client_config() -> String {
+    format!("IdentityFile {NODE_KEY}\nUserKnownHostsFile {NODE_KNOWN_HOSTS}\n")
+}
+
 /// `mailha setup` as node1 runs it: the lab's key and known_hosts; the
 /// peer's side is the constant `mailha setup --receive` over ssh.
 pub fn setup_argv() -> Vec<String> {
@@ -537,7 +544,9 @@ mod tests {
     fn the_stock_profile_uses_stock_agents_only() {
         let conf = mailha::cib::render(&stock());
         let agents: Vec<String> = required_agents(&conf).into_iter().map(|(s, _)| s).collect();
-        for a in &agents {
+        // The mail on stock agents only; the config sync (which never
+        // touches the mail) is mailha's on every profile.
+        for a in agents.iter().filter(|a| *a != "ocf:mailha:config") {
             assert!(
                 !a.contains("mailha"),
                 "stock profile names mailha's agent {a}"
@@ -553,8 +562,9 @@ mod tests {
         ] {
             assert!(agents.iter().any(|a| a == want), "{want} in {agents:?}");
         }
-        // vip + data + mysql + memcached + postfix + dovecot + ping on both nodes
-        assert_eq!(expected_instances(&conf), 8);
+        // vip + data + mysql + memcached + postfix + dovecot + ping and
+        // the config sync on both nodes
+        assert_eq!(expected_instances(&conf), 10);
         let (_, path) = required_agents(&conf)
             .into_iter()
             .find(|(s, _)| s == "lsb:memcached")

@@ -30,6 +30,11 @@ impl Lab<'_> {
             .copied()
             .find(|n| self.topo.node_name(*n) == node)
             .ok_or_else(|| LabError::UnknownNode(node.to_string()))?;
+        if st.phase == super::down::TEARING_DOWN {
+            return Err(LabError::Cluster(format!(
+                "{node} is not booted: the lab is being torn down"
+            )));
+        }
         if let Some(h) = st.node(node)
             && proc::is_alive(&self.proc_root, h.pid, h.start_time)
         {

@@ -160,6 +160,7 @@ impl Lab<'_> {
         let mut st = State::new(&self.topo.prefix, &self.base_dir);
         self.store.save(&st)?;
         create_private_dir(&self.base_dir)?;
+        self.mount_base()?;
 
         // Each node's disk: the host's packages under a layer of its own,
         // with what makes it a machine of its own and mailha installed.
@@ -284,7 +285,7 @@ impl Lab<'_> {
             let log = d.dir.join("watchdog.log");
             let disk = fusedisk::mode_file(&self.base_dir, &node);
             let cg = self.node_cgroup_v2(&node)?;
-            super::watchdog::spawn(&self.exe, &node, &cg, &d.fifo, t, &disk, &log)?;
+            super::watchdog::spawn(self, &node, &cg, &d.fifo, t, &disk, &log)?;
         }
         let loops: Vec<(String, PathBuf)> = st
             .loops
@@ -396,6 +397,12 @@ impl Lab<'_> {
             put(&ssh.join("lab_ed25519"), &private, 0o600, None)?;
             put(&ssh.join("lab_ed25519.pub"), &public, 0o644, None)?;
             put(&ssh.join("lab_known_hosts"), &known, 0o644, None)?;
+            put(
+                &ssh.join("config"),
+                &provision::ssh_client_config(),
+                0o600,
+                None,
+            )?;
             // A fresh CIB every time: the seed only (no old resources).
             let cib = root.join("var/lib/pacemaker/cib");
             for e in std::fs::read_dir(&cib)

@@ -140,7 +140,7 @@ pub fn supervise(
 /// boots, logging to `log`, and waits until it reads `fifo`. Long-lived by
 /// design and not waited for: it ends with that boot of the node.
 pub fn spawn(
-    exe: &Path,
+    lab: &super::Lab,
     node: &str,
     cgroup: &Path,
     fifo: &Path,
@@ -148,6 +148,7 @@ pub fn spawn(
     disk_mode: &Path,
     log: &Path,
 ) -> Result<(), super::LabError> {
+    let exe = &lab.exe;
     use std::os::unix::process::CommandExt;
     let out = std::fs::OpenOptions::new()
         .create(true)
@@ -155,8 +156,15 @@ pub fn spawn(
         .open(log)
         .map_err(super::LabError::io(log))?;
     let err = out.try_clone().map_err(super::LabError::io(log))?;
+    // The lab's own names, so that the boot after a reset is this lab's.
     let mut child = std::process::Command::new(exe)
-        .args(["watchdog", "--cgroup"])
+        .arg("--prefix")
+        .arg(&lab.topo.prefix)
+        .arg("--state-dir")
+        .arg(&lab.store.dir)
+        .arg("--base-dir")
+        .arg(&lab.base_dir)
+        .args(["watchdog", "--boot", node, "--cgroup"])
         .arg(cgroup)
         .arg("--fifo")
         .arg(fifo)
@@ -207,13 +215,13 @@ pub fn timeout_for(cfg: &mailha::config::Config) -> Option<Duration> {
 
 /// `mailha-lab watchdog`: the supervisor's process. It reads `fifo` from
 /// the start, waits up to `BOOT_WAIT` for the node's PID 1 in `cgroup`,
-/// then supervises that boot.
+/// then supervises that boot; returns how it ended.
 pub fn run(
     cgroup: &Path,
     fifo: &Path,
     timeout: Duration,
     disk_mode: Option<&Path>,
-) -> Result<(), String> {
+) -> Result<Outcome, String> {
     let proc_root = Path::new("/proc");
     let f = open_fifo(fifo).map_err(|e| format!("{}: {e}", fifo.display()))?;
     let mut log = |m: &str| {
@@ -243,12 +251,55 @@ pub fn run(
         "watching {} for PID 1 {pid} (timeout {timeout:?})",
         fifo.display()
     ));
-    match supervise(proc_root, pid, start_time, f, timeout, disk_mode, &mut log) {
+    let out = supervise(proc_root, pid, start_time, f, timeout, disk_mode, &mut log);
+    match out {
         Outcome::NodeGone => log("the node is gone"),
         Outcome::Reset { .. } => log("reset done"),
     }
+    Ok(out)
+}
+
+/// What a machine does after its watchdog reset it: it boots again, by
+/// itself. The old boot's processes are gone first (the reset killed them;
+/// a process in D state may take a moment once its disk path failed).
+pub fn boot_after_reset(lab: &super::Lab, node: &str) -> Result<(), super::LabError> {
+    // A frozen node's reset kills its processes, but the node's nspawn
+    // supervisor, frozen in the same cgroup, would wait there forever: a
+    // machine that was reset is not hung any more.
+    let _ = lab.freeze(node, false);
+    let t0 = Instant::now();
+    while lab.node_running(node) {
+        if t0.elapsed() > super::node::POWER_OFF_DEADLINE {
+            return Err(super::LabError::Cluster(format!(
+                "{node} still has processes {} s after its reset",
+                t0.elapsed().as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A server takes tens of seconds from a reset to its boot (firmware,
+    // POST); a container takes none. Without that pause the node's new
+    // keeper writes its slot again within host_dead, and the peer cannot
+    // tell a reset from a live node (it would wait out ext4's MMP instead
+    // of clearing it): the lab keeps the order of events a machine has.
+    std::thread::sleep(POST_TIME);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    eprintln!("{ms} watchdog: booting {node} again");
+    lab.restart_node(node)?;
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    eprintln!("{ms} watchdog: {node} booted again");
     Ok(())
 }
+
+/// A reset machine's time before its boot begins (firmware, POST): longer
+/// than any lease configuration's host_dead the lab runs (4.5 s).
+pub const POST_TIME: Duration = Duration::from_secs(10);
 
 /// How long a supervisor started before a boot waits for the node.
 const BOOT_WAIT: Duration = Duration::from_secs(60);

@@ -275,10 +275,14 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
             assert!(!pid_nss.contains(&ns), "pid {pid} still in a lab node");
         }
         let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
-        assert!(
-            !mi.contains(base_dir().to_str().unwrap()),
-            "pid {pid} still mounts the lab"
-        );
+        let ours = std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok()
+            == std::fs::read_link("/proc/self/ns/mnt").ok();
+        let base = base_dir();
+        let left: Vec<&str> = mi
+            .lines()
+            .filter(|l| mailha_lab::down::is_leftover(l, base.to_str().unwrap(), ours))
+            .collect();
+        assert!(left.is_empty(), "pid {pid} still mounts the lab: {left:?}");
     }
     // no node cgroup in any hierarchy (the nodes' disks: the mount
     // tables above)

@@ -137,8 +137,15 @@ fn the_lab_nfs_server_is_probed_in_time_and_every_stop_stays_bounded() {
     let pid = nfs("freeze")["ganesha_pid"].as_u64().unwrap();
     ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
+    // Dead: gone, or a zombie its new parent (the host's init, once the
+    // `up` that started it exited) has not reaped yet.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .and_then(|r| r.split_whitespace().next());
     assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "ganesha (pid {pid}) survived lab down"
+        matches!(state, None | Some("Z")),
+        "ganesha (pid {pid}) survived lab down: {stat}"
     );
 }

@@ -35,10 +35,42 @@ pub fn generated() -> BTreeMap<String, Vec<u8>> {
         (clap_complete::Shell::Fish, "mailha.fish"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut mailha::cli::Cli::command(), "mailha", &mut buf);
+        clap_complete::generate(shell, &mut visible_cli(), "mailha", &mut buf);
         out.insert(format!("completions/{name}"), buf);
     }
     out
+}
+
+/// mailha's command tree without what `--help` hides (the verbs and
+/// options only mailha itself runs: `io`, `package`, `config
+/// receive|send`, `--authkey`): clap_complete completes hidden ones too,
+/// and the man pages leave them out.
+pub fn visible_cli() -> clap::Command {
+    fn visible(cmd: &clap::Command) -> clap::Command {
+        // The built command already has its help flag, version flag and
+        // help verb as plain arguments and verbs: copied, not made again.
+        let mut c = clap::Command::new(cmd.get_name().to_string())
+            .disable_help_flag(true)
+            .disable_version_flag(true)
+            .disable_help_subcommand(true)
+            .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+            .subcommands(
+                cmd.get_subcommands()
+                    .filter(|s| !s.is_hide_set())
+                    .map(visible),
+            );
+        if let Some(a) = cmd.get_about() {
+            c = c.about(a.clone());
+        }
+        if let Some(v) = cmd.get_version() {
+            c = c.version(v.to_string());
+        }
+        c
+    }
+    let mut cmd = mailha::cli::Cli::command();
+    // Global options are copied into every verb first.
+    cmd.build();
+    visible(&cmd)
 }
 
 /// The generated parts of `dist/` (the rest, `dist/debian/`, is written

@@ -48,13 +48,10 @@ pub fn date() -> String {
 pub fn pages() -> Vec<(String, String)> {
     let mut v = cli_pages();
     for f in FACES {
-        match f.face {
-            Face::Cli | Face::AlertAgent => {}
-            Face::ServiceAgent => v.push(ocf_page(&mailha::agents::service::SPEC, f.link)),
-            Face::StorageAgent => v.push(ocf_page(&mailha::agents::storage::SPEC, f.link)),
-            Face::SenderAgent => v.push(ocf_page(&mailha::agents::sender::SPEC, f.link)),
-            Face::LeaseAgent => v.push(ocf_page(&mailha::agents::lease::SPEC, f.link)),
-            Face::FenceAgent => v.push(fence_page(&mailha::fence::metadata())),
+        if let Some(spec) = mailha::agents::spec(f.face) {
+            v.push(ocf_page(spec, f.link));
+        } else if f.face == Face::FenceAgent {
+            v.push(fence_page(&mailha::fence::metadata()));
         }
     }
     v.push(config_page(include_str!("../../docs/config.md")));

@@ -68,13 +68,17 @@ fn a_changelog_behind_the_version_is_named() {
 
 #[test]
 fn each_agents_page_documents_every_parameter_of_its_table() {
-    for spec in [
-        &mailha::agents::service::SPEC,
-        &mailha::agents::storage::SPEC,
-        &mailha::agents::sender::SPEC,
-        &mailha::agents::lease::SPEC,
-    ] {
+    let specs: Vec<_> = mailha::faces::FACES
+        .iter()
+        .filter_map(|f| mailha::agents::spec(f.face))
+        .collect();
+    assert_eq!(specs.len(), 5, "service, storage, sender, lease, config");
+    for spec in specs {
         let (name, page) = mailha_pkg::man::ocf_page(spec, Some("/x"));
+        assert!(
+            mailha_pkg::man::pages().iter().any(|(n, _)| *n == name),
+            "{name} is not among the pages"
+        );
         assert_eq!(name, format!("ocf_mailha_{}.7", spec.name));
         for p in spec.params {
             assert!(
@@ -116,5 +120,47 @@ fn the_config_page_has_every_key_of_the_config_reference() {
             page.contains(&roff),
             "key {key} missing from mailha.toml(5)"
         );
+    }
+}
+
+#[test]
+fn the_completions_offer_every_visible_verb_and_none_that_help_hides() {
+    use clap::CommandFactory;
+    // Every verb path under mailha, and whether `--help` hides it.
+    fn walk(cmd: &clap::Command, path: &str, hidden: bool, out: &mut Vec<(String, bool)>) {
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let p = format!(
+                "{path}__subcmd__{}",
+                sub.get_name().replace('-', "__subcmd__")
+            );
+            let h = hidden || sub.is_hide_set();
+            out.push((p.clone(), h));
+            walk(sub, &p, h, out);
+        }
+    }
+    let mut cmd = mailha::cli::Cli::command();
+    cmd.build();
+    let mut verbs = Vec::new();
+    walk(&cmd, "mailha", false, &mut verbs);
+    let bash =
+        String::from_utf8(mailha_pkg::generated()["completions/mailha.bash"].clone()).unwrap();
+    let has = |id: &str| bash.contains(&format!("{id})"));
+    for (id, hidden) in &verbs {
+        assert_eq!(has(id), !hidden, "{id} (hidden: {hidden})");
+    }
+    assert!(
+        verbs
+            .iter()
+            .any(|(v, h)| v == "mailha__subcmd__package" && *h)
+    );
+    assert!(
+        verbs
+            .iter()
+            .any(|(v, h)| v == "mailha__subcmd__config__subcmd__receive" && *h)
+    );
+    assert!(has("mailha__subcmd__config__subcmd__pull"));
+    for arg in cmd.get_arguments().filter(|a| a.is_hide_set()) {
+        let long = format!("--{}", arg.get_long().unwrap());
+        assert!(!bash.contains(&long), "hidden {long} offered");
     }
 }

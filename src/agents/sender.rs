@@ -27,15 +27,7 @@ pub const RSC_ID: &str = "alert-sender";
 pub const DEFAULT_PID_FILE: &str = "/run/mailha/alert-sender.pid";
 pub const DEFAULT_LOG: &str = "/var/log/mailha/alert.log";
 
-fn check_abs(v: &str) -> Result<(), String> {
-    if !v.starts_with('/')
-        || v.split('/').any(|c| c == "..")
-        || v.chars().any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(format!("{v:?} is not a plain absolute path"));
-    }
-    Ok(())
-}
+use ocf::check_plain_path as check_abs;
 
 pub static PARAMS: &[Param] = &[
     Param::new(

@@ -608,6 +608,9 @@ pub fn render(cfg: &Config) -> El {
     if let Some(a) = &cfg.alerts {
         resources.extend(crate::agents::sender::clone_rsc(a, p));
     }
+    // Every node brings its mailha.toml to the running config when it
+    // joins (configsync); nothing waits for it.
+    resources.push(config_sync_clone(p));
     let mut conf = El::new("configuration")
         .child(crm_config)
         .child(nodes)
@@ -646,6 +649,29 @@ pub fn render(cfg: &Config) -> El {
         );
     }
     conf
+}
+
+pub const CONFIG_SYNC_ID: &str = "config-sync";
+
+/// `ocf:mailha:config` cloned on every node (agents::config): a joining
+/// node brings its mailha.toml to the running config. Ordered with
+/// nothing: the mail never waits for it.
+fn config_sync_clone(p: &Policy) -> El {
+    let mut policy = p.clone();
+    policy.start_timeout = Duration::from_secs(30);
+    policy.stop_timeout = Duration::from_secs(10);
+    policy.monitor_timeout = Duration::from_secs(10);
+    El::new("clone")
+        .attr("id", format!("{CONFIG_SYNC_ID}-clone"))
+        .child(primitive(
+            CONFIG_SYNC_ID,
+            "ocf",
+            Some("mailha"),
+            "config",
+            vec![],
+            vec![],
+            operations(CONFIG_SYNC_ID, &policy, Duration::from_secs(60)),
+        ))
 }
 
 /// The id of mailha's own property set in crm_config, and its digest key.

@@ -10,6 +10,7 @@
 mod alert;
 mod apply;
 mod check;
+mod config;
 mod import_legacy;
 mod install;
 mod lease;
@@ -39,6 +40,10 @@ pub struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = "MAILHA_CONFIG", default_value = crate::config::DEFAULT_PATH)]
     pub config: PathBuf,
+    /// The corosync authkey, which keys the config digests in the CIB
+    /// (tests on a saved CIB point it elsewhere).
+    #[arg(long, global = true, env = "MAILHA_AUTHKEY", default_value = crate::corosync::AUTHKEY_PATH, hide = true)]
+    pub authkey: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,6 +69,8 @@ pub enum Command {
     Install(install::Args),
     /// Push mailha.toml to the running cluster: diff, crm_verify, one transaction.
     Apply(apply::Args),
+    /// One config on both nodes: take the running config (`pull`).
+    Config(config::Args),
     /// Show who runs the mail, each resource's state and what needs attention.
     Status(status::Args),
     /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
@@ -114,6 +121,7 @@ pub fn main() -> ExitCode {
         Face::StorageAgent => ocf_agent(crate::agents::storage::main),
         Face::SenderAgent => ocf_agent(crate::agents::sender::main),
         Face::LeaseAgent => ocf_agent(crate::agents::lease::main),
+        Face::ConfigAgent => ocf_agent(crate::agents::config::main),
         Face::FenceAgent => crate::fence::agent_main(),
     }
 }
@@ -133,6 +141,7 @@ fn run_cli() -> ExitCode {
         Command::Render(a) => render::run(&cli, a),
         Command::Status(a) => status::run(&cli, a),
         Command::Apply(a) => apply::run(&cli, a),
+        Command::Config(a) => config::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),
         Command::Install(a) => install::run(&cli, a),
         Command::Watch(a) => watch::run(&cli, a),
@@ -153,6 +162,29 @@ fn run_cli() -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// Where this node's config sync reads and writes.
+pub fn sync_local(cli: &Cli) -> crate::configsync::Local {
+    crate::configsync::Local {
+        authkey: cli.authkey.clone(),
+        ..crate::configsync::Local::system(&cli.config)
+    }
+}
+
+/// Who runs this command: the login behind sudo, else the user; only
+/// plain characters, for the record in the CIB.
+pub fn operator() -> String {
+    let raw = ["SUDO_USER", "LOGNAME", "USER"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "root".into());
+    let clean: String = raw
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(32)
+        .collect();
+    if clean.is_empty() { "?".into() } else { clean }
 }
 
 /// Loads the config, printing its warnings to stderr.

@@ -91,6 +91,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let payload = serde_json::to_vec(&setup::Payload {
         mailha_toml: loaded.text.clone(),
         authkey_hex: setup::hex(&key),
+        files: crate::configsync::blobs(cfg),
     })
     .expect("serializable");
     let argv = setup::ssh_argv(cfg, peer, &a.ssh_options);
@@ -116,5 +117,11 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     println!("waiting for both nodes to be members");
     setup::wait_for_membership(a.wait).context("waiting for membership")?;
     println!("applying the cluster configuration");
-    super::apply::run(cli, &super::apply::Args { dry_run: false })
+    super::apply::run(
+        cli,
+        &super::apply::Args {
+            ssh_options: a.ssh_options.clone(),
+            ..super::apply::Args::plain()
+        },
+    )
 }

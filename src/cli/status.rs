@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     // The config is optional here: status must work on a node whose file
     // is missing or broken, which is exactly when it is needed.
     let loaded = crate::config::load(&cli.config).ok();
-    let crm_config = crate::cluster::query_crm_config().ok();
+    let crm_config = crate::cluster::query_configuration().ok();
     if let Some(c) = &crm_config {
         st.watch_off = crate::watch::off_list(c);
     }
@@ -47,6 +47,22 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             local_digest,
             running_digest,
         });
+    }
+    if let Some(c) = &crm_config {
+        let host = crate::node::hostname();
+        let me = loaded
+            .as_ref()
+            .and_then(|l| {
+                crate::node::local_node(&l.config, &host, &crate::node::bound_addresses())
+                    .map(|n| n.name.clone())
+            })
+            .or_else(|| crate::configsync::me_in_cib(c, &host))
+            .unwrap_or(host);
+        st.config_sync = Some(crate::configsync::status_of(
+            &super::sync_local(cli),
+            c,
+            &me,
+        ));
     }
     if a.json {
         println!(

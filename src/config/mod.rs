@@ -131,3 +131,11 @@ fn unknown_field_hint(mut p: Problem, msg: &str, path: &FieldPath) -> Problem {
     });
     p
 }
+
+/// One of `examples/*.toml`, loaded as a 0600 file (tests).
+#[cfg(test)]
+pub fn example(name: &str) -> Loaded {
+    let text =
+        std::fs::read_to_string(format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    load_str(Path::new("m.toml"), &text, Some(0o600)).unwrap()
+}

@@ -105,7 +105,7 @@ impl Settings {
     pub fn from_config(cfg: &Config, node: Option<&str>) -> Result<Settings, KeeperError> {
         let host = node
             .map(str::to_string)
-            .unwrap_or_else(crate::setup::hostname);
+            .unwrap_or_else(crate::node::hostname);
         let me = cfg
             .cluster
             .nodes

@@ -201,7 +201,18 @@ pub fn root_and_tools(what: &str, tools: &[&str]) -> bool {
 /// ocf-tester (from resource-agents) on `agent` with instance `name` and
 /// `params`: Ok, or its whole output when it did not pass all tests.
 pub fn ocf_tester(name: &str, params: &[(String, String)], agent: &Path) -> Result<(), String> {
+    ocf_tester_env(name, params, agent, &[])
+}
+
+/// `ocf_tester` with `env` set for the agent (e.g. `CIB_file`).
+pub fn ocf_tester_env(
+    name: &str,
+    params: &[(String, String)],
+    agent: &Path,
+    env: &[(&str, &Path)],
+) -> Result<(), String> {
     let mut c = Command::new("ocf-tester");
+    c.envs(env.iter().copied());
     c.args(["-n", name]);
     for (k, v) in params {
         c.arg("-o").arg(format!("{k}={v}"));
