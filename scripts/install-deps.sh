@@ -48,6 +48,9 @@ packages=(
     musl-tools
     # benchmarks
     hyperfine
+    # the packages (scripts/build-deb.sh, pkg/tests/): Debian's package
+    # checker, rpm to list the .rpm, strip for the shipped binary
+    lintian rpm binutils
     # the alert mail's HTML rendered to PNGs (tests/alert_look.rs); openssl
     # makes the lab relay's CA
     chromium openssl
@@ -83,4 +86,12 @@ if command -v rustup >/dev/null 2>&1 &&
     ! rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
     timeout 300 rustup target add "$musl" ||
         echo "install-deps.sh: could not add the rust target $musl; release builds will link glibc" >&2
+fi
+
+# cargo-deb builds the .deb (scripts/build-deb.sh); pinned, installed only
+# when missing or another version.
+cargo_deb=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $cargo_deb"; then
+    timeout 1800 cargo install --locked "cargo-deb@$cargo_deb" ||
+        echo "install-deps.sh: could not install cargo-deb $cargo_deb; scripts/build-deb.sh needs it" >&2
 fi

@@ -17,6 +17,8 @@ trap lab_down EXIT
 bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The workspace: the product and the lab (whose tests drive the product's
-# binary, built beside it).
+# The packages the package tests (pkg/tests/) inspect and install.
+scripts/build-deb.sh >/dev/null
+# The workspace: the product, the lab (whose tests drive the product's
+# binary, built beside it) and the packaging.
 cargo test --workspace --all-targets

@@ -14,11 +14,13 @@ mod config;
 mod import_legacy;
 mod install;
 mod lease;
+mod package;
 mod render;
 mod setup;
 mod status;
 mod watch;
 
+use crate::faces::{Face, face_of};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,6 +79,9 @@ pub enum Command {
     Alert(alert::Args),
     /// The disk lease: this node's keeper daemon and its state.
     Lease(lease::Args),
+    /// What the package's maintainer scripts ask (internal).
+    #[command(hide = true)]
+    Package(package::Args),
 }
 
 /// An error that says which exit code it means.
@@ -92,80 +97,6 @@ impl From<crate::config::ConfigError> for CliError {
     fn from(e: crate::config::ConfigError) -> Self {
         CliError::BadInput(e.to_string())
     }
-}
-
-/// Which face of the binary argv[0] asks for. The OCF agents, the fence
-/// agent and the alert agent are symlinks to this one binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Face {
-    Cli,
-    /// `alert_mailha`: Pacemaker's alert agent; records into the spool.
-    AlertAgent,
-    /// `ocf:mailha:service`.
-    ServiceAgent,
-    /// `ocf:mailha:storage`.
-    StorageAgent,
-    /// `ocf:mailha:sender`: the alert sender as a cloned resource.
-    SenderAgent,
-    /// `ocf:mailha:lease`.
-    LeaseAgent,
-    /// `ocf:mailha:config`: the config sync's catch-up, cloned.
-    ConfigAgent,
-    /// `fence_mailha`: the fence agent.
-    FenceAgent,
-}
-
-/// argv[0] file names and the face each one selects; each agent adds its
-/// row here when it lands. Any other name is the CLI, so a renamed or
-/// versioned binary still works as `mailha`.
-/// Each face: the file name argv[0] carries, and where `mailha install`
-/// puts the symlink (None: the binary itself).
-pub const FACES: &[(&str, Face, Option<&str>)] = &[
-    ("mailha", Face::Cli, None),
-    (
-        "alert_mailha",
-        Face::AlertAgent,
-        Some(crate::cib::ALERT_AGENT_PATH),
-    ),
-    (
-        "service",
-        Face::ServiceAgent,
-        Some("/usr/lib/ocf/resource.d/mailha/service"),
-    ),
-    (
-        "storage",
-        Face::StorageAgent,
-        Some("/usr/lib/ocf/resource.d/mailha/storage"),
-    ),
-    (
-        "sender",
-        Face::SenderAgent,
-        Some("/usr/lib/ocf/resource.d/mailha/sender"),
-    ),
-    (
-        "lease",
-        Face::LeaseAgent,
-        Some("/usr/lib/ocf/resource.d/mailha/lease"),
-    ),
-    (
-        "config",
-        Face::ConfigAgent,
-        Some("/usr/lib/ocf/resource.d/mailha/config"),
-    ),
-    (
-        crate::fence::NAME,
-        Face::FenceAgent,
-        Some("/usr/sbin/fence_mailha"),
-    ),
-];
-
-pub fn face_of(argv0: &Path) -> Face {
-    let name = argv0.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    FACES
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, f, _)| *f)
-        .unwrap_or(Face::Cli)
 }
 
 pub fn main() -> ExitCode {
@@ -218,6 +149,7 @@ fn run_cli() -> ExitCode {
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),
         Command::Lease(a) => lease::run(&cli, a),
+        Command::Package(a) => package::run(&cli, a),
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
