@@ -11,6 +11,13 @@ cd "$(dirname "$0")/.."
 keep=no
 [ "${1:-}" = "--keep" ] && keep=yes
 bin=$(scripts/build-release.sh)
+# The package the lab's nodes install (dpkg -i), built from the same tree.
+# (its first line of output; no pipe into head, which pipefail would
+# fail on when build-deb.sh writes its second line to a closed pipe)
+pkgs=$(scripts/build-deb.sh)
+deb=${pkgs%%$'\n'*}
+case $deb in /*) ;; *) deb=$PWD/$deb ;; esac
+export MAILHA_LAB_DEB=$deb
 # The lab is test equipment beside the product (its own crate).
 cargo build --release -q -p mailha-lab
 t=${CARGO_TARGET_DIR:-target}

@@ -17,8 +17,14 @@ trap lab_down EXIT
 bash scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
-# The packages the package tests (pkg/tests/) inspect and install.
-scripts/build-deb.sh >/dev/null
+# The packages the package tests (pkg/tests/) inspect and install; the lab's
+# nodes install the .deb too (lab/tests/common: MAILHA_TEST_DEB).
+# (its first line of output; no pipe into head, which pipefail would
+# fail on when build-deb.sh writes its second line to a closed pipe)
+pkgs=$(scripts/build-deb.sh)
+deb=${pkgs%%$'\n'*}
+MAILHA_TEST_DEB=$PWD/$deb
+export MAILHA_TEST_DEB
 # The workspace: the product, the lab (whose tests drive the product's
 # binary, built beside it) and the packaging.
 cargo test --workspace --all-targets

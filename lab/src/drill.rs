@@ -10,6 +10,7 @@
 pub mod nfs;
 pub mod storage;
 pub mod timeline;
+pub mod upgrade;
 
 use super::fusedisk::Mode;
 #[path = "drill_lease.rs"]
@@ -61,6 +62,9 @@ pub enum Drill {
         node: String,
         mode: super::nfs::Fault,
     },
+    /// A newer mailha package installed on NODE (dpkg -i) under load and
+    /// its lease keeper restarted: nothing may move (drill/upgrade.rs).
+    Upgrade(String),
 }
 
 impl Drill {
@@ -94,6 +98,11 @@ impl Drill {
             "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
             "simul-start" => Ok(Drill::SimulStart),
             "kill-scheduler" => Ok(Drill::KillScheduler),
+            "upgrade" => Ok(Drill::Upgrade(if service.is_some() {
+                node()?
+            } else {
+                "active".into()
+            })),
             "nfs-hang" => Ok(Drill::NfsHang {
                 node: if service.is_some() {
                     node()?
@@ -107,7 +116,7 @@ impl Drill {
                 },
             }),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, kill-scheduler, nfs-hang [NODE] [--mode freeze|partition]"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, kill-scheduler, nfs-hang [NODE] [--mode freeze|partition], upgrade [NODE]"
             )),
         }
     }
@@ -124,6 +133,7 @@ impl Drill {
             Drill::FreezeNode(n) => format!("freeze-node {n}"),
             Drill::SimulStart => "simul-start".into(),
             Drill::KillScheduler => "kill-scheduler".into(),
+            Drill::Upgrade(n) => format!("upgrade {n}"),
             Drill::NfsHang { node, mode } => format!("nfs-hang {node} --mode {}", mode.name()),
         }
     }
@@ -192,6 +202,27 @@ pub fn first_after(
     log.iter()
         .find(|(t, a)| *t >= from && good(a))
         .map(|(t, _)| *t)
+}
+
+/// For a fault the mail must not notice: the end of the client's first
+/// outage after `from` (or its first accepted mail when there was none),
+/// and a NOT_MET note when any of its mail failed after `from`.
+fn unharmed_since(
+    log: &[(u128, Attempt)],
+    from: u128,
+    what: &str,
+    notes: &mut Vec<String>,
+) -> Option<f64> {
+    if let Some(bad) = log
+        .iter()
+        .find(|(t, a)| *t >= from && !matches!(a, Attempt::Accepted(_)))
+    {
+        notes.push(format!(
+            "{NOT_MET}: the client's mail failed {:.1} s after {what}",
+            (bad.0 - from) as f64 / 1000.0
+        ));
+    }
+    outage_end_after(log, from).map(|ms| (ms - from) as f64 / 1000.0)
 }
 
 /// The end of the first outage the client saw from `from` on: the first
@@ -467,6 +498,7 @@ impl Lab<'_> {
             | Drill::FreezeNode(_)
             | Drill::SimulStart
             | Drill::KillScheduler
+            | Drill::Upgrade(_)
             | Drill::NfsHang { .. } => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
@@ -826,20 +858,19 @@ impl Lab<'_> {
                 let standby = if active == "node1" { "node2" } else { "node1" };
                 let killed_ms = self.kill_scheduler(&active, standby, &mut notes)?;
                 // From the kill (a restart of the standby's Pacemaker
-                // before it is no fault): the end of the client's first
-                // outage, or its first accepted mail when there was none.
-                let recovered = outage_end_after(&read_log(), killed_ms)
-                    .map(|ms| (ms - killed_ms) as f64 / 1000.0);
-                if let Some(bad) = read_log()
-                    .iter()
-                    .find(|(t, a)| *t >= killed_ms && !matches!(a, Attempt::Accepted(_)))
-                {
-                    notes.push(format!(
-                        "{NOT_MET}: the client's mail failed {:.1} s after the kill",
-                        (bad.0 - killed_ms) as f64 / 1000.0
-                    ));
-                }
-                (recovered, Vec::new())
+                // before it is no fault).
+                (
+                    unharmed_since(&read_log(), killed_ms, "the kill", &mut notes),
+                    Vec::new(),
+                )
+            }
+            Drill::Upgrade(n) => {
+                let node = if n == "active" { active.as_str() } else { n };
+                let at = self.upgrade(node, &mut notes)?;
+                (
+                    unharmed_since(&read_log(), at, "the upgrade began", &mut notes),
+                    Vec::new(),
+                )
             }
             Drill::CutHeartbeat => {
                 let standby = if active == "node1" { "node2" } else { "node1" };
@@ -1088,6 +1119,7 @@ impl Lab<'_> {
             Drill::KillDaemon(_)
             | Drill::CutHeartbeat
             | Drill::KillScheduler
+            | Drill::Upgrade(_)
             | Drill::NfsHang { .. } => Some(false),
         };
         for s in stops.iter().filter(|s| !s.in_time()) {

@@ -32,6 +32,7 @@ pub mod fusedisk;
 pub mod load;
 pub mod nfs;
 pub mod node;
+pub mod package;
 pub mod plan;
 pub mod proc;
 pub mod provision;
@@ -118,6 +119,10 @@ pub struct Lab<'r> {
     /// The product: the mailha binary the lab installs on the host and
     /// pins in its nodes.
     pub mailha: PathBuf,
+    /// The product as its Debian package: when set, the nodes get mailha
+    /// by `dpkg -i` of it (as an administrator installs it) instead of a
+    /// `mailha install` of the binary.
+    pub deb: Option<PathBuf>,
 }
 
 impl<'r> Lab<'r> {
@@ -130,6 +135,7 @@ impl<'r> Lab<'r> {
             proc_root: PathBuf::from("/proc"),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("mailha-lab")),
             mailha: default_mailha(),
+            deb: None,
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct Cli {
     /// (default: `mailha` beside this binary, as cargo builds them).
     #[arg(long, global = true, env = "MAILHA_BIN")]
     pub mailha: Option<PathBuf>,
+    /// `up`: install mailha in the nodes from this .deb (`dpkg -i` in
+    /// each booted node, scripts/build-deb.sh makes it) instead of the
+    /// binary.
+    #[arg(long, global = true, env = "MAILHA_LAB_DEB")]
+    pub deb: Option<PathBuf>,
     #[command(flatten)]
     pub args: Args,
 }
@@ -284,6 +289,7 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     if let Some(m) = &cli.mailha {
         lab.mailha = m.clone();
     }
+    lab.deb = cli.deb.clone();
     match &a.what {
         What::Up {
             profile,

@@ -79,6 +79,10 @@ pub struct State {
     /// it was spawned.
     #[serde(default)]
     pub nfs: Vec<ProcRec>,
+    /// The lab's copy of the .deb its nodes installed (None: mailha
+    /// installed from the binary).
+    #[serde(default)]
+    pub package: Option<PathBuf>,
 }
 
 /// A daemon the lab started on the host side (in a lab namespace): its
@@ -104,6 +108,7 @@ impl State {
             loops: Vec::new(),
             fusedisks: Vec::new(),
             nfs: Vec::new(),
+            package: None,
         }
     }
 

@@ -125,8 +125,14 @@ pub fn new_machine_id() -> String {
 
 impl Lab<'_> {
     /// Writes node `n`'s tree under `root` (its mounted overlay) and
-    /// installs mailha in it.
-    pub fn make_tree(&self, n: u8, root: &Path) -> Result<(), LabError> {
+    /// installs mailha in it, or, given its package, stages that for
+    /// `dpkg -i` once the node runs (returns where the node finds it).
+    pub fn make_tree(
+        &self,
+        n: u8,
+        root: &Path,
+        package: Option<&Path>,
+    ) -> Result<Option<String>, LabError> {
         for step in plan(&self.topo, n, &new_machine_id()) {
             match step {
                 Step::File(rel, text, mode, owner) => {
@@ -154,11 +160,14 @@ impl Lab<'_> {
                 }
             }
         }
+        if let Some(deb) = package {
+            return self.stage_package(deb, root).map(Some);
+        }
         mailha::install::install(root, &self.mailha).map_err(|e| LabError::Io {
             path: root.join(mailha::install::BIN_PATH.trim_start_matches('/')),
             source: std::io::Error::other(e.to_string()),
         })?;
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -133,10 +133,32 @@ impl Lab<'_> {
         // an agent must be in one of the two. The host itself is left as
         // it is.
         let scratch = tempfile::tempdir().map_err(LabError::io(Path::new("/tmp")))?;
-        mailha::install::install(scratch.path(), &self.mailha).map_err(|e| LabError::Io {
-            path: self.mailha.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        match &self.deb {
+            Some(deb) => {
+                let o = self.runner.run(
+                    &Cmd::new("dpkg-deb")
+                        .arg("--extract")
+                        .arg(deb.display().to_string())
+                        .arg(scratch.path().display().to_string())
+                        .deadline(Duration::from_secs(60)),
+                )?;
+                if !o.success() {
+                    return Err(LabError::Cluster(format!(
+                        "{}: not a package dpkg-deb can read: {}",
+                        deb.display(),
+                        o.stderr.trim()
+                    )));
+                }
+            }
+            None => {
+                mailha::install::install(scratch.path(), &self.mailha).map_err(|e| {
+                    LabError::Io {
+                        path: self.mailha.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+            }
+        }
         let conf = mailha::cib::render(&cfg.config);
         let absent: Vec<String> = provision::required_agents(&conf)
             .into_iter()
@@ -166,10 +188,15 @@ impl Lab<'_> {
         // with what makes it a machine of its own and mailha installed.
         st.phase = "node disks".into();
         self.store.save(&st)?;
+        if let Some(deb) = &self.deb {
+            st.package = Some(self.keep_package(deb)?);
+            self.store.save(&st)?;
+        }
+        let mut staged = Vec::new();
         for n in NODES {
             let node = self.topo.node_name(n);
             let d = self.mount_node_root(&node)?;
-            self.make_tree(n, &d.root)?;
+            staged.push(self.make_tree(n, &d.root, st.package.as_deref())?);
         }
 
         st.phase = "network".into();
@@ -243,9 +270,19 @@ impl Lab<'_> {
         for rec in &st.nodes {
             booted.push(format!("{}: {}", rec.node, self.wait_booted(rec)?));
         }
+        let mut phases = vec![("infrastructure".to_string(), t0.elapsed().as_secs_f64())];
+        if st.package.is_some() {
+            st.phase = "installing the package".into();
+            self.store.save(&st)?;
+            for (rec, in_node) in st.nodes.iter().zip(&staged) {
+                if let Some(p) = in_node {
+                    self.dpkg_install(&rec.node, rec.pid, p)?;
+                }
+            }
+            phases.push(("package installed".to_string(), t0.elapsed().as_secs_f64()));
+        }
         st.phase = "infrastructure up".into();
         self.store.save(&st)?;
-        let mut phases = vec![("infrastructure".to_string(), t0.elapsed().as_secs_f64())];
         let mut cluster_status = None;
         if let Some(cfg) = &opts.config {
             st.phase = "cluster: setting up".into();

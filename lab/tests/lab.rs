@@ -161,6 +161,23 @@ fn lab_up_mail_flows_live_apply_restarts_nothing_and_down_leaves_nothing() {
     }
     println!("up + both online: {:.1}s", t0.elapsed().as_secs_f64());
 
+    // mailha came to the nodes as an administrator installs it: dpkg -i
+    // of the package built from this tree, known to each node's dpkg.
+    if deb_or_skip("lab end to end: the nodes install the package").is_some() {
+        for node in ["node1", "node2"] {
+            let q = exec(
+                node,
+                &["dpkg-query", "-W", "-f", "${Status} ${Version}", "mailha"],
+            );
+            assert!(
+                q.stdout.starts_with("install ok installed "),
+                "{node}: {}{}",
+                q.stdout,
+                q.stderr
+            );
+        }
+    }
+
     // The lab makes the data disk without MMP; `mailha setup` turned it on,
     // and `check --live` on each node sees the disk and finds nothing to say.
     for node in ["node1", "node2"] {
@@ -422,6 +439,23 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         v["notes"].to_string().contains("the mail still runs on"),
         "{v}"
     );
+
+    // A newer package installed on the node running the mail, under load,
+    // then its lease keeper restarted onto it (issue 13): the package
+    // starts, stops and restarts nothing, the keeper keeps the lease, the
+    // mail stays where it is and the client never notices.
+    if deb_or_skip("lab drills: upgrade").is_some() {
+        let v = drill(&["upgrade"]);
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["switched"], false, "{v}");
+        assert_eq!(v["lost"], 0, "{v}");
+        assert!(
+            v["notes"]
+                .to_string()
+                .contains("new keeper holds the lease"),
+            "{v}"
+        );
+    }
 
     ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);

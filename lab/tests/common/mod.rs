@@ -53,8 +53,30 @@ pub fn mailha_bin() -> PathBuf {
     bin
 }
 
+/// The product as its Debian package (MAILHA_TEST_DEB, set by
+/// scripts/test.sh to what scripts/build-deb.sh built from this tree): the
+/// test lab's nodes then install it with `dpkg -i`, as an administrator
+/// does, instead of the binary.
+pub fn mailha_deb() -> Option<PathBuf> {
+    std::env::var_os("MAILHA_TEST_DEB").map(PathBuf::from)
+}
+
+/// The package, for a test that needs the nodes to have installed it:
+/// None with a visible SKIP when MAILHA_TEST_DEB is unset, a failure in CI.
+pub fn deb_or_skip(test: &str) -> Option<PathBuf> {
+    let deb = mailha_deb();
+    if deb.is_none() {
+        let why = "MAILHA_TEST_DEB is unset (scripts/test.sh builds the package with scripts/build-deb.sh and sets it)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: {why}");
+        }
+        println!("SKIPPED: {test}: {why}");
+    }
+    deb
+}
+
 /// The lab's binary, pointed at the test lab and at the product under
-/// test.
+/// test (its package when there is one).
 pub fn lab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_mailha-lab"));
     c.env("MAILHA_LAB_PREFIX", prefix())
@@ -63,6 +85,10 @@ pub fn lab() -> Command {
         .env("MAILHA_BIN", mailha_bin())
         .env_remove("MAILHA_LAB_CONFIG")
         .env_remove("MAILHA_CONFIG");
+    match mailha_deb() {
+        Some(deb) => c.env("MAILHA_LAB_DEB", deb),
+        None => c.env_remove("MAILHA_LAB_DEB"),
+    };
     c
 }
 
