@@ -138,55 +138,6 @@ pub fn new_authkey() -> Result<Vec<u8>, SetupError> {
     Ok(key)
 }
 
-/// Which configured node this machine is: by hostname first, else by an
-/// address bound here. Pure over what was observed.
-pub fn local_node<'a>(
-    cfg: &'a Config,
-    hostname: &str,
-    local_addrs: &[std::net::IpAddr],
-) -> Option<&'a config::Node> {
-    let short = hostname.split('.').next().unwrap_or(hostname);
-    cfg.cluster
-        .nodes
-        .iter()
-        .find(|n| n.name == hostname || n.name == short)
-        .or_else(|| {
-            cfg.cluster
-                .nodes
-                .iter()
-                .find(|n| n.addresses.iter().any(|a| local_addrs.contains(a)))
-        })
-}
-
-/// Addresses bound on this machine, from `ip -o addr`.
-pub fn bound_addresses() -> Vec<std::net::IpAddr> {
-    let Ok(o) = exec::run(
-        &["ip", "-o", "addr", "show"],
-        &[],
-        None,
-        Duration::from_secs(5),
-    ) else {
-        return Vec::new();
-    };
-    parse_ip_addr(&o.stdout)
-}
-
-pub fn parse_ip_addr(text: &str) -> Vec<std::net::IpAddr> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            it.find(|w| *w == "inet" || *w == "inet6")?;
-            it.next()?.split('/').next()?.parse().ok()
-        })
-        .collect()
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 /// How this machine starts daemons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitSystem {
@@ -271,8 +222,8 @@ pub fn start_stack(paths: &Paths, cfg: &Config) -> Result<(), SetupError> {
 fn wait_for_keeper(deadline: Duration) -> Result<(), SetupError> {
     let start = Instant::now();
     loop {
-        match crate::lease::keeper::status(
-            crate::lease::keeper::DEFAULT_SOCKET,
+        match crate::lease::client::status(
+            crate::lease::client::DEFAULT_SOCKET,
             Duration::from_secs(2),
         ) {
             Ok(_) => return Ok(()),
@@ -402,26 +353,6 @@ mod tests {
         config::load_str(Path::new("m.toml"), &text, Some(0o600))
             .unwrap()
             .config
-    }
-
-    #[test]
-    fn the_local_node_is_found_by_hostname_then_by_address() {
-        let c = cfg();
-        assert_eq!(
-            local_node(&c, "mail2.example.com", &[]).unwrap().name,
-            "mail2"
-        );
-        let a: std::net::IpAddr = "198.51.100.11".parse().unwrap();
-        assert_eq!(local_node(&c, "other", &[a]).unwrap().name, "mail1");
-        assert!(local_node(&c, "other", &[]).is_none());
-    }
-
-    #[test]
-    fn ip_addr_output_gives_the_bound_addresses() {
-        let text = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n2: eth0    inet 198.51.100.11/24 brd 198.51.100.255 scope global eth0\n2: eth0    inet6 fe80::1/64 scope link\n";
-        let v = parse_ip_addr(text);
-        assert_eq!(v.len(), 3);
-        assert_eq!(v[1].to_string(), "198.51.100.11");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use mailha::lease::keeper::{self, Status};
+use mailha::lease::client::{self, Status};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -215,7 +215,7 @@ watchdog_timeout = "1s"
         n.keeper = Some(child);
         let socket = n.socket.clone();
         self.wait(Duration::from_secs(10), "the keeper answers", || {
-            keeper::status(&socket, Duration::from_secs(1)).is_ok()
+            client::status(&socket, Duration::from_secs(1)).is_ok()
         });
     }
 
@@ -241,12 +241,12 @@ watchdog_timeout = "1s"
     }
 
     fn status(&self, i: usize) -> Status {
-        keeper::status(&self.nodes[i].socket, Duration::from_secs(2))
+        client::status(&self.nodes[i].socket, Duration::from_secs(2))
             .unwrap_or_else(|e| panic!("{}: {e}\n{}", self.nodes[i].name, self.logs()))
     }
 
     fn ask(&self, i: usize, line: &str) -> Result<serde_json::Value, String> {
-        keeper::request(&self.nodes[i].socket, line, Duration::from_secs(2))
+        client::request(&self.nodes[i].socket, line, Duration::from_secs(2))
     }
 
     fn signal(&self, i: usize, sig: nix::sys::signal::Signal) {
@@ -577,8 +577,8 @@ in_mount_ns! {
         for round in 0..5 {
             let w = World::started(false);
             let (a, b) = (w.nodes[0].socket.clone(), w.nodes[1].socket.clone());
-            let ta = std::thread::spawn(move || keeper::request(&a, "acquire", Duration::from_secs(2)));
-            let tb = std::thread::spawn(move || keeper::request(&b, "acquire", Duration::from_secs(2)));
+            let ta = std::thread::spawn(move || client::request(&a, "acquire", Duration::from_secs(2)));
+            let tb = std::thread::spawn(move || client::request(&b, "acquire", Duration::from_secs(2)));
             ta.join().unwrap().unwrap();
             tb.join().unwrap().unwrap();
             w.wait(Duration::from_secs(10), "someone holds", || {

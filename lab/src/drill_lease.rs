@@ -9,7 +9,7 @@
 use super::super::LabError;
 use super::super::watchdog::KEEPER_START;
 use super::Lab;
-use mailha::lease::keeper::Status;
+use mailha::lease::client::Status;
 use std::time::{Duration, Instant};
 
 /// The nft table a cut lives in, inside the standby.
@@ -139,7 +139,7 @@ mod tests {
 /// Where the cgroup v2 hierarchy is mounted (a hybrid host mounts it at
 /// /sys/fs/cgroup/unified), from mountinfo text.
 pub fn cgroup2_root(mountinfo: &str) -> Option<std::path::PathBuf> {
-    mailha::agents::storage::mountinfo::parse(mountinfo)
+    mailha::mounts::mountinfo::parse(mountinfo)
         .into_iter()
         .find(|e| e.fstype == "cgroup2")
         .map(|e| std::path::PathBuf::from(e.mount_point))
@@ -183,7 +183,7 @@ impl Lab<'_> {
         // Twice: a process forked while the first pass ran joins its
         // parent's cgroup only if the parent had moved already.
         for _ in 0..2 {
-            for p in mailha::agents::service::procs::all(&self.proc_root) {
+            for p in mailha::procs::all(&self.proc_root) {
                 if p == pid || (node_ns.is_some() && ns(p) == node_ns) {
                     let _ = std::fs::write(dir.join("cgroup.procs"), p.to_string());
                 }
@@ -244,8 +244,8 @@ impl Lab<'_> {
                     self.proc_root.join(h.pid.to_string()).join("mountinfo"),
                 )
                 .unwrap_or_default();
-                let entries = mailha::agents::storage::mountinfo::parse(&mi);
-                if mailha::agents::storage::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
+                let entries = mailha::mounts::mountinfo::parse(&mi);
+                if mailha::mounts::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
                     now += 1;
                     ever.insert(h.node);
                 }

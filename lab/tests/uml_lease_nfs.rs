@@ -17,7 +17,7 @@
 //!
 //! Root only: SKIPPED without root or UML, FAILS in CI (tests/common/lab.rs).
 
-use mailha::lease::keeper::Status;
+use mailha::lease::client::Status;
 use mailha_lab::uml::{self, Guest, GuestSpec};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

@@ -15,13 +15,13 @@
 //! may talk to it (SO_PEERCRED). One request line in, one JSON line out:
 //! `status`, `acquire`, `release`, `fence NODE`.
 
+use super::client::{DEFAULT_SOCKET, Status};
 use super::disk::{Block, LeaseFile, Reply, Request, Wait, Worker};
 use super::format::{FormatError, Header, SlotImage, cluster_id, slot_offset};
 use super::machine::{Action, FenceOutcome, FenceReason, Input, Keeper, Mono, Role};
 use super::nfs::NfsLease;
 use super::timing::Timing;
 use crate::config::model::{BlockDev, Config, LeaseTarget};
-use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -30,8 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The abstract socket name the keeper listens on by default.
-pub const DEFAULT_SOCKET: &str = "mailha-lease";
 /// How often the decision loop runs at the latest. The machine wants a
 /// tick "at least every few hundred milliseconds".
 const TICK: Duration = Duration::from_millis(100);
@@ -105,7 +103,7 @@ impl Settings {
     pub fn from_config(cfg: &Config, node: Option<&str>) -> Result<Settings, KeeperError> {
         let host = node
             .map(str::to_string)
-            .unwrap_or_else(crate::setup::hostname);
+            .unwrap_or_else(crate::host::hostname);
         let me = cfg
             .cluster
             .nodes
@@ -131,7 +129,7 @@ impl Settings {
             LeaseTarget::Block(BlockDev::Path(p)) => (p.clone(), None),
             LeaseTarget::Block(d) => (
                 PathBuf::from(
-                    crate::agents::storage::resolve_device(&d.spec(), lease.io_timeout * 5)
+                    crate::mounts::device::resolve(&d.spec(), lease.io_timeout * 5)
                         .map_err(|e| KeeperError::Config(e.to_string()))?,
                 ),
                 None,
@@ -166,66 +164,6 @@ impl Settings {
             proc_root: PathBuf::from("/proc"),
         })
     }
-}
-
-/// What `status` answers. The agent, fence_mailha and `mailha lease
-/// status` read it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Status {
-    /// The keeper's process id (in its own PID namespace).
-    pub pid: u32,
-    pub node: String,
-    pub node_id: u32,
-    pub peer: String,
-    pub peer_id: u32,
-    pub cluster: String,
-    pub device: String,
-    /// idle, claiming, holding, self-fencing, fenced
-    pub role: String,
-    /// The data may be mounted here (from acquired to a release or a
-    /// clean self-fence).
-    pub holds: bool,
-    /// The agent asked for the lease and has not released it.
-    pub wanted: bool,
-    /// Our slot on disk says we hold nothing (a release landed, or we
-    /// never held).
-    pub released: bool,
-    pub counter: u64,
-    /// Since the last renewal that landed.
-    pub renewal_age_ms: Option<u64>,
-    /// The lease I/O in progress has run this long.
-    pub io_stalled_ms: Option<u64>,
-    /// Since the peer's slot last changed (as we read it), if ever read.
-    pub peer_unchanged_ms: Option<u64>,
-    pub peer_dead: bool,
-    pub peer_holding: bool,
-    pub peer_fenced: bool,
-    pub host_dead_ms: u64,
-    /// How often a live keeper writes its slot.
-    #[serde(default)]
-    pub renew_ms: u64,
-    /// Our fence request waiting for the peer, if any.
-    pub fence_pending: Option<u64>,
-    /// Recent fence outcomes: (request id, "acked" | "dead").
-    pub fences: Vec<(u64, String)>,
-    /// Why we fenced ourselves, if we did.
-    pub self_fenced: Option<String>,
-}
-
-/// A boot of this machine: the kernel's boot id and PID 1's start time.
-/// On a real machine both change exactly at boot; in the lab a node's
-/// PID 1 is its holder, started anew whenever the node is, so a node
-/// killed by its emulated watchdog comes back as a new boot.
-pub fn boot_id(proc_root: &Path) -> u64 {
-    use sha2::Digest;
-    let kernel =
-        std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id")).unwrap_or_default();
-    let init = std::fs::read_to_string(proc_root.join("1/stat"))
-        .ok()
-        .and_then(|s| crate::agents::service::procs::start_time_of(&s))
-        .unwrap_or(0);
-    let h = sha2::Sha256::digest(format!("{}/{init}", kernel.trim()).as_bytes());
-    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }
 
 /// The watchdog: a write pets it; "V" before closing disarms it (the
@@ -287,33 +225,6 @@ impl Watchdog {
     pub fn disarm(mut self) {
         let _ = self.file.write_all(b"V");
     }
-}
-
-/// One request to the keeper's control socket; the reply as JSON.
-pub fn request(socket: &str, line: &str, timeout: Duration) -> Result<serde_json::Value, String> {
-    let addr =
-        SocketAddr::from_abstract_name(socket.as_bytes()).map_err(|e| format!("@{socket}: {e}"))?;
-    let mut s = UnixStream::connect_addr(&addr)
-        .map_err(|e| format!("the lease keeper (@{socket}) is not running: {e}"))?;
-    s.set_read_timeout(Some(timeout)).ok();
-    s.set_write_timeout(Some(timeout)).ok();
-    s.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| format!("@{socket}: {e}"))?;
-    let mut out = String::new();
-    BufReader::new(&s)
-        .read_line(&mut out)
-        .map_err(|e| format!("@{socket}: no answer: {e}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("@{socket}: bad answer {out:?}: {e}"))?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(e.to_string());
-    }
-    Ok(v)
-}
-
-pub fn status(socket: &str, timeout: Duration) -> Result<Status, String> {
-    let v = request(socket, "status", timeout)?;
-    serde_json::from_value(v).map_err(|e| format!("@{socket}: bad status: {e}"))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -757,7 +668,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         let _ = signal(Signal::SIGTERM, SigHandler::Handler(on_term));
         let _ = signal(Signal::SIGINT, SigHandler::Handler(on_term));
     }
-    let boot = boot_id(&s.proc_root);
+    let boot = crate::host::boot_id(&s.proc_root);
     let origin = Instant::now();
     let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
     let resumed = keeper.holds();
@@ -891,14 +802,14 @@ fn is_stack(comm: &str) -> bool {
 /// off, kill the cluster stack. True when no process can write the
 /// shared data any more.
 pub fn self_fence(s: &Settings) -> bool {
-    use crate::agents::storage::{io, mountinfo, users};
+    use crate::mounts::release::{self as io, Umount};
+    use crate::mounts::{mountinfo, users};
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let me = std::process::id();
     // Processes of this node: on a host running lab nodes (or a test
     // keeper) the fence stays on its own node.
-    let ours =
-        |p: u32| crate::agents::service::procs::same_namespaces(&s.proc_root, p, &["pid", "mnt"]);
+    let ours = |p: u32| crate::procs::same_namespaces(&s.proc_root, p, &["pid", "mnt"]);
     let kill_all = |pids: &[u32]| {
         for p in pids {
             let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
@@ -916,7 +827,7 @@ pub fn self_fence(s: &Settings) -> bool {
         kill_all(&users_of(d));
     }
     if s.stop_stack {
-        let stack: Vec<u32> = crate::agents::service::procs::all(&s.proc_root)
+        let stack: Vec<u32> = crate::procs::all(&s.proc_root)
             .into_iter()
             .filter(|p| *p != me && ours(*p))
             .filter(|p| {
@@ -939,7 +850,7 @@ pub fn self_fence(s: &Settings) -> bool {
                 .map(|e| mountinfo::find(&e, d).is_some())
                 .unwrap_or(true)
         };
-        for how in [io::Umount::Force, io::Umount::Detach] {
+        for how in [Umount::Force, Umount::Detach] {
             if !mounted() {
                 break;
             }
@@ -973,23 +884,6 @@ mod tests {
         for c in ["mailha", "postfix", "master", "corosync-cfgtool"] {
             assert!(!is_stack(c), "{c}");
         }
-    }
-
-    #[test]
-    fn a_boot_is_the_kernel_boot_and_pid_1s_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        std::fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
-        std::fs::create_dir_all(p.join("1")).unwrap();
-        std::fs::write(p.join("sys/kernel/random/boot_id"), "abc\n").unwrap();
-        let stat = |start: u64| {
-            format!("1 (mailha-lab) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
-        };
-        std::fs::write(p.join("1/stat"), stat(500)).unwrap();
-        let a = boot_id(p);
-        assert_eq!(a, boot_id(p), "stable within a boot");
-        std::fs::write(p.join("1/stat"), stat(900)).unwrap();
-        assert_ne!(a, boot_id(p), "a node restarted is a new boot");
     }
 
     #[test]

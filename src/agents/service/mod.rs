@@ -12,9 +12,9 @@
 //! below validates each one before anything is read or run.
 
 pub mod probe;
-pub mod procs;
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
+use crate::procs;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -725,7 +725,7 @@ fn pid_file_bounded(s: &Service, deadline: Duration) -> (PidRead, bool) {
     let Some(path) = pf.to_str() else {
         return (Some(Err(format!("{}: not UTF-8", pf.display()))), true);
     };
-    match crate::agents::storage::io::in_child(&["pidfile", path], deadline) {
+    match crate::exec::io_child(&["pidfile", path], deadline) {
         Ok(out) => (
             Some(Ok(out.trim().parse::<u32>().ok().filter(|p| *p > 0))),
             true,

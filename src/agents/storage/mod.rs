@@ -13,10 +13,10 @@
 
 pub mod io;
 pub mod mmp;
-pub mod mountinfo;
 pub mod nfs;
-pub mod superblock;
-pub mod users;
+
+use crate::mounts::release::{self, Umount};
+use crate::mounts::{mountinfo, users};
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
 use std::collections::BTreeMap;
@@ -166,7 +166,7 @@ pub static PARAMS: &[Param] = &[
         None,
         "lease keeper socket",
         "Abstract socket name of this node's lease keeper (mailha's generated CIB sets it when [storage.lease] is configured). A start then mounts only while the keeper says this node holds the data lease, and clears an ext4 MMP block left by a peer that died holding the lease instead of waiting out MMP.",
-        crate::agents::lease::check_socket,
+        crate::lease::client::check_socket,
     ),
 ];
 
@@ -237,60 +237,17 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfErr
     })
 }
 
-/// The device node to mount: a path as given, or the one device whose
-/// superblock carries the UUID/LABEL. Two matches is an error: in a lab
-/// both nodes' loop devices show the same filesystem, and guessing could
-/// mount the other node's path.
+/// The device node to mount (`mounts::device::resolve`), its failure as
+/// the OCF status it means: nothing found is "not installed" (the disk is
+/// not attached here), two matches a configuration error.
 pub fn resolve_device(spec: &str, timeout: Duration) -> Result<String, OcfError> {
-    let (want_uuid, want_label) = match (spec.strip_prefix("UUID="), spec.strip_prefix("LABEL=")) {
-        (Some(u), _) => (Some(u.to_ascii_lowercase()), None),
-        (_, Some(l)) => (None, Some(l.to_string())),
-        _ => return Ok(spec.to_string()),
-    };
-    let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/sys/class/block") else {
-        return Err(OcfError::new(
-            OcfStatus::ErrInstalled,
-            "no /sys/class/block",
-        ));
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let dev = format!("/dev/{name}");
-        if !Path::new(&dev).exists() {
-            continue;
+    use crate::mounts::device::{DeviceError, resolve};
+    resolve(spec, timeout).map_err(|e| match e {
+        DeviceError::Ambiguous { .. } => OcfError::configured(e.to_string()),
+        DeviceError::NoSysfs(_) | DeviceError::NotFound(_) => {
+            OcfError::new(OcfStatus::ErrInstalled, e.to_string())
         }
-        if let Ok(Some(id)) = io::superblock(&dev, timeout)
-            && (want_uuid.as_deref() == Some(id.uuid.as_str())
-                || want_label.as_deref() == Some(id.label.as_str()))
-        {
-            found.push(dev);
-        }
-    }
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(OcfError::new(
-            OcfStatus::ErrInstalled,
-            format!("no device has {spec}"),
-        )),
-        _ => Err(OcfError::configured(format!(
-            "{spec} is on several devices ({}): name the device by path",
-            found.join(", ")
-        ))),
-    }
-}
-
-fn dev_numbers(dev: &str) -> Option<(u32, u32)> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let m = std::fs::metadata(dev).ok()?;
-    if !m.file_type().is_block_device() {
-        return None;
-    }
-    let r = m.rdev();
-    Some((
-        nix::sys::stat::major(r) as u32,
-        nix::sys::stat::minor(r) as u32,
-    ))
+    })
 }
 
 /// Mounted here, by what? Reads mountinfo only.
@@ -311,7 +268,7 @@ pub fn mount_state(
     };
     let ours = match &s.source {
         Source::Nfs { host, export } => e.source == format!("{host}:{export}"),
-        Source::Device(_) => match device.and_then(dev_numbers) {
+        Source::Device(_) => match device.and_then(crate::mounts::device::numbers) {
             Some(mm) => mm == e.major_minor,
             None => device.is_some_and(|d| e.source == d),
         },
@@ -355,11 +312,11 @@ pub fn monitor(s: &Storage, depth: u32) -> Result<OcfStatus, OcfError> {
             .map_err(|e| OcfError::generic(format!("NFS server: {e}")))?;
     }
     if depth >= 10 {
-        io::in_child(&["read", &s.directory], s.io_timeout)
+        crate::exec::io_child(&["read", &s.directory], s.io_timeout)
             .map_err(|e| OcfError::generic(format!("read probe on {}: {e}", s.directory)))?;
     }
     if depth >= 20 {
-        io::in_child(&["write", &s.directory, &s.marker], s.io_timeout)
+        crate::exec::io_child(&["write", &s.directory, &s.marker], s.io_timeout)
             .map_err(|e| OcfError::generic(format!("write probe on {}: {e}", s.directory)))?;
     }
     Ok(OcfStatus::Success)
@@ -430,7 +387,7 @@ fn under_lease(
     deadline: Instant,
 ) -> Result<(), OcfError> {
     let ask = s.io_timeout.min(Duration::from_secs(5));
-    let st = crate::lease::keeper::status(socket, ask).map_err(|e| {
+    let st = crate::lease::client::status(socket, ask).map_err(|e| {
         OcfError::generic(format!(
             "the lease keeper ({socket}) does not answer ({e}): nothing mounts shared storage without the lease"
         ))
@@ -554,15 +511,15 @@ pub fn stop(
     let before = users::users(proc_root, &s.directory, me);
     let mut released_by = None;
     for (how, share) in [
-        (io::Umount::Plain, STOP_SHARES[2]),
-        (io::Umount::Force, STOP_SHARES[3]),
-        (io::Umount::Detach, STOP_SHARES[4]),
+        (Umount::Plain, STOP_SHARES[2]),
+        (Umount::Force, STOP_SHARES[3]),
+        (Umount::Detach, STOP_SHARES[4]),
     ] {
         let end = next(share);
         let budget = end
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        match io::umount(&s.directory, how, budget) {
+        match release::umount(&s.directory, how, budget) {
             Ok(()) if !mounted(s) => {
                 released_by = Some(how);
                 break;
@@ -583,7 +540,7 @@ pub fn stop(
         }
     }
     if let Some(how) = released_by
-        && how != io::Umount::Plain
+        && how != Umount::Plain
     {
         escalated.push(format!("released by {}", how.name()));
         // A plain umount returns only once the filesystem is gone; after
@@ -596,7 +553,7 @@ pub fn stop(
                 .saturating_duration_since(Instant::now())
                 .saturating_sub(Duration::from_secs(1))
                 .max(Duration::from_millis(200));
-            match io::device_released(dev, wait) {
+            match release::device_released(dev, wait) {
                 Ok(true) => {}
                 Ok(false) => {
                     holders_hidden = Some(format!(

@@ -14,7 +14,7 @@ fn under(p: &str, dir: &str) -> bool {
 /// Pids (other than `me`) with a file, directory or mapping under `dir`.
 pub fn users(proc_root: &Path, dir: &str, me: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    for pid in crate::agents::service::procs::all(proc_root) {
+    for pid in crate::procs::all(proc_root) {
         if pid == me {
             continue;
         }
