@@ -780,3 +780,96 @@ in_mount_ns! {
         assert!(!w.mounted());
     }
 }
+
+impl World {
+    /// A writer in a mount namespace of its own (`unshare --mount`, as
+    /// systemd's PrivateTmp= or ProtectSystem= give MariaDB or Dovecot):
+    /// it keeps a file on the shared data open and appends to it.
+    fn writer_in_own_mount_ns(&self) -> Child {
+        let log = self.mnt.join("writer.log");
+        let script = format!(
+            "exec 3>>'{}'; while :; do echo x >&3; sleep 0.05; done",
+            log.display()
+        );
+        let c = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .spawn()
+            .unwrap();
+        self.wait(Duration::from_secs(5), "the writer writes", || {
+            std::fs::metadata(&log).is_ok_and(|m| m.len() > 0)
+        });
+        c
+    }
+
+    /// The data disk can be opened exclusively: no filesystem holds it in
+    /// any mount namespace.
+    fn data_device_free(&self) -> bool {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_EXCL)
+            .open(&self.loops[2])
+            .is_ok()
+    }
+}
+
+in_mount_ns! {
+    /// Seen in the lab: a daemon in its own mount namespace kept writing the
+    /// data after a fence its node acked. The fence must end it too, and
+    /// ack only once the filesystem has let go of the device.
+    fn a_fence_ends_a_writer_in_another_mount_namespace_before_the_ack() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let mut writer = w.writer_in_own_mount_ns();
+
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+            w.status(0).fences.contains(&(id, "acked".to_string()))
+        });
+        let gone = writer.try_wait().unwrap();
+        let _ = writer.kill();
+        let _ = writer.wait();
+        assert!(gone.is_some(), "acked while the writer in its own mount namespace still ran\n{}", w.logs());
+        assert!(!w.mounted());
+        assert!(w.data_device_free(), "acked while a filesystem still holds the device");
+    }
+}
+
+in_mount_ns! {
+    /// A mount namespace kept alive with nothing running in it (pinned by a
+    /// bind mount of its nsfs file) keeps the filesystem, and no /proc scan
+    /// finds it. The fence cannot prove the device free: it must not ack,
+    /// and must stop petting the watchdog so the node is reset.
+    fn a_fence_that_cannot_free_the_device_is_not_acked_and_the_watchdog_resets() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let pin = w.dir.path().join("pinned-ns");
+        std::fs::write(&pin, "").unwrap();
+        let pin_s = pin.to_str().unwrap();
+        run_ok(&["unshare", &format!("--mount={pin_s}"), "--propagation", "private", "true"]);
+
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(20), "n2's self-fence ends", || {
+            w.status(1).role == "fenced"
+        });
+        let b = w.status(1);
+        // Its watchdog is no longer petted: the reset is what ends the
+        // filesystem nobody could reach.
+        let last = w.last_pet(1).unwrap();
+        std::thread::sleep(WATCHDOG * 2);
+        let not_acked = !w.status(0).fences.iter().any(|(i, o)| *i == id && o == "acked");
+        let pets_stopped = w.last_pet(1) == Some(last);
+        let _ = nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH);
+        assert!(not_acked, "acked with the filesystem alive in a pinned namespace: {b:?}\n{}", w.logs());
+        assert!(pets_stopped, "n2 still pets its watchdog after a failed fence\n{}", w.logs());
+    }
+}

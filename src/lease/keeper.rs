@@ -89,12 +89,39 @@ pub struct Settings {
     /// its emulated watchdog reads).
     pub watchdog: PathBuf,
     pub socket: String,
-    /// Mount points cleared by a self-fence.
-    pub mounts: Vec<PathBuf>,
+    /// The shared mounts a self-fence clears.
+    pub mounts: Vec<DataMount>,
     /// Kill the cluster stack in a self-fence (off only in tests that run
     /// keepers on a host whose own cluster stack must live).
     pub stop_stack: bool,
     pub proc_root: PathBuf,
+}
+
+/// One shared mount, as a self-fence needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMount {
+    pub dir: PathBuf,
+    /// The block device, when the config names it by path: the fence
+    /// finds the filesystem by it even where the keeper's own mount
+    /// namespace no longer has it. (`UUID=`/`LABEL=` would need a
+    /// superblock read of every disk; those are found through the mount.)
+    pub device: Option<String>,
+}
+
+impl DataMount {
+    fn of(m: &crate::config::model::Mount) -> DataMount {
+        use crate::config::model::MountSource;
+        DataMount {
+            dir: m.mount_point.clone(),
+            device: match &m.source {
+                MountSource::Block {
+                    device: BlockDev::Path(p),
+                    ..
+                } => Some(p.display().to_string()),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl Settings {
@@ -154,12 +181,7 @@ impl Settings {
             timing,
             watchdog: cfg.fencing.watchdog.clone(),
             socket: DEFAULT_SOCKET.into(),
-            mounts: cfg
-                .storage
-                .mounts
-                .iter()
-                .map(|m| m.mount_point.clone())
-                .collect(),
+            mounts: cfg.storage.mounts.iter().map(DataMount::of).collect(),
             stop_stack: true,
             proc_root: PathBuf::from("/proc"),
         })
@@ -798,69 +820,57 @@ fn is_stack(comm: &str) -> bool {
     comm == "corosync" || comm == "pacemakerd" || comm.starts_with("pacemaker-")
 }
 
-/// Fences this node: kill the users of the shared mounts, force them
-/// off, kill the cluster stack. True when no process can write the
-/// shared data any more.
+/// How long a self-fence may spend on one mount: kill, MNT_FORCE,
+/// MNT_DETACH and the proof (`mounts::release`, fence mode).
+const FENCE_PER_MOUNT: Duration = Duration::from_secs(10);
+
+/// Fences this node: kill the cluster stack (nothing may start the
+/// services again), then release every shared mount without grace: kill
+/// what is about to mount it and every user in any mount namespace of
+/// this node, force it off, and prove the filesystem let go of its
+/// device. True only with that proof for every mount: otherwise the node
+/// must not ack, and its watchdog resets it.
 pub fn self_fence(s: &Settings) -> bool {
-    use crate::mounts::release::{self as io, Umount};
-    use crate::mounts::{mountinfo, users};
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use crate::mounts::release::{Mode, Release, release};
     let me = std::process::id();
-    // Processes of this node: on a host running lab nodes (or a test
-    // keeper) the fence stays on its own node.
-    let ours = |p: u32| crate::procs::same_namespaces(&s.proc_root, p, &["pid", "mnt"]);
-    let kill_all = |pids: &[u32]| {
-        for p in pids {
-            let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
-        }
-    };
-    let users_of = |dir: &str| -> Vec<u32> {
-        users::users(&s.proc_root, dir, me)
-            .into_iter()
-            .filter(|p| ours(*p))
-            .collect()
-    };
-    let dirs: Vec<String> = s.mounts.iter().map(|m| m.display().to_string()).collect();
-    // A fence, not a stop: no TERM and no grace.
-    for d in &dirs {
-        kill_all(&users_of(d));
-    }
     if s.stop_stack {
+        // Our PID namespace only: a keeper on a host running lab nodes
+        // stays on its own node (the service agent's rule).
         let stack: Vec<u32> = crate::procs::all(&s.proc_root)
             .into_iter()
-            .filter(|p| *p != me && ours(*p))
+            .filter(|p| *p != me && crate::procs::same_namespaces(&s.proc_root, *p, &["pid"]))
             .filter(|p| {
                 std::fs::read_to_string(s.proc_root.join(p.to_string()).join("comm"))
                     .is_ok_and(|c| is_stack(c.trim()))
             })
             .collect();
         eprintln!("lease-keeper: killing the cluster stack {stack:?}");
-        kill_all(&stack);
+        for p in stack {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
-    let t0 = Instant::now();
     let mut ok = true;
-    for d in &dirs {
-        while !users_of(d).is_empty() && t0.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(20));
-            kill_all(&users_of(d));
-        }
-        let mounted = || {
-            mountinfo::read()
-                .map(|e| mountinfo::find(&e, d).is_some())
-                .unwrap_or(true)
-        };
-        for how in [Umount::Force, Umount::Detach] {
-            if !mounted() {
-                break;
-            }
-            if let Err(e) = io::umount(d, how, Duration::from_secs(3)) {
-                eprintln!("lease-keeper: {d}: {} failed: {e}", how.name());
-            }
-        }
-        let left = users_of(d);
-        if mounted() || !left.is_empty() {
-            eprintln!("lease-keeper: {d}: still mounted or used by {left:?}");
+    for m in &s.mounts {
+        let dir = m.dir.display().to_string();
+        let o = release(&Release {
+            dir: &dir,
+            device: m.device.as_deref(),
+            proc_root: &s.proc_root,
+            me,
+            mode: Mode::Fence,
+            timeout: FENCE_PER_MOUNT,
+            who: "lease-keeper",
+        });
+        if !o.released() {
+            eprintln!(
+                "lease-keeper: {dir}: not released: still mounted {}, used by {:?}{}",
+                o.still_mounted,
+                o.holders,
+                o.alive.map(|a| format!(", {a}")).unwrap_or_default()
+            );
             ok = false;
         }
     }

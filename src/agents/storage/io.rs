@@ -38,7 +38,8 @@ pub fn run(args: &[String]) -> u8 {
         ["mmp", dev] => read_mmp(Path::new(dev)),
         ["read", dir] => read_dir(Path::new(dir)),
         ["write", dir, name] => write_marker(Path::new(dir), name),
-        ["umount", dir, how] => crate::mounts::release::child_umount(dir, how),
+        ["umount", dir, how] => crate::mounts::release::child_umount(dir, how, None),
+        ["umount", dir, how, pid] => crate::mounts::release::child_umount(dir, how, Some(pid)),
         ["released", dev, ms] => match ms.parse() {
             Ok(ms) => crate::mounts::release::child_wait_released(Path::new(dev), Duration::from_millis(ms)),
             Err(_) => Err(format!("{ms:?}: not milliseconds")),
@@ -47,7 +48,7 @@ pub fn run(args: &[String]) -> u8 {
         // this child, not the stop (`agents::service`).
         ["pidfile", path] => crate::procs::read_pid_file(Path::new(path))
             .map(|p| p.map(|p| format!("{p}\n")).unwrap_or_default()),
-        _ => Err("usage: mailha io superblock DEV | mmp DEV | read DIR | write DIR NAME | umount DIR plain|force|detach | released DEV MS | pidfile PATH".into()),
+        _ => Err("usage: mailha io superblock DEV | mmp DEV | read DIR | write DIR NAME | umount DIR plain|force|detach [PID] | released DEV MS | pidfile PATH".into()),
     };
     match r {
         Ok(out) => {

@@ -15,8 +15,8 @@ pub mod io;
 pub mod mmp;
 pub mod nfs;
 
-use crate::mounts::release::{self, Umount};
-use crate::mounts::{mountinfo, users};
+use crate::mounts::mountinfo;
+use crate::mounts::release::{self, Mode, Release, Umount};
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
 use std::collections::BTreeMap;
@@ -438,161 +438,64 @@ fn under_lease(
     }
 }
 
-fn signal(pids: &[u32], sig: nix::sys::signal::Signal) {
-    for pid in pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), sig);
-    }
-}
-
-fn mounted(s: &Storage) -> bool {
-    mountinfo::read()
-        .map(|e| mountinfo::find(&e, &s.directory).is_some())
-        .unwrap_or(true)
-}
-
-/// The stop plan's time shares, in tenths of the op timeout: users TERM,
-/// users KILL, umount, MNT_FORCE, MNT_DETACH; one tenth stays as margin so
-/// the agent always answers before Pacemaker gives up on it.
-pub const STOP_SHARES: [u32; 5] = [3, 1, 2, 1, 2];
-
-/// Stops the mount; with the result, what had to be escalated beyond a
-/// plain umount with no users left (for the operator's mail), if anything.
+/// Stops the mount (`mounts::release`, its stop mode); with the result,
+/// what had to be escalated beyond a plain umount with no users left (for
+/// the operator's mail), if anything. It succeeds only once nothing on
+/// this node can write the filesystem any more.
 pub fn stop(
     s: &Storage,
     timeout: Duration,
     proc_root: &Path,
 ) -> (Result<OcfStatus, OcfError>, Option<String>) {
-    use nix::sys::signal::Signal;
-    let mut escalated: Vec<String> = Vec::new();
     let start = Instant::now();
-    let mut t = start;
-    let mut next = |share: u32| {
-        t += timeout.mul_f64(share as f64 / 10.0);
-        t
+    // A device named by path finds the filesystem even where this
+    // namespace no longer has it; UUID=/LABEL= would cost a superblock
+    // read of every disk, so those are found through the mount alone.
+    let device = match &s.source {
+        Source::Device(d) if !d.contains('=') => Some(d.as_str()),
+        _ => None,
     };
-    if !mounted(s) {
+    let o = release::release(&Release {
+        dir: &s.directory,
+        device,
+        proc_root,
+        me: std::process::id(),
+        mode: Mode::Stop,
+        timeout,
+        who: "storage",
+    });
+    if !o.found {
         return (Ok(OcfStatus::Success), None);
     }
-    let me = std::process::id();
-    // The block device under the mount, to see the filesystem let go of it
-    // after a forced or lazy release.
-    let device = mountinfo::read().ok().and_then(|e| {
-        let m = mountinfo::find(&e, &s.directory)?;
-        let (maj, min) = m.major_minor;
-        (m.source.starts_with("/dev/")
-            && Path::new(&format!("/sys/dev/block/{maj}:{min}")).exists())
-        .then(|| m.source.clone())
-    });
-    let term_end = next(STOP_SHARES[0]);
-    let kill_end = next(STOP_SHARES[1]);
-    let users = users::users(proc_root, &s.directory, me);
-    if !users.is_empty() {
-        eprintln!("storage: {}: sending TERM to users {users:?}", s.directory);
-        signal(&users, Signal::SIGTERM);
-        while Instant::now() < term_end && !users::users(proc_root, &s.directory, me).is_empty() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let left = users::users(proc_root, &s.directory, me);
-        if !left.is_empty() {
-            eprintln!("storage: {}: sending KILL to users {left:?}", s.directory);
-            escalated.push(format!("users {left:?} needed KILL"));
-            signal(&left, Signal::SIGKILL);
-            while Instant::now() < kill_end && !users::users(proc_root, &s.directory, me).is_empty()
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-    // Who still holds the mount before it is released: after MNT_DETACH
-    // their paths no longer name the mount point, so they are checked by
-    // pid (found here: a writer stuck in fsync on a hung device survived
-    // KILL, the detach "released" the mount, and the filesystem stayed
-    // alive in the kernel with its dirty data).
-    let before = users::users(proc_root, &s.directory, me);
-    let mut released_by = None;
-    for (how, share) in [
-        (Umount::Plain, STOP_SHARES[2]),
-        (Umount::Force, STOP_SHARES[3]),
-        (Umount::Detach, STOP_SHARES[4]),
-    ] {
-        let end = next(share);
-        let budget = end
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        match release::umount(&s.directory, how, budget) {
-            Ok(()) if !mounted(s) => {
-                released_by = Some(how);
-                break;
-            }
-            Ok(()) => eprintln!(
-                "storage: {}: {} returned, still mounted",
-                s.directory,
-                how.name()
-            ),
-            Err(e) => eprintln!("storage: {}: {} failed: {e}", s.directory, how.name()),
-        }
-    }
-    let mut holders_hidden: Option<String> = None;
-    let mut holders = users::users(proc_root, &s.directory, me);
-    for pid in before {
-        if !holders.contains(&pid) && users::alive(proc_root, pid) {
-            holders.push(pid);
-        }
-    }
-    if let Some(how) = released_by
-        && how != Umount::Plain
-    {
-        escalated.push(format!("released by {}", how.name()));
-        // A plain umount returns only once the filesystem is gone; after
-        // MNT_FORCE or MNT_DETACH it may live on in the kernel, with dirty
-        // data it would write later, under the peer's mount. (With holders
-        // in sight the stop fails anyway: answer now, the sooner the node
-        // is fenced the sooner the peer serves.)
-        if let Some(dev) = device.as_ref().filter(|_| holders.is_empty()) {
-            let wait = (start + timeout.mul_f64(0.95))
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(Duration::from_secs(1))
-                .max(Duration::from_millis(200));
-            match release::device_released(dev, wait) {
-                Ok(true) => {}
-                Ok(false) => {
-                    holders_hidden = Some(format!(
-                        "the filesystem still holds {dev} {:.1} s after the release (a process stuck inside it)",
-                        wait.as_secs_f64()
-                    ))
-                }
-                Err(e) => holders_hidden = Some(format!("{dev}: {e}")),
-            }
-        }
-    }
-    let r = match released_by {
-        Some(how) if holders.is_empty() && holders_hidden.is_some() => {
-            Err(OcfError::generic(format!(
-                "{} detached by {} but {}: this node must be fenced",
-                s.directory,
-                how.name(),
-                holders_hidden.as_deref().unwrap_or_default()
-            )))
-        }
-        Some(how) if holders.is_empty() => {
-            eprintln!(
-                "storage: {} released by {} after {:?}",
-                s.directory,
-                how.name(),
-                start.elapsed()
-            );
-            Ok(OcfStatus::Success)
-        }
-        Some(how) => Err(OcfError::generic(format!(
-            "{} detached by {} but processes {holders:?} still hold files there (stuck in the kernel): this node must be fenced",
+    let how = o
+        .released_by
+        .map(Umount::name)
+        .unwrap_or("unmounting it in other mount namespaces");
+    let r = if o.released() {
+        eprintln!(
+            "storage: {} released by {how} after {:?}",
             s.directory,
-            how.name()
-        ))),
-        None => Err(OcfError::generic(format!(
+            start.elapsed()
+        );
+        Ok(OcfStatus::Success)
+    } else if o.still_mounted {
+        Err(OcfError::generic(format!(
             "{} could not be unmounted within {timeout:?}",
             s.directory
-        ))),
+        )))
+    } else if !o.holders.is_empty() {
+        Err(OcfError::generic(format!(
+            "{} detached by {how} but processes {:?} still hold files there (stuck in the kernel): this node must be fenced",
+            s.directory, o.holders
+        )))
+    } else {
+        Err(OcfError::generic(format!(
+            "{} detached by {how} but {}: this node must be fenced",
+            s.directory,
+            o.alive.as_deref().unwrap_or_default()
+        )))
     };
+    let mut escalated = o.escalated;
     if let Err(e) = &r {
         escalated.push(e.reason.clone());
     }
@@ -699,10 +602,5 @@ mod tests {
         let e = mountinfo::parse("40 22 0:45 / /srv/mail rw - nfs4 198.51.100.31:/export rw\n");
         assert!(matches!(mount_state(&s, &e, None), MountState::Foreign(_)));
         assert_eq!(mount_state(&s, &[], None), MountState::NotMounted);
-    }
-
-    #[test]
-    fn the_stop_plan_keeps_a_margin() {
-        assert_eq!(STOP_SHARES.iter().sum::<u32>(), 9);
     }
 }
