@@ -873,3 +873,103 @@ in_mount_ns! {
         assert!(pets_stopped, "n2 still pets its watchdog after a failed fence\n{}", w.logs());
     }
 }
+
+impl World {
+    /// Turns MMP on for the data disk and leaves its MMP block as a running
+    /// mount writes it, so the next mount waits out ext4's multi-mount
+    /// check (tens of seconds): a storage start with a long mount.
+    fn data_with_a_busy_mmp_block(&self) {
+        use std::os::unix::fs::FileExt;
+        let mnt = self.mnt.to_str().unwrap();
+        if self.mounted() {
+            run_ok(&["umount", mnt]);
+        }
+        run_ok(&["tune2fs", "-O", "mmp", &self.loops[2]]);
+        run_ok(&["mount", &self.loops[2], mnt]);
+        let (at, live, _) = mmp_block(&self.loops[2]);
+        run_ok(&["umount", mnt]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
+            .open(&self.loops[2])
+            .unwrap()
+            .write_all_at(live.bytes(), at)
+            .unwrap();
+    }
+
+    /// The storage agent's start on node `i`, in the background.
+    fn storage_start_in_background(&self, i: usize) -> Child {
+        Command::new(self.face("storage"))
+            .arg("start")
+            .env("OCF_RESKEY_device", &self.loops[2])
+            .env("OCF_RESKEY_directory", &self.mnt)
+            .env("OCF_RESKEY_fstype", "ext4")
+            .env("OCF_RESKEY_io_timeout", "5s")
+            .env("OCF_RESKEY_lease_socket", &self.nodes[i].socket)
+            .env("OCF_RESKEY_CRM_meta_timeout", "90000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Waits for a child with a deadline; its output.
+fn finish(c: Child, limit: Duration) -> std::process::Output {
+    let mut c = c;
+    let t0 = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = c.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.wait_with_output().unwrap()
+}
+
+in_mount_ns! {
+    /// The storage start asked the keeper, then its mount waited out MMP
+    /// while the lease went away: the mount must not stay.
+    fn a_storage_start_that_lost_the_lease_during_its_mount_unmounts_and_fails() {
+        let w = World::started(true);
+        w.data_with_a_busy_mmp_block();
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let start = w.storage_start_in_background(1);
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(!w.mounted(), "the mount should still be waiting for MMP");
+        w.ask(1, "release").unwrap();
+        w.wait(Duration::from_secs(10), "n2's release landed", || w.status(1).released);
+        let o = finish(start, Duration::from_secs(80));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}\n{}", w.logs());
+        assert!(!w.mounted(), "mounted without the lease: {err}");
+        assert!(err.contains("does not hold the data lease"), "{err}");
+    }
+}
+
+in_mount_ns! {
+    /// A fence arrives while a storage start waits in its mount: the fence
+    /// ends the start, and acks only then; nothing mounts afterwards.
+    fn a_fence_ends_a_storage_start_in_progress_before_the_ack() {
+        let w = World::started(true);
+        w.data_with_a_busy_mmp_block();
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let mut start = w.storage_start_in_background(1);
+        std::thread::sleep(Duration::from_secs(2));
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+            w.status(0).fences.contains(&(id, "acked".to_string()))
+        });
+        let ended = start.try_wait().unwrap().is_some();
+        let o = finish(start, Duration::from_secs(80));
+        assert!(
+            ended,
+            "acked while a storage start was still mounting: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!w.mounted(), "the data was mounted after the fence");
+    }
+}

@@ -257,6 +257,11 @@ pub fn release(r: &Release) -> Outcome {
             signal(&m, Signal::SIGKILL);
             out.escalated
                 .push(format!("mounts in progress {m:?} killed"));
+            // A mount(2) that completes as it dies must show up below.
+            let until = Instant::now() + Duration::from_secs(1);
+            while Instant::now() < until && m.iter().any(|p| users::alive(r.proc_root, *p)) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
     let entry = here();

@@ -373,7 +373,49 @@ pub fn start(s: &Storage, timeout: Duration) -> Result<OcfStatus, OcfError> {
         )));
     }
     eprintln!("storage: mounted {source} on {}", s.directory);
+    // The mount may have waited most of the timeout (ext4's MMP check):
+    // the lease asked for before it may be gone by now.
+    if let Some(socket) = &s.lease_socket
+        && let Err(e) = still_held(s, socket)
+    {
+        let o = release::release(&Release {
+            dir: &s.directory,
+            device: device.as_deref(),
+            proc_root: Path::new("/proc"),
+            me: std::process::id(),
+            mode: Mode::Stop,
+            timeout: deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(5)),
+            who: "storage",
+        });
+        let undone = if o.released() {
+            "unmounted it again"
+        } else {
+            "and could not unmount it again: this node must be fenced"
+        };
+        return Err(OcfError::generic(format!("{}; {undone}", e.reason)));
+    }
     Ok(OcfStatus::Success)
+}
+
+/// The keeper says this node holds the data lease, and is not fencing
+/// itself (a self-fencing keeper still says `holds` until its fence is
+/// done: nothing may mount meanwhile).
+fn still_held(s: &Storage, socket: &str) -> Result<crate::lease::client::Status, OcfError> {
+    let ask = s.io_timeout.min(Duration::from_secs(5));
+    let st = crate::lease::client::status(socket, ask).map_err(|e| {
+        OcfError::generic(format!(
+            "the lease keeper ({socket}) does not answer ({e}): nothing mounts shared storage without the lease"
+        ))
+    })?;
+    if !st.holds || st.role != "holding" {
+        return Err(OcfError::generic(format!(
+            "this node does not hold the data lease (keeper: {}): nothing mounts shared storage without it",
+            st.role
+        )));
+    }
+    Ok(st)
 }
 
 /// The lease's part of a start: nothing mounts without the lease (the
@@ -386,18 +428,7 @@ fn under_lease(
     device: Option<&str>,
     deadline: Instant,
 ) -> Result<(), OcfError> {
-    let ask = s.io_timeout.min(Duration::from_secs(5));
-    let st = crate::lease::client::status(socket, ask).map_err(|e| {
-        OcfError::generic(format!(
-            "the lease keeper ({socket}) does not answer ({e}): nothing mounts shared storage without the lease"
-        ))
-    })?;
-    if !st.holds {
-        return Err(OcfError::generic(format!(
-            "this node does not hold the data lease (keeper: {}): nothing mounts shared storage without it",
-            st.role
-        )));
-    }
+    let st = still_held(s, socket)?;
     let Some(dev) = device.filter(|_| s.fstype == "ext4") else {
         return Ok(());
     };
