@@ -973,3 +973,150 @@ in_mount_ns! {
         assert!(!w.mounted(), "the data was mounted after the fence");
     }
 }
+
+/// A local user squatting the keeper's socket name while no keeper runs:
+/// it answers every request with a status saying "you hold, the peer is
+/// dead". Run as nobody by the test below.
+#[test]
+#[ignore = "run as nobody by a_squatter_on_the_keepers_socket_is_not_believed"]
+fn squatter() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    let Some(name) = std::env::var_os("MAILHA_TEST_SQUAT") else {
+        return;
+    };
+    let addr = SocketAddr::from_abstract_name(name.as_encoded_bytes()).unwrap();
+    let l = UnixListener::bind_addr(&addr).unwrap();
+    let forged = serde_json::json!({
+        "pid": 1, "node": "n2", "node_id": 2, "peer": "n1", "peer_id": 1,
+        "cluster": "keepertest", "device": "/dev/x", "role": "holding",
+        "holds": true, "wanted": true, "released": false, "counter": 1,
+        "renewal_age_ms": 0, "io_stalled_ms": null, "peer_unchanged_ms": 99999,
+        "peer_dead": true, "peer_holding": true, "peer_fenced": false,
+        "host_dead_ms": 2000, "renew_ms": 200, "fence_pending": null,
+        "fences": [], "self_fenced": null
+    });
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        let mut line = String::new();
+        let _ = BufReader::new(&s).read_line(&mut line);
+        let _ = s.write_all(format!("{forged}\n").as_bytes());
+    }
+}
+
+#[test]
+fn a_squatter_on_the_keepers_socket_is_not_believed() {
+    use std::os::unix::process::CommandExt;
+    if !root_and_tools("the socket squatter test", &[]) {
+        return;
+    }
+    let name = format!("mailha-lease-squat-{}", std::process::id());
+    let mut squatter = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "squatter", "--ignored", "--nocapture"])
+        .env("MAILHA_TEST_SQUAT", &name)
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let answer = loop {
+        match client::status(&name, Duration::from_secs(2)) {
+            Err(e) if e.contains("not running") && t0.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => break other,
+        }
+    };
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let e = answer.expect_err("a status from a non-root squatter was believed");
+    assert!(e.contains("uid 65534"), "{e}");
+}
+
+in_mount_ns! {
+    /// Local users flooding the keeper's socket (a connect flood, clients
+    /// that trickle their request a byte at a time) must not delay the
+    /// renewals: the holder keeps renewing and petting, the peer never
+    /// finds it dead.
+    fn slow_and_flooding_clients_do_not_delay_the_renewals() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let w = World::started(false);
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = SocketAddr::from_abstract_name(w.nodes[0].socket.as_bytes()).unwrap();
+        let mut threads = Vec::new();
+        for i in 0..40 {
+            let (stop, addr) = (stop.clone(), addr.clone());
+            threads.push(std::thread::spawn(move || {
+                use std::io::Write;
+                let mut held = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(mut s) = UnixStream::connect_addr(&addr) {
+                        if i % 2 == 0 {
+                            // Trickle: one byte well within any per-read timeout.
+                            for b in b"stat" {
+                                if stop.load(Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+                                    break;
+                                }
+                                std::thread::sleep(Duration::from_millis(150));
+                            }
+                        } else {
+                            held.push(s);
+                            if held.len() > 20 {
+                                held.remove(0);
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        let t0 = Instant::now();
+        let mut worst = Duration::ZERO;
+        let mut peer_saw_dead = false;
+        while t0.elapsed() < HOST_DEAD * 2 {
+            if let Some(p) = w.last_pet(0) {
+                worst = worst.max(p.elapsed());
+            }
+            peer_saw_dead |= w.status(1).peer_dead;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            let _ = t.join();
+        }
+        let a = w.status(0);
+        assert!(a.holds && a.role == "holding", "{a:?}\n{}", w.logs());
+        assert!(worst < WATCHDOG, "n1 went {worst:?} without petting\n{}", w.logs());
+        assert!(!peer_saw_dead, "n2 found n1 dead under the flood\n{}", w.logs());
+    }
+}
+
+in_mount_ns! {
+    /// `mailha lease release` by hand while the data is mounted would let
+    /// the peer mount it too: refused, naming the mount.
+    fn a_release_is_refused_while_a_shared_mount_is_up() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        assert!(w.mounted());
+        let o = run_with_deadline(
+            Command::new(env!("CARGO_BIN_EXE_mailha"))
+                .args(["lease", "release", "--socket", &w.nodes[1].socket]),
+            Duration::from_secs(10),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "released with the data mounted");
+        assert!(err.contains(w.mnt.to_str().unwrap()), "{err}");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(w.status(1).holds);
+        run_ok(&["umount", w.mnt.to_str().unwrap()]);
+        w.ask(1, "release").unwrap();
+        w.wait(Duration::from_secs(10), "n2's release landed", || w.status(1).released);
+    }
+}

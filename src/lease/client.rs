@@ -9,7 +9,7 @@
 //! in, one JSON line out: `status`, `acquire`, `release`, `fence NODE`.
 
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 use std::time::Duration;
@@ -72,20 +72,89 @@ pub struct Status {
     pub self_fenced: Option<String>,
 }
 
-/// One request to the keeper's control socket; the reply as JSON.
+/// The longest reply a client reads: a status is a few hundred bytes.
+pub const MAX_REPLY: usize = 64 * 1024;
+
+/// The uid of the process at the other end of a Unix socket (for a
+/// client: the one that bound and listened), from SO_PEERCRED.
+pub fn peer_uid(s: &UnixStream) -> Option<u32> {
+    use std::os::unix::io::AsRawFd;
+    let mut cred = nix::libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<nix::libc::ucred>() as nix::libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a ucred of the given size.
+    let r = unsafe {
+        nix::libc::getsockopt(
+            s.as_raw_fd(),
+            nix::libc::SOL_SOCKET,
+            nix::libc::SO_PEERCRED,
+            &mut cred as *mut _ as *mut nix::libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then_some(cred.uid)
+}
+
+/// Reads one line of at most `max` bytes before `deadline`: a peer that
+/// trickles bytes or never ends its line holds the reader no longer.
+pub fn read_line_by(
+    s: &UnixStream,
+    deadline: std::time::Instant,
+    max: usize,
+) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(Error::new(ErrorKind::TimedOut, "no whole line in time"));
+        }
+        s.set_read_timeout(Some(left))?;
+        let n = (&*s).read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(i) = got.iter().position(|c| *c == b'\n') {
+            got.truncate(i);
+            break;
+        }
+        if got.len() > max {
+            return Err(Error::new(ErrorKind::InvalidData, "line too long"));
+        }
+    }
+    String::from_utf8(got).map_err(|e| Error::new(ErrorKind::InvalidData, e))
+}
+
+/// One request to the keeper's control socket; the reply as JSON, within
+/// `timeout` in all. The answer counts only from a process of root's: an
+/// abstract name can be bound by anyone while the keeper is down, and a
+/// squatter saying "you hold, the peer is dead" would make the storage
+/// agent mount without the lease and clear the MMP block.
 pub fn request(socket: &str, line: &str, timeout: Duration) -> Result<serde_json::Value, String> {
+    let deadline = std::time::Instant::now() + timeout;
     let addr =
         SocketAddr::from_abstract_name(socket.as_bytes()).map_err(|e| format!("@{socket}: {e}"))?;
     let mut s = UnixStream::connect_addr(&addr)
         .map_err(|e| format!("the lease keeper (@{socket}) is not running: {e}"))?;
-    s.set_read_timeout(Some(timeout)).ok();
+    match peer_uid(&s) {
+        Some(0) => {}
+        Some(uid) => {
+            return Err(format!(
+                "@{socket} is held by a process of uid {uid}, not by the lease keeper (root): not believed"
+            ));
+        }
+        None => return Err(format!("@{socket}: cannot tell who answers (SO_PEERCRED)")),
+    }
     s.set_write_timeout(Some(timeout)).ok();
     s.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| format!("@{socket}: {e}"))?;
-    let mut out = String::new();
-    BufReader::new(&s)
-        .read_line(&mut out)
-        .map_err(|e| format!("@{socket}: no answer: {e}"))?;
+    let out =
+        read_line_by(&s, deadline, MAX_REPLY).map_err(|e| format!("@{socket}: no answer: {e}"))?;
     let v: serde_json::Value =
         serde_json::from_str(&out).map_err(|e| format!("@{socket}: bad answer {out:?}: {e}"))?;
     if let Some(e) = v.get("error").and_then(|e| e.as_str()) {

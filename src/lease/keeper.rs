@@ -22,7 +22,7 @@ use super::machine::{Action, FenceOutcome, FenceReason, Input, Keeper, Mono, Rol
 use super::nfs::NfsLease;
 use super::timing::Timing;
 use crate::config::model::{BlockDev, Config, LeaseTarget};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -33,8 +33,13 @@ use std::time::{Duration, Instant};
 /// How often the decision loop runs at the latest. The machine wants a
 /// tick "at least every few hundred milliseconds".
 const TICK: Duration = Duration::from_millis(100);
-/// How long one control client may take to send its line.
-const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long one control request may take in all: the client's line in,
+/// the decision thread's answer out.
+const REQUEST_DEADLINE: Duration = Duration::from_millis(500);
+/// Requests served at once; a connection beyond them is closed at once.
+const MAX_CLIENTS: usize = 8;
+/// The longest request line (`fence NODE` with a long node name).
+const MAX_REQUEST: usize = 512;
 /// Fence outcomes kept for fence_mailha to collect.
 const FENCE_HISTORY: usize = 16;
 
@@ -444,6 +449,28 @@ impl Daemon {
         }
     }
 
+    /// The shared mounts that are up on this node: in our mount
+    /// namespace, or (for a device named by path) in any other.
+    fn mounted_data(&self) -> Vec<String> {
+        use crate::mounts::{device, mountinfo, users};
+        let ours = mountinfo::read().unwrap_or_default();
+        self.s
+            .mounts
+            .iter()
+            .filter(|m| {
+                let dir = m.dir.display().to_string();
+                mountinfo::find(&ours, &dir).is_some()
+                    || m.device
+                        .as_deref()
+                        .and_then(device::numbers)
+                        .is_some_and(|fs| {
+                            !users::namespaces(&self.s.proc_root, fs, std::process::id()).is_empty()
+                        })
+            })
+            .map(|m| m.dir.display().to_string())
+            .collect()
+    }
+
     fn wanted(&self) -> bool {
         matches!(self.keeper.role(), Role::Claiming | Role::Holding) || !self.released
     }
@@ -469,6 +496,18 @@ impl Daemon {
                 ok
             }
             (Some("release"), None, _) => {
+                // The peer may take the lease as soon as our slot says we
+                // hold nothing: never while the data is mounted here.
+                let up = if self.keeper.holds() {
+                    self.mounted_data()
+                } else {
+                    Vec::new()
+                };
+                if !up.is_empty() {
+                    return serde_json::json!({
+                        "error": format!("{} still mounted: stop the storage first (the peer could mount it as soon as the lease is released)", up.join(", "))
+                    });
+                }
                 self.feed(Input::Release);
                 ok
             }
@@ -683,6 +722,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     )?;
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     let listener = bind(&s.socket)?;
+    let (to_decide, asks) = mpsc::channel::<Ask>();
     let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
@@ -727,12 +767,16 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         self_fenced: None,
         fence_done: None,
     };
+    serve(listener, to_decide);
     while !STOP.load(Ordering::SeqCst) {
         d.feed(Input::Tick);
         let next = Instant::now() + TICK;
         // Wait for I/O until the next tick, answering clients meanwhile.
         loop {
-            serve(&listener, &mut d);
+            // The requests that arrived, at most one per client thread.
+            while let Ok((line, reply)) = asks.try_recv() {
+                let _ = reply.send(d.handle(&line));
+            }
             let step = (Instant::now() + Duration::from_millis(20)).min(next);
             if d.worker.wait(step) == Wait::Done {
                 for r in d.worker.take_replies() {
@@ -771,48 +815,67 @@ fn bind(name: &str) -> Result<UnixListener, KeeperError> {
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(err)?;
     // An abstract name is taken while its owner lives: a second keeper
     // on the node fails here (EADDRINUSE) instead of sharing the slot.
-    let l = UnixListener::bind_addr(&addr).map_err(err)?;
-    l.set_nonblocking(true).map_err(err)?;
-    Ok(l)
+    UnixListener::bind_addr(&addr).map_err(err)
 }
 
-fn peer_uid(s: &UnixStream) -> Option<u32> {
-    use std::os::unix::io::AsRawFd;
-    let mut cred = nix::libc::ucred {
-        pid: 0,
-        uid: u32::MAX,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<nix::libc::ucred>() as nix::libc::socklen_t;
-    // SAFETY: SO_PEERCRED fills a ucred of the given size.
-    let r = unsafe {
-        nix::libc::getsockopt(
-            s.as_raw_fd(),
-            nix::libc::SOL_SOCKET,
-            nix::libc::SO_PEERCRED,
-            &mut cred as *mut _ as *mut nix::libc::c_void,
-            &mut len,
-        )
-    };
-    (r == 0).then_some(cred.uid)
-}
+/// A request line for the decision thread, and where its answer goes.
+type Ask = (String, mpsc::Sender<serde_json::Value>);
 
-fn serve(listener: &UnixListener, d: &mut Daemon) {
-    while let Ok((stream, _)) = listener.accept() {
-        let _ = stream.set_nonblocking(false);
-        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).ok();
-        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).ok();
-        let reply = if peer_uid(&stream) != Some(0) {
-            serde_json::json!({"error": "only root may talk to the lease keeper"})
-        } else {
-            let mut line = String::new();
-            match BufReader::new(&stream).read_line(&mut line) {
-                Ok(_) => d.handle(line.trim()),
-                Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
+/// Serves the control socket on threads of its own, so that no client
+/// (a connect flood, one that trickles its line a byte at a time) can
+/// delay a renewal: the accepting thread hands each connection to a
+/// thread of its own, at most `MAX_CLIENTS` at once (beyond that a
+/// connection is closed at once), and each request is bounded as a whole
+/// by `REQUEST_DEADLINE`. Only the request line travels to the decision
+/// thread, which answers it within one turn of its loop.
+fn serve(listener: UnixListener, to_decide: mpsc::Sender<Ask>) {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    let busy = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("mailha-lease-socket".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                    continue; // dropped: closed at once
+                }
+                let (mine, to_decide) = (busy.clone(), to_decide.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("mailha-lease-client".into())
+                    .spawn(move || {
+                        answer(&stream, &to_decide);
+                        mine.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                }
             }
-        };
-        let _ = (&stream).write_all(format!("{reply}\n").as_bytes());
-    }
+        })
+        .expect("spawn the control socket thread");
+}
+
+/// One connection: who asks, their line, the decision thread's answer.
+fn answer(stream: &UnixStream, to_decide: &mpsc::Sender<Ask>) {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let _ = stream.set_write_timeout(Some(REQUEST_DEADLINE));
+    let reply = if super::client::peer_uid(stream) != Some(0) {
+        serde_json::json!({"error": "only root may talk to the lease keeper"})
+    } else {
+        match super::client::read_line_by(stream, deadline, MAX_REQUEST) {
+            Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
+            Ok(line) => {
+                let (tx, rx) = mpsc::channel();
+                let _ = to_decide.send((line.trim().to_string(), tx));
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()) + TICK)
+                    .unwrap_or_else(
+                        |_| serde_json::json!({"error": "the keeper did not answer in time"}),
+                    )
+            }
+        }
+    };
+    let _ = (&*stream).write_all(format!("{reply}\n").as_bytes());
 }
 
 /// The cluster stack's daemons, by the name the kernel shows.
