@@ -146,6 +146,7 @@ profile = "none"
 mode = "lease"
 watchdog = "{wd}"
 watchdog_timeout = "1s"
+watchdog_emulated = true
 "#,
                         lease = loops[i],
                         mnt = mnt.display(),
@@ -1118,5 +1119,102 @@ in_mount_ns! {
         run_ok(&["umount", w.mnt.to_str().unwrap()]);
         w.ask(1, "release").unwrap();
         w.wait(Duration::from_secs(10), "n2's release landed", || w.status(1).released);
+    }
+}
+
+in_mount_ns! {
+    /// An upgrade restarts the holder's keeper (SIGTERM, then a new one)
+    /// under a running writer: the new keeper resumes holding from its own
+    /// slot, renews and pets in time, no self-fence, and the peer (which
+    /// wants the lease) never gets it.
+    fn a_holders_keeper_restarted_under_a_writer_keeps_the_lease() {
+        use nix::sys::signal::Signal;
+        let mut w = World::started(true);
+        let mut writer = w.n2_holds_with_a_writer();
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 sees n2 holding", || w.status(0).peer_holding);
+        let counter = w.status(1).counter;
+        let pets_before = w.nodes[1].pets.lock().unwrap().len();
+        w.signal(1, Signal::SIGTERM);
+        let code = w.nodes[1].keeper.take().unwrap().wait().unwrap();
+        assert!(code.success(), "the keeper's exit on SIGTERM: {code:?}");
+        w.start(1);
+        let t0 = Instant::now();
+        while t0.elapsed() < HOST_DEAD * 2 {
+            let (a, b) = (w.status(0), w.status(1));
+            assert!(!a.holds, "n1 took the lease of a restarted holder: {a:?}\n{}", w.logs());
+            assert!(b.holds && b.role == "holding", "{b:?}\n{}", w.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let b = w.status(1);
+        assert!(b.counter > counter + 5, "renewals stopped: {b:?}");
+        assert!(writer.try_wait().unwrap().is_none(), "the writer was killed\n{}", w.logs());
+        assert!(w.mounted());
+        // The watchdog never went a timeout unpetted across the restart.
+        let pets = w.nodes[1].pets.lock().unwrap().clone();
+        let worst = pets[pets_before.saturating_sub(1)..]
+            .windows(2)
+            .map(|p| p[1] - p[0])
+            .max()
+            .unwrap();
+        assert!(worst < WATCHDOG, "a {worst:?} gap between pets\n{}", w.logs());
+        let log = std::fs::read_to_string(&w.nodes[1].log).unwrap();
+        assert!(!log.contains("fencing this node"), "{log}");
+        let _ = writer.kill();
+        let _ = writer.wait();
+    }
+}
+
+in_mount_ns! {
+    /// `service mailha-lease stop` returns only once the keeper has exited,
+    /// also after an upgrade replaced the binary under the running keeper
+    /// (its /proc/PID/exe then reads "... (deleted)"). The init script
+    /// runs in namespaces of its own (PID, network), so its default socket
+    /// and its process scans are nobody else's.
+    fn the_init_scripts_stop_returns_once_the_keeper_has_exited() {
+        let w = World::new(false);
+        let d = w.dir.path();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let config = std::fs::read_to_string(&w.nodes[0].config)
+            .unwrap()
+            .replace("name = \"n1\"", &format!("name = \"{}\"", host.trim()));
+        let config_path = d.join("host.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let bin = d.join("mailha");
+        std::fs::copy(env!("CARGO_BIN_EXE_mailha"), &bin).unwrap();
+        let script = mailha::lease::boot::INIT_SCRIPT
+            .replace("BIN=/usr/sbin/mailha", &format!("BIN={}", bin.display()))
+            .replace("PIDFILE=/run/mailha-lease.pid", &format!("PIDFILE={}/keeper.pid", d.display()))
+            .replace("LOG=/var/log/mailha-lease-keeper.log", &format!("LOG={}/keeper.log", d.display()));
+        let init = d.join("mailha-lease");
+        std::fs::write(&init, script).unwrap();
+        let upgrade = format!(
+            "cp {bin} {bin}.new && mv {bin}.new {bin}",
+            bin = bin.display()
+        );
+        // Gone = no such process, or a zombie (this namespace's PID 1 is a
+        // shell that reaps late).
+        let gone = "gone() { ! grep -qs '^State:[[:space:]]*[^Z]' /proc/$1/status; }";
+        let steps = format!(
+            "{gone}; sh {init} start || exit 9; pid=$(cat {d}/keeper.pid); {upgrade}; \
+             sh {init} stop; echo stop=$?; gone $pid || echo ALIVE-after-upgrade; kill -9 $pid 2>/dev/null; \
+             {bin} lease keeper >>{d}/keeper.log 2>&1 & pid=$!; \
+             i=0; until {bin} lease status >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; \
+             sh {init} stop; echo stop=$?; gone $pid || echo ALIVE-unscripted; kill -9 $pid 2>/dev/null; true",
+            init = init.display(),
+            d = d.display(),
+            bin = bin.display(),
+        );
+        let o = run_with_deadline(
+            Command::new("unshare")
+                .args(["--pid", "--fork", "--mount-proc", "--net", "--", "sh", "-c", &steps])
+                .env("MAILHA_CONFIG", &config_path)
+                .env("MAILHA_SPOOL", d.join("spool")),
+            Duration::from_secs(90),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        let log = std::fs::read_to_string(d.join("keeper.log")).unwrap_or_default();
+        assert_eq!(out.matches("stop=0").count(), 2, "{out}\n{log}");
+        assert!(!out.contains("ALIVE"), "stop returned while the keeper still ran:\n{out}\n{log}");
     }
 }

@@ -93,6 +93,8 @@ pub struct Settings {
     /// The watchdog device (a character device, or in the lab the FIFO
     /// its emulated watchdog reads).
     pub watchdog: PathBuf,
+    /// `watchdog` is an emulation, said so in the config.
+    pub watchdog_emulated: bool,
     pub socket: String,
     /// The shared mounts a self-fence clears.
     pub mounts: Vec<DataMount>,
@@ -176,6 +178,14 @@ impl Settings {
             }
         };
         let timing = Timing::standard(lease.io_timeout, cfg.fencing.watchdog_timeout)
+            .and_then(|t| {
+                // A real watchdog counts whole seconds.
+                if cfg.fencing.watchdog_emulated {
+                    Ok(t)
+                } else {
+                    t.check_for_device().map(|()| t)
+                }
+            })
             .map_err(|e| KeeperError::Config(format!("lease timing: {e}")))?;
         Ok(Settings {
             device,
@@ -185,12 +195,48 @@ impl Settings {
             peer: (peer.id, peer.name.clone()),
             timing,
             watchdog: cfg.fencing.watchdog.clone(),
+            watchdog_emulated: cfg.fencing.watchdog_emulated,
             socket: DEFAULT_SOCKET.into(),
             mounts: cfg.storage.mounts.iter().map(DataMount::of).collect(),
             stop_stack: true,
             proc_root: PathBuf::from("/proc"),
         })
     }
+}
+
+/// The keeper's clock: CLOCK_BOOTTIME, which keeps counting while the
+/// machine is suspended (CLOCK_MONOTONIC, behind `Instant`, stops). A
+/// holder resumed from a suspend finds at its first tick that renew_fail
+/// has passed, fences itself and does not pet the watchdog, instead of
+/// renewing a lease its peer may have taken meanwhile (docs/lease.md,
+/// "Suspend").
+pub fn boot_clock() -> Mono {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .expect("CLOCK_BOOTTIME exists on Linux >= 2.6.39");
+    Mono(t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+}
+
+/// Tells systemd (`Type=notify`) how the keeper is doing; nothing without
+/// a `NOTIFY_SOCKET` (SysV, by hand, the lab).
+fn notify_systemd(msg: &str) {
+    if let Some(to) = std::env::var_os("NOTIFY_SOCKET")
+        && let Err(e) = notify(&to, msg)
+    {
+        eprintln!("lease-keeper: telling systemd {msg:?}: {e}");
+    }
+}
+
+/// sd_notify(3)'s protocol: one datagram to the socket systemd named (a
+/// path, or an abstract name written with a leading '@').
+fn notify(to: &std::ffi::OsStr, msg: &str) -> std::io::Result<usize> {
+    use std::os::unix::net::UnixDatagram;
+    let s = UnixDatagram::unbound()?;
+    let b = to.as_encoded_bytes();
+    let addr = match b.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(to))?,
+    };
+    s.send_to_addr(msg.as_bytes(), &addr)
 }
 
 /// The watchdog: a write pets it; "V" before closing disarms it (the
@@ -201,12 +247,38 @@ pub struct Watchdog {
     every: Duration,
 }
 
-/// `_IOWR('W', 6, int)` from linux/watchdog.h.
+/// `_IOWR('W', 6, int)` and `_IOR('W', 7, int)` from linux/watchdog.h.
 const WDIOC_SETTIMEOUT: u64 = 0xC004_5706;
+const WDIOC_GETTIMEOUT: u64 = 0x8004_5707;
+
+/// The timeout a watchdog driver reports back (it may round the one asked
+/// for): refused when above the configured one, which the lease's formula
+/// assumes (`host_dead >= renew_fail + watchdog + ...`). A shorter one
+/// only resets sooner.
+pub fn check_driver_timeout(
+    path: &Path,
+    configured: Duration,
+    driver_secs: i32,
+) -> Result<Duration, KeeperError> {
+    let driver = Duration::from_secs(driver_secs.max(0) as u64);
+    if driver_secs <= 0 || driver > configured {
+        return Err(KeeperError::Watchdog {
+            path: path.into(),
+            source: std::io::Error::other(format!(
+                "the driver runs a timeout of {driver_secs} s, not the configured watchdog_timeout of {}: the lease's timing assumes the watchdog fires within watchdog_timeout (set a timeout this driver supports)",
+                humantime::format_duration(configured)
+            )),
+        });
+    }
+    Ok(driver)
+}
 
 impl Watchdog {
-    pub fn open(path: &Path, timeout: Duration) -> Result<Watchdog, KeeperError> {
-        use std::os::unix::fs::OpenOptionsExt;
+    /// Opens the watchdog and sets its timeout. `emulated`: the config
+    /// says the path is not a watchdog device (the lab's FIFO); anything
+    /// but a watchdog character device is refused otherwise.
+    pub fn open(path: &Path, timeout: Duration, emulated: bool) -> Result<Watchdog, KeeperError> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
         use std::os::unix::io::AsRawFd;
         let err = |source| KeeperError::Watchdog {
             path: path.into(),
@@ -220,16 +292,46 @@ impl Watchdog {
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
             .open(path)
             .map_err(err)?;
-        let mut secs: nix::libc::c_int = timeout.as_secs().max(1) as nix::libc::c_int;
-        // SAFETY: WDIOC_SETTIMEOUT reads and writes one int we own.
-        let r = unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT as _, &mut secs) };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            // ENOTTY: not a watchdog driver (the lab's FIFO); its
-            // supervisor was given the timeout when it was started.
-            if e.raw_os_error() != Some(nix::libc::ENOTTY) {
-                return Err(err(e));
+        let chardev = file.metadata().map_err(err)?.file_type().is_char_device();
+        let not_a_watchdog = |why: String| {
+            err(std::io::Error::other(format!(
+                "{why}; set [fencing] watchdog_emulated = true only for an emulated watchdog (the lab's)"
+            )))
+        };
+        if chardev {
+            let mut secs: nix::libc::c_int = timeout.as_secs().max(1) as nix::libc::c_int;
+            // SAFETY: WDIOC_SETTIMEOUT reads and writes one int we own.
+            let set =
+                unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT as _, &mut secs) };
+            if set != 0 {
+                // A driver with a fixed timeout: it must say which.
+                // SAFETY: WDIOC_GETTIMEOUT writes one int we own.
+                let get =
+                    unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_GETTIMEOUT as _, &mut secs) };
+                if get != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if emulated {
+                        secs = timeout.as_secs() as nix::libc::c_int;
+                    } else {
+                        return Err(not_a_watchdog(format!(
+                            "not a watchdog driver (its timeout can be neither set nor read: {e})"
+                        )));
+                    }
+                }
             }
+            let driver = check_driver_timeout(path, timeout, secs)?;
+            if driver < timeout {
+                eprintln!(
+                    "lease-keeper: {}: the driver set {} s (asked {}): it resets sooner, which is safe",
+                    path.display(),
+                    driver.as_secs(),
+                    humantime::format_duration(timeout)
+                );
+            }
+        } else if !emulated {
+            return Err(not_a_watchdog(
+                "not a character device, so not a watchdog".into(),
+            ));
         }
         Ok(Watchdog {
             file,
@@ -267,7 +369,8 @@ struct Daemon {
     keeper: Keeper,
     worker: Worker,
     watchdog: Watchdog,
-    origin: Instant,
+    /// The machine's clock at the start (`boot_clock`).
+    origin: Mono,
     peer_image: Option<(SlotImage, Instant)>,
     last_renewal: Option<Instant>,
     released: bool,
@@ -279,7 +382,7 @@ struct Daemon {
 
 impl Daemon {
     fn now(&self) -> Mono {
-        Mono(self.origin.elapsed().as_millis() as u64)
+        Mono(boot_clock().0.saturating_sub(self.origin.0))
     }
 
     fn feed(&mut self, input: Input) {
@@ -723,7 +826,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     let listener = bind(&s.socket)?;
     let (to_decide, asks) = mpsc::channel::<Ask>();
-    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog)?;
+    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog, s.watchdog_emulated)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         use nix::sys::signal::{SigHandler, Signal, signal};
@@ -731,7 +834,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         let _ = signal(Signal::SIGINT, SigHandler::Handler(on_term));
     }
     let boot = crate::host::boot_id(&s.proc_root);
-    let origin = Instant::now();
+    let origin = boot_clock();
     let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
     let resumed = keeper.holds();
     let last_fence_id = match &own {
@@ -768,6 +871,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         fence_done: None,
     };
     serve(listener, to_decide);
+    notify_systemd("READY=1");
     while !STOP.load(Ordering::SeqCst) {
         d.feed(Input::Tick);
         let next = Instant::now() + TICK;
@@ -943,6 +1047,7 @@ pub fn self_fence(s: &Settings) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn the_cluster_stack_is_told_by_its_process_names() {
@@ -980,6 +1085,79 @@ mod tests {
             n.options
         );
         assert_eq!(n.options.last().unwrap(), "vers=4.1");
+    }
+
+    #[test]
+    fn systemd_hears_ready_on_the_socket_it_named() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        notify(path.as_os_str(), "READY=1").unwrap();
+        let mut b = [0u8; 64];
+        let n = rx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"READY=1");
+        let name = format!("@mailha-notify-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+        let rx = UnixDatagram::bind_addr(&addr).unwrap();
+        notify(std::ffi::OsStr::new(&name), "READY=1").unwrap();
+        let n = rx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"READY=1");
+    }
+
+    #[test]
+    fn the_keepers_clock_counts_from_boot() {
+        // CLOCK_BOOTTIME, as /proc/uptime (which counts a suspend too).
+        let up: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ours = boot_clock().0 as f64 / 1000.0;
+        assert!((ours - up).abs() < 1.0, "{ours} vs uptime {up}");
+    }
+
+    #[test]
+    fn a_driver_timeout_above_the_configured_one_is_refused() {
+        let p = Path::new("/dev/watchdog");
+        let five = Duration::from_secs(5);
+        assert_eq!(check_driver_timeout(p, five, 5).unwrap(), five);
+        // Rounded down: it only resets sooner.
+        assert_eq!(
+            check_driver_timeout(p, five, 4).unwrap(),
+            Duration::from_secs(4)
+        );
+        // Rounded up (a driver counting in coarser units), or nonsense.
+        for bad in [6, 0, -1] {
+            let e = check_driver_timeout(p, five, bad).unwrap_err().to_string();
+            assert!(e.contains("watchdog_timeout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_a_watchdog_device_is_accepted_unless_the_config_says_emulated() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("watchdog");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // The lab's supervisor: a reader on the FIFO.
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let w = Duration::from_secs(2);
+        let e = Watchdog::open(&fifo, w, false)
+            .err()
+            .expect("a FIFO taken for a watchdog");
+        assert!(e.to_string().contains("watchdog_emulated"), "{e}");
+        assert!(Watchdog::open(&fifo, w, true).is_ok());
+        // A character device that is no watchdog.
+        let e = Watchdog::open(Path::new("/dev/null"), w, false)
+            .err()
+            .expect("/dev/null taken for a watchdog");
+        assert!(e.to_string().contains("not a watchdog driver"), "{e}");
     }
 
     #[test]
