@@ -190,6 +190,21 @@ pub fn run_opts<S: AsRef<OsStr>>(
     })
 }
 
+/// Runs `mailha io ARGS` (this same binary) with a deadline; its stdout
+/// on success. I/O that may hang in the kernel (a superblock read on a
+/// dead disk, an umount of a hung NFS mount) runs there: a thread stuck in
+/// D state would keep the caller from exiting, a child cannot.
+pub fn io_child(args: &[&str], deadline: Duration) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding mailha: {e}"))?;
+    let mut argv: Vec<String> = vec![exe.to_string_lossy().into_owned(), "io".into()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    match run(&argv, &[], None, deadline) {
+        Ok(o) if o.success() => Ok(o.stdout),
+        Ok(o) => Err(o.stderr.trim().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

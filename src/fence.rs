@@ -12,7 +12,7 @@
 //! (both: fence), on, status, monitor, list, metadata, validate-all.
 //! Exit codes: 0 done / on, 1 failed, 2 off (status).
 
-use crate::lease::keeper::{self, Status};
+use crate::lease::client::{self, Status};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,7 @@ pub fn parse_stdin(text: &str) -> Result<Request, FenceError> {
     let mut req = Request {
         action: "reboot".into(),
         plug: None,
-        socket: keeper::DEFAULT_SOCKET.into(),
+        socket: client::DEFAULT_SOCKET.into(),
         holder_delay: Duration::ZERO,
     };
     for (k, v) in kv {
@@ -115,7 +115,7 @@ pub fn parse_args(args: &[String]) -> Result<Request, FenceError> {
     let mut req = Request {
         action: "reboot".into(),
         plug: None,
-        socket: keeper::DEFAULT_SOCKET.into(),
+        socket: client::DEFAULT_SOCKET.into(),
         holder_delay: Duration::ZERO,
     };
     let mut it = args.iter();
@@ -206,14 +206,14 @@ pub fn metadata() -> String {
 </actions>
 </resource-agent>
 "#,
-        socket = keeper::DEFAULT_SOCKET
+        socket = client::DEFAULT_SOCKET
     )
 }
 
 const ASK: Duration = Duration::from_secs(2);
 
 fn status(socket: &str) -> Result<Status, FenceError> {
-    keeper::status(socket, ASK).map_err(FenceError::Keeper)
+    client::status(socket, ASK).map_err(FenceError::Keeper)
 }
 
 /// The peer is on: its slot changed within host_dead and it has not
@@ -325,7 +325,7 @@ pub fn fence(socket: &str, target: &str, delay: Duration) -> Result<&'static str
             t_hold.elapsed()
         );
     }
-    let v = keeper::request(socket, &format!("fence {target}"), ASK).map_err(FenceError::Keeper)?;
+    let v = client::request(socket, &format!("fence {target}"), ASK).map_err(FenceError::Keeper)?;
     let id = v["id"]
         .as_u64()
         .ok_or_else(|| FenceError::Keeper(format!("no request id in {v}")))?;
@@ -391,7 +391,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (r.action.as_str(), r.plug.as_deref(), r.socket.as_str()),
-            ("off", Some("node2"), keeper::DEFAULT_SOCKET)
+            ("off", Some("node2"), client::DEFAULT_SOCKET)
         );
         assert!(parse_stdin("action=off\nplgu=node2\n").is_err());
         assert!(parse_stdin("garbage\n").is_err());

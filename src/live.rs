@@ -10,8 +10,10 @@
 //! devices. Findings are `config::Problem`s so they print located at the
 //! field they are about (file:line:column).
 
-use crate::agents::storage::{io, nfs, resolve_device, superblock::Identity};
+use crate::agents::storage::nfs;
 use crate::config::{BlockDev, Config, FieldPath, LeaseTarget, Mount, MountSource, Problem};
+use crate::mounts::device::{self, resolve as resolve_device};
+use crate::mounts::superblock::Identity;
 use std::path::Path;
 use std::time::Duration;
 
@@ -132,10 +134,10 @@ pub fn look(dev: &BlockDev, deadline: Duration) -> Seen {
         }
         other => match resolve_device(&other.spec(), deadline) {
             Ok(d) => d,
-            Err(e) => return Seen::Missing(e.reason),
+            Err(e) => return Seen::Missing(e.to_string()),
         },
     };
-    match io::superblock(&device, deadline) {
+    match device::read_identity(&device, deadline) {
         Err(e) => Seen::Unreadable(e),
         Ok(None) => Seen::NoFilesystem { device },
         Ok(Some(id)) => Seen::Filesystem { device, id },

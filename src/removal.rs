@@ -132,7 +132,7 @@ pub fn observe() -> Observed {
         Err(e) => Cluster::Unknown(e.to_string()),
     };
     let keeper =
-        crate::lease::keeper::status(crate::lease::keeper::DEFAULT_SOCKET, Duration::from_secs(3))
+        crate::lease::client::status(crate::lease::client::DEFAULT_SOCKET, Duration::from_secs(3))
             .ok()
             .map(|s| s.role);
     Observed {

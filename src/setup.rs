@@ -10,7 +10,7 @@
 use crate::config::{self, Config};
 use crate::exec;
 pub use crate::files::write_atomic;
-pub use crate::node::{bound_addresses, hostname, local_node};
+pub use crate::host::{bound_addresses, hostname, local_node};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -307,8 +307,8 @@ pub fn start_stack(paths: &Paths, cfg: &Config) -> Result<Vec<String>, SetupErro
 fn wait_for_keeper(deadline: Duration) -> Result<(), SetupError> {
     let start = Instant::now();
     loop {
-        match crate::lease::keeper::status(
-            crate::lease::keeper::DEFAULT_SOCKET,
+        match crate::lease::client::status(
+            crate::lease::client::DEFAULT_SOCKET,
             Duration::from_secs(2),
         ) {
             Ok(_) => return Ok(()),

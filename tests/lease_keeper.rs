@@ -11,7 +11,7 @@
 #[macro_use]
 mod common;
 use common::*;
-use mailha::lease::keeper::{self, Status};
+use mailha::lease::client::{self, Status};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -146,6 +146,7 @@ profile = "none"
 mode = "lease"
 watchdog = "{wd}"
 watchdog_timeout = "1s"
+watchdog_emulated = true
 "#,
                         lease = loops[i],
                         mnt = mnt.display(),
@@ -215,7 +216,7 @@ watchdog_timeout = "1s"
         n.keeper = Some(child);
         let socket = n.socket.clone();
         self.wait(Duration::from_secs(10), "the keeper answers", || {
-            keeper::status(&socket, Duration::from_secs(1)).is_ok()
+            client::status(&socket, Duration::from_secs(1)).is_ok()
         });
     }
 
@@ -241,12 +242,12 @@ watchdog_timeout = "1s"
     }
 
     fn status(&self, i: usize) -> Status {
-        keeper::status(&self.nodes[i].socket, Duration::from_secs(2))
+        client::status(&self.nodes[i].socket, Duration::from_secs(2))
             .unwrap_or_else(|e| panic!("{}: {e}\n{}", self.nodes[i].name, self.logs()))
     }
 
     fn ask(&self, i: usize, line: &str) -> Result<serde_json::Value, String> {
-        keeper::request(&self.nodes[i].socket, line, Duration::from_secs(2))
+        client::request(&self.nodes[i].socket, line, Duration::from_secs(2))
     }
 
     fn signal(&self, i: usize, sig: nix::sys::signal::Signal) {
@@ -577,8 +578,8 @@ in_mount_ns! {
         for round in 0..5 {
             let w = World::started(false);
             let (a, b) = (w.nodes[0].socket.clone(), w.nodes[1].socket.clone());
-            let ta = std::thread::spawn(move || keeper::request(&a, "acquire", Duration::from_secs(2)));
-            let tb = std::thread::spawn(move || keeper::request(&b, "acquire", Duration::from_secs(2)));
+            let ta = std::thread::spawn(move || client::request(&a, "acquire", Duration::from_secs(2)));
+            let tb = std::thread::spawn(move || client::request(&b, "acquire", Duration::from_secs(2)));
             ta.join().unwrap().unwrap();
             tb.join().unwrap().unwrap();
             w.wait(Duration::from_secs(10), "someone holds", || {
@@ -778,5 +779,452 @@ in_mount_ns! {
         let o = w.storage(0, "stop");
         assert_eq!(o.status.code(), Some(0), "{o:?}");
         assert!(!w.mounted());
+    }
+}
+
+impl World {
+    /// A writer in a mount namespace of its own (`unshare --mount`, as
+    /// systemd's PrivateTmp= or ProtectSystem= give MariaDB or Dovecot):
+    /// it keeps a file on the shared data open and appends to it.
+    fn writer_in_own_mount_ns(&self) -> Child {
+        let log = self.mnt.join("writer.log");
+        let script = format!(
+            "exec 3>>'{}'; while :; do echo x >&3; sleep 0.05; done",
+            log.display()
+        );
+        let c = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .spawn()
+            .unwrap();
+        self.wait(Duration::from_secs(5), "the writer writes", || {
+            std::fs::metadata(&log).is_ok_and(|m| m.len() > 0)
+        });
+        c
+    }
+
+    /// The data disk can be opened exclusively: no filesystem holds it in
+    /// any mount namespace.
+    fn data_device_free(&self) -> bool {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_EXCL)
+            .open(&self.loops[2])
+            .is_ok()
+    }
+}
+
+in_mount_ns! {
+    /// Seen in the lab: a daemon in its own mount namespace kept writing the
+    /// data after a fence its node acked. The fence must end it too, and
+    /// ack only once the filesystem has let go of the device.
+    fn a_fence_ends_a_writer_in_another_mount_namespace_before_the_ack() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let mut writer = w.writer_in_own_mount_ns();
+
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+            w.status(0).fences.contains(&(id, "acked".to_string()))
+        });
+        let gone = writer.try_wait().unwrap();
+        let _ = writer.kill();
+        let _ = writer.wait();
+        assert!(gone.is_some(), "acked while the writer in its own mount namespace still ran\n{}", w.logs());
+        assert!(!w.mounted());
+        assert!(w.data_device_free(), "acked while a filesystem still holds the device");
+    }
+}
+
+in_mount_ns! {
+    /// A mount namespace kept alive with nothing running in it (pinned by a
+    /// bind mount of its nsfs file) keeps the filesystem, and no /proc scan
+    /// finds it. The fence cannot prove the device free: it must not ack,
+    /// and must stop petting the watchdog so the node is reset.
+    fn a_fence_that_cannot_free_the_device_is_not_acked_and_the_watchdog_resets() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        // The pin lives on a private mount of its own: the kernel refuses
+        // (EINVAL) to bind a namespace file where the bind would propagate
+        // to a peer, and the surrounding mounts' peers come and go with
+        // the other tests running beside this one (seen failing so).
+        let pin_dir = w.dir.path().join("pin");
+        std::fs::create_dir(&pin_dir).unwrap();
+        let pin_dir_s = pin_dir.to_str().unwrap();
+        run_ok(&["mount", "--bind", pin_dir_s, pin_dir_s]);
+        run_ok(&["mount", "--make-private", pin_dir_s]);
+        let pin = pin_dir.join("pinned-ns");
+        std::fs::write(&pin, "").unwrap();
+        let pin_s = pin.to_str().unwrap();
+        run_ok(&["unshare", &format!("--mount={pin_s}"), "--propagation", "private", "true"]);
+
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(20), "n2's self-fence ends", || {
+            w.status(1).role == "fenced"
+        });
+        let b = w.status(1);
+        // Its watchdog is no longer petted: the reset is what ends the
+        // filesystem nobody could reach.
+        let last = w.last_pet(1).unwrap();
+        std::thread::sleep(WATCHDOG * 2);
+        let not_acked = !w.status(0).fences.iter().any(|(i, o)| *i == id && o == "acked");
+        let pets_stopped = w.last_pet(1) == Some(last);
+        let _ = nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH);
+        let _ = nix::mount::umount2(&pin_dir, nix::mount::MntFlags::MNT_DETACH);
+        assert!(not_acked, "acked with the filesystem alive in a pinned namespace: {b:?}\n{}", w.logs());
+        assert!(pets_stopped, "n2 still pets its watchdog after a failed fence\n{}", w.logs());
+    }
+}
+
+impl World {
+    /// Turns MMP on for the data disk and leaves its MMP block as a running
+    /// mount writes it, so the next mount waits out ext4's multi-mount
+    /// check (tens of seconds): a storage start with a long mount.
+    fn data_with_a_busy_mmp_block(&self) {
+        use std::os::unix::fs::FileExt;
+        let mnt = self.mnt.to_str().unwrap();
+        if self.mounted() {
+            run_ok(&["umount", mnt]);
+        }
+        run_ok(&["tune2fs", "-O", "mmp", &self.loops[2]]);
+        run_ok(&["mount", &self.loops[2], mnt]);
+        let (at, live, _) = mmp_block(&self.loops[2]);
+        run_ok(&["umount", mnt]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
+            .open(&self.loops[2])
+            .unwrap()
+            .write_all_at(live.bytes(), at)
+            .unwrap();
+    }
+
+    /// The storage agent's start on node `i`, in the background.
+    fn storage_start_in_background(&self, i: usize) -> Child {
+        Command::new(self.face("storage"))
+            .arg("start")
+            .env("OCF_RESKEY_device", &self.loops[2])
+            .env("OCF_RESKEY_directory", &self.mnt)
+            .env("OCF_RESKEY_fstype", "ext4")
+            .env("OCF_RESKEY_io_timeout", "5s")
+            .env("OCF_RESKEY_lease_socket", &self.nodes[i].socket)
+            .env("OCF_RESKEY_CRM_meta_timeout", "90000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// Waits for a child with a deadline; its output.
+fn finish(c: Child, limit: Duration) -> std::process::Output {
+    let mut c = c;
+    let t0 = Instant::now();
+    while c.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = c.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    c.wait_with_output().unwrap()
+}
+
+in_mount_ns! {
+    /// The storage start asked the keeper, then its mount waited out MMP
+    /// while the lease went away: the mount must not stay.
+    fn a_storage_start_that_lost_the_lease_during_its_mount_unmounts_and_fails() {
+        let w = World::started(true);
+        w.data_with_a_busy_mmp_block();
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let start = w.storage_start_in_background(1);
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(!w.mounted(), "the mount should still be waiting for MMP");
+        w.ask(1, "release").unwrap();
+        w.wait(Duration::from_secs(10), "n2's release landed", || w.status(1).released);
+        let o = finish(start, Duration::from_secs(80));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}\n{}", w.logs());
+        assert!(!w.mounted(), "mounted without the lease: {err}");
+        assert!(err.contains("does not hold the data lease"), "{err}");
+    }
+}
+
+in_mount_ns! {
+    /// A fence arrives while a storage start waits in its mount: the fence
+    /// ends the start, and acks only then; nothing mounts afterwards.
+    fn a_fence_ends_a_storage_start_in_progress_before_the_ack() {
+        let w = World::started(true);
+        w.data_with_a_busy_mmp_block();
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        let mut start = w.storage_start_in_background(1);
+        std::thread::sleep(Duration::from_secs(2));
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+            w.status(0).fences.contains(&(id, "acked".to_string()))
+        });
+        let ended = start.try_wait().unwrap().is_some();
+        let o = finish(start, Duration::from_secs(80));
+        assert!(
+            ended,
+            "acked while a storage start was still mounting: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(!w.mounted(), "the data was mounted after the fence");
+    }
+}
+
+/// A local user squatting the keeper's socket name while no keeper runs:
+/// it answers every request with a status saying "you hold, the peer is
+/// dead". Run as nobody by the test below.
+#[test]
+#[ignore = "run as nobody by a_squatter_on_the_keepers_socket_is_not_believed"]
+fn squatter() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixListener};
+    let Some(name) = std::env::var_os("MAILHA_TEST_SQUAT") else {
+        return;
+    };
+    let addr = SocketAddr::from_abstract_name(name.as_encoded_bytes()).unwrap();
+    let l = UnixListener::bind_addr(&addr).unwrap();
+    let forged = serde_json::json!({
+        "pid": 1, "node": "n2", "node_id": 2, "peer": "n1", "peer_id": 1,
+        "cluster": "keepertest", "device": "/dev/x", "role": "holding",
+        "holds": true, "wanted": true, "released": false, "counter": 1,
+        "renewal_age_ms": 0, "io_stalled_ms": null, "peer_unchanged_ms": 99999,
+        "peer_dead": true, "peer_holding": true, "peer_fenced": false,
+        "host_dead_ms": 2000, "renew_ms": 200, "fence_pending": null,
+        "fences": [], "self_fenced": null
+    });
+    for s in l.incoming() {
+        let Ok(mut s) = s else { continue };
+        let mut line = String::new();
+        let _ = BufReader::new(&s).read_line(&mut line);
+        let _ = s.write_all(format!("{forged}\n").as_bytes());
+    }
+}
+
+#[test]
+fn a_squatter_on_the_keepers_socket_is_not_believed() {
+    use std::os::unix::process::CommandExt;
+    if !root_and_tools("the socket squatter test", &[]) {
+        return;
+    }
+    let name = format!("mailha-lease-squat-{}", std::process::id());
+    let mut squatter = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "squatter", "--ignored", "--nocapture"])
+        .env("MAILHA_TEST_SQUAT", &name)
+        .uid(65534)
+        .gid(65534)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let answer = loop {
+        match client::status(&name, Duration::from_secs(2)) {
+            Err(e) if e.contains("not running") && t0.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => break other,
+        }
+    };
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    let e = answer.expect_err("a status from a non-root squatter was believed");
+    assert!(e.contains("uid 65534"), "{e}");
+}
+
+in_mount_ns! {
+    /// Local users flooding the keeper's socket (a connect flood, clients
+    /// that trickle their request a byte at a time) must not delay the
+    /// renewals: the holder keeps renewing and petting, the peer never
+    /// finds it dead.
+    fn slow_and_flooding_clients_do_not_delay_the_renewals() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let w = World::started(false);
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        let stop = Arc::new(AtomicBool::new(false));
+        let addr = SocketAddr::from_abstract_name(w.nodes[0].socket.as_bytes()).unwrap();
+        let mut threads = Vec::new();
+        for i in 0..40 {
+            let (stop, addr) = (stop.clone(), addr.clone());
+            threads.push(std::thread::spawn(move || {
+                use std::io::Write;
+                let mut held = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(mut s) = UnixStream::connect_addr(&addr) {
+                        if i % 2 == 0 {
+                            // Trickle: one byte well within any per-read timeout.
+                            for b in b"stat" {
+                                if stop.load(Ordering::SeqCst) || s.write_all(&[*b]).is_err() {
+                                    break;
+                                }
+                                std::thread::sleep(Duration::from_millis(150));
+                            }
+                        } else {
+                            held.push(s);
+                            if held.len() > 20 {
+                                held.remove(0);
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }));
+        }
+        let t0 = Instant::now();
+        let mut worst = Duration::ZERO;
+        let mut peer_saw_dead = false;
+        while t0.elapsed() < HOST_DEAD * 2 {
+            if let Some(p) = w.last_pet(0) {
+                worst = worst.max(p.elapsed());
+            }
+            peer_saw_dead |= w.status(1).peer_dead;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            let _ = t.join();
+        }
+        let a = w.status(0);
+        assert!(a.holds && a.role == "holding", "{a:?}\n{}", w.logs());
+        assert!(worst < WATCHDOG, "n1 went {worst:?} without petting\n{}", w.logs());
+        assert!(!peer_saw_dead, "n2 found n1 dead under the flood\n{}", w.logs());
+    }
+}
+
+in_mount_ns! {
+    /// `mailha lease release` by hand while the data is mounted would let
+    /// the peer mount it too: refused, naming the mount.
+    fn a_release_is_refused_while_a_shared_mount_is_up() {
+        let w = World::started(true);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        assert!(w.mounted());
+        let o = run_with_deadline(
+            Command::new(env!("CARGO_BIN_EXE_mailha"))
+                .args(["lease", "release", "--socket", &w.nodes[1].socket]),
+            Duration::from_secs(10),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "released with the data mounted");
+        assert!(err.contains(w.mnt.to_str().unwrap()), "{err}");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(w.status(1).holds);
+        run_ok(&["umount", w.mnt.to_str().unwrap()]);
+        w.ask(1, "release").unwrap();
+        w.wait(Duration::from_secs(10), "n2's release landed", || w.status(1).released);
+    }
+}
+
+in_mount_ns! {
+    /// An upgrade restarts the holder's keeper (SIGTERM, then a new one)
+    /// under a running writer: the new keeper resumes holding from its own
+    /// slot, renews and pets in time, no self-fence, and the peer (which
+    /// wants the lease) never gets it.
+    fn a_holders_keeper_restarted_under_a_writer_keeps_the_lease() {
+        use nix::sys::signal::Signal;
+        let mut w = World::started(true);
+        let mut writer = w.n2_holds_with_a_writer();
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 sees n2 holding", || w.status(0).peer_holding);
+        let counter = w.status(1).counter;
+        let pets_before = w.nodes[1].pets.lock().unwrap().len();
+        w.signal(1, Signal::SIGTERM);
+        let code = w.nodes[1].keeper.take().unwrap().wait().unwrap();
+        assert!(code.success(), "the keeper's exit on SIGTERM: {code:?}");
+        w.start(1);
+        let t0 = Instant::now();
+        while t0.elapsed() < HOST_DEAD * 2 {
+            let (a, b) = (w.status(0), w.status(1));
+            assert!(!a.holds, "n1 took the lease of a restarted holder: {a:?}\n{}", w.logs());
+            assert!(b.holds && b.role == "holding", "{b:?}\n{}", w.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let b = w.status(1);
+        assert!(b.counter > counter + 5, "renewals stopped: {b:?}");
+        assert!(writer.try_wait().unwrap().is_none(), "the writer was killed\n{}", w.logs());
+        assert!(w.mounted());
+        // The watchdog never went a timeout unpetted across the restart.
+        let pets = w.nodes[1].pets.lock().unwrap().clone();
+        let worst = pets[pets_before.saturating_sub(1)..]
+            .windows(2)
+            .map(|p| p[1] - p[0])
+            .max()
+            .unwrap();
+        assert!(worst < WATCHDOG, "a {worst:?} gap between pets\n{}", w.logs());
+        let log = std::fs::read_to_string(&w.nodes[1].log).unwrap();
+        assert!(!log.contains("fencing this node"), "{log}");
+        let _ = writer.kill();
+        let _ = writer.wait();
+    }
+}
+
+in_mount_ns! {
+    /// `service mailha-lease stop` returns only once the keeper has exited,
+    /// also after an upgrade replaced the binary under the running keeper
+    /// (its /proc/PID/exe then reads "... (deleted)"). The init script
+    /// runs in namespaces of its own (PID, network), so its default socket
+    /// and its process scans are nobody else's.
+    fn the_init_scripts_stop_returns_once_the_keeper_has_exited() {
+        let w = World::new(false);
+        let d = w.dir.path();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let config = std::fs::read_to_string(&w.nodes[0].config)
+            .unwrap()
+            .replace("name = \"n1\"", &format!("name = \"{}\"", host.trim()));
+        let config_path = d.join("host.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let bin = d.join("mailha");
+        std::fs::copy(env!("CARGO_BIN_EXE_mailha"), &bin).unwrap();
+        let script = mailha::lease::boot::INIT_SCRIPT
+            .replace("BIN=/usr/sbin/mailha", &format!("BIN={}", bin.display()))
+            .replace("PIDFILE=/run/mailha-lease.pid", &format!("PIDFILE={}/keeper.pid", d.display()))
+            .replace("LOG=/var/log/mailha-lease-keeper.log", &format!("LOG={}/keeper.log", d.display()));
+        let init = d.join("mailha-lease");
+        std::fs::write(&init, script).unwrap();
+        let upgrade = format!(
+            "cp {bin} {bin}.new && mv {bin}.new {bin}",
+            bin = bin.display()
+        );
+        // Gone = no such process, or a zombie (this namespace's PID 1 is a
+        // shell that reaps late).
+        let gone = "gone() { ! grep -qs '^State:[[:space:]]*[^Z]' /proc/$1/status; }";
+        let steps = format!(
+            "{gone}; sh {init} start || exit 9; pid=$(cat {d}/keeper.pid); {upgrade}; \
+             sh {init} stop; echo stop=$?; gone $pid || echo ALIVE-after-upgrade; kill -9 $pid 2>/dev/null; \
+             {bin} lease keeper >>{d}/keeper.log 2>&1 & pid=$!; \
+             i=0; until {bin} lease status >/dev/null 2>&1 || [ $i -ge 100 ]; do sleep 0.1; i=$((i+1)); done; \
+             sh {init} stop; echo stop=$?; gone $pid || echo ALIVE-unscripted; kill -9 $pid 2>/dev/null; true",
+            init = init.display(),
+            d = d.display(),
+            bin = bin.display(),
+        );
+        let o = run_with_deadline(
+            Command::new("unshare")
+                .args(["--pid", "--fork", "--mount-proc", "--net", "--", "sh", "-c", &steps])
+                .env("MAILHA_CONFIG", &config_path)
+                .env("MAILHA_SPOOL", d.join("spool")),
+            Duration::from_secs(90),
+        );
+        let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        let log = std::fs::read_to_string(d.join("keeper.log")).unwrap_or_default();
+        assert_eq!(out.matches("stop=0").count(), 2, "{out}\n{log}");
+        assert!(!out.contains("ALIVE"), "stop returned while the keeper still ran:\n{out}\n{log}");
     }
 }

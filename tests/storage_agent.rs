@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 use common::*;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -401,5 +402,41 @@ in_mount_ns! {
             log.contains("must be fenced") && log.contains(&dev),
             "{log}"
         );
+    }
+}
+
+in_mount_ns! {
+    /// A daemon with a mount namespace of its own (systemd's PrivateTmp=)
+    /// holds a copy of the data mount even when it uses nothing on it:
+    /// after our umount the filesystem lives on there, and the peer's
+    /// mount would meet it. The stop must unmount it there too, and say
+    /// "released" only once the device is free.
+    fn a_stop_leaves_the_filesystem_in_no_mount_namespace() {
+        let d = Disk::new();
+        assert_eq!(
+            run_with_deadline(&mut d.cmd("start", 60_000), Duration::from_secs(90))
+                .status
+                .code(),
+            Some(0)
+        );
+        let mut bystander = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sleep", "600"])
+            .current_dir("/")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let o = run_with_deadline(&mut d.cmd("stop", 20_000), Duration::from_secs(30));
+        let log = String::from_utf8_lossy(&o.stderr).into_owned();
+        let free = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_EXCL)
+            .open(&d.loopdev)
+            .is_ok();
+        let alive = bystander.try_wait().unwrap().is_none();
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        assert_eq!(o.status.code(), Some(0), "{log}");
+        assert!(free, "the stop succeeded with the filesystem alive in another mount namespace\n{log}");
+        assert!(alive, "a process that used nothing on the data was killed\n{log}");
     }
 }

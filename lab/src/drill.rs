@@ -538,8 +538,8 @@ impl Lab<'_> {
                                 proc_root.join(pid.to_string()).join("mountinfo"),
                             )
                             .map(|m| {
-                                mailha::agents::storage::mountinfo::find(
-                                    &mailha::agents::storage::mountinfo::parse(&m),
+                                mailha::mounts::mountinfo::find(
+                                    &mailha::mounts::mountinfo::parse(&m),
                                     DATA_MOUNT,
                                 )
                                 .is_some()

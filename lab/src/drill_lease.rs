@@ -8,7 +8,7 @@
 
 use super::super::LabError;
 use super::{Lab, NOT_MET};
-use mailha::lease::keeper::Status;
+use mailha::lease::client::Status;
 use std::time::{Duration, Instant};
 
 /// The nft table a cut lives in, inside the standby.
@@ -293,8 +293,8 @@ impl Lab<'_> {
                     self.proc_root.join(h.pid.to_string()).join("mountinfo"),
                 )
                 .unwrap_or_default();
-                let entries = mailha::agents::storage::mountinfo::parse(&mi);
-                if mailha::agents::storage::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
+                let entries = mailha::mounts::mountinfo::parse(&mi);
+                if mailha::mounts::mountinfo::find(&entries, super::DATA_MOUNT).is_some() {
                     now += 1;
                     ever.insert(h.node);
                 }

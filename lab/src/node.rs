@@ -628,7 +628,7 @@ fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
 pub fn is_mount_point(proc_root: &Path, p: &Path) -> bool {
     let mi = std::fs::read_to_string(proc_root.join("self/mountinfo")).unwrap_or_default();
     let p = p.display().to_string();
-    mailha::agents::storage::mountinfo::parse(&mi)
+    mailha::mounts::mountinfo::parse(&mi)
         .iter()
         .any(|e| e.mount_point == p)
 }

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 pub fn identity(proc_root: &Path, pid: u32) -> Option<(PathBuf, u64)> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-    if mailha::agents::service::procs::parse_stat(&stat)?.state == 'Z' {
+    if mailha::procs::parse_stat(&stat)?.state == 'Z' {
         return None;
     }
-    let start = mailha::agents::service::procs::start_time_of(&stat)?;
+    let start = mailha::procs::start_time_of(&stat)?;
     let exe = std::fs::read_link(dir.join("exe")).unwrap_or_default();
     Some((exe, start))
 }

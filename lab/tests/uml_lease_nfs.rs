@@ -17,7 +17,7 @@
 //!
 //! Root only: SKIPPED without root or UML, FAILS in CI (tests/common/lab.rs).
 
-use mailha::lease::keeper::Status;
+use mailha::lease::client::Status;
 use mailha_lab::uml::{self, Guest, GuestSpec};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ fn config() -> String {
             &format!("nfs = \"{export}\"\nfile = \"lease\"\nio_timeout = \"{IO_TIMEOUT}\""),
         )
         .replace(
-            "watchdog = \"/dev/lab/watchdog\"\nwatchdog_timeout = \"2s\"",
+            "watchdog = \"/dev/lab/watchdog\"\nwatchdog_timeout = \"2s\"\n# /dev/lab/watchdog is a FIFO, not a watchdog device: said explicitly.\nwatchdog_emulated = true",
             &format!(
                 "watchdog = \"{}\"\nwatchdog_timeout = \"{WATCHDOG}\"",
                 uml::WATCHDOG

@@ -79,7 +79,7 @@ pub static SPEC: AgentSpec = AgentSpec {
 /// of the CIB's own nodes.
 fn this_node(env: &dyn Fn(&str) -> Option<String>, cib: &El) -> Result<String, OcfError> {
     let name = env("OCF_RESKEY_CRM_meta_on_node")
-        .or_else(|| configsync::me_in_cib(cib, &crate::node::hostname()))
+        .or_else(|| configsync::me_in_cib(cib, &crate::host::hostname()))
         .ok_or_else(|| {
             OcfError::configured("which node this is: no OCF_RESKEY_CRM_meta_on_node")
         })?;

@@ -5,7 +5,7 @@
 //! keeper writes the lease; a start returns only once the keeper has won
 //! the lease on disk, a stop only once "holding" has been cleared on disk.
 
-use crate::lease::keeper::{self, Status};
+use crate::lease::client::{self, Status, check_socket};
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,15 +20,6 @@ fn check_device(v: &str) -> Result<(), String> {
                 .map(|p| p.message.clone())
                 .unwrap_or_default()
         })
-}
-
-pub(crate) fn check_socket(v: &str) -> Result<(), String> {
-    let ok = !v.is_empty()
-        && v.len() <= 100
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    ok.then_some(())
-        .ok_or_else(|| format!("{v:?} is not a socket name (letters, digits, - _ .)"))
 }
 
 fn check_timeout(v: &str) -> Result<(), String> {
@@ -99,7 +90,7 @@ pub static PARAMS: &[Param] = &[
         "socket",
         Str,
         false,
-        Some(keeper::DEFAULT_SOCKET),
+        Some(client::DEFAULT_SOCKET),
         "keeper socket",
         "Abstract Unix socket name of this node's lease keeper.",
         check_socket,
@@ -166,7 +157,7 @@ fn wait_until(
     done: impl Fn(&Status) -> Result<bool, OcfError>,
 ) -> Result<OcfStatus, OcfError> {
     loop {
-        let st = keeper::status(socket, ASK).map_err(keeper_down)?;
+        let st = client::status(socket, ASK).map_err(keeper_down)?;
         if done(&st)? {
             return Ok(OcfStatus::Success);
         }
@@ -194,9 +185,9 @@ pub fn main(
     match action {
         "validate-all" => Ok(OcfStatus::Success),
         "start" => {
-            let st = keeper::status(&socket, ASK).map_err(keeper_down)?;
+            let st = client::status(&socket, ASK).map_err(keeper_down)?;
             check_keeper(&params, &st)?;
-            keeper::request(&socket, "acquire", ASK).map_err(OcfError::generic)?;
+            client::request(&socket, "acquire", ASK).map_err(OcfError::generic)?;
             let r = wait_until(&socket, deadline, "acquiring the lease", |st| {
                 if matches!(st.role.as_str(), "self-fencing" | "fenced") {
                     return Err(OcfError::generic(format!(
@@ -212,7 +203,7 @@ pub fn main(
                 // for a node Pacemaker has given up on (the loser of
                 // simul-start, or a node that stays cut off), and keep the
                 // peer from taking it back after its reboot.
-                match keeper::request(&socket, "release", ASK) {
+                match client::request(&socket, "release", ASK) {
                     Ok(_) => eprintln!("lease: start failed; the acquire request was withdrawn"),
                     Err(e) => eprintln!("lease: start failed; withdrawing the request: {e}"),
                 }
@@ -220,7 +211,7 @@ pub fn main(
             r
         }
         "stop" => {
-            match keeper::request(&socket, "release", ASK) {
+            match client::request(&socket, "release", ASK) {
                 Ok(_) => {}
                 // No keeper, nothing held by it: a holder's keeper that
                 // died leaves its watchdog unpetted, so the node is reset
@@ -235,7 +226,7 @@ pub fn main(
                 Ok(!st.holds && (st.released || st.role == "fenced"))
             })
         }
-        _ => match keeper::status(&socket, ASK) {
+        _ => match client::status(&socket, ASK) {
             Ok(st) => {
                 check_keeper(&params, &st)?;
                 if st.holds {

@@ -125,13 +125,13 @@ impl Sender {
 
     /// The sender's pid, if the pid file names a live `mailha alert run`.
     pub fn running(&self, proc_root: &Path) -> Result<u32, String> {
-        let pid = match crate::agents::service::procs::read_pid_file(&self.pid_file)? {
+        let pid = match crate::procs::read_pid_file(&self.pid_file)? {
             Some(p) => p,
             None => return Err(format!("no pid in {}", self.pid_file.display())),
         };
         let dir = proc_root.join(pid.to_string());
         let exe = std::fs::read_link(dir.join("exe")).map_err(|_| format!("pid {pid} is gone"))?;
-        if !crate::agents::service::procs::exe_matches(&exe, &self.exe) {
+        if !crate::procs::exe_matches(&exe, &self.exe) {
             return Err(format!("pid {pid} is {}, not the sender", exe.display()));
         }
         let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
@@ -144,7 +144,7 @@ impl Sender {
             return Err(format!("pid {pid} is mailha, but not `alert run`"));
         }
         let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        if crate::agents::service::procs::parse_stat(&stat).is_some_and(|st| st.state == 'Z') {
+        if crate::procs::parse_stat(&stat).is_some_and(|st| st.state == 'Z') {
             return Err(format!("pid {pid} is a zombie"));
         }
         Ok(pid)

@@ -188,7 +188,7 @@ fn mount_params(m: &Mount, lease: bool) -> Vec<(&'static str, String)> {
         // to skip a stale MMP wait (agents::storage::mmp).
         v.push((
             "lease_socket",
-            crate::lease::keeper::DEFAULT_SOCKET.to_string(),
+            crate::lease::client::DEFAULT_SOCKET.to_string(),
         ));
     }
     v

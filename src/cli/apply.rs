@@ -124,10 +124,10 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let cfg = &loaded.config;
     let local = super::sync_local(cli);
     let key = local.key().context("keying the config digest")?;
-    let (me, peer) = match crate::node::me_and_peer(
+    let (me, peer) = match crate::host::me_and_peer(
         cfg,
-        &crate::node::hostname(),
-        &crate::node::bound_addresses(),
+        &crate::host::hostname(),
+        &crate::host::bound_addresses(),
     ) {
         Some((m, p)) if !cluster::on_a_file() => (m.name.clone(), Some(p)),
         Some((m, _)) => (m.name.clone(), None),
@@ -136,7 +136,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
                 "note: this machine is neither {} nor {}: the file goes to no peer",
                 cfg.cluster.nodes[0].name, cfg.cluster.nodes[1].name
             );
-            (crate::node::hostname(), None)
+            (crate::host::hostname(), None)
         }
     };
     let desired = crate::cib::render_with_digest(cfg);

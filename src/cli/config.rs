@@ -62,8 +62,8 @@ fn receive(cli: &Cli) -> Result<(), CliError> {
     let r = configsync::receive(
         &local,
         &input,
-        &crate::node::hostname(),
-        &crate::node::bound_addresses(),
+        &crate::host::hostname(),
+        &crate::host::bound_addresses(),
     )
     .map_err(|e| match e {
         configsync::SyncError::Invalid(_)
@@ -98,13 +98,13 @@ fn record_generation(node: &str, generation: u64) {
 
 fn send(cli: &Cli) -> Result<(), CliError> {
     let loaded = crate::config::load(&cli.config)?;
-    let me = crate::node::local_node(
+    let me = crate::host::local_node(
         &loaded.config,
-        &crate::node::hostname(),
-        &crate::node::bound_addresses(),
+        &crate::host::hostname(),
+        &crate::host::bound_addresses(),
     )
     .map(|n| n.name.clone())
-    .unwrap_or_else(crate::node::hostname);
+    .unwrap_or_else(crate::host::hostname);
     let p = Push::new(&loaded.config, &loaded.text, &me, 0, Vec::new());
     println!("{}", serde_json::to_string(&p).expect("serializable"));
     Ok(())
@@ -134,8 +134,8 @@ fn pull(cli: &Cli, dry_run: bool, ssh: &[String]) -> Result<(), CliError> {
                 "the cluster holds no running config (it was last applied by a mailha without one): run `mailha apply` on the node whose file is right"
             ))
         })?;
-    let me = configsync::me_in_cib(&live, &crate::node::hostname())
-        .unwrap_or_else(crate::node::hostname);
+    let me = configsync::me_in_cib(&live, &crate::host::hostname())
+        .unwrap_or_else(crate::host::hostname);
     let local_text = std::fs::read_to_string(&local.config).ok();
     let rec = &running.record;
 

@@ -2,7 +2,7 @@
 //! of this node and requests to it (see `crate::lease::keeper`).
 
 use super::{Cli, CliError, load_config};
-use crate::lease::keeper;
+use crate::lease::{client, keeper};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -19,7 +19,7 @@ pub enum What {
         #[arg(long)]
         node: Option<String>,
         /// Abstract socket name of the control socket.
-        #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
+        #[arg(long, default_value = client::DEFAULT_SOCKET)]
         socket: String,
         /// Do not kill the cluster stack when fencing this node (for a
         /// keeper tried on a machine whose stack serves something else).
@@ -36,19 +36,19 @@ pub enum What {
     },
     /// The keeper's state as JSON.
     Status {
-        #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
+        #[arg(long, default_value = client::DEFAULT_SOCKET)]
         socket: String,
     },
     /// Ask the keeper to take the lease (returns at once; `status` says
     /// when it holds). The cluster does this through ocf:mailha:lease;
     /// this is for trying a keeper by hand.
     Acquire {
-        #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
+        #[arg(long, default_value = client::DEFAULT_SOCKET)]
         socket: String,
     },
     /// Ask the keeper to give the lease back.
     Release {
-        #[arg(long, default_value = keeper::DEFAULT_SOCKET)]
+        #[arg(long, default_value = client::DEFAULT_SOCKET)]
         socket: String,
     },
 }
@@ -81,13 +81,13 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             } else {
                 "release"
             };
-            let v = keeper::request(socket, line, Duration::from_secs(2))
+            let v = client::request(socket, line, Duration::from_secs(2))
                 .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
             println!("{v}");
             Ok(())
         }
         What::Status { socket } => {
-            let st = keeper::status(socket, Duration::from_secs(2))
+            let st = client::status(socket, Duration::from_secs(2))
                 .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
             println!(
                 "{}",

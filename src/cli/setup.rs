@@ -40,14 +40,18 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     }
     let loaded = load_config(&cli.config)?;
     let cfg = &loaded.config;
-    let me = setup::local_node(cfg, &setup::hostname(), &setup::bound_addresses())
-        .ok_or_else(|| {
-            setup::SetupError::NotANode(
-                cfg.cluster.nodes[0].name.clone(),
-                cfg.cluster.nodes[1].name.clone(),
-            )
-        })
-        .context("finding this node")?;
+    let me = crate::host::local_node(
+        cfg,
+        &crate::host::hostname(),
+        &crate::host::bound_addresses(),
+    )
+    .ok_or_else(|| {
+        setup::SetupError::NotANode(
+            cfg.cluster.nodes[0].name.clone(),
+            cfg.cluster.nodes[1].name.clone(),
+        )
+    })
+    .context("finding this node")?;
     let peer = cfg
         .cluster
         .nodes

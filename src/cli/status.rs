@@ -49,11 +49,11 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         });
     }
     if let Some(c) = &crm_config {
-        let host = crate::node::hostname();
+        let host = crate::host::hostname();
         let me = loaded
             .as_ref()
             .and_then(|l| {
-                crate::node::local_node(&l.config, &host, &crate::node::bound_addresses())
+                crate::host::local_node(&l.config, &host, &crate::host::bound_addresses())
                     .map(|n| n.name.clone())
             })
             .or_else(|| crate::configsync::me_in_cib(c, &host))

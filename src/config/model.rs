@@ -300,6 +300,10 @@ pub struct Fencing {
     pub priority_fencing_delay: Duration,
     pub watchdog: PathBuf,
     pub watchdog_timeout: Duration,
+    /// `watchdog` is not a watchdog device but an emulation (the lab's
+    /// FIFO read by a host-side supervisor): accepted only when the config
+    /// says so, never silently.
+    pub watchdog_emulated: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -179,6 +179,7 @@ pub struct RawFencing {
     pub priority_fencing_delay: Option<String>,
     pub watchdog: Option<String>,
     pub watchdog_timeout: Option<String>,
+    pub watchdog_emulated: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -837,6 +837,7 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
         ),
         watchdog,
         watchdog_timeout: duration(ctx, p.key("watchdog_timeout"), &raw.watchdog_timeout, "5s"),
+        watchdog_emulated: raw.watchdog_emulated.unwrap_or(false),
     }
 }
 

@@ -274,11 +274,11 @@ pub fn receive(
     let loaded = config::load_str(&local.config, &p.text, Some(0o600))
         .map_err(|e| SyncError::Invalid(e.to_string()))?;
     let cfg = &loaded.config;
-    let id = crate::node::identity_problems(cfg, hostname, addrs);
+    let id = crate::host::identity_problems(cfg, hostname, addrs);
     if !id.is_empty() {
         return Err(SyncError::Invalid(located(&local.config, &p.text, id)));
     }
-    let node = crate::node::local_node(cfg, hostname, addrs)
+    let node = crate::host::local_node(cfg, hostname, addrs)
         .map(|n| n.name.clone())
         .unwrap_or_default();
     let mine = crate::cib::digest(&crate::cib::render(cfg));

@@ -1,8 +1,8 @@
 //! How a machine starts its lease keeper before the cluster stack, as sbd
 //! is started before corosync: `mailha install` puts both boot files in
 //! place (constant text: nothing from a config is written into them), and
-//! `mailha setup` starts the keeper, and on systemd makes corosync require
-//! it, when the config fences by lease.
+//! `mailha setup` starts the keeper, and on systemd makes corosync want it
+//! and refuse to start without it, when the config fences by lease.
 
 /// The SysV init script (`service mailha-lease start|stop|status`).
 pub const INIT_SCRIPT_PATH: &str = "/etc/init.d/mailha-lease";
@@ -52,12 +52,35 @@ start)
     exit 1
     ;;
 stop)
-    # Stop the cluster stack first: a keeper that still holds the lease
-    # exits leaving the watchdog armed (the data may be mounted), and the
-    # machine is reset.
-    start-stop-daemon --stop --pidfile "$PIDFILE" --exec "$BIN" \
+    # A keeper that holds the lease exits leaving the watchdog armed (the
+    # data may be mounted): a new keeper started within the watchdog's
+    # timeout resumes holding (restart, upgrade); otherwise the machine is
+    # reset. Stop the cluster stack first to stop for good.
+    # By pid file and process name, not --exec: after an upgrade the
+    # running keeper's executable reads "/usr/sbin/mailha (deleted)" and
+    # --exec would find nothing to stop.
+    start-stop-daemon --stop --pidfile "$PIDFILE" --name mailha \
         --retry TERM/10/KILL/5 --remove-pidfile
     [ $? -le 1 ] || exit 1
+    # A keeper started otherwise (by hand, without this pid file) says
+    # its pid itself: only root's keeper answers the status.
+    pid=$(timeout 5 "$BIN" lease status 2>/dev/null |
+        sed -n 's/^ *"pid": *\([0-9][0-9]*\),*$/\1/p')
+    if [ -n "$pid" ]; then
+        start-stop-daemon --stop --pid "$pid" --name mailha --retry TERM/10/KILL/5
+        [ $? -le 1 ] || exit 1
+    fi
+    # Return only once no keeper answers any more (its socket vanishes
+    # with it).
+    i=0
+    while timeout 5 "$BIN" lease status >/dev/null 2>&1; do
+        if [ "$i" -ge 60 ]; then
+            echo "mailha-lease: a keeper still answers after 15 s" >&2
+            exit 1
+        fi
+        sleep 0.25
+        i=$((i + 1))
+    done
     ;;
 status)
     exec timeout 5 "$BIN" lease status
@@ -81,7 +104,14 @@ Wants=network-online.target
 After=local-fs.target network-online.target
 
 [Service]
-ExecStart=/usr/sbin/mailha lease keeper
+# Ready once it answers on its socket (sd_notify), so corosync, ordered
+# after it, never starts before its guard.
+Type=notify
+NotifyAccess=all
+# A suspended machine's watchdog sleeps with it while the peer takes over:
+# the keeper blocks suspend for as long as it runs (docs/lease.md,
+# \"Suspend\").
+ExecStart=/usr/bin/systemd-inhibit --what=sleep --mode=block --who=mailha-lease --why=\"the lease keeper guards the shared storage\" /usr/sbin/mailha lease keeper
 # A keeper that fenced this node must not come back by itself: the
 # watchdog resets the machine, and the boot starts a fresh keeper.
 Restart=no
@@ -90,11 +120,19 @@ Restart=no
 WantedBy=multi-user.target
 ";
 
+/// Wants=, not Requires=: with Requires=, `systemctl restart mailha-lease`
+/// (an upgrade) would restart corosync and Pacemaker too, and move the
+/// mail; a keeper restart must cost nothing (a new keeper resumes holding
+/// from its slot). The stack still never starts without its guard: the
+/// keeper is started first, and corosync's start fails unless it answers.
 pub const COROSYNC_DROPIN: &str =
-    "# Written by `mailha setup`: the cluster stack never runs without its guard.
+    "# Written by `mailha setup`: the cluster stack never starts without its guard.
 [Unit]
-Requires=mailha-lease.service
+Wants=mailha-lease.service
 After=mailha-lease.service
+
+[Service]
+ExecStartPre=/usr/sbin/mailha lease status
 ";
 
 #[cfg(test)]
@@ -107,10 +145,28 @@ mod tests {
         assert!(INIT_SCRIPT.contains("# X-Start-Before:    corosync pacemaker"));
         assert!(INIT_SCRIPT.contains("lease status"));
         assert!(UNIT.contains("Before=corosync.service pacemaker.service"));
-        assert!(COROSYNC_DROPIN.contains("Requires=mailha-lease.service"));
+        assert!(COROSYNC_DROPIN.contains("Wants=mailha-lease.service"));
+        assert!(COROSYNC_DROPIN.contains("ExecStartPre=/usr/sbin/mailha lease status"));
         // The keeper mounts a lease on NFS itself: the network first.
         assert!(UNIT.contains("After=local-fs.target network-online.target"));
         assert!(INIT_SCRIPT.contains("$remote_fs"));
+    }
+
+    #[test]
+    fn a_keeper_restart_restarts_nothing_else_and_suspend_is_blocked() {
+        // Requires= propagates a restart of the keeper to corosync and
+        // Pacemaker (systemd.unit(5)): an upgrade would move the mail.
+        assert!(!COROSYNC_DROPIN.contains("Requires="), "{COROSYNC_DROPIN}");
+        assert!(!COROSYNC_DROPIN.contains("BindsTo="), "{COROSYNC_DROPIN}");
+        assert!(!COROSYNC_DROPIN.contains("PartOf="), "{COROSYNC_DROPIN}");
+        // Ready only once it answers; suspend blocked while it runs.
+        assert!(UNIT.contains("Type=notify\nNotifyAccess=all"));
+        let exec = UNIT.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+        assert!(
+            exec.starts_with("ExecStart=/usr/bin/systemd-inhibit --what=sleep --mode=block ")
+                && exec.ends_with(" /usr/sbin/mailha lease keeper"),
+            "{exec}"
+        );
     }
 
     #[test]

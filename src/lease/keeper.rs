@@ -15,14 +15,14 @@
 //! may talk to it (SO_PEERCRED). One request line in, one JSON line out:
 //! `status`, `acquire`, `release`, `fence NODE`.
 
+use super::client::{DEFAULT_SOCKET, Status};
 use super::disk::{Block, LeaseFile, Reply, Request, Wait, Worker};
 use super::format::{FormatError, Header, SlotImage, cluster_id, slot_offset};
 use super::machine::{Action, FenceOutcome, FenceReason, Input, Keeper, Mono, Role};
 use super::nfs::NfsLease;
 use super::timing::Timing;
 use crate::config::model::{BlockDev, Config, LeaseTarget};
-use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -30,13 +30,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The abstract socket name the keeper listens on by default.
-pub const DEFAULT_SOCKET: &str = "mailha-lease";
 /// How often the decision loop runs at the latest. The machine wants a
 /// tick "at least every few hundred milliseconds".
 const TICK: Duration = Duration::from_millis(100);
-/// How long one control client may take to send its line.
-const CLIENT_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long one control request may take in all: the client's line in,
+/// the decision thread's answer out.
+const REQUEST_DEADLINE: Duration = Duration::from_millis(500);
+/// Requests served at once; a connection beyond them is closed at once.
+const MAX_CLIENTS: usize = 8;
+/// The longest request line (`fence NODE` with a long node name).
+const MAX_REQUEST: usize = 512;
 /// Fence outcomes kept for fence_mailha to collect.
 const FENCE_HISTORY: usize = 16;
 
@@ -90,13 +93,42 @@ pub struct Settings {
     /// The watchdog device (a character device, or in the lab the FIFO
     /// its emulated watchdog reads).
     pub watchdog: PathBuf,
+    /// `watchdog` is an emulation, said so in the config.
+    pub watchdog_emulated: bool,
     pub socket: String,
-    /// Mount points cleared by a self-fence.
-    pub mounts: Vec<PathBuf>,
+    /// The shared mounts a self-fence clears.
+    pub mounts: Vec<DataMount>,
     /// Kill the cluster stack in a self-fence (off only in tests that run
     /// keepers on a host whose own cluster stack must live).
     pub stop_stack: bool,
     pub proc_root: PathBuf,
+}
+
+/// One shared mount, as a self-fence needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataMount {
+    pub dir: PathBuf,
+    /// The block device, when the config names it by path: the fence
+    /// finds the filesystem by it even where the keeper's own mount
+    /// namespace no longer has it. (`UUID=`/`LABEL=` would need a
+    /// superblock read of every disk; those are found through the mount.)
+    pub device: Option<String>,
+}
+
+impl DataMount {
+    fn of(m: &crate::config::model::Mount) -> DataMount {
+        use crate::config::model::MountSource;
+        DataMount {
+            dir: m.mount_point.clone(),
+            device: match &m.source {
+                MountSource::Block {
+                    device: BlockDev::Path(p),
+                    ..
+                } => Some(p.display().to_string()),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl Settings {
@@ -105,7 +137,7 @@ impl Settings {
     pub fn from_config(cfg: &Config, node: Option<&str>) -> Result<Settings, KeeperError> {
         let host = node
             .map(str::to_string)
-            .unwrap_or_else(crate::node::hostname);
+            .unwrap_or_else(crate::host::hostname);
         let me = cfg
             .cluster
             .nodes
@@ -131,7 +163,7 @@ impl Settings {
             LeaseTarget::Block(BlockDev::Path(p)) => (p.clone(), None),
             LeaseTarget::Block(d) => (
                 PathBuf::from(
-                    crate::agents::storage::resolve_device(&d.spec(), lease.io_timeout * 5)
+                    crate::mounts::device::resolve(&d.spec(), lease.io_timeout * 5)
                         .map_err(|e| KeeperError::Config(e.to_string()))?,
                 ),
                 None,
@@ -146,6 +178,14 @@ impl Settings {
             }
         };
         let timing = Timing::standard(lease.io_timeout, cfg.fencing.watchdog_timeout)
+            .and_then(|t| {
+                // A real watchdog counts whole seconds.
+                if cfg.fencing.watchdog_emulated {
+                    Ok(t)
+                } else {
+                    t.check_for_device().map(|()| t)
+                }
+            })
             .map_err(|e| KeeperError::Config(format!("lease timing: {e}")))?;
         Ok(Settings {
             device,
@@ -155,77 +195,48 @@ impl Settings {
             peer: (peer.id, peer.name.clone()),
             timing,
             watchdog: cfg.fencing.watchdog.clone(),
+            watchdog_emulated: cfg.fencing.watchdog_emulated,
             socket: DEFAULT_SOCKET.into(),
-            mounts: cfg
-                .storage
-                .mounts
-                .iter()
-                .map(|m| m.mount_point.clone())
-                .collect(),
+            mounts: cfg.storage.mounts.iter().map(DataMount::of).collect(),
             stop_stack: true,
             proc_root: PathBuf::from("/proc"),
         })
     }
 }
 
-/// What `status` answers. The agent, fence_mailha and `mailha lease
-/// status` read it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Status {
-    /// The keeper's process id (in its own PID namespace).
-    pub pid: u32,
-    pub node: String,
-    pub node_id: u32,
-    pub peer: String,
-    pub peer_id: u32,
-    pub cluster: String,
-    pub device: String,
-    /// idle, claiming, holding, self-fencing, fenced
-    pub role: String,
-    /// The data may be mounted here (from acquired to a release or a
-    /// clean self-fence).
-    pub holds: bool,
-    /// The agent asked for the lease and has not released it.
-    pub wanted: bool,
-    /// Our slot on disk says we hold nothing (a release landed, or we
-    /// never held).
-    pub released: bool,
-    pub counter: u64,
-    /// Since the last renewal that landed.
-    pub renewal_age_ms: Option<u64>,
-    /// The lease I/O in progress has run this long.
-    pub io_stalled_ms: Option<u64>,
-    /// Since the peer's slot last changed (as we read it), if ever read.
-    pub peer_unchanged_ms: Option<u64>,
-    pub peer_dead: bool,
-    pub peer_holding: bool,
-    pub peer_fenced: bool,
-    pub host_dead_ms: u64,
-    /// How often a live keeper writes its slot.
-    #[serde(default)]
-    pub renew_ms: u64,
-    /// Our fence request waiting for the peer, if any.
-    pub fence_pending: Option<u64>,
-    /// Recent fence outcomes: (request id, "acked" | "dead").
-    pub fences: Vec<(u64, String)>,
-    /// Why we fenced ourselves, if we did.
-    pub self_fenced: Option<String>,
+/// The keeper's clock: CLOCK_BOOTTIME, which keeps counting while the
+/// machine is suspended (CLOCK_MONOTONIC, behind `Instant`, stops). A
+/// holder resumed from a suspend finds at its first tick that renew_fail
+/// has passed, fences itself and does not pet the watchdog, instead of
+/// renewing a lease its peer may have taken meanwhile (docs/lease.md,
+/// "Suspend").
+pub fn boot_clock() -> Mono {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .expect("CLOCK_BOOTTIME exists on Linux >= 2.6.39");
+    Mono(t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
 }
 
-/// A boot of this machine: the kernel's boot id and PID 1's start time.
-/// On a real machine both change exactly at boot; in the lab a node's
-/// PID 1 is its holder, started anew whenever the node is, so a node
-/// killed by its emulated watchdog comes back as a new boot.
-pub fn boot_id(proc_root: &Path) -> u64 {
-    use sha2::Digest;
-    let kernel =
-        std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id")).unwrap_or_default();
-    let init = std::fs::read_to_string(proc_root.join("1/stat"))
-        .ok()
-        .and_then(|s| crate::agents::service::procs::start_time_of(&s))
-        .unwrap_or(0);
-    let h = sha2::Sha256::digest(format!("{}/{init}", kernel.trim()).as_bytes());
-    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+/// Tells systemd (`Type=notify`) how the keeper is doing; nothing without
+/// a `NOTIFY_SOCKET` (SysV, by hand, the lab).
+fn notify_systemd(msg: &str) {
+    if let Some(to) = std::env::var_os("NOTIFY_SOCKET")
+        && let Err(e) = notify(&to, msg)
+    {
+        eprintln!("lease-keeper: telling systemd {msg:?}: {e}");
+    }
+}
+
+/// sd_notify(3)'s protocol: one datagram to the socket systemd named (a
+/// path, or an abstract name written with a leading '@').
+fn notify(to: &std::ffi::OsStr, msg: &str) -> std::io::Result<usize> {
+    use std::os::unix::net::UnixDatagram;
+    let s = UnixDatagram::unbound()?;
+    let b = to.as_encoded_bytes();
+    let addr = match b.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(to))?,
+    };
+    s.send_to_addr(msg.as_bytes(), &addr)
 }
 
 /// The watchdog: a write pets it; "V" before closing disarms it (the
@@ -236,12 +247,38 @@ pub struct Watchdog {
     every: Duration,
 }
 
-/// `_IOWR('W', 6, int)` from linux/watchdog.h.
+/// `_IOWR('W', 6, int)` and `_IOR('W', 7, int)` from linux/watchdog.h.
 const WDIOC_SETTIMEOUT: u64 = 0xC004_5706;
+const WDIOC_GETTIMEOUT: u64 = 0x8004_5707;
+
+/// The timeout a watchdog driver reports back (it may round the one asked
+/// for): refused when above the configured one, which the lease's formula
+/// assumes (`host_dead >= renew_fail + watchdog + ...`). A shorter one
+/// only resets sooner.
+pub fn check_driver_timeout(
+    path: &Path,
+    configured: Duration,
+    driver_secs: i32,
+) -> Result<Duration, KeeperError> {
+    let driver = Duration::from_secs(driver_secs.max(0) as u64);
+    if driver_secs <= 0 || driver > configured {
+        return Err(KeeperError::Watchdog {
+            path: path.into(),
+            source: std::io::Error::other(format!(
+                "the driver runs a timeout of {driver_secs} s, not the configured watchdog_timeout of {}: the lease's timing assumes the watchdog fires within watchdog_timeout (set a timeout this driver supports)",
+                humantime::format_duration(configured)
+            )),
+        });
+    }
+    Ok(driver)
+}
 
 impl Watchdog {
-    pub fn open(path: &Path, timeout: Duration) -> Result<Watchdog, KeeperError> {
-        use std::os::unix::fs::OpenOptionsExt;
+    /// Opens the watchdog and sets its timeout. `emulated`: the config
+    /// says the path is not a watchdog device (the lab's FIFO); anything
+    /// but a watchdog character device is refused otherwise.
+    pub fn open(path: &Path, timeout: Duration, emulated: bool) -> Result<Watchdog, KeeperError> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
         use std::os::unix::io::AsRawFd;
         let err = |source| KeeperError::Watchdog {
             path: path.into(),
@@ -255,16 +292,46 @@ impl Watchdog {
             .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
             .open(path)
             .map_err(err)?;
-        let mut secs: nix::libc::c_int = timeout.as_secs().max(1) as nix::libc::c_int;
-        // SAFETY: WDIOC_SETTIMEOUT reads and writes one int we own.
-        let r = unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT as _, &mut secs) };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            // ENOTTY: not a watchdog driver (the lab's FIFO); its
-            // supervisor was given the timeout when it was started.
-            if e.raw_os_error() != Some(nix::libc::ENOTTY) {
-                return Err(err(e));
+        let chardev = file.metadata().map_err(err)?.file_type().is_char_device();
+        let not_a_watchdog = |why: String| {
+            err(std::io::Error::other(format!(
+                "{why}; set [fencing] watchdog_emulated = true only for an emulated watchdog (the lab's)"
+            )))
+        };
+        if chardev {
+            let mut secs: nix::libc::c_int = timeout.as_secs().max(1) as nix::libc::c_int;
+            // SAFETY: WDIOC_SETTIMEOUT reads and writes one int we own.
+            let set =
+                unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT as _, &mut secs) };
+            if set != 0 {
+                // A driver with a fixed timeout: it must say which.
+                // SAFETY: WDIOC_GETTIMEOUT writes one int we own.
+                let get =
+                    unsafe { nix::libc::ioctl(file.as_raw_fd(), WDIOC_GETTIMEOUT as _, &mut secs) };
+                if get != 0 {
+                    let e = std::io::Error::last_os_error();
+                    if emulated {
+                        secs = timeout.as_secs() as nix::libc::c_int;
+                    } else {
+                        return Err(not_a_watchdog(format!(
+                            "not a watchdog driver (its timeout can be neither set nor read: {e})"
+                        )));
+                    }
+                }
             }
+            let driver = check_driver_timeout(path, timeout, secs)?;
+            if driver < timeout {
+                eprintln!(
+                    "lease-keeper: {}: the driver set {} s (asked {}): it resets sooner, which is safe",
+                    path.display(),
+                    driver.as_secs(),
+                    humantime::format_duration(timeout)
+                );
+            }
+        } else if !emulated {
+            return Err(not_a_watchdog(
+                "not a character device, so not a watchdog".into(),
+            ));
         }
         Ok(Watchdog {
             file,
@@ -289,33 +356,6 @@ impl Watchdog {
     }
 }
 
-/// One request to the keeper's control socket; the reply as JSON.
-pub fn request(socket: &str, line: &str, timeout: Duration) -> Result<serde_json::Value, String> {
-    let addr =
-        SocketAddr::from_abstract_name(socket.as_bytes()).map_err(|e| format!("@{socket}: {e}"))?;
-    let mut s = UnixStream::connect_addr(&addr)
-        .map_err(|e| format!("the lease keeper (@{socket}) is not running: {e}"))?;
-    s.set_read_timeout(Some(timeout)).ok();
-    s.set_write_timeout(Some(timeout)).ok();
-    s.write_all(format!("{line}\n").as_bytes())
-        .map_err(|e| format!("@{socket}: {e}"))?;
-    let mut out = String::new();
-    BufReader::new(&s)
-        .read_line(&mut out)
-        .map_err(|e| format!("@{socket}: no answer: {e}"))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&out).map_err(|e| format!("@{socket}: bad answer {out:?}: {e}"))?;
-    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-        return Err(e.to_string());
-    }
-    Ok(v)
-}
-
-pub fn status(socket: &str, timeout: Duration) -> Result<Status, String> {
-    let v = request(socket, "status", timeout)?;
-    serde_json::from_value(v).map_err(|e| format!("@{socket}: bad status: {e}"))
-}
-
 static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_term(_: nix::libc::c_int) {
@@ -329,7 +369,8 @@ struct Daemon {
     keeper: Keeper,
     worker: Worker,
     watchdog: Watchdog,
-    origin: Instant,
+    /// The machine's clock at the start (`boot_clock`).
+    origin: Mono,
     peer_image: Option<(SlotImage, Instant)>,
     last_renewal: Option<Instant>,
     released: bool,
@@ -341,7 +382,7 @@ struct Daemon {
 
 impl Daemon {
     fn now(&self) -> Mono {
-        Mono(self.origin.elapsed().as_millis() as u64)
+        Mono(boot_clock().0.saturating_sub(self.origin.0))
     }
 
     fn feed(&mut self, input: Input) {
@@ -511,6 +552,28 @@ impl Daemon {
         }
     }
 
+    /// The shared mounts that are up on this node: in our mount
+    /// namespace, or (for a device named by path) in any other.
+    fn mounted_data(&self) -> Vec<String> {
+        use crate::mounts::{device, mountinfo, users};
+        let ours = mountinfo::read().unwrap_or_default();
+        self.s
+            .mounts
+            .iter()
+            .filter(|m| {
+                let dir = m.dir.display().to_string();
+                mountinfo::find(&ours, &dir).is_some()
+                    || m.device
+                        .as_deref()
+                        .and_then(device::numbers)
+                        .is_some_and(|fs| {
+                            !users::namespaces(&self.s.proc_root, fs, std::process::id()).is_empty()
+                        })
+            })
+            .map(|m| m.dir.display().to_string())
+            .collect()
+    }
+
     fn wanted(&self) -> bool {
         matches!(self.keeper.role(), Role::Claiming | Role::Holding) || !self.released
     }
@@ -536,6 +599,18 @@ impl Daemon {
                 ok
             }
             (Some("release"), None, _) => {
+                // The peer may take the lease as soon as our slot says we
+                // hold nothing: never while the data is mounted here.
+                let up = if self.keeper.holds() {
+                    self.mounted_data()
+                } else {
+                    Vec::new()
+                };
+                if !up.is_empty() {
+                    return serde_json::json!({
+                        "error": format!("{} still mounted: stop the storage first (the peer could mount it as soon as the lease is released)", up.join(", "))
+                    });
+                }
                 self.feed(Input::Release);
                 ok
             }
@@ -750,15 +825,16 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     )?;
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     let listener = bind(&s.socket)?;
-    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog)?;
+    let (to_decide, asks) = mpsc::channel::<Ask>();
+    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog, s.watchdog_emulated)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         use nix::sys::signal::{SigHandler, Signal, signal};
         let _ = signal(Signal::SIGTERM, SigHandler::Handler(on_term));
         let _ = signal(Signal::SIGINT, SigHandler::Handler(on_term));
     }
-    let boot = boot_id(&s.proc_root);
-    let origin = Instant::now();
+    let boot = crate::host::boot_id(&s.proc_root);
+    let origin = boot_clock();
     let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
     let resumed = keeper.holds();
     let last_fence_id = match &own {
@@ -794,12 +870,17 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         self_fenced: None,
         fence_done: None,
     };
+    serve(listener, to_decide);
+    notify_systemd("READY=1");
     while !STOP.load(Ordering::SeqCst) {
         d.feed(Input::Tick);
         let next = Instant::now() + TICK;
         // Wait for I/O until the next tick, answering clients meanwhile.
         loop {
-            serve(&listener, &mut d);
+            // The requests that arrived, at most one per client thread.
+            while let Ok((line, reply)) = asks.try_recv() {
+                let _ = reply.send(d.handle(&line));
+            }
             let step = (Instant::now() + Duration::from_millis(20)).min(next);
             if d.worker.wait(step) == Wait::Done {
                 for r in d.worker.take_replies() {
@@ -838,48 +919,67 @@ fn bind(name: &str) -> Result<UnixListener, KeeperError> {
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).map_err(err)?;
     // An abstract name is taken while its owner lives: a second keeper
     // on the node fails here (EADDRINUSE) instead of sharing the slot.
-    let l = UnixListener::bind_addr(&addr).map_err(err)?;
-    l.set_nonblocking(true).map_err(err)?;
-    Ok(l)
+    UnixListener::bind_addr(&addr).map_err(err)
 }
 
-fn peer_uid(s: &UnixStream) -> Option<u32> {
-    use std::os::unix::io::AsRawFd;
-    let mut cred = nix::libc::ucred {
-        pid: 0,
-        uid: u32::MAX,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<nix::libc::ucred>() as nix::libc::socklen_t;
-    // SAFETY: SO_PEERCRED fills a ucred of the given size.
-    let r = unsafe {
-        nix::libc::getsockopt(
-            s.as_raw_fd(),
-            nix::libc::SOL_SOCKET,
-            nix::libc::SO_PEERCRED,
-            &mut cred as *mut _ as *mut nix::libc::c_void,
-            &mut len,
-        )
-    };
-    (r == 0).then_some(cred.uid)
-}
+/// A request line for the decision thread, and where its answer goes.
+type Ask = (String, mpsc::Sender<serde_json::Value>);
 
-fn serve(listener: &UnixListener, d: &mut Daemon) {
-    while let Ok((stream, _)) = listener.accept() {
-        let _ = stream.set_nonblocking(false);
-        stream.set_read_timeout(Some(CLIENT_TIMEOUT)).ok();
-        stream.set_write_timeout(Some(CLIENT_TIMEOUT)).ok();
-        let reply = if peer_uid(&stream) != Some(0) {
-            serde_json::json!({"error": "only root may talk to the lease keeper"})
-        } else {
-            let mut line = String::new();
-            match BufReader::new(&stream).read_line(&mut line) {
-                Ok(_) => d.handle(line.trim()),
-                Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
+/// Serves the control socket on threads of its own, so that no client
+/// (a connect flood, one that trickles its line a byte at a time) can
+/// delay a renewal: the accepting thread hands each connection to a
+/// thread of its own, at most `MAX_CLIENTS` at once (beyond that a
+/// connection is closed at once), and each request is bounded as a whole
+/// by `REQUEST_DEADLINE`. Only the request line travels to the decision
+/// thread, which answers it within one turn of its loop.
+fn serve(listener: UnixListener, to_decide: mpsc::Sender<Ask>) {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    let busy = Arc::new(AtomicUsize::new(0));
+    std::thread::Builder::new()
+        .name("mailha-lease-socket".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                    continue; // dropped: closed at once
+                }
+                let (mine, to_decide) = (busy.clone(), to_decide.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("mailha-lease-client".into())
+                    .spawn(move || {
+                        answer(&stream, &to_decide);
+                        mine.fetch_sub(1, Ordering::SeqCst);
+                    });
+                if spawned.is_err() {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                }
             }
-        };
-        let _ = (&stream).write_all(format!("{reply}\n").as_bytes());
-    }
+        })
+        .expect("spawn the control socket thread");
+}
+
+/// One connection: who asks, their line, the decision thread's answer.
+fn answer(stream: &UnixStream, to_decide: &mpsc::Sender<Ask>) {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let _ = stream.set_write_timeout(Some(REQUEST_DEADLINE));
+    let reply = if super::client::peer_uid(stream) != Some(0) {
+        serde_json::json!({"error": "only root may talk to the lease keeper"})
+    } else {
+        match super::client::read_line_by(stream, deadline, MAX_REQUEST) {
+            Err(e) => serde_json::json!({"error": format!("reading the request: {e}")}),
+            Ok(line) => {
+                let (tx, rx) = mpsc::channel();
+                let _ = to_decide.send((line.trim().to_string(), tx));
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()) + TICK)
+                    .unwrap_or_else(
+                        |_| serde_json::json!({"error": "the keeper did not answer in time"}),
+                    )
+            }
+        }
+    };
+    let _ = (&*stream).write_all(format!("{reply}\n").as_bytes());
 }
 
 /// The cluster stack's daemons, by the name the kernel shows.
@@ -887,69 +987,57 @@ fn is_stack(comm: &str) -> bool {
     comm == "corosync" || comm == "pacemakerd" || comm.starts_with("pacemaker-")
 }
 
-/// Fences this node: kill the users of the shared mounts, force them
-/// off, kill the cluster stack. True when no process can write the
-/// shared data any more.
+/// How long a self-fence may spend on one mount: kill, MNT_FORCE,
+/// MNT_DETACH and the proof (`mounts::release`, fence mode).
+const FENCE_PER_MOUNT: Duration = Duration::from_secs(10);
+
+/// Fences this node: kill the cluster stack (nothing may start the
+/// services again), then release every shared mount without grace: kill
+/// what is about to mount it and every user in any mount namespace of
+/// this node, force it off, and prove the filesystem let go of its
+/// device. True only with that proof for every mount: otherwise the node
+/// must not ack, and its watchdog resets it.
 pub fn self_fence(s: &Settings) -> bool {
-    use crate::agents::storage::{io, mountinfo, users};
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
+    use crate::mounts::release::{Mode, Release, release};
     let me = std::process::id();
-    // Processes of this node: on a host running lab nodes (or a test
-    // keeper) the fence stays on its own node.
-    let ours =
-        |p: u32| crate::agents::service::procs::same_namespaces(&s.proc_root, p, &["pid", "mnt"]);
-    let kill_all = |pids: &[u32]| {
-        for p in pids {
-            let _ = kill(Pid::from_raw(*p as i32), Signal::SIGKILL);
-        }
-    };
-    let users_of = |dir: &str| -> Vec<u32> {
-        users::users(&s.proc_root, dir, me)
-            .into_iter()
-            .filter(|p| ours(*p))
-            .collect()
-    };
-    let dirs: Vec<String> = s.mounts.iter().map(|m| m.display().to_string()).collect();
-    // A fence, not a stop: no TERM and no grace.
-    for d in &dirs {
-        kill_all(&users_of(d));
-    }
     if s.stop_stack {
-        let stack: Vec<u32> = crate::agents::service::procs::all(&s.proc_root)
+        // Our PID namespace only: a keeper on a host running lab nodes
+        // stays on its own node (the service agent's rule).
+        let stack: Vec<u32> = crate::procs::all(&s.proc_root)
             .into_iter()
-            .filter(|p| *p != me && ours(*p))
+            .filter(|p| *p != me && crate::procs::same_namespaces(&s.proc_root, *p, &["pid"]))
             .filter(|p| {
                 std::fs::read_to_string(s.proc_root.join(p.to_string()).join("comm"))
                     .is_ok_and(|c| is_stack(c.trim()))
             })
             .collect();
         eprintln!("lease-keeper: killing the cluster stack {stack:?}");
-        kill_all(&stack);
+        for p in stack {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
-    let t0 = Instant::now();
     let mut ok = true;
-    for d in &dirs {
-        while !users_of(d).is_empty() && t0.elapsed() < Duration::from_secs(2) {
-            std::thread::sleep(Duration::from_millis(20));
-            kill_all(&users_of(d));
-        }
-        let mounted = || {
-            mountinfo::read()
-                .map(|e| mountinfo::find(&e, d).is_some())
-                .unwrap_or(true)
-        };
-        for how in [io::Umount::Force, io::Umount::Detach] {
-            if !mounted() {
-                break;
-            }
-            if let Err(e) = io::umount(d, how, Duration::from_secs(3)) {
-                eprintln!("lease-keeper: {d}: {} failed: {e}", how.name());
-            }
-        }
-        let left = users_of(d);
-        if mounted() || !left.is_empty() {
-            eprintln!("lease-keeper: {d}: still mounted or used by {left:?}");
+    for m in &s.mounts {
+        let dir = m.dir.display().to_string();
+        let o = release(&Release {
+            dir: &dir,
+            device: m.device.as_deref(),
+            proc_root: &s.proc_root,
+            me,
+            mode: Mode::Fence,
+            timeout: FENCE_PER_MOUNT,
+            who: "lease-keeper",
+        });
+        if !o.released() {
+            eprintln!(
+                "lease-keeper: {dir}: not released: still mounted {}, used by {:?}{}",
+                o.still_mounted,
+                o.holders,
+                o.alive.map(|a| format!(", {a}")).unwrap_or_default()
+            );
             ok = false;
         }
     }
@@ -959,6 +1047,7 @@ pub fn self_fence(s: &Settings) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
 
     #[test]
     fn the_cluster_stack_is_told_by_its_process_names() {
@@ -973,23 +1062,6 @@ mod tests {
         for c in ["mailha", "postfix", "master", "corosync-cfgtool"] {
             assert!(!is_stack(c), "{c}");
         }
-    }
-
-    #[test]
-    fn a_boot_is_the_kernel_boot_and_pid_1s_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path();
-        std::fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
-        std::fs::create_dir_all(p.join("1")).unwrap();
-        std::fs::write(p.join("sys/kernel/random/boot_id"), "abc\n").unwrap();
-        let stat = |start: u64| {
-            format!("1 (mailha-lab) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
-        };
-        std::fs::write(p.join("1/stat"), stat(500)).unwrap();
-        let a = boot_id(p);
-        assert_eq!(a, boot_id(p), "stable within a boot");
-        std::fs::write(p.join("1/stat"), stat(900)).unwrap();
-        assert_ne!(a, boot_id(p), "a node restarted is a new boot");
     }
 
     #[test]
@@ -1013,6 +1085,79 @@ mod tests {
             n.options
         );
         assert_eq!(n.options.last().unwrap(), "vers=4.1");
+    }
+
+    #[test]
+    fn systemd_hears_ready_on_the_socket_it_named() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        notify(path.as_os_str(), "READY=1").unwrap();
+        let mut b = [0u8; 64];
+        let n = rx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"READY=1");
+        let name = format!("@mailha-notify-test-{}", std::process::id());
+        let addr = SocketAddr::from_abstract_name(&name.as_bytes()[1..]).unwrap();
+        let rx = UnixDatagram::bind_addr(&addr).unwrap();
+        notify(std::ffi::OsStr::new(&name), "READY=1").unwrap();
+        let n = rx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"READY=1");
+    }
+
+    #[test]
+    fn the_keepers_clock_counts_from_boot() {
+        // CLOCK_BOOTTIME, as /proc/uptime (which counts a suspend too).
+        let up: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ours = boot_clock().0 as f64 / 1000.0;
+        assert!((ours - up).abs() < 1.0, "{ours} vs uptime {up}");
+    }
+
+    #[test]
+    fn a_driver_timeout_above_the_configured_one_is_refused() {
+        let p = Path::new("/dev/watchdog");
+        let five = Duration::from_secs(5);
+        assert_eq!(check_driver_timeout(p, five, 5).unwrap(), five);
+        // Rounded down: it only resets sooner.
+        assert_eq!(
+            check_driver_timeout(p, five, 4).unwrap(),
+            Duration::from_secs(4)
+        );
+        // Rounded up (a driver counting in coarser units), or nonsense.
+        for bad in [6, 0, -1] {
+            let e = check_driver_timeout(p, five, bad).unwrap_err().to_string();
+            assert!(e.contains("watchdog_timeout"), "{e}");
+        }
+    }
+
+    #[test]
+    fn only_a_watchdog_device_is_accepted_unless_the_config_says_emulated() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("watchdog");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // The lab's supervisor: a reader on the FIFO.
+        let _reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let w = Duration::from_secs(2);
+        let e = Watchdog::open(&fifo, w, false)
+            .err()
+            .expect("a FIFO taken for a watchdog");
+        assert!(e.to_string().contains("watchdog_emulated"), "{e}");
+        assert!(Watchdog::open(&fifo, w, true).is_ok());
+        // A character device that is no watchdog.
+        let e = Watchdog::open(Path::new("/dev/null"), w, false)
+            .err()
+            .expect("/dev/null taken for a watchdog");
+        assert!(e.to_string().contains("not a watchdog driver"), "{e}");
     }
 
     #[test]

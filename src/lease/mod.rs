@@ -15,6 +15,7 @@
 //!   durable and in order.
 
 pub mod boot;
+pub mod client;
 pub mod disk;
 pub mod format;
 pub mod keeper;

@@ -166,10 +166,10 @@ impl NfsLease {
     /// restarted keeper), mount, or refuse (something else is there).
     pub fn plan(
         &self,
-        mounts: &[crate::agents::storage::mountinfo::MountEntry],
+        mounts: &[crate::mounts::mountinfo::MountEntry],
     ) -> Result<bool, NfsLeaseError> {
         let mp = self.mount_point.display().to_string();
-        match crate::agents::storage::mountinfo::find(mounts, &mp) {
+        match crate::mounts::mountinfo::find(mounts, &mp) {
             None => Ok(true),
             Some(e) if e.fstype.starts_with("nfs") && e.source == self.spec => Ok(false),
             Some(e) => Err(NfsLeaseError::Occupied {
@@ -184,11 +184,10 @@ impl NfsLease {
     /// /proc/self/mountinfo (a stat of a hung mount point would hang).
     pub fn ensure_mounted(&self) -> Result<(), NfsLeaseError> {
         let mp = self.mount_point.display().to_string();
-        let mounts =
-            crate::agents::storage::mountinfo::read().map_err(|source| NfsLeaseError::Io {
-                path: "/proc/self/mountinfo".into(),
-                source,
-            })?;
+        let mounts = crate::mounts::mountinfo::read().map_err(|source| NfsLeaseError::Io {
+            path: "/proc/self/mountinfo".into(),
+            source,
+        })?;
         if !self.plan(&mounts)? {
             return Ok(());
         }
@@ -271,7 +270,7 @@ pub fn create_file(path: &Path, size: u64) -> Result<bool, NfsLeaseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agents::storage::mountinfo::parse;
+    use crate::mounts::mountinfo::parse;
 
     fn export() -> NfsExport {
         NfsExport {

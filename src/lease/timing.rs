@@ -5,21 +5,34 @@
 //! ```text
 //! renew      R = 2 I          a renewal is started every R
 //! renew_fail F = 8 I          no successful renewal for F: self-fence, stop petting
-//! host_dead  H = F + W + 2 I  a peer whose counter did not move for H is gone
+//! margin     M = max(I, 100 ms)
+//! host_dead  H = F + W + I + M  a peer whose counter did not move for H is gone
 //! window       = 2 I          collision window of an acquire
 //! ```
 //!
 //! R and F follow sanlock (renewal 2 x io_timeout, renewal fail 8 x
-//! io_timeout). sanlock's host_dead is F + W; mailha adds 2 I: one I
-//! because an observer cannot know when, inside its read, the block was
-//! sampled, nor when inside the holder's write the block landed, and one
-//! I of margin for the holder's pet being delayed after it looked at the
-//! clock and for clock-rate drift between the two machines.
+//! io_timeout). sanlock's host_dead is F + W; mailha adds I because an
+//! observer cannot know when, inside its read, the block was sampled, nor
+//! when inside the holder's write the block landed; and a margin M for
+//! what the proof takes as instantaneous and a real machine does not: the
+//! pet written a moment after the keeper looked at its clock, the
+//! watchdog's own latency from expiry to reset (a kernel timer; a
+//! hardware counter whose driver rounded the timeout *down*, the keeper
+//! refuses one rounded up), and clock-rate drift between the two machines
+//! (parts per million). M is at least 100 ms however short I is.
 //!
 //! `Timing::check` states the inequalities the proof needs; any set of
 //! numbers that passes them is safe, the standard formula is one such set.
 
 use std::time::Duration;
+
+/// The smallest margin host_dead keeps (see the module's formula).
+pub const MIN_MARGIN: Duration = Duration::from_millis(100);
+
+/// host_dead's margin for an I/O deadline `io`.
+pub fn margin(io: Duration) -> Duration {
+    io.max(MIN_MARGIN)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timing {
@@ -49,7 +62,7 @@ pub enum TimingError {
     )]
     WatchdogGranularity(Duration),
     #[error(
-        "host_dead ({host_dead:?}) is under renew_fail + watchdog + 2 x io_timeout ({needed:?}): a frozen holder could still write when its peer takes over"
+        "host_dead ({host_dead:?}) is under renew_fail + watchdog + io_timeout + margin ({needed:?}): a frozen holder could still write when its peer takes over"
     )]
     HostDeadTooShort {
         host_dead: Duration,
@@ -65,7 +78,7 @@ impl Timing {
             renew: io_timeout * 2,
             renew_fail: io_timeout * 8,
             watchdog,
-            host_dead: io_timeout * 8 + watchdog + io_timeout * 2,
+            host_dead: io_timeout * 8 + watchdog + io_timeout + margin(io_timeout),
         };
         t.check()?;
         Ok(t)
@@ -117,7 +130,7 @@ impl Timing {
 
     /// The shortest host_dead that keeps the invariant.
     pub fn min_host_dead(&self) -> Duration {
-        self.renew_fail + self.watchdog + self.io_timeout * 2
+        self.renew_fail + self.watchdog + self.io_timeout + margin(self.io_timeout)
     }
 
     /// How long an acquirer waits between its claim landing and reading
@@ -204,6 +217,22 @@ mod tests {
         assert!(matches!(errs[1], TimingError::RenewBeforeDeadline { .. }));
         assert!(matches!(errs[2], TimingError::FailTooShort { .. }));
         assert!(matches!(errs[3], TimingError::WatchdogUnderIo { .. }));
+    }
+
+    #[test]
+    fn a_short_io_timeout_still_leaves_the_margin() {
+        // 20 ms lease I/O, 1 s watchdog: renew_fail 160 ms, and host_dead
+        // keeps 100 ms of margin, not 20 ms.
+        let t = Timing::standard(Duration::from_millis(20), S(1)).unwrap();
+        assert_eq!(t.host_dead, Duration::from_millis(160 + 1000 + 20 + 100));
+        let short = Timing {
+            host_dead: Duration::from_millis(160 + 1000 + 40),
+            ..t
+        };
+        assert!(matches!(
+            short.check(),
+            Err(TimingError::HostDeadTooShort { .. })
+        ));
     }
 
     #[test]

@@ -196,11 +196,8 @@ impl Lab<'_> {
     fn mounted_in(&self, node: &str, dir: &str) -> bool {
         self.in_node_out(node, &["cat", "/proc/self/mountinfo"])
             .map(|o| {
-                mailha::agents::storage::mountinfo::find(
-                    &mailha::agents::storage::mountinfo::parse(&o.stdout),
-                    dir,
-                )
-                .is_some()
+                mailha::mounts::mountinfo::find(&mailha::mounts::mountinfo::parse(&o.stdout), dir)
+                    .is_some()
             })
             .unwrap_or(true)
     }

@@ -210,7 +210,7 @@ fn pid_file_bounded(s: &Service, deadline: Duration) -> (PidRead, bool) {
     let Some(path) = pf.to_str() else {
         return (Some(Err(format!("{}: not UTF-8", pf.display()))), true);
     };
-    match crate::agents::storage::io::in_child(&["pidfile", path], deadline) {
+    match crate::exec::io_child(&["pidfile", path], deadline) {
         Ok(out) => (
             Some(Ok(out.trim().parse::<u32>().ok().filter(|p| *p > 0))),
             true,

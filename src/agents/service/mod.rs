@@ -21,10 +21,10 @@
 
 pub mod argv;
 pub mod probe;
-pub mod procs;
 pub mod unit;
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
+use crate::procs;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -39,7 +39,7 @@ const MIN_CHECK_INTERVAL: u64 = 5;
 /// offset and the superblock's update interval (seconds). None: not ext4,
 /// or no MMP.
 pub fn locate(head: &[u8]) -> Option<(u64, u16)> {
-    let id = super::superblock::identify(head)?;
+    let id = crate::mounts::superblock::identify(head)?;
     if id.fstype != "ext4" || !id.mmp {
         return None;
     }
@@ -113,8 +113,8 @@ pub struct LeaseView {
     pub peer_holding: bool,
 }
 
-impl From<&crate::lease::keeper::Status> for LeaseView {
-    fn from(s: &crate::lease::keeper::Status) -> LeaseView {
+impl From<&crate::lease::client::Status> for LeaseView {
+    fn from(s: &crate::lease::client::Status) -> LeaseView {
         LeaseView {
             holds: s.holds,
             peer: s.peer.clone(),
@@ -180,8 +180,8 @@ pub fn plan(mmp: &Mmp, lease: &LeaseView) -> Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::superblock::tests::ext4_image;
     use super::*;
+    use crate::mounts::superblock::tests::ext4_image;
 
     fn mmp(seq: u32) -> Mmp {
         Mmp {

@@ -13,10 +13,10 @@
 
 pub mod io;
 pub mod mmp;
-pub mod mountinfo;
 pub mod nfs;
-pub mod superblock;
-pub mod users;
+
+use crate::mounts::mountinfo;
+use crate::mounts::release::{self, Mode, Release, Umount};
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
 use std::collections::BTreeMap;
@@ -166,7 +166,7 @@ pub static PARAMS: &[Param] = &[
         None,
         "lease keeper socket",
         "Abstract socket name of this node's lease keeper (mailha's generated CIB sets it when [storage.lease] is configured). A start then mounts only while the keeper says this node holds the data lease, and clears an ext4 MMP block left by a peer that died holding the lease instead of waiting out MMP.",
-        crate::agents::lease::check_socket,
+        crate::lease::client::check_socket,
     ),
 ];
 
@@ -237,60 +237,17 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfErr
     })
 }
 
-/// The device node to mount: a path as given, or the one device whose
-/// superblock carries the UUID/LABEL. Two matches is an error: in a lab
-/// both nodes' loop devices show the same filesystem, and guessing could
-/// mount the other node's path.
+/// The device node to mount (`mounts::device::resolve`), its failure as
+/// the OCF status it means: nothing found is "not installed" (the disk is
+/// not attached here), two matches a configuration error.
 pub fn resolve_device(spec: &str, timeout: Duration) -> Result<String, OcfError> {
-    let (want_uuid, want_label) = match (spec.strip_prefix("UUID="), spec.strip_prefix("LABEL=")) {
-        (Some(u), _) => (Some(u.to_ascii_lowercase()), None),
-        (_, Some(l)) => (None, Some(l.to_string())),
-        _ => return Ok(spec.to_string()),
-    };
-    let mut found = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/sys/class/block") else {
-        return Err(OcfError::new(
-            OcfStatus::ErrInstalled,
-            "no /sys/class/block",
-        ));
-    };
-    for e in rd.filter_map(|e| e.ok()) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let dev = format!("/dev/{name}");
-        if !Path::new(&dev).exists() {
-            continue;
+    use crate::mounts::device::{DeviceError, resolve};
+    resolve(spec, timeout).map_err(|e| match e {
+        DeviceError::Ambiguous { .. } => OcfError::configured(e.to_string()),
+        DeviceError::NoSysfs(_) | DeviceError::NotFound(_) => {
+            OcfError::new(OcfStatus::ErrInstalled, e.to_string())
         }
-        if let Ok(Some(id)) = io::superblock(&dev, timeout)
-            && (want_uuid.as_deref() == Some(id.uuid.as_str())
-                || want_label.as_deref() == Some(id.label.as_str()))
-        {
-            found.push(dev);
-        }
-    }
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(OcfError::new(
-            OcfStatus::ErrInstalled,
-            format!("no device has {spec}"),
-        )),
-        _ => Err(OcfError::configured(format!(
-            "{spec} is on several devices ({}): name the device by path",
-            found.join(", ")
-        ))),
-    }
-}
-
-fn dev_numbers(dev: &str) -> Option<(u32, u32)> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let m = std::fs::metadata(dev).ok()?;
-    if !m.file_type().is_block_device() {
-        return None;
-    }
-    let r = m.rdev();
-    Some((
-        nix::sys::stat::major(r) as u32,
-        nix::sys::stat::minor(r) as u32,
-    ))
+    })
 }
 
 /// Mounted here, by what? Reads mountinfo only.
@@ -311,7 +268,7 @@ pub fn mount_state(
     };
     let ours = match &s.source {
         Source::Nfs { host, export } => e.source == format!("{host}:{export}"),
-        Source::Device(_) => match device.and_then(dev_numbers) {
+        Source::Device(_) => match device.and_then(crate::mounts::device::numbers) {
             Some(mm) => mm == e.major_minor,
             None => device.is_some_and(|d| e.source == d),
         },
@@ -355,11 +312,11 @@ pub fn monitor(s: &Storage, depth: u32) -> Result<OcfStatus, OcfError> {
             .map_err(|e| OcfError::generic(format!("NFS server: {e}")))?;
     }
     if depth >= 10 {
-        io::in_child(&["read", &s.directory], s.io_timeout)
+        crate::exec::io_child(&["read", &s.directory], s.io_timeout)
             .map_err(|e| OcfError::generic(format!("read probe on {}: {e}", s.directory)))?;
     }
     if depth >= 20 {
-        io::in_child(&["write", &s.directory, &s.marker], s.io_timeout)
+        crate::exec::io_child(&["write", &s.directory, &s.marker], s.io_timeout)
             .map_err(|e| OcfError::generic(format!("write probe on {}: {e}", s.directory)))?;
     }
     Ok(OcfStatus::Success)
@@ -416,7 +373,49 @@ pub fn start(s: &Storage, timeout: Duration) -> Result<OcfStatus, OcfError> {
         )));
     }
     eprintln!("storage: mounted {source} on {}", s.directory);
+    // The mount may have waited most of the timeout (ext4's MMP check):
+    // the lease asked for before it may be gone by now.
+    if let Some(socket) = &s.lease_socket
+        && let Err(e) = still_held(s, socket)
+    {
+        let o = release::release(&Release {
+            dir: &s.directory,
+            device: device.as_deref(),
+            proc_root: Path::new("/proc"),
+            me: std::process::id(),
+            mode: Mode::Stop,
+            timeout: deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(5)),
+            who: "storage",
+        });
+        let undone = if o.released() {
+            "unmounted it again"
+        } else {
+            "and could not unmount it again: this node must be fenced"
+        };
+        return Err(OcfError::generic(format!("{}; {undone}", e.reason)));
+    }
     Ok(OcfStatus::Success)
+}
+
+/// The keeper says this node holds the data lease, and is not fencing
+/// itself (a self-fencing keeper still says `holds` until its fence is
+/// done: nothing may mount meanwhile).
+fn still_held(s: &Storage, socket: &str) -> Result<crate::lease::client::Status, OcfError> {
+    let ask = s.io_timeout.min(Duration::from_secs(5));
+    let st = crate::lease::client::status(socket, ask).map_err(|e| {
+        OcfError::generic(format!(
+            "the lease keeper ({socket}) does not answer ({e}): nothing mounts shared storage without the lease"
+        ))
+    })?;
+    if !st.holds || st.role != "holding" {
+        return Err(OcfError::generic(format!(
+            "this node does not hold the data lease (keeper: {}): nothing mounts shared storage without it",
+            st.role
+        )));
+    }
+    Ok(st)
 }
 
 /// The lease's part of a start: nothing mounts without the lease (the
@@ -429,18 +428,7 @@ fn under_lease(
     device: Option<&str>,
     deadline: Instant,
 ) -> Result<(), OcfError> {
-    let ask = s.io_timeout.min(Duration::from_secs(5));
-    let st = crate::lease::keeper::status(socket, ask).map_err(|e| {
-        OcfError::generic(format!(
-            "the lease keeper ({socket}) does not answer ({e}): nothing mounts shared storage without the lease"
-        ))
-    })?;
-    if !st.holds {
-        return Err(OcfError::generic(format!(
-            "this node does not hold the data lease (keeper: {}): nothing mounts shared storage without it",
-            st.role
-        )));
-    }
+    let st = still_held(s, socket)?;
     let Some(dev) = device.filter(|_| s.fstype == "ext4") else {
         return Ok(());
     };
@@ -481,161 +469,64 @@ fn under_lease(
     }
 }
 
-fn signal(pids: &[u32], sig: nix::sys::signal::Signal) {
-    for pid in pids {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), sig);
-    }
-}
-
-fn mounted(s: &Storage) -> bool {
-    mountinfo::read()
-        .map(|e| mountinfo::find(&e, &s.directory).is_some())
-        .unwrap_or(true)
-}
-
-/// The stop plan's time shares, in tenths of the op timeout: users TERM,
-/// users KILL, umount, MNT_FORCE, MNT_DETACH; one tenth stays as margin so
-/// the agent always answers before Pacemaker gives up on it.
-pub const STOP_SHARES: [u32; 5] = [3, 1, 2, 1, 2];
-
-/// Stops the mount; with the result, what had to be escalated beyond a
-/// plain umount with no users left (for the operator's mail), if anything.
+/// Stops the mount (`mounts::release`, its stop mode); with the result,
+/// what had to be escalated beyond a plain umount with no users left (for
+/// the operator's mail), if anything. It succeeds only once nothing on
+/// this node can write the filesystem any more.
 pub fn stop(
     s: &Storage,
     timeout: Duration,
     proc_root: &Path,
 ) -> (Result<OcfStatus, OcfError>, Option<String>) {
-    use nix::sys::signal::Signal;
-    let mut escalated: Vec<String> = Vec::new();
     let start = Instant::now();
-    let mut t = start;
-    let mut next = |share: u32| {
-        t += timeout.mul_f64(share as f64 / 10.0);
-        t
+    // A device named by path finds the filesystem even where this
+    // namespace no longer has it; UUID=/LABEL= would cost a superblock
+    // read of every disk, so those are found through the mount alone.
+    let device = match &s.source {
+        Source::Device(d) if !d.contains('=') => Some(d.as_str()),
+        _ => None,
     };
-    if !mounted(s) {
+    let o = release::release(&Release {
+        dir: &s.directory,
+        device,
+        proc_root,
+        me: std::process::id(),
+        mode: Mode::Stop,
+        timeout,
+        who: "storage",
+    });
+    if !o.found {
         return (Ok(OcfStatus::Success), None);
     }
-    let me = std::process::id();
-    // The block device under the mount, to see the filesystem let go of it
-    // after a forced or lazy release.
-    let device = mountinfo::read().ok().and_then(|e| {
-        let m = mountinfo::find(&e, &s.directory)?;
-        let (maj, min) = m.major_minor;
-        (m.source.starts_with("/dev/")
-            && Path::new(&format!("/sys/dev/block/{maj}:{min}")).exists())
-        .then(|| m.source.clone())
-    });
-    let term_end = next(STOP_SHARES[0]);
-    let kill_end = next(STOP_SHARES[1]);
-    let users = users::users(proc_root, &s.directory, me);
-    if !users.is_empty() {
-        eprintln!("storage: {}: sending TERM to users {users:?}", s.directory);
-        signal(&users, Signal::SIGTERM);
-        while Instant::now() < term_end && !users::users(proc_root, &s.directory, me).is_empty() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let left = users::users(proc_root, &s.directory, me);
-        if !left.is_empty() {
-            eprintln!("storage: {}: sending KILL to users {left:?}", s.directory);
-            escalated.push(format!("users {left:?} needed KILL"));
-            signal(&left, Signal::SIGKILL);
-            while Instant::now() < kill_end && !users::users(proc_root, &s.directory, me).is_empty()
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-    // Who still holds the mount before it is released: after MNT_DETACH
-    // their paths no longer name the mount point, so they are checked by
-    // pid (found here: a writer stuck in fsync on a hung device survived
-    // KILL, the detach "released" the mount, and the filesystem stayed
-    // alive in the kernel with its dirty data).
-    let before = users::users(proc_root, &s.directory, me);
-    let mut released_by = None;
-    for (how, share) in [
-        (io::Umount::Plain, STOP_SHARES[2]),
-        (io::Umount::Force, STOP_SHARES[3]),
-        (io::Umount::Detach, STOP_SHARES[4]),
-    ] {
-        let end = next(share);
-        let budget = end
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        match io::umount(&s.directory, how, budget) {
-            Ok(()) if !mounted(s) => {
-                released_by = Some(how);
-                break;
-            }
-            Ok(()) => eprintln!(
-                "storage: {}: {} returned, still mounted",
-                s.directory,
-                how.name()
-            ),
-            Err(e) => eprintln!("storage: {}: {} failed: {e}", s.directory, how.name()),
-        }
-    }
-    let mut holders_hidden: Option<String> = None;
-    let mut holders = users::users(proc_root, &s.directory, me);
-    for pid in before {
-        if !holders.contains(&pid) && users::alive(proc_root, pid) {
-            holders.push(pid);
-        }
-    }
-    if let Some(how) = released_by
-        && how != io::Umount::Plain
-    {
-        escalated.push(format!("released by {}", how.name()));
-        // A plain umount returns only once the filesystem is gone; after
-        // MNT_FORCE or MNT_DETACH it may live on in the kernel, with dirty
-        // data it would write later, under the peer's mount. (With holders
-        // in sight the stop fails anyway: answer now, the sooner the node
-        // is fenced the sooner the peer serves.)
-        if let Some(dev) = device.as_ref().filter(|_| holders.is_empty()) {
-            let wait = (start + timeout.mul_f64(0.95))
-                .saturating_duration_since(Instant::now())
-                .saturating_sub(Duration::from_secs(1))
-                .max(Duration::from_millis(200));
-            match io::device_released(dev, wait) {
-                Ok(true) => {}
-                Ok(false) => {
-                    holders_hidden = Some(format!(
-                        "the filesystem still holds {dev} {:.1} s after the release (a process stuck inside it)",
-                        wait.as_secs_f64()
-                    ))
-                }
-                Err(e) => holders_hidden = Some(format!("{dev}: {e}")),
-            }
-        }
-    }
-    let r = match released_by {
-        Some(how) if holders.is_empty() && holders_hidden.is_some() => {
-            Err(OcfError::generic(format!(
-                "{} detached by {} but {}: this node must be fenced",
-                s.directory,
-                how.name(),
-                holders_hidden.as_deref().unwrap_or_default()
-            )))
-        }
-        Some(how) if holders.is_empty() => {
-            eprintln!(
-                "storage: {} released by {} after {:?}",
-                s.directory,
-                how.name(),
-                start.elapsed()
-            );
-            Ok(OcfStatus::Success)
-        }
-        Some(how) => Err(OcfError::generic(format!(
-            "{} detached by {} but processes {holders:?} still hold files there (stuck in the kernel): this node must be fenced",
+    let how = o
+        .released_by
+        .map(Umount::name)
+        .unwrap_or("unmounting it in other mount namespaces");
+    let r = if o.released() {
+        eprintln!(
+            "storage: {} released by {how} after {:?}",
             s.directory,
-            how.name()
-        ))),
-        None => Err(OcfError::generic(format!(
+            start.elapsed()
+        );
+        Ok(OcfStatus::Success)
+    } else if o.still_mounted {
+        Err(OcfError::generic(format!(
             "{} could not be unmounted within {timeout:?}",
             s.directory
-        ))),
+        )))
+    } else if !o.holders.is_empty() {
+        Err(OcfError::generic(format!(
+            "{} detached by {how} but processes {:?} still hold files there (stuck in the kernel): this node must be fenced",
+            s.directory, o.holders
+        )))
+    } else {
+        Err(OcfError::generic(format!(
+            "{} detached by {how} but {}: this node must be fenced",
+            s.directory,
+            o.alive.as_deref().unwrap_or_default()
+        )))
     };
+    let mut escalated = o.escalated;
     if let Err(e) = &r {
         escalated.push(e.reason.clone());
     }
@@ -742,10 +633,5 @@ mod tests {
         let e = mountinfo::parse("40 22 0:45 / /srv/mail rw - nfs4 198.51.100.31:/export rw\n");
         assert!(matches!(mount_state(&s, &e, None), MountState::Foreign(_)));
         assert_eq!(mount_state(&s, &[], None), MountState::NotMounted);
-    }
-
-    #[test]
-    fn the_stop_plan_keeps_a_margin() {
-        assert_eq!(STOP_SHARES.iter().sum::<u32>(), 9);
     }
 }

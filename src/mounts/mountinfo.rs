@@ -60,6 +60,13 @@ pub fn read() -> std::io::Result<Vec<MountEntry>> {
     Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
 }
 
+/// The mount table of `pid`'s mount namespace, as that process sees it.
+pub fn read_of(proc_root: &std::path::Path, pid: u32) -> std::io::Result<Vec<MountEntry>> {
+    Ok(parse(&std::fs::read_to_string(
+        proc_root.join(pid.to_string()).join("mountinfo"),
+    )?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! UUID and LABEL of a filesystem from its superblock, so `UUID=` and
 //! `LABEL=` work without udev (the lab has none). Pure over the first
 //! 64 KiB of the device; the read itself happens in a child with a
-//! deadline (`io::read_superblock`).
+//! deadline (`device::read_identity`).
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -64,14 +64,12 @@ pub fn identify(head: &[u8]) -> Option<Identity> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An image made by mkfs.ext4 with `args`, as the lab makes its disks;
     /// None (test skipped) without mkfs.ext4.
-    pub(in crate::agents::storage) fn ext4_image(
-        args: &[&str],
-    ) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    pub(crate) fn ext4_image(args: &[&str]) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("fs.img");
         std::fs::File::create(&img)

@@ -1,8 +1,10 @@
-//! Which configured node this machine is, from what it observes: its
-//! hostname and the addresses bound here.
+//! This machine as the cluster sees it: its host name, the addresses
+//! bound here, which configured node it is, and which boot of it this is.
+//! Below both `setup` (which finds the node it runs on) and the lease
+//! keeper (whose slot and "same boot" depend on it).
 
 use crate::config::{self, Config};
-use crate::exec;
+use std::path::Path;
 use std::time::Duration;
 
 /// Which configured node this machine is: by hostname first, else by an
@@ -27,7 +29,7 @@ pub fn local_node<'a>(
 
 /// Addresses bound on this machine, from `ip -o addr`.
 pub fn bound_addresses() -> Vec<std::net::IpAddr> {
-    let Ok(o) = exec::run(
+    let Ok(o) = crate::exec::run(
         &["ip", "-o", "addr", "show"],
         &[],
         None,
@@ -52,6 +54,22 @@ pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
+}
+
+/// A boot of this machine: the kernel's boot id and PID 1's start time.
+/// On a real machine both change exactly at boot; in the lab a node's
+/// PID 1 is its holder, started anew whenever the node is, so a node
+/// killed by its emulated watchdog comes back as a new boot.
+pub fn boot_id(proc_root: &Path) -> u64 {
+    use sha2::Digest;
+    let kernel =
+        std::fs::read_to_string(proc_root.join("sys/kernel/random/boot_id")).unwrap_or_default();
+    let init = std::fs::read_to_string(proc_root.join("1/stat"))
+        .ok()
+        .and_then(|s| crate::procs::start_time_of(&s))
+        .unwrap_or(0);
+    let h = sha2::Sha256::digest(format!("{}/{init}", kernel.trim()).as_bytes());
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
 }
 
 /// This node and the other one, or None when this machine is neither.
@@ -134,6 +152,23 @@ mod tests {
         let v = parse_ip_addr(text);
         assert_eq!(v.len(), 3);
         assert_eq!(v[1].to_string(), "198.51.100.11");
+    }
+
+    #[test]
+    fn a_boot_is_the_kernel_boot_and_pid_1s_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("sys/kernel/random")).unwrap();
+        std::fs::create_dir_all(p.join("1")).unwrap();
+        std::fs::write(p.join("sys/kernel/random/boot_id"), "abc\n").unwrap();
+        let stat = |start: u64| {
+            format!("1 (mailha-lab) S 0 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0")
+        };
+        std::fs::write(p.join("1/stat"), stat(500)).unwrap();
+        let a = boot_id(p);
+        assert_eq!(a, boot_id(p), "stable within a boot");
+        std::fs::write(p.join("1/stat"), stat(900)).unwrap();
+        assert_ne!(a, boot_id(p), "a node restarted is a new boot");
     }
 
     #[test]
