@@ -37,6 +37,7 @@ pub mod plan;
 pub mod proc;
 pub mod provision;
 pub mod relay;
+pub mod release;
 pub mod restart;
 pub mod state;
 pub mod status;

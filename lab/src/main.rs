@@ -110,6 +110,14 @@ pub enum What {
         /// On failure, leave what was built for inspection.
         #[arg(long, hide = true)]
         keep: bool,
+        /// The Debian release the nodes run: bookworm (Debian 12) or
+        /// trixie (Debian 13); another release than the host's boots from
+        /// a tree debootstrap makes once under /var/cache/mailha-lab.
+        #[arg(long, default_value = "bookworm", value_parser = release_arg)]
+        release: mailha_lab::release::Release,
+        /// Make the release's cached tree anew first.
+        #[arg(long)]
+        rebuild_tree: bool,
     },
     /// Tear the lab down (also a failed or partial `up`); idempotent.
     Down,
@@ -296,6 +304,8 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             json,
             infra_only,
             keep,
+            release,
+            rebuild_tree,
         } => {
             let config = if *infra_only {
                 None
@@ -308,6 +318,8 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             let opts = UpOptions {
                 config,
                 keep_on_failure: *keep,
+                release: *release,
+                rebuild_tree: *rebuild_tree,
             };
             up(&lab, &opts, *json)
         }
@@ -434,4 +446,8 @@ fn up(lab: &Lab, opts: &UpOptions, json: bool) -> Result<(), CliError> {
         println!("up in {:.1}s ({})", rep.seconds, phases.join(", "));
     }
     Ok(())
+}
+
+fn release_arg(s: &str) -> Result<mailha_lab::release::Release, String> {
+    mailha_lab::release::Release::parse(s)
 }

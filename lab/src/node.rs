@@ -90,9 +90,10 @@ impl NodeDirs {
 
 /// The commands that give a node its disk: the tmpfs, its directories,
 /// then the overlay (both under the lab's shared base dir: `base_mount`).
-pub fn mount_cmds(d: &NodeDirs, node: &str) -> [Cmd; 3] {
+pub fn mount_cmds(d: &NodeDirs, node: &str, lower: &Path) -> [Cmd; 3] {
     let opts = format!(
-        "lowerdir=/,upperdir={},workdir={}",
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
         d.upper().display(),
         d.work().display()
     );
@@ -282,15 +283,16 @@ impl Lab<'_> {
             .ok_or_else(|| LabError::Cluster("no cgroup v2 hierarchy on this host".into()))
     }
 
-    /// Gives a node its disk (idempotent: an existing overlay is kept, as a
-    /// machine keeps its disk across a reset).
-    pub fn mount_node_root(&self, node: &str) -> Result<NodeDirs, LabError> {
+    /// Gives a node its disk over `lower` (the host's root, or a release
+    /// tree; idempotent: an existing overlay is kept, as a machine keeps
+    /// its disk across a reset).
+    pub fn mount_node_root(&self, node: &str, lower: &Path) -> Result<NodeDirs, LabError> {
         let d = NodeDirs::new(&self.base_dir, node);
         for p in [&d.layer, &d.root] {
             std::fs::create_dir_all(p).map_err(LabError::io(p))?;
         }
         if !is_mount_point(&self.proc_root, &d.root) {
-            let [tmpfs, dirs, overlay] = mount_cmds(&d, node);
+            let [tmpfs, dirs, overlay] = mount_cmds(&d, node, lower);
             if !is_mount_point(&self.proc_root, &d.layer) {
                 self.runner.run_ok(&tmpfs)?;
             }
@@ -298,7 +300,12 @@ impl Lab<'_> {
             let o = self.runner.run(&overlay)?;
             if !o.success() {
                 return Err(LabError::Cluster(format!(
-                    "{node}: the host's root filesystem cannot be the lower layer of the node's disk (an overlay): {}",
+                    "{node}: {} cannot be the lower layer of the node's disk (an overlay): {}",
+                    if lower == Path::new("/") {
+                        "the host's root filesystem".to_string()
+                    } else {
+                        lower.display().to_string()
+                    },
                     o.stderr.trim()
                 )));
             }
@@ -723,7 +730,10 @@ mod tests {
         std::fs::create_dir_all(proc_root.join("self")).unwrap();
         std::fs::write(proc_root.join("self/mountinfo"), "").unwrap();
         lab.proc_root = proc_root;
-        let e = lab.mount_node_root("node1").unwrap_err().to_string();
+        let e = lab
+            .mount_node_root("node1", Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("node1: the host's root filesystem cannot be the lower layer")
                 && e.contains("wrong fs type"),
@@ -734,7 +744,7 @@ mod tests {
     #[test]
     fn a_nodes_disk_is_an_overlay_over_the_host_root_with_a_tmpfs_upper() {
         let d = NodeDirs::new(Path::new("/b"), "node2");
-        let c: Vec<String> = mount_cmds(&d, "node2")
+        let c: Vec<String> = mount_cmds(&d, "node2", Path::new("/"))
             .iter()
             .map(|c| c.display())
             .collect();

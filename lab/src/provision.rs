@@ -189,6 +189,38 @@ userdb {
 }
 ";
 
+/// The same for Dovecot 2.4 (Debian 13), whose configuration language
+/// changed: a version line first, `mail_driver`/`mail_path` for
+/// `mail_location`, `%{user|domain}` for `%d`, named passdb/userdb blocks.
+pub const DOVECOT_24_CONF: &str = "\
+# written by `mailha lab up` (Dovecot 2.4)
+dovecot_config_version = 2.4.0
+dovecot_storage_version = 2.4.0
+protocols = imap pop3
+listen = *
+ssl = no
+auth_allow_cleartext = yes
+auth_mechanisms = plain login
+log_path = /var/log/dovecot.log
+base_dir = /run/dovecot
+mail_driver = maildir
+mail_path = /srv/data/vmail/%{user|domain}/%{user|username}/Maildir
+mail_home = /srv/data/vmail/%{user|domain}/%{user|username}
+first_valid_uid = 8
+mail_uid = mail
+mail_gid = mail
+passdb passwd-file {
+  passwd_file_path = /etc/dovecot/users
+}
+userdb static {
+  fields {
+    uid = mail
+    gid = mail
+    home = /srv/data/vmail/%{user|domain}/%{user|username}
+  }
+}
+";
+
 /// The lab's test mailboxes (root:dovecot 0640; lab-only passwords).
 pub const DOVECOT_USERS: &str = "\
 user1@lab.test:{PLAIN}secret1
@@ -214,13 +246,18 @@ pub type NodeFile = (
     Option<(&'static str, &'static str)>,
 );
 
-/// Files of the mail stack.
-pub fn mail_files() -> Vec<NodeFile> {
+/// Files of the mail stack, as the nodes' release reads them.
+pub fn mail_files(release: super::release::Release) -> Vec<NodeFile> {
+    let dovecot = if release.dovecot_24() {
+        DOVECOT_24_CONF
+    } else {
+        DOVECOT_CONF
+    };
     vec![
         ("etc/postfix/main.cf", POSTFIX_MAIN_CF, 0o644, None),
         ("etc/postfix/vmailbox", POSTFIX_VMAILBOX, 0o644, None),
         ("etc/postfix/virtual", POSTFIX_VIRTUAL, 0o644, None),
-        ("etc/dovecot/dovecot.conf", DOVECOT_CONF, 0o644, None),
+        ("etc/dovecot/dovecot.conf", dovecot, 0o644, None),
         (
             "etc/dovecot/users",
             DOVECOT_USERS,

@@ -83,6 +83,10 @@ pub struct State {
     /// installed from the binary).
     #[serde(default)]
     pub package: Option<PathBuf>,
+    /// The Debian release the nodes run (None: a lab from before releases,
+    /// the host's).
+    #[serde(default)]
+    pub release: Option<super::release::Release>,
 }
 
 /// A daemon the lab started on the host side (in a lab namespace): its
@@ -109,6 +113,7 @@ impl State {
             fusedisks: Vec::new(),
             nfs: Vec::new(),
             package: None,
+            release: None,
         }
     }
 

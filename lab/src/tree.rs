@@ -135,10 +135,13 @@ impl Lab<'_> {
     ) -> Result<Option<String>, LabError> {
         for step in plan(&self.topo, n, &new_machine_id()) {
             match step {
-                Step::File(rel, text, mode, owner) => {
-                    super::up::put(&root.join(rel), &text, mode, owner)?
-                }
-                Step::Dir(rel, mode, owner) => make_dir(&root.join(rel), mode, owner)?,
+                Step::File(rel, text, mode, owner) => super::up::put(
+                    &root.join(rel),
+                    &text,
+                    mode,
+                    owner.map(|(u, g)| (root, u, g)),
+                )?,
+                Step::Dir(rel, mode, owner) => make_dir(root, &root.join(rel), mode, owner)?,
                 Step::ClearWants(rel) => {
                     let dir = root.join(rel);
                     for e in std::fs::read_dir(&dir)
@@ -172,6 +175,7 @@ impl Lab<'_> {
 }
 
 fn make_dir(
+    root: &Path,
     p: &Path,
     mode: u32,
     owner: Option<(&'static str, &'static str)>,
@@ -180,7 +184,7 @@ fn make_dir(
     std::fs::create_dir_all(p).map_err(LabError::io(p))?;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(LabError::io(p))?;
     if let Some((user, group)) = owner {
-        super::up::chown(p, user, group)?;
+        super::up::chown(root, p, user, group)?;
     }
     Ok(())
 }

@@ -48,6 +48,10 @@ pub struct UpOptions {
     pub config: Option<LabConfig>,
     /// On failure, leave what was built for inspection (`lab down` later).
     pub keep_on_failure: bool,
+    /// The Debian release the nodes run.
+    pub release: super::release::Release,
+    /// Make the release's cached tree again first.
+    pub rebuild_tree: bool,
 }
 
 /// Deadlines of the cluster part.
@@ -192,10 +196,15 @@ impl Lab<'_> {
             st.package = Some(self.keep_package(deb)?);
             self.store.save(&st)?;
         }
+        st.phase = format!("the {} tree", opts.release.name());
+        self.store.save(&st)?;
+        let lower = self.release_root(opts.release, opts.rebuild_tree)?;
+        st.release = Some(opts.release);
+        self.store.save(&st)?;
         let mut staged = Vec::new();
         for n in NODES {
             let node = self.topo.node_name(n);
-            let d = self.mount_node_root(&node)?;
+            let d = self.mount_node_root(&node, &lower)?;
             staged.push(self.make_tree(n, &d.root, st.package.as_deref())?);
         }
 
@@ -393,8 +402,13 @@ impl Lab<'_> {
 
         for n in NODES {
             let root = plan::node_root(&self.base_dir, &self.topo.node_name(n));
-            for (rel, text, mode, owner) in provision::mail_files() {
-                put(&root.join(rel), text, mode, owner)?;
+            for (rel, text, mode, owner) in provision::mail_files(st.release.unwrap_or_default()) {
+                put(
+                    &root.join(rel),
+                    text,
+                    mode,
+                    owner.map(|(u, g)| (root.as_path(), u, g)),
+                )?;
             }
             // Debian's master.cf chroots smtpd & co. into the queue dir.
             self.runner.run_ok(
@@ -516,12 +530,13 @@ fn create_private_dir(dir: &Path) -> Result<(), LabError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(LabError::io(dir))
 }
 
-/// Writes a file with its mode (from creation on) and, if given, owner.
+/// Writes a file with its mode (from creation on) and, if given, owner
+/// (the names as the machine whose root is given knows them).
 pub(crate) fn put(
     path: &Path,
     text: &str,
     mode: u32,
-    owner: Option<(&str, &str)>,
+    owner: Option<(&Path, &str, &str)>,
 ) -> Result<(), LabError> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -538,27 +553,35 @@ pub(crate) fn put(
     f.write_all(text.as_bytes()).map_err(LabError::io(path))?;
     f.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(LabError::io(path))?;
-    if let Some((user, group)) = owner {
-        chown(path, user, group)?;
+    if let Some((root, user, group)) = owner {
+        chown(root, path, user, group)?;
     }
     Ok(())
 }
 
-/// Gives `path` to `user`:`group` (names, looked up on the host: the
-/// nodes' /etc/passwd is the host's).
-pub(crate) fn chown(path: &Path, user: &str, group: &str) -> Result<(), LabError> {
-    let uid = nix::unistd::User::from_name(user)
-        .ok()
-        .flatten()
-        .map(|u| u.uid);
-    let gid = nix::unistd::Group::from_name(group)
-        .ok()
-        .flatten()
-        .map(|g| g.gid);
+/// The id of `name` in an /etc/passwd or /etc/group text (the third field).
+pub fn id_of(db: &str, name: &str) -> Option<u32> {
+    db.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+/// Gives `path` to `user`:`group`, names looked up in the machine under
+/// `root` (a node of another release numbers its users differently from
+/// the host).
+pub(crate) fn chown(root: &Path, path: &Path, user: &str, group: &str) -> Result<(), LabError> {
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
+    let uid = id_of(&read("etc/passwd"), user).map(nix::unistd::Uid::from_raw);
+    let gid = id_of(&read("etc/group"), group).map(nix::unistd::Gid::from_raw);
     if uid.is_none() || gid.is_none() {
         return Err(LabError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::other(format!("no user {user} or group {group}")),
+            source: std::io::Error::other(format!(
+                "no user {user} or group {group} in {}/etc",
+                root.display()
+            )),
         });
     }
     nix::unistd::chown(path, uid, gid).map_err(|e| LabError::Io {
@@ -581,6 +604,18 @@ pub fn loop_minor(device: &Path) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::cmd::{Output, Recorder};
+
+    #[test]
+    fn a_user_is_numbered_as_the_nodes_own_passwd_numbers_it() {
+        // Debian 13's dovecot is 104 where the host's Debian 12 says 110:
+        // the node's file decides, a prefix of another name does not match.
+        let passwd = "root:x:0:0:root:/root:/bin/bash\ndovecotx:x:90:90::/:/bin/false\ndovecot:x:104:107:Dovecot mail server:/usr/lib/dovecot:/usr/sbin/nologin\n";
+        assert_eq!(id_of(passwd, "dovecot"), Some(104));
+        assert_eq!(id_of(passwd, "root"), Some(0));
+        assert_eq!(id_of(passwd, "mail"), None);
+        assert_eq!(id_of("dovecot:x:7:", "dovecot"), Some(7), "a group line");
+        assert_eq!(id_of("broken\n", "broken"), None);
+    }
 
     #[test]
     fn loop_minor_reads_the_device_number() {
