@@ -105,6 +105,8 @@ fn the_guard_keeps_one_mount_through_cut_kill_freeze_and_simul_start() {
         "{v}"
     );
 
+    a_fence_ends_a_sandboxed_writer_before_the_peer_mounts();
+
     a_reset_ends_the_nodes_io();
 
     ok(lab().args(["down"]), Duration::from_secs(60));
@@ -131,6 +133,91 @@ fn active_node() -> Option<String> {
     };
     let st: serde_json::Value = serde_json::from_str(&o.stdout).ok()?;
     st["active_node"].as_str().map(str::to_string)
+}
+
+/// Issue 12, item 1, as it was seen: a daemon run the way systemd runs
+/// MariaDB or Dovecot (a unit with `PrivateTmp=`, so a mount namespace of
+/// its own) writes the shared data on the active node, and the peer fences
+/// that node. The fence must end the writer too (or not ack, and let the
+/// watchdog reset the node): before the fix the fence acked with the
+/// writer alive, the peer's mount was refused by ext4's MMP, fs-data's
+/// fail count went to INFINITY and the mail was down on both nodes.
+fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
+    let active = active_node().expect("the mail runs somewhere");
+    let peer = if active == "node1" { "node2" } else { "node1" };
+    let o = exec(
+        &active,
+        &[
+            "systemd-run",
+            "--unit=lab-writer",
+            "--property=PrivateTmp=yes",
+            "--property=ProtectSystem=full",
+            "/bin/sh",
+            "-c",
+            "exec 3>>/srv/data/lab-writer.log; while :; do echo x >&3; sleep 0.1; done",
+        ],
+    );
+    assert_eq!(o.code, Some(0), "systemd-run in {active}: {}", o.stderr);
+    let o = exec(
+        &active,
+        &[
+            "sh",
+            "-c",
+            "sleep 1; readlink /proc/1/ns/mnt /proc/$(systemctl show -P MainPID lab-writer)/ns/mnt",
+        ],
+    );
+    let ns: Vec<&str> = o.stdout.lines().collect();
+    assert!(
+        ns.len() == 2 && ns[0] != ns[1],
+        "the writer runs in a mount namespace of its own: {} {}",
+        o.stdout,
+        o.stderr
+    );
+
+    let o = exec(
+        peer,
+        &["stonith_admin", "--fence", &active, "--timeout", "50"],
+    );
+    assert_eq!(
+        o.code,
+        Some(0),
+        "fencing {active} from {peer}: {} {}",
+        o.stdout,
+        o.stderr
+    );
+
+    // The peer runs the mail, its mount of the data accepted.
+    let t = Instant::now();
+    loop {
+        let xml = exec(peer, &["crm_mon", "-1", "--output-as=xml"]).stdout;
+        // `<resource id="fs-data" ... role="Started" ...>` then its `<node name=...>`.
+        let lines: Vec<&str> = xml.lines().collect();
+        let started_here = lines.windows(2).any(|w| {
+            w[0].contains("id=\"fs-data\"")
+                && w[0].contains("role=\"Started\"")
+                && w[1].contains(&format!("name=\"{peer}\""))
+        });
+        let failed = xml
+            .lines()
+            .any(|l| l.contains("<failure ") && l.contains("fs-data_start_0"));
+        assert!(!failed, "fs-data's start failed after the fence:\n{xml}");
+        if started_here && active_node().as_deref() == Some(peer) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "the mail is not on {peer} 90 s after the fence:\n{xml}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The writer is gone from the fenced node (ended by the fence, or the
+    // node reset by its watchdog: then exec finds nothing running either).
+    let o = exec(&active, &["systemctl", "is-active", "lab-writer"]);
+    assert_ne!(o.stdout.trim(), "active", "the writer survived the fence");
+    println!(
+        "fence of {active} with a sandboxed writer: the mail on {peer} after {:.1} s, the writer gone",
+        t.elapsed().as_secs_f64()
+    );
 }
 
 /// DESIGN section 7: a real reset also ends the machine's I/O. The active
