@@ -23,8 +23,10 @@ fi
 packages=(
     # the cluster engine and the stock agents the lab compares against
     corosync pacemaker pacemaker-cli-utils resource-agents crmsh
-    # the lab's nodes: containers that boot systemd (systemd-nspawn)
-    systemd-container
+    # the lab's nodes: containers that boot systemd (systemd-nspawn);
+    # debootstrap makes the tree of a node of another Debian release
+    # (`lab up --release trixie`)
+    systemd-container debootstrap
     # the mail stack the lab runs for real
     postfix dovecot-imapd dovecot-pop3d mariadb-server memcached
     # lab plumbing (kmod: the stock Filesystem agent insists on modprobe;

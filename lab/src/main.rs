@@ -311,8 +311,13 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
                 None
             } else {
                 Some(
-                    provision::load_lab_config(*profile, cli.config.as_deref(), &lab.topo)
-                        .map_err(|e| CliError::BadInput(e.to_string()))?,
+                    provision::load_lab_config(
+                        *profile,
+                        cli.config.as_deref(),
+                        &lab.topo,
+                        *release,
+                    )
+                    .map_err(|e| CliError::BadInput(e.to_string()))?,
                 )
             };
             let opts = UpOptions {

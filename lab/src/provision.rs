@@ -63,6 +63,7 @@ pub fn load_lab_config(
     profile: Profile,
     file: Option<&Path>,
     t: &Topology,
+    release: super::release::Release,
 ) -> Result<LabConfig, LabError> {
     let (origin, text) = match file {
         Some(p) => (
@@ -71,7 +72,10 @@ pub fn load_lab_config(
         ),
         None => (
             format!("lab/{}.toml (built in)", profile.as_str()),
-            profile.toml().to_string(),
+            match profile {
+                Profile::Postfix => for_release(profile.toml(), release),
+                _ => profile.toml().to_string(),
+            },
         ),
     };
     // The eYou stand-in is read from a copy on the host: the nodes' copies
@@ -94,6 +98,26 @@ pub fn load_lab_config(
         text,
         config: loaded.config,
     })
+}
+
+/// A built-in config as the nodes' release needs it: the `postfix`
+/// profile's default unit for Postfix is Debian 12's, so on another
+/// release the lab names the one that runs the master there (an
+/// administrator on Debian 13 does the same: docs/config.md).
+pub fn for_release(text: &str, release: super::release::Release) -> String {
+    let unit = release.postfix_unit();
+    if unit == super::release::Release::Bookworm.postfix_unit() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 40);
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim() == "[services.postfix]" {
+            out.push_str(&format!("unit = \"{unit}\"\n"));
+        }
+    }
+    out
 }
 
 /// The lab has two nodes, `node1` and `node2`, each with one address per
@@ -506,7 +530,7 @@ mod tests {
     use super::*;
 
     fn stock() -> Config {
-        load_lab_config(Profile::Stock, None, &Topology::new(""))
+        load_lab_config(Profile::Stock, None, &Topology::new(""), Default::default())
             .unwrap()
             .config
     }
@@ -515,7 +539,7 @@ mod tests {
     fn both_built_in_configs_load_and_fit_the_lab() {
         let t = Topology::new("");
         for p in [Profile::Stock, Profile::Postfix, Profile::Eyou] {
-            let c = load_lab_config(p, None, &t).unwrap();
+            let c = load_lab_config(p, None, &t, Default::default()).unwrap();
             assert_eq!(c.config.cluster.name, "lab");
             assert_eq!(
                 c.config.cluster.token_timeout,
@@ -528,7 +552,7 @@ mod tests {
     #[test]
     fn the_eyou_profile_discovers_exactly_the_stand_ins_services_under_the_eyou_root() {
         use super::super::eyou_tree;
-        let c = load_lab_config(Profile::Eyou, None, &Topology::new(""))
+        let c = load_lab_config(Profile::Eyou, None, &Topology::new(""), Default::default())
             .unwrap()
             .config;
         assert_eq!(c.services.eyou_version.as_deref(), Some(eyou_tree::VERSION));
@@ -611,9 +635,14 @@ mod tests {
 
     #[test]
     fn the_postfix_profile_needs_mailhas_agents() {
-        let c = load_lab_config(Profile::Postfix, None, &Topology::new(""))
-            .unwrap()
-            .config;
+        let c = load_lab_config(
+            Profile::Postfix,
+            None,
+            &Topology::new(""),
+            Default::default(),
+        )
+        .unwrap()
+        .config;
         let agents: Vec<String> = required_agents(&mailha::cib::render(&c))
             .into_iter()
             .map(|(s, _)| s)
@@ -704,5 +733,29 @@ mod tests {
         let s = data_init_script();
         assert!(s.contains("mount -t ext4 /dev/lab/data /srv/data"));
         assert!(s.contains("mariadb-install-db --user=mysql --datadir=/srv/data/mysql"));
+    }
+
+    #[test]
+    fn on_trixie_nodes_the_postfix_profile_names_the_unit_that_runs_the_master() {
+        use crate::release::Release;
+        let t = Topology::new("");
+        let unit = |r| {
+            let c = load_lab_config(Profile::Postfix, None, &t, r)
+                .unwrap()
+                .config;
+            let s = c
+                .services
+                .list
+                .iter()
+                .find(|s| s.name == "postfix")
+                .unwrap();
+            s.unit.clone()
+        };
+        assert_eq!(
+            unit(Release::Bookworm).as_deref(),
+            Some("postfix@-.service")
+        );
+        assert_eq!(unit(Release::Trixie).as_deref(), Some("postfix.service"));
+        assert_eq!(for_release(STOCK_TOML, Release::Bookworm), STOCK_TOML);
     }
 }

@@ -91,6 +91,17 @@ impl Release {
     pub fn dovecot_24(self) -> bool {
         self == Release::Trixie
     }
+
+    /// The unit that runs Postfix's master: Debian 12's `postfix.service`
+    /// is a oneshot wrapper around `postfix@-.service`; Debian 13's runs
+    /// the master itself and conflicts with `postfix@-.service` (whose
+    /// assertion then fails).
+    pub fn postfix_unit(self) -> &'static str {
+        match self {
+            Release::Bookworm => "postfix@-.service",
+            Release::Trixie => "postfix.service",
+        }
+    }
 }
 
 /// The codename in an os-release file (`VERSION_CODENAME=`).

@@ -464,10 +464,12 @@ impl Lab<'_> {
             }
             self.runner.run_ok(
                 &Cmd::new("install")
-                    .args(["-o", "hacluster", "-g", "haclient", "-m", "0600"])
+                    .args(["-m", "0600"])
                     .arg(seed.display().to_string())
                     .arg(cib.join("cib.xml").display().to_string()),
             )?;
+            // hacluster as the node numbers it (Debian 13's is not the host's).
+            chown(&root, &cib.join("cib.xml"), "hacluster", "haclient")?;
         }
 
         self.runner.run_ok(

@@ -10,9 +10,14 @@ use product::{crm_verify, have_crm_verify};
 
 #[test]
 fn the_labs_eyou_config_on_its_stand_in_tree_is_accepted_by_crm_verify() {
-    let cfg = provision::load_lab_config(provision::Profile::Eyou, None, &Topology::new(""))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
+    let cfg = provision::load_lab_config(
+        provision::Profile::Eyou,
+        None,
+        &Topology::new(""),
+        Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .config;
     let xml = cib::render_full(&cfg);
     for svc in ["svc-mysql", "svc-memcache_session", "svc-smtp", "svc-imap"] {
         assert!(xml.contains(&format!("<primitive id=\"{svc}\"")), "{svc}");

@@ -108,6 +108,11 @@ After=local-fs.target network-online.target
 # after it, never starts before its guard.
 Type=notify
 NotifyAccess=all
+# systemd-inhibit (below) clears NOTIFY_SOCKET for the program it runs
+# from systemd 256 on (Debian 13): the keeper is told the system manager's
+# socket (a fixed path) and uses it when NOTIFY_SOCKET is gone. Without
+# this, the start never completes there (seen in the lab's trixie nodes).
+Environment=MAILHA_NOTIFY_SOCKET=/run/systemd/notify
 # A suspended machine's watchdog sleeps with it while the peer takes over:
 # the keeper blocks suspend for as long as it runs (docs/lease.md,
 # \"Suspend\").
@@ -161,6 +166,8 @@ mod tests {
         assert!(!COROSYNC_DROPIN.contains("PartOf="), "{COROSYNC_DROPIN}");
         // Ready only once it answers; suspend blocked while it runs.
         assert!(UNIT.contains("Type=notify\nNotifyAccess=all"));
+        // systemd-inhibit clears NOTIFY_SOCKET (systemd >= 256).
+        assert!(UNIT.contains("Environment=MAILHA_NOTIFY_SOCKET=/run/systemd/notify\n"));
         let exec = UNIT.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
         assert!(
             exec.starts_with("ExecStart=/usr/bin/systemd-inhibit --what=sleep --mode=block ")

@@ -217,13 +217,22 @@ pub fn boot_clock() -> Mono {
 }
 
 /// Tells systemd (`Type=notify`) how the keeper is doing; nothing without
-/// a `NOTIFY_SOCKET` (SysV, by hand, the lab).
+/// a socket to tell (SysV, by hand).
 fn notify_systemd(msg: &str) {
-    if let Some(to) = std::env::var_os("NOTIFY_SOCKET")
+    if let Some(to) = notify_socket(|k| std::env::var_os(k))
         && let Err(e) = notify(&to, msg)
     {
         eprintln!("lease-keeper: telling systemd {msg:?}: {e}");
     }
+}
+
+/// Where to notify: `NOTIFY_SOCKET` as systemd sets it, else the unit's
+/// `MAILHA_NOTIFY_SOCKET` (systemd-inhibit, which the unit runs the keeper
+/// under, clears `NOTIFY_SOCKET` from systemd 256 on).
+fn notify_socket(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<std::ffi::OsString> {
+    env("NOTIFY_SOCKET")
+        .or_else(|| env("MAILHA_NOTIFY_SOCKET"))
+        .filter(|s| !s.is_empty())
 }
 
 /// sd_notify(3)'s protocol: one datagram to the socket systemd named (a
@@ -1103,6 +1112,32 @@ mod tests {
         notify(std::ffi::OsStr::new(&name), "READY=1").unwrap();
         let n = rx.recv(&mut b).unwrap();
         assert_eq!(&b[..n], b"READY=1");
+    }
+
+    #[test]
+    fn under_systemd_inhibit_the_units_socket_path_stands_in_for_notify_socket() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let unit = "/run/systemd/notify";
+        assert_eq!(
+            notify_socket(env(&[("MAILHA_NOTIFY_SOCKET", "/run/systemd/notify")])),
+            Some(unit.into()),
+            "systemd-inhibit cleared NOTIFY_SOCKET"
+        );
+        assert_eq!(
+            notify_socket(env(&[
+                ("NOTIFY_SOCKET", "@private"),
+                ("MAILHA_NOTIFY_SOCKET", "/run/systemd/notify")
+            ])),
+            Some("@private".into()),
+            "systemd's own variable first"
+        );
+        assert_eq!(notify_socket(env(&[])), None, "not under systemd");
     }
 
     #[test]
