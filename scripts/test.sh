@@ -25,6 +25,13 @@ pkgs=$(scripts/build-deb.sh)
 deb=${pkgs%%$'\n'*}
 MAILHA_TEST_DEB=$PWD/$deb
 export MAILHA_TEST_DEB
+# Debian 13's root tree (Pacemaker 3.0 and the mail stack of trixie),
+# made once by debootstrap and cached: crm_verify of Pacemaker 3.0
+# (tests/render.rs) and the lab on Debian 13 (lab/tests/lab.rs) use it.
+if [ "$(id -u)" -eq 0 ]; then
+    cargo build -q -p mailha-lab
+    "${CARGO_TARGET_DIR:-target}/debug/mailha-lab" tree --release trixie
+fi
 # The workspace: the product, the lab (whose tests drive the product's
 # binary, built beside it) and the packaging.
 cargo test --workspace --all-targets

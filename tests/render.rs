@@ -103,6 +103,31 @@ fn crm_verify_accepts_every_rendered_cib() {
     }
 }
 
+/// Debian 13's Pacemaker 3.0 (a newer schema, options removed) accepts
+/// the same CIBs, and is as strict: a dangling constraint is refused.
+#[test]
+fn pacemaker_30s_crm_verify_accepts_every_rendered_cib_too() {
+    let Some(tree) = trixie_tree() else {
+        return;
+    };
+    for (name, text) in cases() {
+        let cfg = loaded(&text);
+        let nodes: Vec<&str> = cfg.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        if let Err(e) = crm_verify_in(Some(&tree), &cib::render_full(&cfg), &nodes) {
+            panic!("Pacemaker 3.0's crm_verify rejected case {name}: {e}");
+        }
+    }
+    let cfg = loaded(&cases()[0].1);
+    let broken = cib::render_full(&cfg).replace(
+        "</constraints>",
+        "<rsc_order id=\"dangling\" first=\"nothing-here\" then=\"vip\"/></constraints>",
+    );
+    assert!(
+        crm_verify_in(Some(&tree), &broken, &["mail1", "mail2"]).is_err(),
+        "Pacemaker 3.0's crm_verify accepted a dangling constraint"
+    );
+}
+
 #[test]
 fn crm_verify_is_strict_enough_to_catch_a_dangling_constraint() {
     // Validates the check above: a constraint naming a missing resource

@@ -101,3 +101,33 @@ fn mailha_status_asks_the_real_crm_mon() {
         "{text}"
     );
 }
+
+/// Debian 13's Pacemaker 3.0 prints the same states (make.sh with the
+/// lab's trixie tree): the parser reads them to the same verdicts.
+#[test]
+fn pacemaker_30s_crm_mon_reads_to_the_same_verdicts() {
+    let v3 = |name: &str| parse(&fixture(&format!("pacemaker-3.0/{name}"))).unwrap();
+    let st = v3("healthy.xml");
+    assert_eq!(health(&st), "OK");
+    assert_eq!(st.active_node.as_deref(), Some("mail1"));
+    assert!(st.quorate && st.stonith_enabled);
+    assert!(st.failures.is_empty() && st.leftover_moves.is_empty());
+    assert!(st.nodes.iter().all(|n| n.online));
+
+    let st = v3("failed.xml");
+    assert_eq!(health(&st), "DEGRADED");
+    let postfix = st.resources.iter().find(|r| r.id == "svc-postfix").unwrap();
+    assert!(postfix.failed);
+    assert_eq!(postfix.fail_count, 1);
+    assert_eq!(st.failures[0].resource, "svc-postfix");
+    assert_eq!(st.leftover_moves.len(), 1);
+    assert_eq!(st.leftover_moves[0].node, "mail2");
+
+    let st = v3("node1-down.xml");
+    assert_eq!(st.active_node.as_deref(), Some("mail2"));
+    assert!(!st.nodes[0].online);
+    assert_eq!(health(&st), "DEGRADED");
+
+    let st = v3("mail2-standby.xml");
+    assert_eq!(st.active_node.as_deref(), Some("mail1"));
+}

@@ -119,6 +119,16 @@ pub enum What {
         #[arg(long)]
         rebuild_tree: bool,
     },
+    /// The nodes' root tree for a release, made first when missing (the
+    /// host's root for the host's own release); prints its path. The test
+    /// suite makes the trixie tree with it before the tests that use it.
+    Tree {
+        #[arg(long, default_value = "bookworm", value_parser = release_arg)]
+        release: mailha_lab::release::Release,
+        /// Make it anew.
+        #[arg(long)]
+        rebuild: bool,
+    },
     /// Tear the lab down (also a failed or partial `up`); idempotent.
     Down,
     /// Show what runs where.
@@ -327,6 +337,13 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
                 rebuild_tree: *rebuild_tree,
             };
             up(&lab, &opts, *json)
+        }
+        What::Tree { release, rebuild } => {
+            let root = lab
+                .release_root(*release, *rebuild)
+                .map_err(anyhow::Error::from)?;
+            println!("{}", root.display());
+            Ok(())
         }
         What::Down => {
             let rep = lab.down().map_err(anyhow::Error::from)?;

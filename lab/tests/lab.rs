@@ -461,6 +461,72 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     drop(guard);
 }
 
+/// Issue 20: the same lab on Debian 13 nodes (Pacemaker 3.0, corosync
+/// 3.1, Dovecot 2.4, MariaDB 11.8, Postfix 3.10, systemd 257), booted from
+/// the tree `mailha-lab tree --release trixie` made (scripts/test.sh makes
+/// it first): the cluster comes up, and a killed daemon, a dead node and a
+/// package upgrade cost no mail. The other drills run on trixie in the
+/// bench (bench/drills-all.sh RELEASE=trixie).
+#[test]
+fn on_debian_13_nodes_the_mail_survives_a_killed_daemon_a_dead_node_and_an_upgrade() {
+    if !skip_unless_ready_lab("lab on Debian 13") {
+        return;
+    }
+    let tree = std::path::Path::new("/var/cache/mailha-lab/trixie/etc/os-release");
+    if !tree.exists() {
+        let why =
+            "no Debian 13 tree: `mailha-lab tree --release trixie` (scripts/test.sh) makes it";
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the lab on Debian 13: {why}"
+        );
+        eprintln!("SKIPPED: lab on Debian 13: {why}");
+        return;
+    }
+    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = Teardown;
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
+    ok(
+        lab().args(["up", "--profile", "postfix", "--release", "trixie"]),
+        Duration::from_secs(300),
+    );
+    let v = exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "grep VERSION_CODENAME /etc/os-release; pacemakerd --version",
+        ],
+    );
+    assert!(
+        v.stdout.contains("VERSION_CODENAME=trixie") && v.stdout.contains("Pacemaker 3."),
+        "{}{}",
+        v.stdout,
+        v.stderr
+    );
+
+    let v = drill(&["kill-daemon", "postfix"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], false, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+
+    let v = drill(&["kill-node", "active"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], true, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["double_mounts"], 0, "{v}");
+
+    if deb_or_skip("lab on Debian 13: upgrade").is_some() {
+        let v = drill(&["upgrade"]);
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["switched"], false, "{v}");
+        assert_eq!(v["lost"], 0, "{v}");
+    }
+
+    ok(lab().args(["down"]), Duration::from_secs(60));
+    drop(guard);
+}
+
 /// The `eyou` profile on the lab's eYou stand-in (src/lab/eyou_tree.rs):
 /// discovery in the nodes finds exactly the stand-in's services, mail
 /// flows through `smtp` (Postfix behind `eyou_mail`), and a killed smtp

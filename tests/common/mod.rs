@@ -145,6 +145,38 @@ pub fn have_crm_verify() -> bool {
 /// so that any warning at all is about the configuration itself. Returns
 /// crm_verify's complaints, empty when it accepts the CIB.
 pub fn crm_verify(cib_full: &str, node_names: &[&str]) -> Result<(), String> {
+    crm_verify_in(None, cib_full, node_names)
+}
+
+/// Debian 13's root tree (Pacemaker 3.0), as `mailha-lab tree --release
+/// trixie` makes it (scripts/test.sh does, before the tests), or None:
+/// SKIPPED outside CI, a failure in CI.
+pub fn trixie_tree() -> Option<PathBuf> {
+    let tree = std::env::var_os("MAILHA_TEST_TRIXIE_TREE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/mailha-lab/trixie"));
+    let ok = nix::unistd::geteuid().is_root() && tree.join("usr/sbin/crm_verify").exists();
+    if ok {
+        return Some(tree);
+    }
+    let why = format!(
+        "no Debian 13 tree with crm_verify at {} (root, then `mailha-lab tree --release trixie`)",
+        tree.display()
+    );
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must check Pacemaker 3.0 too: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// `crm_verify` as above, with the Pacemaker of the root tree `tree`
+/// (chroot) when given.
+pub fn crm_verify_in(
+    tree: Option<&Path>,
+    cib_full: &str,
+    node_names: &[&str],
+) -> Result<(), String> {
     let mut status = String::from("<status>\n");
     for (i, n) in node_names.iter().enumerate() {
         status.push_str(&format!(
@@ -156,16 +188,28 @@ pub fn crm_verify(cib_full: &str, node_names: &[&str]) -> Result<(), String> {
     let doc = cib_full
         .replacen("<cib ", "<cib have-quorum=\"1\" dc-uuid=\"1\" ", 1)
         .replace("<status/>", &status);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = match tree {
+        Some(t) => tempfile::tempdir_in(t.join("tmp")),
+        None => tempfile::tempdir(),
+    }
+    .expect("tempdir");
     let f = dir.path().join("cib.xml");
     std::fs::write(&f, doc).expect("write");
-    let out = run_with_deadline(
-        Command::new("crm_verify")
-            .arg("--xml-file")
-            .arg(&f)
-            .arg("-V"),
-        Duration::from_secs(30),
-    );
+    let mut c = match tree {
+        Some(t) => {
+            let mut c = Command::new("chroot");
+            c.arg(t).arg("crm_verify");
+            c.arg("--xml-file")
+                .arg(Path::new("/").join(f.strip_prefix(t).expect("inside the tree")));
+            c
+        }
+        None => {
+            let mut c = Command::new("crm_verify");
+            c.arg("--xml-file").arg(&f);
+            c
+        }
+    };
+    let out = run_with_deadline(c.arg("-V"), Duration::from_secs(30));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
