@@ -76,12 +76,18 @@ pub fn parse_watchdog_log(text: &str, node: &str) -> Vec<Event> {
         .collect()
 }
 
+/// Whether an operation's result line says it succeeded: Pacemaker 2.1
+/// ends it with ": ok", 3.0 with ": OK".
+fn result_ok(text: &str) -> bool {
+    text.ends_with(": ok") || text.ends_with(": OK")
+}
+
 /// Which phase a line marks, if any.
 fn phase_of(text: &str) -> Option<String> {
     let started_ok = |what: &str| {
-        text.contains(&format!("Result of start operation for {what}")) && text.ends_with(": ok")
+        text.contains(&format!("Result of start operation for {what}")) && result_ok(text)
     };
-    if (text.contains("Result of monitor operation for") && !text.ends_with(": ok"))
+    if (text.contains("Result of monitor operation for") && !result_ok(text))
         || text.contains("state is now lost")
         || text.contains("not petted for")
         || text.contains("lease-keeper: fencing this node")
@@ -330,5 +336,29 @@ mod tests {
         );
         assert_eq!(w.len(), 1);
         assert_eq!(phase_of(&w[0].text).as_deref(), Some("detected"));
+    }
+
+    #[test]
+    fn pacemaker_30s_result_lines_mark_the_same_phases() {
+        // Debian 13's Pacemaker 3.0 says "OK" where 2.1 says "ok" (seen:
+        // the trixie drills' timelines had no mounted/vip/started phases).
+        assert_eq!(
+            phase_of("notice: Result of start operation for fs-data on node2: OK").as_deref(),
+            Some("mounted")
+        );
+        assert_eq!(
+            phase_of("notice: Result of start operation for svc-mysql on node2: OK").as_deref(),
+            Some("started svc-mysql")
+        );
+        assert_eq!(
+            phase_of("notice: Result of monitor operation for ping on node1: OK"),
+            None,
+            "a monitor that passed detects nothing"
+        );
+        assert_eq!(
+            phase_of("notice: Result of monitor operation for svc-postfix on node1: Not running")
+                .as_deref(),
+            Some("detected")
+        );
     }
 }
