@@ -153,6 +153,116 @@ pub fn descendants(procs: &[ProcInfo], root: u32) -> Vec<u32> {
     out
 }
 
+/// The kernel's unit for the times in /proc/PID/stat (`USER_HZ`): 100
+/// on every architecture Debian and RHEL ship.
+const TICKS_PER_SECOND: u64 = 100;
+
+/// Fields 14-17 of /proc/PID/stat: utime + stime + cutime + cstime, the
+/// CPU time of the process and of the children it reaped.
+pub fn cpu_time_of(stat: &str) -> Option<std::time::Duration> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts at field 3 (state); utime is field 14.
+    let ticks = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse::<i64>().ok().map(|t| t.max(0) as u64))
+        .collect::<Option<Vec<u64>>>()?;
+    (ticks.len() == 4).then(|| {
+        std::time::Duration::from_millis(ticks.iter().sum::<u64>() * 1000 / TICKS_PER_SECOND)
+    })
+}
+
+/// `rchar` + `wchar` of /proc/PID/io: every byte the process read and
+/// wrote (files, pipes, sockets).
+pub fn io_chars_of(io: &str) -> Option<u64> {
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+    };
+    Some(field("rchar:")?.saturating_add(field("wchar:")?))
+}
+
+/// The inodes of the listening sockets in /proc/net/{tcp,tcp6}
+/// (`st` 0A) or /proc/net/unix (`__SO_ACCEPTCON` in the flags).
+pub fn listening_inodes(tcp: &str, unix: &str) -> std::collections::BTreeSet<u64> {
+    let mut out = std::collections::BTreeSet::new();
+    for l in tcp.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(3) == Some(&"0A")
+            && let Some(ino) = f.get(9).and_then(|i| i.parse().ok())
+        {
+            out.insert(ino);
+        }
+    }
+    for l in unix.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let accepting = f
+            .get(3)
+            .and_then(|x| u32::from_str_radix(x, 16).ok())
+            .is_some_and(|flags| flags & 0x0001_0000 != 0);
+        if accepting && let Some(ino) = f.get(6).and_then(|i| i.parse().ok()) {
+            out.insert(ino);
+        }
+    }
+    out
+}
+
+/// The socket inodes among `pid`'s open files (`socket:[INODE]`).
+pub fn socket_inodes(proc_root: &Path, pid: u32) -> Vec<u64> {
+    let Ok(rd) = std::fs::read_dir(proc_root.join(pid.to_string()).join("fd")) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| {
+        let target = std::fs::read_link(e.ok()?.path()).ok()?;
+        target
+            .to_str()?
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
+    })
+    .collect()
+}
+
+/// What `pids` have done so far, summed: CPU time, bytes read and
+/// written, and the listening sockets they hold (counted once each, in
+/// the network namespace of the first). Reads files only; a process that
+/// is gone adds nothing.
+pub fn work_of(proc_root: &Path, pids: &[u32]) -> crate::agents::service::stall::Work {
+    let mut w = crate::agents::service::stall::Work::default();
+    let dir = |pid: u32| proc_root.join(pid.to_string());
+    for &pid in pids {
+        if let Some(cpu) = std::fs::read_to_string(dir(pid).join("stat"))
+            .ok()
+            .and_then(|s| cpu_time_of(&s))
+        {
+            w.cpu += cpu;
+        }
+        if let Some(io) = std::fs::read_to_string(dir(pid).join("io"))
+            .ok()
+            .and_then(|s| io_chars_of(&s))
+        {
+            w.io = w.io.saturating_add(io);
+        }
+    }
+    if let Some(&first) = pids.first() {
+        let net =
+            |f: &str| std::fs::read_to_string(dir(first).join("net").join(f)).unwrap_or_default();
+        let tcp = net("tcp") + &net("tcp6");
+        let listening = listening_inodes(&tcp, &net("unix"));
+        let mut held: Vec<u64> = pids
+            .iter()
+            .flat_map(|&p| socket_inodes(proc_root, p))
+            .filter(|i| listening.contains(i))
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        w.listeners = held.len() as u32;
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +334,33 @@ mod tests {
         assert_ne!(me.state, 'Z');
         assert!(me.exe.is_some());
         assert!(all(Path::new("/proc")).contains(&std::process::id()));
+    }
+
+    #[test]
+    fn cpu_time_and_io_are_read_from_stat_and_io() {
+        // utime 150, stime 50, cutime 30, cstime 20 ticks: 2.5 s.
+        let stat = "77 (my (x) d) S 1 77 77 0 -1 4194560 100 0 0 0 150 50 30 20 20 0 1 0 987654";
+        assert_eq!(
+            cpu_time_of(stat),
+            Some(std::time::Duration::from_millis(2500))
+        );
+        assert_eq!(cpu_time_of("77 (x) S 1 77"), None);
+        let io = "rchar: 6976\nwchar: 100\nsyscr: 10\nread_bytes: 0\n";
+        assert_eq!(io_chars_of(io), Some(7076));
+        assert_eq!(io_chars_of("syscr: 1\n"), None);
+    }
+
+    #[test]
+    fn listening_sockets_are_told_from_connections() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:0019 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1128 1 0 100 0 0 10 0\n\
+   1: 0100007F:0019 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1129 1 0 100 0 0 10 0\n";
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+00000000a0e46b3d: 00000002 00000000 00010000 0001 01 2001 /run/mysqld/mysqld.sock\n\
+0000000005553e11: 00000003 00000000 00000000 0001 03 2002\n";
+        assert_eq!(
+            listening_inodes(tcp, unix).into_iter().collect::<Vec<_>>(),
+            vec![1128, 2001]
+        );
     }
 }

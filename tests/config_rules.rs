@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 fn edit(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "{from:?} not in BASE");
@@ -939,6 +940,57 @@ fn policy_values_are_checked() {
         &with("[policy]\nmonitor_interval = \"0s\"\n"),
         "policy.monitor_interval",
         "longer than zero",
+    );
+}
+
+#[test]
+fn start_stall_defaults_to_the_policys_and_a_service_may_give_its_own() {
+    let l = load(&with(
+        "[services.mysql]\nstart_stall = \"20s\"\n[policy]\nstart_stall = \"3s\"\n",
+    ))
+    .unwrap();
+    let of = |n: &str| {
+        l.config
+            .services
+            .list
+            .iter()
+            .find(|s| s.name == n)
+            .unwrap()
+            .start_stall
+    };
+    assert_eq!(l.config.policy.start_stall, Duration::from_secs(3));
+    assert_eq!(of("postfix"), Duration::from_secs(3));
+    assert_eq!(of("mysql"), Duration::from_secs(20));
+    let l = load(BASE).unwrap();
+    assert_eq!(l.config.policy.start_stall, Duration::from_secs(5));
+}
+
+#[test]
+fn start_stall_is_a_duration_of_at_least_a_second_below_the_start_timeout() {
+    let text = with("[policy]\nstart_stall = \"soon\"\n");
+    let d = one_error(&text, "policy.start_stall", "not a duration");
+    assert_eq!(d.line, line_of(&text, "start_stall = \"soon\""));
+    one_error(
+        &with("[policy]\nstart_stall = \"500ms\"\n"),
+        "policy.start_stall",
+        "too short",
+    );
+    let text = with("[services.postfix]\nstart_stall = \"90s\"\n");
+    let d = one_error(
+        &text,
+        "services.postfix.start_stall",
+        "not shorter than policy.start_timeout (1m)",
+    );
+    assert_eq!(d.line, line_of(&text, "start_stall = \"90s\""));
+    one_error(
+        &with("[policy]\nstart_timeout = \"10s\"\nstart_stall = \"10s\"\n"),
+        "policy.start_stall",
+        "the op timeout would end the start first",
+    );
+    one_error(
+        &with("[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\nstart_stall = \"3s\"\n"),
+        "services.postfix.start_stall",
+        "for mailha's agent",
     );
 }
 

@@ -239,6 +239,7 @@ fn service_params(s: &Service) -> Vec<(&str, String)> {
         v.push(("probe_timeout", dur(p.timeout)));
     }
     v.push(("watch", if s.watch { "true" } else { "false" }.to_string()));
+    v.push(("start_stall", dur(s.start_stall)));
     for (k, val) in &s.params {
         v.push((k.as_str(), val.clone()));
     }

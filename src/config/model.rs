@@ -198,6 +198,10 @@ impl Agent {
     }
 }
 
+/// `policy.start_stall` when the file says nothing, and the agent's
+/// default for its `start_stall` parameter.
+pub const START_STALL_DEFAULT: &str = "5s";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
@@ -215,6 +219,9 @@ pub struct Service {
     pub watch: bool,
     pub clone: bool,
     pub monitor_interval: Duration,
+    /// How long a start waits for a daemon that is up, fails its probe and
+    /// makes no progress (the agent's `start_stall`).
+    pub start_stall: Duration,
     pub params: BTreeMap<String, String>,
 }
 
@@ -278,6 +285,8 @@ pub struct Policy {
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
     pub monitor_timeout: Duration,
+    /// Every service's `start_stall` unless it gives its own.
+    pub start_stall: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

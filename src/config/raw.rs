@@ -141,6 +141,7 @@ pub struct RawService {
     pub watch: Option<bool>,
     pub clone: Option<bool>,
     pub monitor_interval: Option<String>,
+    pub start_stall: Option<String>,
     pub params: Option<BTreeMap<String, String>>,
 }
 
@@ -170,6 +171,7 @@ pub struct RawPolicy {
     pub start_timeout: Option<String>,
     pub stop_timeout: Option<String>,
     pub monitor_timeout: Option<String>,
+    pub start_stall: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -750,7 +750,7 @@ fn policy(ctx: &mut Ctx, raw: Option<&RawPolicy>) -> Policy {
             "0 would never move a failing service; use at least 1",
         );
     }
-    Policy {
+    let mut policy = Policy {
         migration_threshold,
         failure_timeout: duration(ctx, p.key("failure_timeout"), &raw.failure_timeout, "10min"),
         resource_stickiness: raw.resource_stickiness.unwrap_or(100),
@@ -770,7 +770,42 @@ fn policy(ctx: &mut Ctx, raw: Option<&RawPolicy>) -> Policy {
         start_timeout: duration(ctx, p.key("start_timeout"), &raw.start_timeout, "60s"),
         stop_timeout: duration(ctx, p.key("stop_timeout"), &raw.stop_timeout, "60s"),
         monitor_timeout: duration(ctx, p.key("monitor_timeout"), &raw.monitor_timeout, "20s"),
+        start_stall: Duration::ZERO,
+    };
+    policy.start_stall = start_stall(ctx, p.key("start_stall"), &raw.start_stall, &policy);
+    policy
+}
+
+/// A `start_stall`: at least 1 s (a daemon between two of its ticks is not
+/// stalled), and shorter than the start's op timeout, which would end the
+/// start first.
+fn start_stall(ctx: &mut Ctx, path: FieldPath, v: &Option<String>, policy: &Policy) -> Duration {
+    let default = humantime::parse_duration(START_STALL_DEFAULT).expect("a duration");
+    let d = duration(ctx, path.clone(), v, START_STALL_DEFAULT);
+    if d < Duration::from_secs(1) {
+        ctx.err_hint(
+            path,
+            format!(
+                "{} is too short: a daemon that is working may show no progress for a moment",
+                humantime::format_duration(d)
+            ),
+            "at least 1s; the default is 5s",
+        );
+        return default;
     }
+    if d >= policy.start_timeout {
+        ctx.err_hint(
+            path,
+            format!(
+                "{} is not shorter than policy.start_timeout ({}): the op timeout would end the start first",
+                humantime::format_duration(d),
+                humantime::format_duration(policy.start_timeout)
+            ),
+            "a few seconds (default 5s); a daemon that makes progress is waited for up to the op timeout anyway",
+        );
+        return default;
+    }
+    d
 }
 
 fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencing {
@@ -1013,6 +1048,10 @@ fn overlay(base: &RawService, user: &RawService) -> RawService {
             .monitor_interval
             .clone()
             .or_else(|| base.monitor_interval.clone()),
+        start_stall: user
+            .start_stall
+            .clone()
+            .or_else(|| base.start_stall.clone()),
         params: match (&base.params, &user.params) {
             (Some(b), Some(u)) => {
                 let mut m = b.clone();
@@ -1278,6 +1317,17 @@ fn service(
         Some(_) => duration(ctx, sp.key("monitor_interval"), &s.monitor_interval, "2s"),
         None => policy.monitor_interval,
     };
+    if s.start_stall.is_some() && agent != Agent::Mailha {
+        ctx.err_hint(
+            sp.key("start_stall"),
+            format!("start_stall is for mailha's agent, not {}", agent.spec()),
+            "a stock agent's start waits as the agent decides, up to policy.start_timeout",
+        );
+    }
+    let start_stall = match &s.start_stall {
+        Some(_) => start_stall(ctx, sp.key("start_stall"), &s.start_stall, policy),
+        None => policy.start_stall,
+    };
     let mut params = BTreeMap::new();
     for (k, v) in s.params.iter().flatten() {
         let kp = sp.key("params").key(k);
@@ -1308,6 +1358,7 @@ fn service(
         watch: s.watch.unwrap_or(true),
         clone: s.clone.unwrap_or(false),
         monitor_interval,
+        start_stall,
         params,
     })
 }

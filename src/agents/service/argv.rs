@@ -123,7 +123,9 @@ fn instance_processes(
 /// passes, until `deadline`. The start command is run again (up to `start_tries` times, as
 /// the original did) only while no process of the daemon is alive: a
 /// daemon that is up but still warming up (MariaDB recovering InnoDB) is
-/// given the whole timeout, never killed and restarted.
+/// never killed and restarted, and given the whole timeout while it makes
+/// progress; one that is up, fails its probe and makes none for
+/// `start_stall` is given up (`super::stall`).
 pub fn start(
     s: &Service,
     argv: &[String],
@@ -136,13 +138,22 @@ pub fn start(
     // When the start command last ended well: a daemon it launched in the
     // background may take a moment to write its pid file.
     let mut ended_ok: Option<Instant> = None;
+    let mut watch = super::StartWatch::new(s);
     while Instant::now() < deadline {
-        match super::monitor(s, roots) {
+        let (live, verdict) = super::observe(s, roots)?;
+        match verdict {
             Ok(_) => {
                 eprintln!("{}: started (attempt {attempts})", s.name);
                 return Ok(OcfStatus::Success);
             }
             Err(e) => last = e.reason,
+        }
+        // Up, its probe failing: given up when it makes no progress.
+        if let Some(e) = watch.look(s, &live, &last, &roots.proc, |pid| {
+            daemon_processes(&roots.proc, pid)
+        }) {
+            eprintln!("{}", e.reason);
+            return Err(e);
         }
         if let Some(c) = child.as_mut()
             && let Ok(Some(st)) = c.try_wait()
@@ -180,6 +191,15 @@ pub fn start(
         "{}: not started ({attempts} attempts): {last}",
         s.name
     )))
+}
+
+/// The daemon's main process `pid` and every process descended from it.
+fn daemon_processes(proc_root: &Path, pid: u32) -> Vec<u32> {
+    let all: Vec<procs::ProcInfo> = procs::all(proc_root)
+        .into_iter()
+        .filter_map(|p| procs::read(proc_root, p))
+        .collect();
+    procs::descendants(&all, pid)
 }
 
 /// How long a daemon launched by a start command that ended well may take

@@ -12,7 +12,9 @@
 //!   protocol probe with a deadline. No process is created on this path
 //!   unless the probe is a `command`.
 //! - start: retried (the original tried 5 times) while nothing of the
-//!   daemon is alive, done when the monitor passes, within the op timeout.
+//!   daemon is alive, done when the monitor passes, within the op timeout;
+//!   given up sooner when the daemon's process is up, its probe failing,
+//!   and it makes no progress for `start_stall` (`stall.rs`).
 //! - stop: systemctl stop or the stop command, then TERM, then KILL;
 //!   success only when the processes are gone, within the op timeout.
 //!
@@ -21,6 +23,7 @@
 
 pub mod argv;
 pub mod probe;
+pub mod stall;
 pub mod unit;
 
 use crate::ocf::{self, Action, AgentSpec, OcfError, OcfStatus, Param, ParamType};
@@ -290,6 +293,15 @@ pub static PARAMS: &[Param] = &[
         ocf::no_check,
     ),
     Param::new(
+        "start_stall",
+        Str,
+        false,
+        Some(crate::config::START_STALL_DEFAULT),
+        "give up a start that makes no progress",
+        "How long a start waits for a daemon whose process is up and whose probe fails while it makes no progress: no 50 ms of CPU, no 1 MiB read or written and no new listening socket by its processes since their last progress. Then the start fails (generic error, saying why), so that Pacemaker moves the service instead of waiting out the op timeout. A daemon that makes progress (MariaDB recovering InnoDB) is waited for up to the op timeout.",
+        check_duration,
+    ),
+    Param::new(
         "start_tries",
         Integer,
         false,
@@ -332,6 +344,9 @@ pub struct Service {
     pub probe: Option<Probe>,
     pub watch: bool,
     pub start_tries: u32,
+    /// How long a start waits for a daemon that is up, fails its probe
+    /// and makes no progress (`stall.rs`).
+    pub start_stall: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -404,6 +419,7 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Service, OcfErr
         probe,
         watch: ocf::parse_bool(&p["watch"]).expect("checked"),
         start_tries: p["start_tries"].parse().expect("checked"),
+        start_stall: humantime::parse_duration(&p["start_stall"]).expect("checked"),
     };
     if s.unit.is_none() && s.start.is_none() {
         return Err(OcfError::configured(
@@ -579,6 +595,15 @@ pub fn effective_watch(s: &Service, cib: &Path) -> bool {
 }
 
 pub fn monitor(s: &Service, roots: &Roots) -> Result<OcfStatus, OcfError> {
+    observe(s, roots)?.1
+}
+
+/// The monitor, with the liveness it judged.
+#[allow(clippy::type_complexity)]
+pub fn observe(
+    s: &Service,
+    roots: &Roots,
+) -> Result<(Liveness, Result<OcfStatus, OcfError>), OcfError> {
     let mut s = s.clone();
     s.watch = effective_watch(&s, &cib_file());
     let s = &s;
@@ -592,7 +617,67 @@ pub fn monitor(s: &Service, roots: &Roots) -> Result<OcfStatus, OcfError> {
         (_, Some(pr)) => Some(run_probe(pr)),
         (_, None) => None,
     };
-    judge(s, &live, probe)
+    let verdict = judge(s, &live, probe);
+    Ok((live, verdict))
+}
+
+/// A start's watch over the daemon it waits for (`stall.rs`): the clock
+/// and /proc around the pure `Stall`.
+pub struct StartWatch {
+    stall: stall::Stall,
+    began: std::time::Instant,
+    sampled: Option<std::time::Instant>,
+}
+
+/// How often a start reads the daemon's work from /proc while its probe
+/// fails (a scan of its processes; the probe itself is tried every poll).
+const WORK_EVERY: Duration = Duration::from_millis(250);
+
+impl StartWatch {
+    pub fn new(s: &Service) -> StartWatch {
+        StartWatch {
+            stall: stall::Stall::new(s.start_stall),
+            began: std::time::Instant::now(),
+            sampled: None,
+        }
+    }
+
+    /// One look at a daemon that did not pass its monitor (`failure`,
+    /// what the monitor said). When its process is up (so the probe is
+    /// what failed), `pids` names its processes. The error to give up with,
+    /// when it made no progress for `start_stall`.
+    pub fn look(
+        &mut self,
+        s: &Service,
+        live: &Liveness,
+        failure: &str,
+        proc_root: &Path,
+        pids: impl FnOnce(u32) -> Vec<u32>,
+    ) -> Option<OcfError> {
+        let now = std::time::Instant::now();
+        let work = match live {
+            Liveness::Running(pid) => {
+                if self
+                    .sampled
+                    .is_some_and(|t| now.duration_since(t) < WORK_EVERY)
+                {
+                    return None;
+                }
+                self.sampled = Some(now);
+                Some(procs::work_of(proc_root, &pids(*pid)))
+            }
+            _ => {
+                self.sampled = None;
+                None
+            }
+        };
+        let stalled = self.stall.look(now.duration_since(self.began), work)?;
+        Some(OcfError::generic(stalled.reason(
+            &s.name,
+            failure,
+            s.start_stall,
+        )))
+    }
 }
 
 /// How often a start looks whether the daemon answers yet. Every step of

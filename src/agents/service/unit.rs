@@ -30,7 +30,9 @@
 //!   has `Restart=always`), then `systemctl reset-failed` and `systemctl
 //!   start` (which returns when systemd's start job is done), again while
 //!   nothing of the unit is alive, up to `start_tries`; done when the
-//!   monitor passes (the probe answers), within the op timeout.
+//!   monitor passes (the probe answers), within the op timeout; given up
+//!   sooner when the daemon is up, its probe failing, and its cgroup makes
+//!   no progress for `start_stall` (`super::stall`).
 //! - stop: `systemctl stop` (the unit's own ExecStop and KillSignal) for
 //!   at most half the op timeout, then TERM and KILL to what is left in
 //!   the cgroup: systemd's own stop timeout may be far longer than ours
@@ -339,7 +341,9 @@ pub fn ensure_dropin(root: &Path, unit: &str) -> std::io::Result<bool> {
 /// Starts the unit (not running yet) and waits until its monitor passes,
 /// until `deadline`. The unit is started again (up to `start_tries` times) only
 /// while nothing of it is alive: a daemon that is up but still warming
-/// up (MariaDB recovering InnoDB) is given the whole timeout.
+/// up (MariaDB recovering InnoDB) is given the whole timeout while it
+/// makes progress; one that is up, fails its probe and makes none for
+/// `start_stall` is given up (`super::stall`).
 pub fn start(
     s: &Service,
     unit: &str,
@@ -368,13 +372,20 @@ pub fn start(
     let expected = format!("/{}", cgroup_rel(unit));
     let mut last = String::from("not attempted");
     let mut attempts = 0;
+    let mut watch = super::StartWatch::new(s);
     while Instant::now() < deadline {
-        match super::monitor(s, roots) {
+        let (live, verdict) = super::observe(s, roots)?;
+        match verdict {
             Ok(_) => {
                 eprintln!("{}: {unit} started (attempt {attempts})", s.name);
                 return Ok(OcfStatus::Success);
             }
             Err(e) => last = e.reason,
+        }
+        // Up, its probe failing: given up when it makes no progress.
+        if let Some(e) = watch.look(s, &live, &last, &roots.proc, |_| left(unit, roots)) {
+            eprintln!("{}", e.reason);
+            return Err(e);
         }
         if left(unit, roots).is_empty() {
             if attempts >= s.start_tries {
