@@ -363,4 +363,44 @@ mod tests {
             vec![1128, 2001]
         );
     }
+
+    #[test]
+    fn the_work_of_a_real_process_is_read_from_proc() {
+        use std::io::Read;
+        let me = [std::process::id()];
+        let proc_root = Path::new("/proc");
+        let before = work_of(proc_root, &me);
+        // A TCP and a Unix listener more; connections are not listeners.
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _conn = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let _unix = std::os::unix::net::UnixListener::bind(d.path().join("s")).unwrap();
+        // 2 MiB written and read back.
+        let f = d.path().join("f");
+        std::fs::write(&f, vec![0u8; 2 << 20]).unwrap();
+        let mut buf = Vec::new();
+        std::fs::File::open(&f)
+            .unwrap()
+            .read_to_end(&mut buf)
+            .unwrap();
+        // CPU until the kernel counts a tick more (no clock asserted).
+        let mut x = 0u64;
+        let after = loop {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+            let w = work_of(proc_root, &me);
+            if w.cpu > before.cpu {
+                break w;
+            }
+        };
+        assert_eq!(
+            after.listeners,
+            before.listeners + 2,
+            "{before:?} {after:?}"
+        );
+        assert!(after.io >= before.io + (4 << 20), "{before:?} {after:?}");
+        assert_eq!(work_of(proc_root, &[]), Default::default());
+    }
 }

@@ -351,3 +351,112 @@ fn watch_off_in_the_cib_limits_the_next_monitor_to_liveness() {
     );
     assert_eq!(a.run("stop"), 0);
 }
+
+/// A free TCP port on 127.0.0.1 that nothing listens on: connecting to it
+/// is refused.
+fn refused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `start` with `params` under the default op timeout (60 s: the
+/// agent answers by 54 s at the latest); its exit code and exit reason.
+fn start_with(a: &Agent, params: &[(String, String)]) -> (i32, String) {
+    let o = run_with_deadline(&mut a.cmd("start", params), Duration::from_secs(90));
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let reason = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("ocf-exit-reason:"))
+        .unwrap_or_default()
+        .to_string();
+    (o.status.code().unwrap(), reason)
+}
+
+fn set(params: &mut Vec<(String, String)>, k: &str, v: &str) {
+    params.retain(|(n, _)| n != k);
+    params.push((k.into(), v.into()));
+}
+
+/// The `fail-daemon` drill in small: the daemon's process is up, its port
+/// refuses (there a firewall rule, here a probe on a port it does not
+/// listen on). The start gives up once the daemon made no progress for
+/// start_stall, saying why, instead of waiting out the op timeout.
+#[test]
+fn a_start_gives_up_a_daemon_that_is_up_but_never_answers() {
+    if !prerequisites() {
+        return;
+    }
+    let a = Agent::new();
+    let mut params = a.params();
+    set(&mut params, "probe_port", &refused_port().to_string());
+    set(&mut params, "start_stall", "2s");
+    let (code, reason) = start_with(&a, &params);
+    assert_eq!(code, 1, "OCF_ERR_GENERIC: {reason}");
+    assert!(
+        reason.starts_with(
+            "memcached: gave up the start: its process is up but its probe still fails after "
+        ),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("with no progress for ") && reason.contains("start_stall 2s"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("memcached probe:") && reason.contains("refused"),
+        "the reason names the probe and its failure: {reason}"
+    );
+    assert!(
+        a.daemon_pid().is_some(),
+        "the daemon itself is left to stop"
+    );
+    assert_eq!(a.run("stop"), 0);
+}
+
+/// A slow but healthy start: the daemon's process is up and busy (InnoDB
+/// recovery) for twice start_stall before it opens its port. It makes
+/// progress all along, so the start waits for it and succeeds; the same
+/// daemon asleep instead of working is given up.
+#[test]
+fn a_start_waits_for_a_daemon_that_makes_progress_and_answers_late() {
+    if !prerequisites() {
+        return;
+    }
+    let script = repo().join("tests/fixtures/service/late-daemon.sh");
+    let late = |how: &str| {
+        let a = Agent::new();
+        let mut params = a.params();
+        let start = serde_json::to_string(&[
+            script.display().to_string(),
+            a.pid_file().display().to_string(),
+            a.port.to_string(),
+            "4".into(),
+            how.into(),
+        ])
+        .unwrap();
+        set(&mut params, "start", &start);
+        set(&mut params, "start_stall", "2s");
+        // The pid is the script's until it becomes memcached.
+        params.retain(|(k, _)| k != "executable");
+        let (code, reason) = start_with(&a, &params);
+        let monitor = run_with_deadline(&mut a.cmd("monitor", &params), Duration::from_secs(30))
+            .status
+            .code();
+        assert_eq!(
+            run_with_deadline(&mut a.cmd("stop", &params), Duration::from_secs(60))
+                .status
+                .code(),
+            Some(0)
+        );
+        (code, reason, monitor)
+    };
+    let (code, reason, monitor) = late("work");
+    assert_eq!(code, 0, "the working daemon was given up: {reason}");
+    assert_eq!(monitor, Some(0));
+    let (code, reason, _) = late("sleep");
+    assert_eq!(code, 1, "{reason}");
+    assert!(reason.contains("gave up the start"), "{reason}");
+}
