@@ -300,8 +300,9 @@ pub fn starts(crm_mon_xml: &str, node: &str) -> Vec<(String, u64)> {
     out
 }
 
-/// fail-daemon's recovery includes the start attempts on the failing node
-/// (start_tries x up to 10 s) before the cluster moves.
+/// fail-daemon's recovery includes the start on the failing node, which
+/// gives up once the daemon is up, fails its probe and makes no progress
+/// for `start_stall`, before the cluster moves.
 /// After the recovery condition: the seconds from the fault to the first
 /// load attempt from now on that `good` accepts (the client's view), or
 /// None when none comes within 20 s.
