@@ -152,7 +152,6 @@ pub fn start(
         if let Some(e) = watch.look(s, &live, &last, &roots.proc, |pid| {
             daemon_processes(&roots.proc, pid)
         }) {
-            eprintln!("{}", e.reason);
             return Err(e);
         }
         if let Some(c) = child.as_mut()

@@ -672,11 +672,13 @@ impl StartWatch {
             }
         };
         let stalled = self.stall.look(now.duration_since(self.began), work)?;
-        Some(OcfError::generic(stalled.reason(
-            &s.name,
-            failure,
-            s.start_stall,
-        )))
+        // Pacemaker keeps the exit reason's first 128 characters: the
+        // numbers go to the log.
+        let failure = failure
+            .strip_prefix(&format!("{}: ", s.name))
+            .unwrap_or(failure);
+        eprintln!("{}", stalled.detail(&s.name, failure, s.start_stall));
+        Some(OcfError::generic(stalled.reason(&s.name, failure)))
     }
 }
 

@@ -15,7 +15,7 @@
 //! *makes progress* when, since its last progress, it used at least
 //! `PROGRESS_CPU` of CPU, or read and wrote at least `PROGRESS_IO`, or
 //! holds a listening socket more. A start gives up (OCF_ERR_GENERIC, the
-//! reason naming the probe's failure and what the daemon did) when the
+//! exit reason naming the probe's failure, the log what the daemon did) when the
 //! daemon's process has been up, its probe failing, with no progress for
 //! `start_stall`; it keeps waiting, up to the op timeout as before, while
 //! the daemon makes progress.
@@ -96,9 +96,23 @@ pub struct Stalled {
     pub last_progress: Option<(String, Duration)>,
 }
 
+/// How much of an exit reason Pacemaker keeps (it cuts the rest): what
+/// matters comes first.
+pub const REASON_KEPT: usize = 128;
+
 impl Stalled {
-    /// The exit reason: the service, the probe's failure, the numbers.
-    pub fn reason(&self, name: &str, failure: &str, limit: Duration) -> String {
+    /// The exit reason: the service, that the start gave up and why, then
+    /// the probe's failure, short enough to survive Pacemaker's cut when
+    /// the failure is (`REASON_KEPT`).
+    pub fn reason(&self, name: &str, failure: &str) -> String {
+        format!(
+            "{name}: start given up, no progress for {:.1} s: {failure}",
+            self.idle.as_secs_f64()
+        )
+    }
+
+    /// The whole story, for the agent's log (Pacemaker logs its output).
+    pub fn detail(&self, name: &str, failure: &str, limit: Duration) -> String {
         let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
         let last = match &self.last_progress {
             Some((what, ago)) => format!("; its last progress was {what}, {} ago", secs(*ago)),
@@ -222,19 +236,19 @@ mod tests {
         assert_eq!(why.up_for, LIMIT);
         assert_eq!(why.did.cpu, ms(30), "below the threshold");
         assert_eq!(why.last_progress, None);
-        let reason = why.reason(
-            "postfix",
-            "postfix probe: 127.0.0.1:25: Connection refused",
-            LIMIT,
+        let failure = "postfix probe: connect 127.0.0.1:25: Connection refused (os error 111)";
+        let reason = why.reason("postfix", failure);
+        assert_eq!(
+            reason,
+            "postfix: start given up, no progress for 3.0 s: postfix probe: connect 127.0.0.1:25: Connection refused (os error 111)"
         );
+        assert!(reason.len() <= REASON_KEPT, "Pacemaker keeps it whole");
+        let detail = why.detail("postfix", failure, LIMIT);
         assert!(
-            reason.starts_with("postfix: gave up the start: its process is up but its probe still fails after 3.0 s, with no progress for 3.0 s (start_stall 3s: 30 ms of CPU, 0 KiB of I/O"),
-            "{reason}"
+            detail.starts_with("postfix: gave up the start: its process is up but its probe still fails after 3.0 s, with no progress for 3.0 s (start_stall 3s: 30 ms of CPU, 0 KiB of I/O"),
+            "{detail}"
         );
-        assert!(
-            reason.ends_with("): postfix probe: 127.0.0.1:25: Connection refused"),
-            "{reason}"
-        );
+        assert!(detail.ends_with(&format!("): {failure}")), "{detail}");
     }
 
     #[test]
@@ -279,7 +293,7 @@ mod tests {
         assert!(what.ends_with("ms of CPU"), "{what}");
         assert_eq!(ago, why.idle);
         assert!(
-            why.reason("mysql", "x", LIMIT)
+            why.detail("mysql", "x", LIMIT)
                 .contains("its last progress was")
         );
     }

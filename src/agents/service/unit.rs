@@ -384,7 +384,6 @@ pub fn start(
         }
         // Up, its probe failing: given up when it makes no progress.
         if let Some(e) = watch.look(s, &live, &last, &roots.proc, |_| left(unit, roots)) {
-            eprintln!("{}", e.reason);
             return Err(e);
         }
         if left(unit, roots).is_empty() {
