@@ -254,8 +254,8 @@ fn vip_score(scores: &str, node: &str) -> String {
 /// the new DC, and Pacemaker 2.1.5's attrd does not write an unchanged
 /// pingd back. The VIP must not depend on that attribute: with the ping
 /// instance running and pingd gone from the CIB, the node keeps it. (That
-/// a node where no ping target answers cannot run it is the lab's cut-ping
-/// drill: its ping instance fails there.)
+/// a node where no ping target answers cannot run it: `tests/network.rs`,
+/// with the other cases, and the lab's cut-ping drill.)
 #[test]
 fn a_lost_pingd_attribute_does_not_ban_the_vip() {
     if !have_crm_verify() {

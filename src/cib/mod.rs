@@ -533,6 +533,9 @@ pub fn render(cfg: &Config) -> El {
                 // attributes, and Pacemaker 2.1.5's attrd does not write
                 // an unchanged value back; a rule on the attribute then
                 // banned the VIP from a healthy node for good (issue 19).
+                // The resource's state is resent by the node's controller
+                // whenever it joins. tests/network.rs runs the cases
+                // through crm_simulate; docs/config.md says why.
                 ("failure_score", "1".into()),
             ],
             // A node whose network came back is eligible again within a
