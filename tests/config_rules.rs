@@ -1118,3 +1118,19 @@ fn a_webhook_ca_file_needs_an_https_url() {
     );
     load(&with(&hook("https://hooks.example.com/x"))).expect("https + CA file");
 }
+
+/// The helper every test above relies on: it holds a test to exactly one
+/// error, so a rule that also sets off another one (a cascade) shows.
+#[test]
+fn one_error_refuses_a_second_error() {
+    let two = BASE
+        .replace("prefix = 24", "prefix = 77")
+        .replace("nic = \"eth0\"", "nic = \"eth 0\"");
+    let r = std::panic::catch_unwind(|| one_error(&two, "vip.prefix", "outside"));
+    assert!(r.is_err(), "one_error accepted two errors");
+    one_error(
+        &BASE.replace("prefix = 24", "prefix = 77"),
+        "vip.prefix",
+        "outside",
+    );
+}

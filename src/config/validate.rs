@@ -207,7 +207,8 @@ pub fn validate(raw: &RawConfig, env: &Env) -> (Option<Config>, Vec<Problem>) {
     let storage = storage(&mut ctx, raw.storage.as_ref());
     let policy = policy(&mut ctx, raw.policy.as_ref());
     let services = services(&mut ctx, raw.services.as_ref(), &policy, env);
-    let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage);
+    let lease_given = raw.storage.as_ref().is_some_and(|s| s.lease.is_some());
+    let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage, lease_given);
     let alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
     let ok = !ctx
         .problems
@@ -313,17 +314,19 @@ fn cluster(ctx: &mut Ctx, raw: Option<&RawCluster>) -> Cluster {
                     format!("duplicate node name {:?}", nodes[1].name),
                 );
             }
-            let (a, b) = (&nodes[0].addresses, &nodes[1].addresses);
-            if list.iter().all(|n| n.addresses.is_some()) && a.len() != b.len() {
+            // Counted as written: an entry that is not an address, or an
+            // empty list, is its own error, not also a link mismatch.
+            let given = |n: &RawNode| n.addresses.as_ref().map_or(0, Vec::len);
+            let (na, nb) = (given(&list[0]), given(&list[1]));
+            if na > 0 && nb > 0 && na != nb {
                 ctx.err(
                     p.key("nodes").index(1).key("addresses"),
                     format!(
-                        "both nodes need one address per link: node 1 has {}, node 2 has {}",
-                        a.len(),
-                        b.len()
+                        "both nodes need one address per link: node 1 has {na}, node 2 has {nb}"
                     ),
                 );
             }
+            let (a, b) = (&nodes[0].addresses, &nodes[1].addresses);
             let mut seen = BTreeSet::new();
             for (i, n) in nodes.iter().enumerate() {
                 for (j, addr) in n.addresses.iter().enumerate() {
@@ -773,7 +776,14 @@ fn policy(ctx: &mut Ctx, raw: Option<&RawPolicy>) -> Policy {
     }
 }
 
-fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencing {
+/// `lease_given`: the file has a `[storage.lease]`; when it is there but
+/// invalid, its own errors say so and the fencing rules stay quiet.
+fn fencing(
+    ctx: &mut Ctx,
+    raw: Option<&RawFencing>,
+    storage: &Storage,
+    lease_given: bool,
+) -> Fencing {
     let p = root().key("fencing");
     let empty = RawFencing::default();
     let raw = raw.unwrap_or(&empty);
@@ -795,7 +805,8 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
     };
     // Without a lease there is no fence device: Pacemaker would refuse to
     // start anything, so say it here.
-    if mode == FencingMode::Lease && storage.lease.is_none() {
+    let lease_invalid = lease_given && storage.lease.is_none();
+    if mode == FencingMode::Lease && storage.lease.is_none() && !lease_invalid {
         ctx.err_hint(
             p.key("mode"),
             "fencing by lease needs a lease device, and [storage.lease] is missing",
@@ -803,6 +814,7 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
         );
     }
     if mode == FencingMode::Sbd
+        && !lease_invalid
         && !matches!(
             storage.lease.as_ref().map(|l| &l.target),
             Some(LeaseTarget::Block(_))
