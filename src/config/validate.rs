@@ -209,7 +209,21 @@ pub fn validate(raw: &RawConfig, env: &Env) -> (Option<Config>, Vec<Problem>) {
     let services = services(&mut ctx, raw.services.as_ref(), &policy, env);
     let lease_given = raw.storage.as_ref().is_some_and(|s| s.lease.is_some());
     let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage, lease_given);
-    let alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
+    let mut alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
+    // The diagnostics keep the cluster's own addresses (not personal data,
+    // and what an administrator reads the bundle by).
+    if let Some(Some(a)) = &mut alerts {
+        let mut keep: Vec<IpAddr> = cluster
+            .nodes
+            .iter()
+            .flat_map(|n| n.addresses.iter().copied())
+            .chain(vip.as_ref().map(|v| v.address))
+            .chain(network.ping_targets.iter().copied())
+            .collect();
+        keep.sort();
+        keep.dedup();
+        a.diagnostics.keep = keep;
+    }
     let ok = !ctx
         .problems
         .iter()
@@ -1451,7 +1465,12 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
         let ok = (url.starts_with("http://") || url.starts_with("https://"))
             && !url.chars().any(|c| c.is_whitespace() || c.is_control());
         if !ok {
-            ctx.err(wp.key("url"), format!("{url:?} is not an http(s) URL"));
+            // Not echoed: a URL's path or query may hold its token, and
+            // the error is located at the field anyway.
+            ctx.err(
+                wp.key("url"),
+                "is not an http:// or https:// URL without spaces",
+            );
         }
         let ca_file = w
             .ca_file
@@ -1495,6 +1514,11 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
             "no channel configured: alerts are spooled but not sent",
         );
     }
+    let diagnostics = raw
+        .diagnostics
+        .as_ref()
+        .map(|d| diagnostics(ctx, p.key("diagnostics"), d))
+        .unwrap_or_default();
     Some(Alerts {
         customer,
         language,
@@ -1504,7 +1528,30 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
         smtp,
         webhook,
         command,
+        diagnostics,
     })
+}
+
+/// `[alerts.diagnostics]`: each bound within a range that keeps the
+/// bundle useful and mail-sized.
+fn diagnostics(ctx: &mut Ctx, p: FieldPath, raw: &RawDiagnostics) -> Diagnostics {
+    let d = Diagnostics::default();
+    let mut within = |field: &str, v: Option<u32>, default: u32, lo: u32, hi: u32| match v {
+        None => default,
+        Some(n) if (lo..=hi).contains(&n) => n,
+        Some(n) => {
+            ctx.err(p.key(field), format!("{n} is outside {lo}..={hi}"));
+            default
+        }
+    };
+    Diagnostics {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        log_lines: within("log_lines", raw.log_lines, d.log_lines, 0, 1000),
+        max_lines: within("max_lines", raw.max_lines, d.max_lines, 20, 10_000),
+        max_bytes: within("max_bytes", raw.max_bytes, d.max_bytes, 4096, 1 << 20),
+        redact_personal: raw.redact_personal.unwrap_or(d.redact_personal),
+        keep: Vec::new(),
+    }
 }
 
 fn smtp(ctx: &mut Ctx, p: FieldPath, raw: &RawSmtp, env: &Env) -> Option<Smtp> {
