@@ -1,7 +1,16 @@
 //! Running a child process with a deadline. Every external command mailha
 //! runs (crm_mon, cibadmin, crm_verify, ssh, ...) goes through `run`: a
-//! hung cluster tool or peer must never hang mailha. On overrun the child
-//! is killed by its own PID (SIGKILL) and reaped.
+//! hung cluster tool or peer must never hang mailha.
+//!
+//! The child leads a process group of its own, so on overrun the whole
+//! group is killed (SIGKILL), not just the child: a shell's or a script's
+//! children die with it instead of living on with our pipes. Leaving the
+//! caller's group would also take the child out of what Pacemaker kills
+//! when an agent overruns its op timeout (it kills the agent's group), so
+//! the child asks the kernel for SIGKILL when the thread that started it
+//! dies (`PR_SET_PDEATHSIG`). Output is collected up to a limit per pipe
+//! (`Opts::max_output`); the rest is read and dropped, so a chatty child
+//! neither blocks nor fills our memory.
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -31,6 +40,8 @@ pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    /// stdout or stderr went past `Opts::max_output` and was cut there.
+    pub truncated: bool,
 }
 
 impl Output {
@@ -39,11 +50,23 @@ impl Output {
     }
 }
 
-type Shared = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+/// What a pipe gave: the first `max` bytes, and whether there was more.
+#[derive(Default)]
+struct Collected {
+    data: Vec<u8>,
+    truncated: bool,
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Collected>>;
 
 /// Reads a pipe on a thread into a shared buffer, so what was written is
-/// there even if the pipe never closes; the receiver fires at EOF.
-fn drain(mut pipe: impl Read + Send + 'static) -> (Shared, std::sync::mpsc::Receiver<()>) {
+/// there even if the pipe never closes; the receiver fires at EOF. Bytes
+/// past `max` are read and dropped: the child is never blocked on a full
+/// pipe, and our memory is bounded.
+fn drain(
+    mut pipe: impl Read + Send + 'static,
+    max: usize,
+) -> (Shared, std::sync::mpsc::Receiver<()>) {
     let buf: Shared = Default::default();
     let (tx, rx) = std::sync::mpsc::channel();
     let b = buf.clone();
@@ -52,16 +75,22 @@ fn drain(mut pipe: impl Read + Send + 'static) -> (Shared, std::sync::mpsc::Rece
         loop {
             match pipe.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => b
-                    .lock()
-                    .expect("not poisoned")
-                    .extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    let mut c = b.lock().expect("not poisoned");
+                    let room = max.saturating_sub(c.data.len());
+                    c.data.extend_from_slice(&chunk[..n.min(room)]);
+                    c.truncated |= n > room;
+                }
             }
         }
         let _ = tx.send(());
     });
     (buf, rx)
 }
+
+/// The most output `run` keeps of each pipe by default: far above any
+/// CIB or crm_mon document mailha reads, far below a memory problem.
+pub const MAX_OUTPUT: usize = 16 << 20;
 
 /// How `run_opts` treats the environment and a child's leftover pipes.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +100,9 @@ pub struct Opts {
     /// After the child exited, how long to keep collecting output from
     /// pipes a daemon it started may hold open for ever.
     pub linger: Duration,
+    /// Bytes kept of each of stdout and stderr (`Output::truncated` says
+    /// when there was more).
+    pub max_output: usize,
 }
 
 impl Default for Opts {
@@ -78,6 +110,7 @@ impl Default for Opts {
         Opts {
             clear_env: false,
             linger: Duration::from_secs(2),
+            max_output: MAX_OUTPUT,
         }
     }
 }
@@ -137,14 +170,26 @@ pub fn run_opts<S: AsRef<OsStr>>(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        // SAFETY: between fork and exec only prctl(2), which is
+        // async-signal-safe, runs; nothing is allocated or locked.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+    }
     let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
         program: program.clone(),
         source,
     })?;
     // Pipes are drained on threads so a chatty child cannot block on a
     // full pipe while we wait for it to exit.
-    let (out_buf, rx_out) = drain(child.stdout.take().expect("piped"));
-    let (err_buf, rx_err) = drain(child.stderr.take().expect("piped"));
+    let (out_buf, rx_out) = drain(child.stdout.take().expect("piped"), opts.max_output);
+    let (err_buf, rx_err) = drain(child.stderr.take().expect("piped"), opts.max_output);
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         let data = data.to_vec();
         // A child that never reads must not block us either.
@@ -157,6 +202,11 @@ pub fn run_opts<S: AsRef<OsStr>>(
         match child.try_wait() {
             Ok(Some(s)) => break s,
             Ok(None) if start.elapsed() >= deadline => {
+                // The child leads its group (not yet reaped, so its pid
+                // still names the group): everything it started that
+                // stayed in the group goes with it.
+                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.kill();
                 // A child stuck in the kernel (D state on a hung disk or
                 // server) does not die even from SIGKILL: reap it if it
@@ -181,12 +231,13 @@ pub fn run_opts<S: AsRef<OsStr>>(
     let left = || linger_end.saturating_duration_since(Instant::now());
     let _ = rx_out.recv_timeout(left());
     let _ = rx_err.recv_timeout(left());
-    let stdout = String::from_utf8_lossy(&out_buf.lock().expect("not poisoned")).into_owned();
-    let stderr = String::from_utf8_lossy(&err_buf.lock().expect("not poisoned")).into_owned();
+    let out = out_buf.lock().expect("not poisoned");
+    let err = err_buf.lock().expect("not poisoned");
     Ok(Output {
         code: status.code(),
-        stdout,
-        stderr,
+        stdout: String::from_utf8_lossy(&out.data).into_owned(),
+        stderr: String::from_utf8_lossy(&err.data).into_owned(),
+        truncated: out.truncated || err.truncated,
     })
 }
 
@@ -267,6 +318,69 @@ mod tests {
         );
         // Waiting for EOF would take the 10 s the daemon lives.
         assert!(start.elapsed() < Duration::from_secs(8));
+    }
+
+    /// Whether `pid` is gone (or a zombie nobody reaped yet).
+    fn dead(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(s) => crate::procs::parse_stat(&s).is_none_or(|st| st.state == 'Z'),
+        }
+    }
+
+    #[test]
+    fn an_overrun_kills_what_the_child_started_too() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("pid");
+        let script = format!("sleep 300 & echo $! > {}; wait", f.display());
+        let e = run(
+            &["/bin/sh", "-c", &script],
+            &[],
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(matches!(e, ExecError::Timeout { .. }), "{e}");
+        let pid: u32 = std::fs::read_to_string(&f).unwrap().trim().parse().unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        while !dead(pid) {
+            if Instant::now() > end {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("the child's child {pid} outlived the deadline kill");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn output_is_kept_up_to_a_limit_and_the_child_is_not_blocked() {
+        // 40 MiB of zeroes on stdout: more than the default limit.
+        let o = run(
+            &["/bin/sh", "-c", "head -c 41943040 /dev/zero; echo done >&2"],
+            &[],
+            None,
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert!(o.success());
+        assert_eq!(o.stdout.len(), MAX_OUTPUT);
+        assert!(o.truncated);
+        assert_eq!(o.stderr, "done\n");
+        let o = run_opts(
+            &["/bin/echo", "0123456789"],
+            &[],
+            None,
+            Duration::from_secs(5),
+            Opts {
+                max_output: 4,
+                ..Opts::default()
+            },
+        )
+        .unwrap();
+        assert_eq!((o.stdout.as_str(), o.truncated), ("0123", true));
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub enum SetupError {
     Payload(String),
     #[error("the received config is invalid, nothing was written:\n{0}")]
     Config(#[from] config::ConfigError),
+    #[error(
+        "the received config is not for this machine ({host}): its nodes are {0} and {1}, and neither is this hostname nor bound here; nothing was written",
+        .nodes.0, .nodes.1
+    )]
+    NotForThisHost {
+        host: String,
+        nodes: (String, String),
+    },
     #[error("both nodes were not members within {}: {last}", humantime::format_duration(*waited))]
     Membership { waited: Duration, last: String },
     #[error(transparent)]
@@ -348,8 +356,18 @@ pub fn install_files(
     Ok(())
 }
 
-/// The peer's side: read the payload, validate, write, start.
-pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupError> {
+/// The peer's side: read the payload, validate, check that the config
+/// names this machine (`hostname`, `addrs`: what it observes of itself),
+/// write, start. A config for another cluster's node (a wrong host in
+/// the sender's config, a mix-up of machines) writes nothing: its key and
+/// corosync.conf would join this machine to a cluster it is not in.
+pub fn receive(
+    paths: &Paths,
+    stdin: &[u8],
+    start: bool,
+    hostname: &str,
+    addrs: &[std::net::IpAddr],
+) -> Result<(), SetupError> {
     if stdin.len() > 1 << 20 {
         return Err(SetupError::Payload("larger than 1 MiB".into()));
     }
@@ -359,6 +377,13 @@ pub fn receive(paths: &Paths, stdin: &[u8], start: bool) -> Result<(), SetupErro
         .filter(|k| k.len() >= 128)
         .ok_or_else(|| SetupError::Payload("authkey is not 128+ bytes of hex".into()))?;
     let loaded = config::load_str(&paths.mailha_toml(), &p.mailha_toml, Some(0o600))?;
+    if local_node(&loaded.config, hostname, addrs).is_none() {
+        let n = &loaded.config.cluster.nodes;
+        return Err(SetupError::NotForThisHost {
+            host: hostname.to_string(),
+            nodes: (n[0].name.clone(), n[1].name.clone()),
+        });
+    }
     let files = crate::configsync::named_files(&loaded.config, &p.files)
         .map_err(|e| SetupError::Payload(e.to_string()))?;
     for (path, mode, content) in &files {
@@ -598,6 +623,42 @@ mod tests {
         assert!(unhex("zz").is_none());
     }
 
+    /// The receiving machine of the tests: the gateway example's second
+    /// node, by hostname.
+    const PEER: &str = "gw2";
+
+    #[test]
+    fn a_config_that_does_not_name_this_machine_is_refused_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            root: dir.path().to_path_buf(),
+        };
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/gateway.toml"
+        ))
+        .unwrap();
+        let payload = serde_json::to_vec(&Payload {
+            mailha_toml: text.clone(),
+            authkey_hex: hex(&[7u8; 256]),
+            files: Vec::new(),
+        })
+        .unwrap();
+        let other: Vec<std::net::IpAddr> = vec!["192.0.2.99".parse().unwrap()];
+        let e = receive(&paths, &payload, false, "mx9.example.net", &other).unwrap_err();
+        assert!(matches!(e, SetupError::NotForThisHost { .. }), "{e}");
+        assert!(e.to_string().contains("mx9.example.net"), "{e}");
+        assert!(!paths.authkey().exists(), "nothing written");
+        assert!(!paths.mailha_toml().exists(), "nothing written");
+        // The same machine found by an address bound here instead.
+        let c = config::load_str(Path::new("m.toml"), &text, Some(0o600))
+            .unwrap()
+            .config;
+        let mine = c.cluster.nodes[1].addresses.clone();
+        receive(&paths, &payload, false, "localhost", &mine).unwrap();
+        assert!(paths.authkey().exists());
+    }
+
     #[test]
     fn receiving_writes_private_files_and_nothing_when_the_config_is_bad() {
         let dir = tempfile::tempdir().unwrap();
@@ -615,7 +676,7 @@ mod tests {
             files: Vec::new(),
         };
         assert!(matches!(
-            receive(&paths, &serde_json::to_vec(&bad).unwrap(), false),
+            receive(&paths, &serde_json::to_vec(&bad).unwrap(), false, PEER, &[]),
             Err(SetupError::Config(_))
         ));
         assert!(!paths.authkey().exists(), "a bad config writes nothing");
@@ -625,7 +686,14 @@ mod tests {
             authkey_hex: hex(&[7u8; 256]),
             files: Vec::new(),
         };
-        receive(&paths, &serde_json::to_vec(&good).unwrap(), false).unwrap();
+        receive(
+            &paths,
+            &serde_json::to_vec(&good).unwrap(),
+            false,
+            PEER,
+            &[],
+        )
+        .unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&paths.authkey()), 0o400);
         assert_eq!(mode(&paths.mailha_toml()), 0o600);
@@ -644,7 +712,7 @@ mod tests {
             root: dir.path().to_path_buf(),
         };
         assert!(matches!(
-            receive(&paths, b"{not json", false),
+            receive(&paths, b"{not json", false, PEER, &[]),
             Err(SetupError::Payload(_))
         ));
         let p = Payload {
@@ -653,7 +721,7 @@ mod tests {
             files: Vec::new(),
         };
         assert!(matches!(
-            receive(&paths, &serde_json::to_vec(&p).unwrap(), false),
+            receive(&paths, &serde_json::to_vec(&p).unwrap(), false, PEER, &[]),
             Err(SetupError::Payload(_))
         ));
     }

@@ -43,6 +43,7 @@ fn alerts(language: Language) -> Alerts {
         smtp: None,
         webhook: None,
         command: None,
+        diagnostics: Default::default(),
     }
 }
 

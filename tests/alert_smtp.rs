@@ -2,7 +2,10 @@
 //! a private instance (own config dir, queue, data dir, a high port on
 //! 127.0.0.1, delivering into a Maildir this test reads). Needs root and
 //! postfix installed (scripts/install-deps.sh installs it); without them
-//! the test says SKIPPED and passes, it does not pretend to have mailed.
+//! the test says SKIPPED (on stderr, past the harness) and passes, it does
+//! not pretend to have mailed; in CI (env `CI`) it fails instead.
+
+mod common;
 
 use base64::Engine;
 use std::net::{TcpListener, TcpStream};
@@ -235,8 +238,15 @@ fn decode_subject(raw: &str) -> String {
 
 #[test]
 fn an_incident_reaches_a_real_postfix_once_even_after_the_relay_was_down() {
-    if !is_root() || !Path::new(POSTFIX).exists() || uid_gid("postfix").is_none() {
-        eprintln!("SKIPPED: needs root and postfix installed");
+    let missing = if !is_root() {
+        Some("needs root")
+    } else if !Path::new(POSTFIX).exists() || uid_gid("postfix").is_none() {
+        Some("needs postfix installed (scripts/install-deps.sh)")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        common::skip("alert_smtp", why);
         return;
     }
     let t = tempfile::tempdir().unwrap();

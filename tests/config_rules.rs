@@ -1094,10 +1094,14 @@ fn a_user_and_a_password_come_together() {
 
 #[test]
 fn webhook_and_command_channels_are_checked() {
-    one_error(
-        &with("[alerts]\n[alerts.webhook]\nurl = \"ftp://x\"\n"),
+    let d = one_error(
+        &with("[alerts]\n[alerts.webhook]\nurl = \"ftp://x/s3cr3tT0ken\"\n"),
         "alerts.webhook.url",
-        "not an http(s) URL",
+        "not an http:// or https:// URL",
+    );
+    assert!(
+        !d.to_string().contains("s3cr3tT0ken"),
+        "a URL may hold its token: {d}"
     );
     one_error(
         &with("[alerts]\n[alerts.command]\nargv = [\"notify-ops\"]\n"),
@@ -1109,6 +1113,51 @@ fn webhook_and_command_channels_are_checked() {
         "alerts.subject",
         "one line",
     );
+}
+
+#[test]
+fn the_diagnostics_bundle_is_bounded_within_ranges() {
+    let text = with("[alerts]\n[alerts.diagnostics]\nlog_lines = 5000\n");
+    let d = one_error(&text, "alerts.diagnostics.log_lines", "outside 0..=1000");
+    assert_eq!(d.line, line_of(&text, "log_lines = 5000"));
+    one_error(
+        &with("[alerts]\n[alerts.diagnostics]\nmax_bytes = 100\n"),
+        "alerts.diagnostics.max_bytes",
+        "outside 4096..=1048576",
+    );
+    one_error(
+        &with("[alerts]\n[alerts.diagnostics]\nmax_lines = 0\n"),
+        "alerts.diagnostics.max_lines",
+        "outside 20..=10000",
+    );
+    one_error(
+        &with("[alerts]\n[alerts.diagnostics]\nredact = false\n"),
+        "alerts.diagnostics.redact",
+        "unknown",
+    );
+    let l = load(&with(
+        "[alerts]\n[alerts.diagnostics]\nenabled = false\nlog_lines = 0\nredact_personal = false\n",
+    ))
+    .unwrap();
+    let d = &l.config.alerts.unwrap().diagnostics;
+    assert!(!d.enabled && d.log_lines == 0 && !d.redact_personal);
+    // Defaults, and the cluster's own addresses kept in the bundle.
+    let d = load(&with("[alerts]\n"))
+        .unwrap()
+        .config
+        .alerts
+        .unwrap()
+        .diagnostics;
+    assert!(d.enabled && d.redact_personal);
+    assert_eq!((d.log_lines, d.max_lines, d.max_bytes), (100, 600, 65536));
+    for a in [
+        "203.0.113.11",
+        "198.51.100.12",
+        "198.51.100.100",
+        "198.51.100.1",
+    ] {
+        assert!(d.keep.contains(&a.parse().unwrap()), "{a}: {:?}", d.keep);
+    }
 }
 
 #[test]
@@ -1169,4 +1218,20 @@ fn a_webhook_ca_file_needs_an_https_url() {
         "only used with an https URL",
     );
     load(&with(&hook("https://hooks.example.com/x"))).expect("https + CA file");
+}
+
+/// The helper every test above relies on: it holds a test to exactly one
+/// error, so a rule that also sets off another one (a cascade) shows.
+#[test]
+fn one_error_refuses_a_second_error() {
+    let two = BASE
+        .replace("prefix = 24", "prefix = 77")
+        .replace("nic = \"eth0\"", "nic = \"eth 0\"");
+    let r = std::panic::catch_unwind(|| one_error(&two, "vip.prefix", "outside"));
+    assert!(r.is_err(), "one_error accepted two errors");
+    one_error(
+        &BASE.replace("prefix = 24", "prefix = 77"),
+        "vip.prefix",
+        "outside",
+    );
 }

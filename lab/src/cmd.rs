@@ -174,6 +174,7 @@ impl Runner for SystemRunner {
         let opts = mailha::exec::Opts {
             clear_env: cmd.clean_env,
             linger: PIPE_GRACE,
+            ..Default::default()
         };
         match mailha::exec::run_opts(&argv, env, None, cmd.deadline, opts) {
             Ok(o) => Ok(Output {

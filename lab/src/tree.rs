@@ -97,8 +97,9 @@ pub fn plan(t: &Topology, n: u8, machine_id: &str) -> Vec<Step> {
         Step::Dir("var/log/pacemaker/bundles", 0o770, hacluster),
         Step::Dir("var/lib/mailha", 0o755, None),
         // The alert agent runs as hacluster: its spool exists before the
-        // cluster's first event.
-        Step::Dir("var/lib/mailha/spool", 0o700, hacluster),
+        // cluster's first event (pending/ its own, the spool root's with
+        // its group let through, as `Spool::share_with_pacemaker` does).
+        Step::Dir("var/lib/mailha/spool", 0o710, Some(("root", "haclient"))),
         Step::Dir("var/lib/mailha/spool/pending", 0o700, hacluster),
     ]
 }

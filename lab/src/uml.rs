@@ -346,6 +346,7 @@ impl Guest {
             code: a.code,
             stdout: a.stdout,
             stderr: a.stderr,
+            truncated: false,
         })
     }
 

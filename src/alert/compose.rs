@@ -64,6 +64,8 @@ struct Words {
     unknown_where: &'static str,
     default_advice: &'static str,
     attached: &'static str,
+    /// Said instead of `attached` when the config turned the bundle off.
+    not_attached: &'static str,
     more: fn(usize) -> String,
     colon: &'static str,
 }
@@ -80,6 +82,7 @@ const EN: Words = Words {
     unknown_where: "unknown (see the attached diagnostics)",
     default_advice: "Check the cluster with `crm_mon -1`; the attached diagnostics show its state when this mail was sent.",
     attached: "Attached: diagnostics.txt (cluster status, recent logs, daemon states; secrets removed).",
+    not_attached: "No diagnostics attached ([alerts.diagnostics] enabled = false).",
     more: |n| format!(" (+{n} more)"),
     colon: ": ",
 };
@@ -96,6 +99,7 @@ const ZH: Words = Words {
     unknown_where: "未知（请查看附件中的诊断信息）",
     default_advice: "请用 crm_mon -1 检查集群状态；附件中的诊断信息记录了发送此邮件时的集群状态。",
     attached: "附件：diagnostics.txt（集群状态、近期日志、服务状态；已去除密码等敏感信息）。",
+    not_attached: "未附诊断信息（[alerts.diagnostics] enabled = false）。",
     more: |n| format!("（另有 {n} 条事件）"),
     colon: "：",
 };
@@ -256,7 +260,12 @@ pub fn compose(cfg: &Alerts, inc: &Incident) -> Composed {
     for (t, d) in &lines {
         text += &format!("  {t}  {d}\n");
     }
-    text += &format!("\n{}\n", w.attached);
+    let attached = if inc.diagnostics.is_empty() {
+        w.not_attached
+    } else {
+        w.attached
+    };
+    text += &format!("\n{attached}\n");
 
     let h = html_escape;
     let lang = match cfg.language {
@@ -313,7 +322,7 @@ pub fn compose(cfg: &Alerts, inc: &Incident) -> Composed {
     }
     html += &format!(
         "</ol>\n<p style=\"font-size:14px;color:#555\">{}</p>\n<p style=\"font-size:12px;color:#777;border-top:1px solid #ddd;padding-top:8px;margin-bottom:0\">{}{}{} &middot; {}{}<code>{}</code></p>\n</div></div>\n</body></html>\n",
-        h(w.attached),
+        h(attached),
         h(w.reported_by),
         h(w.colon),
         h(&inc.host),
@@ -383,15 +392,16 @@ pub fn message(smtp: &Smtp, inc: &Incident, c: &Composed) -> Result<Message, Com
     for t in &smtp.to {
         b = b.to(mailbox("to", t)?);
     }
-    let body = MultiPart::mixed()
-        .multipart(MultiPart::alternative_plain_html(
-            c.text.clone(),
-            c.html.clone(),
-        ))
-        .singlepart(
+    let mut body = MultiPart::mixed().multipart(MultiPart::alternative_plain_html(
+        c.text.clone(),
+        c.html.clone(),
+    ));
+    if !inc.diagnostics.is_empty() {
+        body = body.singlepart(
             Attachment::new("diagnostics.txt".to_string())
                 .body(inc.diagnostics.clone(), ContentType::TEXT_PLAIN),
         );
+    }
     Ok(b.multipart(body)?)
 }
 
@@ -410,6 +420,7 @@ mod tests {
             smtp: None,
             webhook: None,
             command: None,
+            diagnostics: Default::default(),
         }
     }
 
@@ -622,6 +633,17 @@ mod tests {
             "<00001700000000000-0000042-000000.mailha@mx2>"
         );
         assert_eq!(header(&raw, "To"), "admin@example.com, ops@example.com");
+    }
+
+    #[test]
+    fn without_a_bundle_nothing_is_attached_and_the_mail_says_so() {
+        let mut inc = failover();
+        inc.diagnostics.clear();
+        let c = compose(&cfg(Language::En, None, None), &inc);
+        assert!(c.text.contains("No diagnostics attached"), "{}", c.text);
+        assert!(c.html.contains("No diagnostics attached"));
+        let raw = String::from_utf8(message(&smtp(), &inc, &c).unwrap().formatted()).unwrap();
+        assert!(!raw.contains("diagnostics.txt"), "{raw}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod owner;
 pub mod send;
 pub mod spool;
 
-use crate::config::model::{Alerts, Secret};
+use crate::config::model::{Alerts, Diagnostics, Secret};
 use compose::Incident;
 use send::Channel;
 use spool::{Spool, SpoolError};
@@ -36,15 +36,27 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// Secrets to blank out of the diagnostics: the configured SMTP password.
+/// Secrets to blank out of the diagnostics: the configured SMTP password,
+/// the webhook URL, and the URL's path and query alone (where its token
+/// is) should a log line have quoted them.
 fn known_secrets(cfg: &Alerts) -> Vec<String> {
-    match cfg.smtp.as_ref().map(|s| &s.password) {
+    let mut v = match cfg.smtp.as_ref().map(|s| &s.password) {
         Some(Secret::Inline(p)) => vec![p.clone()],
         Some(Secret::File(f)) => std::fs::read_to_string(f)
             .map(|p| vec![p.trim_end_matches(['\r', '\n']).to_string()])
             .unwrap_or_default(),
         _ => Vec::new(),
+    };
+    if let Some(w) = &cfg.webhook {
+        v.push(w.url.clone());
+        let rest = w.url.split_once("://").map_or("", |(_, r)| r);
+        if let Some(i) = rest.find(['/', '?', '#'])
+            && rest.len() - i >= 8
+        {
+            v.push(rest[i..].to_string());
+        }
     }
+    v
 }
 
 /// Where the world comes from when sending: the real cluster, or a test's
@@ -52,7 +64,7 @@ fn known_secrets(cfg: &Alerts) -> Vec<String> {
 pub trait Environment {
     fn host(&self) -> String;
     fn running_on(&self) -> Option<String>;
-    fn diagnostics(&self, secrets: &[String]) -> String;
+    fn diagnostics(&self, opts: &Diagnostics, secrets: &[String]) -> String;
 }
 
 /// The real machine.
@@ -65,8 +77,8 @@ impl Environment for System {
     fn running_on(&self) -> Option<String> {
         diag::vip_location()
     }
-    fn diagnostics(&self, secrets: &[String]) -> String {
-        diag::collect(secrets)
+    fn diagnostics(&self, opts: &Diagnostics, secrets: &[String]) -> String {
+        diag::collect(opts, secrets)
     }
 }
 
@@ -167,7 +179,7 @@ pub fn send_pending(
                 events: claimed.events,
                 host: env.host(),
                 running_on: env.running_on(),
-                diagnostics: env.diagnostics(&known_secrets(cfg)),
+                diagnostics: env.diagnostics(&cfg.diagnostics, &known_secrets(cfg)),
             };
             let composed = compose::compose(cfg, &inc);
             for ch in todo {
@@ -216,7 +228,7 @@ pub fn send_test(
         )],
         host,
         running_on: env.running_on(),
-        diagnostics: env.diagnostics(&known_secrets(cfg)),
+        diagnostics: env.diagnostics(&cfg.diagnostics, &known_secrets(cfg)),
     };
     let composed = compose::compose(cfg, &inc);
     channels
@@ -244,7 +256,7 @@ mod tests {
         fn running_on(&self) -> Option<String> {
             Some("mx2".into())
         }
-        fn diagnostics(&self, _: &[String]) -> String {
+        fn diagnostics(&self, _: &Diagnostics, _: &[String]) -> String {
             "diag\n".into()
         }
     }
@@ -283,6 +295,7 @@ mod tests {
             smtp: None,
             webhook: None,
             command: None,
+            diagnostics: Default::default(),
         }
     }
 

@@ -1,7 +1,11 @@
 //! Delivery channels: SMTP (lettre, STARTTLS + AUTH), webhook (HTTP POST of
-//! the incident JSON) and command (argv, JSON on stdin). Each one is bounded
-//! in time, so a dead relay or a hung script delays the next try, never the
-//! cluster.
+//! the incident JSON) and command (argv, JSON on stdin, through
+//! `exec::run`). Each one is bounded in time, so a dead relay or a hung
+//! script delays the next try, never the cluster.
+//!
+//! A webhook URL often carries its credential (a token in the path or the
+//! query), so it is never written whole into an error, a log line or a
+//! mail: errors name it by `redact_url` (scheme and host).
 
 use super::compose::{self, Composed, Incident};
 use crate::config::model::{AlertCommand, Alerts, Secret, Smtp, Webhook};
@@ -10,9 +14,8 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{SmtpTransport, Transport};
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ pub enum SendError {
         #[source]
         source: lettre::transport::smtp::Error,
     },
+    /// `url` is `redact_url`'s: scheme and host only.
     #[error("webhook {url}: {reason}")]
     Webhook { url: String, reason: String },
     #[error("command {program}: {reason}")]
@@ -148,6 +152,32 @@ pub struct WebhookChannel {
     pub cfg: Webhook,
 }
 
+/// A URL as errors and logs may show it: the scheme and the host (with
+/// its port), then `/...` when anything followed. The path, the query, a
+/// fragment and any user:password@ are where webhook services put their
+/// tokens, so they never appear.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r))
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            (s, r)
+        }
+        _ => return "[a URL]".into(),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let more = if end < rest.len() && &rest[end..] != "/" {
+        "/..."
+    } else {
+        ""
+    };
+    format!("{scheme}://{host}{more}")
+}
+
 /// `http(s)://host[:port]/path` split up: (https?, host, port, path).
 fn parse_http_url(url: &str) -> Result<(bool, String, u16, String), String> {
     let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
@@ -207,6 +237,32 @@ fn tls_config(
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
+/// `host`'s addresses, or an error once `timeout` is over: getaddrinfo has
+/// no deadline of its own (a dead DNS server holds it for the resolver's
+/// timeouts times its attempts), so it runs on a thread that is left
+/// behind if it overruns.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_string();
+    std::thread::spawn(move || {
+        let r = (name.as_str(), port)
+            .to_socket_addrs()
+            .map(|a| a.collect::<Vec<_>>());
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(e)) => Err(format!("resolving {host}: {e}")),
+        Err(_) => Err(format!(
+            "resolving {host}: no answer within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
 /// One HTTP/1.1 POST with `Connection: close`, every step under `timeout`.
 /// Returns the status code.
 pub fn http_post(
@@ -218,10 +274,7 @@ pub fn http_post(
 ) -> Result<u16, String> {
     let (tls, host, port, path) = parse_http_url(url)?;
     let deadline = Instant::now() + timeout;
-    let addrs: Vec<_> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving {host}: {e}"))?
-        .collect();
+    let addrs = resolve(&host, port, timeout)?;
     let mut last = format!("{host}: no address");
     let mut stream = None;
     for a in addrs {
@@ -310,7 +363,7 @@ impl Channel for WebhookChannel {
     fn send(&self, inc: &Incident, c: &Composed) -> Result<(), SendError> {
         let body = serde_json::to_vec(&c.json).expect("JSON values serialize");
         let err = |reason| SendError::Webhook {
-            url: self.cfg.url.clone(),
+            url: redact_url(&self.cfg.url),
             reason,
         };
         // The incident id lets a receiver drop a repeat (see spool).
@@ -334,78 +387,6 @@ pub struct CommandChannel {
     pub cfg: AlertCommand,
 }
 
-/// What a bounded child process left behind.
-#[derive(Debug)]
-pub struct Finished {
-    pub status: std::process::ExitStatus,
-    pub stdout: Vec<u8>,
-}
-
-/// Runs `argv` (no shell), writes `stdin` to it, and waits at most
-/// `deadline`. On overrun the child is killed by its PID (SIGKILL) and
-/// reaped. Output beyond `max_out` bytes is dropped.
-pub fn run_bounded(
-    argv: &[String],
-    stdin: &[u8],
-    deadline: Duration,
-    max_out: usize,
-) -> Result<Finished, String> {
-    let (prog, args) = argv.split_first().ok_or("empty argv")?;
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .env("LC_ALL", "C.UTF-8")
-        .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    // Feeding stdin and reading stdout happen on threads, so a child that
-    // does not read, or writes a lot, cannot block us past the deadline.
-    let mut input = child.stdin.take().expect("piped");
-    let data = stdin.to_vec();
-    std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut output = child.stdout.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match output.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if out.len() < max_out {
-                        out.extend_from_slice(&buf[..n.min(max_out - out.len())]);
-                    }
-                }
-            }
-        }
-        let _ = tx.send(out);
-    });
-    let end = Instant::now() + deadline;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() >= end => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "killed after the {} deadline",
-                    humantime::format_duration(deadline)
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("waiting: {e}")),
-        }
-    };
-    // A grandchild may still hold stdout open; do not wait for it long.
-    let stdout = rx
-        .recv_timeout(Duration::from_millis(500))
-        .unwrap_or_default();
-    Ok(Finished { status, stdout })
-}
-
 impl Channel for CommandChannel {
     fn name(&self) -> &'static str {
         "command"
@@ -417,11 +398,33 @@ impl Channel for CommandChannel {
             program: self.cfg.argv.first().cloned().unwrap_or_default(),
             reason,
         };
-        let f = run_bounded(&self.cfg.argv, &body, self.cfg.timeout, 0).map_err(err)?;
-        if f.status.success() {
-            Ok(())
-        } else {
-            Err(err(format!("exited with {}", f.status)))
+        // Its output is not kept (nothing reads it, and it may echo the
+        // incident); `exec::run` kills its process group at the deadline.
+        let opts = crate::exec::Opts {
+            max_output: 4096,
+            ..Default::default()
+        };
+        let o = crate::exec::run_opts(
+            &self.cfg.argv,
+            &[("LC_ALL", "C.UTF-8")],
+            Some(&body),
+            self.cfg.timeout,
+            opts,
+        )
+        .map_err(|e| {
+            err(match e {
+                crate::exec::ExecError::Timeout { deadline, .. } => format!(
+                    "killed after the {} deadline",
+                    humantime::format_duration(deadline)
+                ),
+                crate::exec::ExecError::Spawn { source, .. } => format!("cannot start: {source}"),
+                crate::exec::ExecError::Io { source, .. } => source.to_string(),
+            })
+        })?;
+        match o.code {
+            Some(0) => Ok(()),
+            Some(c) => Err(err(format!("exited with code {c}"))),
+            None => Err(err("killed by a signal".into())),
         }
     }
 }
@@ -435,36 +438,125 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    fn incident() -> (Incident, Composed) {
+        let now = std::time::SystemTime::now();
+        let inc = Incident {
+            id: "inc-1".into(),
+            events: vec![(
+                "e".into(),
+                super::super::event::Event::new(super::super::event::Kind::Test, "mx1", now),
+            )],
+            host: "mx1".into(),
+            running_on: None,
+            diagnostics: String::new(),
+        };
+        let cfg = crate::config::model::Alerts {
+            customer: "ACME".into(),
+            language: crate::config::model::Language::En,
+            subject: None,
+            advice: None,
+            batch_window: Duration::from_secs(1),
+            smtp: None,
+            webhook: None,
+            command: None,
+            diagnostics: Default::default(),
+        };
+        let c = compose::compose(&cfg, &inc);
+        (inc, c)
+    }
+
+    fn command(v: &[&str], timeout: Duration) -> Result<(), SendError> {
+        let (inc, c) = incident();
+        CommandChannel {
+            cfg: AlertCommand {
+                argv: argv(v),
+                timeout,
+            },
+        }
+        .send(&inc, &c)
+    }
+
     #[test]
     fn a_command_gets_the_json_on_stdin() {
-        let f = run_bounded(
-            &argv(&["/bin/cat"]),
-            br#"{"incident":"x"}"#,
-            Duration::from_secs(5),
-            1024,
-        )
-        .unwrap();
-        assert!(f.status.success());
-        assert_eq!(f.stdout, br#"{"incident":"x"}"#);
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("got");
+        let script = format!("cat > {}", f.display());
+        command(&["/bin/sh", "-c", &script], Duration::from_secs(5)).unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        assert_eq!(got["incident"], "inc-1", "{got}");
     }
 
     #[test]
     fn a_hung_command_is_killed_at_its_deadline() {
         let t = Instant::now();
-        let e = run_bounded(
-            &argv(&["/bin/sleep", "30"]),
-            b"",
-            Duration::from_millis(200),
-            0,
-        )
-        .unwrap_err();
-        assert!(e.contains("killed"), "{e}");
+        let e = command(&["/bin/sleep", "30"], Duration::from_millis(200)).unwrap_err();
+        assert!(e.to_string().contains("killed"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5));
+        let e = command(&["/bin/sh", "-c", "exit 3"], Duration::from_secs(5)).unwrap_err();
+        assert!(e.to_string().contains("exited with code 3"), "{e}");
     }
 
     #[test]
     fn a_missing_program_is_an_error_not_a_panic() {
-        assert!(run_bounded(&argv(&["/nonexistent/x"]), b"", Duration::from_secs(1), 0).is_err());
+        let e = command(&["/nonexistent/x"], Duration::from_secs(1)).unwrap_err();
+        assert!(e.to_string().contains("cannot start"), "{e}");
+    }
+
+    #[test]
+    fn a_url_is_shown_as_its_scheme_and_host_only() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/services/T0/B0/s3cr3tT0ken",
+                "https://hooks.example.com/...",
+            ),
+            ("http://h:8080/x?token=s3cr3tT0ken", "http://h:8080/..."),
+            ("http://h?token=s3cr3tT0ken", "http://h/..."),
+            ("https://u:s3cr3tT0ken@h/", "https://h"),
+            ("https://h/", "https://h"),
+            ("https://[::1]:8443/s3cr3tT0ken", "https://[::1]:8443/..."),
+            ("not a url s3cr3tT0ken", "[a URL]"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    /// Every way the webhook channel fails names the URL without its
+    /// path or query.
+    #[test]
+    fn webhook_errors_never_show_the_token() {
+        let token = "s3cr3tT0ken";
+        let (inc, c) = incident();
+        let send = |url: String| {
+            WebhookChannel {
+                cfg: Webhook {
+                    url,
+                    ca_file: None,
+                    timeout: Duration::from_millis(500),
+                },
+            }
+            .send(&inc, &c)
+            .unwrap_err()
+            .to_string()
+        };
+        // Refused: nothing listens on the port any more.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = l.local_addr().unwrap();
+        drop(l);
+        // Answers 403.
+        let (url403, h) = serve_once("HTTP/1.1 403 Forbidden\r\n\r\n");
+        let base403 = url403.trim_end_matches("/hook").to_string();
+        let errors = [
+            send(format!("http://{closed}/hooks/{token}?key={token}")),
+            send(format!("{base403}/hooks/{token}")),
+            send(format!("http://no-such-host.invalid/{token}")),
+            send(format!("http://127.0.0.1:99999/{token}")),
+        ];
+        h.join().unwrap();
+        for e in &errors {
+            assert!(!e.contains(token), "{e}");
+            assert!(e.starts_with("webhook http://"), "{e}");
+        }
+        assert!(errors[1].contains("403"), "{}", errors[1]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The durable spool: one file per event on local disk, so an event that
 //! was recorded survives a crash, a reboot and a relay that is down.
 //!
-//! Layout under the spool directory (0700, files 0600):
+//! Layout under the spool directory (0700, or root:hacluster 0710 once
+//! shared with Pacemaker; files 0600):
 //!
 //! ```text
 //! pending/<event-id>.json        recorded, not yet part of an incident
@@ -185,10 +186,14 @@ impl Spool {
         Ok(Spool { root })
     }
 
-    /// Run as root (the sender): gives the spool and `pending/` to
-    /// Pacemaker's `hacluster` user, as whom the alert agent may run, so
-    /// it can record; `outbox/` and `sent/` stay root's. Nothing to do
-    /// when not root or when there is no such user (tests, other setups).
+    /// Run as root (the sender, the package's postinst): lets Pacemaker's
+    /// `hacluster` user, as whom the alert agent may run, record: it owns
+    /// `pending/`, and its group may pass through the spool directory
+    /// (root's, mode 0710) to reach it. Nothing more: were the spool
+    /// directory its own, it could swap `outbox/`, `sent/` or `lock` for
+    /// symlinks that this root sender then follows. A spool an older
+    /// version gave to hacluster is taken back. Nothing to do when not
+    /// root or when there is no such user (tests, other setups).
     pub fn share_with_pacemaker(&self) -> Result<(), SpoolError> {
         if !nix::unistd::geteuid().is_root() {
             return Ok(());
@@ -196,10 +201,12 @@ impl Spool {
         let Some(user) = nix::unistd::User::from_name("hacluster").ok().flatten() else {
             return Ok(());
         };
-        for d in [self.root.clone(), self.root.join("pending")] {
-            std::os::unix::fs::chown(&d, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
-                .map_err(io_err(&d))?;
-        }
+        let root = &self.root;
+        std::os::unix::fs::chown(root, Some(0), Some(user.gid.as_raw())).map_err(io_err(root))?;
+        fs::set_permissions(root, fs::Permissions::from_mode(0o710)).map_err(io_err(root))?;
+        let pending = self.root.join("pending");
+        std::os::unix::fs::chown(&pending, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+            .map_err(io_err(&pending))?;
         Ok(())
     }
 
@@ -373,6 +380,35 @@ impl Spool {
 mod tests {
     use super::super::event::Kind;
     use super::*;
+
+    #[test]
+    fn hacluster_owns_pending_only_never_the_spool_directory() {
+        use std::os::unix::fs::MetadataExt;
+        let user = nix::unistd::User::from_name("hacluster").ok().flatten();
+        let (true, Some(user)) = (nix::unistd::geteuid().is_root(), user) else {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: spool ownership: needs root and a hacluster user"
+            );
+            return;
+        };
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("spool");
+        let s = Spool::open(&dir).unwrap();
+        // As an older version left it: the whole spool hacluster's.
+        std::os::unix::fs::chown(&dir, Some(user.uid.as_raw()), None).unwrap();
+        s.share_with_pacemaker().unwrap();
+        let m = |p: &Path| fs::metadata(p).unwrap();
+        assert_eq!(m(&dir).uid(), 0, "the spool directory is root's");
+        assert_eq!(m(&dir).gid(), user.gid.as_raw());
+        assert_eq!(m(&dir).mode() & 0o7777, 0o710);
+        assert_eq!(m(&dir.join("pending")).uid(), user.uid.as_raw());
+        for sub in ["outbox", "sent"] {
+            assert_eq!(m(&dir.join(sub)).uid(), 0, "{sub}");
+            assert_eq!(m(&dir.join(sub)).mode() & 0o7777, 0o700, "{sub}");
+        }
+    }
 
     fn ev(kind: Kind) -> Event {
         Event::new(kind, "mx1", SystemTime::now())

@@ -31,10 +31,12 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             .take(1 << 20 | 1)
             .read_to_end(&mut input)
             .context("reading the payload")?;
-        return setup::receive(&paths, &input, true).map_err(|e| match e {
-            setup::SetupError::Config(_) | setup::SetupError::Payload(_) => {
-                CliError::BadInput(e.to_string())
-            }
+        let host = crate::host::hostname();
+        let addrs = crate::host::bound_addresses();
+        return setup::receive(&paths, &input, true, &host, &addrs).map_err(|e| match e {
+            setup::SetupError::Config(_)
+            | setup::SetupError::Payload(_)
+            | setup::SetupError::NotForThisHost { .. } => CliError::BadInput(e.to_string()),
             other => CliError::Failed(other.into()),
         });
     }

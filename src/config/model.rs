@@ -331,16 +331,63 @@ pub struct Alerts {
     pub smtp: Option<Smtp>,
     pub webhook: Option<Webhook>,
     pub command: Option<AlertCommand>,
+    pub diagnostics: Diagnostics,
+}
+
+/// The diagnostics bundle every channel gets with an incident
+/// (`alert::diag`): what goes in and how much.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostics {
+    /// false: no bundle at all (the mail says so, nothing is attached).
+    pub enabled: bool,
+    /// Journal lines of the cluster's own units (0: no logs).
+    pub log_lines: u32,
+    /// The whole bundle is cut after this many lines...
+    pub max_lines: u32,
+    /// ...or this many bytes, whichever comes first.
+    pub max_bytes: u32,
+    /// Mail addresses, user names and IP addresses other than `keep` are
+    /// replaced by numbered stand-ins (`[mail-1]`, `[user-1]`, `[ip-1]`).
+    /// Secrets are removed whatever this says.
+    pub redact_personal: bool,
+    /// The cluster's own addresses (nodes, VIP, ping targets): not
+    /// personal, and needed to read the bundle. Filled in at load time.
+    pub keep: Vec<IpAddr>,
+}
+
+impl Default for Diagnostics {
+    fn default() -> Self {
+        Diagnostics {
+            enabled: true,
+            log_lines: 100,
+            max_lines: 600,
+            max_bytes: 64 * 1024,
+            redact_personal: true,
+            keep: Vec::new(),
+        }
+    }
 }
 
 /// Where the relay password lives. It is never copied into the CIB or a
 /// command line; the sender reads it when it sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Secret {
     None,
     /// In mailha.toml itself (which must then be 0600).
     Inline(String),
     File(PathBuf),
+}
+
+/// Never the inline password itself, so a `{:?}` of the config in a log
+/// or a panic holds no secret.
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::None => f.write_str("None"),
+            Secret::Inline(_) => f.write_str("Inline([redacted])"),
+            Secret::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -358,12 +405,24 @@ pub struct Smtp {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Debug shows the URL as `alert::send::redact_url` does: its path and
+/// query often hold the webhook's token.
+#[derive(Clone, PartialEq)]
 pub struct Webhook {
     pub url: String,
     /// PEM certificates trusted for an https URL besides the system's.
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("url", &crate::alert::send::redact_url(&self.url))
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

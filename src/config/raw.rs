@@ -195,6 +195,17 @@ pub struct RawAlerts {
     pub smtp: Option<RawSmtp>,
     pub webhook: Option<RawWebhook>,
     pub command: Option<RawCommand>,
+    pub diagnostics: Option<RawDiagnostics>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiagnostics {
+    pub enabled: Option<bool>,
+    pub log_lines: Option<u32>,
+    pub max_lines: Option<u32>,
+    pub max_bytes: Option<u32>,
+    pub redact_personal: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

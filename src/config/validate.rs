@@ -207,8 +207,23 @@ pub fn validate(raw: &RawConfig, env: &Env) -> (Option<Config>, Vec<Problem>) {
     let storage = storage(&mut ctx, raw.storage.as_ref());
     let policy = policy(&mut ctx, raw.policy.as_ref());
     let services = services(&mut ctx, raw.services.as_ref(), &policy, env);
-    let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage);
-    let alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
+    let lease_given = raw.storage.as_ref().is_some_and(|s| s.lease.is_some());
+    let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage, lease_given);
+    let mut alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
+    // The diagnostics keep the cluster's own addresses (not personal data,
+    // and what an administrator reads the bundle by).
+    if let Some(Some(a)) = &mut alerts {
+        let mut keep: Vec<IpAddr> = cluster
+            .nodes
+            .iter()
+            .flat_map(|n| n.addresses.iter().copied())
+            .chain(vip.as_ref().map(|v| v.address))
+            .chain(network.ping_targets.iter().copied())
+            .collect();
+        keep.sort();
+        keep.dedup();
+        a.diagnostics.keep = keep;
+    }
     let ok = !ctx
         .problems
         .iter()
@@ -313,17 +328,19 @@ fn cluster(ctx: &mut Ctx, raw: Option<&RawCluster>) -> Cluster {
                     format!("duplicate node name {:?}", nodes[1].name),
                 );
             }
-            let (a, b) = (&nodes[0].addresses, &nodes[1].addresses);
-            if list.iter().all(|n| n.addresses.is_some()) && a.len() != b.len() {
+            // Counted as written: an entry that is not an address, or an
+            // empty list, is its own error, not also a link mismatch.
+            let given = |n: &RawNode| n.addresses.as_ref().map_or(0, Vec::len);
+            let (na, nb) = (given(&list[0]), given(&list[1]));
+            if na > 0 && nb > 0 && na != nb {
                 ctx.err(
                     p.key("nodes").index(1).key("addresses"),
                     format!(
-                        "both nodes need one address per link: node 1 has {}, node 2 has {}",
-                        a.len(),
-                        b.len()
+                        "both nodes need one address per link: node 1 has {na}, node 2 has {nb}"
                     ),
                 );
             }
+            let (a, b) = (&nodes[0].addresses, &nodes[1].addresses);
             let mut seen = BTreeSet::new();
             for (i, n) in nodes.iter().enumerate() {
                 for (j, addr) in n.addresses.iter().enumerate() {
@@ -808,7 +825,14 @@ fn start_stall(ctx: &mut Ctx, path: FieldPath, v: &Option<String>, policy: &Poli
     d
 }
 
-fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencing {
+/// `lease_given`: the file has a `[storage.lease]`; when it is there but
+/// invalid, its own errors say so and the fencing rules stay quiet.
+fn fencing(
+    ctx: &mut Ctx,
+    raw: Option<&RawFencing>,
+    storage: &Storage,
+    lease_given: bool,
+) -> Fencing {
     let p = root().key("fencing");
     let empty = RawFencing::default();
     let raw = raw.unwrap_or(&empty);
@@ -830,7 +854,8 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
     };
     // Without a lease there is no fence device: Pacemaker would refuse to
     // start anything, so say it here.
-    if mode == FencingMode::Lease && storage.lease.is_none() {
+    let lease_invalid = lease_given && storage.lease.is_none();
+    if mode == FencingMode::Lease && storage.lease.is_none() && !lease_invalid {
         ctx.err_hint(
             p.key("mode"),
             "fencing by lease needs a lease device, and [storage.lease] is missing",
@@ -838,6 +863,7 @@ fn fencing(ctx: &mut Ctx, raw: Option<&RawFencing>, storage: &Storage) -> Fencin
         );
     }
     if mode == FencingMode::Sbd
+        && !lease_invalid
         && !matches!(
             storage.lease.as_ref().map(|l| &l.target),
             Some(LeaseTarget::Block(_))
@@ -1490,7 +1516,12 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
         let ok = (url.starts_with("http://") || url.starts_with("https://"))
             && !url.chars().any(|c| c.is_whitespace() || c.is_control());
         if !ok {
-            ctx.err(wp.key("url"), format!("{url:?} is not an http(s) URL"));
+            // Not echoed: a URL's path or query may hold its token, and
+            // the error is located at the field anyway.
+            ctx.err(
+                wp.key("url"),
+                "is not an http:// or https:// URL without spaces",
+            );
         }
         let ca_file = w
             .ca_file
@@ -1534,6 +1565,11 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
             "no channel configured: alerts are spooled but not sent",
         );
     }
+    let diagnostics = raw
+        .diagnostics
+        .as_ref()
+        .map(|d| diagnostics(ctx, p.key("diagnostics"), d))
+        .unwrap_or_default();
     Some(Alerts {
         customer,
         language,
@@ -1543,7 +1579,30 @@ fn alerts(ctx: &mut Ctx, raw: &RawAlerts, env: &Env) -> Option<Alerts> {
         smtp,
         webhook,
         command,
+        diagnostics,
     })
+}
+
+/// `[alerts.diagnostics]`: each bound within a range that keeps the
+/// bundle useful and mail-sized.
+fn diagnostics(ctx: &mut Ctx, p: FieldPath, raw: &RawDiagnostics) -> Diagnostics {
+    let d = Diagnostics::default();
+    let mut within = |field: &str, v: Option<u32>, default: u32, lo: u32, hi: u32| match v {
+        None => default,
+        Some(n) if (lo..=hi).contains(&n) => n,
+        Some(n) => {
+            ctx.err(p.key(field), format!("{n} is outside {lo}..={hi}"));
+            default
+        }
+    };
+    Diagnostics {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        log_lines: within("log_lines", raw.log_lines, d.log_lines, 0, 1000),
+        max_lines: within("max_lines", raw.max_lines, d.max_lines, 20, 10_000),
+        max_bytes: within("max_bytes", raw.max_bytes, d.max_bytes, 4096, 1 << 20),
+        redact_personal: raw.redact_personal.unwrap_or(d.redact_personal),
+        keep: Vec::new(),
+    }
 }
 
 fn smtp(ctx: &mut Ctx, p: FieldPath, raw: &RawSmtp, env: &Env) -> Option<Smtp> {

@@ -68,7 +68,10 @@ pub(crate) mod tests {
     use super::*;
 
     /// An image made by mkfs.ext4 with `args`, as the lab makes its disks;
-    /// None (test skipped) without mkfs.ext4.
+    /// None (test skipped, said on stderr past the harness's capture) only
+    /// when mkfs.ext4 is not installed, and never in CI (env `CI`). A
+    /// mkfs.ext4 that runs and fails is a failure: the MMP tests would
+    /// otherwise pass without having looked at a filesystem.
     pub(crate) fn ext4_image(args: &[&str]) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
         let dir = tempfile::tempdir().unwrap();
         let img = dir.path().join("fs.img");
@@ -76,17 +79,48 @@ pub(crate) mod tests {
             .unwrap()
             .set_len(16 << 20)
             .unwrap();
-        let ok = std::process::Command::new("mkfs.ext4")
+        let out = std::process::Command::new("mkfs.ext4")
             .args(["-q", "-F"])
             .args(args)
             .arg(&img)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("SKIPPED: mkfs.ext4 not available");
-            return None;
+            .output();
+        match out {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "mkfs.ext4 missing in CI (scripts/install-deps.sh installs e2fsprogs)"
+                );
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "SKIPPED: mkfs.ext4 not installed");
+                None
+            }
+            Err(e) => panic!("mkfs.ext4: {e}"),
+            Ok(o) => {
+                assert!(
+                    o.status.success(),
+                    "mkfs.ext4 {args:?} failed ({}): {}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                Some((dir, img))
+            }
         }
-        Some((dir, img))
+    }
+
+    #[test]
+    fn a_failing_mkfs_is_a_failure_not_a_skip() {
+        let installed = std::process::Command::new("mkfs.ext4")
+            .arg("-V")
+            .output()
+            .is_ok();
+        let r = std::panic::catch_unwind(|| ext4_image(&["-O", "no-such-feature"]).is_some());
+        match r {
+            Err(_) => assert!(installed, "a missing mkfs.ext4 is a skip"),
+            Ok(made) => assert!(
+                !installed && !made,
+                "mkfs.ext4 is installed and failed: that must fail the test, not skip it"
+            ),
+        }
     }
 
     #[test]

@@ -103,22 +103,64 @@ fn read_dir(dir: &Path) -> Result<String, String> {
 }
 
 /// Writes, syncs and reads back a small marker file: the mount takes
-/// writes and returns them.
+/// writes and returns them. The directory is the shared data's, which
+/// local users may write: whatever sits at the marker's name (a symlink
+/// to /etc/shadow, a FIFO) is removed, never followed or opened, and the
+/// marker is created anew (O_CREAT|O_EXCL|O_NOFOLLOW, 0600) and read back
+/// through the same descriptor.
 fn write_marker(dir: &Path, name: &str) -> Result<String, String> {
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::OpenOptionsExt;
     let p = dir.join(name);
+    let fail = |e: std::io::Error| format!("{}: {e}", p.display());
     let stamp = format!(
         "mailha monitor {} {:?}\n",
         std::process::id(),
         std::time::SystemTime::now()
     );
-    let mut f = std::fs::File::create(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    f.write_all(stamp.as_bytes())
-        .map_err(|e| format!("{}: {e}", p.display()))?;
+    match std::fs::remove_file(&p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&p)
+        .map_err(fail)?;
+    f.write_all(stamp.as_bytes()).map_err(fail)?;
     f.sync_all()
         .map_err(|e| format!("{}: fsync: {e}", p.display()))?;
-    let back = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mut back = String::new();
+    f.rewind()
+        .and_then(|_| f.read_to_string(&mut back))
+        .map_err(fail)?;
     if back != stamp {
         return Err(format!("{}: read back something else", p.display()));
     }
     Ok("ok\n".into())
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    #[test]
+    fn the_marker_never_follows_a_symlink_planted_at_its_name() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let data = t.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let marker = data.join(".mailha-monitor-mx1");
+        std::os::unix::fs::symlink(&victim, &marker).unwrap();
+        assert_eq!(write_marker(&data, ".mailha-monitor-mx1").unwrap(), "ok\n");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let m = std::fs::symlink_metadata(&marker).unwrap();
+        assert!(m.file_type().is_file(), "the marker is a file of its own");
+        // Again, over the marker it left.
+        assert_eq!(write_marker(&data, ".mailha-monitor-mx1").unwrap(), "ok\n");
+    }
 }
