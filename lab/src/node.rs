@@ -498,11 +498,20 @@ impl Lab<'_> {
         }
         let kill = dir.join("cgroup.kill");
         std::fs::write(&kill, "1").map_err(LabError::io(&kill))?;
+        self.await_no_processes(node, "after cgroup.kill (D state on a hung disk?)")
+    }
+
+    /// Waits until no process of the node's last boot is left. Its PID 1
+    /// dies first; its `systemd-nspawn` then cleans up for a moment while
+    /// it still holds the lock on the node's root, and a new nspawn on
+    /// that root exits at once ("Directory tree ... is currently busy"):
+    /// a boot must wait for the whole cgroup, not for PID 1 alone.
+    pub fn await_no_processes(&self, node: &str, after: &str) -> Result<(), LabError> {
         let t = Instant::now();
         while self.node_running(node) {
             if t.elapsed() > POWER_OFF_DEADLINE {
                 return Err(LabError::Cluster(format!(
-                    "{node}: processes left {} s after cgroup.kill (D state on a hung disk?)",
+                    "{node}: processes of its last boot left {} s {after}",
                     POWER_OFF_DEADLINE.as_secs()
                 )));
             }

@@ -40,6 +40,7 @@ impl Lab<'_> {
         {
             return Err(LabError::Cluster(format!("{node} is still running")));
         }
+        self.await_no_processes(node, "after its PID 1 died")?;
         // A reset failed the node's storage path (its watchdog switched
         // it to eio): a booting machine has its disk again, once the old
         // mount is gone (a late write must not land under the peer).

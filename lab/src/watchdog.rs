@@ -267,16 +267,7 @@ pub fn boot_after_reset(lab: &super::Lab, node: &str) -> Result<(), super::LabEr
     // supervisor, frozen in the same cgroup, would wait there forever: a
     // machine that was reset is not hung any more.
     let _ = lab.freeze(node, false);
-    let t0 = Instant::now();
-    while lab.node_running(node) {
-        if t0.elapsed() > super::node::POWER_OFF_DEADLINE {
-            return Err(super::LabError::Cluster(format!(
-                "{node} still has processes {} s after its reset",
-                t0.elapsed().as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    lab.await_no_processes(node, "after its reset")?;
     // A server takes tens of seconds from a reset to its boot (firmware,
     // POST); a container takes none. Without that pause the node's new
     // keeper writes its slot again within host_dead, and the peer cannot
