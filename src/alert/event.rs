@@ -7,9 +7,14 @@
 //! length-capped, has its control characters escaped, and is stored as a
 //! JSON string. Nothing here ever builds a command line or a shell string.
 
+use crate::ocf::OcfStatus;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// OCF's "running, promoted" (not among `OcfStatus`: mailha's agents
+/// are never promotable, but a probe of another agent may answer so).
+const OCF_RUNNING_PROMOTED: i32 = 8;
 
 /// Longest value kept for a free-text field (descriptions, attribute
 /// values). Pacemaker's own messages are far shorter; anything longer is
@@ -225,7 +230,17 @@ impl Event {
     }
 
     /// Did a resource operation fail? (rc differs from what was expected.)
+    /// A probe (a monitor without an interval) asks whether the resource
+    /// runs on the node: running (0, or 8 promoted) and not running (7)
+    /// are answers whatever Pacemaker expected (its target is 7), and only
+    /// an error is a failure. A clone found running where a node's
+    /// Pacemaker came back was mailed as "failed (rc 0)".
     pub fn failed(&self) -> bool {
+        let probe = self.task.as_deref() == Some("monitor") && self.interval_ms == Some(0);
+        if probe && let Some(rc) = self.rc {
+            let answers = [OcfStatus::Success, OcfStatus::NotRunning].map(|s| i32::from(s.code()));
+            return !(answers.contains(&rc) || rc == OCF_RUNNING_PROMOTED);
+        }
         match (self.rc, self.target_rc) {
             (Some(rc), Some(t)) => rc != t,
             (Some(rc), None) => rc != 0,
@@ -296,6 +311,30 @@ mod tests {
         assert_eq!(e.recorded_at_ms, 1_000);
         assert!(e.failed());
         assert!(e.invalid.is_empty());
+    }
+
+    #[test]
+    fn a_probe_fails_only_with_an_error_not_with_running_or_not_running() {
+        let probe = |rc: &str| {
+            Event::from_crm_env(
+                env(&[
+                    ("CRM_alert_kind", "resource"),
+                    ("CRM_alert_task", "monitor"),
+                    ("CRM_alert_interval", "0"),
+                    ("CRM_alert_rc", rc),
+                    ("CRM_alert_target_rc", "7"),
+                ]),
+                "mx1",
+                at(0),
+            )
+            .unwrap()
+        };
+        for rc in ["0", "7", "8"] {
+            assert!(!probe(rc).failed(), "rc {rc}");
+        }
+        for rc in ["1", "2", "5", "6"] {
+            assert!(probe(rc).failed(), "rc {rc}");
+        }
     }
 
     #[test]
