@@ -3,6 +3,7 @@
 # brings the lab up (mailha's agents), runs benches/monitor.rs inside the
 # node where the mail runs, tears the lab down. As root.
 #   MAILHA_BENCH_N=100 bench/monitor.sh
+#   RELEASE=trixie bench/monitor.sh   # on Debian 13 nodes (trixie's stock agents)
 #   GLIBC=1 bench/monitor.sh     # also the static glibc build (LIBC=gnu scripts/build-release.sh), to show what musl saves
 #   DYNAMIC=1 bench/monitor.sh   # also a dynamically linked build (cargo build --release), to show what static linking saves
 #   DYNAMIC=/path/to/mailha bench/monitor.sh   # ... that dynamically linked build
@@ -34,7 +35,11 @@ bench=$(cargo bench -p mailha --bench monitor --no-run --message-format=json 2>/
     grep '"name":"monitor"' | grep -o '"executable":"[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$bench" ] || { echo "could not build benches/monitor.rs" >&2; exit 1; }
 trap 'timeout 120 "$lab" down >/dev/null || true' EXIT
-timeout 300 "$lab" up >/dev/null
+release=${RELEASE:-bookworm}
+timeout 300 "$lab" up --release "$release" >/dev/null
 active=$(timeout 60 "$lab" exec node1 -- mailha status --json | grep -o '"active_node": *"[^"]*"' | cut -d'"' -f4)
-echo "== on $active, N=${MAILHA_BENCH_N:-100}"
-timeout 1200 "$lab" exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${env_twins[@]}" "$bench"
+# The bench goes onto the node's disk: a node of another release than the
+# host's runs its own tree, where this checkout is not.
+install -m 0755 "$bench" "${MAILHA_LAB_BASE_DIR:-/var/lib/mailha-lab}/$active/root/usr/local/bin/mailha-monitor-bench"
+echo "== $release, on $active, N=${MAILHA_BENCH_N:-100}"
+timeout 1200 "$lab" exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${env_twins[@]}" /usr/local/bin/mailha-monitor-bench

@@ -519,7 +519,8 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
 /// package upgrade cost no mail. The other drills run on trixie in the
 /// bench (bench/drills-all.sh RELEASE=trixie).
 #[test]
-fn on_debian_13_nodes_the_mail_survives_a_killed_daemon_a_dead_node_and_an_upgrade() {
+fn on_debian_13_nodes_the_mail_survives_a_killed_daemon_a_dead_node_a_cut_heartbeat_a_frozen_node_and_an_upgrade()
+ {
     if !skip_unless_ready_lab("lab on Debian 13") {
         return;
     }
@@ -562,6 +563,20 @@ fn on_debian_13_nodes_the_mail_survives_a_killed_daemon_a_dead_node_and_an_upgra
     assert_eq!(v["lost"], 0, "{v}");
 
     let v = drill(&["kill-node", "active"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["switched"], true, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["double_mounts"], 0, "{v}");
+
+    // The guard on Pacemaker 3.0's fencer: the peer's fence request ends
+    // the cut-off node's hold (no switch), and a frozen holder is reset by
+    // its watchdog before the peer takes over.
+    let v = drill(&["cut-heartbeat"]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["double_mounts"], 0, "{v}");
+
+    let v = drill(&["freeze-node", "active"]);
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["switched"], true, "{v}");
     assert_eq!(v["lost"], 0, "{v}");
