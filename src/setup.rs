@@ -627,8 +627,8 @@ mod tests {
     /// node, by hostname.
     const PEER: &str = "gw2";
 
-    #[test]
-    fn a_config_that_does_not_name_this_machine_is_refused_and_nothing_written() {
+    /// An empty root to receive into, and the gateway example's text.
+    fn receiving_machine() -> (tempfile::TempDir, Paths, String) {
         let dir = tempfile::tempdir().unwrap();
         let paths = Paths {
             root: dir.path().to_path_buf(),
@@ -638,13 +638,19 @@ mod tests {
             "/examples/gateway.toml"
         ))
         .unwrap();
+        (dir, paths, text)
+    }
+
+    #[test]
+    fn a_config_that_does_not_name_this_machine_is_refused_and_nothing_written() {
+        let (_dir, paths, text) = receiving_machine();
         let payload = serde_json::to_vec(&Payload {
             mailha_toml: text.clone(),
             authkey_hex: hex(&[7u8; 256]),
             files: Vec::new(),
         })
         .unwrap();
-        let other: Vec<std::net::IpAddr> = vec!["192.0.2.99".parse().unwrap()];
+        let other: Vec<std::net::IpAddr> = vec!["203.0.113.199".parse().unwrap()];
         let e = receive(&paths, &payload, false, "mx9.example.net", &other).unwrap_err();
         assert!(matches!(e, SetupError::NotForThisHost { .. }), "{e}");
         assert!(e.to_string().contains("mx9.example.net"), "{e}");
@@ -661,15 +667,7 @@ mod tests {
 
     #[test]
     fn receiving_writes_private_files_and_nothing_when_the_config_is_bad() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = Paths {
-            root: dir.path().to_path_buf(),
-        };
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/examples/gateway.toml"
-        ))
-        .unwrap();
+        let (_dir, paths, text) = receiving_machine();
         let bad = Payload {
             mailha_toml: text.replace("prefix = 24", "prefix = 77"),
             authkey_hex: hex(&[7u8; 256]),
