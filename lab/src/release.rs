@@ -53,10 +53,28 @@ pub const NODE_PACKAGES: &[&str] = &[
     "util-linux",
     "kmod",
     "fuse3",
+    // the nfs-hang drill's stand-in for a hung NFS mount
+    "bindfs",
     "strace",
     "ca-certificates",
     "man-db",
 ];
+
+/// In a tree, the package list it was made from (a cached tree made from
+/// another list is made anew).
+const TREE_STAMP: &str = "etc/mailha-lab-tree";
+
+fn tree_stamp() -> String {
+    let mut s = NODE_PACKAGES.join("\n");
+    s.push('\n');
+    s
+}
+
+/// Whether the cached `tree` is whole and made from today's package list.
+fn cached_tree_fits(tree: &Path) -> bool {
+    tree.join("etc/os-release").exists()
+        && std::fs::read_to_string(tree.join(TREE_STAMP)).ok() == Some(tree_stamp())
+}
 
 /// debootstrap fetches and unpacks some 150 packages: a few minutes on a
 /// good link; the bound is for an archive that stops answering.
@@ -183,7 +201,9 @@ impl Lab<'_> {
         let cache = Path::new(CACHE_DIR);
         let tree = cache.join(release.name());
         let partial = cache.join(format!("{}.partial", release.name()));
-        if tree.join("etc/os-release").exists() && !rebuild {
+        // A tree is what its package list made it: one made from another
+        // list (an older lab's) lacks what the lab now runs in its nodes.
+        if !rebuild && cached_tree_fits(&tree) {
             return Ok(tree);
         }
         if !Path::new("/usr/sbin/debootstrap").exists() {
@@ -225,6 +245,8 @@ impl Lab<'_> {
                 release.name()
             )));
         }
+        let stamp = partial.join(TREE_STAMP);
+        std::fs::write(&stamp, tree_stamp()).map_err(LabError::io(&stamp))?;
         let _ = std::fs::remove_dir_all(&tree);
         std::fs::rename(&partial, &tree).map_err(LabError::io(&tree))?;
         Ok(tree)
@@ -239,6 +261,20 @@ fn tail_lines(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_tree_from_another_package_list_is_made_anew() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path();
+        std::fs::create_dir_all(tree.join("etc")).unwrap();
+        assert!(!cached_tree_fits(tree), "no tree yet");
+        std::fs::write(tree.join("etc/os-release"), "ID=debian\n").unwrap();
+        assert!(!cached_tree_fits(tree), "a tree from before the stamp");
+        std::fs::write(tree.join(TREE_STAMP), "systemd\ncorosync\n").unwrap();
+        assert!(!cached_tree_fits(tree), "a tree from an older list");
+        std::fs::write(tree.join(TREE_STAMP), tree_stamp()).unwrap();
+        assert!(cached_tree_fits(tree));
+    }
 
     #[test]
     fn an_unknown_release_is_refused_with_the_supported_ones() {
