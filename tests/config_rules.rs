@@ -384,6 +384,40 @@ fn a_block_fstype_is_a_filesystem_name() {
     );
 }
 
+/// A typo in the filesystem type passed `check` and failed only at the
+/// mount, at failover time.
+#[test]
+fn an_unknown_block_filesystem_is_an_error_with_a_suggestion() {
+    let d = one_error(
+        &edit(
+            "mount_point = \"/srv/mail\"",
+            "mount_point = \"/srv/mail\"\nfstype = \"ext5\"",
+        ),
+        "storage.mounts[0].fstype",
+        "unknown filesystem type \"ext5\"",
+    );
+    assert_eq!(d.hint.as_deref(), Some("did you mean \"ext4\"?"));
+    let d = one_error(
+        &edit(
+            "mount_point = \"/srv/mail\"",
+            "mount_point = \"/srv/mail\"\nfstype = \"zfs\"",
+        ),
+        "storage.mounts[0].fstype",
+        "unknown filesystem type",
+    );
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("one of ext4, ext3, ext2, xfs, btrfs")
+    );
+    for ok in ["ext4", "xfs", "btrfs"] {
+        let text = edit(
+            "mount_point = \"/srv/mail\"",
+            &format!("mount_point = \"/srv/mail\"\nfstype = \"{ok}\""),
+        );
+        assert!(load(&text).is_ok(), "{ok}");
+    }
+}
+
 #[test]
 fn mount_points_are_absolute_and_not_system_directories() {
     one_error(

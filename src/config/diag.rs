@@ -272,10 +272,12 @@ fn item_span(item: &toml_edit::Item) -> Option<std::ops::Range<usize>> {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a
-/// plausible typo.
+/// plausible typo; of equally close ones the first (candidates come in
+/// the order an operator most likely meant them: "ext5" is ext4, not ext2).
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
+        .rev()
         .map(|c| (strsim::jaro_winkler(word, c), *c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -559,6 +559,11 @@ fn options(ctx: &mut Ctx, path: FieldPath, v: &Option<Vec<String>>) -> Vec<Strin
 
 /// Mount points that would shadow the system, or that mailha's own
 /// mountinfo checks cannot trust.
+/// The filesystems a failover mount of the mail store may be: local,
+/// single-writer ones Debian's kernel mounts (ext4 with MMP is the one
+/// that refuses a second mount by itself: docs/lease.md).
+pub const BLOCK_FSTYPES: &[&str] = &["ext4", "ext3", "ext2", "xfs", "btrfs"];
+
 const FORBIDDEN_MOUNT_ROOTS: &[&str] = &["/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr"];
 
 fn storage(ctx: &mut Ctx, raw: Option<&RawStorage>) -> Storage {
@@ -588,15 +593,21 @@ fn storage(ctx: &mut Ctx, raw: Option<&RawStorage>) -> Storage {
             }
             (Some(d), None) => {
                 let fstype = m.fstype.clone().unwrap_or_else(|| "ext4".into());
-                if fstype.is_empty()
-                    || fstype == "nfs"
-                    || !fstype
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.')
-                {
+                if fstype == "nfs" || fstype == "nfs4" {
                     ctx.err(
                         mp.key("fstype"),
                         format!("{fstype:?} is not a block filesystem type"),
+                    );
+                } else if !BLOCK_FSTYPES.contains(&fstype.as_str()) {
+                    // A typo would pass here and fail only at the mount,
+                    // at failover time.
+                    let hint = did_you_mean(&fstype, BLOCK_FSTYPES)
+                        .map(|s| format!("did you mean {s:?}?"))
+                        .unwrap_or_else(|| format!("one of {}", BLOCK_FSTYPES.join(", ")));
+                    ctx.err_hint(
+                        mp.key("fstype"),
+                        format!("unknown filesystem type {fstype:?}"),
+                        hint,
                     );
                 }
                 block_dev(ctx, mp.key("device"), d)
