@@ -27,7 +27,11 @@ export MAILHA_BIN=$bin
 for f in examples/*.toml lab/configs/*.toml; do
     "$bin" check "$f"
     echo
-    "$bin" --config "$f" render corosync >/dev/null
+    # check printed the warnings; render's are the same, shown only with
+    # a failure.
+    err=$(mktemp)
+    "$bin" --config "$f" render corosync >/dev/null 2>"$err" || { cat "$err" >&2; exit 1; }
+    rm -f "$err"
     xml=$(mktemp)
     "$bin" --config "$f" render cib --full >"$xml" 2>/dev/null
     # crm_verify exits non-zero on an empty status section; what matters
