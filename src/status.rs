@@ -72,6 +72,79 @@ pub struct Status {
     /// Both nodes' mailha.toml against the running config the CIB holds;
     /// null when the CIB could not be read.
     pub config_sync: Option<ConfigSync>,
+    /// This node's lease keeper, asked over its socket; null when the
+    /// config does not fence by lease (or could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keeper: Option<KeeperView>,
+}
+
+/// What this node's lease keeper says of itself. Pacemaker cannot see
+/// it: a node whose keeper fenced itself, or does not answer, shows as
+/// online and its resources as fine, yet it can take nothing over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeeperView {
+    pub answering: bool,
+    /// idle, claiming, holding, self-fencing, fenced (when answering).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub holds: bool,
+    /// Why it fenced itself, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_fenced: Option<String>,
+    /// Why it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl KeeperView {
+    pub fn of(asked: Result<&crate::lease::client::Status, &str>) -> KeeperView {
+        match asked {
+            Ok(s) => KeeperView {
+                answering: true,
+                role: Some(s.role.clone()),
+                holds: s.holds,
+                self_fenced: s.self_fenced.clone(),
+                error: None,
+            },
+            Err(e) => KeeperView {
+                answering: false,
+                error: Some(e.to_string()),
+                ..KeeperView::default()
+            },
+        }
+    }
+
+    /// The keeper cannot take the lease (so this node cannot take the
+    /// mail over) until someone acts.
+    pub fn needs_attention(&self) -> bool {
+        !self.answering
+            || self.self_fenced.is_some()
+            || matches!(self.role.as_deref(), Some("fenced" | "self-fencing"))
+    }
+
+    /// One line for the human view.
+    pub fn line(&self) -> String {
+        match (&self.error, &self.self_fenced, self.role.as_deref()) {
+            // The verdict first: a long reason is what an 80-column cut
+            // takes away.
+            (Some(e), _, _) => format!("lease keeper not answering, no takeover possible: {e}"),
+            (None, Some(why), _) => {
+                format!("lease keeper fenced itself, no takeover until restarted: {why}")
+            }
+            (None, None, Some(r @ ("fenced" | "self-fencing"))) => {
+                format!("lease keeper {r}, no takeover until restarted")
+            }
+            (None, None, role) => format!(
+                "lease keeper: {}{}",
+                role.unwrap_or("?"),
+                if self.holds {
+                    ", holds the data lease"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
 }
 
 /// One config on both nodes (`crate::configsync`): which side is behind,
@@ -357,7 +430,8 @@ pub fn health(st: &Status) -> &'static str {
     let failed = st.resources.iter().any(|r| r.failed)
         || !st.failures.is_empty()
         || st.config.as_ref().is_some_and(|c| c.drift)
-        || st.config_sync.as_ref().is_some_and(|c| c.needs_attention());
+        || st.config_sync.as_ref().is_some_and(|c| c.needs_attention())
+        || st.keeper.as_ref().is_some_and(|k| k.needs_attention());
     match (
         running,
         all_online && !failed && st.leftover_moves.is_empty(),
@@ -408,6 +482,10 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
         .collect();
     o.push_str(&cut(&format!("nodes: {}", nodes.join(", ")), 80));
     o.push('\n');
+    if let Some(k) = st.keeper.as_ref().filter(|k| !k.needs_attention()) {
+        o.push_str(&cut(&k.line(), 80));
+        o.push('\n');
+    }
     if let Some(l) = st.config_sync.as_ref().and_then(|c| c.running_line()) {
         o.push_str(&cut(&l, 80));
         o.push('\n');
@@ -443,6 +521,9 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
             "leftover {what} of {} on {}: crm_resource --clear -r {}",
             m.resource, m.node, m.resource
         ));
+    }
+    if let Some(k) = st.keeper.as_ref().filter(|k| k.needs_attention()) {
+        attention.push(k.line());
     }
     for w in &st.watch_off {
         attention.push(format!(

@@ -131,3 +131,52 @@ fn pacemaker_30s_crm_mon_reads_to_the_same_verdicts() {
     let st = v3("mail2-standby.xml");
     assert_eq!(st.active_node.as_deref(), Some("mail1"));
 }
+
+/// The keeper's answer to `status`, as a keeper that `role` and fenced
+/// itself for `why` (if any) gives it.
+fn keeper_says(role: &str, holds: bool, why: Option<&str>) -> mailha::lease::client::Status {
+    serde_json::from_value(serde_json::json!({
+        "pid": 812, "node": "mail1", "node_id": 1, "peer": "mail2", "peer_id": 2,
+        "cluster": "mail", "device": "/dev/disk/by-label/lease", "role": role,
+        "holds": holds, "wanted": holds, "released": !holds, "counter": 4711,
+        "renewal_age_ms": 120, "io_stalled_ms": null, "peer_unchanged_ms": 300,
+        "peer_dead": false, "peer_holding": false, "peer_fenced": false,
+        "host_dead_ms": 4500, "renew_ms": 500, "fence_pending": null,
+        "fences": [], "self_fenced": why
+    }))
+    .unwrap()
+}
+
+/// Pacemaker sees a node whose keeper fenced itself (or does not answer)
+/// as online with its resources fine, yet that node can take nothing
+/// over: status said OK while the mail had nowhere to go (issue 19).
+#[test]
+fn a_keeper_that_fenced_itself_or_does_not_answer_is_no_ok_cluster() {
+    use mailha::status::KeeperView;
+    let mut st = parse(&fixture("healthy.xml")).unwrap();
+    let holding = keeper_says("holding", true, None);
+    st.keeper = Some(KeeperView::of(Ok(&holding)));
+    assert_eq!(health(&st), "OK");
+    let view = render_human(&st, None);
+    assert!(
+        view.contains("lease keeper: holding, holds the data lease"),
+        "{view}"
+    );
+
+    let fenced = keeper_says("fenced", false, Some("fence request 7 from the peer"));
+    st.keeper = Some(KeeperView::of(Ok(&fenced)));
+    assert_eq!(health(&st), "DEGRADED");
+    let view = render_human(&st, None);
+    assert!(
+        view.contains("! lease keeper fenced itself, no takeover until restarted: fence"),
+        "{view}"
+    );
+
+    st.keeper = Some(KeeperView::of(Err("@mailha-lease: connection refused")));
+    assert_eq!(health(&st), "DEGRADED");
+    let view = render_human(&st, None);
+    assert!(view.contains("! lease keeper not answering"), "{view}");
+    for l in view.lines() {
+        assert!(l.chars().count() <= 80, "{l}");
+    }
+}

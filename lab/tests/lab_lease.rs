@@ -174,6 +174,7 @@ fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
         o.stderr
     );
 
+    let boot = pid1(&active);
     let o = exec(
         peer,
         &["stonith_admin", "--fence", &active, "--timeout", "50"],
@@ -214,6 +215,18 @@ fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
     // node reset by its watchdog: then exec finds nothing running either).
     let o = exec(&active, &["systemctl", "is-active", "lab-writer"]);
     assert_ne!(o.stdout.trim(), "active", "the writer survived the fence");
+    // Pacemaker shows the fenced node online again (systemd restarts its
+    // stack), yet its keeper takes nothing over: status must say so.
+    if pid1(&active) == boot {
+        let o = exec(&active, &["mailha", "status"]);
+        let said = format!("{}{}", o.stdout, o.stderr);
+        assert!(
+            !said.starts_with("OK") && said.contains("lease keeper fenced itself"),
+            "mailha status on the fenced {active}:\n{said}"
+        );
+    } else {
+        println!("{active} was reset by its watchdog: its keeper started anew");
+    }
     println!(
         "fence of {active} with a sandboxed writer: the mail on {peer} after {:.1} s, the writer gone",
         t.elapsed().as_secs_f64()

@@ -16,7 +16,27 @@ pub struct Args {
 /// node itself is in trouble, and saying so beats hanging.
 const CRM_MON_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The keeper answers from memory, off its decision thread; longer means
+/// it is stuck, which is an answer too.
+const KEEPER_DEADLINE: Duration = Duration::from_secs(2);
+
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
+    // The config is optional here: status must work on a node whose file
+    // is missing or broken, which is exactly when it is needed.
+    let loaded = crate::config::load(&cli.config).ok();
+    // Asked first: a keeper that fenced itself killed the cluster stack,
+    // and then crm_mon has nothing to say.
+    let keeper = loaded
+        .as_ref()
+        .filter(|l| {
+            l.config.fencing.mode == crate::config::model::FencingMode::Lease
+                && l.config.storage.lease.is_some()
+        })
+        .map(|_| {
+            let asked =
+                crate::lease::client::status(crate::lease::client::DEFAULT_SOCKET, KEEPER_DEADLINE);
+            status::KeeperView::of(asked.as_ref().map_err(|e| e.as_str()))
+        });
     let out = crate::exec::run(
         &["crm_mon", "--one-shot", "--output-as=xml", "--include=all"],
         &[],
@@ -25,16 +45,18 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     )
     .context("asking Pacemaker for the cluster state")?;
     if !out.success() && out.stdout.trim().is_empty() {
+        let k = keeper
+            .as_ref()
+            .map(|k| format!("; {}", k.line()))
+            .unwrap_or_default();
         return Err(CliError::Failed(anyhow::anyhow!(
-            "crm_mon failed ({:?}): {}",
+            "crm_mon failed ({:?}): {}{k}",
             out.code,
             out.stderr.trim()
         )));
     }
     let mut st = status::parse(&out.stdout).context("reading crm_mon's answer")?;
-    // The config is optional here: status must work on a node whose file
-    // is missing or broken, which is exactly when it is needed.
-    let loaded = crate::config::load(&cli.config).ok();
+    st.keeper = keeper;
     let crm_config = crate::cluster::query_configuration().ok();
     if let Some(c) = &crm_config {
         st.watch_off = crate::watch::off_list(c);
