@@ -11,6 +11,7 @@
 //! field they are about (file:line:column).
 
 use crate::agents::storage::nfs;
+use crate::config::model::Service;
 use crate::config::{BlockDev, Config, FieldPath, LeaseTarget, Mount, MountSource, Problem};
 use crate::mounts::device::{self, resolve as resolve_device};
 use crate::mounts::superblock::Identity;
@@ -180,6 +181,85 @@ pub fn check(cfg: &Config, deadline: Duration) -> Vec<Problem> {
             format!("not present on this node: {} does not exist", p.display()),
         ));
     }
+    v.extend(look_units(cfg, deadline));
+    v
+}
+
+/// What systemd on this node says of a service's unit (`systemctl show
+/// --property=LoadState,ConflictedBy UNIT`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSeen {
+    pub load_state: String,
+    /// Units whose `Conflicts=` names this one.
+    pub conflicted_by: Vec<String>,
+}
+
+/// Reads the `systemctl show` properties `judge_unit` needs.
+pub fn parse_unit_show(out: &str) -> UnitSeen {
+    let mut seen = UnitSeen {
+        load_state: String::new(),
+        conflicted_by: Vec::new(),
+    };
+    for l in out.lines() {
+        if let Some(v) = l.strip_prefix("LoadState=") {
+            seen.load_state = v.trim().to_string();
+        } else if let Some(v) = l.strip_prefix("ConflictedBy=") {
+            seen.conflicted_by
+                .extend(v.split_whitespace().map(str::to_string));
+        }
+    }
+    seen
+}
+
+/// A service's unit as this node has it. A unit systemd does not know
+/// cannot start. One that another installed unit conflicts with is
+/// stopped whenever that one starts, and stops it: on Debian 13 Postfix
+/// runs as postfix.service, which conflicts with Debian 12's
+/// postfix@-.service (whose start fails there besides: its instance has
+/// no /etc/postfix-/).
+pub fn judge_unit(svc: &Service, unit: &str, seen: &UnitSeen) -> Vec<Problem> {
+    let field = FieldPath::root().key("services").key(&svc.name).key("unit");
+    if seen.load_state == "not-found" {
+        return vec![Problem::error(
+            field,
+            format!("systemd on this node has no unit {unit}"),
+        )];
+    }
+    seen.conflicted_by
+        .iter()
+        .map(|c| {
+            Problem::warning(
+                field.clone(),
+                format!("{unit} conflicts with {c} on this node: starting one stops the other"),
+            )
+            .hint(format!("unit = \"{c}\" if {c} runs {}", svc.name))
+        })
+        .collect()
+}
+
+/// Asks systemd about every service's unit; nothing when systemctl is
+/// not there or systemd is not running (a node without systemd runs its
+/// services by argv).
+fn look_units(cfg: &Config, deadline: Duration) -> Vec<Problem> {
+    let mut v = Vec::new();
+    for svc in &cfg.services.list {
+        let Some(unit) = &svc.unit else { continue };
+        let asked = crate::exec::run(
+            &[
+                "systemctl",
+                "show",
+                "--property=LoadState,ConflictedBy",
+                unit.as_str(),
+            ],
+            &[],
+            None,
+            deadline,
+        );
+        match asked {
+            Ok(o) if o.success() => v.extend(judge_unit(svc, unit, &parse_unit_show(&o.stdout))),
+            _ => return v,
+        }
+    }
     v
 }
 
@@ -279,6 +359,58 @@ pub fn enable_mmp(cfg: &Config, deadline: Duration) -> Result<Vec<MmpDone>, MmpE
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    /// The postfix profile's Postfix, as examples/postfix.toml loads it.
+    fn postfix() -> Service {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/postfix.toml"
+        ))
+        .unwrap();
+        let cfg = crate::config::load_str(Path::new("p.toml"), &text, Some(0o600))
+            .unwrap()
+            .config;
+        cfg.services
+            .list
+            .into_iter()
+            .find(|s| s.name == "postfix")
+            .unwrap()
+    }
+
+    #[test]
+    fn debian_12s_postfix_unit_on_debian_13_warns_with_the_unit_that_runs_postfix() {
+        let svc = postfix();
+        let unit = svc.unit.clone().unwrap();
+        assert_eq!(unit, "postfix@-.service", "the profile's default");
+        // Debian 13: postfix.service says Conflicts=postfix@-.service.
+        // (systemctl show's own order, as a Debian 13 node printed it)
+        let seen = parse_unit_show("ConflictedBy=postfix.service\nLoadState=loaded\n");
+        assert_eq!(seen.conflicted_by, ["postfix.service"]);
+        let p = judge_unit(&svc, &unit, &seen);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].path.to_string(), "services.postfix.unit");
+        assert!(
+            p[0].message.contains("conflicts with postfix.service"),
+            "{p:?}"
+        );
+        assert_eq!(
+            p[0].hint.as_deref(),
+            Some("unit = \"postfix.service\" if postfix.service runs postfix")
+        );
+        // Debian 12: nothing conflicts with it.
+        let seen = parse_unit_show("ConflictedBy=\nLoadState=loaded\n");
+        assert!(judge_unit(&svc, &unit, &seen).is_empty());
+    }
+
+    #[test]
+    fn a_unit_systemd_does_not_know_is_an_error() {
+        let svc = postfix();
+        let seen = parse_unit_show("ConflictedBy=\nLoadState=not-found\n");
+        let p = judge_unit(&svc, "postfix@-.service", &seen);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("no unit postfix@-.service"), "{p:?}");
+        assert_eq!(p[0].severity, crate::config::Severity::Error);
+    }
 
     fn ext4_mount() -> Mount {
         Mount {

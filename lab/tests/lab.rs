@@ -376,6 +376,16 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     }
     let (_turn, guard, _) = lab_up("postfix");
 
+    // Every service's unit is one systemd on Debian 12 knows, and none
+    // conflicts with a unit the node enables.
+    let live = exec("node1", &["mailha", "check", "--live"]);
+    assert!(
+        live.code == Some(0) && !live.stderr.contains(".unit"),
+        "{}{}",
+        live.stdout,
+        live.stderr
+    );
+
     // kill -9 of Postfix's master: restarted where it was, within seconds.
     let v = drill(&["kill-daemon", "postfix"]);
     assert_eq!(v["ok"], true, "{v}");
@@ -556,6 +566,27 @@ fn on_debian_13_nodes_the_mail_survives_a_killed_daemon_a_dead_node_a_cut_heartb
         v.stdout,
         v.stderr
     );
+
+    // An administrator who kept Debian 12's unit for Postfix is told by
+    // check --live, and the lab's own config (postfix.service) is clean.
+    let o = exec(
+        "node1",
+        &[
+            "sh",
+            "-c",
+            "grep -vx 'unit = \"postfix.service\"' /etc/mailha/mailha.toml >/etc/mailha/d12.toml; \
+             chmod 600 /etc/mailha/d12.toml; mailha check --live /etc/mailha/d12.toml",
+        ],
+    );
+    let d12 = format!("{}{}", o.stdout, o.stderr);
+    assert!(
+        d12.contains("services.postfix.unit")
+            && d12.contains("postfix@-.service conflicts with postfix.service"),
+        "check --live of Debian 12's unit on Debian 13:\n{d12}"
+    );
+    let o = exec("node1", &["mailha", "check", "--live"]);
+    let ours = format!("{}{}", o.stdout, o.stderr);
+    assert!(o.code == Some(0) && !ours.contains(".unit"), "{ours}");
 
     let v = drill(&["kill-daemon", "postfix"]);
     assert_eq!(v["ok"], true, "{v}");
