@@ -25,12 +25,14 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     // is missing or broken, which is exactly when it is needed.
     let loaded = crate::config::load(&cli.config).ok();
     // Asked first: a keeper that fenced itself killed the cluster stack,
-    // and then crm_mon has nothing to say.
+    // and then crm_mon has nothing to say. Not for a saved CIB
+    // (`CIB_file`): that is no live cluster of this node's.
     let keeper = loaded
         .as_ref()
         .filter(|l| {
             l.config.fencing.mode == crate::config::model::FencingMode::Lease
                 && l.config.storage.lease.is_some()
+                && !crate::cluster::on_a_file()
         })
         .map(|_| {
             let asked =
