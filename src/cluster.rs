@@ -27,6 +27,73 @@ pub const PACEMAKER_MANAGED: &[&str] = &[
 /// seeds 5 s so a restarted node elects a DC in seconds, not 20) keeps it.
 pub const OPERATOR_STATE: &[&str] = &["maintenance-mode", "dc-deadtime"];
 
+/// Resource meta-attributes that are operator state, never rendered from
+/// mailha.toml: `mailha stop` (target-role), `mailha maintenance SERVICE`
+/// (maintenance), and an operator's `crm_resource --meta` unmanage. An
+/// apply keeps them: an apply during maintenance or a stopped stack must
+/// not restart anything.
+pub const OPERATOR_META: &[&str] = &["target-role", "maintenance", "is-managed"];
+
+fn by_id_mut<'a>(e: &'a mut El, id: &str) -> Option<&'a mut El> {
+    if e.get("id") == Some(id) {
+        return Some(e);
+    }
+    e.children.iter_mut().find_map(|c| by_id_mut(c, id))
+}
+
+/// Copies the operator's meta-attributes of each live resource onto the
+/// same resource in `conf` (its own meta set, made when it has none).
+fn keep_operator_meta(live_conf: &El, conf: &mut El) {
+    let Some(live_res) = live_conf.find("resources") else {
+        return;
+    };
+    let mut todo: Vec<(String, El)> = Vec::new();
+    fn walk(e: &El, todo: &mut Vec<(String, El)>) {
+        for r in &e.children {
+            if matches!(r.name.as_str(), "primitive" | "clone" | "group")
+                && let Some(id) = r.get("id")
+            {
+                for set in r.children.iter().filter(|c| c.name == "meta_attributes") {
+                    for p in set
+                        .children
+                        .iter()
+                        .filter(|p| p.get("name").is_some_and(|n| OPERATOR_META.contains(&n)))
+                    {
+                        todo.push((id.to_string(), p.clone()));
+                    }
+                }
+                walk(r, todo);
+            }
+        }
+    }
+    walk(live_res, &mut todo);
+    let Some(res) = conf.find_mut("resources") else {
+        return;
+    };
+    for (id, p) in todo {
+        // A resource the new config no longer has goes, with its state.
+        let Some(r) = by_id_mut(res, &id) else {
+            continue;
+        };
+        let name = p.get("name").unwrap_or_default().to_string();
+        if !r.children.iter().any(|c| c.name == "meta_attributes") {
+            // Before the operations and instance attributes is not
+            // required by the schema; after them is where Pacemaker's
+            // tools put a new set too.
+            r.children
+                .push(El::new("meta_attributes").attr("id", format!("{id}-meta_attributes")));
+        }
+        let set = r
+            .children
+            .iter_mut()
+            .find(|c| c.name == "meta_attributes")
+            .expect("made above");
+        set.children
+            .retain(|x| x.get("name") != Some(name.as_str()));
+        set.children.push(p);
+    }
+}
+
 const TOOL_DEADLINE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +118,12 @@ pub enum ClusterError {
     /// change landed, or only the status was updated); nothing changed.
     #[error("the CIB changed while the patch was computed; nothing was changed")]
     Moved,
+    #[error("{argv} failed (exit {code:?}): {stderr}")]
+    Command {
+        argv: String,
+        code: Option<i32>,
+        stderr: String,
+    },
 }
 
 fn nvpairs_of_set<'a>(crm: &'a El, set_id: &str) -> Vec<&'a El> {
@@ -121,6 +194,7 @@ pub fn merge(live: &El, desired: &El) -> Result<El, ClusterError> {
     {
         set.children.extend(watch);
     }
+    keep_operator_meta(live_conf, &mut conf);
     let mut out = live.clone();
     let slot = out
         .children
@@ -211,6 +285,43 @@ pub fn verify(cib: &El, dir: &Path) -> Result<String, ClusterError> {
     Ok(text)
 }
 
+/// What the scheduler would do with `cib` (a whole CIB, status included):
+/// `crm_simulate --simulate --output-as=xml` over a copy in `dir`, read by
+/// `ops::simulated`. Changes nothing live.
+pub fn simulate(cib: &El, dir: &Path) -> Result<String, ClusterError> {
+    let f = dir.join("simulate.xml");
+    std::fs::write(&f, cib.to_xml())?;
+    let path = f.to_string_lossy().into_owned();
+    let o = tool(
+        &[
+            "crm_simulate",
+            "--xml-file",
+            &path,
+            "--simulate",
+            "--output-as=xml",
+        ],
+        None,
+    )?;
+    if !o.success() {
+        return Err(ClusterError::Tool {
+            tool: "crm_simulate",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(o.stdout)
+}
+
+/// `crm_resource --wait`: true once the cluster has no action pending
+/// (probes included), false when `seconds` ran out first. Bounded below
+/// the tools' own deadline; callers loop for longer waits.
+pub fn settled(seconds: u64) -> Result<bool, ClusterError> {
+    let s = seconds.clamp(1, TOOL_DEADLINE.as_secs() - 5);
+    let t = format!("--timeout={s}s");
+    let o = tool(&["crm_resource", "--wait", &t], None)?;
+    Ok(o.success())
+}
+
 /// The CIB's version triple, (admin_epoch, epoch, num_updates).
 pub fn version(cib: &El) -> (u64, u64, u64) {
     let n = |k: &str| cib.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -293,6 +404,38 @@ pub fn set_node_attribute(node: &str, name: &str, value: &str) -> Result<(), Clu
         });
     }
     Ok(())
+}
+
+/// `crm_mon --one-shot --output-as=xml --include=all`: the cluster as
+/// Pacemaker sees it (what `status::parse` reads).
+pub fn crm_mon() -> Result<String, ClusterError> {
+    let o = tool(
+        &["crm_mon", "--one-shot", "--output-as=xml", "--include=all"],
+        None,
+    )?;
+    if !o.success() && o.stdout.trim().is_empty() {
+        return Err(ClusterError::Tool {
+            tool: "crm_mon",
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(o.stdout)
+}
+
+/// Runs one command that changes the cluster (`crm_resource --move`,
+/// `--clear`); its output when it succeeded.
+pub fn change(argv: &[String]) -> Result<String, ClusterError> {
+    let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let o = tool(&a, None)?;
+    if !o.success() {
+        return Err(ClusterError::Command {
+            argv: argv.join(" "),
+            code: o.code,
+            stderr: o.stderr.trim().to_string(),
+        });
+    }
+    Ok(format!("{}{}", o.stdout, o.stderr))
 }
 
 /// Whether the mailha tools work on a saved CIB (`CIB_file`), where there
@@ -380,6 +523,83 @@ mod tests {
             "versions are the live ones; the patch bumps them"
         );
         assert!(m.find("status").is_some());
+    }
+
+    #[test]
+    fn an_apply_keeps_a_stopped_stack_stopped_and_a_service_in_maintenance() {
+        let mut l = live();
+        let res = l
+            .find_mut("configuration")
+            .unwrap()
+            .find_mut("resources")
+            .unwrap();
+        res.children.push(
+            El::new("primitive").attr("id", "lease").child(
+                El::new("meta_attributes")
+                    .attr("id", "lease-meta_attributes")
+                    .child(
+                        El::new("nvpair")
+                            .attr("id", "lease-meta_attributes-target-role")
+                            .attr("name", "target-role")
+                            .attr("value", "Stopped"),
+                    ),
+            ),
+        );
+        res.children.push(
+            El::new("clone").attr("id", "svc-x-clone").child(
+                El::new("primitive").attr("id", "svc-x").child(
+                    El::new("meta_attributes").attr("id", "svc-x-m").children([
+                        El::new("nvpair")
+                            .attr("id", "svc-x-m-maintenance")
+                            .attr("name", "maintenance")
+                            .attr("value", "true"),
+                        El::new("nvpair")
+                            .attr("id", "svc-x-m-threshold")
+                            .attr("name", "migration-threshold")
+                            .attr("value", "9"),
+                    ]),
+                ),
+            ),
+        );
+        res.children.push(
+            El::new("primitive").attr("id", "svc-gone").child(
+                El::new("meta_attributes").attr("id", "g").child(
+                    El::new("nvpair")
+                        .attr("id", "g-t")
+                        .attr("name", "target-role")
+                        .attr("value", "Stopped"),
+                ),
+            ),
+        );
+        let mut d = desired();
+        let dres = d.find_mut("resources").unwrap();
+        dres.children.push(El::new("primitive").attr("id", "lease"));
+        dres.children.push(
+            El::new("clone").attr("id", "svc-x-clone").child(
+                El::new("primitive").attr("id", "svc-x").child(
+                    El::new("meta_attributes").attr("id", "svc-x-m").child(
+                        El::new("nvpair")
+                            .attr("id", "svc-x-m-threshold")
+                            .attr("name", "migration-threshold")
+                            .attr("value", "3"),
+                    ),
+                ),
+            ),
+        );
+        let m = merge(&l, &d).unwrap();
+        let value = |id: &str| m.by_id(id).and_then(|e| e.get("value")).map(str::to_string);
+        assert_eq!(
+            value("lease-meta_attributes-target-role").as_deref(),
+            Some("Stopped"),
+            "mailha stop survives an apply"
+        );
+        assert_eq!(value("svc-x-m-maintenance").as_deref(), Some("true"));
+        assert_eq!(
+            value("svc-x-m-threshold").as_deref(),
+            Some("3"),
+            "the rendered meta-attributes are the config's"
+        );
+        assert!(m.by_id("svc-gone").is_none() && m.by_id("g-t").is_none());
     }
 
     #[test]

@@ -434,6 +434,7 @@ mod tests {
             fence_pending: None,
             fences: vec![],
             self_fenced: None,
+            reset: "reboot".into(),
         }
     }
 

@@ -69,6 +69,9 @@ pub struct Status {
     pub config: Option<ConfigState>,
     /// Services whose deep checks `mailha watch off` switched off.
     pub watch_off: Vec<String>,
+    /// Resources in maintenance of their own (`mailha maintenance on
+    /// SERVICE`: neither managed nor monitored), from the CIB.
+    pub maintenance: Vec<String>,
     /// Both nodes' mailha.toml against the running config the CIB holds;
     /// null when the CIB could not be read.
     pub config_sync: Option<ConfigSync>,
@@ -76,6 +79,34 @@ pub struct Status {
     /// config does not fence by lease (or could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keeper: Option<KeeperView>,
+    /// Each resource's history on each node (`node_history`), for
+    /// decisions about one node (`mailha switchover`); not part of the
+    /// JSON contract.
+    #[serde(skip)]
+    pub history: Vec<NodeHistory>,
+}
+
+/// One resource's fail count on one node, and the threshold at which
+/// Pacemaker bans it from there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeHistory {
+    pub node: String,
+    pub resource: String,
+    pub fail_count: u32,
+    /// None: Pacemaker's default (INFINITY: never banned).
+    pub migration_threshold: Option<u32>,
+}
+
+/// Pacemaker's INFINITY as a count or score.
+pub const INFINITY: u32 = 1_000_000;
+
+/// A count or score as Pacemaker writes it: a number, or `INFINITY`
+/// (a failed start: `start-failure-is-fatal`), capped at INFINITY.
+pub fn score(v: &str) -> Option<u32> {
+    match v.trim().trim_start_matches('+') {
+        "INFINITY" => Some(INFINITY),
+        n => n.parse::<u64>().ok().map(|n| n.min(INFINITY as u64) as u32),
+    }
 }
 
 /// What this node's lease keeper says of itself. Pacemaker cannot see
@@ -94,6 +125,16 @@ pub struct KeeperView {
     /// Why it did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What follows an acked fence of this node (reboot, watchdog, none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset: Option<String>,
+    /// The node the keeper serves (its own name for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Idle against its will: Pacemaker runs the `lease` resource on this
+    /// node, yet the keeper holds nothing (restarted, or released by hand,
+    /// behind the cluster's back): the mounts it guards would be refused.
+    pub idle_against_its_will: bool,
 }
 
 impl KeeperView {
@@ -105,6 +146,9 @@ impl KeeperView {
                 holds: s.holds,
                 self_fenced: s.self_fenced.clone(),
                 error: None,
+                reset: (!s.reset.is_empty()).then(|| s.reset.clone()),
+                node: Some(s.node.clone()),
+                idle_against_its_will: false,
             },
             Err(e) => KeeperView {
                 answering: false,
@@ -114,10 +158,27 @@ impl KeeperView {
         }
     }
 
+    /// Sets `idle_against_its_will` from what Pacemaker runs: the lease
+    /// resource started on the keeper's node while the keeper, not
+    /// fenced (that has its own line), holds nothing.
+    pub fn judge(&mut self, resources: &[Resource]) {
+        let started_here = self.node.as_ref().is_some_and(|n| {
+            resources
+                .iter()
+                .any(|r| r.id == crate::cib::LEASE_ID && r.role == "Started" && r.nodes.contains(n))
+        });
+        self.idle_against_its_will = self.answering
+            && started_here
+            && !self.holds
+            && self.self_fenced.is_none()
+            && !matches!(self.role.as_deref(), Some("fenced" | "self-fencing"));
+    }
+
     /// The keeper cannot take the lease (so this node cannot take the
     /// mail over) until someone acts.
     pub fn needs_attention(&self) -> bool {
-        !self.answering
+        self.idle_against_its_will
+            || !self.answering
             || self.self_fenced.is_some()
             || matches!(self.role.as_deref(), Some("fenced" | "self-fencing"))
     }
@@ -128,11 +189,19 @@ impl KeeperView {
             // The verdict first: a long reason is what an 80-column cut
             // takes away.
             (Some(e), _, _) => format!("lease keeper not answering, no takeover possible: {e}"),
+            // A keeper that will not reset its node says so first: only
+            // an operator brings that node back.
+            (None, Some(why), _) if self.reset.as_deref() == Some("none") => {
+                format!("lease keeper fenced itself, reset = none: restart this node ({why})")
+            }
             (None, Some(why), _) => {
                 format!("lease keeper fenced itself, no takeover until restarted: {why}")
             }
             (None, None, Some(r @ ("fenced" | "self-fencing"))) => {
                 format!("lease keeper {r}, no takeover until restarted")
+            }
+            (None, None, Some(r)) if self.idle_against_its_will => {
+                format!("lease keeper {r}: holds nothing, yet Pacemaker runs the lease here")
             }
             (None, None, role) => format!(
                 "lease keeper: {}{}",
@@ -361,9 +430,16 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
             ("node_history", "node") => history_node = attr(&e, "name"),
             ("node", "resource_history") if history_node.is_some() => {
                 let id = attr(&e, "id").unwrap_or_default();
-                let n: u32 = attr(&e, "fail-count")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
+                let n: u32 = attr(&e, "fail-count").and_then(|v| score(&v)).unwrap_or(0);
+                if let Some(node) = &history_node {
+                    st.history.push(NodeHistory {
+                        node: node.clone(),
+                        resource: id.clone(),
+                        fail_count: n,
+                        migration_threshold: attr(&e, "migration-threshold")
+                            .and_then(|v| score(&v)),
+                    });
+                }
                 for r in st.resources.iter_mut().filter(|r| r.id == id) {
                     r.fail_count = r.fail_count.max(n);
                 }
@@ -431,7 +507,10 @@ pub fn health(st: &Status) -> &'static str {
         || !st.failures.is_empty()
         || st.config.as_ref().is_some_and(|c| c.drift)
         || st.config_sync.as_ref().is_some_and(|c| c.needs_attention())
-        || st.keeper.as_ref().is_some_and(|k| k.needs_attention());
+        || st.keeper.as_ref().is_some_and(|k| k.needs_attention())
+        // Nothing (or not everything) is protected in maintenance.
+        || st.maintenance_mode
+        || st.resources.iter().any(|r| !r.managed);
     match (
         running,
         all_online && !failed && st.leftover_moves.is_empty(),
@@ -495,7 +574,29 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
         attention.push("no quorum".to_string());
     }
     if st.maintenance_mode {
-        attention.push("cluster in maintenance mode: nothing is managed".to_string());
+        attention.push(
+            "MAINTENANCE: the cluster starts, stops and monitors nothing: mailha maintenance off"
+                .to_string(),
+        );
+    } else {
+        let mut seen: Vec<&str> = Vec::new();
+        for r in st.resources.iter().filter(|r| !r.managed) {
+            if seen.contains(&r.id.as_str()) {
+                continue;
+            }
+            seen.push(&r.id);
+            attention.push(if st.maintenance.contains(&r.id) {
+                format!(
+                    "MAINTENANCE: {} is neither managed nor monitored: mailha maintenance off {}",
+                    r.id, r.id
+                )
+            } else {
+                format!(
+                    "{} is unmanaged: Pacemaker neither starts nor stops it",
+                    r.id
+                )
+            });
+        }
     }
     if !st.stonith_enabled {
         attention.push("fencing is off: no split-brain guard".to_string());

@@ -78,6 +78,8 @@ struct World {
     loops: Vec<String>,
     nodes: Vec<Node>,
     mnt: PathBuf,
+    /// The keepers' `--reset`: never `reboot` here (this is the host).
+    reset: &'static str,
 }
 
 impl World {
@@ -169,6 +171,7 @@ watchdog_emulated = true
             loops,
             nodes,
             mnt,
+            reset: "none",
         }
     }
 
@@ -206,6 +209,9 @@ watchdog_emulated = true
             // This test's "nodes" share the machine with whatever cluster
             // stack runs here: never kill it.
             .arg("--keep-stack")
+            // Nor reboot it: `--keep-stack` with the default reset is
+            // refused by the keeper, so a forgotten `--reset` fails here.
+            .args(["--reset", self.reset])
             // Its alert events go to a spool of this test's, never the host's.
             .env("MAILHA_SPOOL", n.log.with_extension("spool"))
             .stdin(Stdio::null())
@@ -379,15 +385,42 @@ in_mount_ns! {
             w.spooled(0).contains(&("fenced".into(), "n2".into()))
                 && w.spooled(1).iter().any(|(k, _)| k == "lease_lost")
         });
-        // Fenced on request with a working disk: the node stays up (its
-        // watchdog is still petted) but holds nothing until restarted.
+        // Fenced on request with reset = none (this test's keepers run on
+        // the host): the node stays up (its watchdog is still petted), says
+        // so, and holds nothing until restarted.
         std::thread::sleep(WATCHDOG);
         assert!(w.last_pet(1).unwrap().elapsed() < WATCHDOG);
+        assert_eq!(b.reset, "none");
         let refused = w.ask(1, "acquire").unwrap_err();
         assert!(refused.contains("fenced itself"), "{refused}");
         // The request was served: n1 is free to take the data.
         w.ask(0, "acquire").unwrap();
         w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+    }
+}
+
+in_mount_ns! {
+    fn with_reset_watchdog_an_acked_fence_stops_the_pets_so_the_node_resets() {
+        let mut w = World::new(true);
+        w.reset = "watchdog";
+        w.start(0);
+        w.start(1);
+        let mut user = w.n2_holds_with_a_writer();
+        let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
+        w.wait(Duration::from_secs(15), "n2 acks the fence", || {
+            w.status(0).fences.contains(&(id, "acked".to_string()))
+        });
+        assert!(!w.mounted(), "the data is still mounted after the ack");
+        // The ack's write completed, then no pet: the watchdog's reset
+        // follows (here a FIFO; in a node, the lab's supervisor fires).
+        w.wait(Duration::from_secs(5), "n2 stops petting", || {
+            w.last_pet(1).is_some_and(|p| p.elapsed() > WATCHDOG)
+        });
+        let b = w.status(1);
+        assert!(b.role == "fenced" && b.reset == "watchdog", "{b:?}");
+        assert!(w.logs().contains("no more pets"), "{}", w.logs());
+        // Killed by the fence before the ack.
+        assert!(user.try_wait().unwrap().is_some(), "the mount's user survived");
     }
 }
 
@@ -1227,4 +1260,31 @@ in_mount_ns! {
         assert_eq!(out.matches("stop=0").count(), 2, "{out}\n{log}");
         assert!(!out.contains("ALIVE"), "stop returned while the keeper still ran:\n{out}\n{log}");
     }
+}
+
+/// The guard that keeps the tests on this host from rebooting it: a keeper
+/// told to spare the machine's stack refuses to start with the default
+/// reset (reboot), before it reads anything; and `none` needs that flag.
+#[test]
+fn a_keeper_that_spares_the_stack_refuses_to_reboot_the_machine() {
+    let run = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_mailha"))
+            .args(["--config", "/nonexistent/mailha.toml", "lease", "keeper"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (ok, err) = run(&["--keep-stack"]);
+    assert!(!ok && err.contains("--reset none"), "{err}");
+    let (ok, err) = run(&["--keep-stack", "--reset", "reboot"]);
+    assert!(!ok && err.contains("may not reboot"), "{err}");
+    let (ok, err) = run(&["--reset", "none"]);
+    assert!(!ok && err.contains("only with --keep-stack"), "{err}");
+    // Past the guard, the missing config is what stops it.
+    let (ok, err) = run(&["--keep-stack", "--reset", "none"]);
+    assert!(!ok && err.contains("/nonexistent/mailha.toml"), "{err}");
 }

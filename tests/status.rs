@@ -172,6 +172,25 @@ fn a_keeper_that_fenced_itself_or_does_not_answer_is_no_ok_cluster() {
         "{view}"
     );
 
+    // Idle against its will: Pacemaker runs the lease on mail1, whose
+    // keeper holds nothing (restarted behind the cluster's back).
+    let mut idle = KeeperView::of(Ok(&keeper_says("idle", false, None)));
+    idle.judge(&st.resources);
+    assert!(idle.idle_against_its_will);
+    st.keeper = Some(idle);
+    assert_eq!(health(&st), "DEGRADED");
+    let view = render_human(&st, None);
+    assert!(
+        view.contains("! lease keeper idle: holds nothing, yet Pacemaker runs the lease"),
+        "{view}"
+    );
+    // The same keeper on the node that does not run the lease is fine.
+    let mut other = keeper_says("idle", false, None);
+    other.node = "mail2".into();
+    let mut idle = KeeperView::of(Ok(&other));
+    idle.judge(&st.resources);
+    assert!(!idle.idle_against_its_will);
+
     st.keeper = Some(KeeperView::of(Err("@mailha-lease: connection refused")));
     assert_eq!(health(&st), "DEGRADED");
     let view = render_human(&st, None);
@@ -179,4 +198,41 @@ fn a_keeper_that_fenced_itself_or_does_not_answer_is_no_ok_cluster() {
     for l in view.lines() {
         assert!(l.chars().count() <= 80, "{l}");
     }
+}
+
+/// `mailha maintenance on postfix` as the CIB keeps it (the resource's
+/// `maintenance` meta-attribute, set by the real crm_resource): status
+/// names it and the cluster is not OK while it lasts.
+#[test]
+fn a_service_in_maintenance_is_shown_loudly() {
+    if !have_crm_verify() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::copy(repo().join("tests/fixtures/status/cib-healthy.xml"), &cib).unwrap();
+    let set = std::process::Command::new("crm_resource")
+        .env("CIB_file", &cib)
+        .args(["--resource", "svc-postfix", "--meta", "--set-parameter"])
+        .args(["maintenance", "--parameter-value", "true"])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{set:?}");
+    let out = assert_cmd::Command::cargo_bin("mailha")
+        .unwrap()
+        .env("CIB_file", &cib)
+        .arg("--config")
+        .arg(repo().join("examples/postfix.toml"))
+        .arg("status")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("DEGRADED: mail runs on mail1"), "{text}");
+    assert!(
+        text.contains("MAINTENANCE: svc-postfix is neither managed nor monitored"),
+        "{text}"
+    );
 }

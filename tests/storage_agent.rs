@@ -59,6 +59,10 @@ impl Disk {
         c.arg(action)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            // The agent's notes (an escalated stop) go to the test's own
+            // spool, never the machine's /var/lib/mailha/spool (the lab's
+            // nodes, whose root is this machine's, would read them).
+            .env("MAILHA_SPOOL", self.img.dir.path().join("spool"))
             .env("OCF_RESKEY_device", &self.loopdev)
             .env("OCF_RESKEY_directory", self.mnt())
             .env("OCF_RESKEY_io_timeout", "3s")

@@ -25,11 +25,20 @@ _mailha() {
             mailha,check)
                 cmd="mailha__subcmd__check"
                 ;;
+            mailha,cleanup)
+                cmd="mailha__subcmd__cleanup"
+                ;;
             mailha,config)
                 cmd="mailha__subcmd__config"
                 ;;
+            mailha,destroy)
+                cmd="mailha__subcmd__destroy"
+                ;;
             mailha,help)
                 cmd="mailha__subcmd__help"
+                ;;
+            mailha,history)
+                cmd="mailha__subcmd__history"
                 ;;
             mailha,import-legacy)
                 cmd="mailha__subcmd__import__subcmd__legacy"
@@ -40,14 +49,35 @@ _mailha() {
             mailha,lease)
                 cmd="mailha__subcmd__lease"
                 ;;
+            mailha,maintenance)
+                cmd="mailha__subcmd__maintenance"
+                ;;
+            mailha,online)
+                cmd="mailha__subcmd__online"
+                ;;
             mailha,render)
                 cmd="mailha__subcmd__render"
+                ;;
+            mailha,report)
+                cmd="mailha__subcmd__report"
                 ;;
             mailha,setup)
                 cmd="mailha__subcmd__setup"
                 ;;
+            mailha,standby)
+                cmd="mailha__subcmd__standby"
+                ;;
+            mailha,start)
+                cmd="mailha__subcmd__start"
+                ;;
             mailha,status)
                 cmd="mailha__subcmd__status"
+                ;;
+            mailha,stop)
+                cmd="mailha__subcmd__stop"
+                ;;
+            mailha,switchover)
+                cmd="mailha__subcmd__switchover"
                 ;;
             mailha,watch)
                 cmd="mailha__subcmd__watch"
@@ -97,11 +127,20 @@ _mailha() {
             mailha__subcmd__help,check)
                 cmd="mailha__subcmd__help__subcmd__check"
                 ;;
+            mailha__subcmd__help,cleanup)
+                cmd="mailha__subcmd__help__subcmd__cleanup"
+                ;;
             mailha__subcmd__help,config)
                 cmd="mailha__subcmd__help__subcmd__config"
                 ;;
+            mailha__subcmd__help,destroy)
+                cmd="mailha__subcmd__help__subcmd__destroy"
+                ;;
             mailha__subcmd__help,help)
                 cmd="mailha__subcmd__help__subcmd__help"
+                ;;
+            mailha__subcmd__help,history)
+                cmd="mailha__subcmd__help__subcmd__history"
                 ;;
             mailha__subcmd__help,import-legacy)
                 cmd="mailha__subcmd__help__subcmd__import__subcmd__legacy"
@@ -112,14 +151,35 @@ _mailha() {
             mailha__subcmd__help,lease)
                 cmd="mailha__subcmd__help__subcmd__lease"
                 ;;
+            mailha__subcmd__help,maintenance)
+                cmd="mailha__subcmd__help__subcmd__maintenance"
+                ;;
+            mailha__subcmd__help,online)
+                cmd="mailha__subcmd__help__subcmd__online"
+                ;;
             mailha__subcmd__help,render)
                 cmd="mailha__subcmd__help__subcmd__render"
+                ;;
+            mailha__subcmd__help,report)
+                cmd="mailha__subcmd__help__subcmd__report"
                 ;;
             mailha__subcmd__help,setup)
                 cmd="mailha__subcmd__help__subcmd__setup"
                 ;;
+            mailha__subcmd__help,standby)
+                cmd="mailha__subcmd__help__subcmd__standby"
+                ;;
+            mailha__subcmd__help,start)
+                cmd="mailha__subcmd__help__subcmd__start"
+                ;;
             mailha__subcmd__help,status)
                 cmd="mailha__subcmd__help__subcmd__status"
+                ;;
+            mailha__subcmd__help,stop)
+                cmd="mailha__subcmd__help__subcmd__stop"
+                ;;
+            mailha__subcmd__help,switchover)
+                cmd="mailha__subcmd__help__subcmd__switchover"
                 ;;
             mailha__subcmd__help,watch)
                 cmd="mailha__subcmd__help__subcmd__watch"
@@ -251,7 +311,7 @@ _mailha() {
 
     case "${cmd}" in
         mailha)
-            opts="-h -V --config --help --version check render setup watch install apply config status import-legacy alert lease help"
+            opts="-h -V --config --help --version check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +578,28 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__cleanup)
+            opts="-h --node --dry-run --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__config)
             opts="-h --config --help pull help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -612,8 +694,30 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__destroy)
+            opts="-h --yes-really-destroy --dry-run --local --ssh-option --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ssh-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help)
-            opts="--config check render setup watch install apply config status import-legacy alert lease help"
+            opts="--config check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -738,6 +842,24 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__help__subcmd__cleanup)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help__subcmd__config)
             opts="--config pull"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -774,7 +896,43 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__help__subcmd__destroy)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help__subcmd__help)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__history)
             opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -936,6 +1094,42 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__help__subcmd__maintenance)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__online)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help__subcmd__render)
             opts="--config cib corosync"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -990,6 +1184,24 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__help__subcmd__report)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help__subcmd__setup)
             opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1008,7 +1220,79 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__help__subcmd__standby)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__start)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help__subcmd__status)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__stop)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__switchover)
             opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1087,6 +1371,32 @@ _mailha() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__history)
+            opts="-h --since --spool --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1335,7 +1645,7 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__lease__subcmd__keeper)
-            opts="-h --node --socket --keep-stack --config --help"
+            opts="-h --node --socket --keep-stack --reset --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1347,6 +1657,10 @@ _mailha() {
                     ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reset)
+                    COMPREPLY=($(compgen -W "reboot watchdog none" -- "${cur}"))
                     return 0
                     ;;
                 --config)
@@ -1390,6 +1704,50 @@ _mailha() {
             fi
             case "${prev}" in
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__maintenance)
+            opts="-h --dry-run --wait --json --config --help on off"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__online)
+            opts="-h --dry-run --wait --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1530,6 +1888,48 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__report)
+            opts="-o -h --since --from --to --output --no-peer --ssh-option --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --since)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ssh-option)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__setup)
             opts="-h --receive --new-key --ssh-option --wait --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1556,6 +1956,50 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__standby)
+            opts="-h --dry-run --wait --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__start)
+            opts="-h --dry-run --wait --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__status)
             opts="-h --json --config --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1563,6 +2007,54 @@ _mailha() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__stop)
+            opts="-h --dry-run --wait --json --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__switchover)
+            opts="-h --to --dry-run --wait --json --clear --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

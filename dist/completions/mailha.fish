@@ -35,6 +35,16 @@ complete -c mailha -n "__fish_mailha_needs_command" -f -a "install" -d 'Install 
 complete -c mailha -n "__fish_mailha_needs_command" -f -a "apply" -d 'Push mailha.toml to the running cluster: diff, crm_verify, one transaction'
 complete -c mailha -n "__fish_mailha_needs_command" -f -a "config" -d 'One config on both nodes: take the running config (`pull`)'
 complete -c mailha -n "__fish_mailha_needs_command" -f -a "status" -d 'Show who runs the mail, each resource\'s state and what needs attention'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "switchover" -d 'Move the mail to the other node and wait until SMTP answers there; nothing is left pinned (`--clear` removes what crm_resource left)'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "standby" -d 'Drain a node for patching: its mail moves to the other node first (refused when that node could not take it), then nothing runs there'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "online" -d 'Take a node out of standby: it can take the mail again (the mail stays where it runs)'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "maintenance" -d 'Maintenance of the cluster or one service: nothing started, stopped or monitored; `off` shows what Pacemaker will do first'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "cleanup" -d 'Forget recorded failures (fail counts, failed operations) without restarting what runs; says what it cleared'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "stop" -d 'Stop the whole mail stack in dependency order (services first, the lease last), waiting and reporting each step'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "start" -d 'Start the whole mail stack again (the lease first) and wait until SMTP answers on the VIP'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "history" -d 'What happened to the mail: failures, fencing, moves, as incidents with their cause and duration (Pacemaker\'s histories and the alert spool)'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "report" -d 'One bundle for support from both nodes (CIB, crm_mon, transition inputs, journal, lease, alerts, config, check --live), secrets scrubbed, 0600, with a manifest'
+complete -c mailha -n "__fish_mailha_needs_command" -f -a "destroy" -d 'Take the cluster down for good (the 2014 kit\'s `uninstall.sh YeS`): the mail stopped, both nodes out of the cluster, its keys and configuration removed; /etc/mailha and the mail\'s data kept'
 complete -c mailha -n "__fish_mailha_needs_command" -f -a "import-legacy" -d 'Convert the 2014 kit\'s ha_conf.ini into a mailha.toml (read as data, never run)'
 complete -c mailha -n "__fish_mailha_needs_command" -f -a "alert" -d 'Alert mail: test the channels, send what the spool holds'
 complete -c mailha -n "__fish_mailha_needs_command" -f -a "lease" -d 'The disk lease: this node\'s keeper daemon and its state'
@@ -102,6 +112,63 @@ complete -c mailha -n "__fish_mailha_using_subcommand config; and __fish_seen_su
 complete -c mailha -n "__fish_mailha_using_subcommand status" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand status" -l json -d 'Print JSON (schema in docs/status.md) instead of the summary'
 complete -c mailha -n "__fish_mailha_using_subcommand status" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -l to -d 'The node to move the mail to (default: the other node)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -l wait -d 'How long to wait for SMTP to answer on the VIP after the move (default 120s); the move\'s constraint is removed when it does, or when this runs out' -r
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -l dry-run -d 'Print what would change; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -l clear -d 'Remove the constraints `crm_resource --move/--ban` left (cli-prefer-*, cli-ban-*), saying which'
+complete -c mailha -n "__fish_mailha_using_subcommand switchover" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand standby" -l wait -d 'How long to wait for the change to be done (default 120s)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand standby" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand standby" -l dry-run -d 'Print what would change; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand standby" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand standby" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand online" -l wait -d 'How long to wait for the change to be done (default 120s)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand online" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand online" -l dry-run -d 'Print what would change; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand online" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand online" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand maintenance" -l wait -d 'How long to wait for the change to be done (default 120s)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand maintenance" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand maintenance" -l dry-run -d 'Print what would change; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand maintenance" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand maintenance" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand cleanup" -l node -d 'Only on this node' -r
+complete -c mailha -n "__fish_mailha_using_subcommand cleanup" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand cleanup" -l dry-run -d 'Print what would be forgotten; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand cleanup" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand cleanup" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand stop" -l wait -d 'How long to wait for the change to be done (default 120s)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand stop" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand stop" -l dry-run -d 'Print what would change; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand stop" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand stop" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand start" -l wait -d 'How long to wait for the change to be done (default 120s)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand start" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand start" -l dry-run -d 'Print what would change; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand start" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand start" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand history" -l since -d 'How far back (e.g. 2h, 7d)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand history" -l spool -d 'The alert spool to read (default /var/lib/mailha/spool)' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand history" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand history" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand history" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand report" -l since -d 'The window: this long back from now (default 2h)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand report" -l from -d 'The window\'s start (UTC, e.g. "2026-12-05 14:00:00")' -r
+complete -c mailha -n "__fish_mailha_using_subcommand report" -l to -d 'The window\'s end (UTC)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand report" -s o -l output -d 'The bundle to write (a .tar.gz, mode 0600)' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand report" -l ssh-option -d 'Extra ssh options, e.g. `-i KEY` (repeatable)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand report" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand report" -l no-peer -d 'This node only (the peer not asked)'
+complete -c mailha -n "__fish_mailha_using_subcommand report" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -l ssh-option -d 'Extra ssh options, e.g. `-i KEY` (repeatable)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -l yes-really-destroy -d 'Really: stop the mail, take both nodes out of the cluster, remove the cluster\'s configuration and keys (never the mail\'s data)'
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -l dry-run -d 'Print what would be done; change nothing'
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -l local -d 'This node only (what the node running `destroy` asks its peer over SSH, after the mail stack was stopped)'
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -l json -d 'Print JSON instead of text'
+complete -c mailha -n "__fish_mailha_using_subcommand destroy" -s h -l help -d 'Print help'
 complete -c mailha -n "__fish_mailha_using_subcommand import-legacy" -s o -l output -d 'Where to write the new configuration; created with mode 0600, as it may hold the SMTP password' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand import-legacy" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand import-legacy" -l force -d 'Replace OUTPUT if it already exists'
@@ -140,9 +207,12 @@ complete -c mailha -n "__fish_mailha_using_subcommand lease; and not __fish_seen
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and not __fish_seen_subcommand_from keeper init status acquire release help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l node -d 'This node\'s name in [cluster.nodes] (default: the host name)' -r
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l socket -d 'Abstract socket name of the control socket' -r
+complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l reset -d 'What follows the ack of a fence request: reboot this machine at once (the watchdog if that fails), let the watchdog reset it, or none (the node stays up, fenced, until restarted: only with --keep-stack, for a keeper tried on a machine that is not its to reset)' -r -f -a "reboot\t'reboot(2) at once after the ack (RB_AUTOBOOT, no sync: the shared data is already released); the watchdog if the call fails'
+watchdog\t'Stop petting the watchdog after the ack: reset within its timeout'
+none\t'No reset: the node stays up, fenced, holding nothing until someone restarts it. Only for keepers tried where the machine is not the keeper\'s to reset (the tests on a host)'"
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l keep-stack -d 'Do not kill the cluster stack when fencing this node (for a keeper tried on a machine whose stack serves something else)'
-complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -s h -l help -d 'Print help'
+complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -l node -d 'This node\'s name in [cluster.nodes] (default: the host name)' -r
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
@@ -162,19 +232,29 @@ complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_sub
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from help" -f -a "acquire" -d 'Ask the keeper to take the lease (returns at once; `status` says when it holds). The cluster does this through ocf:mailha:lease; this is for trying a keeper by hand'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from help" -f -a "release" -d 'Ask the keeper to give the lease back'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -l config -d 'The configuration file' -r -F
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "check" -d 'Parse and validate the configuration; print a one-line summary'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "render" -d 'Print the generated cluster configuration'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "setup" -d 'Bootstrap both nodes: corosync.conf, authkey, start the stack, apply'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "watch" -d 'Switch a service\'s deep checks off/on for the whole cluster, live'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "install" -d 'Install this binary as /usr/sbin/mailha with the agents\' symlinks'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "apply" -d 'Push mailha.toml to the running cluster: diff, crm_verify, one transaction'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "config" -d 'One config on both nodes: take the running config (`pull`)'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "status" -d 'Show who runs the mail, each resource\'s state and what needs attention'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "import-legacy" -d 'Convert the 2014 kit\'s ha_conf.ini into a mailha.toml (read as data, never run)'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "alert" -d 'Alert mail: test the channels, send what the spool holds'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "lease" -d 'The disk lease: this node\'s keeper daemon and its state'
-complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status import-legacy alert lease help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "check" -d 'Parse and validate the configuration; print a one-line summary'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "render" -d 'Print the generated cluster configuration'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "setup" -d 'Bootstrap both nodes: corosync.conf, authkey, start the stack, apply'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "watch" -d 'Switch a service\'s deep checks off/on for the whole cluster, live'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "install" -d 'Install this binary as /usr/sbin/mailha with the agents\' symlinks'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "apply" -d 'Push mailha.toml to the running cluster: diff, crm_verify, one transaction'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "config" -d 'One config on both nodes: take the running config (`pull`)'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "status" -d 'Show who runs the mail, each resource\'s state and what needs attention'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "switchover" -d 'Move the mail to the other node and wait until SMTP answers there; nothing is left pinned (`--clear` removes what crm_resource left)'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "standby" -d 'Drain a node for patching: its mail moves to the other node first (refused when that node could not take it), then nothing runs there'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "online" -d 'Take a node out of standby: it can take the mail again (the mail stays where it runs)'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "maintenance" -d 'Maintenance of the cluster or one service: nothing started, stopped or monitored; `off` shows what Pacemaker will do first'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "cleanup" -d 'Forget recorded failures (fail counts, failed operations) without restarting what runs; says what it cleared'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "stop" -d 'Stop the whole mail stack in dependency order (services first, the lease last), waiting and reporting each step'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "start" -d 'Start the whole mail stack again (the lease first) and wait until SMTP answers on the VIP'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "history" -d 'What happened to the mail: failures, fencing, moves, as incidents with their cause and duration (Pacemaker\'s histories and the alert spool)'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "report" -d 'One bundle for support from both nodes (CIB, crm_mon, transition inputs, journal, lease, alerts, config, check --live), secrets scrubbed, 0600, with a manifest'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "destroy" -d 'Take the cluster down for good (the 2014 kit\'s `uninstall.sh YeS`): the mail stopped, both nodes out of the cluster, its keys and configuration removed; /etc/mailha and the mail\'s data kept'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "import-legacy" -d 'Convert the 2014 kit\'s ha_conf.ini into a mailha.toml (read as data, never run)'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "alert" -d 'Alert mail: test the channels, send what the spool holds'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "lease" -d 'The disk lease: this node\'s keeper daemon and its state'
+complete -c mailha -n "__fish_mailha_using_subcommand help; and not __fish_seen_subcommand_from check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from check" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from render" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from render" -f -a "cib" -d 'The CIB <configuration> section'
@@ -189,6 +269,16 @@ complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subc
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from config" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "pull" -d 'Write the running config (what the cluster runs, byte for byte) to this node\'s mailha.toml, showing the diff first. From the CIB; secrets and the files the config names come from the peer when this node\'s own differ. Edits here the cluster never ran are kept as mailha.toml.unapplied'
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from status" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from switchover" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from standby" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from online" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from maintenance" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from cleanup" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from stop" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from start" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from history" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from report" -l config -d 'The configuration file' -r -F
+complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from destroy" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from import-legacy" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from alert" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand help; and __fish_seen_subcommand_from alert" -f -a "test" -d 'Send a test incident through every configured channel; report each'

@@ -9,6 +9,7 @@
 
 pub mod nfs;
 pub mod storage;
+pub mod switchover;
 pub mod timeline;
 pub mod upgrade;
 
@@ -65,6 +66,18 @@ pub enum Drill {
     /// A newer mailha package installed on NODE (dpkg -i) under load and
     /// its lease keeper restarted: nothing may move (drill/upgrade.rs).
     Upgrade(String),
+    /// A planned switchover under load: `mailha switchover` run on the
+    /// active node (`stock`: `crm_resource --move` of the chain's root,
+    /// then `--clear` once the mail moved, as an operator does by hand);
+    /// nothing may be left pinned.
+    Switchover { stock: bool },
+    /// `mailha standby` of the active node under load, then `mailha
+    /// online` of it: the mail moves once, nothing is left in standby.
+    Standby,
+    /// `mailha maintenance on`, postfix's master killed, 10 s in which
+    /// nothing may restart it, `mailha maintenance off`: recovered_s is
+    /// from `off` to the first accepted mail.
+    Maintenance,
 }
 
 impl Drill {
@@ -98,6 +111,17 @@ impl Drill {
             "freeze-node" => Ok(Drill::FreezeNode(svc()?)),
             "simul-start" => Ok(Drill::SimulStart),
             "kill-scheduler" => Ok(Drill::KillScheduler),
+            "standby" => Ok(Drill::Standby),
+            "maintenance" => Ok(Drill::Maintenance),
+            "switchover" => Ok(Drill::Switchover {
+                stock: match mode {
+                    None | Some("mailha") => false,
+                    Some("stock") => true,
+                    Some(m) => {
+                        return Err(format!("switchover takes --mode mailha|stock, not {m:?}"));
+                    }
+                },
+            }),
             "upgrade" => Ok(Drill::Upgrade(if service.is_some() {
                 node()?
             } else {
@@ -116,7 +140,7 @@ impl Drill {
                 },
             }),
             _ => Err(format!(
-                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, kill-scheduler, nfs-hang [NODE] [--mode freeze|partition], upgrade [NODE]"
+                "unknown drill {name:?}: kill-daemon SERVICE, fail-daemon SERVICE, storage-loss NODE --mode eio|hang, cut-ping NODE, cut-heartbeat, kill-node NODE, freeze-node NODE, simul-start, kill-scheduler, switchover [--mode mailha|stock], standby, maintenance, nfs-hang [NODE] [--mode freeze|partition], upgrade [NODE]"
             )),
         }
     }
@@ -134,6 +158,10 @@ impl Drill {
             Drill::SimulStart => "simul-start".into(),
             Drill::KillScheduler => "kill-scheduler".into(),
             Drill::Upgrade(n) => format!("upgrade {n}"),
+            Drill::Switchover { stock: false } => "switchover".into(),
+            Drill::Switchover { stock: true } => "switchover --mode stock".into(),
+            Drill::Standby => "standby".into(),
+            Drill::Maintenance => "maintenance".into(),
             Drill::NfsHang { node, mode } => format!("nfs-hang {node} --mode {}", mode.name()),
         }
     }
@@ -462,7 +490,7 @@ impl Lab<'_> {
         }
     }
 
-    fn oldest_pid(&self, node: &str, process: &str) -> Option<String> {
+    pub(super) fn oldest_pid(&self, node: &str, process: &str) -> Option<String> {
         let o = self
             .in_node_out(node, &["pgrep", "-x", "-o", process])
             .ok()?;
@@ -500,6 +528,9 @@ impl Lab<'_> {
             | Drill::SimulStart
             | Drill::KillScheduler
             | Drill::Upgrade(_)
+            | Drill::Switchover { .. }
+            | Drill::Standby
+            | Drill::Maintenance
             | Drill::NfsHang { .. } => "postfix".into(),
         };
         let (process, port) = daemon(&svc)
@@ -873,35 +904,75 @@ impl Lab<'_> {
                     Vec::new(),
                 )
             }
+            Drill::Standby => {
+                let recovered = self.standby(&active, fault_ms, &read_log, &mut notes)?;
+                (recovered, Vec::new())
+            }
+            Drill::Maintenance => {
+                let recovered = self.maintenance(&active, process, &read_log, &mut notes)?;
+                (recovered, Vec::new())
+            }
+            Drill::Switchover { stock } => {
+                let recovered =
+                    self.switchover(&active, *stock, fault_ms, &read_log, &mut notes)?;
+                (recovered, Vec::new())
+            }
             Drill::CutHeartbeat => {
                 let standby = if active == "node1" { "node2" } else { "node1" };
                 // Without the guard (no keeper) nothing will fence the
                 // standby: watch what the cut does for a while instead.
                 let guarded = self.keeper_status(standby).is_ok();
+                let before = self.node_rec(standby)?;
                 undo.extend(self.cut_heartbeat(standby)?);
                 notes.push(format!("{standby}: corosync UDP dropped both ways"));
                 let mut recovered = None;
+                let first_mail = || {
+                    // Mail kept flowing: the first accepted mail after the
+                    // standby was fenced, counted from the cut.
+                    seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)))
+                };
                 if !guarded {
                     std::thread::sleep(UNGUARDED_CUT);
                     notes.push(format!(
                         "no split-brain guard: {standby} cut off for {} s, nothing fences it",
                         UNGUARDED_CUT.as_secs()
                     ));
-                } else if let Some(st) = self.wait_fenced(standby, Duration::from_secs(60)) {
-                    notes.push(format!(
-                        "{standby} fenced itself: {}",
-                        st.self_fenced.as_deref().unwrap_or("?")
-                    ));
-                    // Mail kept flowing: the first accepted mail after the
-                    // standby was fenced, counted from the cut.
-                    recovered =
-                        seconds_until(&read_log, fault_ms, |a| matches!(a, Attempt::Accepted(_)));
-                    undo.extend(lease::restart_commands().into_iter().map(|mut c| {
-                        c.insert(0, standby.to_string());
-                        c
-                    }));
                 } else {
-                    notes.push(format!("{standby} was not fenced within 60 s"));
+                    match self.wait_fenced_or_reset(standby, &before, Duration::from_secs(60)) {
+                        Some(lease::FenceSeen::Reset) => {
+                            notes.push(format!(
+                                "{standby} fenced itself and was reset (its keeper reboots it after the ack)"
+                            ));
+                            recovered = first_mail();
+                            // The cut was in the old boot's network
+                            // namespace: it went with it.
+                            undo.retain(|c| c.first().map(String::as_str) != Some(standby));
+                            match self.await_reboot(standby, &before) {
+                                Ok(()) => notes.push(format!("{standby} booted again by itself")),
+                                Err(e) => notes.push(format!("{NOT_MET}: {e}")),
+                            }
+                        }
+                        Some(lease::FenceSeen::StayedUp(st)) => {
+                            // Only a keeper told not to reset may leave
+                            // its node up: a fence means off or reset.
+                            let not_met = if st.reset == "none" {
+                                String::new()
+                            } else {
+                                format!("{NOT_MET}: ")
+                            };
+                            notes.push(format!(
+                                "{not_met}{standby} fenced itself: {}, but stayed up (reset = {:?})",
+                                st.self_fenced.as_deref().unwrap_or("?"),
+                                st.reset
+                            ));
+                            recovered = first_mail();
+                            undo.extend(lease::restart_commands().into_iter().map(|mut c| {
+                                c.insert(0, standby.to_string());
+                                c
+                            }));
+                        }
+                        None => notes.push(format!("{standby} was not fenced within 60 s")),
+                    }
                 }
                 (recovered, Vec::new())
             }
@@ -1111,13 +1182,14 @@ impl Lab<'_> {
         let switched = node_after.as_deref() != Some(active.as_str());
         // None: either node may end up with the mail.
         let expect_switch = match d {
-            Drill::FailDaemon(_) => Some(true),
+            Drill::FailDaemon(_) | Drill::Switchover { .. } | Drill::Standby => Some(true),
             Drill::StorageLoss { node, .. } | Drill::CutPing(node) => {
                 Some(*node == active || node == "active")
             }
             Drill::KillNode(n) | Drill::FreezeNode(n) => Some(*n == active || n == "active"),
             Drill::SimulStart => None,
             Drill::KillDaemon(_)
+            | Drill::Maintenance
             | Drill::CutHeartbeat
             | Drill::KillScheduler
             | Drill::Upgrade(_)
@@ -1187,6 +1259,16 @@ mod tests {
         assert_eq!(
             Drill::parse("cut-ping", Some("node2"), None),
             Ok(Drill::CutPing("node2".into()))
+        );
+        assert_eq!(Drill::parse("standby", None, None), Ok(Drill::Standby));
+        assert_eq!(
+            Drill::parse("maintenance", None, None),
+            Ok(Drill::Maintenance)
+        );
+        assert_eq!(Drill::Standby.name(), "standby");
+        assert_eq!(
+            Drill::parse("switchover", None, Some("stock")),
+            Ok(Drill::Switchover { stock: true })
         );
     }
 

@@ -165,6 +165,39 @@ impl Lab<'_> {
         Ok(undo)
     }
 
+    /// Waits until `node` fenced itself: its boot `before` is gone (its
+    /// keeper reset it after the ack, or the watchdog did), or its keeper
+    /// says "fenced" and the node stays up (`--reset none`, or a reset
+    /// that never came: the drill says so).
+    pub(super) fn wait_fenced_or_reset(
+        &self,
+        node: &str,
+        before: &super::super::state::NodeRec,
+        deadline: Duration,
+    ) -> Option<FenceSeen> {
+        let gone = || !super::super::proc::is_alive(&self.proc_root, before.pid, before.start_time);
+        let t = Instant::now();
+        while t.elapsed() < deadline {
+            if gone() {
+                return Some(FenceSeen::Reset);
+            }
+            if let Some(st) = self.wait_fenced(node, Duration::from_millis(1)) {
+                // The reset follows the ack within moments (reboot), or
+                // the watchdog's timeout.
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_secs(15) {
+                    if gone() {
+                        return Some(FenceSeen::Reset);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return Some(FenceSeen::StayedUp(Box::new(st)));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// Waits until `node`'s keeper says it fenced itself.
     pub(super) fn wait_fenced(&self, node: &str, deadline: Duration) -> Option<Status> {
         let t = Instant::now();
@@ -178,6 +211,14 @@ impl Lab<'_> {
         }
         None
     }
+}
+
+/// How a fence of a node showed (`wait_fenced_or_reset`).
+pub(super) enum FenceSeen {
+    /// The node's boot ended: reset.
+    Reset,
+    /// Its keeper says fenced, and the node is still up.
+    StayedUp(Box<Status>),
 }
 
 impl Lab<'_> {

@@ -279,11 +279,31 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     {
         let out = mailha_lab::watchdog::run(cgroup, fifo, *timeout, disk_mode_file.as_deref())
             .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
-        if let (mailha_lab::watchdog::Outcome::Reset { .. }, Some(node)) = (out, boot) {
-            let runner = SystemRunner;
-            let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
-            mailha_lab::watchdog::boot_after_reset(&lab, node)
-                .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+        use mailha_lab::watchdog::Outcome;
+        if let Some(node) = boot {
+            // One boot again per reset, by this supervisor only: after its
+            // own reset, or when the node rebooted itself (its keeper
+            // after acking a fence; a real machine comes back from that).
+            let again = match out {
+                Outcome::Reset { .. } => true,
+                Outcome::NodeGone => {
+                    let r = mailha_lab::watchdog::rebooted_itself(&a.base_dir, node);
+                    if r {
+                        eprintln!(
+                            "{} watchdog: the node rebooted itself (systemd-nspawn exit status {})",
+                            mailha_lab::load::now_ms(),
+                            mailha_lab::node::REBOOTED
+                        );
+                    }
+                    r
+                }
+            };
+            if again {
+                let runner = SystemRunner;
+                let lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
+                mailha_lab::watchdog::boot_after_reset(&lab, node)
+                    .map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+            }
         }
         return Ok(());
     }

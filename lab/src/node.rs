@@ -64,6 +64,9 @@ pub struct NodeDirs {
     pub fifo: PathBuf,
     /// systemd-nspawn's output: the node's console.
     pub console: PathBuf,
+    /// systemd-nspawn's exit status for the boot that ended (`boot_argv`):
+    /// 133 when the node rebooted itself (reboot(2) inside it).
+    pub exit: PathBuf,
 }
 
 impl NodeDirs {
@@ -75,6 +78,7 @@ impl NodeDirs {
             dev: dir.join("dev"),
             fifo: dir.join("dev").join("watchdog"),
             console: dir.join("console.log"),
+            exit: dir.join("nspawn.exit"),
             dir,
         }
     }
@@ -227,6 +231,32 @@ pub fn nspawn_argv(l: &Launch) -> Vec<String> {
     v
 }
 
+/// systemd-nspawn's exit status when its container rebooted itself
+/// (systemd-nspawn(1): with `--keep-unit` it exits instead of booting the
+/// container again, so that its caller does what a service manager would).
+pub const REBOOTED: i32 = 133;
+
+/// The argv that runs one boot's `nspawn` and then records its exit status
+/// in `exit` (written whole: a temporary file renamed). The lab's process
+/// that starts a boot does not live as long as the boot (`lab up` exits),
+/// so the status would otherwise be lost; a small shell in the node's
+/// cgroup waits for nspawn instead, and goes with the boot.
+pub fn boot_argv(exit: &Path, nspawn: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        r#""$@"; echo $? > "$0.tmp" && mv "$0.tmp" "$0""#.into(),
+        exit.display().to_string(),
+    ];
+    v.extend_from_slice(nspawn);
+    v
+}
+
+/// The exit status the last boot of a node's nspawn recorded, once there.
+pub fn exit_status(d: &NodeDirs) -> Option<i32> {
+    std::fs::read_to_string(&d.exit).ok()?.trim().parse().ok()
+}
+
 /// The host path of a node's cgroup in `h`.
 pub fn cgroup_dir(h: &Hierarchy, name: &str) -> PathBuf {
     h.dir.join(name)
@@ -349,7 +379,9 @@ impl Lab<'_> {
             .append(true)
             .open(&d.console)
             .map_err(LabError::io(&d.console))?;
-        let argv = nspawn_argv(l);
+        // A status left by an earlier boot is not this one's.
+        let _ = std::fs::remove_file(&d.exit);
+        let argv = boot_argv(&d.exit, &nspawn_argv(l));
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..])
             .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
@@ -686,6 +718,20 @@ mod tests {
         assert!(!is_container_init("Name:\tinit\nNSpid:\t1\n"), "the host's");
         assert!(!is_container_init("Name:\tsshd\nNSpid:\t14000\t87\n"));
         assert!(!is_container_init("Name:\tx\n"));
+    }
+
+    #[test]
+    fn a_boot_records_the_exit_status_of_nspawn_for_whoever_outlives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = NodeDirs::new(dir.path(), "node1");
+        std::fs::create_dir_all(&d.dir).unwrap();
+        let argv = boot_argv(&d.exit, &["sh".into(), "-c".into(), "exit 133".into()]);
+        let st = Command::new(&argv[0]).args(&argv[1..]).status().unwrap();
+        assert!(st.success());
+        assert_eq!(exit_status(&d), Some(REBOOTED));
+        let argv = boot_argv(&d.exit, &["false".into()]);
+        Command::new(&argv[0]).args(&argv[1..]).status().unwrap();
+        assert_eq!(exit_status(&d), Some(1));
     }
 
     #[test]

@@ -259,8 +259,31 @@ pub fn run(
     Ok(out)
 }
 
-/// What a machine does after its watchdog reset it: it boots again, by
-/// itself. The old boot's processes are gone first (the reset killed them;
+/// Whether the boot of `node` that just ended rebooted itself (reboot(2)
+/// in the node: its keeper after acking a fence): nspawn's recorded exit
+/// status says so (`node::REBOOTED`). Waits up to `NSPAWN_EXIT` for nspawn,
+/// which exits a moment after the node's PID 1; a power cut or `lab down`
+/// kills the recording shell with the node, so no status means no reboot.
+pub fn rebooted_itself(base: &Path, node: &str) -> bool {
+    let d = super::node::NodeDirs::new(base, node);
+    let t = Instant::now();
+    loop {
+        if let Some(code) = super::node::exit_status(&d) {
+            return code == super::node::REBOOTED;
+        }
+        if t.elapsed() > NSPAWN_EXIT {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// How long nspawn may take to exit after its container's PID 1 did.
+const NSPAWN_EXIT: Duration = Duration::from_secs(10);
+
+/// What a machine does after its watchdog reset it, or after it rebooted
+/// itself: it boots again, by itself. Only the node's supervisor calls it
+/// (for both), so a reboot and a watchdog reset never race two boots. The old boot's processes are gone first (the reset killed them;
 /// a process in D state may take a moment once its disk path failed).
 pub fn boot_after_reset(lab: &super::Lab, node: &str) -> Result<(), super::LabError> {
     // A frozen node's reset kills its processes, but the node's nspawn

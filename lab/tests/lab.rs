@@ -428,6 +428,20 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         "{v}"
     );
 
+    // A planned switchover and back (issue 15): the mail moves each time,
+    // nothing lost, never mounted twice, nothing left pinned (the drill
+    // fails on a leftover cli-* constraint).
+    for _ in 0..2 {
+        let v = drill(&["switchover"]);
+        assert_eq!(v["ok"], true, "{v}");
+        assert_eq!(v["switched"], true, "{v}");
+        assert_eq!(
+            (v["lost"].as_u64(), v["double_mounts"].as_u64()),
+            (Some(0), Some(0)),
+            "{v}"
+        );
+    }
+
     // One node's path to the shared disk fails or hangs; the other's works.
     one_nodes_disk_path_breaks_and_the_other_works();
 

@@ -215,22 +215,42 @@ fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
     // node reset by its watchdog: then exec finds nothing running either).
     let o = exec(&active, &["systemctl", "is-active", "lab-writer"]);
     assert_ne!(o.stdout.trim(), "active", "the writer survived the fence");
-    // Pacemaker shows the fenced node online again (systemd restarts its
-    // stack), yet its keeper takes nothing over: status must say so.
-    if pid1(&active) == boot {
-        let o = exec(&active, &["mailha", "status"]);
-        let said = format!("{}{}", o.stdout, o.stderr);
-        assert!(
-            !said.starts_with("OK") && said.contains("lease keeper fenced itself"),
-            "mailha status on the fenced {active}:\n{said}"
-        );
-    } else {
-        println!("{active} was reset by its watchdog: its keeper started anew");
-    }
+    // A fence is a reset (issue 19): the fenced node's keeper reboots it
+    // after the ack, the lab boots it again, and it rejoins whole.
+    rejoins_whole(&active, boot);
     println!(
         "fence of {active} with a sandboxed writer: the mail on {peer} after {:.1} s, the writer gone",
         t.elapsed().as_secs_f64()
     );
+}
+
+/// After its fence, `node` (whose boot was `boot`) boots again by itself
+/// and rejoins whole: `mailha status` there says OK (its keeper answers,
+/// is not fenced, and Pacemaker shows both nodes online).
+fn rejoins_whole(node: &str, boot: u64) {
+    let t = Instant::now();
+    while pid1(node) == boot {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "{node} was not booted again within 120 s of its fence (watchdog log:\n{})",
+            std::fs::read_to_string(base_dir().join(node).join("watchdog.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let t = Instant::now();
+    loop {
+        let o = exec(node, &["mailha", "status"]);
+        if o.stdout.starts_with("OK") {
+            return;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "{node} did not rejoin whole within 120 s of its boot:\n{}{}",
+            o.stdout,
+            o.stderr
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// DESIGN section 7: a real reset also ends the machine's I/O. The active
@@ -319,6 +339,138 @@ fn a_reset_ends_the_nodes_io() {
     );
     assert!(log.contains("storage path failed (eio"), "{log}");
     // The peer's takeover after a reset is freeze-node's (above).
+}
+
+/// Issue 19, defect 1: `stonith_admin --reboot` of the node running the
+/// mail. Before the fix its keeper killed the shared mounts' users and the
+/// stack, acked, and left the node on the network: the VIP still on eth0,
+/// memcached and Dovecot still running, and Pacemaker later found the VIP
+/// "active on 2 nodes" and restarted the stack on the survivor (a second
+/// outage). A fence must mean off or reset: right after the fence returns
+/// the target holds no VIP and none of its daemons answers; the mail runs
+/// on the peer without any "active on 2 nodes" recovery; the target boots
+/// again by itself and rejoins whole (a switchover back to it works).
+#[test]
+fn a_fence_takes_the_node_off_the_network_and_it_comes_back_whole() {
+    if !skip_unless_ready("lab fence reset", &["/usr/bin/swaks"]) {
+        return;
+    }
+    let (_turn, guard) = lab_up("postfix");
+    let target = active_node().expect("the mail runs somewhere");
+    let peer = if target == "node1" { "node2" } else { "node1" };
+    let boot = pid1(&target);
+    let since = exec(peer, &["date", "+%s"]).stdout.trim().to_string();
+    let o = exec(
+        peer,
+        &["stonith_admin", "--reboot", &target, "--timeout", "50"],
+    );
+    assert_eq!(
+        o.code,
+        Some(0),
+        "fencing {target}: {} {}",
+        o.stdout,
+        o.stderr
+    );
+
+    // At once: nothing of the target on the network. While its old boot
+    // still runs, ask it; once gone, it holds nothing by construction.
+    let old_boot_runs = || Path::new(&format!("/proc/{boot}")).exists();
+    if old_boot_runs() {
+        let o = exec(
+            &target,
+            &["ip", "-o", "addr", "show", "to", "198.51.100.100"],
+        );
+        assert!(
+            !(old_boot_runs() && o.stdout.contains("198.51.100.100")),
+            "{target} still has the VIP after its fence was acked: {}",
+            o.stdout
+        );
+        let o = exec(
+            &target,
+            &[
+                "sh",
+                "-c",
+                "pidof memcached dovecot master mariadbd || true",
+            ],
+        );
+        assert!(
+            !old_boot_runs() || o.stdout.trim().is_empty(),
+            "{target}'s mail daemons still run after its fence was acked: {}",
+            o.stdout
+        );
+    }
+    for port in ["25", "143", "11211", "3306"] {
+        let o = exec(
+            peer,
+            &[
+                "timeout",
+                "3",
+                "bash",
+                "-c",
+                &format!("</dev/tcp/{target}/{port}"),
+            ],
+        );
+        assert_ne!(
+            o.code,
+            Some(0),
+            "port {port} of the fenced {target} answers"
+        );
+    }
+
+    // The mail on the peer.
+    let t = Instant::now();
+    while active_node().as_deref() != Some(peer) {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "the mail is not on {peer} 90 s after the fence"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The target boots again by itself (its keeper rebooted it; the lab
+    // boots a node that rebooted itself, as a machine comes back), and
+    // rejoins whole: its keeper idle, not fenced, `mailha status` OK.
+    rejoins_whole(&target, boot);
+    let log = std::fs::read_to_string(base_dir().join(&target).join("watchdog.log")).unwrap();
+    assert!(log.contains("the node rebooted itself"), "{log}");
+    let o = exec(&target, &["mailha", "lease", "status"]);
+    let st: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert!(
+        st["role"] == "idle" && st["self_fenced"].is_null() && st["reset"] == "reboot",
+        "{st}"
+    );
+
+    // No second outage: nobody saw the VIP (or anything) on two nodes.
+    for n in ["node1", "node2"] {
+        let o = exec(
+            n,
+            &[
+                "journalctl",
+                "--since",
+                &format!("@{since}"),
+                "--no-pager",
+                "-q",
+            ],
+        );
+        assert!(
+            !o.stdout.contains("might be active on 2 nodes"),
+            "{n}'s journal since the fence:\n{}",
+            o.stdout
+                .lines()
+                .filter(|l| l.contains("active on 2 nodes"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
+    // Whole: it can take the lease, and the mail, back.
+    let v = drill(&["kill-node", "active"]);
+    kept_the_contract(&v);
+    assert_eq!(v["switched"], true, "{v}");
+    assert_eq!(v["node_after"], target.as_str(), "{v}");
+
+    ok(lab().args(["down"]), Duration::from_secs(60));
+    drop(guard);
 }
 
 /// The same faults without the guard (lab/stock.toml: fencing off, no

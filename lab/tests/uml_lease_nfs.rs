@@ -119,6 +119,12 @@ fn start_keeper(g: &mut Guest) {
             "keeper",
             "--node",
             &node,
+            // The softdog's reset is what (c) measures: the fallback a
+            // refused reboot(2) leaves. The default (reboot) is the lab's
+            // (lab_lease); in UML reboot(2) boots the guest again instead
+            // of ending it, which this harness would not see.
+            "--reset",
+            "watchdog",
         ],
         "keeper.log",
     )

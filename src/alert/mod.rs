@@ -39,7 +39,7 @@ pub fn hostname() -> String {
 /// Secrets to blank out of the diagnostics: the configured SMTP password,
 /// the webhook URL, and the URL's path and query alone (where its token
 /// is) should a log line have quoted them.
-fn known_secrets(cfg: &Alerts) -> Vec<String> {
+pub fn known_secrets(cfg: &Alerts) -> Vec<String> {
     let mut v = match cfg.smtp.as_ref().map(|s| &s.password) {
         Some(Secret::Inline(p)) => vec![p.clone()],
         Some(Secret::File(f)) => std::fs::read_to_string(f)

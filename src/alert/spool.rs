@@ -274,6 +274,27 @@ impl Spool {
         Self::read_events(&self.root.join("pending"))
     }
 
+    /// Every event the spool holds: pending, being delivered and sent
+    /// (kept for the record), for `mailha history`; unreadable files are
+    /// skipped (the sender reports them). Opened without creating: a
+    /// history must not make the spool.
+    pub fn all_events(root: &Path) -> Vec<Event> {
+        let mut dirs = vec![root.join("pending")];
+        for sub in ["outbox", "sent"] {
+            if let Ok(rd) = fs::read_dir(root.join(sub)) {
+                dirs.extend(
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir()),
+                );
+            }
+        }
+        dirs.iter()
+            .filter_map(|d| Self::read_events(d).ok())
+            .flat_map(|(ok, _)| ok.into_iter().map(|(_, e)| e))
+            .collect()
+    }
+
     /// Moves the given pending events into `outbox/<incident_id>`. The
     /// incident id is its first event's id. A crash halfway leaves the rest
     /// in `pending/`, where they become a later incident: split, never lost

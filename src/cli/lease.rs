@@ -25,6 +25,13 @@ pub enum What {
         /// keeper tried on a machine whose stack serves something else).
         #[arg(long)]
         keep_stack: bool,
+        /// What follows the ack of a fence request: reboot this machine
+        /// at once (the watchdog if that fails), let the watchdog reset
+        /// it, or none (the node stays up, fenced, until restarted: only
+        /// with --keep-stack, for a keeper tried on a machine that is not
+        /// its to reset).
+        #[arg(long, value_enum, default_value_t = crate::lease::reset::ResetMode::Reboot)]
+        reset: crate::lease::reset::ResetMode,
     },
     /// Make the lease ready before the first keeper runs: on NFS, mount
     /// the export and create the lease file; write the header if blank.
@@ -59,12 +66,32 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             node,
             socket,
             keep_stack,
+            reset,
         } => {
+            use crate::lease::reset::ResetMode;
+            // A machine whose stack the keeper must spare is not the
+            // keeper's to reboot (the tests run keepers on the host): a
+            // forgotten --reset must fail here, not reboot the machine.
+            if *keep_stack && *reset == ResetMode::Reboot {
+                return Err(CliError::BadInput(
+                    "--keep-stack spares this machine's cluster stack, so the keeper may not reboot it: add --reset none (or watchdog)".into(),
+                ));
+            }
+            if !keep_stack && *reset == ResetMode::None {
+                return Err(CliError::BadInput(
+                    "--reset none leaves a fenced node up: only with --keep-stack (a keeper tried on a machine that is not its own)".into(),
+                ));
+            }
             let loaded = load_config(&cli.config)?;
             let mut s = keeper::Settings::from_config(&loaded.config, node.as_deref())
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
             s.socket = socket.clone();
             s.stop_stack = !keep_stack;
+            s.reset = *reset;
+            if *keep_stack {
+                // Nor are its addresses the keeper's to take away.
+                s.addresses.clear();
+            }
             keeper::run(s).map_err(|e| CliError::Failed(e.into()))
         }
         What::Init { node } => {

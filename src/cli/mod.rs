@@ -10,14 +10,22 @@
 mod alert;
 mod apply;
 mod check;
+mod cleanup;
 mod config;
+mod destroy;
+mod history;
 mod import_legacy;
 mod install;
 mod lease;
+mod maintenance;
 mod package;
 mod render;
+mod report;
 mod setup;
+mod standby;
 mod status;
+mod switchover;
+mod wait;
 mod watch;
 
 use crate::faces::{Face, face_of};
@@ -73,6 +81,39 @@ pub enum Command {
     Config(config::Args),
     /// Show who runs the mail, each resource's state and what needs attention.
     Status(status::Args),
+    /// Move the mail to the other node and wait until SMTP answers there;
+    /// nothing is left pinned (`--clear` removes what crm_resource left).
+    Switchover(switchover::Args),
+    /// Drain a node for patching: its mail moves to the other node first
+    /// (refused when that node could not take it), then nothing runs there.
+    Standby(standby::NodeArgs),
+    /// Take a node out of standby: it can take the mail again (the mail
+    /// stays where it runs).
+    Online(standby::NodeArgs),
+    /// Maintenance of the cluster or one service: nothing started,
+    /// stopped or monitored; `off` shows what Pacemaker will do first.
+    Maintenance(maintenance::Args),
+    /// Forget recorded failures (fail counts, failed operations) without
+    /// restarting what runs; says what it cleared.
+    Cleanup(cleanup::Args),
+    /// Stop the whole mail stack in dependency order (services first,
+    /// the lease last), waiting and reporting each step.
+    Stop(standby::Common),
+    /// Start the whole mail stack again (the lease first) and wait until
+    /// SMTP answers on the VIP.
+    Start(standby::Common),
+    /// What happened to the mail: failures, fencing, moves, as incidents
+    /// with their cause and duration (Pacemaker's histories and the
+    /// alert spool).
+    History(history::Args),
+    /// One bundle for support from both nodes (CIB, crm_mon, transition
+    /// inputs, journal, lease, alerts, config, check --live), secrets
+    /// scrubbed, 0600, with a manifest.
+    Report(report::Args),
+    /// Take the cluster down for good (the 2014 kit's `uninstall.sh YeS`):
+    /// the mail stopped, both nodes out of the cluster, its keys and
+    /// configuration removed; /etc/mailha and the mail's data kept.
+    Destroy(destroy::Args),
     /// Convert the 2014 kit's ha_conf.ini into a mailha.toml (read as data, never run).
     ImportLegacy(import_legacy::Args),
     /// Alert mail: test the channels, send what the spool holds.
@@ -140,6 +181,16 @@ fn run_cli() -> ExitCode {
         Command::Check(a) => check::run(&cli, a),
         Command::Render(a) => render::run(&cli, a),
         Command::Status(a) => status::run(&cli, a),
+        Command::Switchover(a) => switchover::run(&cli, a),
+        Command::Standby(a) => standby::standby(&cli, a),
+        Command::Online(a) => standby::online(&cli, a),
+        Command::Maintenance(a) => maintenance::run(&cli, a),
+        Command::Cleanup(a) => cleanup::run(a),
+        Command::Stop(a) => standby::stack(&cli, a, true),
+        Command::Start(a) => standby::stack(&cli, a, false),
+        Command::Destroy(a) => destroy::run(&cli, a),
+        Command::History(a) => history::run(a),
+        Command::Report(a) => report::run(&cli, a),
         Command::Apply(a) => apply::run(&cli, a),
         Command::Config(a) => config::run(&cli, a),
         Command::Setup(a) => setup::run(&cli, a),

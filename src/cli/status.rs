@@ -59,9 +59,28 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     }
     let mut st = status::parse(&out.stdout).context("reading crm_mon's answer")?;
     st.keeper = keeper;
+    if let Some(k) = st.keeper.as_mut() {
+        k.judge(&st.resources);
+    }
     let crm_config = crate::cluster::query_configuration().ok();
     if let Some(c) = &crm_config {
         st.watch_off = crate::watch::off_list(c);
+        st.maintenance = crate::ops::resource_ids(c)
+            .into_iter()
+            .filter(|id| {
+                crate::ops::maintenance::is_on(
+                    c,
+                    &crate::ops::maintenance::Scope::Resource(id.clone()),
+                )
+            })
+            .collect();
+        // crm_mon lists only bans: a `cli-prefer-*` (what
+        // `crm_resource --move` leaves) is in the configuration only.
+        for l in crate::switchover::leftovers(c) {
+            if !st.leftover_moves.iter().any(|m| m.id == l.id) {
+                st.leftover_moves.push(l);
+            }
+        }
     }
     if let Some(l) = &loaded {
         let local_digest = crate::cib::digest(&crate::cib::render(&l.config));

@@ -70,6 +70,10 @@ pub struct Status {
     pub fences: Vec<(u64, String)>,
     /// Why we fenced ourselves, if we did.
     pub self_fenced: Option<String>,
+    /// What follows an acked fence: reboot, watchdog, or none (the node
+    /// stays up fenced until restarted by hand). Empty from an older keeper.
+    #[serde(default)]
+    pub reset: String,
 }
 
 /// The longest reply a client reads: a status is a few hundred bytes.

@@ -101,6 +101,11 @@ pub struct Settings {
     /// Kill the cluster stack in a self-fence (off only in tests that run
     /// keepers on a host whose own cluster stack must live).
     pub stop_stack: bool,
+    /// What follows the ack of a fence request (`reset.rs`).
+    pub reset: super::reset::ResetMode,
+    /// The cluster's addresses (the VIP), taken off this node before
+    /// the ack.
+    pub addresses: Vec<std::net::IpAddr>,
     pub proc_root: PathBuf,
 }
 
@@ -199,6 +204,8 @@ impl Settings {
             socket: DEFAULT_SOCKET.into(),
             mounts: cfg.storage.mounts.iter().map(DataMount::of).collect(),
             stop_stack: true,
+            reset: super::reset::ResetMode::default(),
+            addresses: vec![cfg.vip.address],
             proc_root: PathBuf::from("/proc"),
         })
     }
@@ -387,6 +394,7 @@ struct Daemon {
     last_fence_id: u64,
     self_fenced: Option<FenceReason>,
     fence_done: Option<mpsc::Receiver<bool>>,
+    after_ack: super::reset::AfterAck,
 }
 
 impl Daemon {
@@ -405,6 +413,11 @@ impl Daemon {
     fn act(&mut self, a: Action) {
         match a {
             Action::WriteSlot { seq, slot } => {
+                // Fenced on request and saying so: this write is the ack.
+                self.after_ack.issued(
+                    seq,
+                    slot.fenced && matches!(self.keeper.role(), Role::Fenced { reset: false }),
+                );
                 let data = match slot.encode() {
                     Ok(b) => Block::from_bytes(&b),
                     Err(e) => {
@@ -426,7 +439,8 @@ impl Daemon {
                     offset: slot_offset(self.s.peer.0).expect("validated node id"),
                 });
             }
-            Action::PetWatchdog => self.watchdog.pet(),
+            Action::PetWatchdog if !self.after_ack.starve => self.watchdog.pet(),
+            Action::PetWatchdog => {}
             Action::SelfFence(reason) => {
                 eprintln!("lease-keeper: fencing this node ({reason:?})");
                 self.self_fenced = Some(reason);
@@ -435,7 +449,8 @@ impl Daemon {
                 std::thread::Builder::new()
                     .name("mailha-self-fence".into())
                     .spawn(move || {
-                        let ok = self_fence(&s);
+                        // The addresses too, before the ack (reset.rs).
+                        let ok = self_fence(&s) && super::reset::drop_before_ack(&s.addresses);
                         let _ = tx.send(ok);
                         // After the fence, which comes first; the spool is
                         // on the node's own disk, not the shared one.
@@ -483,6 +498,9 @@ impl Daemon {
                 }
                 let ok = result.is_ok();
                 self.feed(Input::WriteDone { seq, ok });
+                if self.after_ack.due(Some(seq), self.s.timing.io_timeout) {
+                    self.after_ack.reset(self.s.reset);
+                }
                 if ok {
                     self.last_renewal = Some(Instant::now());
                 }
@@ -558,6 +576,7 @@ impl Daemon {
                 FenceReason::Request(id) => format!("fence request {id} from the peer"),
                 FenceReason::RenewalsFailed => "lease renewals failed".into(),
             }),
+            reset: self.s.reset.to_string(),
         }
     }
 
@@ -878,6 +897,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         last_fence_id,
         self_fenced: None,
         fence_done: None,
+        after_ack: Default::default(),
     };
     serve(listener, to_decide);
     notify_systemd("READY=1");
@@ -906,12 +926,17 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
                 );
                 d.feed(Input::SelfFenceDone { ok });
             }
+            if d.after_ack.due(None, d.s.timing.io_timeout) {
+                d.after_ack.reset(d.s.reset);
+            }
             if Instant::now() >= next || STOP.load(Ordering::SeqCst) {
                 break;
             }
         }
     }
-    let leave_armed = d.keeper.holds() || matches!(d.keeper.role(), Role::Fenced { reset: true });
+    let leave_armed = d.keeper.holds()
+        || matches!(d.keeper.role(), Role::Fenced { reset: true })
+        || d.after_ack.starve;
     if leave_armed {
         eprintln!("lease-keeper: stopping while the data may be mounted: the watchdog stays armed");
     } else {

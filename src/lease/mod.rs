@@ -13,6 +13,8 @@
 //! - `nfs`: the lease as a file on NFS: the keeper's own mount of the
 //!   export, with options that keep reads at the server and writes
 //!   durable and in order.
+//! - `reset`: what follows a fence's ack (the node's addresses dropped
+//!   before it, the reset after it).
 
 pub mod boot;
 pub mod client;
@@ -21,5 +23,6 @@ pub mod format;
 pub mod keeper;
 pub mod machine;
 pub mod nfs;
+pub mod reset;
 pub mod sim;
 pub mod timing;

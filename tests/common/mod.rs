@@ -280,6 +280,10 @@ pub fn ocf_tester_env(
     env: &[(&str, &Path)],
 ) -> Result<(), String> {
     let mut c = Command::new("ocf-tester");
+    // The agents' notes (a monitor's failure) go to a spool of the test's
+    // own, never this machine's /var/lib/mailha/spool.
+    let spool = tempfile::tempdir().unwrap();
+    c.env("MAILHA_SPOOL", spool.path());
     c.envs(env.iter().copied());
     c.args(["-n", name]);
     for (k, v) in params {

@@ -1,0 +1,391 @@
+//! Day-2 operations on a real cluster (issue 15), on the `postfix`
+//! profile (disk lease, fence_mailha): maintenance of the cluster with a
+//! daemon killed during it (nothing restarts it until `off`, which shows
+//! the recovery first), cleanup of a recorded failure without restarting
+//! the daemon, maintenance of one service that an apply keeps, standby
+//! of the active node and back, stop and start of the whole stack, and
+//! destroy (both nodes out of the cluster, the data kept). After
+//! each, where the mail runs and whether the client gets a 220 on the VIP.
+//!
+//! Root only; SKIPPED without root or the lab's programs, FAILS in CI (env
+//! `CI`) when they are missing. A guard tears the lab down whatever
+//! happens.
+
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::*;
+
+const VIP: &str = "198.51.100.100";
+
+fn said(o: &Out) -> String {
+    format!("exit {:?}\n{}\n{}", o.code, o.stdout, o.stderr)
+}
+
+/// `mailha ARGS --json` on `node`, its JSON (the last line of stdout).
+fn mailha_json(node: &str, args: &[&str]) -> serde_json::Value {
+    let mut argv = vec!["mailha"];
+    argv.extend_from_slice(args);
+    argv.push("--json");
+    let o = exec(node, &argv);
+    println!("{node}: {argv:?}: {}", said(&o));
+    assert_eq!(o.code, Some(0), "{}", said(&o));
+    let last = o.stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", said(&o)))
+}
+
+fn status(node: &str) -> (serde_json::Value, String) {
+    let j = exec(node, &["mailha", "status", "--json"]);
+    let h = exec(node, &["mailha", "status"]);
+    (
+        serde_json::from_str(&j.stdout).unwrap_or_else(|e| panic!("{e}: {}", said(&j))),
+        h.stdout,
+    )
+}
+
+/// Whether the client gets SMTP's greeting on the VIP now.
+fn smtp_answers() -> bool {
+    exec(
+        "client",
+        &[
+            "swaks",
+            "--server",
+            VIP,
+            "--quit-after",
+            "BANNER",
+            "--timeout",
+            "5",
+        ],
+    )
+    .stdout
+    .contains("220 ")
+}
+
+fn wait_for(what: &str, deadline: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < deadline, "{what}: not within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Postfix's master process on `node` ("" when none).
+fn master_pid(node: &str) -> String {
+    exec(node, &["pgrep", "-x", "master"])
+        .stdout
+        .trim()
+        .to_string()
+}
+
+fn kill_master(node: &str) {
+    let o = exec(node, &["pkill", "-KILL", "-x", "master"]);
+    assert_eq!(o.code, Some(0), "{}", said(&o));
+}
+
+fn no_leftover_constraints(node: &str) {
+    let o = exec(node, &["cibadmin", "--query", "--scope", "constraints"]);
+    assert!(
+        !o.stdout.contains("cli-prefer-") && !o.stdout.contains("cli-ban-"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn an_operator_patches_upgrades_and_restarts_the_pair_with_mailhas_verbs() {
+    if !skip_unless_ready("lab day-2 operations", &["/usr/bin/swaks"]) {
+        return;
+    }
+    let _guard = Teardown;
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
+    ok(
+        lab().args(["up", "--profile", "postfix"]),
+        Duration::from_secs(240),
+    );
+    let (st, _) = status("node1");
+    let active = st["active_node"]
+        .as_str()
+        .expect("the mail runs")
+        .to_string();
+    let peer = if active == "node1" { "node2" } else { "node1" }.to_string();
+    assert!(smtp_answers());
+
+    // 1. Maintenance of the cluster: a daemon killed meanwhile stays dead
+    // (an operator upgrading it by hand must not race Pacemaker), and the
+    // status says MAINTENANCE; off shows the recovery, then does it.
+    let v = mailha_json(&active, &["maintenance", "on"]);
+    assert_eq!(v["changed"], true, "{v}");
+    let (st, human) = status(&peer);
+    assert_eq!(st["maintenance_mode"], true, "{st}");
+    assert!(
+        human.starts_with("DEGRADED") && human.contains("MAINTENANCE"),
+        "{human}"
+    );
+    kill_master(&active);
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        master_pid(&active),
+        "",
+        "nothing restarts postfix in maintenance"
+    );
+    assert!(!smtp_answers(), "postfix is down on the VIP's node");
+    let t = Instant::now();
+    let v = mailha_json(&active, &["maintenance", "off"]);
+    let did = v["did"].to_string();
+    assert!(
+        did.contains("svc-postfix"),
+        "off showed postfix's recovery: {v}"
+    );
+    assert_eq!(v["settled"], true, "{v}");
+    wait_for(
+        "SMTP after maintenance off",
+        Duration::from_secs(60),
+        smtp_answers,
+    );
+    println!(
+        "MEASURED maintenance off -> SMTP answers: {:.1} s (mailha's own count {})",
+        t.elapsed().as_secs_f64(),
+        v["seconds"]
+    );
+
+    // 2. A failure recorded (postfix killed, Pacemaker restarts it):
+    // cleanup forgets it and restarts nothing.
+    let (st, _) = status(&active);
+    let on = st["active_node"].as_str().unwrap().to_string();
+    kill_master(&on);
+    wait_for(
+        "postfix restarted by Pacemaker",
+        Duration::from_secs(60),
+        || !master_pid(&on).is_empty() && smtp_answers(),
+    );
+    let pid = master_pid(&on);
+    let dry = mailha_json(&on, &["cleanup", "postfix", "--dry-run"]);
+    assert!(
+        dry["would_clear"].to_string().contains("svc-postfix"),
+        "{dry}"
+    );
+    let v = mailha_json(&on, &["cleanup", "postfix"]);
+    assert!(v["cleared"].to_string().contains("svc-postfix"), "{v}");
+    let (st, _) = status(&on);
+    assert_eq!(st["failures"].as_array().map(Vec::len), Some(0), "{st}");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(master_pid(&on), pid, "the cleanup restarted postfix");
+    assert_eq!(status(&on).0["active_node"].as_str(), Some(on.as_str()));
+
+    // 3. One service in maintenance: unmanaged, shown, and an apply of
+    // the same file keeps it so (the operator's state is not the
+    // config's); off hands it back.
+    mailha_json(&on, &["maintenance", "on", "postfix"]);
+    let (_, human) = status(&on);
+    assert!(human.contains("MAINTENANCE: svc-postfix"), "{human}");
+    // A new generation of the file (a comment) is a real patch of the CIB.
+    let o = exec(
+        &on,
+        &[
+            "sh",
+            "-c",
+            "echo '# day-2: a new generation' >> /etc/mailha/mailha.toml",
+        ],
+    );
+    assert_eq!(o.code, Some(0), "{}", said(&o));
+    let o = exec(&on, &["mailha", "apply"]);
+    assert_eq!(o.code, Some(0), "{}", said(&o));
+    assert!(!o.stdout.contains("already runs"), "{}", said(&o));
+    let (st, human) = status(&on);
+    assert!(
+        human.contains("MAINTENANCE: svc-postfix"),
+        "an apply ended it: {human}"
+    );
+    assert!(
+        st["maintenance"].to_string().contains("svc-postfix"),
+        "{st}"
+    );
+    let v = mailha_json(&on, &["maintenance", "off", "postfix"]);
+    assert_eq!(v["settled"], true, "{v}");
+    let (_, human) = status(&on);
+    assert!(!human.contains("MAINTENANCE"), "{human}");
+
+    // 4. Standby of the node running the mail: the mail moves first;
+    // online brings it back as a place to go, the mail stays.
+    let other = if on == "node1" { "node2" } else { "node1" }.to_string();
+    let v = mailha_json(&other, &["standby", &on]);
+    assert_eq!(v["mail_to"].as_str(), Some(other.as_str()), "{v}");
+    println!(
+        "MEASURED standby of the active node: {} s to SMTP on {other}",
+        v["smtp_after_s"]
+    );
+    assert!(smtp_answers());
+    let (st, _) = status(&other);
+    assert_eq!(st["active_node"].as_str(), Some(other.as_str()), "{st}");
+    let refused = exec(&on, &["mailha", "standby", &other]);
+    assert_eq!(
+        refused.code,
+        Some(2),
+        "standby of the only node left must be refused: {}",
+        said(&refused)
+    );
+    assert!(
+        refused.stderr.contains("nothing was changed"),
+        "{}",
+        said(&refused)
+    );
+    let v = mailha_json(&other, &["online", &on]);
+    assert_eq!(v["mail_on"].as_str(), Some(other.as_str()), "{v}");
+    no_leftover_constraints(&other);
+
+    // History: postfix's failures (forgotten by Pacemaker after the
+    // cleanup, kept by the alert spool of the node that recorded them)
+    // and the standby's move (Pacemaker's own record).
+    let mut seen = String::new();
+    for node in ["node1", "node2"] {
+        let o = exec(node, &["mailha", "history", "--since", "1h", "--json"]);
+        assert_eq!(o.code, Some(0), "{}", said(&o));
+        seen.push_str(&o.stdout);
+        println!(
+            "{node}: mailha history:\n{}",
+            exec(node, &["mailha", "history", "--since", "1h"]).stdout
+        );
+    }
+    assert!(seen.contains("svc-postfix monitor failed"), "{seen}");
+    assert!(seen.contains(&format!("vip started on {other}")), "{seen}");
+
+    // 5. The whole stack stopped (services first, the lease last) and
+    // started again.
+    let v = mailha_json(&other, &["stop"]);
+    assert_eq!(v["changed"], true, "{v}");
+    assert!(!smtp_answers(), "the mail is stopped");
+    let (st, human) = status(&other);
+    assert!(st["active_node"].is_null(), "{st}");
+    assert!(human.starts_with("DOWN"), "{human}");
+    let v = mailha_json(&other, &["start"]);
+    println!("MEASURED mailha start: {} s to SMTP", v["seconds"]);
+    assert!(v["mail_on"].as_str().is_some(), "{v}");
+    assert!(smtp_answers());
+    let (_, human) = status(&other);
+    assert!(human.starts_with("OK"), "{human}");
+    no_leftover_constraints(&other);
+
+    // A report for support from both nodes: 0600, both nodes' state in
+    // it, the relay's password (the lab's alerts authenticate) nowhere.
+    let o = exec(
+        "node1",
+        &[
+            "mailha",
+            "report",
+            "--since",
+            "1h",
+            "-o",
+            "/root/report.tar.gz",
+        ],
+    );
+    assert_eq!(o.code, Some(0), "{}", said(&o));
+    assert!(o.stdout.contains("from both nodes"), "{}", said(&o));
+    let mode = exec("node1", &["stat", "-c", "%a", "/root/report.tar.gz"]);
+    assert_eq!(mode.stdout.trim(), "600", "{}", said(&mode));
+    let list = exec("node1", &["tar", "-tzf", "/root/report.tar.gz"]).stdout;
+    for f in [
+        "node1/cib.xml",
+        "node2/cib.xml",
+        "node2/journal.txt",
+        "node1/alerts.json",
+        "MANIFEST.txt",
+    ] {
+        assert!(
+            list.lines().any(|l| l.ends_with(f)),
+            "{f} not in the report:\n{list}"
+        );
+    }
+    let pw = exec("node1", &["cat", "/etc/mailha/relay-password"]).stdout;
+    let pw = pw.trim();
+    assert!(pw.len() >= 8, "the lab's relay password: {pw:?}");
+    assert_eq!(exec("node1", &["mkdir", "/root/report"]).code, Some(0));
+    let x = exec(
+        "node1",
+        &["tar", "-xzf", "/root/report.tar.gz", "-C", "/root/report"],
+    );
+    assert_eq!(x.code, Some(0), "{}", said(&x));
+    let g = exec(
+        "node1",
+        &["grep", "-r", "-l", "-F", "--", pw, "/root/report"],
+    );
+    assert_eq!(
+        g.code,
+        Some(1),
+        "the relay password is in the report: {}",
+        said(&g)
+    );
+    println!("MEASURED mailha report of both nodes: {}", o.stdout.trim());
+
+    // 6. Destroy: refused without the flag, then both nodes out of the
+    // cluster, their keys and the CIB gone, mailha.toml and the mail's
+    // data kept.
+    let o = exec("node1", &["mailha", "destroy"]);
+    assert_eq!(o.code, Some(2), "{}", said(&o));
+    assert!(o.stderr.contains("--yes-really-destroy"), "{}", said(&o));
+    assert!(smtp_answers(), "a refused destroy changed something");
+    let t = Instant::now();
+    let v = mailha_json("node1", &["destroy", "--yes-really-destroy"]);
+    println!(
+        "MEASURED mailha destroy: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(v["destroyed"], true, "{v}");
+    assert!(!smtp_answers());
+    for node in ["node1", "node2"] {
+        let o = exec(
+            node,
+            &[
+                "systemctl",
+                "is-active",
+                "pacemaker",
+                "corosync",
+                "mailha-lease",
+            ],
+        );
+        assert_eq!(
+            o.stdout.split_whitespace().collect::<Vec<_>>(),
+            ["inactive", "inactive", "inactive"],
+            "{node}: {}",
+            said(&o)
+        );
+        for gone in [
+            "/etc/corosync/authkey",
+            "/etc/corosync/corosync.conf",
+            "/var/lib/pacemaker/cib/cib.xml",
+        ] {
+            assert_ne!(
+                exec(node, &["test", "-e", gone]).code,
+                Some(0),
+                "{node}: {gone}"
+            );
+        }
+        assert_eq!(
+            exec(node, &["test", "-s", "/etc/mailha/mailha.toml"]).code,
+            Some(0),
+            "{node}"
+        );
+        let m = exec(node, &["findmnt", "-n", "/srv/data"]);
+        assert!(
+            m.stdout.trim().is_empty(),
+            "{node}: the data is still mounted: {}",
+            said(&m)
+        );
+    }
+    // The mail's data is where it was: mounted read-only by hand.
+    let o = exec("node1", &["mount", "-o", "ro", "/dev/lab/data", "/mnt"]);
+    assert_eq!(o.code, Some(0), "{}", said(&o));
+    let ls = exec("node1", &["ls", "-A", "/mnt"]);
+    drop(exec("node1", &["umount", "/mnt"]));
+    let names: Vec<&str> = ls
+        .stdout
+        .split_whitespace()
+        .filter(|n| *n != "lost+found")
+        .collect();
+    assert!(
+        !names.is_empty(),
+        "the data disk is empty after destroy: {}",
+        said(&ls)
+    );
+    println!("the data disk after destroy holds {names:?}");
+}

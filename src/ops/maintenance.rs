@@ -1,0 +1,222 @@
+//! `mailha maintenance on|off [SERVICE]`. The cluster's maintenance mode
+//! (Pacemaker starts, stops and monitors nothing: daemons can be upgraded
+//! by hand) or one service's (its `maintenance` meta-attribute: that
+//! resource alone is neither managed nor monitored). Handing control back
+//! is where the surprises are, so `off` re-probes first and shows what
+//! the scheduler would then do (crm_simulate over the CIB as it will be)
+//! before it changes anything.
+
+use crate::cib::xml::El;
+
+/// What is put in or out of maintenance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Cluster,
+    /// A primitive's id (`ops::resolve`).
+    Resource(String),
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Cluster => f.write_str("the cluster"),
+            Scope::Resource(r) => f.write_str(r),
+        }
+    }
+}
+
+/// The meta-attribute that puts one resource in maintenance.
+pub const META: &str = "maintenance";
+/// The cluster property.
+pub const PROPERTY: &str = "maintenance-mode";
+
+fn truthy(v: Option<&str>) -> bool {
+    matches!(
+        v.map(str::to_ascii_lowercase).as_deref(),
+        Some("true" | "yes" | "on" | "1" | "y")
+    )
+}
+
+fn nvpair<'a>(set: &'a El, name: &str) -> Option<&'a El> {
+    set.children
+        .iter()
+        .find(|p| p.name == "nvpair" && p.get("name") == Some(name))
+}
+
+/// Whether `scope` is in maintenance as the CIB says.
+pub fn is_on(cib: &El, scope: &Scope) -> bool {
+    match scope {
+        Scope::Cluster => cib
+            .find("configuration")
+            .and_then(|c| c.find("crm_config"))
+            .is_some_and(|c| {
+                c.children
+                    .iter()
+                    .filter_map(|s| nvpair(s, PROPERTY))
+                    .any(|p| truthy(p.get("value")))
+            }),
+        Scope::Resource(r) => cib.by_id(r).is_some_and(|e| {
+            e.children
+                .iter()
+                .filter(|s| s.name == "meta_attributes")
+                .filter_map(|s| nvpair(s, META))
+                .any(|p| truthy(p.get("value")))
+        }),
+    }
+}
+
+fn property(value: &str) -> Vec<String> {
+    [
+        "crm_attribute",
+        "--type",
+        "crm_config",
+        "--name",
+        PROPERTY,
+        "--update",
+        value,
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+fn meta(r: &str, change: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["crm_resource", "--resource", r, "--meta"]
+        .map(str::to_string)
+        .to_vec();
+    v.extend(change.iter().map(|s| s.to_string()));
+    v
+}
+
+/// The command that puts `scope` in maintenance.
+pub fn on_argv(scope: &Scope) -> Vec<String> {
+    match scope {
+        Scope::Cluster => property("true"),
+        Scope::Resource(r) => meta(r, &["--set-parameter", META, "--parameter-value", "true"]),
+    }
+}
+
+/// The command that hands `scope` back to Pacemaker.
+pub fn off_argv(scope: &Scope) -> Vec<String> {
+    match scope {
+        Scope::Cluster => property("false"),
+        Scope::Resource(r) => meta(r, &["--delete-parameter", META]),
+    }
+}
+
+/// The re-probe before control is handed back: what really runs where,
+/// learnt while nothing acts on it (probes run in maintenance mode).
+pub fn refresh_argv(scope: &Scope) -> Vec<String> {
+    let mut v: Vec<String> = vec!["crm_resource".into(), "--refresh".into()];
+    if let Scope::Resource(r) = scope {
+        v.extend(["--resource".into(), r.clone()]);
+    }
+    v
+}
+
+fn by_id_mut<'a>(e: &'a mut El, id: &str) -> Option<&'a mut El> {
+    if e.get("id") == Some(id) {
+        return Some(e);
+    }
+    e.children.iter_mut().find_map(|c| by_id_mut(c, id))
+}
+
+/// The CIB as it will be once `scope` is out of maintenance: what
+/// crm_simulate is asked about.
+pub fn handed_back(cib: &El, scope: &Scope) -> El {
+    let mut out = cib.clone();
+    match scope {
+        Scope::Cluster => {
+            if let Some(c) = out
+                .find_mut("configuration")
+                .and_then(|c| c.find_mut("crm_config"))
+            {
+                for set in c.children.iter_mut() {
+                    for p in set.children.iter_mut() {
+                        if p.get("name") == Some(PROPERTY) {
+                            p.set("value", "false");
+                        }
+                    }
+                }
+            }
+        }
+        Scope::Resource(r) => {
+            if let Some(e) = by_id_mut(&mut out, r) {
+                for set in e
+                    .children
+                    .iter_mut()
+                    .filter(|s| s.name == "meta_attributes")
+                {
+                    set.children.retain(|p| p.get("name") != Some(META));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cib(mode: &str, meta: &str) -> El {
+        El::parse(&format!(
+            r#"<cib><configuration><crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-mm" name="maintenance-mode" value="{mode}"/></cluster_property_set></crm_config>
+<resources><primitive id="svc-postfix"><meta_attributes id="svc-postfix-meta_attributes">
+<nvpair id="m1" name="migration-threshold" value="3"/>{meta}</meta_attributes></primitive>
+<primitive id="svc-dovecot"/></resources></configuration></cib>"#
+        ))
+        .unwrap()
+    }
+
+    const ON: &str = r#"<nvpair id="m2" name="maintenance" value="true"/>"#;
+
+    #[test]
+    fn maintenance_is_read_from_the_property_or_the_resources_meta() {
+        let pf = Scope::Resource("svc-postfix".into());
+        assert!(is_on(&cib("true", ""), &Scope::Cluster));
+        assert!(!is_on(&cib("false", ""), &Scope::Cluster));
+        assert!(is_on(&cib("false", ON), &pf));
+        assert!(
+            !is_on(&cib("true", ""), &pf),
+            "the cluster's is not the service's"
+        );
+        assert!(!is_on(
+            &cib("false", ON),
+            &Scope::Resource("svc-dovecot".into())
+        ));
+    }
+
+    #[test]
+    fn handing_back_ends_only_the_maintenance_asked_about() {
+        let pf = Scope::Resource("svc-postfix".into());
+        let back = handed_back(&cib("true", ON), &Scope::Cluster);
+        assert!(!is_on(&back, &Scope::Cluster));
+        assert!(is_on(&back, &pf), "the service stays in its own");
+        let back = handed_back(&cib("true", ON), &pf);
+        assert!(!is_on(&back, &pf));
+        assert!(is_on(&back, &Scope::Cluster));
+        assert!(back.by_id("m1").is_some(), "the other meta-attributes stay");
+    }
+
+    #[test]
+    fn the_commands_name_the_property_or_the_resource() {
+        let pf = Scope::Resource("svc-postfix".into());
+        assert_eq!(
+            on_argv(&Scope::Cluster).join(" "),
+            "crm_attribute --type crm_config --name maintenance-mode --update true"
+        );
+        assert_eq!(
+            off_argv(&pf).join(" "),
+            "crm_resource --resource svc-postfix --meta --delete-parameter maintenance"
+        );
+        assert_eq!(
+            refresh_argv(&pf).join(" "),
+            "crm_resource --refresh --resource svc-postfix"
+        );
+        assert_eq!(
+            refresh_argv(&Scope::Cluster).join(" "),
+            "crm_resource --refresh"
+        );
+    }
+}
