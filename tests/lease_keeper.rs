@@ -71,8 +71,10 @@ struct Node {
     keeper: Option<Child>,
 }
 
-/// Two nodes on one lease image, and optionally a data disk mounted in
-/// node 2's view (this namespace) that a fence of node 2 must clear.
+/// Two nodes on one lease image, and optionally a data disk that node 2
+/// mounts in this namespace once it holds (`mount_data`), which a fence of
+/// node 2 must clear. Both "nodes" see this namespace's mounts: data
+/// mounted when a keeper starts without resuming is fenced at once.
 struct World {
     dir: tempfile::TempDir,
     loops: Vec<String>,
@@ -108,7 +110,6 @@ impl World {
             run_ok(&["mkfs.ext4", "-q", "-F", data.to_str().unwrap()]);
             data_dev = run_ok(&["losetup", "-f", "--show", data.to_str().unwrap()]);
             loops.push(data_dev.clone());
-            run_ok(&["mount", &data_dev, mnt.to_str().unwrap()]);
         }
         let tag = std::process::id();
         let nodes = ["n1", "n2"]
@@ -175,11 +176,23 @@ watchdog_emulated = true
         }
     }
 
+    /// Mounts the data disk here, as n2's storage agent does once n2
+    /// holds.
+    fn mount_data(&self) {
+        run_ok(&["mount", &self.loops[2], self.mnt.to_str().unwrap()]);
+    }
+
+    /// n2 takes the lease and mounts the data.
+    fn n2_holds_and_mounts(&self) {
+        self.ask(1, "acquire").unwrap();
+        self.wait(Duration::from_secs(10), "n2 holds", || self.status(1).holds);
+        self.mount_data();
+    }
+
     /// n2 takes the lease, and a process of n2 works inside the shared
     /// data mount (what a fence of n2 must end).
     fn n2_holds_with_a_writer(&self) -> Child {
-        self.ask(1, "acquire").unwrap();
-        self.wait(Duration::from_secs(10), "n2 holds", || self.status(1).holds);
+        self.n2_holds_and_mounts();
         Command::new("sleep")
             .arg("600")
             .current_dir(&self.mnt)
@@ -755,7 +768,6 @@ in_mount_ns! {
         use std::os::unix::fs::FileExt;
         let mut w = World::new(true);
         let mnt = w.mnt.to_str().unwrap().to_string();
-        run_ok(&["umount", &mnt]);
         run_ok(&["tune2fs", "-O", "mmp", &w.loops[2]]);
         w.start(0);
         w.start(1);
@@ -860,8 +872,7 @@ in_mount_ns! {
     /// ack only once the filesystem has let go of the device.
     fn a_fence_ends_a_writer_in_another_mount_namespace_before_the_ack() {
         let w = World::started(true);
-        w.ask(1, "acquire").unwrap();
-        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        w.n2_holds_and_mounts();
         let mut writer = w.writer_in_own_mount_ns();
 
         let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
@@ -884,8 +895,7 @@ in_mount_ns! {
     /// and must stop petting the watchdog so the node is reset.
     fn a_fence_that_cannot_free_the_device_is_not_acked_and_the_watchdog_resets() {
         let w = World::started(true);
-        w.ask(1, "acquire").unwrap();
-        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        w.n2_holds_and_mounts();
         // The pin lives on a private mount of its own: the kernel refuses
         // (EINVAL) to bind a namespace file where the bind would propagate
         // to a peer, and the surrounding mounts' peers come and go with
@@ -925,9 +935,6 @@ impl World {
     fn data_with_a_busy_mmp_block(&self) {
         use std::os::unix::fs::FileExt;
         let mnt = self.mnt.to_str().unwrap();
-        if self.mounted() {
-            run_ok(&["umount", mnt]);
-        }
         run_ok(&["tune2fs", "-O", "mmp", &self.loops[2]]);
         run_ok(&["mount", &self.loops[2], mnt]);
         let (at, live, _) = mmp_block(&self.loops[2]);
@@ -1146,8 +1153,7 @@ in_mount_ns! {
     /// the peer mount it too: refused, naming the mount.
     fn a_release_is_refused_while_a_shared_mount_is_up() {
         let w = World::started(true);
-        w.ask(1, "acquire").unwrap();
-        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        w.n2_holds_and_mounts();
         assert!(w.mounted());
         let o = run_with_deadline(
             Command::new(env!("CARGO_BIN_EXE_mailha"))
@@ -1205,6 +1211,52 @@ in_mount_ns! {
         assert!(!log.contains("fencing this node"), "{log}");
         let _ = writer.kill();
         let _ = writer.wait();
+    }
+}
+
+in_mount_ns! {
+    /// The holder's keeper dies and its own slot is found torn when a new
+    /// one starts: it cannot resume, so it holds nothing and the peer may
+    /// take the lease at once, while the data is still mounted here with a
+    /// writer in it. The new keeper must fence this node (writer killed,
+    /// data unmounted, device let go) before it writes or pets anything.
+    fn a_keeper_restarted_without_its_slot_under_mounted_data_fences_the_node_first() {
+        use nix::sys::signal::Signal;
+        use std::os::unix::fs::FileExt;
+        let mut w = World::started(true);
+        let mut writer = w.n2_holds_with_a_writer();
+        let id = w.status(1).node_id;
+        w.signal(1, Signal::SIGKILL);
+        w.nodes[1].keeper.take().unwrap().wait().unwrap();
+        let torn = mailha::lease::disk::Block::from_bytes(&[0xA5; 4096]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
+            .open(&w.loops[1])
+            .unwrap()
+            .write_all_at(torn.bytes(), mailha::lease::format::slot_offset(id).unwrap())
+            .unwrap();
+        assert!(w.mounted());
+
+        w.start(1);
+        let b = w.status(1);
+        let gone = writer.try_wait().unwrap();
+        let _ = writer.kill();
+        let _ = writer.wait();
+        assert!(!b.holds, "{b:?}");
+        assert!(gone.is_some(), "the writer still runs under a keeper that holds nothing\n{}", w.logs());
+        assert!(!w.mounted(), "the data is still mounted under a keeper that holds nothing\n{}", w.logs());
+        assert!(w.data_device_free(), "a filesystem still holds the data device");
+        let log = std::fs::read_to_string(&w.nodes[1].log).unwrap();
+        assert!(log.contains("mounted while this node holds no lease"), "{log}");
+        assert!(
+            w.spooled(1).iter().any(|(k, _)| k == "lease_lost"),
+            "no alert: {:?}",
+            w.spooled(1)
+        );
+        // The peer may now take the lease and mount.
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(20), "n1 holds", || w.status(0).holds);
     }
 }
 

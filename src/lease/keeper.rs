@@ -71,6 +71,10 @@ pub enum KeeperError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{0} mounted without the lease and could not be let go: the watchdog is left to reset this node"
+    )]
+    Unleased(String),
     #[error("control socket @{name}: {source}")]
     Socket {
         name: String,
@@ -580,28 +584,6 @@ impl Daemon {
         }
     }
 
-    /// The shared mounts that are up on this node: in our mount
-    /// namespace, or (for a device named by path) in any other.
-    fn mounted_data(&self) -> Vec<String> {
-        use crate::mounts::{device, mountinfo, users};
-        let ours = mountinfo::read().unwrap_or_default();
-        self.s
-            .mounts
-            .iter()
-            .filter(|m| {
-                let dir = m.dir.display().to_string();
-                mountinfo::find(&ours, &dir).is_some()
-                    || m.device
-                        .as_deref()
-                        .and_then(device::numbers)
-                        .is_some_and(|fs| {
-                            !users::namespaces(&self.s.proc_root, fs, std::process::id()).is_empty()
-                        })
-            })
-            .map(|m| m.dir.display().to_string())
-            .collect()
-    }
-
     fn wanted(&self) -> bool {
         matches!(self.keeper.role(), Role::Claiming | Role::Holding) || !self.released
     }
@@ -630,7 +612,7 @@ impl Daemon {
                 // The peer may take the lease as soon as our slot says we
                 // hold nothing: never while the data is mounted here.
                 let up = if self.keeper.holds() {
-                    self.mounted_data()
+                    mounted_data(&self.s)
                 } else {
                     Vec::new()
                 };
@@ -675,6 +657,68 @@ impl Daemon {
             _ => serde_json::json!({"error": format!("unknown request {line:?}")}),
         }
     }
+}
+
+/// The shared mounts that are up on this node: in our mount namespace,
+/// or (for a device named by path) in any other.
+fn mounted_data(s: &Settings) -> Vec<String> {
+    use crate::mounts::{device, mountinfo, users};
+    let ours = mountinfo::read().unwrap_or_default();
+    s.mounts
+        .iter()
+        .filter(|m| {
+            let dir = m.dir.display().to_string();
+            mountinfo::find(&ours, &dir).is_some()
+                || m.device
+                    .as_deref()
+                    .and_then(device::numbers)
+                    .is_some_and(|fs| {
+                        !users::namespaces(&s.proc_root, fs, std::process::id()).is_empty()
+                    })
+        })
+        .map(|m| m.dir.display().to_string())
+        .collect()
+}
+
+/// A keeper that starts without resuming (its own slot does not say "held
+/// in this boot": unreadable, torn, or overwritten) holds nothing, and its
+/// peer may take the lease at once. The shared data must then not be
+/// mounted here: if it is (a keeper restarted under a mount whose slot it
+/// could not resume from, a mount made by hand or from fstab), the node is
+/// fenced before the keeper writes or pets anything. On failure the
+/// watchdog is armed and never petted, so the node is reset.
+fn fence_unleased_mounts(s: &Settings) -> Result<(), KeeperError> {
+    let up = mounted_data(s);
+    if up.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "lease-keeper: {} mounted while this node holds no lease: fencing this node before anything else",
+        up.join(", ")
+    );
+    let ok = self_fence(s);
+    crate::alert::spool::note(
+        crate::alert::event::Kind::LeaseLost,
+        None,
+        &format!(
+            "{} found {} mounted without the lease at keeper start: {}",
+            s.me.1,
+            up.join(", "),
+            if ok {
+                "its users were killed and the data unmounted"
+            } else {
+                "it could not be let go: the watchdog resets the node"
+            }
+        ),
+    );
+    if ok {
+        eprintln!("lease-keeper: self-fence done: starting without the lease");
+        return Ok(());
+    }
+    // Armed and dropped without the magic close: it fires.
+    let armed = Watchdog::open(&s.watchdog, s.timing.watchdog, s.watchdog_emulated)?;
+    drop(armed);
+    Err(KeeperError::Unleased(up.join(", ")))
 }
 
 /// Reads or writes one block synchronously (start-up only), within
@@ -854,7 +898,6 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     let listener = bind(&s.socket)?;
     let (to_decide, asks) = mpsc::channel::<Ask>();
-    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog, s.watchdog_emulated)?;
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         use nix::sys::signal::{SigHandler, Signal, signal};
@@ -865,6 +908,13 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     let origin = boot_clock();
     let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
     let resumed = keeper.holds();
+    // After the bind (a second keeper on this node fails there, before
+    // it could fence the first one's mounts), before the watchdog opens
+    // (a failed fence opens it itself, to leave it armed).
+    if !resumed {
+        fence_unleased_mounts(&s)?;
+    }
+    let watchdog = Watchdog::open(&s.watchdog, s.timing.watchdog, s.watchdog_emulated)?;
     let last_fence_id = match &own {
         SlotImage::Valid(slot) => slot.request.map(|r| r.id).unwrap_or(0),
         _ => 0,

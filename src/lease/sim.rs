@@ -56,6 +56,10 @@ pub struct Node {
     /// The node lost its path to the lease disk: its I/O never lands nor
     /// completes from now on.
     pub cut: bool,
+    /// The keeper exited for good (a start that could not fence the data
+    /// it found mounted without the lease): no ticks, no pets, so the
+    /// watchdog it left armed resets the node.
+    pub halted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +88,11 @@ pub enum Event {
     RequestFence(usize),
     Release(usize),
     Acquire(usize),
+    /// The keeper process restarts in the same boot (an upgrade, a crash
+    /// its unit restarts): the new one reads its own slot as the disk
+    /// holds it now and resumes holding only from a slot that says so.
+    /// `bool`: a fence at its start, if one is needed, succeeds.
+    Restart(usize, bool),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -104,6 +113,12 @@ pub struct World {
     pub freezes: u8,
     /// Bit i: node i has held the lease at some point.
     pub holders: u8,
+    /// Keeper restarts still allowed.
+    pub restarts: u8,
+    /// A keeper that starts without resuming fences the data it finds
+    /// mounted (`keeper::fence_unleased_mounts`); off only to show that
+    /// the model checker catches its absence.
+    pub fence_at_start: bool,
 }
 
 impl World {
@@ -134,6 +149,7 @@ impl World {
                 fence_result: None,
                 offset: offsets[i],
                 cut: false,
+                halted: false,
             }
         };
         let mut w = World {
@@ -147,6 +163,8 @@ impl World {
             budget,
             freezes,
             holders: 0,
+            restarts: 0,
+            fence_at_start: true,
         };
         for i in 0..2 {
             w.feed(i, Input::Acquire);
@@ -156,7 +174,7 @@ impl World {
     }
 
     fn running(&self, i: usize) -> bool {
-        self.nodes[i].up && !self.nodes[i].frozen
+        self.nodes[i].up && !self.nodes[i].frozen && !self.nodes[i].halted
     }
 
     pub fn both_mounted(&self) -> bool {
@@ -250,6 +268,12 @@ impl World {
                     v.push(Event::SelfFenceDone(i, false));
                 }
             }
+            if self.running(i) && self.restarts > 0 {
+                v.push(Event::Restart(i, true));
+                if faults {
+                    v.push(Event::Restart(i, false));
+                }
+            }
             if n.up {
                 if crash && self.crashed_at.is_none() {
                     v.push(Event::Crash(i));
@@ -283,7 +307,8 @@ impl World {
             | Event::Cut(_)
             | Event::Fail(_)
             | Event::StrayDrop(_)
-            | Event::SelfFenceDone(_, false) => true,
+            | Event::SelfFenceDone(_, false)
+            | Event::Restart(_, false) => true,
             _ => false,
         };
         if spend {
@@ -370,6 +395,34 @@ impl World {
                 self.feed(i, Input::Release);
             }
             Event::Acquire(i) => self.feed(i, Input::Acquire),
+            Event::Restart(i, fence_ok) => self.restart(i, fence_ok),
+        }
+    }
+
+    /// A new keeper process on a running node. The old one's I/O stays
+    /// in the kernel (it may still land, as a stray); its self-fence
+    /// thread, if any, died with it; the mounts stay as they are.
+    fn restart(&mut self, i: usize, fence_ok: bool) {
+        self.restarts -= 1;
+        let own = self.disk[i].clone();
+        let now = Mono(self.now + self.nodes[i].offset);
+        let n = &mut self.nodes[i];
+        if let Some(io) = n.io.take()
+            && !io.landed
+            && n.stray.is_none()
+        {
+            n.stray = Some(io);
+        }
+        n.fencing = false;
+        let me = n.keeper.me();
+        n.keeper = Keeper::new(me, 3 - me, CLUSTER, BOOT, self.timing, &own, now);
+        if n.keeper.holds() || !n.mounted || !self.fence_at_start {
+            return;
+        }
+        if fence_ok {
+            n.mounted = false;
+        } else {
+            n.halted = true;
         }
     }
 
