@@ -395,7 +395,10 @@ struct Daemon {
     last_renewal: Option<Instant>,
     released: bool,
     fences: Vec<(u64, FenceOutcome)>,
+    /// The highest fence id this node posted, as far as it knows.
     last_fence_id: u64,
+    /// The highest id the peer's slot was seen to have acked.
+    peer_acked: u64,
     self_fenced: Option<FenceReason>,
     fence_done: Option<mpsc::Receiver<bool>>,
     after_ack: super::reset::AfterAck,
@@ -517,6 +520,9 @@ impl Daemon {
                         None
                     }
                 };
+                if let Some(SlotImage::Valid(p)) = &image {
+                    self.peer_acked = self.peer_acked.max(p.acked);
+                }
                 if let Some(img) = &image
                     && self.peer_image.as_ref().is_none_or(|(i, _)| i != img)
                 {
@@ -641,14 +647,7 @@ impl Daemon {
                         "error": format!("can fence only the peer {:?}, not {target:?}", self.s.peer.1)
                     });
                 }
-                // Ids must grow across keeper restarts (the peer ignores
-                // ids it already acked, and remembers them on disk): the
-                // wall clock in ms, an id here, never compared as a time.
-                let wall = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
-                let id = wall.max(self.last_fence_id + 1);
+                let id = next_fence_id(self.last_fence_id, self.peer_acked);
                 self.last_fence_id = id;
                 eprintln!("lease-keeper: posting fence request {id} for {target}");
                 self.feed(Input::Fence { id });
@@ -719,6 +718,16 @@ fn fence_unleased_mounts(s: &Settings) -> Result<(), KeeperError> {
     let armed = Watchdog::open(&s.watchdog, s.timing.watchdog, s.watchdog_emulated)?;
     drop(armed);
     Err(KeeperError::Unleased(up.join(", ")))
+}
+
+/// The id of a new fence request: above every id this node is known to
+/// have posted and above every id the peer acked, so that an ack can only
+/// answer this request. From the slots, never from a clock: after a
+/// keeper restart and a clock stepped back, a clock's id could be one the
+/// peer had acked long ago, and fence_mailha would report "acked" with no
+/// fencing done.
+pub fn next_fence_id(last_posted: u64, peer_acked: u64) -> u64 {
+    last_posted.max(peer_acked).saturating_add(1)
 }
 
 /// Reads or writes one block synchronously (start-up only), within
@@ -896,6 +905,17 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         s.timing.io_timeout,
     )?;
     let own = SlotImage::of(s.me.0, cid, own.bytes());
+    // What the peer acked, before any fence request can be posted.
+    let peer = read_block(
+        &worker,
+        u64::MAX - 4,
+        slot_offset(s.peer.0)?,
+        s.timing.io_timeout,
+    )?;
+    let peer_acked = match SlotImage::of(s.peer.0, cid, peer.bytes()) {
+        SlotImage::Valid(p) => p.acked,
+        _ => 0,
+    };
     let listener = bind(&s.socket)?;
     let (to_decide, asks) = mpsc::channel::<Ask>();
     // SAFETY: the handler only stores to an atomic.
@@ -945,6 +965,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         released: !resumed,
         fences: Vec::new(),
         last_fence_id,
+        peer_acked,
         self_fenced: None,
         fence_done: None,
         after_ack: Default::default(),
@@ -1132,6 +1153,17 @@ pub fn self_fence(s: &Settings) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_fence_id_is_above_what_the_peer_acked_whatever_the_clock_says() {
+        // A restarted keeper whose own slot kept no request (it is cleared
+        // once answered) and a peer that acked an id from a clock running
+        // far ahead: the next id must still be new to the peer.
+        let far_ahead = 4_102_444_800_000; // 2100-01-01 in ms
+        assert_eq!(next_fence_id(0, far_ahead), far_ahead + 1);
+        assert_eq!(next_fence_id(7, 3), 8);
+        assert_eq!(next_fence_id(0, 0), 1);
+    }
 
     #[test]
     fn the_cluster_stack_is_told_by_its_process_names() {
