@@ -585,6 +585,9 @@ impl Daemon {
             self_fenced: self.self_fenced.map(|r| match r {
                 FenceReason::Request(id) => format!("fence request {id} from the peer"),
                 FenceReason::RenewalsFailed => "lease renewals failed".into(),
+                FenceReason::PeerHolds => {
+                    "the peer kept renewing a lease this node held (two holders)".into()
+                }
             }),
             reset: self.s.reset.to_string(),
         }

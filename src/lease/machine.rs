@@ -70,6 +70,18 @@ pub enum FenceReason {
     Request(u64),
     /// No renewal succeeded for renew_fail: our lease may be gone.
     RenewalsFailed,
+    /// While we hold, the peer's slot kept changing and saying it holds
+    /// too: an assumption broke (no working watchdog, a suspend, two
+    /// machines writing one slot). Nothing can tell which of us is right.
+    PeerHolds,
+}
+
+impl FenceReason {
+    /// Our lease may be gone: nothing we write or pet may buy time, and
+    /// the watchdog is the backstop.
+    fn lease_in_doubt(self) -> bool {
+        matches!(self, FenceReason::RenewalsFailed | FenceReason::PeerHolds)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -155,6 +167,9 @@ pub struct Keeper {
     observed: Option<Observed>,
     peer_dead: bool,
     release_pending: bool,
+    /// New images of the peer's slot saying "holding" seen while we
+    /// held: one can be a late write of a dead peer; more mean it lives.
+    peer_holding_changes: u8,
 }
 
 impl Keeper {
@@ -204,6 +219,7 @@ impl Keeper {
             observed: None,
             peer_dead: false,
             release_pending: false,
+            peer_holding_changes: 0,
         }
     }
 
@@ -277,7 +293,7 @@ impl Keeper {
             }
             Input::SelfFenceDone { ok } => {
                 if let Role::SelfFencing(reason) = self.role {
-                    let reset = !ok || reason == FenceReason::RenewalsFailed;
+                    let reset = !ok || reason.lease_in_doubt();
                     self.role = Role::Fenced { reset };
                     self.want = false;
                     if ok {
@@ -319,7 +335,8 @@ impl Keeper {
             // that lands while we fence ourselves (a thawed node, a disk
             // back for a moment) must not buy time: the reset is the
             // backstop if the self-fence hangs.
-            Role::SelfFencing(FenceReason::RenewalsFailed) | Role::Fenced { reset: true } => false,
+            Role::SelfFencing(r) if r.lease_in_doubt() => false,
+            Role::Fenced { reset: true } => false,
             // While we may have the data mounted, the watchdog is petted
             // only within renew_fail of the last renewal that landed: a
             // frozen or cut-off holder is reset by then + watchdog.
@@ -367,7 +384,16 @@ impl Keeper {
                     self.peer_dead = true;
                 }
             }
-            _ => {
+            prev => {
+                // A change, not the first sighting (a resumed holder has
+                // seen nothing yet).
+                let changed = prev.is_some();
+                let holding = matches!(&image, SlotImage::Valid(s) if s.holding);
+                self.peer_holding_changes = match (self.role, holding) {
+                    (Role::Holding, true) if changed => self.peer_holding_changes.saturating_add(1),
+                    (Role::Holding, true) => self.peer_holding_changes,
+                    _ => 0,
+                };
                 self.observed = Some(Observed {
                     image: image.clone(),
                     first_seen: now,
@@ -379,6 +405,15 @@ impl Keeper {
             SlotImage::Valid(s) => Some(s),
             _ => None,
         };
+
+        // Two holders: the peer keeps renewing a lease we hold. Stop
+        // writing and let go; the peer does the same when it sees us.
+        if self.role == Role::Holding && self.peer_holding_changes >= 2 {
+            self.role = Role::SelfFencing(FenceReason::PeerHolds);
+            self.want = false;
+            out.push(Action::SelfFence(FenceReason::PeerHolds));
+            return;
+        }
 
         // A fence request addressed to us that we have not carried out.
         if let Some(r) = peer.and_then(|s| s.request)
@@ -429,6 +464,7 @@ impl Keeper {
                 }
                 if free || self.peer_dead {
                     self.role = Role::Holding;
+                    self.peer_holding_changes = 0;
                     self.mounted = true;
                     self.next_round = now;
                     out.push(Action::Acquired);
@@ -654,5 +690,70 @@ mod tests {
             a.contains(&Action::SelfFence(FenceReason::Request(4))),
             "{a:?}"
         );
+    }
+
+    /// Node 1 resumed holding; each round it renews, then reads `peer`.
+    fn round(k: &mut Keeper, at: u64, peer: Slot) -> Vec<Action> {
+        let seq = write_seq(&k.step(Mono(at), Input::Tick));
+        let seq = read_seq(&k.step(Mono(at + 10), Input::WriteDone { seq, ok: true }));
+        k.step(
+            Mono(at + 20),
+            Input::ReadDone {
+                seq,
+                image: Some(SlotImage::Valid(peer)),
+            },
+        )
+    }
+
+    #[test]
+    fn a_holder_whose_peer_keeps_renewing_a_holding_slot_fences_itself() {
+        // Only a broken assumption gets here (a watchdog that never
+        // fired, a suspend, a cloned machine writing the peer's slot):
+        // stop writing, stop petting, and let the watchdog back it up.
+        let mut k = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        let mut peer = Slot::new(2, 7);
+        peer.holding = true;
+        peer.counter = 10;
+        round(&mut k, 0, peer.clone());
+        peer.counter = 11;
+        let a = round(&mut k, 2000, peer.clone());
+        assert!(
+            !a.iter().any(|x| matches!(x, Action::SelfFence(_))),
+            "{a:?}"
+        );
+        peer.counter = 12;
+        let a = round(&mut k, 4000, peer);
+        assert!(
+            a.contains(&Action::SelfFence(FenceReason::PeerHolds)),
+            "{a:?}"
+        );
+        assert!(
+            !k.step(Mono(4100), Input::Tick)
+                .contains(&Action::PetWatchdog)
+        );
+        k.step(Mono(4200), Input::SelfFenceDone { ok: true });
+        assert_eq!(k.role(), Role::Fenced { reset: true });
+    }
+
+    #[test]
+    fn a_dead_peers_holding_slot_and_one_late_write_of_it_are_no_second_holder() {
+        // We took over from a peer that died holding: its slot keeps
+        // saying so, and one write it had in flight may land late.
+        let mut k = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        let mut peer = Slot::new(2, 7);
+        peer.holding = true;
+        peer.counter = 10;
+        for at in [0, 2000, 4000] {
+            round(&mut k, at, peer.clone());
+        }
+        peer.counter = 11;
+        for at in [6000, 8000, 10_000] {
+            let a = round(&mut k, at, peer.clone());
+            assert!(
+                !a.iter().any(|x| matches!(x, Action::SelfFence(_))),
+                "{a:?}"
+            );
+        }
+        assert_eq!(k.role(), Role::Holding);
     }
 }
