@@ -142,21 +142,25 @@ impl DataMount {
 
 impl Settings {
     /// This node's keeper settings. `node`: this node's name (default:
-    /// the host name).
+    /// this machine as `setup` finds it: its host name, short or FQDN,
+    /// else an address bound here).
     pub fn from_config(cfg: &Config, node: Option<&str>) -> Result<Settings, KeeperError> {
-        let host = node
-            .map(str::to_string)
-            .unwrap_or_else(crate::host::hostname);
-        let me = cfg
-            .cluster
-            .nodes
-            .iter()
-            .find(|n| n.name == host)
-            .ok_or_else(|| {
-                KeeperError::Config(format!(
-                    "this node ({host:?}) is not in [cluster.nodes]; pass --node"
-                ))
-            })?;
+        Settings::resolved(
+            cfg,
+            node,
+            &crate::host::hostname(),
+            &crate::host::bound_addresses(),
+        )
+    }
+
+    /// `from_config` over what was observed of this machine.
+    pub fn resolved(
+        cfg: &Config,
+        node: Option<&str>,
+        hostname: &str,
+        local_addrs: &[std::net::IpAddr],
+    ) -> Result<Settings, KeeperError> {
+        let me = slot_owner(cfg, node, hostname, local_addrs)?;
         let peer = cfg
             .cluster
             .nodes
@@ -213,6 +217,41 @@ impl Settings {
             proc_root: PathBuf::from("/proc"),
         })
     }
+}
+
+/// Which node's slot this machine writes. Two machines in one slot (a
+/// cloned VM, a wrong `--node`, a host name that is not the node's) break
+/// everything the lease promises, so a machine that holds an address of
+/// the other node and none of its own is refused: it says it is one node
+/// and looks like the other. (Without any configured address bound, as
+/// early in a boot, only the name can tell.)
+fn slot_owner<'a>(
+    cfg: &'a Config,
+    node: Option<&str>,
+    hostname: &str,
+    local_addrs: &[std::net::IpAddr],
+) -> Result<&'a crate::config::Node, KeeperError> {
+    let nodes = &cfg.cluster.nodes;
+    let me = match node {
+        Some(name) => nodes.iter().find(|n| n.name == name).ok_or_else(|| {
+            KeeperError::Config(format!("--node {name:?} is not in [cluster.nodes]"))
+        })?,
+        None => crate::host::local_node(cfg, hostname, local_addrs).ok_or_else(|| {
+            KeeperError::Config(format!(
+                "this machine (host name {hostname:?}) is none of [cluster.nodes]: no name is its host name and no address is bound here; pass --node"
+            ))
+        })?,
+    };
+    let bound = |n: &crate::config::Node| n.addresses.iter().any(|a| local_addrs.contains(a));
+    if let Some(other) = nodes.iter().find(|n| n.id != me.id && bound(n))
+        && !bound(me)
+    {
+        return Err(KeeperError::Config(format!(
+            "this machine would write node {}'s slot ({}) but holds {}'s address and none of {}'s: a cloned machine, a wrong host name or --node? Two machines writing one slot would defeat the lease",
+            me.name, me.id, other.name, me.name
+        )));
+    }
+    Ok(me)
 }
 
 /// The keeper's clock: CLOCK_BOOTTIME, which keeps counting while the
@@ -1156,6 +1195,49 @@ pub fn self_fence(s: &Settings) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::OpenOptionsExt;
+
+    fn lab_config() -> Config {
+        crate::config::load_str(
+            Path::new("mailha.toml"),
+            include_str!("../../lab/configs/postfix.toml"),
+            None,
+        )
+        .unwrap()
+        .config
+    }
+
+    #[test]
+    fn the_keepers_node_is_found_as_setup_finds_it_fqdn_or_address() {
+        let cfg = lab_config();
+        let addr = |n: usize| cfg.cluster.nodes[n].addresses[0];
+        let me = |host: &str, addrs: &[std::net::IpAddr]| {
+            Settings::resolved(&cfg, None, host, addrs).map(|s| s.me.1)
+        };
+        assert_eq!(me("node2", &[]).unwrap(), "node2");
+        assert_eq!(me("node2.mail.example", &[addr(1)]).unwrap(), "node2");
+        assert_eq!(me("localhost", &[addr(0)]).unwrap(), "node1");
+        let e = me("localhost", &[]).unwrap_err().to_string();
+        assert!(e.contains("none of [cluster.nodes]"), "{e}");
+    }
+
+    #[test]
+    fn a_machine_that_looks_like_the_other_node_gets_no_slot() {
+        // A clone of node1 that came up with node2's address, or node2
+        // started with --node node1: one slot, two writers.
+        let cfg = lab_config();
+        let node2 = [cfg.cluster.nodes[1].addresses[0]];
+        for (node, host) in [(None, "node1"), (Some("node1"), "node2")] {
+            let e = Settings::resolved(&cfg, node, host, &node2)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("holds node2's address"), "{e}");
+        }
+        // Its own address bound too: it is node1 (a machine may carry
+        // more addresses than its ring's).
+        let both = [cfg.cluster.nodes[0].addresses[0], node2[0]];
+        assert!(Settings::resolved(&cfg, Some("node1"), "node1", &both).is_ok());
+        assert!(Settings::resolved(&cfg, Some("node9"), "node1", &[]).is_err());
+    }
 
     #[test]
     fn a_fence_id_is_above_what_the_peer_acked_whatever_the_clock_says() {
