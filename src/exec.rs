@@ -194,6 +194,14 @@ pub fn run_opts<S: AsRef<OsStr>>(
         let data = data.to_vec();
         // A child that never reads must not block us either.
         std::thread::spawn(move || {
+            // A child that exits without reading all (ssh to a peer that
+            // is down) breaks the pipe. The CLI runs with SIGPIPE's
+            // default action (cli::main), which would kill all of mailha
+            // mid-apply: blocked on this thread, the write fails with
+            // EPIPE instead, and the pending signal goes with the thread.
+            let mut pipe_sig = nix::sys::signal::SigSet::empty();
+            pipe_sig.add(nix::sys::signal::Signal::SIGPIPE);
+            let _ = pipe_sig.thread_block();
             let _ = pipe.write_all(&data);
         });
     }
@@ -278,6 +286,49 @@ mod tests {
         assert_eq!(
             (o.code, o.stdout.as_str(), o.stderr.as_str()),
             (Some(3), "out\n", "err\n")
+        );
+    }
+
+    /// Run in a process of its own by the test below: SIGPIPE at its
+    /// default action, as the CLI runs.
+    #[test]
+    #[ignore = "run in a process of its own by a_child_that_exits_without_reading_its_input_does_not_kill_us"]
+    fn sigpipe_default_child() {
+        // SAFETY: SIG_DFL installs no handler.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+        // More than a pipe holds, to a child that reads nothing.
+        let big = vec![b'x'; 1 << 20];
+        let o = run(&["/bin/true"], &[], Some(&big), Duration::from_secs(5)).unwrap();
+        assert_eq!(o.code, Some(0));
+        std::thread::sleep(Duration::from_millis(300));
+        println!("still alive after the broken pipe");
+    }
+
+    #[test]
+    fn a_child_that_exits_without_reading_its_input_does_not_kill_us() {
+        // Seen in the lab: `mailha apply` with the peer's sshd down died
+        // of SIGPIPE (exit 141) feeding the config to ssh.
+        let o = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "exec::tests::sigpipe_default_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success() && out.contains("still alive after the broken pipe"),
+            "{:?}\n{out}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
         );
     }
 
