@@ -69,6 +69,9 @@ struct Node {
     log: PathBuf,
     pets: Pets,
     keeper: Option<Child>,
+    /// Run the keeper as another machine would: a PID namespace of its
+    /// own gives it another PID 1, so another boot id in its slot.
+    other_machine: bool,
 }
 
 /// Two nodes on one lease image, and optionally a data disk that node 2
@@ -164,6 +167,7 @@ watchdog_emulated = true
                     config,
                     pets,
                     keeper: None,
+                    other_machine: false,
                 }
             })
             .collect();
@@ -215,7 +219,15 @@ watchdog_emulated = true
             .append(true)
             .open(&n.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mailha"))
+        let mut cmd = if n.other_machine {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", "--"])
+                .arg(env!("CARGO_BIN_EXE_mailha"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_mailha"))
+        };
+        let child = cmd
             .arg("--config")
             .arg(&n.config)
             .args(["lease", "keeper", "--node", n.name, "--socket", &n.socket])
@@ -908,7 +920,7 @@ in_mount_ns! {
         let pin = pin_dir.join("pinned-ns");
         std::fs::write(&pin, "").unwrap();
         let pin_s = pin.to_str().unwrap();
-        run_ok(&["unshare", &format!("--mount={pin_s}"), "--propagation", "private", "true"]);
+        pin_a_new_mount_namespace(pin_s);
 
         let id = w.ask(0, "fence n2").unwrap()["id"].as_u64().unwrap();
         w.wait(Duration::from_secs(20), "n2's self-fence ends", || {
@@ -926,6 +938,57 @@ in_mount_ns! {
         assert!(not_acked, "acked with the filesystem alive in a pinned namespace: {b:?}\n{}", w.logs());
         assert!(pets_stopped, "n2 still pets its watchdog after a failed fence\n{}", w.logs());
     }
+}
+
+/// Creates a mount namespace with nothing left running in it, kept alive
+/// only by a bind mount of its nsfs file on `pin`. The kernel refuses
+/// (EINVAL) to pin a namespace whose id is not above the binder's, and
+/// since Linux 6.x namespace ids come from per-CPU batches: a namespace
+/// made on the other CPU can get a lower id than ours (seen in about half
+/// the runs here on 6.18, also with `unshare --mount=FILE`). So the new
+/// namespace is made on each CPU in turn until one pins.
+fn pin_a_new_mount_namespace(pin: &str) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut why = String::new();
+    for attempt in 0..4 * cpus {
+        let mut holder = Command::new("taskset")
+            .args(["-c", &(attempt % cpus).to_string()])
+            .args([
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sleep",
+                "60",
+            ])
+            .spawn()
+            .unwrap();
+        let pid = holder.id();
+        let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+        let t0 = Instant::now();
+        // Once `sleep` runs, unshare(2) is behind it.
+        while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() != "sleep")
+            || ns(&pid.to_string()) == ns("self")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "unshare never made its namespace"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let o = run_with_deadline(
+            Command::new("mount").args(["--bind", &format!("/proc/{pid}/ns/mnt"), pin]),
+            Duration::from_secs(10),
+        );
+        let _ = holder.kill();
+        let _ = holder.wait();
+        if o.status.success() {
+            return;
+        }
+        why = String::from_utf8_lossy(&o.stderr).into_owned();
+    }
+    panic!("no new mount namespace could be pinned: {why}");
 }
 
 impl World {
@@ -1257,6 +1320,55 @@ in_mount_ns! {
         // The peer may now take the lease and mount.
         w.ask(0, "acquire").unwrap();
         w.wait(Duration::from_secs(20), "n1 holds", || w.status(0).holds);
+    }
+}
+
+in_mount_ns! {
+    /// A clone of n2 (same config, same name, its own boot) starts a
+    /// keeper of its own: two machines now write n2's slot. Each finds
+    /// in its slot, before its write, what the other wrote: the holder
+    /// lets go (fences itself, stops petting) and the clone takes
+    /// nothing; both say why.
+    fn a_second_machine_writing_the_same_slot_is_found_and_nobody_holds_by_it() {
+        let mut w = World::started(false);
+        w.ask(1, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n2 holds", || w.status(1).holds);
+        // The clone: n2's config with a watchdog FIFO of its own.
+        let d = w.dir.path();
+        let wd = d.join("watchdog-clone");
+        run_ok(&["mkfifo", wd.to_str().unwrap()]);
+        let _pets = watch_fifo(&wd);
+        let n2 = std::fs::read_to_string(&w.nodes[1].config).unwrap();
+        let wd2 = d.join("watchdog-n2");
+        let config = d.join("clone.toml");
+        std::fs::write(&config, n2.replace(wd2.to_str().unwrap(), wd.to_str().unwrap())).unwrap();
+        let log = d.join("keeper-clone.log");
+        let socket = format!("{}-clone", w.nodes[1].socket);
+        w.nodes.push(Node {
+            name: "n2",
+            socket: socket.clone(),
+            config,
+            log,
+            pets: _pets,
+            keeper: None,
+            other_machine: true,
+        });
+        w.start(2);
+        w.wait(Duration::from_secs(10), "n2 lets go", || {
+            w.status(1).self_fenced.is_some()
+        });
+        w.wait(Duration::from_secs(10), "the clone sees it too", || {
+            w.status(2).self_fenced.is_some()
+        });
+        w.wait(Duration::from_secs(10), "neither holds", || {
+            !w.status(1).holds && !w.status(2).holds
+        });
+        let b = w.status(1);
+        assert!(b.self_fenced.as_deref().unwrap_or("").contains("another machine"), "{b:?}");
+        let refused = w.ask(2, "acquire").expect_err("the clone may acquire");
+        assert!(refused.contains("fenced itself"), "{refused}");
+        let log = std::fs::read_to_string(&w.nodes[1].log).unwrap();
+        assert!(log.contains("ANOTHER MACHINE WRITES THIS NODE'S SLOT"), "{log}");
     }
 }
 

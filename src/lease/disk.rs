@@ -148,8 +148,19 @@ impl BlockIo for LeaseFile {
 
 #[derive(Debug)]
 pub enum Request {
-    Read { seq: u64, offset: u64 },
-    Write { seq: u64, offset: u64, data: Block },
+    Read {
+        seq: u64,
+        offset: u64,
+    },
+    /// `check`: read the block first and hand it back (`before`), so
+    /// the keeper can tell whether anyone else wrote its slot since its
+    /// last write.
+    Write {
+        seq: u64,
+        offset: u64,
+        data: Block,
+        check: bool,
+    },
 }
 
 impl std::fmt::Debug for Block {
@@ -167,6 +178,9 @@ pub enum Reply {
     Written {
         seq: u64,
         result: std::io::Result<()>,
+        /// The block as it was just before this write, when asked and
+        /// readable.
+        before: Option<Block>,
     },
 }
 
@@ -229,10 +243,23 @@ impl Worker {
                             seq,
                             result: dev.read_block(offset),
                         },
-                        Request::Write { seq, offset, data } => Reply::Written {
+                        Request::Write {
                             seq,
-                            result: dev.write_block(offset, &data),
-                        },
+                            offset,
+                            data,
+                            check,
+                        } => {
+                            let before = if check {
+                                dev.read_block(offset).ok()
+                            } else {
+                                None
+                            };
+                            Reply::Written {
+                                seq,
+                                result: dev.write_block(offset, &data),
+                                before,
+                            }
+                        }
                     };
                     let (m, cv) = &*s;
                     let mut g = m.lock().expect("not poisoned");
@@ -366,6 +393,7 @@ mod tests {
             seq: 1,
             offset: 4096,
             data: Block::zeroed(),
+            check: false,
         });
         let t0 = Instant::now();
         assert_eq!(w.wait(t0 + Duration::from_millis(100)), Wait::TimedOut);

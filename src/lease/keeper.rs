@@ -40,6 +40,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_millis(500);
 const MAX_CLIENTS: usize = 8;
 /// The longest request line (`fence NODE` with a long node name).
 const MAX_REQUEST: usize = 512;
+/// Images of our own slot remembered for the check before each write.
+const MINE: usize = 4;
 /// Fence outcomes kept for fence_mailha to collect.
 const FENCE_HISTORY: usize = 16;
 
@@ -438,6 +440,11 @@ struct Daemon {
     last_fence_id: u64,
     /// The highest id the peer's slot was seen to have acked.
     peer_acked: u64,
+    /// The last few images of our slot we wrote (or found at start): what
+    /// our slot may hold just before our next write.
+    mine: std::collections::VecDeque<Vec<u8>>,
+    /// Writes in a row that found our slot holding something else.
+    foreign: u8,
     self_fenced: Option<FenceReason>,
     fence_done: Option<mpsc::Receiver<bool>>,
     after_ack: super::reset::AfterAck,
@@ -473,10 +480,15 @@ impl Daemon {
                         return;
                     }
                 };
+                self.mine.push_back(data.bytes().to_vec());
+                if self.mine.len() > MINE {
+                    self.mine.pop_front();
+                }
                 self.worker.submit(Request::Write {
                     seq,
                     offset: slot_offset(self.s.me.0).expect("validated node id"),
                     data,
+                    check: true,
                 });
             }
             Action::ReadPeer { seq } => {
@@ -538,9 +550,16 @@ impl Daemon {
 
     fn on_reply(&mut self, r: Reply) {
         match r {
-            Reply::Written { seq, result } => {
+            Reply::Written {
+                seq,
+                result,
+                before,
+            } => {
                 if let Err(e) = &result {
                     eprintln!("lease-keeper: writing our slot: {e}");
+                }
+                if let Some(b) = before {
+                    self.check_own_slot(b.bytes());
                 }
                 let ok = result.is_ok();
                 self.feed(Input::WriteDone { seq, ok });
@@ -570,6 +589,46 @@ impl Daemon {
                 self.feed(Input::ReadDone { seq, image });
             }
         }
+    }
+
+    /// Our slot, read just before our write: anything but an image we
+    /// wrote means a second writer. Twice in a row, so that one write of
+    /// a previous keeper of ours landing late is not taken for one; a
+    /// real second writer renews as often as we do and shows every time.
+    fn check_own_slot(&mut self, before: &[u8]) {
+        if self.mine.iter().any(|m| m == before) {
+            self.foreign = 0;
+            return;
+        }
+        self.foreign = self.foreign.saturating_add(1);
+        if self.foreign != 2 {
+            return;
+        }
+        let what = match SlotImage::of(self.s.me.0, self.cid, before) {
+            SlotImage::Valid(o) => format!(
+                "boot {:x}, counter {}, {}",
+                o.boot,
+                o.counter,
+                if o.holding { "holding" } else { "not holding" }
+            ),
+            other => format!("{other:?}"),
+        };
+        eprintln!(
+            "lease-keeper: ANOTHER MACHINE WRITES THIS NODE'S SLOT ({} = id {}; found {what}): a cloned machine, or a wrong host name or --node on one of them; this node holds nothing from now on",
+            self.s.me.1, self.s.me.0
+        );
+        crate::alert::spool::note(
+            crate::alert::event::Kind::LeaseLost,
+            None,
+            &format!(
+                "another machine writes the lease slot of {} (found {what}): {} holds nothing until the second writer is gone and its keeper restarted",
+                self.s.me.1, self.s.me.1
+            ),
+        );
+        if self.self_fenced.is_none() {
+            self.self_fenced = Some(FenceReason::SlotShared);
+        }
+        self.feed(Input::SlotShared);
     }
 
     fn status(&self) -> Status {
@@ -626,6 +685,9 @@ impl Daemon {
                 FenceReason::RenewalsFailed => "lease renewals failed".into(),
                 FenceReason::PeerHolds => {
                     "the peer kept renewing a lease this node held (two holders)".into()
+                }
+                FenceReason::SlotShared => {
+                    "another machine writes this node's lease slot (a clone, a wrong host name or --node)".into()
                 }
             }),
             reset: self.s.reset.to_string(),
@@ -841,6 +903,7 @@ fn init_header(worker: &Worker, s: &Settings) -> Result<(), KeeperError> {
                     seq: u64::MAX - 2,
                     offset: 0,
                     data,
+                    check: false,
                 },
                 io,
             )? {
@@ -946,6 +1009,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         slot_offset(s.me.0)?,
         s.timing.io_timeout,
     )?;
+    let own_bytes = own.bytes().to_vec();
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     // What the peer acked, before any fence request can be posted.
     let peer = read_block(
@@ -1008,6 +1072,8 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         fences: Vec::new(),
         last_fence_id,
         peer_acked,
+        mine: std::collections::VecDeque::from([own_bytes]),
+        foreign: 0,
         self_fenced: None,
         fence_done: None,
         after_ack: Default::default(),

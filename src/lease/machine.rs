@@ -62,6 +62,9 @@ pub enum Input {
     /// write the shared data any more (users killed, unmounted, stack
     /// stopped).
     SelfFenceDone { ok: bool },
+    /// Our slot held, just before our write, something we never wrote:
+    /// another machine writes it (a clone, a wrong `--node`).
+    SlotShared,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,13 +77,18 @@ pub enum FenceReason {
     /// too: an assumption broke (no working watchdog, a suspend, two
     /// machines writing one slot). Nothing can tell which of us is right.
     PeerHolds,
+    /// Another machine writes our slot.
+    SlotShared,
 }
 
 impl FenceReason {
     /// Our lease may be gone: nothing we write or pet may buy time, and
     /// the watchdog is the backstop.
     fn lease_in_doubt(self) -> bool {
-        matches!(self, FenceReason::RenewalsFailed | FenceReason::PeerHolds)
+        matches!(
+            self,
+            FenceReason::RenewalsFailed | FenceReason::PeerHolds | FenceReason::SlotShared
+        )
     }
 }
 
@@ -289,6 +297,22 @@ impl Keeper {
                         id,
                     });
                     self.next_round = now;
+                }
+            }
+            Input::SlotShared => {
+                // Whatever our slot says is not ours alone: a holder lets
+                // go as for failed renewals; anyone else takes nothing
+                // for the rest of this boot.
+                self.want = false;
+                match self.role {
+                    Role::Holding => {
+                        self.role = Role::SelfFencing(FenceReason::SlotShared);
+                        out.push(Action::SelfFence(FenceReason::SlotShared));
+                    }
+                    Role::Idle | Role::Claiming => {
+                        self.role = Role::Fenced { reset: false };
+                    }
+                    Role::SelfFencing(_) | Role::Fenced { .. } => {}
                 }
             }
             Input::SelfFenceDone { ok } => {
@@ -755,5 +779,26 @@ mod tests {
             );
         }
         assert_eq!(k.role(), Role::Holding);
+    }
+
+    #[test]
+    fn a_slot_another_machine_writes_makes_a_holder_let_go_and_a_standby_take_nothing() {
+        let mut k = Keeper::new(1, 2, 7, 99, t(), &own(true, 99), Mono(0));
+        let a = k.step(Mono(0), Input::SlotShared);
+        assert!(
+            a.contains(&Action::SelfFence(FenceReason::SlotShared)),
+            "{a:?}"
+        );
+        assert!(
+            !k.step(Mono(100), Input::Tick)
+                .contains(&Action::PetWatchdog)
+        );
+
+        let mut k = Keeper::new(1, 2, 7, 100, t(), &own(false, 99), Mono(0));
+        k.step(Mono(0), Input::SlotShared);
+        assert_eq!(k.role(), Role::Fenced { reset: false });
+        k.step(Mono(10), Input::Acquire);
+        assert_eq!(k.role(), Role::Fenced { reset: false });
+        assert!(!k.holds());
     }
 }
