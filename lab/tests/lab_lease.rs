@@ -154,7 +154,11 @@ fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
             "--property=ProtectSystem=full",
             "/bin/sh",
             "-c",
-            "exec 3>>/srv/data/lab-writer.log; while :; do echo x >&3; sleep 0.1; done",
+            // One dd holds the file open the whole time (the fs stays
+            // busy) and writes each timestamp with O_DSYNC: a line is on
+            // the disk when its write returns, so the last line the peer
+            // reads is the writer's last write.
+            "while :; do date +%s.%6N; sleep 0.1; done | dd of=/srv/data/lab-writer.log oflag=append,dsync conv=notrunc status=none",
         ],
     );
     assert_eq!(o.code, Some(0), "systemd-run in {active}: {}", o.stderr);
@@ -175,6 +179,10 @@ fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
     );
 
     let boot = pid1(&active);
+    let fenced_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let o = exec(
         peer,
         &["stonith_admin", "--fence", &active, "--timeout", "50"],
@@ -215,13 +223,75 @@ fn a_fence_ends_a_sandboxed_writer_before_the_peer_mounts() {
     // node reset by its watchdog: then exec finds nothing running either).
     let o = exec(&active, &["systemctl", "is-active", "lab-writer"]);
     assert_ne!(o.stdout.trim(), "active", "the writer survived the fence");
+    // And it ended before the peer could mount: its last write (read on
+    // the peer, from the shared disk) precedes the moment the peer's
+    // keeper took the lease, which the storage start waits for.
+    let log = exec(peer, &["cat", "/srv/data/lab-writer.log"]).stdout;
+    let last_write = last_write(&log).expect("the writer wrote timestamps to the data");
+    let took = lease_taken_at(peer, fenced_at).expect("the peer's keeper logged taking the lease");
+    assert!(
+        last_write < took,
+        "the writer wrote at {last_write:.6}, after {peer} took the lease at {took:.6}"
+    );
     // A fence is a reset (issue 19): the fenced node's keeper reboots it
     // after the ack, the lab boots it again, and it rejoins whole.
     rejoins_whole(&active, boot);
     println!(
-        "fence of {active} with a sandboxed writer: the mail on {peer} after {:.1} s, the writer gone",
-        t.elapsed().as_secs_f64()
+        "fence of {active} with a sandboxed writer: the mail on {peer} after {:.1} s, \
+         the writer's last write {:.3} s before {peer} took the lease",
+        t.elapsed().as_secs_f64(),
+        took - last_write
     );
+}
+
+/// The writer's last write, in seconds since the epoch, from its log
+/// (`date +%s.%6N` lines): the last whole line, or, when the log ends in
+/// a torn line (the fence ended that write midway: seen, 8 of its 18
+/// bytes on the disk), a bound on that write's start, which came one
+/// 0.1 s sleep and a fork after the last whole line: 0.5 s later.
+fn last_write(log: &str) -> Option<f64> {
+    let stamp = |l: &str| -> Option<f64> {
+        let (s, us) = l.split_once('.')?;
+        let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
+        (digits(s, 10) && digits(us, 6)).then(|| l.parse().ok())?
+    };
+    let whole: Vec<&str> = log.split_inclusive('\n').collect();
+    let torn = whole.last().is_some_and(|l| !l.ends_with('\n'));
+    let last = whole
+        .iter()
+        .filter_map(|l| stamp(l.strip_suffix('\n')?))
+        .next_back()?;
+    Some(if torn { last + 0.5 } else { last })
+}
+
+/// When `node`'s keeper first said it took the lease, since `since` (unix
+/// seconds): journald's microsecond time of the line.
+fn lease_taken_at(node: &str, since: u64) -> Option<f64> {
+    let o = exec(
+        node,
+        &[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "json",
+            "--output-fields=MESSAGE",
+            "-u",
+            "mailha-lease",
+            "--since",
+            &format!("@{since}"),
+        ],
+    );
+    o.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("the data lease is ours"))
+        })
+        .filter_map(|v| v["__REALTIME_TIMESTAMP"].as_str()?.parse::<u64>().ok())
+        .next()
+        .map(|us| us as f64 / 1e6)
 }
 
 /// After its fence, `node` (whose boot was `boot`) boots again by itself
@@ -512,6 +582,17 @@ fn without_the_guard_the_same_drills_mount_the_data_twice() {
 
     ok(lab().args(["down"]), Duration::from_secs(60));
     drop(guard);
+}
+
+#[test]
+fn the_writers_last_write_is_its_last_whole_line_or_later_when_torn() {
+    let log = "1796501840.060305\n1796501840.265212\n";
+    assert_eq!(last_write(log), Some(1796501840.265212));
+    // Seen after a fence: the last write ended midway.
+    let torn = "1796501840.060305\n1796501840.265212\n17965018";
+    assert_eq!(last_write(torn), Some(1796501840.265212 + 0.5));
+    assert_eq!(last_write("17965018"), None);
+    assert_eq!(last_write(""), None);
 }
 
 #[test]
