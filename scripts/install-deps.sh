@@ -75,6 +75,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The lab's Postfix upgrade (lab/tests/lab_ops.rs) installs the host's own
+# Postfix package again inside a node, running the maintainer scripts an
+# upgrade runs; the nodes have no route to a mirror, so it is fetched here,
+# once (apt-get download: into this directory, nothing installed).
+debs=/var/cache/mailha-lab/debs
+postfix_version=$(dpkg-query -W -f='${Version}' postfix)
+postfix_deb="$debs/postfix_${postfix_version//:/%3a}_$(dpkg --print-architecture).deb"
+if [ ! -s "$postfix_deb" ]; then
+    mkdir -p "$debs"
+    (cd "$debs" && timeout 300 apt-get download -q -o APT::Sandbox::User=root "postfix=$postfix_version") ||
+        echo "install-deps.sh: could not download postfix $postfix_version; lab/tests/lab_ops.rs needs $postfix_deb" >&2
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "install-deps.sh: cargo not found; install a Rust toolchain (rustup) first" >&2
     exit 1

@@ -205,7 +205,7 @@ complete -c mailha -n "__fish_mailha_using_subcommand lease; and not __fish_seen
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and not __fish_seen_subcommand_from keeper init status acquire release help" -f -a "acquire" -d 'Ask the keeper to take the lease (returns at once; `status` says when it holds). The cluster does this through ocf:mailha:lease; this is for trying a keeper by hand'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and not __fish_seen_subcommand_from keeper init status acquire release help" -f -a "release" -d 'Ask the keeper to give the lease back'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and not __fish_seen_subcommand_from keeper init status acquire release help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l node -d 'This node\'s name in [cluster.nodes] (default: the host name)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l node -d 'This node\'s name in [cluster.nodes] (default: the node whose name is the host name, short or FQDN, else the one whose address is bound here)' -r
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l socket -d 'Abstract socket name of the control socket' -r
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l reset -d 'What follows the ack of a fence request: reboot this machine at once (the watchdog if that fails), let the watchdog reset it, or none (the node stays up, fenced, until restarted: only with --keep-stack, for a keeper tried on a machine that is not its to reset)' -r -f -a "reboot\t'reboot(2) at once after the ack (RB_AUTOBOOT, no sync: the shared data is already released); the watchdog if the call fails'
 watchdog\t'Stop petting the watchdog after the ack: reset within its timeout'
@@ -213,7 +213,7 @@ none\t'No reset: the node stays up, fenced, holding nothing until someone restar
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -l keep-stack -d 'Do not kill the cluster stack when fencing this node (for a keeper tried on a machine whose stack serves something else)'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from keeper" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -l node -d 'This node\'s name in [cluster.nodes] (default: the host name)' -r
+complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -l node -d 'This node\'s name in [cluster.nodes] (default: the node whose name is the host name, short or FQDN, else the one whose address is bound here)' -r
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -l config -d 'The configuration file' -r -F
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help'
 complete -c mailha -n "__fish_mailha_using_subcommand lease; and __fish_seen_subcommand_from status" -l socket -r

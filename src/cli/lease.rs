@@ -15,7 +15,9 @@ pub struct Args {
 pub enum What {
     /// Run this node's lease keeper (a daemon; stays in the foreground).
     Keeper {
-        /// This node's name in [cluster.nodes] (default: the host name).
+        /// This node's name in [cluster.nodes] (default: the node whose name
+        /// is the host name, short or FQDN, else the one whose address is
+        /// bound here).
         #[arg(long)]
         node: Option<String>,
         /// Abstract socket name of the control socket.
@@ -37,7 +39,9 @@ pub enum What {
     /// the export and create the lease file; write the header if blank.
     /// Idempotent; run it on one node.
     Init {
-        /// This node's name in [cluster.nodes] (default: the host name).
+        /// This node's name in [cluster.nodes] (default: the node whose name
+        /// is the host name, short or FQDN, else the one whose address is
+        /// bound here).
         #[arg(long)]
         node: Option<String>,
     },

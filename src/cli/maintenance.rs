@@ -45,7 +45,7 @@ fn settle(within: Duration) -> anyhow::Result<bool> {
     }
 }
 
-pub fn run(_cli: &Cli, a: &Args) -> Result<(), CliError> {
+pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let cib = crate::cluster::query().context("reading the CIB")?;
     let scope = match &a.service {
         None => Scope::Cluster,
@@ -84,7 +84,7 @@ pub fn run(_cli: &Cli, a: &Args) -> Result<(), CliError> {
             );
             Ok(())
         }
-        OnOff::Off => off(a, &scope, &cib, on),
+        OnOff::Off => off(cli, a, &scope, &cib, on),
     }
 }
 
@@ -96,7 +96,13 @@ fn report(a: &Args, json: serde_json::Value, text: &str) {
     }
 }
 
-fn off(a: &Args, scope: &Scope, cib: &crate::cib::xml::El, on: bool) -> Result<(), CliError> {
+fn off(
+    cli: &Cli,
+    a: &Args,
+    scope: &Scope,
+    cib: &crate::cib::xml::El,
+    on: bool,
+) -> Result<(), CliError> {
     if !on {
         report(
             a,
@@ -107,6 +113,12 @@ fn off(a: &Args, scope: &Scope, cib: &crate::cib::xml::El, on: bool) -> Result<(
     }
     super::wait::catch_signals();
     let t0 = Instant::now();
+    let replaced = replaced_here(cli);
+    if !a.common.json {
+        for r in &replaced {
+            eprintln!("warning: {r}");
+        }
+    }
     // What runs where, learnt again: the operator may have started,
     // stopped or upgraded daemons by hand.
     let mut probed = false;
@@ -145,7 +157,7 @@ fn off(a: &Args, scope: &Scope, cib: &crate::cib::xml::El, on: bool) -> Result<(
         report(
             a,
             serde_json::json!({"scope": scope.to_string(), "dry_run": true, "would_do": planned,
-                "commands": [m::refresh_argv(scope), argv]}),
+                "commands": [m::refresh_argv(scope), argv], "replaced": replaced}),
             &format!(
                 "would run {} then {} (the preview above is without the re-probe)",
                 m::refresh_argv(scope).join(" "),
@@ -163,7 +175,7 @@ fn off(a: &Args, scope: &Scope, cib: &crate::cib::xml::El, on: bool) -> Result<(
         a,
         serde_json::json!({"scope": scope.to_string(), "maintenance": false, "changed": true,
             "probed": probed, "did": planned, "settled": settled, "seconds": seconds,
-            "mail_on": st.active_node}),
+            "mail_on": st.active_node, "replaced": replaced}),
         &format!(
             "{scope} is managed again{}; the mail runs on {}",
             if settled {
@@ -182,4 +194,28 @@ fn off(a: &Args, scope: &Scope, cib: &crate::cib::xml::El, on: bool) -> Result<(
             humantime::format_duration(wait)
         )))
     }
+}
+
+/// This node's daemons of configured services that still run an
+/// executable an upgrade replaced (`ops::maintenance::replaced`): found
+/// from /proc, no process started. Without a readable config there is
+/// nothing to look for; handing back must not depend on it.
+fn replaced_here(cli: &Cli) -> Vec<m::Replaced> {
+    let Ok(loaded) = crate::config::load(&cli.config) else {
+        return Vec::new();
+    };
+    let root = std::path::Path::new("/proc");
+    let procs: Vec<_> = crate::procs::all(root)
+        .into_iter()
+        .filter_map(|p| crate::procs::read(root, p))
+        .collect();
+    m::replaced(
+        loaded
+            .config
+            .services
+            .list
+            .iter()
+            .filter_map(|s| Some((s.name.as_str(), s.executable.as_deref()?, s.unit.as_deref()))),
+        &procs,
+    )
 }

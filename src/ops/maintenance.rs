@@ -154,9 +154,112 @@ pub fn handed_back(cib: &El, scope: &Scope) -> El {
     out
 }
 
+/// A daemon of a configured service that still runs an executable an
+/// upgrade replaced on disk: the old code runs on until it restarts. A
+/// package does not restart it for us: `mailha setup` disabled the
+/// service's unit (Pacemaker runs it), and Debian's maintainer scripts
+/// restart or start only enabled units.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replaced {
+    pub service: String,
+    pub pid: u32,
+    pub executable: std::path::PathBuf,
+    /// The unit that runs it, when systemd does: how to restart it.
+    pub unit: Option<String>,
+}
+
+impl std::fmt::Display for Replaced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (PID {}) still runs the {} an upgrade replaced: restart it while Pacemaker's hands are off ({})",
+            self.service,
+            self.pid,
+            self.executable.display(),
+            match &self.unit {
+                Some(u) => format!("systemctl restart {u}"),
+                None => "its stop, then its start command".into(),
+            }
+        )
+    }
+}
+
+/// Which of `services` (name, executable, unit) run a replaced
+/// executable among `procs`: per service, its lowest such PID (the
+/// daemon's first process: its master).
+pub fn replaced<'a>(
+    services: impl IntoIterator<Item = (&'a str, &'a std::path::Path, Option<&'a str>)>,
+    procs: &[crate::procs::ProcInfo],
+) -> Vec<Replaced> {
+    services
+        .into_iter()
+        .filter_map(|(name, exe, unit)| {
+            let pid = procs
+                .iter()
+                .filter(|p| {
+                    p.exe.as_deref().is_some_and(|e| {
+                        e.to_string_lossy().ends_with(" (deleted)")
+                            && crate::procs::exe_matches(e, exe)
+                    })
+                })
+                .map(|p| p.pid)
+                .min()?;
+            Some(Replaced {
+                service: name.to_string(),
+                pid,
+                executable: exe.to_path_buf(),
+                unit: unit.map(str::to_string),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::procs::ProcInfo;
+    use std::path::{Path, PathBuf};
+
+    fn proc(pid: u32, exe: &str) -> ProcInfo {
+        ProcInfo {
+            pid,
+            ppid: 1,
+            session: pid,
+            state: 'S',
+            comm: "x".into(),
+            exe: Some(PathBuf::from(exe)),
+        }
+    }
+
+    #[test]
+    fn a_daemon_left_on_its_replaced_executable_is_named_with_how_to_restart_it() {
+        let master = Path::new("/usr/lib/postfix/sbin/master");
+        let dovecot = Path::new("/usr/sbin/dovecot");
+        let procs = [
+            proc(1785, "/usr/lib/postfix/sbin/master (deleted)"),
+            proc(1790, "/usr/lib/postfix/sbin/qmgr (deleted)"),
+            proc(2100, "/usr/lib/postfix/sbin/master (deleted)"),
+            proc(900, "/usr/sbin/dovecot"),
+        ];
+        let found = replaced(
+            [
+                ("postfix", master, Some("postfix@-.service")),
+                ("dovecot", dovecot, Some("dovecot.service")),
+            ],
+            &procs,
+        );
+        assert_eq!(found.len(), 1, "dovecot runs what is on disk: {found:?}");
+        assert_eq!(found[0].service, "postfix");
+        assert_eq!(found[0].pid, 1785, "the master, not a later process");
+        assert!(
+            found[0]
+                .to_string()
+                .contains("systemctl restart postfix@-.service"),
+            "{}",
+            found[0]
+        );
+        assert!(replaced([("postfix", master, None)], &[proc(1, "/usr/sbin/init")]).is_empty());
+    }
 
     fn cib(mode: &str, meta: &str) -> El {
         El::parse(&format!(
