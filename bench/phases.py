@@ -15,12 +15,18 @@ import statistics
 import sys
 from html import escape
 
-# The phases in the order an outage goes through them; a service's start
-# (`started svc-NAME`) is folded into "services".
+# The phases in the order an outage goes through them; a service's stop
+# (`stopped svc-NAME`) is folded into "services stopped", its start
+# (`started svc-NAME`) into "services". The stops are a planned move's
+# (switchover, standby) and a recovery's on the node that gives up.
 ORDER = [
     "detected",
     "fencing requested",
     "fenced",
+    "services stopped",
+    "vip down",
+    "unmounted",
+    "lease released",
     "lease held",
     "mounted",
     "vip up",
@@ -31,6 +37,10 @@ COLOURS = {
     "detected": "#d62728",
     "fencing requested": "#ff7f0e",
     "fenced": "#bcbd22",
+    "services stopped": "#e377c2",
+    "vip down": "#aec7e8",
+    "unmounted": "#9edae5",
+    "lease released": "#98df8a",
     "lease held": "#2ca02c",
     "mounted": "#17becf",
     "vip up": "#1f77b4",
@@ -44,8 +54,8 @@ def phase_times(report):
     t = {}
     for p in report.get("phases") or []:
         name = p["phase"]
-        if name.startswith("started svc-"):
-            name = "services"
+        if name.startswith("started svc-") or name.startswith("stopped svc-"):
+            name = "services" if name.startswith("started") else "services stopped"
             t[name] = max(t.get(name, 0.0), p["at_s"])
         elif name in ORDER and name not in t:
             t[name] = p["at_s"]
@@ -78,7 +88,7 @@ def main():
     scale_s = max([b[3] or 0 for b in bars] + [max(b[2].values(), default=0) for b in bars] + [1])
     width, left, row = 960, 300, 26
     plot = width - left - 20
-    height = 60 + row * len(bars) + 40
+    height = 60 + row * len(bars) + 60
     px = lambda s: left + plot * s / scale_s
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
@@ -104,11 +114,14 @@ def main():
         if px(s) <= width - 10:
             out.append(f'<line x1="{px(s):.1f}" y1="35" x2="{px(s):.1f}" y2="{y}" stroke="#ddd"/>')
             out.append(f'<text x="{px(s) - 3:.1f}" y="{y + 12}">{s}</text>')
-    lx = 10
+    lx, ly = 10, y + 20
     for name in ORDER:
-        out.append(f'<rect x="{lx}" y="{y + 20}" width="10" height="10" fill="{COLOURS[name]}"/>')
-        out.append(f'<text x="{lx + 14}" y="{y + 29}">{escape(name)}</text>')
-        lx += 14 + 7 * len(name) + 14
+        w = 14 + 7 * len(name) + 14
+        if lx + w > width:
+            lx, ly = 10, ly + 18
+        out.append(f'<rect x="{lx}" y="{ly}" width="10" height="10" fill="{COLOURS[name]}"/>')
+        out.append(f'<text x="{lx + 14}" y="{ly + 9}">{escape(name)}</text>')
+        lx += w
     out.append("</svg>")
     svg = "\n".join(out) + "\n"
     if a.output == "-":

@@ -23,7 +23,8 @@ pub struct Event {
 /// One phase of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Phase {
-    /// `detected`, `fencing requested`, `fenced`, `lease held`, `mounted`,
+    /// `detected`, `fencing requested`, `fenced`, `stopped svc-NAME`,
+    /// `vip down`, `unmounted`, `lease released`, `lease held`, `mounted`,
     /// `vip up`, `started svc-NAME`, `first smtp 250`, `first imap login`.
     pub phase: String,
     /// Seconds from the fault.
@@ -87,6 +88,28 @@ fn phase_of(text: &str) -> Option<String> {
     let started_ok = |what: &str| {
         text.contains(&format!("Result of start operation for {what}")) && result_ok(text)
     };
+    let stopped_ok = |what: &str| {
+        text.contains(&format!("Result of stop operation for {what}")) && result_ok(text)
+    };
+    // A planned move (switchover, standby) and a recovery in place go
+    // through the stops first: on the timeline too (issue 16, item 6).
+    if stopped_ok("svc-") {
+        let name = text
+            .split("Result of stop operation for ")
+            .nth(1)?
+            .split_whitespace()
+            .next()?;
+        return Some(format!("stopped {name}"));
+    }
+    if stopped_ok("vip ") {
+        return Some("vip down".into());
+    }
+    if stopped_ok("fs-") {
+        return Some("unmounted".into());
+    }
+    if text.contains("lease-keeper: released") {
+        return Some("lease released".into());
+    }
     if (text.contains("Result of monitor operation for") && !result_ok(text))
         || text.contains("state is now lost")
         || text.contains("not petted for")
@@ -318,6 +341,59 @@ mod tests {
         assert_eq!(p[5].at_s, 1.8);
         assert_eq!(p[8].at_s, 2.3);
         assert_eq!(p[9].at_s, 2.4);
+    }
+
+    #[test]
+    fn a_planned_move_shows_its_stops_before_the_starts() {
+        let ev = |ms, node: &str, text: &str| Event {
+            at_ms: ms,
+            node: node.into(),
+            text: text.into(),
+        };
+        let events = [
+            ev(
+                1_100,
+                "node1",
+                " notice: Result of stop operation for svc-postfix on node1: ok",
+            ),
+            ev(
+                2_200,
+                "node1",
+                " notice: Result of stop operation for svc-dovecot on node1: ok",
+            ),
+            ev(
+                2_250,
+                "node1",
+                " notice: Result of stop operation for vip on node1: ok",
+            ),
+            ev(
+                2_300,
+                "node1",
+                " notice: Result of stop operation for fs-data on node1: OK",
+            ),
+            ev(2_350, "node1", "lease-keeper: released"),
+            ev(2_900, "node2", "lease-keeper: the data lease is ours"),
+            ev(
+                2_950,
+                "node1",
+                " notice: Result of stop operation for svc-mysql on node1: error",
+            ),
+        ];
+        let p = phases(1_000, &events, &[], &[]);
+        let names: Vec<&str> = p.iter().map(|x| x.phase.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "stopped svc-postfix",
+                "stopped svc-dovecot",
+                "vip down",
+                "unmounted",
+                "lease released",
+                "lease held"
+            ],
+            "a failed stop is no phase"
+        );
+        assert_eq!(p[4].node.as_deref(), Some("node1"));
     }
 
     #[test]
