@@ -111,6 +111,9 @@ pub fn referenced(cfg: &Config) -> Vec<(PathBuf, u32)> {
             v.push((c.clone(), 0o644));
         }
     }
+    if let Some(a) = &cfg.exporter.auth {
+        v.push((a.password_file.clone(), 0o600));
+    }
     v.sort();
     v.dedup_by(|a, b| a.0 == b.0);
     v

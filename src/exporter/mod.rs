@@ -1,0 +1,166 @@
+//! `mailha exporter`: Prometheus metrics of the cluster and of mailha,
+//! read-only. `metrics` renders an observation (pure); `Collector` makes
+//! one per scrape (crm_mon under a deadline: the one process a scrape
+//! spawns; the keeper's socket; a listing of the alert spool); `server`
+//! is the bounded HTTP front.
+
+pub mod metrics;
+pub mod server;
+
+use metrics::{Observed, SpoolDepth};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The keeper answers from memory; a keeper slower than this is itself
+/// the news (`mailha_lease_keeper_up 0`).
+const KEEPER_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Where a scrape looks.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The program run as crm_mon (argv[0]; found through PATH).
+    pub crm_mon: String,
+    pub crm_mon_deadline: Duration,
+    /// The keeper's abstract socket, when the config fences by lease.
+    pub keeper_socket: Option<String>,
+    pub spool: PathBuf,
+}
+
+#[derive(Default)]
+struct Memory {
+    last_success: Option<Instant>,
+    /// When the last crm_mon run ended, and what it gave.
+    last: Option<(Instant, Observed)>,
+    scrapes: u64,
+    failures: u64,
+}
+
+/// Makes observations. Scrapes that arrive while crm_mon runs wait for
+/// that run and share its answer: however many scrapers, at most one
+/// crm_mon at a time, and a scrape spawns at most one.
+pub struct Collector {
+    sources: Sources,
+    memory: Mutex<Memory>,
+}
+
+impl Collector {
+    pub fn new(sources: Sources) -> Collector {
+        Collector {
+            sources,
+            memory: Mutex::new(Memory::default()),
+        }
+    }
+
+    pub fn observe(&self) -> Observed {
+        let asked = Instant::now();
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        m.scrapes += 1;
+        let shared = m
+            .last
+            .as_ref()
+            .filter(|(ended, _)| *ended >= asked)
+            .map(|(_, o)| o.clone());
+        let mut o = match shared {
+            Some(o) => o,
+            None => {
+                let o = self.look();
+                let now = Instant::now();
+                if o.cluster.is_some() {
+                    m.last_success = Some(now);
+                } else {
+                    m.failures += 1;
+                }
+                m.last = Some((now, o.clone()));
+                o
+            }
+        };
+        o.scrapes_total = m.scrapes;
+        o.scrape_failures_total = m.failures;
+        o.last_success_age_s = m.last_success.map(|t| t.elapsed().as_secs_f64());
+        o
+    }
+
+    fn look(&self) -> Observed {
+        let s = &self.sources;
+        let started = Instant::now();
+        let out = crate::exec::run(
+            &[
+                s.crm_mon.as_str(),
+                "--one-shot",
+                "--output-as=xml",
+                "--include=all",
+            ],
+            &[],
+            None,
+            s.crm_mon_deadline,
+        );
+        let cluster = match out {
+            Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    eprintln!("mailha exporter: {e}");
+                    None
+                }
+            },
+            Ok(o) => {
+                eprintln!(
+                    "mailha exporter: crm_mon failed ({:?}): {}",
+                    o.code,
+                    o.stderr.trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("mailha exporter: {e}");
+                None
+            }
+        };
+        let duration_s = started.elapsed().as_secs_f64();
+        let last_change_unix = cluster
+            .as_ref()
+            .and_then(|st| st.last_change.as_deref())
+            .and_then(metrics::parse_ctime);
+        Observed {
+            cluster,
+            keeper: s
+                .keeper_socket
+                .as_deref()
+                .map(|sock| crate::lease::client::status(sock, KEEPER_DEADLINE)),
+            spool: spool_depth(&s.spool, SystemTime::now()),
+            duration_s,
+            last_change_unix,
+            ..Observed::default()
+        }
+    }
+}
+
+/// The spool's depth from its listing alone: an event's id starts with
+/// its time in microseconds (`alert::spool`), so no event is opened.
+pub fn spool_depth(root: &Path, now: SystemTime) -> Option<SpoolDepth> {
+    let pending: Vec<String> = std::fs::read_dir(root.join("pending"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    let outbox = std::fs::read_dir(root.join("outbox"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .count() as u64;
+    let now_us = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_micros() as f64;
+    let oldest_pending_age_s = pending
+        .iter()
+        .filter_map(|n| n.get(..17)?.parse::<u64>().ok())
+        .min()
+        .map(|us| ((now_us - us as f64) / 1e6).max(0.0));
+    Some(SpoolDepth {
+        pending: pending.len() as u64,
+        outbox,
+        oldest_pending_age_s,
+    })
+}
+
+#[cfg(test)]
+mod tests;
