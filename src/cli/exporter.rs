@@ -13,6 +13,9 @@ pub struct Args {
     /// The alert spool whose depth is reported.
     #[arg(long, env = "MAILHA_SPOOL", default_value = crate::alert::spool::DEFAULT_DIR)]
     pub spool: PathBuf,
+    /// The lease keeper's abstract socket (tests point it elsewhere).
+    #[arg(long, default_value = crate::lease::client::DEFAULT_SOCKET, hide = true)]
+    pub lease_socket: String,
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
@@ -31,7 +34,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let collector = Arc::new(Collector::new(Sources {
         crm_mon: "crm_mon".into(),
         crm_mon_deadline: ex.scrape_timeout,
-        keeper_socket: lease.then(|| crate::lease::client::DEFAULT_SOCKET.to_string()),
+        keeper_socket: lease.then(|| a.lease_socket.clone()),
         spool: a.spool.clone(),
     }));
     let listener = std::net::TcpListener::bind(ex.listen)

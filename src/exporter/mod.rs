@@ -12,6 +12,41 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The systemd unit the package ships (`install::plan`); the package
+/// enables and starts nothing: `systemctl enable --now mailha-exporter`.
+pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mailha-exporter.service";
+
+/// Root, sandboxed: the lease keeper answers root only (SO_PEERCRED: a
+/// squatter on its abstract name must not be believed, and the keeper
+/// does not tell a reader from a writer), and the alert spool's
+/// `pending/` is hacluster's 0700. crm_mon alone would work for group
+/// haclient. Pacemaker's IPC (libqb: abstract sockets, /dev/shm) needs
+/// the host's network namespace and /dev, so neither is made private.
+pub const UNIT: &str = "[Unit]
+Description=mailha exporter: Prometheus metrics of the cluster and of mailha (read-only)
+Documentation=man:mailha-exporter(8) file:/usr/share/doc/mailha/config.md
+After=network.target pacemaker.service mailha-lease.service
+
+[Service]
+Type=simple
+ExecStart=/usr/sbin/mailha exporter
+Restart=on-failure
+RestartSec=5s
+NoNewPrivileges=yes
+ProtectSystem=full
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictRealtime=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+
+[Install]
+WantedBy=multi-user.target
+";
+
 /// The keeper answers from memory; a keeper slower than this is itself
 /// the news (`mailha_lease_keeper_up 0`).
 const KEEPER_DEADLINE: Duration = Duration::from_secs(1);
