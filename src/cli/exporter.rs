@@ -67,12 +67,12 @@ fn read_password(path: &Path) -> Result<String, CliError> {
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading exporter.password_file {}", path.display()))?;
-    let pw = text.lines().next().unwrap_or("").to_string();
-    if pw.is_empty() {
-        return Err(CliError::BadInput(format!(
-            "exporter.password_file {} is empty",
-            path.display()
-        )));
-    }
-    Ok(pw)
+    crate::exporter::password_of(&text)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            CliError::BadInput(format!(
+                "exporter.password_file {} is empty",
+                path.display()
+            ))
+        })
 }

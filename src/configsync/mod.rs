@@ -666,6 +666,27 @@ mod tests {
     }
 
     #[test]
+    fn the_exporter_password_file_travels_too() {
+        let t = tempfile::tempdir().unwrap();
+        let l = local(t.path());
+        let pw = t.path().join("exporter-password");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "{}\n[exporter]\nuser = \"prometheus\"\npassword_file = \"{}\"\n",
+            example("postfix.toml"),
+            pw.display()
+        );
+        let payload = push(&text, false);
+        std::fs::remove_file(&pw).unwrap();
+        receive(&l, &payload, "mail2", &mail2_addrs()).unwrap();
+        assert_eq!(std::fs::read_to_string(&pw).unwrap(), "s3cret\n");
+        let mode = std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
     fn a_payload_naming_a_file_the_config_does_not_name_is_refused() {
         let t = tempfile::tempdir().unwrap();
         let l = local(t.path());

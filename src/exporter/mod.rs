@@ -170,6 +170,12 @@ impl Collector {
     }
 }
 
+/// The basic-auth password in `[exporter] password_file`'s text: its
+/// first line (a trailing newline is no part of it).
+pub fn password_of(text: &str) -> Option<&str> {
+    text.lines().next().filter(|p| !p.is_empty())
+}
+
 /// The spool's depth from its listing alone: an event's id starts with
 /// its time in microseconds (`alert::spool`), so no event is opened.
 pub fn spool_depth(root: &Path, now: SystemTime) -> Option<SpoolDepth> {
