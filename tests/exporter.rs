@@ -44,12 +44,15 @@ impl Exporter {
             ),
         );
         let port = free_port();
+        let timeout = if extra.contains("scrape_timeout") {
+            ""
+        } else {
+            "scrape_timeout = \"1s\"\n"
+        };
         let cfg = dir.path().join("mailha.toml");
         std::fs::write(
             &cfg,
-            format!(
-                "{BASE}\n[exporter]\nlisten = \"127.0.0.1:{port}\"\nscrape_timeout = \"1s\"\n{extra}\n"
-            ),
+            format!("{BASE}\n[exporter]\nlisten = \"127.0.0.1:{port}\"\n{timeout}{extra}\n"),
         )
         .unwrap();
         let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
@@ -193,6 +196,27 @@ fn a_hung_crm_mon_gives_a_stale_scrape_not_a_hung_one() {
     std::fs::remove_file(e.dir.path().join("hang")).unwrap();
     let (_, body) = e.get("/metrics", None);
     assert_eq!(value(&body, "mailha_scrape_ok").as_deref(), Some("1"));
+}
+
+#[test]
+fn scrapes_that_arrive_while_crm_mon_hangs_share_its_one_run() {
+    // Long enough that all three are asked before the first gives up.
+    let e = Exporter::start("scrape_timeout = \"3s\"");
+    std::fs::write(e.dir.path().join("hang"), "").unwrap();
+    let answers: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| e.get("/metrics", None).1))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for body in &answers {
+        assert_eq!(
+            value(body, "mailha_scrape_ok").as_deref(),
+            Some("0"),
+            "{body}"
+        );
+    }
+    assert_eq!(e.runs(), 1, "three scrapes, one crm_mon");
 }
 
 #[test]
