@@ -18,7 +18,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 { cat examples/postfix.toml; printf '\n[exporter]\nlisten = "127.0.0.1:%s"\n' "$port"; } >"$work/mailha.toml"
 mkdir -p "$work/spool/pending" "$work/spool/outbox"
 CIB_file=$work/cib.xml "$bin" --config "$work/mailha.toml" exporter --spool "$work/spool" \
-    --lease-socket mailha-bench-no-keeper 2>"$work/log" &
+    --lease-socket mailha-bench-no-keeper --cib-file "$work/cib.xml" 2>"$work/log" &
 pid=$!
 url=http://127.0.0.1:$port/metrics
 for _ in $(seq 100); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done

@@ -63,6 +63,8 @@ impl Exporter {
             .arg(dir.path().join("spool"))
             // No keeper answers here: a test must not talk to a real one.
             .args(["--lease-socket", "mailha-test-no-keeper"])
+            .arg("--cib-file")
+            .arg(dir.path().join("no-cib.xml"))
             .env("PATH", path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

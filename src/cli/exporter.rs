@@ -16,6 +16,10 @@ pub struct Args {
     /// The lease keeper's abstract socket (tests point it elsewhere).
     #[arg(long, default_value = crate::lease::client::DEFAULT_SOCKET, hide = true)]
     pub lease_socket: String,
+    /// Pacemaker's on-disk CIB, read for config drift (tests point it
+    /// elsewhere).
+    #[arg(long, default_value = crate::watch::CIB_FILE, hide = true)]
+    pub cib_file: PathBuf,
 }
 
 pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
@@ -36,6 +40,10 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         crm_mon_deadline: ex.scrape_timeout,
         keeper_socket: lease.then(|| a.lease_socket.clone()),
         spool: a.spool.clone(),
+        drift: Some(crate::exporter::DriftSources {
+            config: cli.config.clone(),
+            cib_file: a.cib_file.clone(),
+        }),
     }));
     let listener = std::net::TcpListener::bind(ex.listen)
         .with_context(|| format!("listening on {}", ex.listen))?;

@@ -42,6 +42,9 @@ pub struct Observed {
     pub scrape_failures_total: u64,
     /// The unix time the CIB last changed, parsed from crm_mon.
     pub last_change_unix: Option<i64>,
+    /// This node's mailha.toml differs from the config the cluster runs;
+    /// None when unknown.
+    pub config_drift: Option<bool>,
 }
 
 /// One metric family being written: HELP and TYPE first, then samples.
@@ -125,6 +128,13 @@ pub fn render(o: &Observed) -> String {
         lease(&mut out, k);
     }
     spool(&mut out, o.spool.as_ref());
+    if let Some(d) = o.config_drift {
+        out.gauge(
+            "mailha_config_drift",
+            "1 if this node's mailha.toml renders other than the config the cluster runs (mailha apply, or fix the file); from Pacemaker's on-disk CIB",
+            bit(d),
+        );
+    }
     out.text
 }
 

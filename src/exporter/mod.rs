@@ -60,6 +60,18 @@ pub struct Sources {
     /// The keeper's abstract socket, when the config fences by lease.
     pub keeper_socket: Option<String>,
     pub spool: PathBuf,
+    /// This node's mailha.toml and Pacemaker's on-disk CIB, for drift;
+    /// None: not reported.
+    pub drift: Option<DriftSources>,
+}
+
+/// Where drift is read from: files only, no process. Pacemaker writes its
+/// CIB to disk shortly after each change, so an apply shows within
+/// seconds.
+#[derive(Debug, Clone)]
+pub struct DriftSources {
+    pub config: PathBuf,
+    pub cib_file: PathBuf,
 }
 
 #[derive(Default)]
@@ -69,6 +81,10 @@ struct Memory {
     last: Option<(Instant, Observed)>,
     scrapes: u64,
     failures: u64,
+    /// The config file's (mtime, length) and the digest of what it
+    /// renders (None: it does not load): rendered again only when the
+    /// file changes.
+    local_digest: Option<((SystemTime, u64), Option<String>)>,
 }
 
 /// Makes observations. Scrapes that arrive while crm_mon runs wait for
@@ -99,7 +115,8 @@ impl Collector {
         let mut o = match shared {
             Some(o) => o,
             None => {
-                let o = self.look();
+                let mut o = self.look();
+                o.config_drift = self.sources.drift.as_ref().and_then(|d| drift(d, &mut m));
                 let now = Instant::now();
                 if o.cluster.is_some() {
                     m.last_success = Some(now);
@@ -168,6 +185,24 @@ impl Collector {
             ..Observed::default()
         }
     }
+}
+
+/// Whether this node's mailha.toml renders other than what `mailha
+/// apply` stored in the CIB (`mailha status`'s drift); None when either
+/// side cannot be read.
+fn drift(d: &DriftSources, m: &mut Memory) -> Option<bool> {
+    let meta = std::fs::metadata(&d.config).ok()?;
+    let key = (meta.modified().ok()?, meta.len());
+    if m.local_digest.as_ref().map(|(k, _)| *k) != Some(key) {
+        let local = crate::config::load(&d.config)
+            .ok()
+            .map(|l| crate::cib::digest(&crate::cib::render(&l.config)));
+        m.local_digest = Some((key, local));
+    }
+    let local = m.local_digest.as_ref()?.1.clone()?;
+    let cib = std::fs::read_to_string(&d.cib_file).ok()?;
+    let cib = crate::cib::xml::El::parse(&cib).ok()?;
+    Some(crate::cluster::stored_digest(&cib).as_deref() != Some(local.as_str()))
 }
 
 /// The basic-auth password in `[exporter] password_file`'s text: its

@@ -55,6 +55,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         scrapes_total: 7,
         scrape_failures_total: 1,
         last_change_unix: Some(1_796_501_861),
+        config_drift: Some(false),
     }
 }
 
@@ -319,4 +320,35 @@ fn a_request_head_is_parsed_with_its_authorization() {
     );
     assert_eq!(parse_request(b"\x16\x03\x01 binary"), None);
     assert_eq!(parse_request(b"GET /"), None);
+}
+
+#[test]
+fn drift_is_this_node_s_file_against_the_digest_in_the_on_disk_cib() {
+    let d = tempfile::tempdir().unwrap();
+    let config = d.path().join("mailha.toml");
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/postfix.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    std::fs::write(&config, &text).unwrap();
+    let cfg = crate::config::load(&config).unwrap().config;
+    let cib_file = d.path().join("cib.xml");
+    let src = super::DriftSources {
+        config: config.clone(),
+        cib_file: cib_file.clone(),
+    };
+    let mut m = super::Memory::default();
+    assert_eq!(super::drift(&src, &mut m), None, "no CIB on disk: unknown");
+    let applied = crate::cib::xml::El::new("cib").child(crate::cib::render_with_digest(&cfg));
+    std::fs::write(&cib_file, applied.to_xml()).unwrap();
+    assert_eq!(super::drift(&src, &mut m), Some(false));
+    let edited = text.replace("migration_threshold = 10", "migration_threshold = 3");
+    assert_ne!(edited, text);
+    std::fs::write(&config, edited).unwrap();
+    assert_eq!(
+        super::drift(&src, &mut m),
+        Some(true),
+        "edited, not applied"
+    );
 }
