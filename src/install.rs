@@ -56,7 +56,8 @@ pub const CONFIG_DIR: &str = "/etc/mailha";
 pub const DOC_DIR: &str = "/usr/share/doc/mailha";
 
 /// The files that start the lease keeper at boot, before the cluster
-/// stack (path, text, mode); inert until `mailha setup` uses them.
+/// stack, and the exporter's unit (path, text, mode); inert until
+/// `mailha setup` (the keeper) or the operator (the exporter) enables them.
 const BOOT_FILES: &[(&str, &str, u32)] = &[
     (
         crate::lease::boot::INIT_SCRIPT_PATH,
@@ -68,6 +69,7 @@ const BOOT_FILES: &[(&str, &str, u32)] = &[
         crate::lease::boot::UNIT,
         0o644,
     ),
+    (crate::exporter::UNIT_PATH, crate::exporter::UNIT, 0o644),
 ];
 
 mod dist {
@@ -344,6 +346,10 @@ mod tests {
                 & 0o7777
         };
         assert_eq!(mode("etc/init.d/mailha-lease"), 0o755);
+        assert_eq!(
+            mode("usr/lib/systemd/system/mailha-exporter.service"),
+            0o644
+        );
         assert_eq!(mode("etc/mailha"), 0o700);
         assert_eq!(mode("usr/share/man/man8/mailha.8.gz"), 0o644);
         assert!(install(&root, &exe).unwrap().is_empty());

@@ -495,6 +495,7 @@ pub fn import(path: &Path, text: &str) -> Result<Imported, ImportFailed> {
         policy: None,
         fencing,
         alerts,
+        exporter: None,
     };
     let body = toml::to_string(&raw).expect("raw config structs always serialize");
     let mut unmapped = im.unmapped;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod configsync;
 pub mod corosync;
 pub mod exec;
+pub mod exporter;
 pub mod faces;
 pub mod fence;
 pub mod files;

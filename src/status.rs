@@ -15,6 +15,22 @@ pub struct NodeState {
     pub standby: bool,
     pub maintenance: bool,
     pub unclean: bool,
+    /// What the metrics report besides (`crate::exporter`); not part of
+    /// the JSON contract.
+    #[serde(skip)]
+    pub more: NodeMore,
+}
+
+/// crm_mon's other node flags, as ha_cluster_exporter reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeMore {
+    /// member, remote, ping
+    pub kind: String,
+    pub pending: bool,
+    pub shutdown: bool,
+    pub expected_up: bool,
+    pub standby_onfail: bool,
+    pub dc: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -30,6 +46,22 @@ pub struct Resource {
     pub clone: Option<String>,
     /// Failures recorded for it, on any node.
     pub fail_count: u32,
+    /// For the metrics (`crate::exporter`); not part of the JSON contract.
+    #[serde(skip)]
+    pub more: ResourceMore,
+}
+
+/// crm_mon's other resource flags, as ha_cluster_exporter reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceMore {
+    /// crm_mon's role even when failed (`Resource::role` says FAILED).
+    pub role: String,
+    /// The group it is in, if any (`clone` holds a group's id too).
+    pub group: Option<String>,
+    pub active: bool,
+    pub orphaned: bool,
+    pub blocked: bool,
+    pub failure_ignored: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -84,6 +116,10 @@ pub struct Status {
     /// JSON contract.
     #[serde(skip)]
     pub history: Vec<NodeHistory>,
+    /// When the CIB last changed, as crm_mon writes it (ctime form,
+    /// e.g. `Sat Dec  5 20:17:41 2026`; empty from a saved CIB).
+    #[serde(skip)]
+    pub last_change: Option<String>,
 }
 
 /// One resource's fail count on one node, and the threshold at which
@@ -361,6 +397,7 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
     // Where we are: the element names from the root down.
     let mut stack: Vec<String> = Vec::new();
     let mut clone: Option<String> = None;
+    let mut group: Option<String> = None;
     let mut history_node: Option<String> = None;
     let mut saw_root = false;
     loop {
@@ -374,6 +411,9 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                 let name = e.name().0.to_string();
                 if name == "clone" || name == "group" {
                     clone = None;
+                }
+                if name == "group" {
+                    group = None;
                 }
                 stack.pop();
                 continue;
@@ -401,10 +441,23 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                 standby: flag(&e, "standby"),
                 maintenance: flag(&e, "maintenance"),
                 unclean: flag(&e, "unclean"),
+                more: NodeMore {
+                    kind: attr(&e, "type").unwrap_or_default(),
+                    pending: flag(&e, "pending"),
+                    shutdown: flag(&e, "shutdown"),
+                    expected_up: flag(&e, "expected_up"),
+                    standby_onfail: flag(&e, "standby_onfail"),
+                    dc: flag(&e, "is_dc"),
+                },
             }),
+            ("summary", "last_change") => st.last_change = attr(&e, "time"),
             ("resources", "clone") | ("resources", "group") => {
                 clone = attr(&e, "id");
+                if name == "group" {
+                    group = attr(&e, "id");
+                }
             }
+            ("clone", "group") => group = attr(&e, "id"),
             ("resources" | "clone" | "group", "resource") => {
                 let failed = flag(&e, "failed");
                 st.resources.push(Resource {
@@ -420,6 +473,14 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                     managed: flag(&e, "managed"),
                     clone: clone.clone(),
                     fail_count: 0,
+                    more: ResourceMore {
+                        role: attr(&e, "role").unwrap_or_default(),
+                        group: group.clone(),
+                        active: flag(&e, "active"),
+                        orphaned: flag(&e, "orphaned"),
+                        blocked: flag(&e, "blocked"),
+                        failure_ignored: flag(&e, "failure_ignored"),
+                    },
                 });
             }
             ("resource", "node") => {

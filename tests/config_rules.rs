@@ -1269,3 +1269,102 @@ fn one_error_refuses_a_second_error() {
         "outside",
     );
 }
+
+// --- [exporter] --------------------------------------------------------
+
+#[test]
+fn the_exporter_listens_on_localhost_9664_without_auth_by_default() {
+    let c = load(BASE).unwrap().config;
+    assert_eq!(c.exporter.listen.to_string(), "127.0.0.1:9664");
+    assert_eq!(c.exporter.scrape_timeout, Duration::from_secs(5));
+    assert!(c.exporter.auth.is_none());
+}
+
+#[test]
+fn an_exporter_address_that_is_not_an_address_and_port_is_located() {
+    let text = with("[exporter]\nlisten = \"localhost:9664\"\n");
+    let d = one_error(&text, "exporter.listen", "not an address and port");
+    assert_eq!(d.line, line_of(&text, "listen = "));
+    one_error(
+        &with("[exporter]\nlisten = \"127.0.0.1:0\"\n"),
+        "exporter.listen",
+        "port 0",
+    );
+}
+
+#[test]
+fn an_exporter_reachable_from_other_hosts_without_auth_is_warned_about() {
+    let w = warnings(&with("[exporter]\nlisten = \"0.0.0.0:9664\"\n"));
+    assert!(
+        w.iter()
+            .any(|d| d.field == "exporter.listen" && d.message.contains("reachable")),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn a_scrape_timeout_outside_1s_to_60s_is_refused() {
+    one_error(
+        &with("[exporter]\nscrape_timeout = \"500ms\"\n"),
+        "exporter.scrape_timeout",
+        "out of range",
+    );
+    one_error(
+        &with("[exporter]\nscrape_timeout = \"2min\"\n"),
+        "exporter.scrape_timeout",
+        "out of range",
+    );
+}
+
+#[test]
+fn exporter_basic_auth_needs_a_user_and_a_private_password_file() {
+    use std::os::unix::fs::PermissionsExt;
+    one_error(
+        &with("[exporter]\nuser = \"prometheus\"\n"),
+        "exporter.user",
+        "needs a password_file",
+    );
+    one_error(
+        &with("[exporter]\npassword_file = \"/etc/mailha/exporter.pw\"\n"),
+        "exporter.password_file",
+        "needs a user",
+    );
+    one_error(
+        &with("[exporter]\nuser = \"a:b\"\npassword_file = \"/etc/mailha/exporter.pw\"\n"),
+        "exporter.user",
+        "colon",
+    );
+    one_error(
+        &with("[exporter]\nuser = \"p\"\npassword_file = \"exporter.pw\"\n"),
+        "exporter.password_file",
+        "absolute",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pw");
+    std::fs::write(&f, "s3cret\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let t = with(&format!(
+        "[exporter]\nuser = \"prometheus\"\npassword_file = \"{}\"\n",
+        f.display()
+    ));
+    one_error(&t, "exporter.password_file", "mode 0644");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let auth = load(&t)
+        .expect("0600 is fine")
+        .config
+        .exporter
+        .auth
+        .unwrap();
+    assert_eq!(auth.user, "prometheus");
+    assert_eq!(auth.password_file, f);
+}
+
+#[test]
+fn the_exporter_password_never_goes_inline() {
+    let d = one_error(
+        &with("[exporter]\nuser = \"p\"\npassword = \"s3cret\"\n"),
+        "exporter.password",
+        "unknown key",
+    );
+    assert_eq!(d.hint.as_deref(), Some("did you mean \"password_file\"?"));
+}

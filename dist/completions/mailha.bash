@@ -34,6 +34,9 @@ _mailha() {
             mailha,destroy)
                 cmd="mailha__subcmd__destroy"
                 ;;
+            mailha,exporter)
+                cmd="mailha__subcmd__exporter"
+                ;;
             mailha,help)
                 cmd="mailha__subcmd__help"
                 ;;
@@ -135,6 +138,9 @@ _mailha() {
                 ;;
             mailha__subcmd__help,destroy)
                 cmd="mailha__subcmd__help__subcmd__destroy"
+                ;;
+            mailha__subcmd__help,exporter)
+                cmd="mailha__subcmd__help__subcmd__exporter"
                 ;;
             mailha__subcmd__help,help)
                 cmd="mailha__subcmd__help__subcmd__help"
@@ -311,7 +317,7 @@ _mailha() {
 
     case "${cmd}" in
         mailha)
-            opts="-h -V --config --help --version check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help"
+            opts="-h -V --config --help --version check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease exporter help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -716,8 +722,30 @@ _mailha() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mailha__subcmd__exporter)
+            opts="-h --spool --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mailha__subcmd__help)
-            opts="--config check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease help"
+            opts="--config check render setup watch install apply config status switchover standby online maintenance cleanup stop start history report destroy import-legacy alert lease exporter help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -897,6 +925,24 @@ _mailha() {
             return 0
             ;;
         mailha__subcmd__help__subcmd__destroy)
+            opts="--config"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mailha__subcmd__help__subcmd__exporter)
             opts="--config"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -13,6 +13,7 @@ mod check;
 mod cleanup;
 mod config;
 mod destroy;
+mod exporter;
 mod history;
 mod import_legacy;
 mod install;
@@ -120,6 +121,9 @@ pub enum Command {
     Alert(alert::Args),
     /// The disk lease: this node's keeper daemon and its state.
     Lease(lease::Args),
+    /// Serve Prometheus metrics of the cluster and of mailha on
+    /// `[exporter] listen` (a read-only daemon; stays in the foreground).
+    Exporter(exporter::Args),
     /// What the package's maintainer scripts ask (internal).
     #[command(hide = true)]
     Package(package::Args),
@@ -200,6 +204,7 @@ fn run_cli() -> ExitCode {
         Command::ImportLegacy(a) => import_legacy::run(&cli, a),
         Command::Alert(a) => alert::run(&cli, a),
         Command::Lease(a) => lease::run(&cli, a),
+        Command::Exporter(a) => exporter::run(&cli, a),
         Command::Package(a) => package::run(&cli, a),
     };
     match result {

@@ -78,12 +78,21 @@ fn secs(t: SystemTime) -> u64 {
 /// This node's texts for the window, scrubbed.
 fn collect(cli: &Cli, from: SystemTime, to: SystemTime) -> Vec<Collected> {
     let loaded = crate::config::load(&cli.config);
-    let secrets = loaded
+    let mut secrets = loaded
         .as_ref()
         .ok()
         .and_then(|l| l.config.alerts.as_ref())
         .map(crate::alert::known_secrets)
         .unwrap_or_default();
+    if let Some(a) = loaded
+        .as_ref()
+        .ok()
+        .and_then(|l| l.config.exporter.auth.as_ref())
+        && let Ok(t) = std::fs::read_to_string(&a.password_file)
+        && let Some(p) = crate::exporter::password_of(&t)
+    {
+        secrets.push(p.to_string());
+    }
     let mut out: Vec<Collected> = Vec::new();
     let mut put = |name: &str, from: &str, r: Result<String, String>| {
         let (text, error) = match r {

@@ -16,6 +16,7 @@ pub struct Config {
     pub policy: Policy,
     pub fencing: Fencing,
     pub alerts: Option<Alerts>,
+    pub exporter: Exporter,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -429,4 +430,21 @@ impl std::fmt::Debug for Webhook {
 pub struct AlertCommand {
     pub argv: Vec<String>,
     pub timeout: Duration,
+}
+
+/// `mailha exporter`: where it listens and who may scrape it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exporter {
+    pub listen: std::net::SocketAddr,
+    /// How long a scrape waits for crm_mon before it answers stale.
+    pub scrape_timeout: Duration,
+    pub auth: Option<BasicAuth>,
+}
+
+/// HTTP basic auth: the password lives in a file (0600), never in the
+/// TOML, so the config can be shown and synced without it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicAuth {
+    pub user: String,
+    pub password_file: PathBuf,
 }

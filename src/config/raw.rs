@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub policy: Option<RawPolicy>,
     pub fencing: Option<RawFencing>,
     pub alerts: Option<RawAlerts>,
+    pub exporter: Option<RawExporter>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -235,4 +236,13 @@ pub struct RawWebhook {
 pub struct RawCommand {
     pub argv: Option<Vec<String>>,
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExporter {
+    pub listen: Option<String>,
+    pub scrape_timeout: Option<String>,
+    pub user: Option<String>,
+    pub password_file: Option<String>,
 }

@@ -12,6 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod exporter;
+
 /// What validation may look at outside the text: the config file's mode and
 /// the filesystem for password files and the eYou tree. Tests pass a
 /// temporary root.
@@ -210,6 +212,7 @@ pub fn validate(raw: &RawConfig, env: &Env) -> (Option<Config>, Vec<Problem>) {
     let lease_given = raw.storage.as_ref().is_some_and(|s| s.lease.is_some());
     let fencing = fencing(&mut ctx, raw.fencing.as_ref(), &storage, lease_given);
     let mut alerts = raw.alerts.as_ref().map(|a| alerts(&mut ctx, a, env));
+    let exporter = exporter::exporter(&mut ctx, raw.exporter.as_ref());
     // The diagnostics keep the cluster's own addresses (not personal data,
     // and what an administrator reads the bundle by).
     if let Some(Some(a)) = &mut alerts {
@@ -237,6 +240,7 @@ pub fn validate(raw: &RawConfig, env: &Env) -> (Option<Config>, Vec<Problem>) {
         policy,
         fencing,
         alerts: alerts.flatten(),
+        exporter,
     });
     (cfg, ctx.problems)
 }

@@ -111,6 +111,9 @@ pub fn referenced(cfg: &Config) -> Vec<(PathBuf, u32)> {
             v.push((c.clone(), 0o644));
         }
     }
+    if let Some(a) = &cfg.exporter.auth {
+        v.push((a.password_file.clone(), 0o600));
+    }
     v.sort();
     v.dedup_by(|a, b| a.0 == b.0);
     v
@@ -658,6 +661,27 @@ mod tests {
         std::fs::remove_file(&pw).unwrap();
         receive(&l, &payload, "mail2", &mail2_addrs()).unwrap();
         assert_eq!(std::fs::read_to_string(&pw).unwrap(), "hunter2\n");
+        let mode = std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_exporter_password_file_travels_too() {
+        let t = tempfile::tempdir().unwrap();
+        let l = local(t.path());
+        let pw = t.path().join("exporter-password");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "{}\n[exporter]\nuser = \"prometheus\"\npassword_file = \"{}\"\n",
+            example("postfix.toml"),
+            pw.display()
+        );
+        let payload = push(&text, false);
+        std::fs::remove_file(&pw).unwrap();
+        receive(&l, &payload, "mail2", &mail2_addrs()).unwrap();
+        assert_eq!(std::fs::read_to_string(&pw).unwrap(), "s3cret\n");
         let mode = std::fs::metadata(&pw).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }

@@ -126,6 +126,7 @@ mod tests {
                     standby: false,
                     maintenance: false,
                     unclean: false,
+                    more: Default::default(),
                 })
                 .to_vec(),
             history: vec![

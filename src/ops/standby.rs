@@ -194,6 +194,7 @@ mod tests {
             managed: true,
             clone: clone.map(str::to_string),
             fail_count: 0,
+            more: Default::default(),
         }
     }
 

@@ -1,0 +1,242 @@
+//! `mailha exporter`: Prometheus metrics of the cluster and of mailha,
+//! read-only. `metrics` renders an observation (pure); `Collector` makes
+//! one per scrape (crm_mon under a deadline: the one process a scrape
+//! spawns; the keeper's socket; a listing of the alert spool); `server`
+//! is the bounded HTTP front.
+
+pub mod metrics;
+pub mod server;
+
+use metrics::{Observed, SpoolDepth};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The systemd unit the package ships (`install::plan`); the package
+/// enables and starts nothing: `systemctl enable --now mailha-exporter`.
+pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mailha-exporter.service";
+
+/// Root, sandboxed: the lease keeper answers root only (SO_PEERCRED: a
+/// squatter on its abstract name must not be believed, and the keeper
+/// does not tell a reader from a writer), and the alert spool's
+/// `pending/` is hacluster's 0700. crm_mon alone would work for group
+/// haclient. Pacemaker's IPC (libqb: abstract sockets, /dev/shm) needs
+/// the host's network namespace and /dev, so neither is made private.
+pub const UNIT: &str = "[Unit]
+Description=mailha exporter: Prometheus metrics of the cluster and of mailha (read-only)
+Documentation=man:mailha-exporter(8) file:/usr/share/doc/mailha/config.md
+After=network.target pacemaker.service mailha-lease.service
+
+[Service]
+Type=simple
+ExecStart=/usr/sbin/mailha exporter
+Restart=on-failure
+RestartSec=5s
+NoNewPrivileges=yes
+ProtectSystem=full
+ProtectHome=yes
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictRealtime=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// The keeper answers from memory; a keeper slower than this is itself
+/// the news (`mailha_lease_keeper_up 0`).
+const KEEPER_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Where a scrape looks.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The program run as crm_mon (argv[0]; found through PATH).
+    pub crm_mon: String,
+    pub crm_mon_deadline: Duration,
+    /// The keeper's abstract socket, when the config fences by lease.
+    pub keeper_socket: Option<String>,
+    pub spool: PathBuf,
+    /// This node's mailha.toml and Pacemaker's on-disk CIB, for drift;
+    /// None: not reported.
+    pub drift: Option<DriftSources>,
+}
+
+/// Where drift is read from: files only, no process. Pacemaker writes its
+/// CIB to disk shortly after each change, so an apply shows within
+/// seconds.
+#[derive(Debug, Clone)]
+pub struct DriftSources {
+    pub config: PathBuf,
+    pub cib_file: PathBuf,
+}
+
+#[derive(Default)]
+struct Memory {
+    last_success: Option<Instant>,
+    /// When the last crm_mon run ended, and what it gave.
+    last: Option<(Instant, Observed)>,
+    scrapes: u64,
+    failures: u64,
+    /// The config file's (mtime, length) and the digest of what it
+    /// renders (None: it does not load): rendered again only when the
+    /// file changes.
+    local_digest: Option<((SystemTime, u64), Option<String>)>,
+}
+
+/// Makes observations. Scrapes that arrive while crm_mon runs wait for
+/// that run and share its answer: however many scrapers, at most one
+/// crm_mon at a time, and a scrape spawns at most one.
+pub struct Collector {
+    sources: Sources,
+    memory: Mutex<Memory>,
+}
+
+impl Collector {
+    pub fn new(sources: Sources) -> Collector {
+        Collector {
+            sources,
+            memory: Mutex::new(Memory::default()),
+        }
+    }
+
+    pub fn observe(&self) -> Observed {
+        let asked = Instant::now();
+        let mut m = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        m.scrapes += 1;
+        let shared = m
+            .last
+            .as_ref()
+            .filter(|(ended, _)| *ended >= asked)
+            .map(|(_, o)| o.clone());
+        let mut o = match shared {
+            Some(o) => o,
+            None => {
+                let mut o = self.look();
+                o.config_drift = self.sources.drift.as_ref().and_then(|d| drift(d, &mut m));
+                let now = Instant::now();
+                if o.cluster.is_some() {
+                    m.last_success = Some(now);
+                } else {
+                    m.failures += 1;
+                }
+                m.last = Some((now, o.clone()));
+                o
+            }
+        };
+        o.scrapes_total = m.scrapes;
+        o.scrape_failures_total = m.failures;
+        o.last_success_age_s = m.last_success.map(|t| t.elapsed().as_secs_f64());
+        o
+    }
+
+    fn look(&self) -> Observed {
+        let s = &self.sources;
+        let started = Instant::now();
+        let out = crate::exec::run(
+            &[
+                s.crm_mon.as_str(),
+                "--one-shot",
+                "--output-as=xml",
+                "--include=all",
+            ],
+            &[],
+            None,
+            s.crm_mon_deadline,
+        );
+        let cluster = match out {
+            Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    eprintln!("mailha exporter: {e}");
+                    None
+                }
+            },
+            Ok(o) => {
+                eprintln!(
+                    "mailha exporter: crm_mon failed ({:?}): {}",
+                    o.code,
+                    o.stderr.trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("mailha exporter: {e}");
+                None
+            }
+        };
+        let duration_s = started.elapsed().as_secs_f64();
+        let last_change_unix = cluster
+            .as_ref()
+            .and_then(|st| st.last_change.as_deref())
+            .and_then(metrics::parse_ctime);
+        Observed {
+            cluster,
+            keeper: s
+                .keeper_socket
+                .as_deref()
+                .map(|sock| crate::lease::client::status(sock, KEEPER_DEADLINE)),
+            spool: spool_depth(&s.spool, SystemTime::now()),
+            duration_s,
+            last_change_unix,
+            ..Observed::default()
+        }
+    }
+}
+
+/// Whether this node's mailha.toml renders other than what `mailha
+/// apply` stored in the CIB (`mailha status`'s drift); None when either
+/// side cannot be read.
+fn drift(d: &DriftSources, m: &mut Memory) -> Option<bool> {
+    let meta = std::fs::metadata(&d.config).ok()?;
+    let key = (meta.modified().ok()?, meta.len());
+    if m.local_digest.as_ref().map(|(k, _)| *k) != Some(key) {
+        let local = crate::config::load(&d.config)
+            .ok()
+            .map(|l| crate::cib::digest(&crate::cib::render(&l.config)));
+        m.local_digest = Some((key, local));
+    }
+    let local = m.local_digest.as_ref()?.1.clone()?;
+    let cib = std::fs::read_to_string(&d.cib_file).ok()?;
+    let cib = crate::cib::xml::El::parse(&cib).ok()?;
+    Some(crate::cluster::stored_digest(&cib).as_deref() != Some(local.as_str()))
+}
+
+/// The basic-auth password in `[exporter] password_file`'s text: its
+/// first line (a trailing newline is no part of it).
+pub fn password_of(text: &str) -> Option<&str> {
+    text.lines().next().filter(|p| !p.is_empty())
+}
+
+/// The spool's depth from its listing alone: an event's id starts with
+/// its time in microseconds (`alert::spool`), so no event is opened.
+pub fn spool_depth(root: &Path, now: SystemTime) -> Option<SpoolDepth> {
+    let pending: Vec<String> = std::fs::read_dir(root.join("pending"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    let outbox = std::fs::read_dir(root.join("outbox"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .count() as u64;
+    let now_us = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_micros() as f64;
+    let oldest_pending_age_s = pending
+        .iter()
+        .filter_map(|n| n.get(..17)?.parse::<u64>().ok())
+        .min()
+        .map(|us| ((now_us - us as f64) / 1e6).max(0.0));
+    Some(SpoolDepth {
+        pending: pending.len() as u64,
+        outbox,
+        oldest_pending_age_s,
+    })
+}
+
+#[cfg(test)]
+mod tests;

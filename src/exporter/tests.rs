@@ -1,0 +1,354 @@
+use super::metrics::{Observed, SpoolDepth, parse_ctime, render};
+use super::server::{Auth, Request, parse_request, route};
+use super::spool_depth;
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+
+fn fixture(name: &str) -> crate::status::Status {
+    let path = format!(
+        "{}/tests/fixtures/status/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    crate::status::parse(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn keeper_holding() -> crate::lease::client::Status {
+    crate::lease::client::Status {
+        pid: 812,
+        node: "mail1".into(),
+        node_id: 1,
+        peer: "mail2".into(),
+        peer_id: 2,
+        cluster: "mail".into(),
+        device: "/dev/lab/lease".into(),
+        role: "holding".into(),
+        holds: true,
+        wanted: true,
+        released: false,
+        counter: 4711,
+        renewal_age_ms: Some(250),
+        io_stalled_ms: None,
+        peer_unchanged_ms: Some(400),
+        peer_dead: false,
+        peer_holding: false,
+        peer_fenced: false,
+        host_dead_ms: 4500,
+        renew_ms: 500,
+        fence_pending: None,
+        fences: vec![],
+        self_fenced: None,
+        reset: "reboot".into(),
+    }
+}
+
+fn observed(cluster: Option<crate::status::Status>) -> Observed {
+    Observed {
+        cluster,
+        keeper: Some(Ok(keeper_holding())),
+        spool: Some(SpoolDepth {
+            pending: 2,
+            outbox: 1,
+            oldest_pending_age_s: Some(12.5),
+        }),
+        duration_s: 0.018,
+        last_success_age_s: Some(0.0),
+        scrapes_total: 7,
+        scrape_failures_total: 1,
+        last_change_unix: Some(1_796_501_861),
+        config_drift: Some(false),
+    }
+}
+
+/// The text exposition format, checked as Prometheus reads it: each
+/// family's HELP and TYPE once and before its samples, samples of a
+/// family together, names and label names valid, values numbers, no
+/// series twice, counters named `_total`.
+fn check_exposition(text: &str) -> Result<usize, String> {
+    fn name_ok(s: &str) -> bool {
+        let mut c = s.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+            && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+    let mut typed: Vec<(String, String)> = Vec::new();
+    let mut helped = BTreeSet::new();
+    let mut series = BTreeSet::new();
+    let mut closed = BTreeSet::new();
+    let mut current = String::new();
+    let mut samples = 0;
+    for (i, line) in text.lines().enumerate() {
+        let at = |m: &str| format!("line {}: {m}: {line:?}", i + 1);
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or("");
+            if !name_ok(name) || !helped.insert(name.to_string()) {
+                return Err(at("bad or repeated HELP"));
+            }
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').ok_or_else(|| at("TYPE"))?;
+            if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
+                return Err(at("unknown type"));
+            }
+            if typed.iter().any(|(n, _)| n == name) {
+                return Err(at("TYPE twice"));
+            }
+            if kind == "counter" && !name.ends_with("_total") {
+                return Err(at("a counter not named _total"));
+            }
+            if !current.is_empty() {
+                closed.insert(current.clone());
+            }
+            current = name.to_string();
+            typed.push((name.to_string(), kind.to_string()));
+        } else if line.starts_with('#') || line.is_empty() {
+            return Err(at("stray line"));
+        } else {
+            let (s, value) = line.rsplit_once(' ').ok_or_else(|| at("no value"))?;
+            if !matches!(value, "+Inf" | "-Inf" | "NaN") && value.parse::<f64>().is_err() {
+                return Err(at("value not a number"));
+            }
+            let name = s.split('{').next().unwrap();
+            if name != current || closed.contains(name) {
+                return Err(at("sample outside its family"));
+            }
+            if let Some(labels) = s.strip_prefix(name).filter(|l| !l.is_empty()) {
+                let inner = labels
+                    .strip_prefix('{')
+                    .and_then(|l| l.strip_suffix('}'))
+                    .ok_or_else(|| at("labels"))?;
+                // label="value" pairs, values with \\ \" \n escapes.
+                let mut rest = inner;
+                while !rest.is_empty() {
+                    let (k, v) = rest.split_once("=\"").ok_or_else(|| at("label"))?;
+                    if !name_ok(k) || k.contains(':') {
+                        return Err(at("label name"));
+                    }
+                    let mut end = None;
+                    let mut esc = false;
+                    for (j, c) in v.char_indices() {
+                        match (esc, c) {
+                            (true, '\\' | '"' | 'n') => esc = false,
+                            (true, _) => return Err(at("bad escape")),
+                            (false, '\\') => esc = true,
+                            (false, '"') => {
+                                end = Some(j);
+                                break;
+                            }
+                            (false, '\n') => return Err(at("raw newline")),
+                            _ => {}
+                        }
+                    }
+                    let end = end.ok_or_else(|| at("unterminated value"))?;
+                    rest = &v[end + 1..];
+                    rest = rest.strip_prefix(',').unwrap_or(rest);
+                }
+            }
+            if !series.insert(s.to_string()) {
+                return Err(at("series twice"));
+            }
+            samples += 1;
+        }
+    }
+    if typed.iter().any(|(n, _)| !helped.contains(n)) {
+        return Err("a family without HELP".into());
+    }
+    Ok(samples)
+}
+
+#[test]
+fn a_healthy_cluster_renders_as_ha_cluster_exporter_names_it() {
+    let text = render(&observed(Some(fixture("healthy.xml"))));
+    check_exposition(&text).unwrap();
+    insta::assert_snapshot!("healthy", text);
+}
+
+#[test]
+fn a_failed_cluster_with_a_leftover_ban_is_valid_exposition() {
+    let st = fixture("failed.xml");
+    let text = render(&observed(Some(st)));
+    check_exposition(&text).unwrap();
+    insta::assert_snapshot!("failed", text);
+}
+
+#[test]
+fn every_fixture_renders_as_valid_exposition() {
+    let dir = format!("{}/tests/fixtures/status", env!("CARGO_MANIFEST_DIR"));
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(format!("{dir}/pacemaker-3.0")).unwrap())
+    {
+        let p = e.unwrap().path();
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let Ok(st) = crate::status::parse(&text) else {
+            continue;
+        };
+        let out = render(&observed(Some(st)));
+        check_exposition(&out).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        n += 1;
+    }
+    assert!(n >= 5, "only {n} fixtures");
+}
+
+#[test]
+fn a_scrape_without_crm_mon_says_stale_and_serves_no_cluster_metric() {
+    let mut o = observed(None);
+    o.last_success_age_s = Some(42.0);
+    o.keeper = Some(Err("the lease keeper (@mailha-lease) is not running".into()));
+    o.spool = None;
+    let text = render(&o);
+    check_exposition(&text).unwrap();
+    assert!(text.contains("\nmailha_scrape_ok 0\n"), "{text}");
+    assert!(text.contains("\nmailha_scrape_last_success_age_seconds 42\n"));
+    assert!(text.contains("ha_cluster_scrape_success{collector=\"pacemaker\"} 0"));
+    assert!(text.contains("\nmailha_lease_keeper_up 0\n"));
+    assert!(text.contains("\nmailha_alert_spool_up 0\n"));
+    assert!(!text.contains("ha_cluster_pacemaker_nodes{"), "{text}");
+}
+
+#[test]
+fn a_never_answered_crm_mon_is_infinitely_stale() {
+    let mut o = observed(None);
+    o.last_success_age_s = None;
+    assert!(render(&o).contains("\nmailha_scrape_last_success_age_seconds +Inf\n"));
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let mut st = fixture("healthy.xml");
+    st.resources[0].id = "we\"ird\\id\nx".into();
+    let text = render(&observed(Some(st)));
+    check_exposition(&text).unwrap();
+    assert!(text.contains(r#"resource="we\"ird\\id\nx""#));
+}
+
+#[test]
+fn crm_mon_s_last_change_is_read_as_utc() {
+    assert_eq!(parse_ctime("Thu Jan  1 00:00:00 1970"), Some(0));
+    assert_eq!(parse_ctime("Sat Dec  5 20:17:41 2026"), Some(1_796_501_861));
+    assert_eq!(parse_ctime("Tue Feb 29 12:00:00 2028"), Some(1_835_438_400));
+    assert_eq!(parse_ctime(""), None);
+    assert_eq!(parse_ctime("yesterday"), None);
+}
+
+#[test]
+fn the_spool_depth_comes_from_its_listing_and_the_ids_times() {
+    let d = tempfile::tempdir().unwrap();
+    for sub in [
+        "pending",
+        "outbox/00000000000000000000-0000001-000000",
+        "sent",
+    ] {
+        std::fs::create_dir_all(d.path().join(sub)).unwrap();
+    }
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+    for id in [
+        "00000000990000000-0000001-000000",
+        "00000000995000000-0000001-000001",
+    ] {
+        std::fs::write(d.path().join("pending").join(format!("{id}.json")), "{}").unwrap();
+    }
+    let s = spool_depth(d.path(), now).unwrap();
+    assert_eq!((s.pending, s.outbox), (2, 1));
+    assert_eq!(s.oldest_pending_age_s, Some(10.0));
+    assert_eq!(spool_depth(&d.path().join("absent"), now), None);
+}
+
+fn get(path: &str, auth: Option<&str>) -> Request {
+    Request {
+        method: "GET".into(),
+        path: path.into(),
+        authorization: auth.map(str::to_string),
+    }
+}
+
+#[test]
+fn basic_auth_admits_the_right_password_only() {
+    use base64::Engine;
+    let b64 = |s: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
+    };
+    let a = Auth::new("prometheus", "s3cret");
+    assert!(a.admits(Some(&b64("prometheus:s3cret"))));
+    assert!(!a.admits(Some(&b64("prometheus:s3cre"))));
+    assert!(!a.admits(Some(&b64("prometheus:s3cret "))));
+    assert!(!a.admits(Some(&b64("other:s3cret"))));
+    assert!(!a.admits(Some("Bearer x")));
+    assert!(!a.admits(None));
+    let m = || "metrics\n".to_string();
+    assert_eq!(
+        route(&get("/metrics", None), Some(&a), &m).status,
+        "401 Unauthorized"
+    );
+    let ok = route(
+        &get("/metrics", Some(&b64("prometheus:s3cret"))),
+        Some(&a),
+        &m,
+    );
+    assert_eq!((ok.status, ok.body.as_str()), ("200 OK", "metrics\n"));
+}
+
+#[test]
+fn only_reading_verbs_and_known_paths_are_served() {
+    let m = || "metrics\n".to_string();
+    let mut post = get("/metrics", None);
+    post.method = "POST".into();
+    assert_eq!(route(&post, None, &m).status, "405 Method Not Allowed");
+    assert_eq!(route(&get("/nope", None), None, &m).status, "404 Not Found");
+    assert!(
+        route(&get("/metrics", None), None, &m)
+            .content_type
+            .contains("version=0.0.4")
+    );
+}
+
+#[test]
+fn a_request_head_is_parsed_with_its_authorization() {
+    let r = parse_request(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\nauthorization: Basic eA==")
+        .unwrap();
+    assert_eq!(
+        r,
+        Request {
+            method: "GET".into(),
+            path: "/metrics".into(),
+            authorization: Some("Basic eA==".into()),
+        }
+    );
+    assert_eq!(parse_request(b"\x16\x03\x01 binary"), None);
+    assert_eq!(parse_request(b"GET /"), None);
+}
+
+#[test]
+fn drift_is_this_node_s_file_against_the_digest_in_the_on_disk_cib() {
+    let d = tempfile::tempdir().unwrap();
+    let config = d.path().join("mailha.toml");
+    let text = std::fs::read_to_string(format!(
+        "{}/examples/postfix.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    std::fs::write(&config, &text).unwrap();
+    let cfg = crate::config::load(&config).unwrap().config;
+    let cib_file = d.path().join("cib.xml");
+    let src = super::DriftSources {
+        config: config.clone(),
+        cib_file: cib_file.clone(),
+    };
+    let mut m = super::Memory::default();
+    assert_eq!(super::drift(&src, &mut m), None, "no CIB on disk: unknown");
+    let applied = crate::cib::xml::El::new("cib").child(crate::cib::render_with_digest(&cfg));
+    std::fs::write(&cib_file, applied.to_xml()).unwrap();
+    assert_eq!(super::drift(&src, &mut m), Some(false));
+    let edited = text.replace("migration_threshold = 10", "migration_threshold = 3");
+    assert_ne!(edited, text);
+    std::fs::write(&config, edited).unwrap();
+    assert_eq!(
+        super::drift(&src, &mut m),
+        Some(true),
+        "edited, not applied"
+    );
+}
