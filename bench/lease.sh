@@ -35,38 +35,12 @@ for r in rs:
 PY
 }
 
-lease_io_and_cpu() {
-    local state=${MAILHA_LAB_STATE_DIR:-/run/mailha-lab}/state.json
-    local dev holder ns keeper
-    dev=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([l["device"] for l in s["loops"] if l["node"]=="node1" and l["image"].endswith("lease.img")][0])' "$state")
-    holder=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print([h["pid"] for h in s["nodes"] if h["node"]=="node1"][0])' "$state")
-    ns=$(readlink "/proc/$holder/ns/pid")
-    keeper=
-    for p in /proc/[0-9]*; do
-        [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$ns" ] || continue
-        if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q 'lease keeper'; then keeper=${p#/proc/}; fi
-    done
-    local b=/sys/block/$(basename "$dev")/stat
-    read -r r0 _ rs0 _ w0 _ ws0 _ <"$b"
-    local c0; c0=$(awk '{print $14+$15}' "/proc/$keeper/stat")
-    sleep "$window"
-    read -r r1 _ rs1 _ w1 _ ws1 _ <"$b"
-    local c1; c1=$(awk '{print $14+$15}' "/proc/$keeper/stat")
-    python3 - "$r0" "$r1" "$w0" "$w1" "$rs0" "$rs1" "$ws0" "$ws1" "$c0" "$c1" "$window" "$(getconf CLK_TCK)" <<'PY'
-import sys
-r0, r1, w0, w1, rs0, rs1, ws0, ws1, c0, c1, win, hz = map(int, sys.argv[1:])
-renewals = win / 0.5  # renew = 2 x io_timeout = 500 ms in lab/configs/postfix.toml
-print(f"lease I/O on node1 over {win}s: {r1-r0} reads, {w1-w0} writes "
-      f"({(rs1-rs0)*512//1024} KiB read, {(ws1-ws0)*512//1024} KiB written): "
-      f"{(r1-r0)/renewals:.2f} reads + {(w1-w0)/renewals:.2f} writes per renewal")
-print(f"keeper CPU: {(c1-c0)/hz:.2f} s in {win}s = {(c1-c0)/hz*3600/win:.1f} s per hour")
-PY
-}
 
 for profile in postfix stock; do
     timeout 120 "$lab" down >/dev/null || true
     timeout 300 "$lab" up --profile "$profile" >/dev/null
-    if [ "$profile" = postfix ]; then lease_io_and_cpu; fi
+    # renew = 2 x io_timeout = 500 ms in lab/configs/postfix.toml
+    if [ "$profile" = postfix ]; then lease_io_and_cpu "$window" 0.5; fi
     for drill in "kill-node active" "freeze-node active" "cut-heartbeat" "simul-start"; do
         out=$(mktemp)
         n=$runs

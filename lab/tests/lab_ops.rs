@@ -102,18 +102,25 @@ fn no_leftover_constraints(node: &str) {
 /// Both tests use the one test lab name: they take turns.
 static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[test]
-fn an_operator_patches_upgrades_and_restarts_the_pair_with_mailhas_verbs() {
-    if !skip_unless_ready("lab day-2 operations", &["/usr/bin/swaks"]) {
-        return;
-    }
-    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let _guard = Teardown;
+/// This test's turn, a fresh `postfix` lab, and the guard that tears it
+/// down whatever happens.
+fn lab_up() -> (std::sync::MutexGuard<'static, ()>, Teardown) {
+    let turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = Teardown;
     drop(run(lab().args(["down"]), Duration::from_secs(60)));
     ok(
         lab().args(["up", "--profile", "postfix"]),
         Duration::from_secs(240),
     );
+    (turn, guard)
+}
+
+#[test]
+fn an_operator_patches_upgrades_and_restarts_the_pair_with_mailhas_verbs() {
+    if !skip_unless_ready("lab day-2 operations", &["/usr/bin/swaks"]) {
+        return;
+    }
+    let (_turn, _guard) = lab_up();
     let (st, _) = status("node1");
     let active = st["active_node"]
         .as_str()
@@ -468,9 +475,9 @@ fn unix_now() -> u64 {
 ///   node running the mail (its postinst leaves the unit disabled and the
 ///   old master running: `maintenance off --dry-run` names it, and the
 ///   documented `systemctl restart` ends it), `maintenance off`, then the
-///   same on the other node. The mail answers again where it ran, nothing is started on the
-///   node that does not run the mail, and Pacemaker never finds Postfix
-///   on both nodes.
+///   same on the other node. The mail answers again where it ran,
+///   nothing is started on the node that does not run the mail, and
+///   Pacemaker never finds Postfix on both nodes.
 #[test]
 fn the_documented_upgrades_of_mailha_and_of_postfix_keep_the_mail() {
     let Some(_) = deb_or_skip("lab upgrades") else {
@@ -483,13 +490,7 @@ fn the_documented_upgrades_of_mailha_and_of_postfix_keep_the_mail() {
     ) {
         return;
     }
-    let _turn = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let _guard = Teardown;
-    drop(run(lab().args(["down"]), Duration::from_secs(60)));
-    ok(
-        lab().args(["up", "--profile", "postfix"]),
-        Duration::from_secs(240),
-    );
+    let (_turn, _guard) = lab_up();
     let since = unix_now();
     let (st, _) = status("node1");
     let first = st["active_node"]

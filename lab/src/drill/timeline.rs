@@ -83,28 +83,28 @@ fn result_ok(text: &str) -> bool {
     text.ends_with(": ok") || text.ends_with(": OK")
 }
 
+/// The resource a successful `op` (start, stop) result line is about,
+/// when its id begins with `prefix`: `Result of stop operation for
+/// svc-postfix on node1: ok` -> `svc-postfix`.
+fn succeeded<'a>(text: &'a str, op: &str, prefix: &str) -> Option<&'a str> {
+    let rest = text
+        .split(&format!("Result of {op} operation for "))
+        .nth(1)?;
+    let id = rest.split_whitespace().next()?;
+    (id.starts_with(prefix) && result_ok(text)).then_some(id)
+}
+
 /// Which phase a line marks, if any.
 fn phase_of(text: &str) -> Option<String> {
-    let started_ok = |what: &str| {
-        text.contains(&format!("Result of start operation for {what}")) && result_ok(text)
-    };
-    let stopped_ok = |what: &str| {
-        text.contains(&format!("Result of stop operation for {what}")) && result_ok(text)
-    };
     // A planned move (switchover, standby) and a recovery in place go
     // through the stops first: on the timeline too (issue 16, item 6).
-    if stopped_ok("svc-") {
-        let name = text
-            .split("Result of stop operation for ")
-            .nth(1)?
-            .split_whitespace()
-            .next()?;
-        return Some(format!("stopped {name}"));
+    if let Some(id) = succeeded(text, "stop", "svc-") {
+        return Some(format!("stopped {id}"));
     }
-    if stopped_ok("vip ") {
+    if succeeded(text, "stop", "vip").is_some() {
         return Some("vip down".into());
     }
-    if stopped_ok("fs-") {
+    if succeeded(text, "stop", "fs-").is_some() {
         return Some("unmounted".into());
     }
     if text.contains("lease-keeper: released") {
@@ -126,19 +126,14 @@ fn phase_of(text: &str) -> Option<String> {
     if text.contains("the data lease is ours") {
         return Some("lease held".into());
     }
-    if started_ok("fs-") {
+    if succeeded(text, "start", "fs-").is_some() {
         return Some("mounted".into());
     }
-    if started_ok("vip ") {
+    if succeeded(text, "start", "vip").is_some() {
         return Some("vip up".into());
     }
-    if started_ok("svc-") {
-        let name = text
-            .split("Result of start operation for ")
-            .nth(1)?
-            .split_whitespace()
-            .next()?;
-        return Some(format!("started {name}"));
+    if let Some(id) = succeeded(text, "start", "svc-") {
+        return Some(format!("started {id}"));
     }
     None
 }
