@@ -86,6 +86,11 @@ impl Relay {
         v.sort();
         v
     }
+    /// How many mails the relay accepted so far (its cleanup logged a
+    /// message-id for each), delivered or not yet.
+    pub fn accepted(&self) -> usize {
+        accepted_in(&std::fs::read_to_string(self.log()).unwrap_or_default())
+    }
     /// `postfix start|stop` argv for this instance (run it in the gw
     /// namespace: `mailha lab exec gw -- ...`).
     pub fn postfix_argv(&self, verb: &str) -> Vec<String> {
@@ -399,6 +404,14 @@ pub fn up(runner: &dyn Runner, netns: &str, base_dir: &Path) -> Result<ForNodes,
     Ok(ForNodes { ca_pem, password })
 }
 
+/// The mails accepted in a relay log: Postfix's cleanup logs one
+/// `QUEUEID: message-id=<...>` line per message it enqueued.
+pub fn accepted_in(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("/cleanup[") && l.contains(": message-id="))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,6 +434,16 @@ mod tests {
         let d = dovecot_conf(&r);
         assert!(d.contains("unix_listener /var/lib/mailha-lab-x-relay/postfix/queue/private/auth"));
         assert!(d.contains("protocols = none\n"));
+    }
+
+    #[test]
+    fn a_mail_counts_as_accepted_once_cleanup_enqueued_it() {
+        let log = "Dec 05 21:36:01 relay postfix/smtpd[27194]: DCDFB11E411: client=unknown[198.51.100.11], sasl_method=PLAIN\n\
+                   Dec 05 21:36:01 relay postfix/cleanup[27202]: DCDFB11E411: message-id=<0179-0001@node1>\n\
+                   Dec 05 21:36:01 relay postfix/qmgr[24449]: DCDFB11E411: from=<mailha@lab.test>, size=27493, nrcpt=1 (queue active)\n\
+                   Dec 05 21:36:01 relay postfix/cleanup[27202]: DD55511E3C9: message-id=<0179-0002@node2>\n";
+        assert_eq!(accepted_in(log), 2);
+        assert_eq!(accepted_in(""), 0);
     }
 
     #[test]

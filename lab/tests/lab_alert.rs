@@ -66,9 +66,12 @@ fn wait_until_all_sent(quiet: Duration, deadline: Duration) -> Vec<PathBuf> {
             last = now;
             since = Instant::now();
         }
+        // Idle: nothing left in either spool, and the relay delivered
+        // every mail it accepted (a mail handed over a moment ago is out
+        // of the spool but not yet in the Maildir).
         let idle = ["node1", "node2"].iter().all(|n| {
             entries(&spool(n).join("pending")) == 0 && entries(&spool(n).join("outbox")) == 0
-        });
+        }) && last.len() >= relay().accepted();
         if idle && since.elapsed() >= quiet {
             return last;
         }
