@@ -435,6 +435,8 @@ mod tests {
             fences: vec![],
             self_fenced: None,
             reset: "reboot".into(),
+            renewal_latency: None,
+            write_failures: 0,
         }
     }
 

@@ -1260,6 +1260,13 @@ in_mount_ns! {
         }
         let b = w.status(1);
         assert!(b.counter > counter + 5, "renewals stopped: {b:?}");
+        // The restarted keeper timed every renewal it made since its
+        // start (the exporter's histogram), and none failed.
+        let h = b.renewal_latency.as_ref().expect("a keeper times its writes");
+        let landed = h.cumulative().expect("buckets of this version");
+        assert!(h.count >= 5 && landed.last().unwrap().1 == h.count, "{h:?}");
+        assert!(h.sum_s > 0.0 && h.sum_s < h.count as f64 * HOST_DEAD.as_secs_f64(), "{h:?}");
+        assert_eq!(b.write_failures, 0, "{b:?}");
         assert!(writer.try_wait().unwrap().is_none(), "the writer was killed\n{}", w.logs());
         assert!(w.mounted());
         // The watchdog never went a timeout unpetted across the restart.

@@ -411,6 +411,36 @@ fn lease(out: &mut Out, k: &Result<Keeper, String>) {
         "The counter in this node's lease slot: one more per write (renewals), kept across restarts",
     );
     out.sample("mailha_lease_slot_writes_total", &[], k.counter as f64);
+    if let Some(h) = &k.renewal_latency
+        && let Some(buckets) = h.cumulative()
+    {
+        let name = "mailha_lease_renewal_duration_seconds";
+        out.family(
+            name,
+            "histogram",
+            "How long this keeper's lease writes that landed took (the check read and the write), since it started",
+        );
+        for (le, n) in buckets {
+            let le = if le.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                le.to_string()
+            };
+            out.sample(&format!("{name}_bucket"), &[("le", &le)], n as f64);
+        }
+        out.sample(&format!("{name}_sum"), &[], h.sum_s);
+        out.sample(&format!("{name}_count"), &[], h.count as f64);
+    }
+    out.family(
+        "mailha_lease_write_failures_total",
+        "counter",
+        "Lease writes of this keeper that failed since it started",
+    );
+    out.sample(
+        "mailha_lease_write_failures_total",
+        &[],
+        k.write_failures as f64,
+    );
     if let Some(ms) = k.renewal_age_ms {
         out.gauge(
             "mailha_lease_renewal_age_seconds",

@@ -38,6 +38,16 @@ fn keeper_holding() -> crate::lease::client::Status {
         fences: vec![],
         self_fenced: None,
         reset: "reboot".into(),
+        renewal_latency: Some({
+            // A local disk with one slow write among them.
+            let mut h = crate::lease::latency::Histogram::new();
+            for us in [300, 400, 700, 900, 1200] {
+                h.observe(std::time::Duration::from_micros(us));
+            }
+            h.observe(std::time::Duration::from_millis(40));
+            h
+        }),
+        write_failures: 1,
     }
 }
 
@@ -107,7 +117,20 @@ fn check_exposition(text: &str) -> Result<usize, String> {
                 return Err(at("value not a number"));
             }
             let name = s.split('{').next().unwrap();
-            if name != current || closed.contains(name) {
+            // A histogram's samples carry its name plus a suffix, and
+            // each bucket its upper bound.
+            let histogram = typed.last().is_some_and(|(_, k)| k == "histogram");
+            let family = match histogram {
+                true => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|x| name.strip_suffix(x))
+                    .ok_or_else(|| at("a histogram sample without _bucket, _sum or _count"))?,
+                false => name,
+            };
+            if histogram && name.ends_with("_bucket") && !s.contains("le=\"") {
+                return Err(at("a bucket without le"));
+            }
+            if family != current || closed.contains(family) {
                 return Err(at("sample outside its family"));
             }
             if let Some(labels) = s.strip_prefix(name).filter(|l| !l.is_empty()) {

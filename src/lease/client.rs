@@ -74,6 +74,13 @@ pub struct Status {
     /// stays up fenced until restarted by hand). Empty from an older keeper.
     #[serde(default)]
     pub reset: String,
+    /// How long this keeper's slot writes took since it started (the
+    /// ones that landed). None from an older keeper.
+    #[serde(default)]
+    pub renewal_latency: Option<super::latency::Histogram>,
+    /// Slot writes that failed since the keeper started.
+    #[serde(default)]
+    pub write_failures: u64,
 }
 
 /// The longest reply a client reads: a status is a few hundred bytes.

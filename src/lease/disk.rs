@@ -181,6 +181,9 @@ pub enum Reply {
         /// The block as it was just before this write, when asked and
         /// readable.
         before: Option<Block>,
+        /// The check read and the write together: what the keeper waits
+        /// on, so what its renewal deadline is measured against.
+        took: Duration,
     },
 }
 
@@ -249,15 +252,18 @@ impl Worker {
                             data,
                             check,
                         } => {
+                            let started = Instant::now();
                             let before = if check {
                                 dev.read_block(offset).ok()
                             } else {
                                 None
                             };
+                            let result = dev.write_block(offset, &data);
                             Reply::Written {
                                 seq,
-                                result: dev.write_block(offset, &data),
+                                result,
                                 before,
+                                took: started.elapsed(),
                             }
                         }
                     };

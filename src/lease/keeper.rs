@@ -434,6 +434,9 @@ struct Daemon {
     origin: Mono,
     peer_image: Option<(SlotImage, Instant)>,
     last_renewal: Option<Instant>,
+    /// How long the writes that landed took; reported, never decided on.
+    renewals: super::latency::Histogram,
+    write_failures: u64,
     released: bool,
     fences: Vec<(u64, FenceOutcome)>,
     /// The highest fence id this node posted, as far as it knows.
@@ -554,6 +557,7 @@ impl Daemon {
                 seq,
                 result,
                 before,
+                took,
             } => {
                 if let Err(e) = &result {
                     eprintln!("lease-keeper: writing our slot: {e}");
@@ -568,6 +572,9 @@ impl Daemon {
                 }
                 if ok {
                     self.last_renewal = Some(Instant::now());
+                    self.renewals.observe(took);
+                } else {
+                    self.write_failures += 1;
                 }
             }
             Reply::Read { seq, result } => {
@@ -691,6 +698,8 @@ impl Daemon {
                 }
             }),
             reset: self.s.reset.to_string(),
+            renewal_latency: Some(self.renewals.clone()),
+            write_failures: self.write_failures,
         }
     }
 
@@ -1068,6 +1077,8 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         origin,
         peer_image: None,
         last_renewal: None,
+        renewals: super::latency::Histogram::new(),
+        write_failures: 0,
         released: !resumed,
         fences: Vec::new(),
         last_fence_id,

@@ -13,6 +13,7 @@
 //! - `nfs`: the lease as a file on NFS: the keeper's own mount of the
 //!   export, with options that keep reads at the server and writes
 //!   durable and in order.
+//! - `latency`: the histogram of slot write times the keeper reports.
 //! - `reset`: what follows a fence's ack (the node's addresses dropped
 //!   before it, the reset after it).
 
@@ -21,6 +22,7 @@ pub mod client;
 pub mod disk;
 pub mod format;
 pub mod keeper;
+pub mod latency;
 pub mod machine;
 pub mod nfs;
 pub mod reset;
