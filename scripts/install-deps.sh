@@ -58,6 +58,9 @@ packages=(
     chromium openssl
     # a CJK font, so the zh-CN mail's screenshots show characters, not boxes
     fonts-wqy-zenhei
+    # the lab's Prometheus in gw (lab/src/prometheus.rs) and promtool, which
+    # checks the shipped alert rules (started by nothing: policy-rc.d)
+    prometheus
 )
 
 missing=()

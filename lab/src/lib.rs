@@ -35,6 +35,7 @@ pub mod node;
 pub mod package;
 pub mod plan;
 pub mod proc;
+pub mod prometheus;
 pub mod provision;
 pub mod relay;
 pub mod release;

@@ -177,6 +177,20 @@ pub enum What {
         #[arg(value_parser = ["freeze", "thaw", "partition", "heal", "status"])]
         action: String,
     },
+    /// A real Prometheus in the gw namespace scraping both nodes'
+    /// exporters: `up` starts it (once) and waits until both are scraped;
+    /// `query EXPR [--range 5m --step 1s]` prints its API's JSON answer.
+    Prometheus {
+        #[arg(value_parser = ["up", "query"])]
+        action: String,
+        /// The PromQL expression (query).
+        expr: Option<String>,
+        /// Ask for the last RANGE (a range query) instead of now.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        range: Option<Duration>,
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        step: Duration,
+    },
     /// (internal) the drills' mail load, run in the client namespace.
     #[command(hide = true)]
     Load {
@@ -455,6 +469,25 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             .map_err(anyhow::Error::from)?;
             let s = lab.nfs_state().map_err(anyhow::Error::from)?;
             println!("{s}");
+            Ok(())
+        }
+        What::Prometheus {
+            action,
+            expr,
+            range,
+            step,
+        } => {
+            let out = match action.as_str() {
+                "up" => lab.prometheus_up(),
+                _ => {
+                    let expr = expr
+                        .as_deref()
+                        .ok_or_else(|| anyhow::anyhow!("query needs an expression"))?;
+                    lab.prometheus_query(expr, range.map(|r| (r, *step)))
+                }
+            }
+            .map_err(anyhow::Error::from)?;
+            println!("{out}");
             Ok(())
         }
         What::UmlGuest { .. }

@@ -211,7 +211,7 @@ service auth {{
 
 /// A password made at `lab up` (24 random bytes, hex): the lab's, never
 /// a constant in the repo.
-fn new_password() -> Result<String, LabError> {
+pub(crate) fn new_password() -> Result<String, LabError> {
     use std::io::Read;
     let mut b = [0u8; 24];
     std::fs::File::open("/dev/urandom")

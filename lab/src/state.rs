@@ -79,6 +79,9 @@ pub struct State {
     /// it was spawned.
     #[serde(default)]
     pub nfs: Vec<ProcRec>,
+    /// The Prometheus in gw (`lab::prometheus`), when started.
+    #[serde(default)]
+    pub prometheus: Vec<ProcRec>,
     /// The lab's copy of the .deb its nodes installed (None: mailha
     /// installed from the binary).
     #[serde(default)]
@@ -112,6 +115,7 @@ impl State {
             loops: Vec::new(),
             fusedisks: Vec::new(),
             nfs: Vec::new(),
+            prometheus: Vec::new(),
             package: None,
             release: None,
         }

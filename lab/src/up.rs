@@ -388,6 +388,15 @@ impl Lab<'_> {
         // The alert relay in gw (STARTTLS with the lab CA, AUTH via
         // Dovecot); its CA and password go into both nodes below.
         let relay = super::relay::up(self.runner, &self.topo.netns(Aux::Gw), &self.base_dir)?;
+        // The exporters' scrape password: in each node for the exporter,
+        // in the base dir for the lab's Prometheus (`lab prometheus up`).
+        let scrape_password = super::relay::new_password()?;
+        put(
+            &super::prometheus::password_file(&self.base_dir),
+            &format!("{scrape_password}\n"),
+            0o600,
+            None,
+        )?;
 
         // The pre-seeded CIB (one file, copied into both nodes).
         let seed = self.base_dir.join("cib-seed.xml");
@@ -440,6 +449,12 @@ impl Lab<'_> {
             put(
                 &etc(super::relay::NODE_PASSWORD),
                 &format!("{}\n", relay.password),
+                0o600,
+                None,
+            )?;
+            put(
+                &etc(super::prometheus::NODE_PASSWORD),
+                &format!("{scrape_password}\n"),
                 0o600,
                 None,
             )?;
@@ -517,6 +532,15 @@ impl Lab<'_> {
             std::thread::sleep(Duration::from_millis(250));
         }
         mark("every resource started");
+        // The package's exporter unit, as an administrator enables it:
+        // the lab config has it listen on the nodes' addresses.
+        for n in NODES {
+            self.runner.run_ok(
+                &plan::in_node(pid(n), &["systemctl", "enable", "--now", "mailha-exporter"])
+                    .deadline(Duration::from_secs(30)),
+            )?;
+        }
+        mark("exporters enabled");
         let o = self.runner.run(
             &plan::in_node(pid(1), &["/usr/sbin/mailha", "status"])
                 .deadline(Duration::from_secs(30)),

@@ -1,0 +1,200 @@
+//! The exporter as its consumer sees it (issue 18): both nodes run the
+//! package's `mailha-exporter` unit under systemd, listening on the LAN
+//! with basic auth, and Debian's Prometheus in the gw namespace scrapes
+//! them every second, as a monitoring host would. A planned switchover
+//! under mail load must show in Prometheus: the lease holder and the
+//! active node change, no keeper ever reports two holders, and both
+//! keepers' renewal latencies are there.
+//!
+//! Root only; SKIPPED without root, the lab's programs or Prometheus,
+//! FAILS in CI (env `CI`) when they are missing. A guard tears the lab
+//! down whatever happens.
+
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::*;
+
+fn query(expr: &str) -> serde_json::Value {
+    let o = ok(
+        lab().args(["prometheus", "query", expr]),
+        Duration::from_secs(30),
+    );
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{expr}: {e}: {}", o.stdout))
+}
+
+fn query_range(expr: &str, range: &str) -> serde_json::Value {
+    let o = ok(
+        lab().args([
+            "prometheus",
+            "query",
+            expr,
+            "--range",
+            range,
+            "--step",
+            "1s",
+        ]),
+        Duration::from_secs(30),
+    );
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{expr}: {e}: {}", o.stdout))
+}
+
+/// An instant vector's series as (label value, sample value).
+fn by_label(v: &serde_json::Value, label: &str) -> Vec<(String, f64)> {
+    v["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a vector: {v}"))
+        .iter()
+        .map(|r| {
+            (
+                r["metric"][label].as_str().unwrap_or("").to_string(),
+                r["value"][1]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+/// The nodes every scraped exporter names as the lease holder, once they
+/// all agree on exactly one.
+fn agreed_holder() -> Option<String> {
+    let v = query("mailha_lease_holder == 1");
+    let seen = by_label(&v, "node");
+    let mut nodes: Vec<String> = seen.into_iter().map(|(n, _)| n).collect();
+    let per_instance = nodes.len();
+    nodes.dedup();
+    (per_instance == 2 && nodes.len() == 1).then(|| nodes.remove(0))
+}
+
+#[test]
+fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
+    let prometheus = mailha_lab::prometheus::PROGRAM;
+    if !skip_unless_ready("lab metrics", &["/usr/bin/swaks", prometheus]) {
+        return;
+    }
+    let _guard = Teardown;
+    drop(run(lab().args(["down"]), Duration::from_secs(60)));
+    ok(
+        lab().args(["up", "--profile", "postfix"]),
+        Duration::from_secs(240),
+    );
+
+    // The package's unit, enabled as an administrator does, runs under
+    // the node's systemd with its sandbox.
+    for node in ["node1", "node2"] {
+        let o = exec(node, &["systemctl", "is-active", "mailha-exporter"]);
+        assert_eq!(
+            o.stdout.trim(),
+            "active",
+            "{node}: {}{}",
+            o.stdout,
+            o.stderr
+        );
+        let o = exec(
+            node,
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "ProtectSystem,NoNewPrivileges",
+                "mailha-exporter",
+            ],
+        );
+        assert!(
+            o.stdout.contains("ProtectSystem=full") && o.stdout.contains("NoNewPrivileges=yes"),
+            "{node}: {}",
+            o.stdout
+        );
+    }
+
+    let up = ok(lab().args(["prometheus", "up"]), Duration::from_secs(90));
+    println!("{}", up.stdout.trim());
+    let before = agreed_holder().expect("both exporters name one holder");
+    let ok_scrapes = by_label(&query("mailha_scrape_ok"), "instance");
+    assert_eq!(ok_scrapes.len(), 2, "{ok_scrapes:?}");
+    assert!(ok_scrapes.iter().all(|(_, v)| *v == 1.0), "{ok_scrapes:?}");
+
+    let t = Instant::now();
+    let d = drill(&["switchover"]);
+    assert_eq!(d["ok"], true, "{d}");
+    assert_eq!(d["lost"], 0, "{d}");
+    let after = d["node_after"]
+        .as_str()
+        .expect("the drill names where the mail went");
+    assert_eq!(d["node_before"].as_str(), Some(before.as_str()), "{d}");
+
+    // Prometheus follows within a few scrapes.
+    let seen = Instant::now();
+    let holder = loop {
+        let h = agreed_holder();
+        if h.as_deref() == Some(after) || seen.elapsed() > Duration::from_secs(15) {
+            break h;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(holder.as_deref(), Some(after), "the holder in Prometheus");
+    let active = by_label(&query("mailha_active_node == 1"), "node");
+    assert!(
+        active.len() == 2 && active.iter().all(|(n, _)| n == after),
+        "both exporters put the mail on {after}: {active:?}"
+    );
+
+    // Over the whole drill, second by second: each keeper named at most
+    // one holder at a time, and the holder changed from the old node to
+    // the new one (samples of both nodes, in that order).
+    let range = format!("{}s", t.elapsed().as_secs() + 10);
+    let v = query_range("count by (instance) (mailha_lease_holder == 1)", &range);
+    for r in v["data"]["result"].as_array().expect("a matrix") {
+        for s in r["values"].as_array().unwrap() {
+            assert_eq!(
+                s[1].as_str(),
+                Some("1"),
+                "{} saw two holders at {}",
+                r["metric"],
+                s[0]
+            );
+        }
+    }
+    let v = query_range("max by (node) (mailha_lease_holder)", &range);
+    let span = |node: &str| -> (f64, f64) {
+        let r = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["metric"]["node"] == node)
+            .unwrap_or_else(|| panic!("no holder samples of {node}: {v}"));
+        let ts: Vec<f64> = r["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s[0].as_f64())
+            .collect();
+        (ts[0], *ts.last().unwrap())
+    };
+    let (old, new) = (span(&before), span(after));
+    assert!(
+        old.1 < new.1 && old.0 < new.0,
+        "{before} {old:?} then {after} {new:?}"
+    );
+    println!(
+        "MEASURED in Prometheus (1 s scrapes): {before}'s last holder sample to {after}'s first: {:.0} s; the drill's recovery {} s",
+        new.0 - old.1,
+        d["recovered_s"]
+    );
+
+    // Both keepers' renewal latencies, as the histogram the rules read.
+    let counts = by_label(
+        &query("mailha_lease_renewal_duration_seconds_count"),
+        "instance",
+    );
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts.iter().all(|(_, n)| *n > 0.0), "{counts:?}");
+    let p99 = by_label(
+        &query("histogram_quantile(0.99, rate(mailha_lease_renewal_duration_seconds_bucket[1m]))"),
+        "instance",
+    );
+    println!("MEASURED p99 lease write per node over the last minute: {p99:?}");
+}
