@@ -45,6 +45,9 @@ pub struct Observed {
     /// This node's mailha.toml differs from the config the cluster runs;
     /// None when unknown.
     pub config_drift: Option<bool>,
+    /// What crm_mon's operation and fencing histories say happened
+    /// (`ops::history::from_crm_mon`), for the status page.
+    pub pacemaker_history: Vec<crate::ops::history::Entry>,
 }
 
 /// One metric family being written: HELP and TYPE first, then samples.

@@ -5,6 +5,7 @@
 //! is the bounded HTTP front.
 
 pub mod metrics;
+pub mod page;
 pub mod server;
 
 use metrics::{Observed, SpoolDepth};
@@ -79,6 +80,9 @@ struct Memory {
     last_success: Option<Instant>,
     /// When the last crm_mon run ended, and what it gave.
     last: Option<(Instant, Observed)>,
+    /// The last observation in which crm_mon answered: what the status
+    /// page shows, marked stale, while it does not.
+    last_good: Option<Observed>,
     scrapes: u64,
     failures: u64,
     /// The config file's (mtime, length) and the digest of what it
@@ -120,6 +124,7 @@ impl Collector {
                 let now = Instant::now();
                 if o.cluster.is_some() {
                     m.last_success = Some(now);
+                    m.last_good = Some(o.clone());
                 } else {
                     m.failures += 1;
                 }
@@ -147,9 +152,14 @@ impl Collector {
             None,
             s.crm_mon_deadline,
         );
+        let mut pacemaker_history = Vec::new();
         let cluster = match out {
             Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
-                Ok(st) => Some(st),
+                Ok(st) => {
+                    pacemaker_history =
+                        crate::ops::history::from_crm_mon(&o.stdout).unwrap_or_default();
+                    Some(st)
+                }
                 Err(e) => {
                     eprintln!("mailha exporter: {e}");
                     None
@@ -182,10 +192,49 @@ impl Collector {
             spool: spool_depth(&s.spool, SystemTime::now()),
             duration_s,
             last_change_unix,
+            pacemaker_history,
             ..Observed::default()
         }
     }
+
+    /// The status page in `language`: this request's observation (shared
+    /// with any scrape in flight, so no crm_mon of its own), the last
+    /// answered one when crm_mon failed, and the last 24 hours from
+    /// crm_mon's histories and this node's alert spool.
+    pub fn page(&self, language: crate::config::model::Language, host: &str) -> String {
+        use crate::ops::history;
+        let o = self.observe();
+        let last_good = match o.cluster {
+            Some(_) => None,
+            None => self
+                .memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_good
+                .clone(),
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let since = now_ms.saturating_sub(DAY.as_millis() as u64);
+        let pcmk = last_good.as_ref().unwrap_or(&o).pacemaker_history.clone();
+        let events = crate::alert::spool::Spool::events_since(&self.sources.spool, since);
+        let entries = history::merge(pcmk, history::from_events(&events), since);
+        let incidents = history::incidents(&entries, history::GAP);
+        page::render(&page::Page {
+            observed: &o,
+            last_good: last_good.as_ref(),
+            incidents: &incidents,
+            language,
+            now_ms,
+            host,
+        })
+    }
 }
+
+/// How far back the status page looks.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Whether this node's mailha.toml renders other than what `mailha
 /// apply` stored in the CIB (`mailha status`'s drift); None when either

@@ -73,7 +73,9 @@ pub fn parse_time(s: &str) -> Option<u64> {
     (secs >= 0).then(|| secs as u64 * 1000)
 }
 
-fn is_stack(id: &str) -> bool {
+/// Whether a resource is part of the mail's stack (what the timeline and
+/// the status page show).
+pub fn is_stack(id: &str) -> bool {
     // Fence devices and the clones on both nodes (the network check, the
     // config sync, the alert sender) are not the mail.
     !id.starts_with("fence-")
@@ -234,6 +236,17 @@ pub fn from_events(events: &[Event]) -> Vec<Entry> {
             })
         })
         .collect()
+}
+
+/// A time as both nodes' logs can be matched against it: UTC, to the
+/// second (`2026-11-25 16:03:28`).
+pub fn utc(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
 }
 
 /// Both sources in time order; the same happening seen twice (by crm_mon
