@@ -156,6 +156,7 @@ struct Words {
     node_offline: fn(&str) -> String,
     node_unclean: fn(&str) -> String,
     drift: &'static str,
+    or: &'static str,
     spool_stuck: fn(u64, &str) -> String,
     refreshes: fn(u32) -> String,
     served_by: fn(&str, &str) -> String,
@@ -210,20 +211,14 @@ const EN: Words = Words {
     stopped_on: |r, n| format!("{r} stopped on {n}"),
     more_incidents: |n| format!("{n} earlier incidents: mailha history --since 24h"),
     no_quorum: "No quorum: the cluster runs nothing new.",
-    maintenance_all: "MAINTENANCE: the cluster starts, stops and monitors nothing: mailha maintenance off",
+    maintenance_all: "MAINTENANCE: the cluster starts, stops and monitors nothing:",
     unmanaged: |r| {
         format!("{r} is unmanaged (maintenance?): Pacemaker neither starts, stops nor monitors it")
     },
     fencing_off: "Fencing is off: no split-brain guard.",
     failed_op: |r, t, n, why| format!("{r} {t} failed on {n}: {why}"),
-    leftover_ban: |r, n| {
-        format!("Leftover ban of {r} on {n}: it defeats failover: crm_resource --clear -r {r}")
-    },
-    leftover_prefer: |r, n| {
-        format!(
-            "Leftover preference of {r} for {n}: it defeats failover: crm_resource --clear -r {r}"
-        )
-    },
+    leftover_ban: |r, n| format!("Leftover ban of {r} on {n}: it defeats failover:"),
+    leftover_prefer: |r, n| format!("Leftover preference of {r} for {n}: it defeats failover:"),
     keeper_silent: |e| format!("The lease keeper does not answer, no takeover possible: {e}"),
     keeper_fenced: |why| {
         format!("The lease keeper fenced this node, no takeover until it is restarted: {why}")
@@ -231,7 +226,8 @@ const EN: Words = Words {
     keeper_idle: "The lease keeper holds nothing, yet Pacemaker runs the lease here.",
     node_offline: |n| format!("{n} is offline: no failover possible."),
     node_unclean: |n| format!("{n} is UNCLEAN: Pacemaker waits for it to be fenced."),
-    drift: "This node's mailha.toml differs from the config the cluster runs: mailha apply, or mailha config pull.",
+    drift: "This node's mailha.toml differs from the config the cluster runs:",
+    or: ", or",
     spool_stuck: |n, age| {
         format!("{n} alert events have waited {age} to be sent: is the sender running?")
     },
@@ -300,24 +296,19 @@ const ZH: Words = Words {
     stopped_on: |r, n| format!("{r} 在 {n} 上停止"),
     more_incidents: |n| format!("更早的 {n} 个事件：mailha history --since 24h"),
     no_quorum: "没有法定人数（quorum）：集群不会启动任何新资源。",
-    maintenance_all: "维护模式：集群不启动、不停止、不监控任何资源：mailha maintenance off",
+    maintenance_all: "维护模式：集群不启动、不停止、不监控任何资源：",
     unmanaged: |r| format!("{r} 未被托管（维护中？）：Pacemaker 不启动、不停止、也不监控它"),
     fencing_off: "隔离（fencing）已关闭：没有防脑裂保护。",
     failed_op: |r, t, n, why| format!("{r} 的 {t} 操作在 {n} 上失败：{why}"),
-    leftover_ban: |r, n| {
-        format!(
-            "残留的禁止约束：{r} 不能在 {n} 上运行，会妨碍故障切换：crm_resource --clear -r {r}"
-        )
-    },
-    leftover_prefer: |r, n| {
-        format!("残留的偏好约束：{r} 固定在 {n} 上，会妨碍故障切换：crm_resource --clear -r {r}")
-    },
+    leftover_ban: |r, n| format!("残留的禁止约束：{r} 不能在 {n} 上运行，会妨碍故障切换："),
+    leftover_prefer: |r, n| format!("残留的偏好约束：{r} 固定在 {n} 上，会妨碍故障切换："),
     keeper_silent: |e| format!("租约守护进程没有应答，无法接管：{e}"),
     keeper_fenced: |why| format!("租约守护进程已隔离本节点，重启前无法接管：{why}"),
     keeper_idle: "租约守护进程没有持有租约，但 Pacemaker 在本节点上运行租约资源。",
     node_offline: |n| format!("{n} 离线：无法故障切换。"),
     node_unclean: |n| format!("{n} 状态不明（UNCLEAN）：Pacemaker 正等待隔离它。"),
-    drift: "本节点的 mailha.toml 与集群正在运行的配置不同：请执行 mailha apply 或 mailha config pull。",
+    drift: "本节点的 mailha.toml 与集群正在运行的配置不同，请执行",
+    or: " 或",
     spool_stuck: |n, age| format!("{n} 条告警事件已等待 {age} 未发送：发送程序是否在运行？"),
     refreshes: |s| format!("每 {s} 秒自动刷新"),
     served_by: |host, t| format!("{host}，{t} UTC"),
@@ -394,15 +385,16 @@ ul{list-style:none;margin:0;padding:0}
 li{padding:.45rem 0;border-top:1px solid #eceef1}
 li:first-child{border-top:0}
 .attention{border-left:.35rem solid #b00020}
-.attention li{padding-left:1.1rem;text-indent:-1.1rem}
-.attention li::before{content:'!';display:inline-block;width:1.1rem;text-indent:0;font-weight:700;color:#b00020}
+.attention li{position:relative;padding-left:1.1rem}
+.attention li::before{content:'!';position:absolute;left:.2rem;font-weight:700;color:#b00020}
 .name{font-weight:600}
 .tag{display:inline-block;padding:0 .5rem;margin:0 .2rem;border-radius:.75rem;font-size:.85rem;background:#e6e8eb;white-space:nowrap}
 .good{background:#d4edda;color:#155724}.warn{background:#fff0c2;color:#6b4800}.bad{background:#f8d7da;color:#721c24}
 .detail{display:block;color:#545b68;font-size:.92rem}
 .cause{display:block}
 .part{white-space:nowrap}
-.when{font-variant-numeric:tabular-nums;color:#545b68;font-size:.92rem}
+.when{font-variant-numeric:tabular-nums;color:#545b68;font-size:.92rem;display:inline-block}
+code{font:.9em ui-monospace,'SFMono-Regular',Menlo,Consolas,'Liberation Mono',monospace;background:#f0f1f3;padding:0 .25rem;border-radius:.2rem;display:inline-block}
 details{margin-top:.2rem;font-size:.92rem;color:#545b68}
 details ul{margin:.2rem 0 0 .5rem}
 details li{padding:.15rem 0;border:0}
@@ -478,8 +470,19 @@ pub fn render(p: &Page) -> String {
             "<section class=\"attention\">\n<h2>{}</h2>\n<ul>",
             esc(w.attention)
         );
-        for line in &warnings {
-            let _ = writeln!(h, "<li>{}</li>", esc(line));
+        for (text, commands) in &warnings {
+            // A command moves to the next line whole rather than break
+            // at a hyphen; it wraps inside only when wider than the line.
+            let commands: Vec<String> = commands
+                .iter()
+                .map(|c| format!("<code>{}</code>", esc(c)))
+                .collect();
+            let _ = writeln!(
+                h,
+                "<li>{} {}</li>",
+                esc(text),
+                commands.join(&format!("{} ", esc(w.or)))
+            );
         }
         h.push_str("</ul>\n</section>\n");
     }
@@ -512,32 +515,42 @@ pub fn render(p: &Page) -> String {
 }
 
 /// What needs someone, worst first, as `mailha status` lists it.
-fn warnings(w: &Words, l: Language, o: &Observed, st: Option<&Status>) -> Vec<String> {
-    let mut v = Vec::new();
+/// Each with the commands that fix it, if any.
+fn warnings(
+    w: &Words,
+    l: Language,
+    o: &Observed,
+    st: Option<&Status>,
+) -> Vec<(String, Vec<String>)> {
+    let mut v: Vec<(String, Vec<String>)> = Vec::new();
+    let plain = |text: String| (text, Vec::new());
     if let Some(st) = st {
         for n in &st.nodes {
             if n.unclean {
-                v.push((w.node_unclean)(&n.name));
+                v.push(plain((w.node_unclean)(&n.name)));
             } else if !n.online {
-                v.push((w.node_offline)(&n.name));
+                v.push(plain((w.node_offline)(&n.name)));
             }
         }
         if !st.quorate {
-            v.push(w.no_quorum.to_string());
+            v.push(plain(w.no_quorum.to_string()));
         }
         if st.maintenance_mode {
-            v.push(w.maintenance_all.to_string());
+            v.push((
+                w.maintenance_all.to_string(),
+                vec!["mailha maintenance off".into()],
+            ));
         } else {
             let mut seen: Vec<&str> = Vec::new();
             for r in st.resources.iter().filter(|r| !r.managed) {
                 if !seen.contains(&r.id.as_str()) {
                     seen.push(&r.id);
-                    v.push((w.unmanaged)(&r.id));
+                    v.push(plain((w.unmanaged)(&r.id)));
                 }
             }
         }
         if !st.stonith_enabled {
-            v.push(w.fencing_off.to_string());
+            v.push(plain(w.fencing_off.to_string()));
         }
         for f in &st.failures {
             let why = if f.reason.is_empty() {
@@ -545,14 +558,18 @@ fn warnings(w: &Words, l: Language, o: &Observed, st: Option<&Status>) -> Vec<St
             } else {
                 format!("{} ({})", f.exit, f.reason)
             };
-            v.push((w.failed_op)(&f.resource, &f.task, &f.node, &why));
+            v.push(plain((w.failed_op)(&f.resource, &f.task, &f.node, &why)));
         }
         for m in &st.leftover_moves {
-            v.push(if m.id.starts_with("cli-ban-") {
+            let text = if m.id.starts_with("cli-ban-") {
                 (w.leftover_ban)(&m.resource, &m.node)
             } else {
                 (w.leftover_prefer)(&m.resource, &m.node)
-            });
+            };
+            v.push((
+                text,
+                vec![format!("crm_resource --clear -r {}", m.resource)],
+            ));
         }
     }
     // The keeper is asked every time, stale or not: it is this node's.
@@ -562,22 +579,27 @@ fn warnings(w: &Words, l: Language, o: &Observed, st: Option<&Status>) -> Vec<St
             view.judge(&st.resources);
         }
         if let Some(e) = &view.error {
-            v.push((w.keeper_silent)(e));
+            v.push(plain((w.keeper_silent)(e)));
         } else if let Some(why) = &view.self_fenced {
-            v.push((w.keeper_fenced)(why));
+            v.push(plain((w.keeper_fenced)(why)));
         } else if matches!(view.role.as_deref(), Some("fenced" | "self-fencing")) {
-            v.push((w.keeper_fenced)(view.role.as_deref().unwrap_or("?")));
+            v.push(plain((w.keeper_fenced)(
+                view.role.as_deref().unwrap_or("?"),
+            )));
         } else if view.idle_against_its_will {
-            v.push(w.keeper_idle.to_string());
+            v.push(plain(w.keeper_idle.to_string()));
         }
     }
     if o.config_drift == Some(true) {
-        v.push(w.drift.to_string());
+        v.push((
+            w.drift.to_string(),
+            vec!["mailha apply".into(), "mailha config pull".into()],
+        ));
     }
     if let Some(s) = &o.spool
         && let Some(a) = s.oldest_pending_age_s.filter(|a| *a > SPOOL_STUCK_S)
     {
-        v.push((w.spool_stuck)(s.pending, &age(a, l)));
+        v.push(plain((w.spool_stuck)(s.pending, &age(a, l))));
     }
     v
 }
