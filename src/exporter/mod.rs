@@ -120,7 +120,11 @@ impl Collector {
             Some(o) => o,
             None => {
                 let mut o = self.look();
-                o.config_drift = self.sources.drift.as_ref().and_then(|d| drift(d, &mut m));
+                if let Some(d) = &self.sources.drift {
+                    let cib = on_disk_cib(&d.cib_file);
+                    o.config_drift = cib.as_ref().and_then(|c| drift(d, c, &mut m));
+                    o.cib = cib.as_ref().map(metrics::CibView::of);
+                }
                 let now = Instant::now();
                 if o.cluster.is_some() {
                     m.last_success = Some(now);
@@ -239,7 +243,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 /// Whether this node's mailha.toml renders other than what `mailha
 /// apply` stored in the CIB (`mailha status`'s drift); None when either
 /// side cannot be read.
-fn drift(d: &DriftSources, m: &mut Memory) -> Option<bool> {
+fn drift(d: &DriftSources, cib: &crate::cib::xml::El, m: &mut Memory) -> Option<bool> {
     let meta = std::fs::metadata(&d.config).ok()?;
     let key = (meta.modified().ok()?, meta.len());
     if m.local_digest.as_ref().map(|(k, _)| *k) != Some(key) {
@@ -249,9 +253,13 @@ fn drift(d: &DriftSources, m: &mut Memory) -> Option<bool> {
         m.local_digest = Some((key, local));
     }
     let local = m.local_digest.as_ref()?.1.clone()?;
-    let cib = std::fs::read_to_string(&d.cib_file).ok()?;
-    let cib = crate::cib::xml::El::parse(&cib).ok()?;
-    Some(crate::cluster::stored_digest(&cib).as_deref() != Some(local.as_str()))
+    Some(crate::cluster::stored_digest(cib).as_deref() != Some(local.as_str()))
+}
+
+/// Pacemaker's on-disk CIB, read as a file (no process); None when it
+/// cannot be read.
+fn on_disk_cib(path: &Path) -> Option<crate::cib::xml::El> {
+    crate::cib::xml::El::parse(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// The basic-auth password in `[exporter] password_file`'s text: its

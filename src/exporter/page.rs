@@ -146,6 +146,8 @@ struct Words {
     no_quorum: &'static str,
     maintenance_all: &'static str,
     unmanaged: fn(&str) -> String,
+    maintenance_of: fn(&str) -> String,
+    watch_off: fn(&str) -> String,
     fencing_off: &'static str,
     failed_op: fn(&str, &str, &str, &str) -> String,
     leftover_ban: fn(&str, &str) -> String,
@@ -212,9 +214,9 @@ const EN: Words = Words {
     more_incidents: |n| format!("{n} earlier incidents: mailha history --since 24h"),
     no_quorum: "No quorum: the cluster runs nothing new.",
     maintenance_all: "MAINTENANCE: the cluster starts, stops and monitors nothing:",
-    unmanaged: |r| {
-        format!("{r} is unmanaged (maintenance?): Pacemaker neither starts, stops nor monitors it")
-    },
+    unmanaged: |r| format!("{r} is unmanaged: Pacemaker neither starts nor stops it"),
+    maintenance_of: |r| format!("MAINTENANCE: {r} is neither managed nor monitored:"),
+    watch_off: |s| format!("{s}: watch off (liveness only):"),
     fencing_off: "Fencing is off: no split-brain guard.",
     failed_op: |r, t, n, why| format!("{r} {t} failed on {n}: {why}"),
     leftover_ban: |r, n| format!("Leftover ban of {r} on {n}: it defeats failover:"),
@@ -297,7 +299,9 @@ const ZH: Words = Words {
     more_incidents: |n| format!("更早的 {n} 个事件：mailha history --since 24h"),
     no_quorum: "没有法定人数（quorum）：集群不会启动任何新资源。",
     maintenance_all: "维护模式：集群不启动、不停止、不监控任何资源：",
-    unmanaged: |r| format!("{r} 未被托管（维护中？）：Pacemaker 不启动、不停止、也不监控它"),
+    unmanaged: |r| format!("{r} 未被托管：Pacemaker 不会启动或停止它"),
+    maintenance_of: |r| format!("维护模式：{r} 既不受托管也不被监控："),
+    watch_off: |s| format!("{s}：深度检查已关闭（只检查存活）："),
     fencing_off: "隔离（fencing）已关闭：没有防脑裂保护。",
     failed_op: |r, t, n, why| format!("{r} 的 {t} 操作在 {n} 上失败：{why}"),
     leftover_ban: |r, n| format!("残留的禁止约束：{r} 不能在 {n} 上运行，会妨碍故障切换："),
@@ -352,7 +356,8 @@ fn age(s: f64, l: Language) -> String {
 }
 
 /// The state as `mailha status` judges it: crm_mon's view with the
-/// keeper's word and the drift put in, so `status::health` gives the
+/// keeper's word, the CIB's leftovers and maintenance and the drift put
+/// in, so `status::health` gives the
 /// same verdict here as there.
 pub fn judged(o: &Observed) -> Option<Status> {
     let mut st = o.cluster.clone()?;
@@ -361,6 +366,15 @@ pub fn judged(o: &Observed) -> Option<Status> {
         v.judge(&st.resources);
         v
     });
+    if let Some(c) = &o.cib {
+        for l in &c.leftovers {
+            if !st.leftover_moves.iter().any(|m| m.id == l.id) {
+                st.leftover_moves.push(l.clone());
+            }
+        }
+        st.maintenance = c.maintenance.clone();
+        st.watch_off = c.watch_off.clone();
+    }
     if let Some(drift) = o.config_drift {
         st.config = Some(status::ConfigState {
             drift,
@@ -543,10 +557,18 @@ fn warnings(
         } else {
             let mut seen: Vec<&str> = Vec::new();
             for r in st.resources.iter().filter(|r| !r.managed) {
-                if !seen.contains(&r.id.as_str()) {
-                    seen.push(&r.id);
-                    v.push(plain((w.unmanaged)(&r.id)));
+                if seen.contains(&r.id.as_str()) {
+                    continue;
                 }
+                seen.push(&r.id);
+                v.push(if st.maintenance.contains(&r.id) {
+                    (
+                        (w.maintenance_of)(&r.id),
+                        vec![format!("mailha maintenance off {}", r.id)],
+                    )
+                } else {
+                    plain((w.unmanaged)(&r.id))
+                });
             }
         }
         if !st.stonith_enabled {
@@ -571,6 +593,9 @@ fn warnings(
                 vec![format!("crm_resource --clear -r {}", m.resource)],
             ));
         }
+    }
+    for s in st.map(|st| st.watch_off.as_slice()).unwrap_or_default() {
+        v.push(((w.watch_off)(s), vec![format!("mailha watch on {s}")]));
     }
     // The keeper is asked every time, stale or not: it is this node's.
     if let Some(k) = &o.keeper {

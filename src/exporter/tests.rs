@@ -57,6 +57,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         scrape_failures_total: 1,
         last_change_unix: Some(1_796_501_861),
         config_drift: Some(false),
+        cib: None,
         pacemaker_history: Vec::new(),
     }
 }
@@ -354,18 +355,17 @@ fn drift_is_this_node_s_file_against_the_digest_in_the_on_disk_cib() {
         cib_file: cib_file.clone(),
     };
     let mut m = super::Memory::default();
-    assert_eq!(super::drift(&src, &mut m), None, "no CIB on disk: unknown");
+    let drift = |m: &mut super::Memory| {
+        super::on_disk_cib(&cib_file).and_then(|c| super::drift(&src, &c, m))
+    };
+    assert_eq!(drift(&mut m), None, "no CIB on disk: unknown");
     let applied = crate::cib::xml::El::new("cib").child(crate::cib::render_with_digest(&cfg));
     std::fs::write(&cib_file, applied.to_xml()).unwrap();
-    assert_eq!(super::drift(&src, &mut m), Some(false));
+    assert_eq!(drift(&mut m), Some(false));
     let edited = text.replace("migration_threshold = 10", "migration_threshold = 3");
     assert_ne!(edited, text);
     std::fs::write(&config, edited).unwrap();
-    assert_eq!(
-        super::drift(&src, &mut m),
-        Some(true),
-        "edited, not applied"
-    );
+    assert_eq!(drift(&mut m), Some(true), "edited, not applied");
 }
 
 mod page {
@@ -518,6 +518,57 @@ mod page {
         assert!(never.contains("数据过时 STALE"));
         assert!(never.contains("集群状态未知"), "{never}");
         assert!(!never.contains("<h2>节点</h2>"));
+    }
+
+    #[test]
+    fn what_mailha_status_reads_from_the_cib_counts_here_too() {
+        let mut st = fixture("healthy.xml");
+        let mysql = st
+            .resources
+            .iter_mut()
+            .find(|r| r.id == "svc-mysql")
+            .unwrap();
+        mysql.managed = false;
+        let mut o = observed(Some(st));
+        o.cib = Some(crate::exporter::metrics::CibView {
+            leftovers: vec![crate::status::LeftoverMove {
+                id: "cli-prefer-vip".into(),
+                resource: "vip".into(),
+                node: "mail2".into(),
+            }],
+            maintenance: vec!["svc-mysql".into()],
+            watch_off: vec!["postfix".into()],
+        });
+        let html = page(&o, None, Language::En);
+        assert!(html.contains("class=\"verdict degraded\""), "{html}");
+        assert!(
+            html.contains("Leftover preference of vip for mail2: it defeats failover: <code>crm_resource --clear -r vip</code>"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "MAINTENANCE: svc-mysql is neither managed nor monitored: <code>mailha maintenance off svc-mysql</code>"
+        ));
+        assert!(
+            html.contains(
+                "postfix: watch off (liveness only): <code>mailha watch on postfix</code>"
+            )
+        );
+        let st = judged(&o).unwrap();
+        assert_eq!(crate::status::health(&st), "DEGRADED");
+        assert_eq!(st.leftover_moves.len(), 1);
+    }
+
+    #[test]
+    fn the_cib_view_comes_from_pacemaker_s_on_disk_cib() {
+        let path = format!(
+            "{}/tests/fixtures/status/cib-failed.xml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let cib = crate::exporter::on_disk_cib(std::path::Path::new(&path)).unwrap();
+        let v = crate::exporter::metrics::CibView::of(&cib);
+        let ids: Vec<&str> = v.leftovers.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["cli-ban-svc-postfix-on-mail2"]);
+        assert!(v.maintenance.is_empty() && v.watch_off.is_empty(), "{v:?}");
     }
 
     #[test]
