@@ -279,12 +279,32 @@ fn the_status_page_is_served_at_the_root_from_the_same_one_crm_mon() {
     assert!(body.contains(">svc-postfix<"), "{body}");
     assert_eq!(e.runs(), 1, "one page, one crm_mon");
 
+    assert!(
+        body.contains("Nothing recorded in the last 24 hours."),
+        "the fixture's history is older: {body}"
+    );
+
+    // An alert this node recorded a minute ago is in the last 24 hours.
+    let mut lost = mailha::alert::event::Event::new(
+        mailha::alert::event::Kind::Node,
+        "mail1",
+        std::time::SystemTime::now() - Duration::from_secs(60),
+    );
+    lost.node = Some("mail2".into());
+    lost.desc = Some("lost".into());
+    mailha::alert::spool::Spool::open(e.dir.path().join("spool"))
+        .unwrap()
+        .record(&lost)
+        .unwrap();
+    let (_, body) = e.request("/", "");
+    assert!(body.contains("node mail2 lost"), "{body}");
+
     let (_, zh) = e.request("/", "Accept-Language: zh-CN,zh;q=0.9,en;q=0.5\r\n");
     assert!(zh.contains("<html lang=\"zh-CN\">"), "{zh}");
     assert!(zh.contains("邮件服务运行于 mail1"), "{zh}");
     let (_, en) = e.request("/?lang=en", "Accept-Language: zh-CN\r\n");
     assert!(en.contains("<html lang=\"en\">"));
-    assert_eq!(e.runs(), 3);
+    assert_eq!(e.runs(), 4);
 }
 
 #[test]

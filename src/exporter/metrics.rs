@@ -75,9 +75,10 @@ pub struct Observed {
     /// What `mailha status` reads from the CIB's configuration, from
     /// Pacemaker's on-disk copy; None when it could not be read.
     pub cib: Option<CibView>,
-    /// What crm_mon's operation and fencing histories say happened
-    /// (`ops::history::from_crm_mon`), for the status page.
-    pub pacemaker_history: Vec<crate::ops::history::Entry>,
+    /// crm_mon's answer as it came, when it was understood: the status
+    /// page reads its histories (`ops::history::from_crm_mon`), so a
+    /// scrape for metrics parses it once only.
+    pub crm_mon_xml: Option<std::sync::Arc<str>>,
 }
 
 /// One metric family being written: HELP and TYPE first, then samples.

@@ -156,12 +156,11 @@ impl Collector {
             None,
             s.crm_mon_deadline,
         );
-        let mut pacemaker_history = Vec::new();
+        let mut crm_mon_xml = None;
         let cluster = match out {
             Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
                 Ok(st) => {
-                    pacemaker_history =
-                        crate::ops::history::from_crm_mon(&o.stdout).unwrap_or_default();
+                    crm_mon_xml = Some(o.stdout.as_str().into());
                     Some(st)
                 }
                 Err(e) => {
@@ -196,7 +195,7 @@ impl Collector {
             spool: spool_depth(&s.spool, SystemTime::now()),
             duration_s,
             last_change_unix,
-            pacemaker_history,
+            crm_mon_xml,
             ..Observed::default()
         }
     }
@@ -222,7 +221,13 @@ impl Collector {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let since = now_ms.saturating_sub(DAY.as_millis() as u64);
-        let pcmk = last_good.as_ref().unwrap_or(&o).pacemaker_history.clone();
+        let pcmk = last_good
+            .as_ref()
+            .unwrap_or(&o)
+            .crm_mon_xml
+            .as_deref()
+            .and_then(|xml| history::from_crm_mon(xml).ok())
+            .unwrap_or_default();
         let events = crate::alert::spool::Spool::events_since(&self.sources.spool, since);
         let entries = history::merge(pcmk, history::from_events(&events), since);
         let incidents = history::incidents(&entries, history::GAP);

@@ -701,7 +701,9 @@ fn services(h: &mut String, w: &Words, st: &Status) {
     let stack: Vec<&Resource> = st
         .resources
         .iter()
-        .filter(|r| history::is_stack(&r.id) && r.clone.is_none())
+        // A group's members are the mail's too; a clone's instances are
+        // not (`Resource::clone` names either).
+        .filter(|r| history::is_stack(&r.id) && r.clone.as_deref() == r.more.group.as_deref())
         .filter(|r| {
             let first = !seen.contains(&r.id.as_str());
             seen.push(&r.id);

@@ -58,7 +58,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         last_change_unix: Some(1_796_501_861),
         config_drift: Some(false),
         cib: None,
-        pacemaker_history: Vec::new(),
+        crm_mon_xml: None,
     }
 }
 
