@@ -13,7 +13,7 @@
 use mailha::config::model::Language;
 use mailha::exporter::metrics::{Observed, SpoolDepth};
 use mailha::exporter::page::{self, Page};
-use mailha::ops::history::{Entry, GAP, Incident, Kind, incidents};
+use mailha::ops::history::{Detail, Entry, GAP, Incident, Kind, incidents};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,47 +81,55 @@ fn day() -> Vec<Incident> {
         kind,
         what: what.into(),
         source: "pacemaker",
+        detail: None,
     };
-    incidents(
-        &[
-            e(
-                -7200,
-                Kind::Stopped,
-                "mail2",
-                Some("vip"),
-                "vip stopped on mail2",
-            ),
-            e(
-                -7195,
-                Kind::Started,
-                "mail1",
-                Some("vip"),
-                "vip started on mail1",
-            ),
-            e(
-                0,
-                Kind::Failure,
-                "mail1",
-                Some("svc-postfix"),
-                "svc-postfix monitor failed on mail1: not running",
-            ),
-            e(
-                3,
-                Kind::Fence,
-                "mail1",
-                None,
-                "reboot of mail1 by mail2: success",
-            ),
-            e(
-                5,
-                Kind::Started,
-                "mail2",
-                Some("vip"),
-                "vip started on mail2",
-            ),
-        ],
-        GAP,
-    )
+    let mut all = [
+        e(
+            -7200,
+            Kind::Stopped,
+            "mail2",
+            Some("vip"),
+            "vip stopped on mail2",
+        ),
+        e(
+            -7195,
+            Kind::Started,
+            "mail1",
+            Some("vip"),
+            "vip started on mail1",
+        ),
+        e(
+            0,
+            Kind::Failure,
+            "mail1",
+            Some("svc-postfix"),
+            "svc-postfix monitor failed on mail1: not running",
+        ),
+        e(
+            3,
+            Kind::Fence,
+            "mail1",
+            None,
+            "reboot of mail1 by mail2: success",
+        ),
+        e(
+            5,
+            Kind::Started,
+            "mail2",
+            Some("vip"),
+            "vip started on mail2",
+        ),
+    ];
+    all[2].detail = Some(Detail::Failed {
+        task: "monitor".into(),
+        result: "not running".into(),
+    });
+    all[3].detail = Some(Detail::Fenced {
+        action: "reboot".into(),
+        by: "mail2".into(),
+        status: "success".into(),
+    });
+    incidents(&all, GAP)
 }
 
 fn html(lang: Language, stale: bool) -> String {

@@ -10,7 +10,7 @@
 
 use super::metrics::Observed;
 use crate::config::model::Language;
-use crate::ops::history::{self, Incident, Kind};
+use crate::ops::history::{self, Detail, Entry, Incident, Kind};
 use crate::status::{self, KeeperView, Probe, Resource, Status};
 use std::fmt::Write;
 
@@ -141,6 +141,8 @@ struct Words {
     seconds: fn(f64) -> String,
     steps: &'static str,
     started_on: fn(&str, &str) -> String,
+    fenced: fn(&str, &str, &str, &str) -> String,
+    membership: fn(&str, &str) -> String,
     stopped_on: fn(&str, &str) -> String,
     more_incidents: fn(usize) -> String,
     no_quorum: &'static str,
@@ -210,6 +212,9 @@ const EN: Words = Words {
     seconds: |s| format!("{s:.1} s"),
     steps: "steps",
     started_on: |r, n| format!("{r} started on {n}"),
+    // As `mailha history` words them.
+    fenced: |action, target, by, status| format!("{action} of {target} by {by}: {status}"),
+    membership: |n, state| format!("node {n} {state}"),
     stopped_on: |r, n| format!("{r} stopped on {n}"),
     more_incidents: |n| format!("{n} earlier incidents: mailha history --since 24h"),
     no_quorum: "No quorum: the cluster runs nothing new.",
@@ -293,8 +298,14 @@ const ZH: Words = Words {
     planned: "计划内变更（无故障）",
     mail_after: |n| format!("之后邮件服务运行于 {n}"),
     seconds: |s| format!("{s:.1} 秒"),
-    steps: "经过",
+    steps: "步骤",
     started_on: |r, n| format!("{r} 在 {n} 上启动"),
+    fenced: |action, target, by, status| format!("{by} 隔离了 {target}（{action}）：{status}"),
+    membership: |n, state| match state {
+        "lost" => format!("节点 {n} 已离开集群（lost）"),
+        "member" => format!("节点 {n} 已加入集群（member）"),
+        _ => format!("节点 {n} 状态：{state}"),
+    },
     stopped_on: |r, n| format!("{r} 在 {n} 上停止"),
     more_incidents: |n| format!("更早的 {n} 个事件：mailha history --since 24h"),
     no_quorum: "没有法定人数（quorum）：集群不会启动任何新资源。",
@@ -796,6 +807,23 @@ fn probe_line(w: &Words, p: Option<&Probe>) -> String {
     parts.join(" · ")
 }
 
+/// One history entry in the page's language (English as `mailha
+/// history` says it); what has no parts is shown as recorded.
+fn entry_words(w: &Words, e: &Entry) -> String {
+    match (&e.detail, e.kind, &e.resource, &e.node) {
+        (_, Kind::Started, Some(r), Some(n)) => (w.started_on)(r, n),
+        (_, Kind::Stopped, Some(r), Some(n)) => (w.stopped_on)(r, n),
+        (Some(Detail::Failed { task, result }), _, Some(r), Some(n)) => {
+            (w.failed_op)(r, task, n, result)
+        }
+        (Some(Detail::Fenced { action, by, status }), _, _, Some(n)) => {
+            (w.fenced)(action, n, by, status)
+        }
+        (Some(Detail::Membership { state }), _, _, Some(n)) => (w.membership)(n, state),
+        _ => e.what.clone(),
+    }
+}
+
 fn day(h: &mut String, w: &Words, incidents: &[Incident]) {
     let _ = writeln!(h, "<section>\n<h2>{}</h2>", esc(w.day));
     if incidents.is_empty() {
@@ -805,13 +833,15 @@ fn day(h: &mut String, w: &Words, incidents: &[Incident]) {
     h.push_str("<ul>\n");
     // Newest first: the one that matters now is at the top.
     for i in incidents.iter().rev().take(MAX_INCIDENTS) {
-        let cause = i.cause.as_deref().unwrap_or(w.planned);
+        let cause = history::cause(&i.entries)
+            .map(|e| entry_words(w, e))
+            .unwrap_or_else(|| w.planned.to_string());
         let _ = write!(
             h,
             "<li><span class=\"when\">{} UTC · {}</span><span class=\"cause\">{}</span>",
             esc(&history::utc(i.start_ms)),
             esc(&(w.seconds)(i.seconds)),
-            esc(cause)
+            esc(&cause)
         );
         if let Some(n) = &i.mail_on {
             let _ = write!(
@@ -827,11 +857,7 @@ fn day(h: &mut String, w: &Words, incidents: &[Incident]) {
             i.entries.len()
         );
         for e in &i.entries {
-            let what = match (e.kind, &e.resource, &e.node) {
-                (Kind::Started, Some(r), Some(n)) => (w.started_on)(r, n),
-                (Kind::Stopped, Some(r), Some(n)) => (w.stopped_on)(r, n),
-                _ => e.what.clone(),
-            };
+            let what = entry_words(w, e);
             let clock = history::utc(e.at_ms);
             let _ = write!(
                 h,

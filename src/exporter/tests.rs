@@ -371,7 +371,7 @@ fn drift_is_this_node_s_file_against_the_digest_in_the_on_disk_cib() {
 mod page {
     use super::*;
     use crate::exporter::page::{Page, judged, language, render};
-    use crate::ops::history::{Entry, GAP, Kind, incidents};
+    use crate::ops::history::{Detail, Entry, GAP, Kind, incidents};
 
     /// 2026-11-25 17:00:00 UTC: an hour after the fixtures' failover.
     const NOW_MS: u64 = 1_795_626_000_000;
@@ -389,8 +389,9 @@ mod page {
             kind,
             what: what.into(),
             source: "pacemaker",
+            detail: None,
         };
-        let all = vec![
+        let mut all = vec![
             e(
                 -3600,
                 Kind::Started,
@@ -420,6 +421,15 @@ mod page {
                 "vip started on mail2",
             ),
         ];
+        all[1].detail = Some(Detail::Failed {
+            task: "monitor".into(),
+            result: "not running".into(),
+        });
+        all[2].detail = Some(Detail::Fenced {
+            action: "reboot".into(),
+            by: "mail2".into(),
+            status: "success".into(),
+        });
         incidents(&all, GAP)
     }
 
