@@ -53,7 +53,8 @@ packages=(
     # the packages (scripts/build-deb.sh, pkg/tests/): Debian's package
     # checker, rpm to list the .rpm, strip for the shipped binary
     lintian rpm binutils
-    # the alert mail's HTML rendered to PNGs (tests/alert_look.rs); openssl
+    # the alert mail's and the status page's HTML rendered to PNGs
+    # (tests/alert_look.rs, tests/status_page_look.rs); openssl
     # makes the lab relay's CA
     chromium openssl
     # a CJK font, so the zh-CN mail's screenshots show characters, not boxes

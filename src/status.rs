@@ -120,6 +120,45 @@ pub struct Status {
     /// e.g. `Sat Dec  5 20:17:41 2026`; empty from a saved CIB).
     #[serde(skip)]
     pub last_change: Option<String>,
+    /// Each resource's last monitor on each node, from crm_mon's
+    /// operation history (the status page); not part of the JSON
+    /// contract.
+    #[serde(skip)]
+    pub probes: Vec<Probe>,
+}
+
+/// The last monitor Pacemaker recorded for one resource on one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    pub resource: String,
+    pub node: String,
+    /// The OCF exit code (0 running, 7 not running, ...).
+    pub rc: Option<i32>,
+    /// Pacemaker's word for it (`ok`, `not running`, ...).
+    pub rc_text: String,
+    /// How long the monitor ran.
+    pub exec_ms: Option<u64>,
+    /// The recurring interval; 0 for a one-off probe.
+    pub interval_ms: u64,
+    /// When it last ran, if crm_mon says (`last-run`, older Pacemaker);
+    /// else None.
+    pub last_run: Option<String>,
+    /// Since when its result has been this one, as crm_mon writes it.
+    pub since: Option<String>,
+    /// Pacemaker's call id: the highest is the latest.
+    call: i64,
+}
+
+/// `1234ms`, `2s` or a bare number (ms) as milliseconds.
+fn millis(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Some(ms) = v.strip_suffix("ms") {
+        ms.trim().parse().ok()
+    } else if let Some(s) = v.strip_suffix('s') {
+        s.trim().parse::<u64>().ok().map(|s| s * 1000)
+    } else {
+        v.parse().ok()
+    }
 }
 
 /// One resource's fail count on one node, and the threshold at which
@@ -399,6 +438,7 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
     let mut clone: Option<String> = None;
     let mut group: Option<String> = None;
     let mut history_node: Option<String> = None;
+    let mut history_rsc: Option<String> = None;
     let mut saw_root = false;
     loop {
         let ev = r
@@ -491,6 +531,7 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
             ("node_history", "node") => history_node = attr(&e, "name"),
             ("node", "resource_history") if history_node.is_some() => {
                 let id = attr(&e, "id").unwrap_or_default();
+                history_rsc = Some(id.clone());
                 let n: u32 = attr(&e, "fail-count").and_then(|v| score(&v)).unwrap_or(0);
                 if let Some(node) = &history_node {
                     st.history.push(NodeHistory {
@@ -503,6 +544,32 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                 }
                 for r in st.resources.iter_mut().filter(|r| r.id == id) {
                     r.fail_count = r.fail_count.max(n);
+                }
+            }
+            ("resource_history", "operation_history")
+                if attr(&e, "task").as_deref() == Some("monitor") =>
+            {
+                if let (Some(node), Some(rsc)) = (&history_node, &history_rsc) {
+                    let probe = Probe {
+                        resource: rsc.clone(),
+                        node: node.clone(),
+                        rc: attr(&e, "rc").and_then(|v| v.parse().ok()),
+                        rc_text: attr(&e, "rc_text").unwrap_or_default(),
+                        exec_ms: attr(&e, "exec-time").and_then(|v| millis(&v)),
+                        interval_ms: attr(&e, "interval").and_then(|v| millis(&v)).unwrap_or(0),
+                        last_run: attr(&e, "last-run").filter(|v| !v.is_empty()),
+                        since: attr(&e, "last-rc-change").filter(|v| !v.is_empty()),
+                        call: attr(&e, "call").and_then(|v| v.parse().ok()).unwrap_or(-1),
+                    };
+                    match st
+                        .probes
+                        .iter_mut()
+                        .find(|p| p.resource == probe.resource && p.node == probe.node)
+                    {
+                        Some(p) if p.call <= probe.call => *p = probe,
+                        Some(_) => {}
+                        None => st.probes.push(probe),
+                    }
                 }
             }
             ("failures", "failure") => {
@@ -783,6 +850,35 @@ mod tests {
     fn long_names_are_cut_to_keep_80_columns() {
         assert_eq!(cut("abcdef", 4), "abc~");
         assert_eq!(cut("abc", 4), "abc");
+    }
+
+    #[test]
+    fn each_resource_s_last_monitor_per_node_is_read_from_the_history() {
+        let xml = r#"<pacemaker-result><node_history><node name="mail1">
+          <resource_history id="svc-postfix">
+            <operation_history call="3" task="monitor" rc="7" rc_text="not running" interval="0ms" exec-time="3ms" last-rc-change="Wed Nov 25 16:00:00 2026"/>
+            <operation_history call="9" task="monitor" rc="0" rc_text="ok" interval="2000ms" exec-time="41ms" last-rc-change="Wed Nov 25 16:03:28 2026"/>
+            <operation_history call="8" task="start" rc="0" rc_text="ok" exec-time="900ms"/>
+          </resource_history>
+          <resource_history id="vip">
+            <operation_history call="4" task="monitor" rc="0" rc_text="ok" interval="10000ms"/>
+          </resource_history>
+        </node></node_history></pacemaker-result>"#;
+        let st = parse(xml).unwrap();
+        assert_eq!(st.probes.len(), 2, "{:#?}", st.probes);
+        let p = &st.probes[0];
+        assert_eq!(
+            (p.resource.as_str(), p.node.as_str()),
+            ("svc-postfix", "mail1")
+        );
+        assert_eq!(
+            (p.rc, p.rc_text.as_str()),
+            (Some(0), "ok"),
+            "the latest call"
+        );
+        assert_eq!((p.exec_ms, p.interval_ms), (Some(41), 2000));
+        assert_eq!(p.since.as_deref(), Some("Wed Nov 25 16:03:28 2026"));
+        assert_eq!(st.probes[1].since, None);
     }
 
     #[test]

@@ -81,19 +81,26 @@ impl Exporter {
 
     fn get(&self, path: &str, auth: Option<(&str, &str)>) -> (String, String) {
         use base64::Engine;
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(GENEROUS)).unwrap();
         let auth = auth
             .map(|(u, p)| {
                 let b = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
                 format!("Authorization: Basic {b}\r\n")
             })
             .unwrap_or_default();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n").unwrap();
+        let (head, body) = self.request(path, &auth);
+        (head.lines().next().unwrap().to_string(), body)
+    }
+
+    /// The whole head and the body of a GET with `headers` (each ending
+    /// in CRLF).
+    fn request(&self, path: &str, headers: &str) -> (String, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(GENEROUS)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n").unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         let (head, body) = out.split_once("\r\n\r\n").expect("an HTTP answer");
-        (head.lines().next().unwrap().to_string(), body.to_string())
+        (head.to_string(), body.to_string())
     }
 
     fn runs(&self) -> usize {
@@ -252,4 +259,72 @@ fn nothing_is_changed_through_it() {
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 405"), "{out}");
     assert_eq!(e.runs(), 0);
+}
+
+#[test]
+fn the_status_page_is_served_at_the_root_from_the_same_one_crm_mon() {
+    let e = Exporter::start("");
+    let (head, body) = e.request("/", "");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("\r\nContent-Type: text/html; charset=utf-8\r\n"),
+        "{head}"
+    );
+    assert!(body.starts_with("<!DOCTYPE html>"), "{body}");
+    assert!(body.contains("<html lang=\"en\">"));
+    assert!(body.contains("<meta http-equiv=\"refresh\""));
+    // healthy.xml runs the mail on mail1; no keeper answers here, so
+    // mailha status would say DEGRADED too.
+    assert!(body.contains("The mail runs on mail1"), "{body}");
+    assert!(body.contains(">svc-postfix<"), "{body}");
+    assert_eq!(e.runs(), 1, "one page, one crm_mon");
+
+    assert!(
+        body.contains("Nothing recorded in the last 24 hours."),
+        "the fixture's history is older: {body}"
+    );
+
+    // An alert this node recorded a minute ago is in the last 24 hours.
+    let mut lost = mailha::alert::event::Event::new(
+        mailha::alert::event::Kind::Node,
+        "mail1",
+        std::time::SystemTime::now() - Duration::from_secs(60),
+    );
+    lost.node = Some("mail2".into());
+    lost.desc = Some("lost".into());
+    mailha::alert::spool::Spool::open(e.dir.path().join("spool"))
+        .unwrap()
+        .record(&lost)
+        .unwrap();
+    let (_, body) = e.request("/", "");
+    assert!(body.contains("node mail2 lost"), "{body}");
+
+    let (_, zh) = e.request("/", "Accept-Language: zh-CN,zh;q=0.9,en;q=0.5\r\n");
+    assert!(zh.contains("<html lang=\"zh-CN\">"), "{zh}");
+    assert!(zh.contains("邮件服务运行于 mail1"), "{zh}");
+    let (_, en) = e.request("/?lang=en", "Accept-Language: zh-CN\r\n");
+    assert!(en.contains("<html lang=\"en\">"));
+    assert_eq!(e.runs(), 4);
+}
+
+#[test]
+fn a_hung_crm_mon_gives_a_status_page_marked_stale_not_a_hung_one() {
+    let e = Exporter::start("");
+    let (_, body) = e.request("/", "");
+    assert!(!body.contains("verdict stale"), "{body}");
+    std::fs::write(e.dir.path().join("hang"), "").unwrap();
+    let (head, body) = e.request("/", "");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(body.contains("class=\"verdict stale\""), "{body}");
+    assert!(
+        body.contains("Pacemaker did not answer this time"),
+        "{body}"
+    );
+    assert!(
+        body.contains(">mail1<"),
+        "the last answer is still shown: {body}"
+    );
+    std::fs::remove_file(e.dir.path().join("hang")).unwrap();
+    let (_, body) = e.request("/", "");
+    assert!(!body.contains("verdict stale"), "{body}");
 }

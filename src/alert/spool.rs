@@ -295,6 +295,38 @@ impl Spool {
             .collect()
     }
 
+    /// The events recorded since `since_ms` (ms since the epoch), as
+    /// `all_events` reads them, opening only what may be that recent: a
+    /// directory of an incident (named by its first event's id, which
+    /// starts with its time) that began more than an hour earlier is
+    /// skipped, since an incident gathers its events within a batch
+    /// window of seconds. So a status page that asks every few seconds
+    /// reads a day's events, not the spool's whole record.
+    pub fn events_since(root: &Path, since_ms: u64) -> Vec<Event> {
+        let oldest_us = since_ms.saturating_sub(3_600_000).saturating_mul(1000);
+        let recent = |p: &Path| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.get(..17)?.parse::<u64>().ok())
+                .is_none_or(|us| us >= oldest_us)
+        };
+        let mut dirs = vec![root.join("pending")];
+        for sub in ["outbox", "sent"] {
+            if let Ok(rd) = fs::read_dir(root.join(sub)) {
+                dirs.extend(
+                    rd.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir() && recent(p)),
+                );
+            }
+        }
+        dirs.iter()
+            .filter_map(|d| Self::read_events(d).ok())
+            .flat_map(|(ok, _)| ok.into_iter().map(|(_, e)| e))
+            .filter(|e| e.recorded_at_ms >= since_ms)
+            .collect()
+    }
+
     /// Moves the given pending events into `outbox/<incident_id>`. The
     /// incident id is its first event's id. A crash halfway leaves the rest
     /// in `pending/`, where they become a later incident: split, never lost
@@ -482,6 +514,48 @@ mod tests {
         assert!(bad.is_empty());
         let kinds: Vec<_> = events.iter().map(|(_, e)| e.kind()).collect();
         assert_eq!(kinds, vec![Kind::LeaseLost, Kind::Fenced]);
+    }
+
+    #[test]
+    fn the_last_day_s_events_are_read_without_opening_older_incidents() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let now = SystemTime::now();
+        let day_ago = now - std::time::Duration::from_secs(24 * 3600);
+        let old = Event::new(
+            Kind::Node,
+            "mx1",
+            now - std::time::Duration::from_secs(48 * 3600),
+        );
+        let inc = s.claim(&[s.record(&old).unwrap()]).unwrap().unwrap();
+        s.finish(&inc).unwrap();
+        s.record(&ev(Kind::Fenced)).unwrap();
+        // An incident whose id says it began long ago is not opened, even
+        // if an event in it were recent.
+        let ancient = t
+            .path()
+            .join("sent")
+            .join("00000000000000001-0000001-000000");
+        fs::create_dir_all(&ancient).unwrap();
+        fs::copy(
+            t.path().join("sent").join(&inc).join(format!("{inc}.json")),
+            ancient.join("00000000000000001-0000001-000000.json"),
+        )
+        .unwrap();
+        let since = day_ago
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let kinds: Vec<_> = Spool::events_since(t.path(), since)
+            .iter()
+            .map(|e| e.kind())
+            .collect();
+        assert_eq!(kinds, vec![Kind::Fenced]);
+        assert_eq!(
+            Spool::events_since(t.path(), 0).len(),
+            3,
+            "since the epoch, every incident is opened"
+        );
     }
 
     #[test]

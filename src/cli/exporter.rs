@@ -48,13 +48,24 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     let listener = std::net::TcpListener::bind(ex.listen)
         .with_context(|| format!("listening on {}", ex.listen))?;
     eprintln!(
-        "mailha exporter: serving http://{}/metrics{}",
+        "mailha exporter: serving http://{0}/metrics and the status page http://{0}/{1}",
         listener.local_addr().unwrap_or(ex.listen),
         if auth.is_some() { " (basic auth)" } else { "" }
     );
+    let language = c
+        .alerts
+        .as_ref()
+        .map(|a| a.language)
+        .unwrap_or(crate::config::model::Language::En);
+    let host = crate::host::hostname();
     let handler = Arc::new(move |req: &server::Request| {
         let c = collector.clone();
-        server::route(req, auth.as_ref(), &move || metrics::render(&c.observe()))
+        let pages = server::Pages {
+            metrics: &|| metrics::render(&c.observe()),
+            status: &|l| c.page(l, &host),
+            language,
+        };
+        server::route(req, auth.as_ref(), &pages)
     });
     server::serve(listener, server::Limits::default(), handler)
         .context("serving metrics")

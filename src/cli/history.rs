@@ -19,11 +19,7 @@ pub struct Args {
 }
 
 fn clock(ms: u64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms);
-    // UTC, to the second: what both nodes' logs can be matched against.
-    humantime::format_rfc3339_seconds(t)
-        .to_string()
-        .replace('T', " ")
+    format!("{}Z", h::utc(ms))
 }
 
 pub fn run(a: &Args) -> Result<(), CliError> {

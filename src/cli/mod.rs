@@ -121,8 +121,9 @@ pub enum Command {
     Alert(alert::Args),
     /// The disk lease: this node's keeper daemon and its state.
     Lease(lease::Args),
-    /// Serve Prometheus metrics of the cluster and of mailha on
-    /// `[exporter] listen` (a read-only daemon; stays in the foreground).
+    /// Serve Prometheus metrics of the cluster and of mailha, and a status
+    /// page for a browser, on `[exporter] listen` (a read-only daemon;
+    /// stays in the foreground).
     Exporter(exporter::Args),
     /// What the package's maintainer scripts ask (internal).
     #[command(hide = true)]

@@ -23,6 +23,33 @@ pub struct SpoolDepth {
     pub oldest_pending_age_s: Option<f64>,
 }
 
+/// What `mailha status` takes from the CIB's configuration besides
+/// crm_mon's state (the status page's warnings and verdict; no metric).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CibView {
+    /// `cli-*` constraints, the `cli-prefer-*` that crm_mon does not list
+    /// among them (`switchover::leftovers`).
+    pub leftovers: Vec<crate::status::LeftoverMove>,
+    /// Resources in maintenance of their own.
+    pub maintenance: Vec<String>,
+    /// Services whose deep checks are off (`mailha watch off`).
+    pub watch_off: Vec<String>,
+}
+
+impl CibView {
+    pub fn of(cib: &crate::cib::xml::El) -> CibView {
+        use crate::ops::maintenance::{Scope, is_on};
+        CibView {
+            leftovers: crate::switchover::leftovers(cib),
+            maintenance: crate::ops::resource_ids(cib)
+                .into_iter()
+                .filter(|id| is_on(cib, &Scope::Resource(id.clone())))
+                .collect(),
+            watch_off: crate::watch::off_list(cib),
+        }
+    }
+}
+
 /// Everything one scrape saw.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -45,6 +72,13 @@ pub struct Observed {
     /// This node's mailha.toml differs from the config the cluster runs;
     /// None when unknown.
     pub config_drift: Option<bool>,
+    /// What `mailha status` reads from the CIB's configuration, from
+    /// Pacemaker's on-disk copy; None when it could not be read.
+    pub cib: Option<CibView>,
+    /// crm_mon's answer as it came, when it was understood: the status
+    /// page reads its histories (`ops::history::from_crm_mon`), so a
+    /// scrape for metrics parses it once only.
+    pub crm_mon_xml: Option<std::sync::Arc<str>>,
 }
 
 /// One metric family being written: HELP and TYPE first, then samples.

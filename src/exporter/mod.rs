@@ -5,6 +5,7 @@
 //! is the bounded HTTP front.
 
 pub mod metrics;
+pub mod page;
 pub mod server;
 
 use metrics::{Observed, SpoolDepth};
@@ -79,6 +80,9 @@ struct Memory {
     last_success: Option<Instant>,
     /// When the last crm_mon run ended, and what it gave.
     last: Option<(Instant, Observed)>,
+    /// The last observation in which crm_mon answered: what the status
+    /// page shows, marked stale, while it does not.
+    last_good: Option<Observed>,
     scrapes: u64,
     failures: u64,
     /// The config file's (mtime, length) and the digest of what it
@@ -116,10 +120,15 @@ impl Collector {
             Some(o) => o,
             None => {
                 let mut o = self.look();
-                o.config_drift = self.sources.drift.as_ref().and_then(|d| drift(d, &mut m));
+                if let Some(d) = &self.sources.drift {
+                    let cib = on_disk_cib(&d.cib_file);
+                    o.config_drift = cib.as_ref().and_then(|c| drift(d, c, &mut m));
+                    o.cib = cib.as_ref().map(metrics::CibView::of);
+                }
                 let now = Instant::now();
                 if o.cluster.is_some() {
                     m.last_success = Some(now);
+                    m.last_good = Some(o.clone());
                 } else {
                     m.failures += 1;
                 }
@@ -147,9 +156,13 @@ impl Collector {
             None,
             s.crm_mon_deadline,
         );
+        let mut crm_mon_xml = None;
         let cluster = match out {
             Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
-                Ok(st) => Some(st),
+                Ok(st) => {
+                    crm_mon_xml = Some(o.stdout.as_str().into());
+                    Some(st)
+                }
                 Err(e) => {
                     eprintln!("mailha exporter: {e}");
                     None
@@ -182,15 +195,60 @@ impl Collector {
             spool: spool_depth(&s.spool, SystemTime::now()),
             duration_s,
             last_change_unix,
+            crm_mon_xml,
             ..Observed::default()
         }
     }
+
+    /// The status page in `language`: this request's observation (shared
+    /// with any scrape in flight, so no crm_mon of its own), the last
+    /// answered one when crm_mon failed, and the last 24 hours from
+    /// crm_mon's histories and this node's alert spool.
+    pub fn page(&self, language: crate::config::model::Language, host: &str) -> String {
+        use crate::ops::history;
+        let o = self.observe();
+        let last_good = match o.cluster {
+            Some(_) => None,
+            None => self
+                .memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last_good
+                .clone(),
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let since = now_ms.saturating_sub(DAY.as_millis() as u64);
+        let pcmk = last_good
+            .as_ref()
+            .unwrap_or(&o)
+            .crm_mon_xml
+            .as_deref()
+            .and_then(|xml| history::from_crm_mon(xml).ok())
+            .unwrap_or_default();
+        let events = crate::alert::spool::Spool::events_since(&self.sources.spool, since);
+        let entries = history::merge(pcmk, history::from_events(&events), since);
+        let incidents = history::incidents(&entries, history::GAP);
+        page::render(&page::Page {
+            observed: &o,
+            last_good: last_good.as_ref(),
+            incidents: &incidents,
+            language,
+            now_ms,
+            host,
+        })
+    }
 }
+
+/// How far back the status page looks.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Whether this node's mailha.toml renders other than what `mailha
 /// apply` stored in the CIB (`mailha status`'s drift); None when either
 /// side cannot be read.
-fn drift(d: &DriftSources, m: &mut Memory) -> Option<bool> {
+fn drift(d: &DriftSources, cib: &crate::cib::xml::El, m: &mut Memory) -> Option<bool> {
     let meta = std::fs::metadata(&d.config).ok()?;
     let key = (meta.modified().ok()?, meta.len());
     if m.local_digest.as_ref().map(|(k, _)| *k) != Some(key) {
@@ -200,9 +258,13 @@ fn drift(d: &DriftSources, m: &mut Memory) -> Option<bool> {
         m.local_digest = Some((key, local));
     }
     let local = m.local_digest.as_ref()?.1.clone()?;
-    let cib = std::fs::read_to_string(&d.cib_file).ok()?;
-    let cib = crate::cib::xml::El::parse(&cib).ok()?;
-    Some(crate::cluster::stored_digest(&cib).as_deref() != Some(local.as_str()))
+    Some(crate::cluster::stored_digest(cib).as_deref() != Some(local.as_str()))
+}
+
+/// Pacemaker's on-disk CIB, read as a file (no process); None when it
+/// cannot be read.
+fn on_disk_cib(path: &Path) -> Option<crate::cib::xml::El> {
+    crate::cib::xml::El::parse(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// The basic-auth password in `[exporter] password_file`'s text: its

@@ -9,6 +9,7 @@
 //! a write timeout. So the exporter's threads, memory and sockets are
 //! bounded whatever clients do.
 
+use crate::config::model::Language;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -85,7 +86,10 @@ impl Auth {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// What follows `?` in the target (the status page's `lang=`).
+    pub query: String,
     pub authorization: Option<String>,
+    pub accept_language: Option<String>,
 }
 
 /// Parses a complete request head; None when it is not HTTP/1.x.
@@ -97,15 +101,20 @@ pub fn parse_request(head: &[u8]) -> Option<Request> {
     if !version.starts_with("HTTP/1.") || first.next().is_some() {
         return None;
     }
-    let path = target.split('?').next().unwrap_or("").to_string();
-    let authorization = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.trim().to_string());
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let headers: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
     Some(Request {
         method: method.to_string(),
-        path,
-        authorization,
+        path: path.to_string(),
+        query: query.to_string(),
+        authorization: header("authorization"),
+        accept_language: header("accept-language"),
     })
 }
 
@@ -145,8 +154,18 @@ impl Response {
     }
 }
 
+/// What the exporter serves: the metrics, and the status page in a
+/// language.
+pub struct Pages<'a> {
+    pub metrics: &'a dyn Fn() -> String,
+    pub status: &'a dyn Fn(Language) -> String,
+    /// The page's language when the request names none (`[alerts]
+    /// language`).
+    pub language: Language,
+}
+
 /// What the exporter answers to one request (auth, then the route).
-pub fn route(req: &Request, auth: Option<&Auth>, metrics: &dyn Fn() -> String) -> Response {
+pub fn route(req: &Request, auth: Option<&Auth>, pages: &Pages) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         let mut r = Response::text("405 Method Not Allowed", "read-only: GET only\n");
         r.extra_header = Some("Allow: GET, HEAD");
@@ -163,11 +182,22 @@ pub fn route(req: &Request, auth: Option<&Auth>, metrics: &dyn Fn() -> String) -
         "/metrics" => Response {
             status: "200 OK",
             content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: metrics(),
+            body: (pages.metrics)(),
             extra_header: None,
         },
-        "/" => Response::text("200 OK", "mailha exporter: the metrics are at /metrics\n"),
-        _ => Response::text("404 Not Found", "not here: /metrics\n"),
+        "/" => Response {
+            status: "200 OK",
+            content_type: "text/html; charset=utf-8",
+            body: (pages.status)(super::page::language(
+                &req.query,
+                req.accept_language.as_deref(),
+                pages.language,
+            )),
+            // The page is one moment's state: a cache must not keep it,
+            // and it varies with the browser's language.
+            extra_header: Some("Cache-Control: no-store\r\nVary: Accept-Language"),
+        },
+        _ => Response::text("404 Not Found", "not here: / or /metrics\n"),
     }
 }
 

@@ -1,6 +1,7 @@
 use super::metrics::{Observed, SpoolDepth, parse_ctime, render};
-use super::server::{Auth, Request, parse_request, route};
+use super::server::{Auth, Pages, Request, parse_request, route};
 use super::spool_depth;
+use crate::config::model::Language;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
@@ -66,6 +67,8 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         scrape_failures_total: 1,
         last_change_unix: Some(1_796_501_861),
         config_drift: Some(false),
+        cib: None,
+        crm_mon_xml: None,
     }
 }
 
@@ -278,11 +281,22 @@ fn the_spool_depth_comes_from_its_listing_and_the_ids_times() {
     assert_eq!(spool_depth(&d.path().join("absent"), now), None);
 }
 
+fn pages() -> Pages<'static> {
+    Pages {
+        metrics: &|| "metrics\n".to_string(),
+        status: &|l| format!("page {l:?}\n"),
+        language: Language::En,
+    }
+}
+
 fn get(path: &str, auth: Option<&str>) -> Request {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     Request {
         method: "GET".into(),
         path: path.into(),
+        query: query.into(),
         authorization: auth.map(str::to_string),
+        accept_language: None,
     }
 }
 
@@ -302,7 +316,7 @@ fn basic_auth_admits_the_right_password_only() {
     assert!(!a.admits(Some(&b64("other:s3cret"))));
     assert!(!a.admits(Some("Bearer x")));
     assert!(!a.admits(None));
-    let m = || "metrics\n".to_string();
+    let m = pages();
     assert_eq!(
         route(&get("/metrics", None), Some(&a), &m).status,
         "401 Unauthorized"
@@ -317,7 +331,7 @@ fn basic_auth_admits_the_right_password_only() {
 
 #[test]
 fn only_reading_verbs_and_known_paths_are_served() {
-    let m = || "metrics\n".to_string();
+    let m = pages();
     let mut post = get("/metrics", None);
     post.method = "POST".into();
     assert_eq!(route(&post, None, &m).status, "405 Method Not Allowed");
@@ -338,7 +352,9 @@ fn a_request_head_is_parsed_with_its_authorization() {
         Request {
             method: "GET".into(),
             path: "/metrics".into(),
+            query: "x=1".into(),
             authorization: Some("Basic eA==".into()),
+            accept_language: None,
         }
     );
     assert_eq!(parse_request(b"\x16\x03\x01 binary"), None);
@@ -362,16 +378,283 @@ fn drift_is_this_node_s_file_against_the_digest_in_the_on_disk_cib() {
         cib_file: cib_file.clone(),
     };
     let mut m = super::Memory::default();
-    assert_eq!(super::drift(&src, &mut m), None, "no CIB on disk: unknown");
+    let drift = |m: &mut super::Memory| {
+        super::on_disk_cib(&cib_file).and_then(|c| super::drift(&src, &c, m))
+    };
+    assert_eq!(drift(&mut m), None, "no CIB on disk: unknown");
     let applied = crate::cib::xml::El::new("cib").child(crate::cib::render_with_digest(&cfg));
     std::fs::write(&cib_file, applied.to_xml()).unwrap();
-    assert_eq!(super::drift(&src, &mut m), Some(false));
+    assert_eq!(drift(&mut m), Some(false));
     let edited = text.replace("migration_threshold = 10", "migration_threshold = 3");
     assert_ne!(edited, text);
     std::fs::write(&config, edited).unwrap();
-    assert_eq!(
-        super::drift(&src, &mut m),
-        Some(true),
-        "edited, not applied"
-    );
+    assert_eq!(drift(&mut m), Some(true), "edited, not applied");
+}
+
+mod page {
+    use super::*;
+    use crate::exporter::page::{Page, judged, language, render};
+    use crate::ops::history::{Detail, Entry, GAP, Kind, incidents};
+
+    /// 2026-11-25 17:00:00 UTC: an hour after the fixtures' failover.
+    const NOW_MS: u64 = 1_795_626_000_000;
+
+    /// The failover the `failed.xml` fixture ends with, as the page's
+    /// last 24 hours show it: the monitor fails, the node is fenced, the
+    /// mail moves.
+    fn failover() -> Vec<crate::ops::history::Incident> {
+        // 2026-11-25 16:03:28 UTC, and seconds from it.
+        let at = |s: i64| (1_795_622_608_000 + s * 1000) as u64;
+        let e = |s, kind, node: &str, rsc: Option<&str>, what: &str| Entry {
+            at_ms: at(s),
+            node: Some(node.into()),
+            resource: rsc.map(str::to_string),
+            kind,
+            what: what.into(),
+            source: "pacemaker",
+            detail: None,
+        };
+        let mut all = vec![
+            e(
+                -3600,
+                Kind::Started,
+                "mail1",
+                Some("vip"),
+                "vip started on mail1",
+            ),
+            e(
+                0,
+                Kind::Failure,
+                "mail1",
+                Some("svc-postfix"),
+                "svc-postfix monitor failed on mail1: not running",
+            ),
+            e(
+                3,
+                Kind::Fence,
+                "mail1",
+                None,
+                "reboot of mail1 by mail2: success",
+            ),
+            e(
+                5,
+                Kind::Started,
+                "mail2",
+                Some("vip"),
+                "vip started on mail2",
+            ),
+        ];
+        all[1].detail = Some(Detail::Failed {
+            task: "monitor".into(),
+            result: "not running".into(),
+        });
+        all[2].detail = Some(Detail::Fenced {
+            action: "reboot".into(),
+            by: "mail2".into(),
+            status: "success".into(),
+        });
+        incidents(&all, GAP)
+    }
+
+    fn page(o: &Observed, last_good: Option<&Observed>, lang: Language) -> String {
+        render(&Page {
+            observed: o,
+            last_good,
+            incidents: &failover(),
+            language: lang,
+            now_ms: NOW_MS,
+            host: "mail1",
+        })
+    }
+
+    #[test]
+    fn a_healthy_cluster_s_page_in_english() {
+        let html = page(&observed(Some(fixture("healthy.xml"))), None, Language::En);
+        assert!(html.contains("<h1>OK</h1>"), "{html}");
+        insta::assert_snapshot!("page_healthy_en", html);
+    }
+
+    #[test]
+    fn a_failed_service_and_a_leftover_ban_in_english_and_chinese() {
+        let o = observed(Some(fixture("failed.xml")));
+        let en = page(&o, None, Language::En);
+        assert!(en.contains("class=\"verdict degraded\""), "{en}");
+        assert!(en.contains("Leftover ban of svc-postfix on mail2"), "{en}");
+        insta::assert_snapshot!("page_failed_en", en);
+        let zh = page(&o, None, Language::ZhCn);
+        assert!(zh.contains("<html lang=\"zh-CN\">"));
+        assert!(zh.contains("降级 DEGRADED"), "{zh}");
+        insta::assert_snapshot!("page_failed_zh_cn", zh);
+    }
+
+    #[test]
+    fn the_verdict_is_the_one_mailha_status_gives_for_every_fixture() {
+        let dir = format!("{}/tests/fixtures/status", env!("CARGO_MANIFEST_DIR"));
+        for name in [
+            "healthy.xml",
+            "failed.xml",
+            "node1-down.xml",
+            "mail2-standby.xml",
+            "mail2-no-ping.xml",
+        ] {
+            let st =
+                crate::status::parse(&std::fs::read_to_string(format!("{dir}/{name}")).unwrap())
+                    .unwrap();
+            let mut o = observed(Some(st));
+            for keeper in [
+                Some(Ok(keeper_holding())),
+                Some(Err("refused".into())),
+                None,
+            ] {
+                o.keeper = keeper;
+                let cli = crate::status::health(&judged(&o).unwrap());
+                let html = page(&o, None, Language::En);
+                let class = cli.to_lowercase();
+                assert!(
+                    html.contains(&format!("class=\"verdict {class}\"")),
+                    "{name}: mailha status says {cli}\n{html}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_service_shows_its_last_monitor_where_it_runs() {
+        let html = page(&observed(Some(fixture("failed.xml"))), None, Language::En);
+        let postfix = html
+            .lines()
+            .find(|l| l.contains(">svc-postfix<"))
+            .expect("svc-postfix listed");
+        assert!(postfix.contains("last check on mail1:"), "{postfix}");
+        assert!(postfix.contains("not running (rc 7)"), "{postfix}");
+        assert!(postfix.contains("every 2 s"), "{postfix}");
+        assert!(postfix.contains("tag bad"), "{postfix}");
+        assert!(!html.contains(">ping<"), "the clones are not the mail's");
+        assert!(!html.contains(">fence-mail1<"));
+    }
+
+    #[test]
+    fn a_failed_crm_mon_gives_a_page_marked_stale_with_the_last_answer() {
+        let good = observed(Some(fixture("healthy.xml")));
+        let mut now = observed(None);
+        now.last_success_age_s = Some(95.0);
+        let html = page(&now, Some(&good), Language::En);
+        assert!(html.contains("class=\"verdict stale\""), "{html}");
+        assert!(html.contains("<h1>STALE</h1>"));
+        assert!(
+            html.contains("from 95 s ago: OK · The mail runs on mail1"),
+            "{html}"
+        );
+        assert!(html.contains(">mail1<"), "the last nodes are still shown");
+        insta::assert_snapshot!("page_stale_en", html);
+        let never = page(&now, None, Language::ZhCn);
+        assert!(never.contains("数据过时 STALE"));
+        assert!(never.contains("集群状态未知"), "{never}");
+        assert!(!never.contains("<h2>节点</h2>"));
+    }
+
+    #[test]
+    fn what_mailha_status_reads_from_the_cib_counts_here_too() {
+        let mut st = fixture("healthy.xml");
+        let mysql = st
+            .resources
+            .iter_mut()
+            .find(|r| r.id == "svc-mysql")
+            .unwrap();
+        mysql.managed = false;
+        let mut o = observed(Some(st));
+        o.cib = Some(crate::exporter::metrics::CibView {
+            leftovers: vec![crate::status::LeftoverMove {
+                id: "cli-prefer-vip".into(),
+                resource: "vip".into(),
+                node: "mail2".into(),
+            }],
+            maintenance: vec!["svc-mysql".into()],
+            watch_off: vec!["postfix".into()],
+        });
+        let html = page(&o, None, Language::En);
+        assert!(html.contains("class=\"verdict degraded\""), "{html}");
+        assert!(
+            html.contains("Leftover preference of vip for mail2: it defeats failover: <code>crm_resource --clear -r vip</code>"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "MAINTENANCE: svc-mysql is neither managed nor monitored: <code>mailha maintenance off svc-mysql</code>"
+        ));
+        assert!(
+            html.contains(
+                "postfix: watch off (liveness only): <code>mailha watch on postfix</code>"
+            )
+        );
+        let st = judged(&o).unwrap();
+        assert_eq!(crate::status::health(&st), "DEGRADED");
+        assert_eq!(st.leftover_moves.len(), 1);
+    }
+
+    #[test]
+    fn the_cib_view_comes_from_pacemaker_s_on_disk_cib() {
+        let path = format!(
+            "{}/tests/fixtures/status/cib-failed.xml",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let cib = crate::exporter::on_disk_cib(std::path::Path::new(&path)).unwrap();
+        let v = crate::exporter::metrics::CibView::of(&cib);
+        let ids: Vec<&str> = v.leftovers.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(ids, ["cli-ban-svc-postfix-on-mail2"]);
+        assert!(v.maintenance.is_empty() && v.watch_off.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn names_and_reasons_from_crm_mon_are_escaped() {
+        let mut st = fixture("failed.xml");
+        let evil = "<script>alert(\"x\")</script>";
+        st.nodes[0].name = evil.into();
+        st.active_node = Some(evil.into());
+        st.resources.last_mut().unwrap().id = "svc-'\"><img src=x onerror=alert(1)>".into();
+        st.failures[0].reason = "</li><script>steal()</script> & more".into();
+        let mut o = observed(Some(st));
+        o.keeper = Some(Err("<b>bold</b>".into()));
+        for lang in [Language::En, Language::ZhCn] {
+            let html = page(&o, None, lang);
+            assert!(!html.contains("<script"), "{html}");
+            assert!(!html.contains("<img"), "{html}");
+            assert!(!html.contains("<b>"), "{html}");
+            assert!(html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
+            assert!(html.contains("svc-&#39;&quot;&gt;&lt;img"));
+            assert!(html.contains("&lt;/li&gt;&lt;script&gt;steal()&lt;/script&gt; &amp; more"));
+        }
+    }
+
+    #[test]
+    fn the_language_is_asked_for_else_the_browser_s_else_the_config_s() {
+        let zh = Language::ZhCn;
+        let en = Language::En;
+        assert_eq!(language("lang=zh-CN", Some("en-US"), en), zh);
+        assert_eq!(language("x=1&lang=en", Some("zh-CN"), zh), en);
+        assert_eq!(language("", Some("zh-CN,zh;q=0.9,en;q=0.8"), en), zh);
+        assert_eq!(language("", Some("en-GB,en;q=0.9,zh-CN;q=0.8"), zh), en);
+        assert_eq!(language("", Some("de-DE,zh;q=0.5,en;q=0.3"), en), zh);
+        assert_eq!(language("", Some("fr"), zh), zh);
+        assert_eq!(language("lang=fr", None, zh), zh);
+        assert_eq!(language("", Some("zh;q=0"), en), en);
+    }
+
+    #[test]
+    fn the_page_is_served_at_the_root_as_html_in_the_language_asked() {
+        let m = pages();
+        let r = route(&get("/?lang=zh-CN", None), None, &m);
+        assert_eq!(r.status, "200 OK");
+        assert_eq!(r.content_type, "text/html; charset=utf-8");
+        assert_eq!(r.body, "page ZhCn\n");
+        let mut req = get("/", None);
+        req.accept_language = Some("zh-CN,zh;q=0.9".into());
+        assert_eq!(route(&req, None, &m).body, "page ZhCn\n");
+        assert_eq!(route(&get("/", None), None, &m).body, "page En\n");
+        let a = Auth::new("prometheus", "s3cret");
+        assert_eq!(
+            route(&get("/", None), Some(&a), &m).status,
+            "401 Unauthorized",
+            "the page is behind the same auth as the metrics"
+        );
+    }
 }

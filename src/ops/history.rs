@@ -36,6 +36,24 @@ pub struct Entry {
     pub what: String,
     /// "pacemaker" (crm_mon), "fencing" or "alerts" (the spool).
     pub source: &'static str,
+    /// The parts `what` was worded from, so the status page can word it
+    /// in another language; not in the JSON.
+    #[serde(skip)]
+    pub detail: Option<Detail>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// An operation of the entry's resource on its node failed.
+    Failed { task: String, result: String },
+    /// `by` fenced the entry's node.
+    Fenced {
+        action: String,
+        by: String,
+        status: String,
+    },
+    /// The entry's node changed membership (`member`, `lost`, ...).
+    Membership { state: String },
 }
 
 /// Pacemaker's text times: `Wed Nov 25 16:03:28 2026` (ctime, the node's
@@ -73,7 +91,9 @@ pub fn parse_time(s: &str) -> Option<u64> {
     (secs >= 0).then(|| secs as u64 * 1000)
 }
 
-fn is_stack(id: &str) -> bool {
+/// Whether a resource is part of the mail's stack (what the timeline and
+/// the status page show).
+pub fn is_stack(id: &str) -> bool {
     // Fence devices and the clones on both nodes (the network check, the
     // config sync, the alert sender) are not the mail.
     !id.starts_with("fence-")
@@ -131,6 +151,10 @@ pub fn from_crm_mon(xml: &str) -> Result<Vec<Entry>, String> {
                         kind,
                         what,
                         source: "pacemaker",
+                        detail: (kind == Kind::Failure).then(|| Detail::Failed {
+                            task: task.to_string(),
+                            result: op.get("rc_text").unwrap_or("?").to_string(),
+                        }),
                     });
                 }
             }
@@ -156,6 +180,11 @@ pub fn from_crm_mon(xml: &str) -> Result<Vec<Entry>, String> {
                     e.get("status").unwrap_or("?")
                 ),
                 source: "fencing",
+                detail: Some(Detail::Fenced {
+                    action: e.get("action").unwrap_or("fence").to_string(),
+                    by: e.get("delegate").unwrap_or("?").to_string(),
+                    status: e.get("status").unwrap_or("?").to_string(),
+                }),
             });
         }
     }
@@ -224,6 +253,16 @@ pub fn from_events(events: &[Event]) -> Vec<Entry> {
                 }
                 _ => return None,
             };
+            let detail = match (e.kind?, kind) {
+                (EventKind::Node, _) => Some(Detail::Membership {
+                    state: e.desc.clone().unwrap_or_else(|| "changed".into()),
+                }),
+                (EventKind::Resource, Kind::Failure) => Some(Detail::Failed {
+                    task: e.task.clone().unwrap_or_else(|| "?".into()),
+                    result: e.desc.clone().unwrap_or_else(|| "?".into()),
+                }),
+                _ => None,
+            };
             Some(Entry {
                 at_ms: e.recorded_at_ms,
                 node,
@@ -231,9 +270,21 @@ pub fn from_events(events: &[Event]) -> Vec<Entry> {
                 kind,
                 what,
                 source: "alerts",
+                detail,
             })
         })
         .collect()
+}
+
+/// A time as both nodes' logs can be matched against it: UTC, to the
+/// second (`2026-11-25 16:03:28`).
+pub fn utc(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
 }
 
 /// Both sources in time order; the same happening seen twice (by crm_mon
@@ -267,6 +318,13 @@ pub struct Incident {
     pub entries: Vec<Entry>,
 }
 
+/// An incident's cause: its first failure, fence or node event.
+pub fn cause(entries: &[Entry]) -> Option<&Entry> {
+    entries
+        .iter()
+        .find(|e| matches!(e.kind, Kind::Failure | Kind::Fence | Kind::Node))
+}
+
 /// Entries grouped into incidents: a gap longer than `gap` starts a new
 /// one.
 pub fn incidents(entries: &[Entry], gap: Duration) -> Vec<Incident> {
@@ -289,11 +347,7 @@ pub fn incidents(entries: &[Entry], gap: Duration) -> Vec<Incident> {
     }
     for i in &mut out {
         i.seconds = (i.end_ms - i.start_ms) as f64 / 1000.0;
-        i.cause = i
-            .entries
-            .iter()
-            .find(|e| matches!(e.kind, Kind::Failure | Kind::Fence | Kind::Node))
-            .map(|e| e.what.clone());
+        i.cause = cause(&i.entries).map(|e| e.what.clone());
         i.mail_on = i
             .entries
             .iter()
@@ -360,6 +414,15 @@ mod tests {
                 .iter()
                 .any(|s| s.contains("15:59") || s.contains("call")),
             "a probe's not running is no failure: {shown:?}"
+        );
+        let failure = e.iter().find(|x| x.kind == Kind::Failure).unwrap();
+        assert_eq!(
+            failure.detail,
+            Some(Detail::Failed {
+                task: "monitor".into(),
+                result: "not running".into()
+            }),
+            "the parts, for the status page to word in Chinese"
         );
         let all = merge(e, Vec::new(), 0);
         let inc = incidents(&all, GAP);
