@@ -40,6 +40,13 @@ timeout 300 "$lab" up --release "$release" >/dev/null
 active=$(timeout 60 "$lab" exec node1 -- mailha status --json | grep -o '"active_node": *"[^"]*"' | cut -d'"' -f4)
 # The bench goes onto the node's disk: a node of another release than the
 # host's runs its own tree, where this checkout is not.
-install -m 0755 "$bench" "${MAILHA_LAB_BASE_DIR:-/var/lib/mailha-lab}/$active/root/usr/local/bin/mailha-monitor-bench"
+root="${MAILHA_LAB_BASE_DIR:-/var/lib/mailha-lab}/$active/root"
+install -m 0755 "$bench" "$root/usr/local/bin/mailha-monitor-bench"
+# The floor: a static musl C program that only returns, what any process
+# costs on this machine (exec, page faults, exit).
+floor_dir=$(mktemp -d)
+printf 'int main(void){return 0;}\n' >"$floor_dir/floor.c"
+musl-gcc -O2 -static -o "$root/usr/local/bin/mailha-bench-floor" "$floor_dir/floor.c"
+rm -rf "$floor_dir"
 echo "== $release, on $active, N=${MAILHA_BENCH_N:-100}"
-timeout 1200 "$lab" exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" "${env_twins[@]}" /usr/local/bin/mailha-monitor-bench
+timeout 1200 "$lab" exec "$active" --timeout 20m -- env MAILHA_BENCH_N="${MAILHA_BENCH_N:-100}" MAILHA_BENCH_FLOOR=/usr/local/bin/mailha-bench-floor "${env_twins[@]}" /usr/local/bin/mailha-monitor-bench

@@ -12,6 +12,12 @@
 //! CIB's (a JSON list of `{"label", "agent", "params": {NAME: VALUE}}`):
 //! bench/unit-monitor.sh compares one daemon's monitor in unit mode and in
 //! argv mode that way.
+//!
+//! Where a monitor's CPU goes (issue 16, item 5): `MAILHA_BENCH_FLOOR=PATH`
+//! adds a static C program that only returns (bench/monitor.sh builds it
+//! with musl-gcc): what any process costs here. Each mailha case also runs
+//! without its probe (`... no probe`): the difference is the deep check's
+//! own cost (a TCP conversation with the daemon, kernel side included).
 
 use mailha::cib::xml::El;
 use nix::sys::resource::{UsageWho, getrusage};
@@ -189,6 +195,13 @@ fn main() {
         return;
     };
     let mut cases = Vec::new();
+    if let Ok(floor) = std::env::var("MAILHA_BENCH_FLOOR") {
+        cases.push(Case {
+            label: "floor: static C, returns 0".into(),
+            agent: floor,
+            env: Vec::new(),
+        });
+    }
     for (rsc, stock_case) in [
         (
             "svc-postfix",
@@ -218,6 +231,16 @@ fn main() {
         match mailha_case(&cib, rsc) {
             Some(c) => {
                 cases.extend(twins(&c));
+                cases.push(Case {
+                    label: format!("{} (no probe)", c.label),
+                    agent: c.agent.clone(),
+                    env: c
+                        .env
+                        .iter()
+                        .filter(|(k, _)| !k.starts_with("probe"))
+                        .cloned()
+                        .collect(),
+                });
                 cases.push(c);
             }
             None => println!("{rsc}: not in this CIB"),

@@ -100,13 +100,23 @@ fn yaml_str(s: &str) -> String {
 }
 
 /// One HTTP GET to `addr` from inside network namespace `netns`, on a
-/// thread of its own (setns changes only the calling thread). The body
-/// of a 200, else an error with the status line.
-pub fn get_in_netns(netns: &str, addr: SocketAddr, path_and_query: &str) -> Result<String, String> {
+/// thread of its own (setns changes only the calling thread), with extra
+/// header lines (e.g. `Authorization`). The body of a 200, else an error
+/// with the status line.
+pub fn get_in_netns(
+    netns: &str,
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<String, String> {
     let ns = Path::new("/run/netns").join(netns);
     let f = std::fs::File::open(&ns).map_err(|e| format!("{}: {e}", ns.display()))?;
-    let request =
-        format!("GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request =
+        format!("GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request += &format!("{k}: {v}\r\n");
+    }
+    request += "\r\n";
     let path_and_query = path_and_query.to_string();
     let h = std::thread::spawn(move || -> Result<String, String> {
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
@@ -248,6 +258,7 @@ impl Lab<'_> {
                 &self.topo.netns(Aux::Gw),
                 self.prometheus_addr(),
                 "/-/ready",
+                &[],
             ) {
                 Ok(_) => return Ok(()),
                 Err(e) => e,
@@ -300,6 +311,7 @@ impl Lab<'_> {
             &self.topo.netns(Aux::Gw),
             self.prometheus_addr(),
             &query_path(expr, range, now),
+            &[],
         )
         .map_err(LabError::Cluster)
     }

@@ -185,6 +185,46 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
         d["recovered_s"]
     );
 
+    // The status page, as a browser on the monitoring host gets it from
+    // node1's exporter: behind the same basic auth, in either language.
+    let exporter = std::net::SocketAddr::from(([198, 51, 100, 11], 9664));
+    let netns = format!("{}-gw", prefix());
+    let password = std::fs::read_to_string(mailha_lab::prometheus::password_file(&base_dir()))
+        .expect("the scrape password lab up made");
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!(
+                "{}:{}",
+                mailha_lab::prometheus::SCRAPE_USER,
+                password.trim()
+            )
+        )
+    );
+    let page = |path: &str, headers: &[(&str, &str)]| {
+        mailha_lab::prometheus::get_in_netns(&netns, exporter, path, headers)
+    };
+    let refused = page("/", &[]).expect_err("no page without the password");
+    assert!(refused.contains(" 401 "), "{refused}");
+    let en = page("/", &[("Authorization", &auth)]).expect("the page");
+    assert!(
+        en.contains("class=\"verdict ok\"") && en.contains(&format!("The mail runs on {after}")),
+        "{en}"
+    );
+    let zh = page(
+        "/",
+        &[
+            ("Authorization", &auth),
+            ("Accept-Language", "zh-CN,zh;q=0.9"),
+        ],
+    )
+    .expect("the page in Chinese");
+    assert!(
+        zh.contains("<html lang=\"zh-CN\">") && zh.contains(after),
+        "{zh}"
+    );
+
     // Both keepers' renewal latencies, as the histogram the rules read.
     let counts = by_label(
         &query("mailha_lease_renewal_duration_seconds_count"),

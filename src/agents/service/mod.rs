@@ -589,9 +589,15 @@ pub fn cib_file() -> std::path::PathBuf {
 /// the whole cluster. An unreadable CIB file leaves the parameter in force.
 pub fn effective_watch(s: &Service, cib: &Path) -> bool {
     s.watch
-        && !std::fs::read_to_string(cib)
-            .map(|x| crate::watch::is_off(&x, &s.name))
-            .unwrap_or(false)
+        && !std::fs::File::open(cib)
+            .and_then(|f| crate::watch::mentions(f, &s.name))
+            .is_ok_and(|named| named && read_is_off(cib, &s.name))
+}
+
+/// The switch named in the file: only then is the whole CIB read and
+/// parsed (rare: `mailha watch off` was used on this service).
+fn read_is_off(cib: &Path, service: &str) -> bool {
+    std::fs::read_to_string(cib).is_ok_and(|x| crate::watch::is_off(&x, service))
 }
 
 pub fn monitor(s: &Service, roots: &Roots) -> Result<OcfStatus, OcfError> {
