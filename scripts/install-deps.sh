@@ -58,6 +58,10 @@ packages=(
     chromium openssl
     # a CJK font, so the zh-CN mail's screenshots show characters, not boxes
     fonts-wqy-zenhei
+    # promtool checks and unit-tests the alert rules the package ships
+    # (tests/prometheus_rules.rs); the policy-rc.d above keeps the
+    # Prometheus server itself from starting
+    prometheus
 )
 
 missing=()

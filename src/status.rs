@@ -131,6 +131,36 @@ pub struct NodeHistory {
     pub fail_count: u32,
     /// None: Pacemaker's default (INFINITY: never banned).
     pub migration_threshold: Option<u32>,
+    /// Its latest monitor there (for the metrics), if any is recorded.
+    pub last_monitor: Option<MonitorRun>,
+}
+
+/// A monitor as Pacemaker recorded it in the node's operation history.
+/// A recurring monitor is recorded again only when its result changes,
+/// so its duration is that of the run that changed the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonitorRun {
+    pub call: i64,
+    /// The OCF exit code.
+    pub rc: i32,
+    /// 0: a probe (the one-off "is it running here?").
+    pub interval_ms: u64,
+    pub exec_ms: u64,
+    /// When the result last changed, as crm_mon writes it (ctime form).
+    pub last_rc_change: Option<String>,
+}
+
+impl MonitorRun {
+    /// The answer Pacemaker wants: running (or promoted), or a probe's
+    /// "not running here" on a node the resource is not meant to run on.
+    pub fn ok(&self) -> bool {
+        self.rc == 0 || self.rc == 8 || (self.rc == 7 && self.interval_ms == 0)
+    }
+}
+
+/// `10000ms` as Pacemaker writes durations in crm_mon's history.
+fn millis(v: &str) -> Option<u64> {
+    v.trim().strip_suffix("ms").unwrap_or(v).trim().parse().ok()
 }
 
 /// Pacemaker's INFINITY as a count or score.
@@ -499,10 +529,26 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                         fail_count: n,
                         migration_threshold: attr(&e, "migration-threshold")
                             .and_then(|v| score(&v)),
+                        last_monitor: None,
                     });
                 }
                 for r in st.resources.iter_mut().filter(|r| r.id == id) {
                     r.fail_count = r.fail_count.max(n);
+                }
+            }
+            ("resource_history", "operation_history") if history_node.is_some() => {
+                let run = MonitorRun {
+                    call: attr(&e, "call").and_then(|c| c.parse().ok()).unwrap_or(-1),
+                    rc: attr(&e, "rc").and_then(|c| c.parse().ok()).unwrap_or(-1),
+                    interval_ms: attr(&e, "interval").and_then(|v| millis(&v)).unwrap_or(0),
+                    exec_ms: attr(&e, "exec-time").and_then(|v| millis(&v)).unwrap_or(0),
+                    last_rc_change: attr(&e, "last-rc-change").filter(|t| !t.is_empty()),
+                };
+                if let Some(h) = st.history.last_mut()
+                    && attr(&e, "task").as_deref() == Some("monitor")
+                    && h.last_monitor.as_ref().is_none_or(|m| m.call <= run.call)
+                {
+                    h.last_monitor = Some(run);
                 }
             }
             ("failures", "failure") => {

@@ -7,7 +7,11 @@
 pub mod metrics;
 pub mod server;
 
-use metrics::{Observed, SpoolDepth};
+use crate::alert::event::Event;
+use crate::alert::spool::Spool;
+use crate::ops::history::{self, Entry, Kind};
+use metrics::{LastFailover, Observed, SpoolDepth};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -85,6 +89,9 @@ struct Memory {
     /// renders (None: it does not load): rendered again only when the
     /// file changes.
     local_digest: Option<((SystemTime, u64), Option<String>)>,
+    /// The incidents of the spool's `sent/`, read once each (they never
+    /// change there): their events and the channels that delivered them.
+    sent: BTreeMap<String, (Vec<Event>, Vec<String>)>,
 }
 
 /// Makes observations. Scrapes that arrive while crm_mon runs wait for
@@ -115,7 +122,7 @@ impl Collector {
         let mut o = match shared {
             Some(o) => o,
             None => {
-                let mut o = self.look();
+                let mut o = self.look(&mut m);
                 o.config_drift = self.sources.drift.as_ref().and_then(|d| drift(d, &mut m));
                 let now = Instant::now();
                 if o.cluster.is_some() {
@@ -133,7 +140,7 @@ impl Collector {
         o
     }
 
-    fn look(&self) -> Observed {
+    fn look(&self, m: &mut Memory) -> Observed {
         let s = &self.sources;
         let started = Instant::now();
         let out = crate::exec::run(
@@ -147,9 +154,13 @@ impl Collector {
             None,
             s.crm_mon_deadline,
         );
+        let mut crm_history = Vec::new();
         let cluster = match out {
             Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
-                Ok(st) => Some(st),
+                Ok(st) => {
+                    crm_history = history::from_crm_mon(&o.stdout).unwrap_or_default();
+                    Some(st)
+                }
                 Err(e) => {
                     eprintln!("mailha exporter: {e}");
                     None
@@ -173,6 +184,11 @@ impl Collector {
             .as_ref()
             .and_then(|st| st.last_change.as_deref())
             .and_then(metrics::parse_ctime);
+        let records = spool_records(&s.spool, &mut m.sent);
+        let last_failover = cluster.as_ref().and_then(|_| {
+            let events = records.as_ref().map(|r| r.0.as_slice()).unwrap_or(&[]);
+            last_failover(crm_history, events)
+        });
         Observed {
             cluster,
             keeper: s
@@ -182,9 +198,86 @@ impl Collector {
             spool: spool_depth(&s.spool, SystemTime::now()),
             duration_s,
             last_change_unix,
+            alert_delivered: records.map(|r| r.1),
+            last_failover,
             ..Observed::default()
         }
     }
+}
+
+/// The spool's events (for the failover) and the incidents each channel
+/// delivered; None when the spool cannot be read. Only `pending/` and
+/// `outbox/` are read each time: they hold what is not delivered yet.
+fn spool_records(
+    root: &Path,
+    sent: &mut BTreeMap<String, (Vec<Event>, Vec<String>)>,
+) -> Option<(Vec<Event>, BTreeMap<String, u64>)> {
+    let list = |d: &Path| -> Option<Vec<String>> {
+        Some(
+            std::fs::read_dir(d)
+                .ok()?
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+        )
+    };
+    let outbox = list(&root.join("outbox"))?;
+    let now_sent = list(&root.join("sent"))?;
+    sent.retain(|id, _| now_sent.contains(id));
+    for id in now_sent {
+        if !sent.contains_key(&id) {
+            let read = Spool::read_incident(&root.join("sent").join(&id));
+            sent.insert(id, read);
+        }
+    }
+    let (mut events, _) = Spool::read_incident(&root.join("pending"));
+    let mut delivered: BTreeMap<String, u64> = BTreeMap::new();
+    let mut count = |done: &[String]| {
+        // The marks are ours (a root-only spool); still, a label value
+        // stays a channel's short name.
+        for ch in done.iter().filter(|c| {
+            (1..=32).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        }) {
+            *delivered.entry(ch.clone()).or_default() += 1;
+        }
+    };
+    for id in outbox {
+        let (ev, done) = Spool::read_incident(&root.join("outbox").join(id));
+        events.extend(ev);
+        count(&done);
+    }
+    for (ev, done) in sent.values() {
+        events.extend(ev.iter().cloned());
+        count(done);
+    }
+    Some((events, delivered))
+}
+
+/// The last failover in crm_mon's history and the spool's events, as
+/// `mailha history` groups them: the latest incident with a cause in
+/// which the VIP started.
+pub fn last_failover(crm_mon: Vec<Entry>, events: &[Event]) -> Option<LastFailover> {
+    let all = history::merge(crm_mon, history::from_events(events), 0);
+    history::incidents(&all, history::GAP)
+        .into_iter()
+        .rev()
+        .find_map(|i| {
+            let cause = i.entries.iter().find_map(|e| match e.kind {
+                Kind::Failure => Some("resource_failure"),
+                Kind::Fence => Some("fencing"),
+                Kind::Node => Some("node_lost"),
+                Kind::Started | Kind::Stopped => None,
+            })?;
+            Some(LastFailover {
+                start_unix: i.start_ms as f64 / 1000.0,
+                seconds: i.seconds,
+                cause,
+                mail_on: i.mail_on?,
+            })
+        })
 }
 
 /// Whether this node's mailha.toml renders other than what `mailha
@@ -220,21 +313,25 @@ pub fn spool_depth(root: &Path, now: SystemTime) -> Option<SpoolDepth> {
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n.ends_with(".json"))
         .collect();
-    let outbox = std::fs::read_dir(root.join("outbox"))
+    let outbox: Vec<String> = std::fs::read_dir(root.join("outbox"))
         .ok()?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
-        .count() as u64;
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     let now_us = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_micros() as f64;
-    let oldest_pending_age_s = pending
-        .iter()
-        .filter_map(|n| n.get(..17)?.parse::<u64>().ok())
-        .min()
-        .map(|us| ((now_us - us as f64) / 1e6).max(0.0));
+    let oldest = |names: &[String]| {
+        names
+            .iter()
+            .filter_map(|n| n.get(..17)?.parse::<u64>().ok())
+            .min()
+            .map(|us| ((now_us - us as f64) / 1e6).max(0.0))
+    };
     Some(SpoolDepth {
         pending: pending.len() as u64,
-        outbox,
-        oldest_pending_age_s,
+        outbox: outbox.len() as u64,
+        oldest_pending_age_s: oldest(&pending),
+        oldest_outbox_age_s: oldest(&outbox),
     })
 }
 
