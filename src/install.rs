@@ -83,6 +83,7 @@ const DOCS: &[(&str, &[u8])] = &[
     ("alerts.md", include_bytes!("../docs/alerts.md")),
     ("status.md", include_bytes!("../docs/status.md")),
     ("config.md", include_bytes!("../docs/config.md")),
+    ("metrics.md", include_bytes!("../docs/metrics.md")),
     (
         "examples/postfix.toml",
         include_bytes!("../examples/postfix.toml"),
