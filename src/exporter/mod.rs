@@ -226,9 +226,9 @@ fn spool_records(
     let now_sent = list(&root.join("sent"))?;
     sent.retain(|id, _| now_sent.contains(id));
     for id in now_sent {
-        if !sent.contains_key(&id) {
-            let read = Spool::read_incident(&root.join("sent").join(&id));
-            sent.insert(id, read);
+        if let std::collections::btree_map::Entry::Vacant(v) = sent.entry(id) {
+            let read = Spool::read_incident(&root.join("sent").join(v.key()));
+            v.insert(read);
         }
     }
     let (mut events, _) = Spool::read_incident(&root.join("pending"));

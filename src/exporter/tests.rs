@@ -536,12 +536,12 @@ fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once
         SystemTime::now(),
     );
     let first = spool.record(&e).unwrap();
-    spool.claim(&[first.clone()]).unwrap();
+    spool.claim(std::slice::from_ref(&first)).unwrap();
     spool.mark_done(&first, "smtp").unwrap();
     spool.mark_done(&first, "webhook").unwrap();
     spool.finish(&first).unwrap();
     let second = spool.record(&e).unwrap();
-    spool.claim(&[second.clone()]).unwrap();
+    spool.claim(std::slice::from_ref(&second)).unwrap();
     spool.mark_done(&second, "smtp").unwrap();
     spool.record(&e).unwrap();
     let mut sent = Default::default();
