@@ -393,16 +393,12 @@ fn probes(out: &mut Out, st: &Status) {
         .iter()
         .filter_map(|h| Some((h, h.last_monitor.as_ref()?)))
         .collect();
-    let labels = |h: &crate::status::NodeHistory| {
-        [("resource", h.resource.clone()), ("node", h.node.clone())]
-    };
     let mut each =
         |name: &str, help: &str, value: &dyn Fn(&crate::status::MonitorRun) -> Option<f64>| {
             out.family(name, "gauge", help);
             for (h, m) in &runs {
                 if let Some(v) = value(m) {
-                    let l = labels(h);
-                    out.sample(name, &[(l[0].0, &l[0].1), (l[1].0, &l[1].1)], v);
+                    out.sample(name, &[("resource", &h.resource), ("node", &h.node)], v);
                 }
             }
         };

@@ -7,11 +7,10 @@
 pub mod metrics;
 pub mod server;
 
-use crate::alert::event::Event;
 use crate::alert::spool::Spool;
 use crate::ops::history::{self, Entry, Kind};
 use metrics::{LastFailover, Observed, SpoolDepth};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -89,9 +88,24 @@ struct Memory {
     /// renders (None: it does not load): rendered again only when the
     /// file changes.
     local_digest: Option<((SystemTime, u64), Option<String>)>,
-    /// The incidents of the spool's `sent/`, read once each (they never
-    /// change there): their events and the channels that delivered them.
-    sent: BTreeMap<String, (Vec<Event>, Vec<String>)>,
+    /// The spool's `sent/`, each incident read once (it never changes
+    /// there).
+    sent: Sent,
+    /// The last failover and what it was computed from (crm_mon's
+    /// entries, the undelivered events', `sent/`'s generation): the same
+    /// inputs give it without grouping the whole history again.
+    failover: Option<(FailoverInputs, Option<LastFailover>)>,
+}
+
+type FailoverInputs = (Vec<Entry>, Vec<Entry>, u64);
+
+/// The incidents of the spool's `sent/`: their events as history
+/// entries and the channels that delivered them.
+#[derive(Default)]
+struct Sent {
+    incidents: BTreeMap<String, (Vec<Entry>, Vec<String>)>,
+    /// One more each time the set of incidents changes.
+    generation: u64,
 }
 
 /// Makes observations. Scrapes that arrive while crm_mon runs wait for
@@ -186,8 +200,26 @@ impl Collector {
             .and_then(metrics::parse_ctime);
         let records = spool_records(&s.spool, &mut m.sent);
         let last_failover = cluster.as_ref().and_then(|_| {
-            let events = records.as_ref().map(|r| r.0.as_slice()).unwrap_or(&[]);
-            last_failover(crm_history, events)
+            let fresh = records
+                .as_ref()
+                .map(|r| r.fresh.clone())
+                .unwrap_or_default();
+            let inputs = (crm_history, fresh, m.sent.generation);
+            match &m.failover {
+                Some((seen, f)) if *seen == inputs => f.clone(),
+                _ => {
+                    let mut spool = inputs.1.clone();
+                    spool.extend(
+                        m.sent
+                            .incidents
+                            .values()
+                            .flat_map(|(e, _)| e.iter().cloned()),
+                    );
+                    let f = last_failover(inputs.0.clone(), spool);
+                    m.failover = Some((inputs, f.clone()));
+                    f
+                }
+            }
         });
         Observed {
             cluster,
@@ -198,38 +230,49 @@ impl Collector {
             spool: spool_depth(&s.spool, SystemTime::now()),
             duration_s,
             last_change_unix,
-            alert_delivered: records.map(|r| r.1),
+            alert_delivered: records.map(|r| r.delivered),
             last_failover,
             ..Observed::default()
         }
     }
 }
 
-/// The spool's events (for the failover) and the incidents each channel
+/// What the spool says beyond its depth.
+struct Records {
+    /// The undelivered events (`pending/`, `outbox/`) as history entries.
+    fresh: Vec<Entry>,
+    /// Incidents each channel delivered.
+    delivered: BTreeMap<String, u64>,
+}
+
+/// The spool's events as history entries and the incidents each channel
 /// delivered; None when the spool cannot be read. Only `pending/` and
 /// `outbox/` are read each time: they hold what is not delivered yet.
-fn spool_records(
-    root: &Path,
-    sent: &mut BTreeMap<String, (Vec<Event>, Vec<String>)>,
-) -> Option<(Vec<Event>, BTreeMap<String, u64>)> {
-    let list = |d: &Path| -> Option<Vec<String>> {
+fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
+    let list = |d: &Path| -> Option<BTreeSet<String>> {
         Some(
             std::fs::read_dir(d)
                 .ok()?
                 .filter_map(Result::ok)
-                .filter(|e| e.path().is_dir())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                 .filter_map(|e| e.file_name().into_string().ok())
                 .collect(),
         )
     };
     let outbox = list(&root.join("outbox"))?;
     let now_sent = list(&root.join("sent"))?;
-    sent.retain(|id, _| now_sent.contains(id));
+    let before = sent.incidents.len();
+    sent.incidents.retain(|id, _| now_sent.contains(id));
+    let mut changed = sent.incidents.len() != before;
     for id in now_sent {
-        if let std::collections::btree_map::Entry::Vacant(v) = sent.entry(id) {
-            let read = Spool::read_incident(&root.join("sent").join(v.key()));
-            v.insert(read);
+        if let std::collections::btree_map::Entry::Vacant(v) = sent.incidents.entry(id) {
+            let (events, done) = Spool::read_incident(&root.join("sent").join(v.key()));
+            v.insert((history::from_events(&events), done));
+            changed = true;
         }
+    }
+    if changed {
+        sent.generation += 1;
     }
     let (mut events, _) = Spool::read_incident(&root.join("pending"));
     let mut delivered: BTreeMap<String, u64> = BTreeMap::new();
@@ -249,18 +292,20 @@ fn spool_records(
         events.extend(ev);
         count(&done);
     }
-    for (ev, done) in sent.values() {
-        events.extend(ev.iter().cloned());
+    for (_, done) in sent.incidents.values() {
         count(done);
     }
-    Some((events, delivered))
+    Some(Records {
+        fresh: history::from_events(&events),
+        delivered,
+    })
 }
 
-/// The last failover in crm_mon's history and the spool's events, as
-/// `mailha history` groups them: the latest incident with a cause in
-/// which the VIP started.
-pub fn last_failover(crm_mon: Vec<Entry>, events: &[Event]) -> Option<LastFailover> {
-    let all = history::merge(crm_mon, history::from_events(events), 0);
+/// The last failover in crm_mon's history and the spool's events (as
+/// history entries), as `mailha history` groups them: the latest
+/// incident with a cause in which the VIP started.
+pub fn last_failover(crm_mon: Vec<Entry>, spool: Vec<Entry>) -> Option<LastFailover> {
+    let all = history::merge(crm_mon, spool, 0);
     history::incidents(&all, history::GAP)
         .into_iter()
         .rev()

@@ -496,7 +496,7 @@ fn a_probe_s_not_running_is_the_right_answer_a_recurring_monitor_s_is_not() {
 #[test]
 fn the_last_failover_is_the_latest_incident_with_a_cause_where_the_vip_started() {
     let crm = crate::ops::history::from_crm_mon(FAILOVER).unwrap();
-    let f = super::last_failover(crm, &[]).unwrap();
+    let f = super::last_failover(crm, Vec::new()).unwrap();
     assert_eq!(f.cause, "resource_failure");
     assert_eq!(f.mail_on, "mail2");
     assert_eq!(f.seconds, 5.0, "from the failed monitor to the VIP's start");
@@ -513,7 +513,7 @@ fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
         .join("\n");
     let crm = crate::ops::history::from_crm_mon(&cleaned).unwrap();
     assert_eq!(
-        super::last_failover(crm.clone(), &[]),
+        super::last_failover(crm.clone(), Vec::new()),
         None,
         "a planned move"
     );
@@ -522,7 +522,7 @@ fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
         "recorded_at_ms": crate::ops::history::parse_time("Wed Nov 25 16:03:29 2026").unwrap(),
     }))
     .unwrap();
-    let f = super::last_failover(crm, &[lost]).unwrap();
+    let f = super::last_failover(crm, crate::ops::history::from_events(&[lost])).unwrap();
     assert_eq!((f.cause, f.mail_on.as_str()), ("node_lost", "mail2"));
 }
 
@@ -544,16 +544,19 @@ fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once
     spool.claim(std::slice::from_ref(&second)).unwrap();
     spool.mark_done(&second, "smtp").unwrap();
     spool.record(&e).unwrap();
-    let mut sent = Default::default();
-    let (events, delivered) = super::spool_records(d.path(), &mut sent).unwrap();
-    assert_eq!(events.len(), 3, "pending, outbox and sent");
+    let mut sent = super::Sent::default();
+    let r = super::spool_records(d.path(), &mut sent).unwrap();
+    assert_eq!(r.fresh.len(), 2, "pending and outbox");
+    assert_eq!(sent.incidents.len(), 1, "sent");
     assert_eq!(
-        delivered,
+        r.delivered,
         [("smtp".to_string(), 2), ("webhook".to_string(), 1)].into()
     );
     // A sent incident never changes: the second look keeps what it read.
+    let generation = sent.generation;
     std::fs::remove_file(d.path().join("sent").join(&first).join("done-webhook")).unwrap();
-    let (_, again) = super::spool_records(d.path(), &mut sent).unwrap();
-    assert_eq!(again, delivered);
+    let again = super::spool_records(d.path(), &mut sent).unwrap();
+    assert_eq!(again.delivered, r.delivered);
+    assert_eq!(sent.generation, generation, "nothing new in sent/");
     assert!(super::spool_records(&d.path().join("absent"), &mut sent).is_none());
 }
