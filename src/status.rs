@@ -145,7 +145,8 @@ pub struct MonitorRun {
     pub rc: i32,
     /// 0: a probe (the one-off "is it running here?").
     pub interval_ms: u64,
-    pub exec_ms: u64,
+    /// None when crm_mon does not say.
+    pub exec_ms: Option<u64>,
     /// When the result last changed, as crm_mon writes it (ctime form).
     pub last_rc_change: Option<String>,
 }
@@ -536,16 +537,17 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                     r.fail_count = r.fail_count.max(n);
                 }
             }
-            ("resource_history", "operation_history") if history_node.is_some() => {
+            ("resource_history", "operation_history")
+                if history_node.is_some() && attr(&e, "task").as_deref() == Some("monitor") =>
+            {
                 let run = MonitorRun {
                     call: attr(&e, "call").and_then(|c| c.parse().ok()).unwrap_or(-1),
                     rc: attr(&e, "rc").and_then(|c| c.parse().ok()).unwrap_or(-1),
                     interval_ms: attr(&e, "interval").and_then(|v| millis(&v)).unwrap_or(0),
-                    exec_ms: attr(&e, "exec-time").and_then(|v| millis(&v)).unwrap_or(0),
+                    exec_ms: attr(&e, "exec-time").and_then(|v| millis(&v)),
                     last_rc_change: attr(&e, "last-rc-change").filter(|t| !t.is_empty()),
                 };
                 if let Some(h) = st.history.last_mut()
-                    && attr(&e, "task").as_deref() == Some("monitor")
                     && h.last_monitor.as_ref().is_none_or(|m| m.call <= run.call)
                 {
                     h.last_monitor = Some(run);

@@ -415,7 +415,7 @@ fn probes(out: &mut Out, st: &Status) {
     each(
         "mailha_probe_duration_seconds",
         "How long the resource's latest recorded monitor took on the node (Pacemaker records a recurring monitor when its result changes)",
-        &|m| Some(m.exec_ms as f64 / 1000.0),
+        &|m| m.exec_ms.map(|ms| ms as f64 / 1000.0),
     );
     each(
         "mailha_probe_last_change_timestamp_seconds",
