@@ -59,8 +59,9 @@ packages=(
     chromium openssl
     # a CJK font, so the zh-CN mail's screenshots show characters, not boxes
     fonts-wqy-zenhei
-    # the lab's Prometheus in gw (lab/src/prometheus.rs) and promtool, which
-    # checks the shipped alert rules (started by nothing: policy-rc.d)
+    # the lab's Prometheus in gw (lab/src/prometheus.rs); promtool checks and
+    # unit-tests the alert rules the package ships (tests/prometheus_rules.rs);
+    # the policy-rc.d above keeps the packaged server from starting
     prometheus
 )
 

@@ -83,6 +83,7 @@ const DOCS: &[(&str, &[u8])] = &[
     ("alerts.md", include_bytes!("../docs/alerts.md")),
     ("status.md", include_bytes!("../docs/status.md")),
     ("config.md", include_bytes!("../docs/config.md")),
+    ("metrics.md", include_bytes!("../docs/metrics.md")),
     (
         "examples/postfix.toml",
         include_bytes!("../examples/postfix.toml"),
@@ -98,6 +99,24 @@ const DOCS: &[(&str, &[u8])] = &[
     (
         "examples/2in1.toml",
         include_bytes!("../examples/2in1.toml"),
+    ),
+];
+
+/// Where the monitoring files go: data for Prometheus and Grafana to
+/// read, not documentation (Debian may strip /usr/share/doc).
+pub const SHARE_DIR: &str = "/usr/share/mailha";
+
+/// The alert rules and the dashboard for the exporter's metrics
+/// (docs/metrics.md), by hand in `dist/`, tested by
+/// `tests/prometheus_rules.rs`.
+const MONITORING: &[(&str, &[u8])] = &[
+    (
+        "prometheus/mailha-rules.yml",
+        include_bytes!("../dist/prometheus/mailha-rules.yml"),
+    ),
+    (
+        "grafana/mailha-dashboard.json",
+        include_bytes!("../dist/grafana/mailha-dashboard.json"),
     ),
 ];
 
@@ -160,6 +179,12 @@ pub fn plan() -> Vec<Entry> {
     }));
     v.extend(DOCS.iter().map(|(name, bytes)| Entry {
         path: format!("{DOC_DIR}/{name}"),
+        mode: 0o644,
+        content: Content::File(bytes),
+        runs: false,
+    }));
+    v.extend(MONITORING.iter().map(|(name, bytes)| Entry {
+        path: format!("{SHARE_DIR}/{name}"),
         mode: 0o644,
         content: Content::File(bytes),
         runs: false,
@@ -316,6 +341,8 @@ mod tests {
         assert!(has("/usr/share/man/man5/mailha.toml.5.gz"));
         assert!(has("/usr/share/bash-completion/completions/mailha"));
         assert!(has("/usr/share/doc/mailha/examples/postfix.toml"));
+        assert!(has("/usr/share/mailha/prometheus/mailha-rules.yml"));
+        assert!(has("/usr/share/mailha/grafana/mailha-dashboard.json"));
         let mut paths: Vec<&str> = p.iter().map(|e| e.path.as_str()).collect();
         paths.sort();
         assert!(paths.windows(2).all(|w| w[0] != w[1]), "no path twice");

@@ -120,33 +120,6 @@ pub struct Status {
     /// e.g. `Sat Dec  5 20:17:41 2026`; empty from a saved CIB).
     #[serde(skip)]
     pub last_change: Option<String>,
-    /// Each resource's last monitor on each node, from crm_mon's
-    /// operation history (the status page); not part of the JSON
-    /// contract.
-    #[serde(skip)]
-    pub probes: Vec<Probe>,
-}
-
-/// The last monitor Pacemaker recorded for one resource on one node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Probe {
-    pub resource: String,
-    pub node: String,
-    /// The OCF exit code (0 running, 7 not running, ...).
-    pub rc: Option<i32>,
-    /// Pacemaker's word for it (`ok`, `not running`, ...).
-    pub rc_text: String,
-    /// How long the monitor ran.
-    pub exec_ms: Option<u64>,
-    /// The recurring interval; 0 for a one-off probe.
-    pub interval_ms: u64,
-    /// When it last ran, if crm_mon says (`last-run`, older Pacemaker);
-    /// else None.
-    pub last_run: Option<String>,
-    /// Since when its result has been this one, as crm_mon writes it.
-    pub since: Option<String>,
-    /// Pacemaker's call id: the highest is the latest.
-    call: i64,
 }
 
 /// `1234ms`, `2s` or a bare number (ms) as milliseconds.
@@ -170,6 +143,34 @@ pub struct NodeHistory {
     pub fail_count: u32,
     /// None: Pacemaker's default (INFINITY: never banned).
     pub migration_threshold: Option<u32>,
+    /// Its latest monitor there (for the metrics), if any is recorded.
+    pub last_monitor: Option<MonitorRun>,
+}
+
+/// A monitor as Pacemaker recorded it in the node's operation history.
+/// A recurring monitor is recorded again only when its result changes,
+/// so its duration is that of the run that changed the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonitorRun {
+    pub call: i64,
+    /// The OCF exit code.
+    pub rc: i32,
+    /// Pacemaker's word for it (`ok`, `not running`, ...).
+    pub rc_text: String,
+    /// 0: a probe (the one-off "is it running here?").
+    pub interval_ms: u64,
+    /// None when crm_mon does not say.
+    pub exec_ms: Option<u64>,
+    /// When the result last changed, as crm_mon writes it (ctime form).
+    pub last_rc_change: Option<String>,
+}
+
+impl MonitorRun {
+    /// The answer Pacemaker wants: running (or promoted), or a probe's
+    /// "not running here" on a node the resource is not meant to run on.
+    pub fn ok(&self) -> bool {
+        self.rc == 0 || self.rc == 8 || (self.rc == 7 && self.interval_ms == 0)
+    }
 }
 
 /// Pacemaker's INFINITY as a count or score.
@@ -438,7 +439,6 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
     let mut clone: Option<String> = None;
     let mut group: Option<String> = None;
     let mut history_node: Option<String> = None;
-    let mut history_rsc: Option<String> = None;
     let mut saw_root = false;
     loop {
         let ev = r
@@ -531,7 +531,6 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
             ("node_history", "node") => history_node = attr(&e, "name"),
             ("node", "resource_history") if history_node.is_some() => {
                 let id = attr(&e, "id").unwrap_or_default();
-                history_rsc = Some(id.clone());
                 let n: u32 = attr(&e, "fail-count").and_then(|v| score(&v)).unwrap_or(0);
                 if let Some(node) = &history_node {
                     st.history.push(NodeHistory {
@@ -540,6 +539,7 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                         fail_count: n,
                         migration_threshold: attr(&e, "migration-threshold")
                             .and_then(|v| score(&v)),
+                        last_monitor: None,
                     });
                 }
                 for r in st.resources.iter_mut().filter(|r| r.id == id) {
@@ -547,29 +547,20 @@ pub fn parse(xml: &str) -> Result<Status, StatusError> {
                 }
             }
             ("resource_history", "operation_history")
-                if attr(&e, "task").as_deref() == Some("monitor") =>
+                if history_node.is_some() && attr(&e, "task").as_deref() == Some("monitor") =>
             {
-                if let (Some(node), Some(rsc)) = (&history_node, &history_rsc) {
-                    let probe = Probe {
-                        resource: rsc.clone(),
-                        node: node.clone(),
-                        rc: attr(&e, "rc").and_then(|v| v.parse().ok()),
-                        rc_text: attr(&e, "rc_text").unwrap_or_default(),
-                        exec_ms: attr(&e, "exec-time").and_then(|v| millis(&v)),
-                        interval_ms: attr(&e, "interval").and_then(|v| millis(&v)).unwrap_or(0),
-                        last_run: attr(&e, "last-run").filter(|v| !v.is_empty()),
-                        since: attr(&e, "last-rc-change").filter(|v| !v.is_empty()),
-                        call: attr(&e, "call").and_then(|v| v.parse().ok()).unwrap_or(-1),
-                    };
-                    match st
-                        .probes
-                        .iter_mut()
-                        .find(|p| p.resource == probe.resource && p.node == probe.node)
-                    {
-                        Some(p) if p.call <= probe.call => *p = probe,
-                        Some(_) => {}
-                        None => st.probes.push(probe),
-                    }
+                let run = MonitorRun {
+                    call: attr(&e, "call").and_then(|c| c.parse().ok()).unwrap_or(-1),
+                    rc: attr(&e, "rc").and_then(|c| c.parse().ok()).unwrap_or(-1),
+                    rc_text: attr(&e, "rc_text").unwrap_or_default(),
+                    interval_ms: attr(&e, "interval").and_then(|v| millis(&v)).unwrap_or(0),
+                    exec_ms: attr(&e, "exec-time").and_then(|v| millis(&v)),
+                    last_rc_change: attr(&e, "last-rc-change").filter(|t| !t.is_empty()),
+                };
+                if let Some(h) = st.history.last_mut()
+                    && h.last_monitor.as_ref().is_none_or(|m| m.call <= run.call)
+                {
+                    h.last_monitor = Some(run);
                 }
             }
             ("failures", "failure") => {
@@ -865,20 +856,21 @@ mod tests {
           </resource_history>
         </node></node_history></pacemaker-result>"#;
         let st = parse(xml).unwrap();
-        assert_eq!(st.probes.len(), 2, "{:#?}", st.probes);
-        let p = &st.probes[0];
-        assert_eq!(
-            (p.resource.as_str(), p.node.as_str()),
-            ("svc-postfix", "mail1")
-        );
-        assert_eq!(
-            (p.rc, p.rc_text.as_str()),
-            (Some(0), "ok"),
-            "the latest call"
-        );
+        let last = |rsc: &str| {
+            st.history
+                .iter()
+                .find(|h| h.resource == rsc && h.node == "mail1")
+                .and_then(|h| h.last_monitor.clone())
+                .unwrap_or_else(|| panic!("{rsc}: {:#?}", st.history))
+        };
+        let p = last("svc-postfix");
+        assert_eq!((p.rc, p.rc_text.as_str()), (0, "ok"), "the latest call");
         assert_eq!((p.exec_ms, p.interval_ms), (Some(41), 2000));
-        assert_eq!(p.since.as_deref(), Some("Wed Nov 25 16:03:28 2026"));
-        assert_eq!(st.probes[1].since, None);
+        assert_eq!(
+            p.last_rc_change.as_deref(),
+            Some("Wed Nov 25 16:03:28 2026")
+        );
+        assert_eq!(last("vip").last_rc_change, None);
     }
 
     #[test]

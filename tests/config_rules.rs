@@ -1273,6 +1273,29 @@ fn one_error_refuses_a_second_error() {
 // --- [exporter] --------------------------------------------------------
 
 #[test]
+fn every_example_s_commented_exporter_table_loads_once_uncommented() {
+    for f in ["postfix.toml", "eyou.toml", "gateway.toml", "2in1.toml"] {
+        let text = std::fs::read_to_string(repo().join("examples").join(f)).unwrap();
+        let block: String = text
+            .lines()
+            .skip_while(|l| *l != "# [exporter]")
+            .map_while(|l| l.strip_prefix("# "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            block.starts_with("[exporter]\n"),
+            "{f}: no commented [exporter]"
+        );
+        let c = load(&with(&block))
+            .unwrap_or_else(|e| panic!("{f}: {e:?}"))
+            .config;
+        assert_eq!(c.exporter.listen.to_string(), "127.0.0.1:9664", "{f}");
+        assert_eq!(c.exporter.scrape_timeout, Duration::from_secs(5), "{f}");
+        assert!(c.exporter.auth.is_some(), "{f}");
+    }
+}
+
+#[test]
 fn the_exporter_listens_on_localhost_9664_without_auth_by_default() {
     let c = load(BASE).unwrap().config;
     assert_eq!(c.exporter.listen.to_string(), "127.0.0.1:9664");

@@ -62,6 +62,7 @@ fn observed() -> Observed {
             pending: 3,
             outbox: 0,
             oldest_pending_age_s: Some(600.0),
+            oldest_outbox_age_s: None,
         }),
         duration_s: 0.021,
         last_success_age_s: Some(0.0),

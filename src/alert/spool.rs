@@ -327,6 +327,28 @@ impl Spool {
             .collect()
     }
 
+    /// One incident directory of `outbox/` or `sent/` as it stands: its
+    /// readable events and the channels that delivered it (`done-*`).
+    /// Creates nothing (the exporter reads a spool it does not own).
+    pub fn read_incident(dir: &Path) -> (Vec<Event>, Vec<String>) {
+        let events = Self::read_events(dir)
+            .map(|(ok, _)| ok.into_iter().map(|(_, e)| e).collect())
+            .unwrap_or_default();
+        let mut done: Vec<String> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|f| {
+                f.file_name()
+                    .to_str()?
+                    .strip_prefix("done-")
+                    .map(str::to_string)
+            })
+            .collect();
+        done.sort();
+        (events, done)
+    }
+
     /// Moves the given pending events into `outbox/<incident_id>`. The
     /// incident id is its first event's id. A crash halfway leaves the rest
     /// in `pending/`, where they become a later incident: split, never lost

@@ -9,7 +9,7 @@
 
 use crate::lease::client::Status as Keeper;
 use crate::status::{INFINITY, Status};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 /// The alert spool as a directory listing shows it (no event is read).
@@ -21,6 +21,23 @@ pub struct SpoolDepth {
     pub outbox: u64,
     /// Age of the oldest pending event, from its id.
     pub oldest_pending_age_s: Option<f64>,
+    /// Age of the oldest incident in the outbox (its id is its first
+    /// event's): an incident some channel keeps failing to deliver.
+    pub oldest_outbox_age_s: Option<f64>,
+}
+
+/// The last failover `mailha history` would show: an incident with a
+/// cause (not a planned move) in which the VIP started again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastFailover {
+    pub start_unix: f64,
+    /// From its first entry to its last (the VIP's start, mostly).
+    pub seconds: f64,
+    /// What began it, as a class (`ops::history::Kind` of the cause):
+    /// `resource_failure`, `fencing`, `node_lost`.
+    pub cause: &'static str,
+    /// Where the mail ran after it.
+    pub mail_on: String,
 }
 
 /// What `mailha status` takes from the CIB's configuration besides
@@ -79,6 +96,11 @@ pub struct Observed {
     /// page reads its histories (`ops::history::from_crm_mon`), so a
     /// scrape for metrics parses it once only.
     pub crm_mon_xml: Option<std::sync::Arc<str>>,
+    /// Incidents each alert channel delivered, from the spool's
+    /// `done-<channel>` marks; None when the spool cannot be read.
+    pub alert_delivered: Option<BTreeMap<String, u64>>,
+    /// None: no failover in what crm_mon and the spool still show.
+    pub last_failover: Option<LastFailover>,
 }
 
 /// One metric family being written: HELP and TYPE first, then samples.
@@ -162,6 +184,23 @@ pub fn render(o: &Observed) -> String {
         lease(&mut out, k);
     }
     spool(&mut out, o.spool.as_ref());
+    if let Some(d) = &o.alert_delivered {
+        out.family(
+            "mailha_alert_delivered_incidents_total",
+            "counter",
+            "Incidents this node's sender delivered, per channel (smtp, webhook, command), from the spool's records",
+        );
+        for (ch, n) in d {
+            out.sample(
+                "mailha_alert_delivered_incidents_total",
+                &[("channel", ch)],
+                *n as f64,
+            );
+        }
+    }
+    if o.cluster.is_some() {
+        failover(&mut out, o.last_failover.as_ref());
+    }
     if let Some(d) = o.config_drift {
         out.gauge(
             "mailha_config_drift",
@@ -355,6 +394,7 @@ fn cluster(out: &mut Out, st: &Status, last_change: Option<i64>) {
     if let Some(n) = &st.active_node {
         out.sample("mailha_active_node", &[("node", n)], 1.0);
     }
+    probes(out, st);
     out.gauge(
         "mailha_leftover_constraints",
         "cli-ban-*/cli-prefer-* constraints crm_resource --move/--ban left (that crm_mon lists): they defeat failover until cleared (mailha switchover --clear)",
@@ -376,6 +416,71 @@ fn cluster(out: &mut Out, st: &Status, last_change: Option<i64>) {
             1.0,
         );
     }
+}
+
+/// Each resource's latest monitor on each node, from Pacemaker's
+/// operation history in the same crm_mon answer (no process, no probe
+/// of our own). The storage resources' monitors are the storage probe.
+fn probes(out: &mut Out, st: &Status) {
+    let runs: Vec<_> = st
+        .history
+        .iter()
+        .filter_map(|h| Some((h, h.last_monitor.as_ref()?)))
+        .collect();
+    let mut each =
+        |name: &str, help: &str, value: &dyn Fn(&crate::status::MonitorRun) -> Option<f64>| {
+            out.family(name, "gauge", help);
+            for (h, m) in &runs {
+                if let Some(v) = value(m) {
+                    out.sample(name, &[("resource", &h.resource), ("node", &h.node)], v);
+                }
+            }
+        };
+    each(
+        "mailha_probe_ok",
+        "1 if the resource's latest monitor on the node gave the answer Pacemaker wants (running; a probe's not running where it does not run)",
+        &|m| Some(bit(m.ok())),
+    );
+    each(
+        "mailha_probe_exit_code",
+        "The OCF exit code of the resource's latest monitor on the node (0 running, 7 not running, 1 error, ...)",
+        &|m| Some(m.rc as f64),
+    );
+    each(
+        "mailha_probe_duration_seconds",
+        "How long the resource's latest recorded monitor took on the node (Pacemaker records a recurring monitor when its result changes)",
+        &|m| m.exec_ms.map(|ms| ms as f64 / 1000.0),
+    );
+    each(
+        "mailha_probe_last_change_timestamp_seconds",
+        "When the result of the resource's monitor on the node last changed (unix time, crm_mon's local time read as UTC)",
+        &|m| {
+            m.last_rc_change
+                .as_deref()
+                .and_then(parse_ctime)
+                .map(|t| t as f64)
+        },
+    );
+}
+
+fn failover(out: &mut Out, f: Option<&LastFailover>) {
+    let Some(f) = f else { return };
+    out.gauge(
+        "mailha_last_failover_timestamp_seconds",
+        "When the last failover began (unix time): an incident with a cause in which the VIP started again",
+        f.start_unix,
+    );
+    out.gauge(
+        "mailha_last_failover_duration_seconds",
+        "How long the last failover took, from its cause to the VIP's start",
+        f.seconds,
+    );
+    out.gauge_with(
+        "mailha_last_failover_info",
+        "The last failover's cause (resource_failure, fencing, node_lost) and where the mail ran after it; always 1",
+        &[("cause", f.cause), ("node", &f.mail_on)],
+        1.0,
+    );
 }
 
 fn lease(out: &mut Out, k: &Result<Keeper, String>) {
@@ -527,6 +632,13 @@ fn spool(out: &mut Out, s: Option<&SpoolDepth>) {
         out.gauge(
             "mailha_alert_spool_oldest_pending_age_seconds",
             "Age of the oldest event waiting for the sender (a stuck spool grows it)",
+            a,
+        );
+    }
+    if let Some(a) = s.oldest_outbox_age_s {
+        out.gauge(
+            "mailha_alert_spool_oldest_outbox_age_seconds",
+            "Age of the oldest incident not yet delivered on every channel (a failing channel grows it)",
             a,
         );
     }

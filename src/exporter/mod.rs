@@ -8,7 +8,10 @@ pub mod metrics;
 pub mod page;
 pub mod server;
 
-use metrics::{Observed, SpoolDepth};
+use crate::alert::spool::Spool;
+use crate::ops::history::{self, Entry, Kind};
+use metrics::{LastFailover, Observed, SpoolDepth};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -89,6 +92,24 @@ struct Memory {
     /// renders (None: it does not load): rendered again only when the
     /// file changes.
     local_digest: Option<((SystemTime, u64), Option<String>)>,
+    /// The spool's `sent/`, each incident read once (it never changes
+    /// there).
+    sent: Sent,
+    /// The last failover and what it was computed from (crm_mon's
+    /// entries, the undelivered events', `sent/`'s generation): the same
+    /// inputs give it without grouping the whole history again.
+    failover: Option<(FailoverInputs, Option<LastFailover>)>,
+}
+
+type FailoverInputs = (Vec<Entry>, Vec<Entry>, u64);
+
+/// The incidents of the spool's `sent/`: their events as history
+/// entries and the channels that delivered them.
+#[derive(Default)]
+struct Sent {
+    incidents: BTreeMap<String, (Vec<Entry>, Vec<String>)>,
+    /// One more each time the set of incidents changes.
+    generation: u64,
 }
 
 /// Makes observations. Scrapes that arrive while crm_mon runs wait for
@@ -119,7 +140,7 @@ impl Collector {
         let mut o = match shared {
             Some(o) => o,
             None => {
-                let mut o = self.look();
+                let mut o = self.look(&mut m);
                 if let Some(d) = &self.sources.drift {
                     let cib = on_disk_cib(&d.cib_file);
                     o.config_drift = cib.as_ref().and_then(|c| drift(d, c, &mut m));
@@ -142,7 +163,7 @@ impl Collector {
         o
     }
 
-    fn look(&self) -> Observed {
+    fn look(&self, m: &mut Memory) -> Observed {
         let s = &self.sources;
         let started = Instant::now();
         let out = crate::exec::run(
@@ -157,10 +178,12 @@ impl Collector {
             s.crm_mon_deadline,
         );
         let mut crm_mon_xml = None;
+        let mut crm_history = Vec::new();
         let cluster = match out {
             Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
                 Ok(st) => {
                     crm_mon_xml = Some(o.stdout.as_str().into());
+                    crm_history = history::from_crm_mon(&o.stdout).unwrap_or_default();
                     Some(st)
                 }
                 Err(e) => {
@@ -186,6 +209,29 @@ impl Collector {
             .as_ref()
             .and_then(|st| st.last_change.as_deref())
             .and_then(metrics::parse_ctime);
+        let records = spool_records(&s.spool, &mut m.sent);
+        let last_failover = cluster.as_ref().and_then(|_| {
+            let fresh = records
+                .as_ref()
+                .map(|r| r.fresh.clone())
+                .unwrap_or_default();
+            let inputs = (crm_history, fresh, m.sent.generation);
+            match &m.failover {
+                Some((seen, f)) if *seen == inputs => f.clone(),
+                _ => {
+                    let mut spool = inputs.1.clone();
+                    spool.extend(
+                        m.sent
+                            .incidents
+                            .values()
+                            .flat_map(|(e, _)| e.iter().cloned()),
+                    );
+                    let f = last_failover(inputs.0.clone(), spool);
+                    m.failover = Some((inputs, f.clone()));
+                    f
+                }
+            }
+        });
         Observed {
             cluster,
             keeper: s
@@ -196,6 +242,8 @@ impl Collector {
             duration_s,
             last_change_unix,
             crm_mon_xml,
+            alert_delivered: records.map(|r| r.delivered),
+            last_failover,
             ..Observed::default()
         }
     }
@@ -245,6 +293,94 @@ impl Collector {
 /// How far back the status page looks.
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
+/// What the spool says beyond its depth.
+struct Records {
+    /// The undelivered events (`pending/`, `outbox/`) as history entries.
+    fresh: Vec<Entry>,
+    /// Incidents each channel delivered.
+    delivered: BTreeMap<String, u64>,
+}
+
+/// The spool's events as history entries and the incidents each channel
+/// delivered; None when the spool cannot be read. Only `pending/` and
+/// `outbox/` are read each time: they hold what is not delivered yet.
+fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
+    let list = |d: &Path| -> Option<BTreeSet<String>> {
+        Some(
+            std::fs::read_dir(d)
+                .ok()?
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+        )
+    };
+    let outbox = list(&root.join("outbox"))?;
+    let now_sent = list(&root.join("sent"))?;
+    let before = sent.incidents.len();
+    sent.incidents.retain(|id, _| now_sent.contains(id));
+    let mut changed = sent.incidents.len() != before;
+    for id in now_sent {
+        if let std::collections::btree_map::Entry::Vacant(v) = sent.incidents.entry(id) {
+            let (events, done) = Spool::read_incident(&root.join("sent").join(v.key()));
+            v.insert((history::from_events(&events), done));
+            changed = true;
+        }
+    }
+    if changed {
+        sent.generation += 1;
+    }
+    let (mut events, _) = Spool::read_incident(&root.join("pending"));
+    let mut delivered: BTreeMap<String, u64> = BTreeMap::new();
+    let mut count = |done: &[String]| {
+        // The marks are ours (a root-only spool); still, a label value
+        // stays a channel's short name.
+        for ch in done.iter().filter(|c| {
+            (1..=32).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        }) {
+            *delivered.entry(ch.clone()).or_default() += 1;
+        }
+    };
+    for id in outbox {
+        let (ev, done) = Spool::read_incident(&root.join("outbox").join(id));
+        events.extend(ev);
+        count(&done);
+    }
+    for (_, done) in sent.incidents.values() {
+        count(done);
+    }
+    Some(Records {
+        fresh: history::from_events(&events),
+        delivered,
+    })
+}
+
+/// The last failover in crm_mon's history and the spool's events (as
+/// history entries), as `mailha history` groups them: the latest
+/// incident with a cause in which the VIP started.
+pub fn last_failover(crm_mon: Vec<Entry>, spool: Vec<Entry>) -> Option<LastFailover> {
+    let all = history::merge(crm_mon, spool, 0);
+    history::incidents(&all, history::GAP)
+        .into_iter()
+        .rev()
+        .find_map(|i| {
+            let cause = i.entries.iter().find_map(|e| match e.kind {
+                Kind::Failure => Some("resource_failure"),
+                Kind::Fence => Some("fencing"),
+                Kind::Node => Some("node_lost"),
+                Kind::Started | Kind::Stopped => None,
+            })?;
+            Some(LastFailover {
+                start_unix: i.start_ms as f64 / 1000.0,
+                seconds: i.seconds,
+                cause,
+                mail_on: i.mail_on?,
+            })
+        })
+}
+
 /// Whether this node's mailha.toml renders other than what `mailha
 /// apply` stored in the CIB (`mailha status`'s drift); None when either
 /// side cannot be read.
@@ -282,21 +418,25 @@ pub fn spool_depth(root: &Path, now: SystemTime) -> Option<SpoolDepth> {
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n.ends_with(".json"))
         .collect();
-    let outbox = std::fs::read_dir(root.join("outbox"))
+    let outbox: Vec<String> = std::fs::read_dir(root.join("outbox"))
         .ok()?
         .filter_map(Result::ok)
         .filter(|e| e.path().is_dir())
-        .count() as u64;
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     let now_us = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_micros() as f64;
-    let oldest_pending_age_s = pending
-        .iter()
-        .filter_map(|n| n.get(..17)?.parse::<u64>().ok())
-        .min()
-        .map(|us| ((now_us - us as f64) / 1e6).max(0.0));
+    let oldest = |names: &[String]| {
+        names
+            .iter()
+            .filter_map(|n| n.get(..17)?.parse::<u64>().ok())
+            .min()
+            .map(|us| ((now_us - us as f64) / 1e6).max(0.0))
+    };
     Some(SpoolDepth {
         pending: pending.len() as u64,
-        outbox,
-        oldest_pending_age_s,
+        outbox: outbox.len() as u64,
+        oldest_pending_age_s: oldest(&pending),
+        oldest_outbox_age_s: oldest(&outbox),
     })
 }
 

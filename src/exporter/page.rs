@@ -11,7 +11,7 @@
 use super::metrics::Observed;
 use crate::config::model::Language;
 use crate::ops::history::{self, Detail, Entry, Incident, Kind};
-use crate::status::{self, KeeperView, Probe, Resource, Status};
+use crate::status::{self, KeeperView, NodeHistory, Resource, Status};
 use std::fmt::Write;
 
 /// Seconds between the page's reloads: a failover shows within one.
@@ -748,15 +748,13 @@ fn services(h: &mut String, w: &Words, st: &Status) {
                 esc(&(w.fails)(r.fail_count))
             );
         }
+        // Its last monitor where it runs, else wherever one is recorded.
+        let monitored = |h: &&NodeHistory| h.resource == r.id && h.last_monitor.is_some();
         let probe = r
             .nodes
             .iter()
-            .find_map(|n| {
-                st.probes
-                    .iter()
-                    .find(|p| p.resource == r.id && &p.node == n)
-            })
-            .or_else(|| st.probes.iter().find(|p| p.resource == r.id));
+            .find_map(|n| st.history.iter().filter(monitored).find(|h| &h.node == n))
+            .or_else(|| st.history.iter().find(monitored));
         let _ = writeln!(
             h,
             "<span class=\"detail\">{}</span></li>",
@@ -766,11 +764,15 @@ fn services(h: &mut String, w: &Words, st: &Status) {
     h.push_str("</ul>\n</section>\n");
 }
 
-fn probe_line(w: &Words, p: Option<&Probe>) -> String {
-    let Some(p) = p else {
+fn probe_line(w: &Words, h: Option<&NodeHistory>) -> String {
+    let Some((node, p)) = h.and_then(|h| Some((&h.node, h.last_monitor.as_ref()?))) else {
         return esc(w.no_check);
     };
-    let rc = p.rc.map(|rc| format!(" (rc {rc})")).unwrap_or_default();
+    let rc = if p.rc >= 0 {
+        format!(" (rc {})", p.rc)
+    } else {
+        String::new()
+    };
     let result = format!(
         "{}{rc}",
         if p.rc_text.is_empty() {
@@ -779,13 +781,14 @@ fn probe_line(w: &Words, p: Option<&Probe>) -> String {
             &p.rc_text
         }
     );
-    let class = match p.rc {
-        Some(0) => "good",
-        _ => "bad",
+    let class = if p.rc == 0 || p.rc == 8 {
+        "good"
+    } else {
+        "bad"
     };
     let mut parts = vec![format!(
         "{} <span class=\"tag {class}\">{}</span>",
-        esc(&(w.last_check)(&p.node)),
+        esc(&(w.last_check)(node)),
         esc(&result)
     )];
     // Short parts stay whole ("0 ms" never split at a phone's edge).
@@ -798,7 +801,7 @@ fn probe_line(w: &Words, p: Option<&Probe>) -> String {
     } else {
         w.one_off.to_string()
     }));
-    if let Some(t) = p.last_run.as_deref().or(p.since.as_deref()) {
+    if let Some(t) = p.last_rc_change.as_deref() {
         parts.push(format!(
             "<span class=\"when\">{}</span>",
             esc(&(w.since)(t))

@@ -1,4 +1,4 @@
-use super::metrics::{Observed, SpoolDepth, parse_ctime, render};
+use super::metrics::{LastFailover, Observed, SpoolDepth, parse_ctime, render};
 use super::server::{Auth, Pages, Request, parse_request, route};
 use super::spool_depth;
 use crate::config::model::Language;
@@ -60,6 +60,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
             pending: 2,
             outbox: 1,
             oldest_pending_age_s: Some(12.5),
+            oldest_outbox_age_s: Some(30.0),
         }),
         duration_s: 0.018,
         last_success_age_s: Some(0.0),
@@ -69,6 +70,13 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         config_drift: Some(false),
         cib: None,
         crm_mon_xml: None,
+        alert_delivered: Some([("smtp".to_string(), 3), ("webhook".to_string(), 2)].into()),
+        last_failover: Some(LastFailover {
+            start_unix: 1_795_622_608.0,
+            seconds: 5.0,
+            cause: "resource_failure",
+            mail_on: "mail2".into(),
+        }),
     }
 }
 
@@ -278,6 +286,11 @@ fn the_spool_depth_comes_from_its_listing_and_the_ids_times() {
     let s = spool_depth(d.path(), now).unwrap();
     assert_eq!((s.pending, s.outbox), (2, 1));
     assert_eq!(s.oldest_pending_age_s, Some(10.0));
+    assert_eq!(
+        s.oldest_outbox_age_s,
+        Some(1_000.0),
+        "an incident id's time"
+    );
     assert_eq!(spool_depth(&d.path().join("absent"), now), None);
 }
 
@@ -657,4 +670,176 @@ mod page {
             "the page is behind the same auth as the metrics"
         );
     }
+}
+
+/// Pacemaker's operation history as a real failover leaves it: mail1's
+/// postfix monitor failed (2.4 s, rc 7), the stack moved to mail2, mail1
+/// was fenced; mail2 probed fs-data (not running there) before.
+const FAILOVER: &str = r#"<pacemaker-result>
+<summary><cluster_options stonith-enabled="true"/></summary>
+<node_history>
+  <node name="mail1">
+    <resource_history id="svc-postfix" orphan="false" fail-count="1">
+      <operation_history call="3" task="monitor" rc="0" rc_text="ok" interval="10000ms" last-rc-change="Wed Nov 25 16:00:01 2026" exec-time="31ms" queue-time="0ms"/>
+      <operation_history call="29" task="monitor" rc="7" rc_text="not running" interval="10000ms" last-rc-change="Wed Nov 25 16:03:28 2026" exec-time="2400ms" queue-time="0ms"/>
+    </resource_history>
+    <resource_history id="vip" orphan="false">
+      <operation_history call="30" task="stop" rc="0" rc_text="ok" last-rc-change="Wed Nov 25 16:03:30 2026" exec-time="20ms" queue-time="0ms"/>
+    </resource_history>
+  </node>
+  <node name="mail2">
+    <resource_history id="fs-data" orphan="false">
+      <operation_history call="2" task="monitor" rc="7" rc_text="not running" interval="0ms" last-rc-change="Wed Nov 25 15:00:00 2026" exec-time="12ms" queue-time="0ms"/>
+      <operation_history call="12" task="start" rc="0" rc_text="ok" last-rc-change="Wed Nov 25 16:03:31 2026" exec-time="900ms" queue-time="0ms"/>
+      <operation_history call="13" task="monitor" rc="0" rc_text="ok" interval="20000ms" last-rc-change="Wed Nov 25 16:03:32 2026" exec-time="180ms" queue-time="0ms"/>
+    </resource_history>
+    <resource_history id="vip"><operation_history call="14" task="start" rc="0" rc_text="ok" last-rc-change="Wed Nov 25 16:03:33 2026" exec-time="40ms" queue-time="0ms"/></resource_history>
+  </node>
+</node_history>
+<fence_history>
+  <fence_event action="reboot" target="mail1" delegate="mail2" status="success" completed="2026-11-25 16:03:29Z"/>
+</fence_history>
+</pacemaker-result>"#;
+
+fn sample(text: &str, series: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')
+            .map(str::to_string)
+    })
+}
+
+#[test]
+fn each_resource_s_latest_monitor_on_each_node_is_its_probe_result() {
+    let st = crate::status::parse(FAILOVER).unwrap();
+    let text = render(&observed(Some(st)));
+    check_exposition(&text).unwrap();
+    let at =
+        |m: &str, r: &str, n: &str| sample(&text, &format!("{m}{{resource=\"{r}\",node=\"{n}\"}}"));
+    // The failed recurring monitor, not the older good one.
+    assert_eq!(
+        at("mailha_probe_ok", "svc-postfix", "mail1").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        at("mailha_probe_exit_code", "svc-postfix", "mail1").as_deref(),
+        Some("7")
+    );
+    assert_eq!(
+        at("mailha_probe_duration_seconds", "svc-postfix", "mail1").as_deref(),
+        Some("2.4")
+    );
+    // The storage probe: the recurring monitor after the start.
+    assert_eq!(
+        at("mailha_probe_ok", "fs-data", "mail2").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        at("mailha_probe_duration_seconds", "fs-data", "mail2").as_deref(),
+        Some("0.18")
+    );
+    assert_eq!(
+        at(
+            "mailha_probe_last_change_timestamp_seconds",
+            "fs-data",
+            "mail2"
+        )
+        .as_deref(),
+        Some("1795622612")
+    );
+    // A resource with no monitor recorded on a node has no probe series.
+    assert_eq!(at("mailha_probe_ok", "vip", "mail1"), None);
+}
+
+#[test]
+fn a_probe_s_not_running_is_the_right_answer_a_recurring_monitor_s_is_not() {
+    use crate::status::MonitorRun;
+    let probe = MonitorRun {
+        rc: 7,
+        interval_ms: 0,
+        ..MonitorRun::default()
+    };
+    let monitor = MonitorRun {
+        rc: 7,
+        interval_ms: 10_000,
+        ..MonitorRun::default()
+    };
+    assert!(probe.ok());
+    assert!(!monitor.ok());
+    assert!(
+        MonitorRun {
+            rc: 8,
+            interval_ms: 10_000,
+            ..MonitorRun::default()
+        }
+        .ok()
+    );
+}
+
+#[test]
+fn the_last_failover_is_the_latest_incident_with_a_cause_where_the_vip_started() {
+    let crm = crate::ops::history::from_crm_mon(FAILOVER).unwrap();
+    let f = super::last_failover(crm, Vec::new()).unwrap();
+    assert_eq!(f.cause, "resource_failure");
+    assert_eq!(f.mail_on, "mail2");
+    assert_eq!(f.seconds, 5.0, "from the failed monitor to the VIP's start");
+}
+
+#[test]
+fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
+    // crm_mon after `crm_resource --cleanup`: the failure is gone, only
+    // the moves remain; the spool kept the node's loss.
+    let cleaned = FAILOVER
+        .lines()
+        .filter(|l| !l.contains("rc=\"7\"") && !l.contains("fence_event"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let crm = crate::ops::history::from_crm_mon(&cleaned).unwrap();
+    assert_eq!(
+        super::last_failover(crm.clone(), Vec::new()),
+        None,
+        "a planned move"
+    );
+    let lost: crate::alert::event::Event = serde_json::from_value(serde_json::json!({
+        "kind": "node", "host": "mail2", "node": "mail1", "desc": "lost",
+        "recorded_at_ms": crate::ops::history::parse_time("Wed Nov 25 16:03:29 2026").unwrap(),
+    }))
+    .unwrap();
+    let f = super::last_failover(crm, crate::ops::history::from_events(&[lost])).unwrap();
+    assert_eq!((f.cause, f.mail_on.as_str()), ("node_lost", "mail2"));
+}
+
+#[test]
+fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = crate::alert::spool::Spool::open(d.path()).unwrap();
+    let e = crate::alert::event::Event::new(
+        crate::alert::event::Kind::Node,
+        "mail2",
+        SystemTime::now(),
+    );
+    let first = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&first)).unwrap();
+    spool.mark_done(&first, "smtp").unwrap();
+    spool.mark_done(&first, "webhook").unwrap();
+    spool.finish(&first).unwrap();
+    let second = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&second)).unwrap();
+    spool.mark_done(&second, "smtp").unwrap();
+    spool.record(&e).unwrap();
+    let mut sent = super::Sent::default();
+    let r = super::spool_records(d.path(), &mut sent).unwrap();
+    assert_eq!(r.fresh.len(), 2, "pending and outbox");
+    assert_eq!(sent.incidents.len(), 1, "sent");
+    assert_eq!(
+        r.delivered,
+        [("smtp".to_string(), 2), ("webhook".to_string(), 1)].into()
+    );
+    // A sent incident never changes: the second look keeps what it read.
+    let generation = sent.generation;
+    std::fs::remove_file(d.path().join("sent").join(&first).join("done-webhook")).unwrap();
+    let again = super::spool_records(d.path(), &mut sent).unwrap();
+    assert_eq!(again.delivered, r.delivered);
+    assert_eq!(sent.generation, generation, "nothing new in sent/");
+    assert!(super::spool_records(&d.path().join("absent"), &mut sent).is_none());
 }

@@ -135,18 +135,21 @@ mod tests {
                     resource: "svc-postfix".into(),
                     fail_count: 2,
                     migration_threshold: Some(3),
+                    last_monitor: None,
                 },
                 NodeHistory {
                     node: "mail1".into(),
                     resource: "vip".into(),
                     fail_count: 0,
                     migration_threshold: Some(3),
+                    last_monitor: None,
                 },
                 NodeHistory {
                     node: "mail2".into(),
                     resource: "ping:1".into(),
                     fail_count: 1,
                     migration_threshold: None,
+                    last_monitor: None,
                 },
             ],
             failures: vec![Failure {
