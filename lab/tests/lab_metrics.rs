@@ -112,6 +112,48 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
 
     let up = ok(lab().args(["prometheus", "up"]), Duration::from_secs(90));
     println!("{}", up.stdout.trim());
+    // The package's alert rules are loaded and evaluate cleanly against
+    // the real exporters' series.
+    let rules_file = std::fs::read_to_string(
+        mailha_lab::prometheus::shipped_rules().expect("dist/prometheus/mailha-rules.yml"),
+    )
+    .unwrap();
+    let shipped = rules_file.matches("- alert: ").count();
+    let prom = std::net::SocketAddr::from(([198, 51, 100, 1], mailha_lab::prometheus::PORT));
+    let netns = format!("{}-gw", prefix());
+    let api = |path: &str| -> serde_json::Value {
+        let body = mailha_lab::prometheus::get_in_netns(&netns, prom, path, &[])
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    };
+    let wait_rules = Instant::now();
+    let loaded = loop {
+        let v = api("/api/v1/rules");
+        let rules: Vec<serde_json::Value> = v["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .collect();
+        let evaluated = rules.iter().all(|r| r["health"] == "ok");
+        if (rules.len() == shipped && evaluated) || wait_rules.elapsed() > Duration::from_secs(20) {
+            break rules;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(loaded.len(), shipped, "every shipped rule loaded");
+    for r in &loaded {
+        assert_eq!(r["health"], "ok", "{r}");
+    }
+    let alerts = |v: &serde_json::Value| -> Vec<String> {
+        v["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| format!("{} {}", r["metric"]["alertname"], r["metric"]["alertstate"]))
+            .collect()
+    };
+
     let before = agreed_holder().expect("both exporters name one holder");
     let ok_scrapes = by_label(&query("mailha_scrape_ok"), "instance");
     assert_eq!(ok_scrapes.len(), 2, "{ok_scrapes:?}");
@@ -185,10 +227,17 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
         d["recovered_s"]
     );
 
+    // A healthy cluster after a planned move raises no alert, not even a
+    // pending one.
+    assert_eq!(
+        alerts(&query("ALERTS")),
+        Vec::<String>::new(),
+        "alerts on a healthy cluster"
+    );
+
     // The status page, as a browser on the monitoring host gets it from
     // node1's exporter: behind the same basic auth, in either language.
     let exporter = std::net::SocketAddr::from(([198, 51, 100, 11], 9664));
-    let netns = format!("{}-gw", prefix());
     let password = std::fs::read_to_string(mailha_lab::prometheus::password_file(&base_dir()))
         .expect("the scrape password lab up made");
     let auth = format!(
@@ -207,19 +256,21 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
     };
     let refused = page("/", &[]).expect_err("no page without the password");
     assert!(refused.contains(" 401 "), "{refused}");
-    let en = page("/", &[("Authorization", &auth)]).expect("the page");
+    // Without a choice the page speaks the config's alert language (the
+    // lab's is Chinese); the browser's or the query's choice wins.
+    let en = page(
+        "/",
+        &[
+            ("Authorization", &auth),
+            ("Accept-Language", "en-US,en;q=0.9"),
+        ],
+    )
+    .expect("the page");
     assert!(
         en.contains("class=\"verdict ok\"") && en.contains(&format!("The mail runs on {after}")),
         "{en}"
     );
-    let zh = page(
-        "/",
-        &[
-            ("Authorization", &auth),
-            ("Accept-Language", "zh-CN,zh;q=0.9"),
-        ],
-    )
-    .expect("the page in Chinese");
+    let zh = page("/", &[("Authorization", &auth)]).expect("the page in Chinese");
     assert!(
         zh.contains("<html lang=\"zh-CN\">") && zh.contains(after),
         "{zh}"
@@ -237,4 +288,37 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
         "instance",
     );
     println!("MEASURED p99 lease write per node over the last minute: {p99:?}");
+
+    // Maintenance mode shows as the rule's pending alert within a few
+    // evaluations, and goes when maintenance ends.
+    let maintenance = "ALERTS{alertname=\"MailhaMaintenanceLeftOn\"}";
+    ok(
+        lab().args(["exec", after, "--", "mailha", "maintenance", "on"]),
+        Duration::from_secs(60),
+    );
+    let t = Instant::now();
+    while alerts(&query(maintenance)).is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        alerts(&query(maintenance)),
+        vec!["\"MailhaMaintenanceLeftOn\" \"pending\"".to_string()]
+    );
+    println!(
+        "MEASURED maintenance on -> pending alert in Prometheus: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    ok(
+        lab().args(["exec", after, "--", "mailha", "maintenance", "off"]),
+        Duration::from_secs(120),
+    );
+    let t = Instant::now();
+    while !alerts(&query(maintenance)).is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        alerts(&query(maintenance)),
+        Vec::<String>::new(),
+        "gone after maintenance off"
+    );
 }
