@@ -4,7 +4,10 @@
 //! them every second, as a monitoring host would. A planned switchover
 //! under mail load must show in Prometheus: the lease holder and the
 //! active node change, no keeper ever reports two holders, and both
-//! keepers' renewal latencies are there.
+//! keepers' renewal latencies are there. The package's alert rules load,
+//! stay quiet on a healthy cluster and see maintenance mode; the status
+//! page answers a browser through gw; and a power cut of the active node
+//! shows as a failover with its cause and duration.
 //!
 //! Root only; SKIPPED without root, the lab's programs or Prometheus,
 //! FAILS in CI (env `CI`) when they are missing. A guard tears the lab
@@ -320,5 +323,47 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
         alerts(&query(maintenance)),
         Vec::<String>::new(),
         "gone after maintenance off"
+    );
+
+    // A real failover: the node with the mail loses power (and boots
+    // again). Prometheus sees the holder move, and the exporters name the
+    // failover's cause and how long it took.
+    let d = drill(&["kill-node", "active"]);
+    assert_eq!(d["ok"], true, "{d}");
+    assert_eq!(d["lost"], 0, "{d}");
+    assert_eq!(d["switched"], true, "{d}");
+    let survivor = d["node_after"].as_str().expect("where the mail went");
+    let t = Instant::now();
+    let (duration, info) = loop {
+        let duration = by_label(&query("mailha_last_failover_duration_seconds"), "instance");
+        let info = query("mailha_last_failover_info");
+        let fresh = agreed_holder().as_deref() == Some(survivor) && !duration.is_empty();
+        if fresh || t.elapsed() > Duration::from_secs(30) {
+            break (duration, info);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        agreed_holder().as_deref(),
+        Some(survivor),
+        "the holder after the power cut"
+    );
+    assert!(
+        !duration.is_empty() && duration.iter().all(|(_, s)| *s > 0.0),
+        "the failover's duration: {duration:?}"
+    );
+    let causes: Vec<String> = info["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["metric"]["cause"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        !causes.is_empty() && causes.iter().all(|c| c == "fencing" || c == "node_lost"),
+        "a power cut is a lost node or a fence: {causes:?}"
+    );
+    println!(
+        "MEASURED last failover as the exporters report it: {duration:?} s, cause {causes:?}; the drill's recovery {} s",
+        d["recovered_s"]
     );
 }

@@ -31,7 +31,8 @@ pub struct SpoolDepth {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LastFailover {
     pub start_unix: f64,
-    /// From its first entry to its last (the VIP's start, mostly).
+    /// From its cause to the last start on the node the mail went to
+    /// (the node that was lost booting and rejoining is not counted).
     pub seconds: f64,
     /// What began it, as a class (`ops::history::Kind` of the cause):
     /// `resource_failure`, `fencing`, `node_lost`.

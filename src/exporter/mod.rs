@@ -366,17 +366,29 @@ pub fn last_failover(crm_mon: Vec<Entry>, spool: Vec<Entry>) -> Option<LastFailo
         .into_iter()
         .rev()
         .find_map(|i| {
-            let cause = i.entries.iter().find_map(|e| match e.kind {
-                Kind::Failure => Some("resource_failure"),
-                Kind::Fence => Some("fencing"),
-                Kind::Node => Some("node_lost"),
+            let (at, cause) = i.entries.iter().find_map(|e| match e.kind {
+                Kind::Failure => Some((e.at_ms, "resource_failure")),
+                Kind::Fence => Some((e.at_ms, "fencing")),
+                Kind::Node => Some((e.at_ms, "node_lost")),
                 Kind::Started | Kind::Stopped => None,
             })?;
+            let mail_on = i.mail_on?;
+            // Up to the last start on the node the mail went to: the
+            // incident itself goes on while the lost node boots and
+            // rejoins (tens of seconds of its own events), which is no
+            // part of the mail's outage.
+            let done = i
+                .entries
+                .iter()
+                .filter(|e| e.kind == Kind::Started && e.node.as_deref() == Some(mail_on.as_str()))
+                .map(|e| e.at_ms)
+                .max()
+                .unwrap_or(i.end_ms);
             Some(LastFailover {
-                start_unix: i.start_ms as f64 / 1000.0,
-                seconds: i.seconds,
+                start_unix: at as f64 / 1000.0,
+                seconds: done.saturating_sub(at) as f64 / 1000.0,
                 cause,
-                mail_on: i.mail_on?,
+                mail_on,
             })
         })
 }

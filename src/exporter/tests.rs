@@ -786,6 +786,36 @@ fn the_last_failover_is_the_latest_incident_with_a_cause_where_the_vip_started()
 }
 
 #[test]
+fn a_failover_lasts_until_the_mail_is_up_not_until_the_lost_node_rejoins() {
+    use crate::ops::history::{Entry, Kind};
+    // A power cut of mail1: lost at 0 s, fenced at 3, the chain up on
+    // mail2 by 7; mail1 boots and rejoins at 30 and its clones start at
+    // 32, all within one incident.
+    let at = |s: u64| 1_795_622_608_000 + s * 1000;
+    let e = |s, kind, node: &str, rsc: Option<&str>| Entry {
+        at_ms: at(s),
+        node: Some(node.into()),
+        resource: rsc.map(str::to_string),
+        kind,
+        what: String::new(),
+        source: "pacemaker",
+        detail: None,
+    };
+    let entries = vec![
+        e(0, Kind::Node, "mail1", None),
+        e(3, Kind::Fence, "mail1", None),
+        e(6, Kind::Started, "mail2", Some("vip")),
+        e(7, Kind::Started, "mail2", Some("svc-postfix")),
+        e(30, Kind::Node, "mail1", None),
+        e(32, Kind::Started, "mail1", Some("alert-sender-clone")),
+    ];
+    let f = super::last_failover(entries, Vec::new()).unwrap();
+    assert_eq!((f.cause, f.mail_on.as_str()), ("node_lost", "mail2"));
+    assert_eq!(f.seconds, 7.0, "from the loss to postfix up on mail2");
+    assert_eq!(f.start_unix, 1_795_622_608.0);
+}
+
+#[test]
 fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
     // crm_mon after `crm_resource --cleanup`: the failure is gone, only
     // the moves remain; the spool kept the node's loss.
