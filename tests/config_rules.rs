@@ -1326,6 +1326,22 @@ fn an_exporter_reachable_from_other_hosts_without_auth_is_warned_about() {
 }
 
 #[test]
+fn who_runs_the_exporter_is_systemd_or_pacemaker_and_nothing_else() {
+    use mailha::config::model::ExporterRunBy;
+    assert_eq!(
+        load(BASE).unwrap().config.exporter.run_by,
+        ExporterRunBy::Systemd
+    );
+    let c = load(&with("[exporter]\nrun_by = \"pacemaker\"\n"))
+        .unwrap()
+        .config;
+    assert_eq!(c.exporter.run_by, ExporterRunBy::Pacemaker);
+    let text = with("[exporter]\nrun_by = \"cron\"\n");
+    let d = one_error(&text, "exporter.run_by", "neither");
+    assert_eq!(d.line, line_of(&text, "run_by = "));
+}
+
+#[test]
 fn a_scrape_timeout_outside_1s_to_60s_is_refused() {
     one_error(
         &with("[exporter]\nscrape_timeout = \"500ms\"\n"),

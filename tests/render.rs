@@ -48,6 +48,11 @@ fn cases() -> Vec<(&'static str, String)> {
                    [fencing]\nmode = \"none\"\n",
         ),
         ("sbd", BASE.to_string() + "[fencing]\nmode = \"sbd\"\n"),
+        (
+            // The exporter kept running by Pacemaker on every node.
+            "exporter-by-pacemaker",
+            BASE.to_string() + "[exporter]\nrun_by = \"pacemaker\"\n",
+        ),
     ]
 }
 

@@ -615,6 +615,9 @@ pub fn render(cfg: &Config) -> El {
     // Every node brings its mailha.toml to the running config when it
     // joins (configsync); nothing waits for it.
     resources.push(config_sync_clone(p));
+    if cfg.exporter.run_by == crate::config::model::ExporterRunBy::Pacemaker {
+        resources.push(exporter_clone(p));
+    }
     let mut conf = El::new("configuration")
         .child(crm_config)
         .child(nodes)
@@ -675,6 +678,29 @@ fn config_sync_clone(p: &Policy) -> El {
             vec![],
             vec![],
             operations(CONFIG_SYNC_ID, &policy, Duration::from_secs(60)),
+        ))
+}
+
+pub const EXPORTER_ID: &str = "exporter";
+
+/// The package's `mailha-exporter.service` as a clone on every node
+/// (`[exporter] run_by = "pacemaker"`): Pacemaker restarts it and shows
+/// it, and it stops with the stack. Ordered with nothing: it only reads.
+fn exporter_clone(p: &Policy) -> El {
+    let mut policy = p.clone();
+    policy.start_timeout = Duration::from_secs(30);
+    policy.stop_timeout = Duration::from_secs(30);
+    policy.monitor_timeout = Duration::from_secs(20);
+    El::new("clone")
+        .attr("id", format!("{EXPORTER_ID}-clone"))
+        .child(primitive(
+            EXPORTER_ID,
+            "systemd",
+            None,
+            "mailha-exporter",
+            vec![],
+            vec![],
+            operations(EXPORTER_ID, &policy, Duration::from_secs(30)),
         ))
 }
 

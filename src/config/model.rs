@@ -432,9 +432,22 @@ pub struct AlertCommand {
     pub timeout: Duration,
 }
 
+/// Who runs `mailha exporter` on every node: the operator's systemd (the
+/// package's unit, enabled by hand), or Pacemaker, as a clone of the
+/// same unit in the generated CIB (restarted and shown like any other
+/// resource, stopped with the stack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExporterRunBy {
+    #[default]
+    Systemd,
+    Pacemaker,
+}
+
 /// `mailha exporter`: where it listens and who may scrape it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exporter {
+    /// Who keeps it running on every node.
+    pub run_by: ExporterRunBy,
     pub listen: std::net::SocketAddr,
     /// How long a scrape waits for crm_mon before it answers stale.
     pub scrape_timeout: Duration,

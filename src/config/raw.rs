@@ -241,6 +241,7 @@ pub struct RawCommand {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExporter {
+    pub run_by: Option<String>,
     pub listen: Option<String>,
     pub scrape_timeout: Option<String>,
     pub user: Option<String>,

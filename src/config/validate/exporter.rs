@@ -1,7 +1,7 @@
 //! `[exporter]`: the metrics daemon's address, deadline and basic auth.
 
 use super::{Ctx, abs_path, duration, mode_check, root};
-use crate::config::model::{BasicAuth, Exporter};
+use crate::config::model::{BasicAuth, Exporter, ExporterRunBy};
 use crate::config::raw::RawExporter;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -16,6 +16,18 @@ pub(super) fn exporter(ctx: &mut Ctx, raw: Option<&RawExporter>) -> Exporter {
     let p = root().key("exporter");
     let empty = RawExporter::default();
     let raw = raw.unwrap_or(&empty);
+    let run_by = match raw.run_by.as_deref() {
+        None | Some("systemd") => ExporterRunBy::Systemd,
+        Some("pacemaker") => ExporterRunBy::Pacemaker,
+        Some(other) => {
+            ctx.err_hint(
+                p.key("run_by"),
+                format!("{other:?} is neither \"systemd\" nor \"pacemaker\""),
+                "\"systemd\": `systemctl enable --now mailha-exporter` on each node; \"pacemaker\": a clone in the cluster",
+            );
+            ExporterRunBy::Systemd
+        }
+    };
     let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("an address");
     let listen = match raw.listen.as_deref() {
         None => default_listen,
@@ -101,6 +113,7 @@ pub(super) fn exporter(ctx: &mut Ctx, raw: Option<&RawExporter>) -> Exporter {
         );
     }
     Exporter {
+        run_by,
         listen,
         scrape_timeout,
         auth,
