@@ -532,9 +532,12 @@ impl Lab<'_> {
             std::thread::sleep(Duration::from_millis(250));
         }
         mark("every resource started");
-        // The package's exporter unit, as an administrator enables it:
-        // the lab config has it listen on the nodes' addresses.
-        for n in NODES {
+        // The package's exporter unit, as an administrator enables it
+        // (unless the config has Pacemaker run it): the lab config has it
+        // listen on the nodes' addresses.
+        let by_systemd =
+            cfg.config.exporter.run_by == mailha::config::model::ExporterRunBy::Systemd;
+        for n in NODES.iter().copied().filter(|_| by_systemd) {
             self.runner.run_ok(
                 &plan::in_node(pid(n), &["systemctl", "enable", "--now", "mailha-exporter"])
                     .deadline(Duration::from_secs(30)),
