@@ -32,8 +32,11 @@ pub struct SpoolDepth {
 pub struct LastFailover {
     pub start_unix: f64,
     /// From its cause to the last start on the node the mail went to
-    /// (the node that was lost booting and rejoining is not counted).
-    pub seconds: f64,
+    /// (the node that was lost booting and rejoining is not counted);
+    /// None when this node's records do not show the cause before that
+    /// start (a node that was itself lost knows the loss only from the
+    /// fence's completion): no duration rather than a wrong one.
+    pub seconds: Option<f64>,
     /// What began it, as a class (`ops::history::Kind` of the cause):
     /// `resource_failure`, `fencing`, `node_lost`.
     pub cause: &'static str,
@@ -471,11 +474,13 @@ fn failover(out: &mut Out, f: Option<&LastFailover>) {
         "When the last failover began (unix time): an incident with a cause in which the VIP started again",
         f.start_unix,
     );
-    out.gauge(
-        "mailha_last_failover_duration_seconds",
-        "How long the last failover took, from its cause to the VIP's start",
-        f.seconds,
-    );
+    if let Some(s) = f.seconds {
+        out.gauge(
+            "mailha_last_failover_duration_seconds",
+            "How long the last failover took, from its cause to the last start on the node the mail went to",
+            s,
+        );
+    }
     out.gauge_with(
         "mailha_last_failover_info",
         "The last failover's cause (resource_failure, fencing, node_lost) and where the mail ran after it; always 1",

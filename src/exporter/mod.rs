@@ -386,7 +386,7 @@ pub fn last_failover(crm_mon: Vec<Entry>, spool: Vec<Entry>) -> Option<LastFailo
                 .unwrap_or(i.end_ms);
             Some(LastFailover {
                 start_unix: at as f64 / 1000.0,
-                seconds: done.saturating_sub(at) as f64 / 1000.0,
+                seconds: (done > at).then(|| (done - at) as f64 / 1000.0),
                 cause,
                 mail_on,
             })

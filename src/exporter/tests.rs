@@ -73,7 +73,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         alert_delivered: Some([("smtp".to_string(), 3), ("webhook".to_string(), 2)].into()),
         last_failover: Some(LastFailover {
             start_unix: 1_795_622_608.0,
-            seconds: 5.0,
+            seconds: Some(5.0),
             cause: "resource_failure",
             mail_on: "mail2".into(),
         }),
@@ -782,7 +782,11 @@ fn the_last_failover_is_the_latest_incident_with_a_cause_where_the_vip_started()
     let f = super::last_failover(crm, Vec::new()).unwrap();
     assert_eq!(f.cause, "resource_failure");
     assert_eq!(f.mail_on, "mail2");
-    assert_eq!(f.seconds, 5.0, "from the failed monitor to the VIP's start");
+    assert_eq!(
+        f.seconds,
+        Some(5.0),
+        "from the failed monitor to the VIP's start"
+    );
 }
 
 #[test]
@@ -811,8 +815,29 @@ fn a_failover_lasts_until_the_mail_is_up_not_until_the_lost_node_rejoins() {
     ];
     let f = super::last_failover(entries, Vec::new()).unwrap();
     assert_eq!((f.cause, f.mail_on.as_str()), ("node_lost", "mail2"));
-    assert_eq!(f.seconds, 7.0, "from the loss to postfix up on mail2");
+    assert_eq!(f.seconds, Some(7.0), "from the loss to postfix up on mail2");
     assert_eq!(f.start_unix, 1_795_622_608.0);
+
+    // The node that was lost knows its loss only from the fence's
+    // completion, after the mail was already up on mail2: no duration
+    // (this reported 0 s on the rebooted node in lab_metrics).
+    let rebooted = vec![
+        e(6, Kind::Started, "mail2", Some("vip")),
+        e(7, Kind::Started, "mail2", Some("svc-postfix")),
+        e(9, Kind::Fence, "mail1", None),
+        e(30, Kind::Node, "mail1", None),
+    ];
+    let f = super::last_failover(rebooted, Vec::new()).unwrap();
+    assert_eq!((f.cause, f.seconds), ("fencing", None));
+    let text = super::metrics::render(&Observed {
+        last_failover: Some(f),
+        ..observed(Some(crate::status::parse(FAILOVER).unwrap()))
+    });
+    assert!(text.contains("mailha_last_failover_info{"), "{text}");
+    assert!(
+        !text.contains("mailha_last_failover_duration_seconds"),
+        "{text}"
+    );
 }
 
 #[test]
