@@ -220,6 +220,9 @@ pub fn html_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            // Control characters have no business in HTML (a page or a
+            // mail part); event text is hostile input.
+            c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{fffd}'),
             c => o.push(c),
         }
     }

@@ -279,24 +279,12 @@ impl Spool {
     /// skipped (the sender reports them). Opened without creating: a
     /// history must not make the spool.
     pub fn all_events(root: &Path) -> Vec<Event> {
-        let mut dirs = vec![root.join("pending")];
-        for sub in ["outbox", "sent"] {
-            if let Ok(rd) = fs::read_dir(root.join(sub)) {
-                dirs.extend(
-                    rd.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.is_dir()),
-                );
-            }
-        }
-        dirs.iter()
-            .filter_map(|d| Self::read_events(d).ok())
-            .flat_map(|(ok, _)| ok.into_iter().map(|(_, e)| e))
-            .collect()
+        Self::events_since(root, 0)
     }
 
-    /// The events recorded since `since_ms` (ms since the epoch), as
-    /// `all_events` reads them, opening only what may be that recent: a
+    /// The readable events of `pending/`, `outbox/` and `sent/` recorded
+    /// since `since_ms` (ms since the epoch), opening only what may be
+    /// that recent (0: everything, `all_events`): a
     /// directory of an incident (named by its first event's id, which
     /// starts with its time) that began more than an hour earlier is
     /// skipped, since an incident gathers its events within a batch

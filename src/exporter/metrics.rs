@@ -96,10 +96,10 @@ pub struct Observed {
     /// What `mailha status` reads from the CIB's configuration, from
     /// Pacemaker's on-disk copy; None when it could not be read.
     pub cib: Option<CibView>,
-    /// crm_mon's answer as it came, when it was understood: the status
-    /// page reads its histories (`ops::history::from_crm_mon`), so a
-    /// scrape for metrics parses it once only.
-    pub crm_mon_xml: Option<std::sync::Arc<str>>,
+    /// crm_mon's histories as `ops::history` entries, parsed once per
+    /// crm_mon run: the last failover and the status page's last 24
+    /// hours both read them.
+    pub crm_history: std::sync::Arc<Vec<crate::ops::history::Entry>>,
     /// Incidents each alert channel delivered, from the spool's
     /// `done-<channel>` marks; None when the spool cannot be read.
     pub alert_delivered: Option<BTreeMap<String, u64>>,

@@ -177,12 +177,10 @@ impl Collector {
             None,
             s.crm_mon_deadline,
         );
-        let mut crm_mon_xml = None;
         let mut crm_history = Vec::new();
         let cluster = match out {
             Ok(o) if !o.stdout.trim().is_empty() => match crate::status::parse(&o.stdout) {
                 Ok(st) => {
-                    crm_mon_xml = Some(o.stdout.as_str().into());
                     crm_history = history::from_crm_mon(&o.stdout).unwrap_or_default();
                     Some(st)
                 }
@@ -215,7 +213,7 @@ impl Collector {
                 .as_ref()
                 .map(|r| r.fresh.clone())
                 .unwrap_or_default();
-            let inputs = (crm_history, fresh, m.sent.generation);
+            let inputs = (crm_history.clone(), fresh, m.sent.generation);
             match &m.failover {
                 Some((seen, f)) if *seen == inputs => f.clone(),
                 _ => {
@@ -241,7 +239,7 @@ impl Collector {
             spool: spool_depth(&s.spool, SystemTime::now()),
             duration_s,
             last_change_unix,
-            crm_mon_xml,
+            crm_history: crm_history.into(),
             alert_delivered: records.map(|r| r.delivered),
             last_failover,
             ..Observed::default()
@@ -253,7 +251,6 @@ impl Collector {
     /// answered one when crm_mon failed, and the last 24 hours from
     /// crm_mon's histories and this node's alert spool.
     pub fn page(&self, language: crate::config::model::Language, host: &str) -> String {
-        use crate::ops::history;
         let o = self.observe();
         let last_good = match o.cluster {
             Some(_) => None,
@@ -269,13 +266,7 @@ impl Collector {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let since = now_ms.saturating_sub(DAY.as_millis() as u64);
-        let pcmk = last_good
-            .as_ref()
-            .unwrap_or(&o)
-            .crm_mon_xml
-            .as_deref()
-            .and_then(|xml| history::from_crm_mon(xml).ok())
-            .unwrap_or_default();
+        let pcmk = last_good.as_ref().unwrap_or(&o).crm_history.to_vec();
         let events = crate::alert::spool::Spool::events_since(&self.sources.spool, since);
         let entries = history::merge(pcmk, history::from_events(&events), since);
         let incidents = history::incidents(&entries, history::GAP);

@@ -79,22 +79,10 @@ pub fn language(query: &str, accept_language: Option<&str>, default: Language) -
     best.map(|(_, l)| l).unwrap_or(default)
 }
 
-/// Text made safe for HTML content and attribute values.
+/// Text made safe for HTML content and attribute values: the alert
+/// mail's escape, one rule for every HTML mailha writes.
 pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            // Control characters have no business on a page.
-            c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{fffd}'),
-            c => o.push(c),
-        }
-    }
-    o
+    crate::alert::compose::html_escape(s)
 }
 
 /// The fixed text of one language. Templates take and give plain text;

@@ -69,7 +69,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         last_change_unix: Some(1_796_501_861),
         config_drift: Some(false),
         cib: None,
-        crm_mon_xml: None,
+        crm_history: Default::default(),
         alert_delivered: Some([("smtp".to_string(), 3), ("webhook".to_string(), 2)].into()),
         last_failover: Some(LastFailover {
             start_unix: 1_795_622_608.0,
