@@ -357,13 +357,25 @@ pub fn last_failover(crm_mon: Vec<Entry>, spool: Vec<Entry>) -> Option<LastFailo
         .into_iter()
         .rev()
         .find_map(|i| {
+            let mail_on = i.mail_on?;
+            let vip_up = i
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.kind == Kind::Started && e.resource.as_deref() == Some(crate::cib::VIP_ID)
+                })
+                .map(|e| e.at_ms)
+                .max()?;
+            // A resource that failed after the VIP's last start did not
+            // move the mail (a rebooted node's first probes, say). A loss
+            // or fence may show only after it: the rebooted node learns
+            // its own fence from the fencer's history, stamped late.
             let (at, cause) = i.entries.iter().find_map(|e| match e.kind {
-                Kind::Failure => Some((e.at_ms, "resource_failure")),
+                Kind::Failure if e.at_ms <= vip_up => Some((e.at_ms, "resource_failure")),
                 Kind::Fence => Some((e.at_ms, "fencing")),
                 Kind::Node => Some((e.at_ms, "node_lost")),
-                Kind::Started | Kind::Stopped => None,
+                Kind::Failure | Kind::Started | Kind::Stopped => None,
             })?;
-            let mail_on = i.mail_on?;
             // Up to the last start on the node the mail went to: the
             // incident itself goes on while the lost node boots and
             // rejoins (tens of seconds of its own events), which is no

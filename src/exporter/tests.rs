@@ -841,6 +841,45 @@ fn a_failover_lasts_until_the_mail_is_up_not_until_the_lost_node_rejoins() {
 }
 
 #[test]
+fn a_failure_after_the_mail_moved_is_not_the_failover_s_cause() {
+    use crate::ops::history::{Entry, Kind};
+    let at = |s: u64| 1_795_622_608_000 + s * 1000;
+    let e = |s, kind, node: &str, rsc: Option<&str>| Entry {
+        at_ms: at(s),
+        node: Some(node.into()),
+        resource: rsc.map(str::to_string),
+        kind,
+        what: String::new(),
+        source: "pacemaker",
+        detail: None,
+    };
+    // What the powered-off node saw once it booted, before its fencer
+    // had the fence's record (lab_metrics in CI reported this as
+    // resource_failure): the mail up on mail2, then a probe of its own
+    // that failed.
+    let rebooted = vec![
+        e(6, Kind::Started, "mail2", Some("vip")),
+        e(7, Kind::Started, "mail2", Some("svc-postfix")),
+        e(25, Kind::Failure, "mail1", Some("svc-mysql")),
+    ];
+    assert_eq!(super::last_failover(rebooted.clone(), Vec::new()), None);
+    // Once the fence's record arrives, it is the cause.
+    let mut known = rebooted;
+    known.push(e(9, Kind::Fence, "mail1", None));
+    known.sort_by_key(|e| e.at_ms);
+    let f = super::last_failover(known, Vec::new()).unwrap();
+    assert_eq!((f.cause, f.mail_on.as_str()), ("fencing", "mail2"));
+    // A failure before the VIP's start still is.
+    let moved = vec![
+        e(0, Kind::Failure, "mail1", Some("svc-postfix")),
+        e(6, Kind::Started, "mail2", Some("vip")),
+        e(7, Kind::Started, "mail2", Some("svc-postfix")),
+    ];
+    let f = super::last_failover(moved, Vec::new()).unwrap();
+    assert_eq!((f.cause, f.seconds), ("resource_failure", Some(7.0)));
+}
+
+#[test]
 fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
     // crm_mon after `crm_resource --cleanup`: the failure is gone, only
     // the moves remain; the spool kept the node's loss.
