@@ -14,70 +14,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn openssl(args: &[&str]) {
-    let o = run_with_deadline(Command::new("openssl").args(args), Duration::from_secs(60));
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// A CA and a certificate for 127.0.0.1 signed by it, in `dir`.
-fn make_certs(dir: &Path) {
-    let d = dir.display().to_string();
-    let p = |f: &str| format!("{d}/{f}");
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test CA",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=hook",
-        "-keyout",
-        &p("hook.key"),
-        "-out",
-        &p("hook.csr"),
-    ]);
-    std::fs::write(dir.join("ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &p("hook.csr"),
-        "-CA",
-        &p("ca.pem"),
-        "-CAkey",
-        &p("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &p("ext"),
-        "-out",
-        &p("hook.pem"),
-    ]);
-}
-
 /// Serves one TLS connection: reads one request (headers + body), answers
 /// 204. Returns the port and the request text (or the handshake error).
 fn serve_once(dir: &Path) -> (u16, std::thread::JoinHandle<Result<String, String>>) {
@@ -151,20 +87,9 @@ fn config(dir: &Path, port: u16, trust: bool) -> std::path::PathBuf {
     path
 }
 
-fn ready() -> bool {
-    if Path::new("/usr/bin/openssl").exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("openssl missing in CI (scripts/install-deps.sh)");
-    }
-    println!("SKIPPED: needs /usr/bin/openssl");
-    false
-}
-
 #[test]
 fn an_https_webhook_gets_the_incident_when_its_ca_is_trusted() {
-    if !ready() {
+    if !openssl_ready() {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -188,7 +113,7 @@ fn an_https_webhook_gets_the_incident_when_its_ca_is_trusted() {
 
 #[test]
 fn an_https_webhook_with_an_unknown_ca_is_refused() {
-    if !ready() {
+    if !openssl_ready() {
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -1399,6 +1399,55 @@ fn exporter_basic_auth_needs_a_user_and_a_private_password_file() {
 }
 
 #[test]
+fn exporter_tls_needs_a_certificate_and_a_private_key_both_absolute() {
+    use std::os::unix::fs::PermissionsExt;
+    one_error(
+        &with("[exporter]\ntls_cert_file = \"/etc/mailha/exporter.crt\"\n"),
+        "exporter.tls_cert_file",
+        "needs a tls_key_file",
+    );
+    one_error(
+        &with("[exporter]\ntls_key_file = \"/etc/mailha/exporter.key\"\n"),
+        "exporter.tls_key_file",
+        "needs a tls_cert_file",
+    );
+    one_error(
+        &with("[exporter]\ntls_cert_file = \"exporter.crt\"\ntls_key_file = \"/etc/k\"\n"),
+        "exporter.tls_cert_file",
+        "absolute",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("crt"), dir.path().join("key"));
+    std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\n").unwrap();
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let t = with(&format!(
+        "[exporter]\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    let d = one_error(&t, "exporter.tls_key_file", "mode 0640");
+    assert_eq!(d.line, line_of(&t, "tls_key_file"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let tls = load(&t).expect("0600 is fine").config.exporter.tls.unwrap();
+    assert_eq!((tls.cert_file, tls.key_file), (cert, key));
+}
+
+#[test]
+fn a_password_sent_in_clear_to_other_hosts_is_warned_about() {
+    let t = with(
+        "[exporter]\nlisten = \"0.0.0.0:9664\"\nuser = \"p\"\npassword_file = \"/etc/mailha/exporter.pw\"\n",
+    );
+    assert!(
+        warnings(&t)
+            .iter()
+            .any(|w| w.field == "exporter.listen" && w.message.contains("in clear")),
+        "{:?}",
+        warnings(&t)
+    );
+}
+
+#[test]
 fn the_exporter_password_never_goes_inline() {
     let d = one_error(
         &with("[exporter]\nuser = \"p\"\npassword = \"s3cret\"\n"),

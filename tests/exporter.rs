@@ -328,3 +328,184 @@ fn a_hung_crm_mon_gives_a_status_page_marked_stale_not_a_hung_one() {
     let (_, body) = e.request("/", "");
     assert!(!body.contains("verdict stale"), "{body}");
 }
+
+/// A CA and a certificate for 127.0.0.1 with its key (0600), for the
+/// exporter's HTTPS; None (SKIPPED) without openssl.
+fn certs() -> Option<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    if !openssl_ready() {
+        return None;
+    }
+    let d = tempfile::tempdir().unwrap();
+    make_certs(d.path());
+    std::fs::set_permissions(
+        d.path().join("hook.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    Some(d)
+}
+
+fn tls_config(d: &Path) -> String {
+    format!(
+        "tls_cert_file = \"{0}/hook.pem\"\ntls_key_file = \"{0}/hook.key\"\n",
+        d.display()
+    )
+}
+
+/// A GET over HTTPS as a scraper makes it, trusting only `ca`: the head
+/// and the body, or why the connection failed.
+fn https_get(port: u16, ca: &Path, path: &str, auth: &str) -> Result<(String, String), String> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(GENEROUS)).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n").map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let out = String::from_utf8(out).map_err(|e| e.to_string())?;
+    let (head, body) = out.split_once("\r\n\r\n").ok_or("not an HTTP answer")?;
+    Ok((head.to_string(), body.to_string()))
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {b}\r\n")
+}
+
+#[test]
+fn over_https_a_scraper_that_trusts_the_ca_is_served_and_nothing_else_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(d) = certs() else { return };
+    let pw = d.path().join("password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = Exporter::start(&format!(
+        "user = \"prometheus\"\npassword_file = \"{}\"\n{}",
+        pw.display(),
+        tls_config(d.path())
+    ));
+    let ca = d.path().join("ca.pem");
+    let (head, body) = https_get(e.port, &ca, "/metrics", &basic("prometheus", "s3cret")).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(value(&body, "mailha_scrape_ok").as_deref(), Some("1"));
+    let (head, page) = https_get(e.port, &ca, "/", &basic("prometheus", "s3cret")).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(page.contains(">mail1<"), "{page}");
+    let (head, _) = https_get(e.port, &ca, "/metrics", &basic("prometheus", "wrong")).unwrap();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+
+    // A client that trusts another CA stops at the handshake.
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    let refused = https_get(e.port, &other.path().join("ca.pem"), "/metrics", "");
+    assert!(refused.is_err(), "{refused:?}");
+    // Plain HTTP on the HTTPS port: no answer in clear, no scrape run.
+    let runs = e.runs();
+    let mut s = TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+    s.set_read_timeout(Some(GENEROUS)).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        !String::from_utf8_lossy(&out).contains("mailha_"),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    assert_eq!(e.runs(), runs);
+}
+
+#[test]
+fn clients_that_never_finish_a_handshake_do_not_stop_a_scrape() {
+    let Some(d) = certs() else { return };
+    let e = Exporter::start(&tls_config(d.path()));
+    // More than the exporter keeps waiting: some say nothing, some start
+    // a ClientHello (a handshake record's header) and stop.
+    let stalled: Vec<TcpStream> = (0..80)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", e.port)).unwrap();
+            if i % 2 == 0 {
+                s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+            }
+            s
+        })
+        .collect();
+    let (head, body) = https_get(e.port, &d.path().join("ca.pem"), "/metrics", "").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(value(&body, "mailha_scrape_ok").as_deref(), Some("1"));
+    drop(stalled);
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart_and_a_broken_one_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(d) = certs() else { return };
+    let e = Exporter::start(&tls_config(d.path()));
+    let renewed = tempfile::tempdir().unwrap();
+    make_certs(renewed.path());
+    let new_ca = renewed.path().join("ca.pem");
+    assert!(
+        https_get(e.port, &new_ca, "/metrics", "").is_err(),
+        "the new CA does not sign the certificate served now"
+    );
+    // As a renewal tool writes them: each file replaced whole.
+    let replace = |name: &str, mode: u32| {
+        let tmp = d.path().join(format!("{name}.new"));
+        std::fs::copy(renewed.path().join(name), &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).unwrap();
+        std::fs::rename(&tmp, d.path().join(name)).unwrap();
+    };
+    replace("hook.key", 0o600);
+    replace("hook.pem", 0o644);
+    let (head, _) = https_get(e.port, &new_ca, "/metrics", "").expect("the renewed certificate");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    // A renewal gone wrong: the last good certificate stays.
+    std::fs::write(d.path().join("hook.pem"), "not a certificate\n").unwrap();
+    let (head, _) = https_get(e.port, &new_ca, "/metrics", "").expect("the last good one");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+}
+
+#[test]
+fn a_key_others_can_read_is_refused_at_start_naming_the_field() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(d) = certs() else { return };
+    let key = d.path().join("hook.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg = d.path().join("mailha.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{BASE}\n[exporter]\nlisten = \"127.0.0.1:{}\"\n{}",
+            free_port(),
+            tls_config(d.path())
+        ),
+    )
+    .unwrap();
+    let o = run_with_deadline(
+        Command::new(assert_cmd::cargo::cargo_bin("mailha"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["exporter", "--spool"])
+            .arg(d.path().join("spool"))
+            .args(["--lease-socket", "mailha-test-no-keeper"]),
+        GENEROUS,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("tls_key_file"), "{err}");
+    assert!(err.contains(&key.display().to_string()), "{err}");
+}

@@ -45,10 +45,18 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             cib_file: a.cib_file.clone(),
         }),
     }));
+    let tls = match &ex.tls {
+        None => None,
+        Some(t) => Some(
+            crate::exporter::tls::Source::open(&t.cert_file, &t.key_file)
+                .map_err(|e| CliError::BadInput(e.to_string()))?,
+        ),
+    };
     let listener = std::net::TcpListener::bind(ex.listen)
         .with_context(|| format!("listening on {}", ex.listen))?;
     eprintln!(
-        "mailha exporter: serving http://{0}/metrics and the status page http://{0}/{1}",
+        "mailha exporter: serving {0}://{1}/metrics and the status page {0}://{1}/{2}",
+        if tls.is_some() { "https" } else { "http" },
         listener.local_addr().unwrap_or(ex.listen),
         if auth.is_some() { " (basic auth)" } else { "" }
     );
@@ -67,7 +75,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         };
         server::route(req, auth.as_ref(), &pages)
     });
-    server::serve(listener, server::Limits::default(), handler)
+    server::serve(listener, server::Limits::default(), tls, handler)
         .context("serving metrics")
         .map_err(CliError::Failed)
 }

@@ -452,6 +452,15 @@ pub struct Exporter {
     /// How long a scrape waits for crm_mon before it answers stale.
     pub scrape_timeout: Duration,
     pub auth: Option<BasicAuth>,
+    pub tls: Option<ExporterTls>,
+}
+
+/// HTTPS for the exporter: this node's own certificate (chain, PEM) and
+/// key (PEM, 0600). Never synced to the peer: each node has its own name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExporterTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// HTTP basic auth: the password lives in a file (0600), never in the

@@ -246,4 +246,6 @@ pub struct RawExporter {
     pub scrape_timeout: Option<String>,
     pub user: Option<String>,
     pub password_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }

@@ -7,6 +7,7 @@
 pub mod metrics;
 pub mod page;
 pub mod server;
+pub mod tls;
 
 use crate::alert::spool::Spool;
 use crate::ops::history::{self, Entry, Kind};

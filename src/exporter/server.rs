@@ -8,6 +8,11 @@
 //! a bounded queue (full: 503 at once). Each worker writes its answer under
 //! a write timeout. So the exporter's threads, memory and sockets are
 //! bounded whatever clients do.
+//!
+//! With TLS the reader also runs each connection's handshake (rustls,
+//! driven by the same non-blocking reads and writes), under the same
+//! deadline: a client that opens a connection and never finishes its
+//! handshake is a silent client like any other.
 
 use crate::config::model::Language;
 use sha2::{Digest, Sha256};
@@ -203,9 +208,21 @@ pub fn route(req: &Request, auth: Option<&Auth>, pages: &Pages) -> Response {
 
 type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
-/// Serves until the listener fails. Never returns Ok.
-pub fn serve(listener: TcpListener, limits: Limits, handler: Handler) -> std::io::Result<()> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(TcpStream, Request)>(limits.queue);
+/// A client's connection: plain, or TLS with rustls' state for it.
+pub struct Conn {
+    stream: TcpStream,
+    tls: Option<Box<rustls::ServerConnection>>,
+}
+
+/// Serves until the listener fails. Never returns Ok. With `tls`, every
+/// connection is HTTPS.
+pub fn serve(
+    listener: TcpListener,
+    limits: Limits,
+    tls: Option<super::tls::Source>,
+    handler: Handler,
+) -> std::io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Conn, Request)>(limits.queue);
     let rx = Arc::new(std::sync::Mutex::new(rx));
     for i in 0..limits.workers.max(1) {
         let rx = rx.clone();
@@ -214,51 +231,113 @@ pub fn serve(listener: TcpListener, limits: Limits, handler: Handler) -> std::io
             .name(format!("scrape-{i}"))
             .spawn(move || work(&rx, &*handler, limits))?;
     }
-    read_requests(listener, limits, tx)
+    read_requests(listener, limits, tls, tx)
 }
 
 fn work(
-    rx: &std::sync::Mutex<Receiver<(TcpStream, Request)>>,
+    rx: &std::sync::Mutex<Receiver<(Conn, Request)>>,
     handler: &dyn Fn(&Request) -> Response,
     limits: Limits,
 ) {
     loop {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok((mut stream, req)) = next else { return };
+        let Ok((conn, req)) = next else { return };
         let resp = handler(&req);
-        answer(
-            &mut stream,
-            &resp,
-            req.method == "HEAD",
-            limits.write_timeout,
-        );
+        answer(conn, &resp, req.method == "HEAD", limits.write_timeout);
     }
 }
 
-fn answer(stream: &mut TcpStream, resp: &Response, head_only: bool, timeout: Duration) {
+fn answer(conn: Conn, resp: &Response, head_only: bool, timeout: Duration) {
+    let Conn { mut stream, tls } = conn;
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(timeout));
-    let _ = stream.write_all(&resp.bytes(head_only));
+    // A TLS write may also read (a key update); never wait on that long.
+    let _ = stream.set_read_timeout(Some(timeout));
+    match tls {
+        None => {
+            let _ = stream.write_all(&resp.bytes(head_only));
+        }
+        Some(tls) => {
+            let mut s = rustls::StreamOwned::new(*tls, stream);
+            if s.write_all(&resp.bytes(head_only)).is_ok() {
+                s.conn.send_close_notify();
+                let _ = s.flush();
+            }
+            stream = s.sock;
+        }
+    }
     let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 /// The reader's own short answers (400, 408, 431, 503): one try, never a
-/// wait. A fresh socket's send buffer takes them whole.
-fn answer_now(stream: &mut TcpStream, resp: &Response) {
-    let _ = stream.write(&resp.bytes(false));
-    let _ = stream.shutdown(std::net::Shutdown::Both);
+/// wait. A fresh socket's send buffer takes them whole. A TLS client
+/// still in its handshake gets no answer: there is no channel to it yet.
+fn answer_now(conn: &mut Conn, resp: &Response) {
+    match conn.tls.as_mut() {
+        None => {
+            let _ = conn.stream.write(&resp.bytes(false));
+        }
+        Some(tls) if !tls.is_handshaking() => {
+            let _ = tls.writer().write_all(&resp.bytes(false));
+            tls.send_close_notify();
+            let _ = tls.write_tls(&mut conn.stream);
+        }
+        Some(_) => {}
+    }
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both);
 }
 
 struct Pending {
-    stream: TcpStream,
+    conn: Conn,
     deadline: Instant,
     head: Vec<u8>,
+}
+
+/// Moves what a TLS connection has to say along: the records that
+/// arrived, the handshake's answers, the request's plaintext into
+/// `head`. Err: the connection is over (closed, or not TLS).
+fn pump_tls(
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    head: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), ()> {
+    use std::io::ErrorKind::WouldBlock;
+    match tls.read_tls(stream) {
+        Ok(0) => return Err(()),
+        Ok(_) => {}
+        Err(e) if e.kind() == WouldBlock => {}
+        Err(_) => return Err(()),
+    }
+    if tls.process_new_packets().is_err() {
+        // rustls has queued an alert saying why; one try to send it.
+        let _ = tls.write_tls(stream);
+        return Err(());
+    }
+    while tls.wants_write() {
+        match tls.write_tls(stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == WouldBlock => break,
+            Err(_) => return Err(()),
+        }
+    }
+    let mut buf = [0u8; 2048];
+    while head.len() <= max {
+        match tls.reader().read(&mut buf) {
+            Ok(0) => return Err(()),
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == WouldBlock => break,
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(())
 }
 
 fn read_requests(
     listener: TcpListener,
     limits: Limits,
-    tx: SyncSender<(TcpStream, Request)>,
+    mut tls: Option<super::tls::Source>,
+    tx: SyncSender<(Conn, Request)>,
 ) -> std::io::Result<()> {
     use nix::poll::{PollFd, PollFlags, poll};
     listener.set_nonblocking(true)?;
@@ -273,11 +352,17 @@ fn read_requests(
             .min(Duration::from_secs(1));
         let ready: Vec<bool> = {
             let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-            fds.extend(
-                conns
-                    .iter()
-                    .map(|c| PollFd::new(c.stream.as_fd(), PollFlags::POLLIN)),
-            );
+            fds.extend(conns.iter().map(|c| {
+                // A handshake answer the socket did not take at once
+                // goes out when it can.
+                let out = c.conn.tls.as_ref().is_some_and(|t| t.wants_write());
+                let flags = if out {
+                    PollFlags::POLLIN | PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                PollFd::new(c.conn.stream.as_fd(), flags)
+            }));
             match poll(&mut fds, (wait.as_millis() as u16).max(1)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e.into()),
@@ -292,8 +377,12 @@ fn read_requests(
             if !ready[i + 1] {
                 continue;
             }
+            if let Some(t) = c.conn.tls.as_mut() {
+                keep[i] = pump_tls(t, &mut c.conn.stream, &mut c.head, limits.max_request).is_ok();
+                continue;
+            }
             let mut buf = [0u8; 2048];
-            match c.stream.read(&mut buf) {
+            match c.conn.stream.read(&mut buf) {
                 Ok(0) => keep[i] = false,
                 Ok(n) => c.head.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -311,10 +400,10 @@ fn read_requests(
                 let req = parse_request(&c.head[..end]);
                 match req {
                     None => answer_now(
-                        &mut c.stream,
+                        &mut c.conn,
                         &Response::text("400 Bad Request", "not HTTP/1.x\n"),
                     ),
-                    Some(req) => match tx.try_send((c.stream, req)) {
+                    Some(req) => match tx.try_send((c.conn, req)) {
                         Ok(()) => {}
                         Err(TrySendError::Full((mut s, _))) => answer_now(
                             &mut s,
@@ -327,12 +416,12 @@ fn read_requests(
                 }
             } else if c.head.len() > limits.max_request {
                 answer_now(
-                    &mut c.stream,
+                    &mut c.conn,
                     &Response::text("431 Request Header Fields Too Large", "too long\n"),
                 );
             } else if now >= c.deadline {
                 answer_now(
-                    &mut c.stream,
+                    &mut c.conn,
                     &Response::text("408 Request Timeout", "no request in time\n"),
                 );
             } else {
@@ -353,8 +442,18 @@ fn read_requests(
                         if conns.len() >= limits.max_connections.max(1) {
                             conns.remove(0);
                         }
+                        let tls = match tls.as_mut() {
+                            None => None,
+                            Some(src) => match rustls::ServerConnection::new(src.config()) {
+                                Ok(t) => Some(Box::new(t)),
+                                Err(e) => {
+                                    eprintln!("mailha exporter: TLS: {e}");
+                                    continue;
+                                }
+                            },
+                        };
                         conns.push(Pending {
-                            stream,
+                            conn: Conn { stream, tls },
                             deadline: Instant::now() + limits.request_deadline,
                             head: Vec::new(),
                         });

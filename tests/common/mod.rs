@@ -449,3 +449,81 @@ pub fn run_in_private_mount_ns(name: &str, deadline: Duration) {
         "{name} failed:\n{out}"
     );
 }
+
+pub fn openssl(args: &[&str]) {
+    let o = run_with_deadline(Command::new("openssl").args(args), Duration::from_secs(60));
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it
+/// (`hook.pem`, key `hook.key`), in `dir`.
+pub fn make_certs(dir: &Path) {
+    let d = dir.display().to_string();
+    let p = |f: &str| format!("{d}/{f}");
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=hook",
+        "-keyout",
+        &p("hook.key"),
+        "-out",
+        &p("hook.csr"),
+    ]);
+    std::fs::write(dir.join("ext"), "subjectAltName = IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("hook.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p("ext"),
+        "-out",
+        &p("hook.pem"),
+    ]);
+}
+
+/// Whether openssl is there to make certificates; SKIPPED without it,
+/// a failure in CI.
+pub fn openssl_ready() -> bool {
+    if Path::new("/usr/bin/openssl").exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("openssl missing in CI (scripts/install-deps.sh)");
+    }
+    println!("SKIPPED: needs /usr/bin/openssl");
+    false
+}

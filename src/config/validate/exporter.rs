@@ -1,7 +1,7 @@
-//! `[exporter]`: the metrics daemon's address, deadline and basic auth.
+//! `[exporter]`: the metrics daemon's address, deadline, basic auth and TLS.
 
 use super::{Ctx, abs_path, duration, mode_check, root};
-use crate::config::model::{BasicAuth, Exporter, ExporterRunBy};
+use crate::config::model::{BasicAuth, Exporter, ExporterRunBy, ExporterTls};
 use crate::config::raw::RawExporter;
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -101,6 +101,56 @@ pub(super) fn exporter(ctx: &mut Ctx, raw: Option<&RawExporter>) -> Exporter {
             })
         }
     };
+    let tls = match (&raw.tls_cert_file, &raw.tls_key_file) {
+        (None, None) => None,
+        (Some(_), None) => {
+            ctx.err(
+                p.key("tls_cert_file"),
+                "a tls_cert_file needs a tls_key_file",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            ctx.err(
+                p.key("tls_key_file"),
+                "a tls_key_file needs a tls_cert_file",
+            );
+            None
+        }
+        (Some(c), Some(k)) => {
+            let cert = abs_path(ctx, p.key("tls_cert_file"), c);
+            let key = abs_path(ctx, p.key("tls_key_file"), k);
+            // Certificates are often deployed after the config (and
+            // renewed under it): a missing file is a warning here, the
+            // exporter refuses to start without it.
+            for (field, f, path, secret) in [
+                ("tls_cert_file", c, &cert, false),
+                ("tls_key_file", k, &key, true),
+            ] {
+                let Some(path) = path else { continue };
+                match std::fs::metadata(path) {
+                    Err(e) => ctx.warn(
+                        p.key(field),
+                        format!("{f}: {e}: the exporter will not start until it exists"),
+                    ),
+                    Ok(m) if !m.is_file() => ctx.err(p.key(field), format!("{f} is not a file")),
+                    Ok(m) if secret => mode_check(ctx, p.key(field), f, m.permissions().mode()),
+                    Ok(_) => {}
+                }
+            }
+            cert.zip(key).map(|(cert_file, key_file)| ExporterTls {
+                cert_file,
+                key_file,
+            })
+        }
+    };
+    if auth.is_some() && tls.is_none() && !listen.ip().is_loopback() {
+        ctx.warn_hint(
+            p.key("listen"),
+            format!("{listen} is reachable from other hosts and the password crosses the network in clear"),
+            "set tls_cert_file and tls_key_file, or keep the network private",
+        );
+    }
     if auth.is_none()
         && raw.user.is_none()
         && raw.password_file.is_none()
@@ -117,5 +167,6 @@ pub(super) fn exporter(ctx: &mut Ctx, raw: Option<&RawExporter>) -> Exporter {
         listen,
         scrape_timeout,
         auth,
+        tls,
     }
 }
