@@ -509,3 +509,45 @@ fn a_key_others_can_read_is_refused_at_start_naming_the_field() {
     assert!(err.contains("tls_key_file"), "{err}");
     assert!(err.contains(&key.display().to_string()), "{err}");
 }
+
+#[test]
+fn a_channel_that_keeps_failing_is_named_in_the_scrape() {
+    let e = Exporter::start("");
+    let spool = mailha::alert::spool::Spool::open(e.dir.path().join("spool")).unwrap();
+    let fenced = mailha::alert::event::Event::new(
+        mailha::alert::event::Kind::Fenced,
+        "mail1",
+        std::time::SystemTime::now(),
+    );
+    let inc = spool
+        .claim(&[spool.record(&fenced).unwrap()])
+        .unwrap()
+        .unwrap();
+    spool.mark_done(&inc, "webhook").unwrap();
+    let at = |s| std::time::UNIX_EPOCH + Duration::from_secs(s);
+    spool.mark_failed(&inc, "smtp", at(1_796_500_000)).unwrap();
+    spool.mark_failed(&inc, "smtp", at(1_796_500_005)).unwrap();
+    let (_, body) = e.get("/metrics", None);
+    let smtp = "{channel=\"smtp\"}";
+    assert_eq!(
+        value(&body, &format!("mailha_alert_send_failures_total{smtp}")).as_deref(),
+        Some("2"),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            &body,
+            &format!("mailha_alert_last_send_failure_timestamp_seconds{smtp}")
+        )
+        .as_deref(),
+        Some("1796500005")
+    );
+    assert_eq!(
+        value(
+            &body,
+            "mailha_alert_send_failures_total{channel=\"webhook\"}"
+        ),
+        None,
+        "the webhook delivered"
+    );
+}

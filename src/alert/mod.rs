@@ -108,6 +108,9 @@ pub struct Pass {
     pub waiting: usize,
     /// Spool files that could not be read (left in place).
     pub bad: Vec<SpoolError>,
+    /// Failed attempts whose `failed-<channel>` record could not be
+    /// written (the exporter undercounts them).
+    pub unrecorded: Vec<SpoolError>,
 }
 
 /// Retry schedule kept across passes of `mailha alert run` (in memory: a
@@ -192,6 +195,16 @@ pub fn send_pending(
                     retries.clear();
                 } else {
                     all_ok = false;
+                    // Unlike a done mark (which keeps a channel from
+                    // sending twice, so a pass that cannot write one
+                    // stops), this record is only what the exporter
+                    // counts: failing to write it costs a metric one
+                    // attempt, while stopping here would skip the other
+                    // channels and the backoff below, and retry a relay
+                    // that is down every second.
+                    if let Err(e) = spool.mark_failed(&inc.id, ch.name(), SystemTime::now()) {
+                        pass.unrecorded.push(e);
+                    }
                 }
                 pass.attempts.push(Attempt {
                     incident: inc.id.clone(),
@@ -426,6 +439,72 @@ mod tests {
         // ...and the older one on the very next pass, not 5 s later.
         send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
         assert_eq!(sent.borrow().len(), 2);
+    }
+
+    fn failures(t: &tempfile::TempDir) -> std::collections::BTreeMap<String, spool::Failed> {
+        let out = t.path().join("outbox");
+        let mut dirs = std::fs::read_dir(&out).unwrap();
+        let inc = dirs.next().expect("an incident in the outbox").unwrap();
+        spool::Spool::read_failures(&inc.path())
+    }
+
+    #[test]
+    fn a_failing_channel_s_attempts_are_counted_in_the_spool_while_the_other_delivers() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::Fenced);
+        let (smtp, _, smtp_down) = fake("smtp");
+        let (hook, hook_sent, _) = fake("webhook");
+        *smtp_down.borrow_mut() = true;
+        let chans = vec![smtp, hook];
+        let mut r = Retries::default();
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(failures(&t)["smtp"].attempts, 1);
+        assert!(!failures(&t).contains_key("webhook"));
+        assert_eq!(hook_sent.borrow().len(), 1);
+        assert_eq!(s.outbox().unwrap().0[0].done, vec!["webhook".to_string()]);
+        // Backing off: a pass that is not due tries nothing and counts
+        // nothing.
+        let p = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert!(p.attempts.is_empty());
+        assert_eq!(failures(&t)["smtp"].attempts, 1);
+        // Due again (a restarted sender): one more failure, and the
+        // webhook, done, is not tried again.
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut Retries::default()).unwrap();
+        assert_eq!(failures(&t)["smtp"].attempts, 2);
+        assert_eq!(hook_sent.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_failure_that_cannot_be_recorded_still_backs_off_and_tries_the_other_channels() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, Kind::Fenced);
+        let (smtp, _, smtp_down) = fake("smtp");
+        let (hook, hook_sent, _) = fake("webhook");
+        *smtp_down.borrow_mut() = true;
+        let chans = vec![smtp, hook];
+        let mut r = Retries::default();
+        // Claim it, then make its failure record unwritable: a directory
+        // where the temporary file goes.
+        s.claim(
+            &s.pending()
+                .unwrap()
+                .0
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let inc = s.outbox().unwrap().0[0].id.clone();
+        let tmp = t.path().join("outbox").join(&inc).join(".tmp-failed-smtp");
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::write(tmp.join("x"), "").unwrap();
+        let p = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(p.unrecorded.len(), 1);
+        assert_eq!(hook_sent.borrow().len(), 1, "the webhook still delivered");
+        let p = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert!(p.attempts.is_empty(), "still backing off");
     }
 
     #[test]

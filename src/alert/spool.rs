@@ -9,7 +9,10 @@
 //! outbox/<incident-id>/          claimed into an incident, being delivered
 //!     <event-id>.json            the incident's events (moved from pending/)
 //!     done-<channel>             that channel has delivered the incident
+//!     failed-<channel>           "<attempts> <unix-ms>\n": that channel's
+//!                                failed attempts and the last one's time
 //! sent/<incident-id>/            every channel delivered; kept for the record
+//!                                (with its failed-* counts)
 //! lock                           held (flock) by the one sender at a time
 //! ```
 //!
@@ -31,8 +34,9 @@
 //! sure the same incident is never sent twice on a channel.
 
 use super::event::Event;
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read as _, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -59,6 +63,8 @@ pub enum SpoolError {
     },
     #[error("{0}: another sender holds the spool lock")]
     Busy(PathBuf),
+    #[error("{0:?}: not an incident id and a channel's short name")]
+    BadName(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
@@ -116,6 +122,49 @@ pub struct Claimed {
     pub id: String,
     pub events: Vec<(String, Event)>,
     pub done: Vec<String>,
+}
+
+/// One channel's failed attempts at one incident (`failed-<channel>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    pub attempts: u64,
+    /// When the last one failed, ms since the epoch.
+    pub last_ms: u64,
+}
+
+/// A channel's name as the sender has it (`smtp`, `webhook`, ...): it
+/// becomes part of a file name here and a label value in the exporter.
+pub fn channel_name_ok(ch: &str) -> bool {
+    (1..=32).contains(&ch.len())
+        && ch
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A `failed-<channel>` file's text; None unless it is exactly what
+/// `mark_failed` writes.
+fn parse_failed(text: &str) -> Option<Failed> {
+    let (attempts, last_ms) = text.strip_suffix('\n')?.split_once(' ')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(attempts) || !digits(last_ms) {
+        return None;
+    }
+    Some(Failed {
+        attempts: attempts.parse().ok()?,
+        last_ms: last_ms.parse().ok()?,
+    })
+}
+
+/// Reads one `failed-<channel>` file; anything but our own format (or a
+/// file too long to be ours) is None.
+fn read_failed(path: &Path) -> Option<Failed> {
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(64)
+        .read_to_string(&mut text)
+        .ok()?;
+    parse_failed(&text)
 }
 
 #[derive(Debug, Clone)]
@@ -337,6 +386,25 @@ impl Spool {
         (events, done)
     }
 
+    /// The failed attempts per channel recorded in one incident directory
+    /// of `outbox/` or `sent/`. A garbled or unreadable file counts as
+    /// none: a metric's input must never stop anyone. Creates nothing.
+    pub fn read_failures(dir: &Path) -> BTreeMap<String, Failed> {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|f| {
+                let name = f.file_name();
+                let ch = name.to_str()?.strip_prefix("failed-")?;
+                if !channel_name_ok(ch) {
+                    return None;
+                }
+                Some((ch.to_string(), read_failed(&f.path())?))
+            })
+            .collect()
+    }
+
     /// Moves the given pending events into `outbox/<incident_id>`. The
     /// incident id is its first event's id. A crash halfway leaves the rest
     /// in `pending/`, where they become a later incident: split, never lost
@@ -408,6 +476,53 @@ impl Spool {
             .and_then(|f| f.sync_all())
             .map_err(io_err(&path))?;
         sync_dir(&dir)
+    }
+
+    /// Counts one failed attempt of `channel` at the incident, at `when`,
+    /// in `failed-<channel>`; synced before return. Only a count and a
+    /// time: the error's text may quote a relay's banner, a URL with its
+    /// token or anything a hostile server answered, so it stays in the
+    /// sender's log. Written to a temporary file and renamed, so a reader
+    /// (the exporter) sees the old count or the new one, never half; a
+    /// garbled file starts over at one rather than failing the sender.
+    pub fn mark_failed(
+        &self,
+        incident: &str,
+        channel: &str,
+        when: SystemTime,
+    ) -> Result<Failed, SpoolError> {
+        if !channel_name_ok(channel) || !valid_id(incident) {
+            return Err(SpoolError::BadName(format!("{incident}/{channel}")));
+        }
+        let dir = self.root.join("outbox").join(incident);
+        let path = dir.join(format!("failed-{channel}"));
+        let tmp = dir.join(format!(".tmp-failed-{channel}"));
+        let before = read_failed(&path).map_or(0, |f| f.attempts);
+        let now = Failed {
+            attempts: before.saturating_add(1),
+            last_ms: super::event::epoch_ms(when),
+        };
+        let write = || -> io::Result<()> {
+            // One sender at a time (the lock): a leftover is a crash's.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            writeln!(f, "{} {}", now.attempts, now.last_ms)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&tmp)(e));
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&dir)?;
+        Ok(now)
     }
 
     /// Every channel delivered: the incident moves to `sent/`.
@@ -632,6 +747,121 @@ mod tests {
         let (ok, bad) = s.pending().unwrap();
         assert_eq!(ok.len(), 1);
         assert_eq!(bad.len(), 1);
+    }
+
+    fn at(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+    }
+
+    fn claimed_incident(s: &Spool) -> String {
+        let id = s.record(&ev(Kind::Fenced)).unwrap();
+        s.claim(&[id]).unwrap().unwrap()
+    }
+
+    #[test]
+    fn each_failed_attempt_is_counted_per_channel_with_the_last_time() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let inc = claimed_incident(&s);
+        let dir = t.path().join("outbox").join(&inc);
+        assert!(Spool::read_failures(&dir).is_empty(), "nothing failed yet");
+        s.mark_failed(&inc, "smtp", at(1_000)).unwrap();
+        s.mark_failed(&inc, "smtp", at(6_000)).unwrap();
+        s.mark_failed(&inc, "webhook", at(2_000)).unwrap();
+        let f = Spool::read_failures(&dir);
+        assert_eq!(
+            f["smtp"],
+            Failed {
+                attempts: 2,
+                last_ms: 6_000
+            }
+        );
+        assert_eq!(f["webhook"].attempts, 1);
+        assert_eq!(
+            fs::read_to_string(dir.join("failed-smtp")).unwrap(),
+            "2 6000\n"
+        );
+        assert_eq!(mode(&dir.join("failed-smtp")), 0o600);
+        // No temporary file is left behind, and the incident is still
+        // waiting for its channels.
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        let (out, bad) = s.outbox().unwrap();
+        assert!(bad.is_empty());
+        assert_eq!(out[0].done, Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_failure_count_survives_delivery_into_sent() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let inc = claimed_incident(&s);
+        s.mark_failed(&inc, "smtp", at(1_000)).unwrap();
+        s.mark_done(&inc, "smtp").unwrap();
+        s.finish(&inc).unwrap();
+        let f = Spool::read_failures(&t.path().join("sent").join(&inc));
+        assert_eq!(f["smtp"].attempts, 1);
+        let (events, done) = Spool::read_incident(&t.path().join("sent").join(&inc));
+        assert_eq!((events.len(), done), (1, vec!["smtp".to_string()]));
+    }
+
+    #[test]
+    fn a_garbled_failure_file_counts_as_none_and_never_stops_the_sender() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let inc = claimed_incident(&s);
+        let dir = t.path().join("outbox").join(&inc);
+        for garbage in [
+            "",
+            "x 1\n",
+            "3\n",
+            "-1 5\n",
+            "1 2 3\n",
+            "99999999999999999999 1\n",
+        ] {
+            fs::write(dir.join("failed-smtp"), garbage).unwrap();
+            assert!(Spool::read_failures(&dir).is_empty(), "{garbage:?}");
+        }
+        fs::write(dir.join("failed-smtp"), vec![b'7'; 4096]).unwrap();
+        assert!(Spool::read_failures(&dir).is_empty(), "too long to be ours");
+        // A foreign name is not a channel.
+        fs::write(dir.join("failed-SMTP relay"), "1 1\n").unwrap();
+        assert!(Spool::read_failures(&dir).is_empty());
+        // The sender starts the count over instead of failing.
+        let f = s.mark_failed(&inc, "smtp", at(5_000)).unwrap();
+        assert_eq!(f.attempts, 1);
+        assert_eq!(Spool::read_failures(&dir)["smtp"].attempts, 1);
+    }
+
+    #[test]
+    fn a_failure_record_holds_a_count_and_a_time_only() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let inc = claimed_incident(&s);
+        s.mark_failed(&inc, "webhook", at(1_796_501_861_123))
+            .unwrap();
+        let text =
+            fs::read_to_string(t.path().join("outbox").join(&inc).join("failed-webhook")).unwrap();
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_digit() || b == b' ' || b == b'\n'),
+            "{text:?}"
+        );
+        // A name that is no channel's never becomes a path.
+        for hostile in ["../../etc/x", "smtp/../x", "", "SMTP"] {
+            assert!(matches!(
+                s.mark_failed(&inc, hostile, at(1)),
+                Err(SpoolError::BadName(_))
+            ));
+        }
+        assert!(matches!(
+            s.mark_failed("../pending", "smtp", at(1)),
+            Err(SpoolError::BadName(_))
+        ));
     }
 
     #[test]

@@ -164,6 +164,9 @@ fn report(pass: &alert::Pass) -> usize {
     for b in &pass.bad {
         eprintln!("mailha alert: skipped: {b}");
     }
+    for u in &pass.unrecorded {
+        eprintln!("mailha alert: failed attempt not counted: {u}");
+    }
     failed
 }
 

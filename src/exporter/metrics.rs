@@ -44,6 +44,15 @@ pub struct LastFailover {
     pub mail_on: String,
 }
 
+/// One alert channel's failed attempts over the incidents the spool
+/// still holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendFailures {
+    pub attempts: u64,
+    /// The newest one's unix time.
+    pub last_unix: f64,
+}
+
 /// What `mailha status` takes from the CIB's configuration besides
 /// crm_mon's state (the status page's warnings and verdict; no metric).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -103,6 +112,9 @@ pub struct Observed {
     /// Incidents each alert channel delivered, from the spool's
     /// `done-<channel>` marks; None when the spool cannot be read.
     pub alert_delivered: Option<BTreeMap<String, u64>>,
+    /// Failed send attempts per alert channel, from the spool's
+    /// `failed-<channel>` records; None when the spool cannot be read.
+    pub alert_send_failures: Option<BTreeMap<String, SendFailures>>,
     /// None: no failover in what crm_mon and the spool still show.
     pub last_failover: Option<LastFailover>,
 }
@@ -199,6 +211,32 @@ pub fn render(o: &Observed) -> String {
                 "mailha_alert_delivered_incidents_total",
                 &[("channel", ch)],
                 *n as f64,
+            );
+        }
+    }
+    if let Some(f) = &o.alert_send_failures {
+        out.family(
+            "mailha_alert_send_failures_total",
+            "counter",
+            "Failed attempts of this node's sender, per channel, over the incidents its spool holds (outbox/ and sent/)",
+        );
+        for (ch, n) in f {
+            out.sample(
+                "mailha_alert_send_failures_total",
+                &[("channel", ch)],
+                n.attempts as f64,
+            );
+        }
+        out.family(
+            "mailha_alert_last_send_failure_timestamp_seconds",
+            "gauge",
+            "When a channel's last attempt failed (unix time); the error is in the sender's log",
+        );
+        for (ch, n) in f {
+            out.sample(
+                "mailha_alert_last_send_failure_timestamp_seconds",
+                &[("channel", ch)],
+                n.last_unix,
             );
         }
     }

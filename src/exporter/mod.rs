@@ -9,9 +9,9 @@ pub mod page;
 pub mod server;
 pub mod tls;
 
-use crate::alert::spool::Spool;
+use crate::alert::spool::{self, Failed, Spool};
 use crate::ops::history::{self, Entry, Kind};
-use metrics::{LastFailover, Observed, SpoolDepth};
+use metrics::{LastFailover, Observed, SendFailures, SpoolDepth};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -104,11 +104,14 @@ struct Memory {
 
 type FailoverInputs = (Vec<Entry>, Vec<Entry>, u64);
 
-/// The incidents of the spool's `sent/`: their events as history
-/// entries and the channels that delivered them.
+/// One incident of `sent/`: its events as history entries, the channels
+/// that delivered it and their failed attempts before.
+type SentIncident = (Vec<Entry>, Vec<String>, BTreeMap<String, Failed>);
+
+/// The incidents of the spool's `sent/`.
 #[derive(Default)]
 struct Sent {
-    incidents: BTreeMap<String, (Vec<Entry>, Vec<String>)>,
+    incidents: BTreeMap<String, SentIncident>,
     /// One more each time the set of incidents changes.
     generation: u64,
 }
@@ -223,7 +226,7 @@ impl Collector {
                         m.sent
                             .incidents
                             .values()
-                            .flat_map(|(e, _)| e.iter().cloned()),
+                            .flat_map(|(e, _, _)| e.iter().cloned()),
                     );
                     let f = last_failover(inputs.0.clone(), spool);
                     m.failover = Some((inputs, f.clone()));
@@ -241,6 +244,7 @@ impl Collector {
             duration_s,
             last_change_unix,
             crm_history: crm_history.into(),
+            alert_send_failures: records.as_ref().map(|r| r.failed.clone()),
             alert_delivered: records.map(|r| r.delivered),
             last_failover,
             ..Observed::default()
@@ -291,6 +295,8 @@ struct Records {
     fresh: Vec<Entry>,
     /// Incidents each channel delivered.
     delivered: BTreeMap<String, u64>,
+    /// Failed attempts per channel.
+    failed: BTreeMap<String, SendFailures>,
 }
 
 /// The spool's events as history entries and the incidents each channel
@@ -307,6 +313,10 @@ fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
                 .collect(),
         )
     };
+    // outbox/ before sent/: an incident only ever moves from the one to
+    // the other, so one that moves in between is in both listings and is
+    // counted once, from sent/. A counter that dipped or doubled for one
+    // scrape would look like a reset to `increase()` and page.
     let outbox = list(&root.join("outbox"))?;
     let now_sent = list(&root.join("sent"))?;
     let before = sent.incidents.len();
@@ -314,8 +324,10 @@ fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
     let mut changed = sent.incidents.len() != before;
     for id in now_sent {
         if let std::collections::btree_map::Entry::Vacant(v) = sent.incidents.entry(id) {
-            let (events, done) = Spool::read_incident(&root.join("sent").join(v.key()));
-            v.insert((history::from_events(&events), done));
+            let dir = root.join("sent").join(v.key());
+            let (events, done) = Spool::read_incident(&dir);
+            let failed = Spool::read_failures(&dir);
+            v.insert((history::from_events(&events), done, failed));
             changed = true;
         }
     }
@@ -324,28 +336,49 @@ fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
     }
     let (mut events, _) = Spool::read_incident(&root.join("pending"));
     let mut delivered: BTreeMap<String, u64> = BTreeMap::new();
-    let mut count = |done: &[String]| {
-        // The marks are ours (a root-only spool); still, a label value
-        // stays a channel's short name.
-        for ch in done.iter().filter(|c| {
-            (1..=32).contains(&c.len())
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        }) {
+    let mut failures: BTreeMap<String, SendFailures> = BTreeMap::new();
+    // The records are ours (a root-only spool); still, a label value
+    // stays a channel's short name.
+    let mut count = |done: &[String], failed: &BTreeMap<String, Failed>| {
+        for ch in done.iter().filter(|c| spool::channel_name_ok(c)) {
             *delivered.entry(ch.clone()).or_default() += 1;
+        }
+        for (ch, f) in failed.iter().filter(|(c, _)| spool::channel_name_ok(c)) {
+            let n = failures.entry(ch.clone()).or_default();
+            n.attempts += f.attempts;
+            n.last_unix = n.last_unix.max(f.last_ms as f64 / 1000.0);
         }
     };
     for id in outbox {
-        let (ev, done) = Spool::read_incident(&root.join("outbox").join(id));
-        events.extend(ev);
-        count(&done);
+        if sent.incidents.contains_key(&id) {
+            continue;
+        }
+        let dir = root.join("outbox").join(&id);
+        let (ev, done) = Spool::read_incident(&dir);
+        let failed = Spool::read_failures(&dir);
+        if dir.is_dir() {
+            events.extend(ev);
+            count(&done, &failed);
+            continue;
+        }
+        // Delivered and moved to sent/ while being read (the rename is
+        // atomic: what was read may be partial, sent/ has it whole).
+        let dir = root.join("sent").join(&id);
+        if dir.is_dir() {
+            let (ev, done) = Spool::read_incident(&dir);
+            let failed = Spool::read_failures(&dir);
+            sent.incidents
+                .insert(id, (history::from_events(&ev), done, failed));
+            sent.generation += 1;
+        }
     }
-    for (_, done) in sent.incidents.values() {
-        count(done);
+    for (_, done, failed) in sent.incidents.values() {
+        count(done, failed);
     }
     Some(Records {
         fresh: history::from_events(&events),
         delivered,
+        failed: failures,
     })
 }
 

@@ -1,4 +1,4 @@
-use super::metrics::{LastFailover, Observed, SpoolDepth, parse_ctime, render};
+use super::metrics::{LastFailover, Observed, SendFailures, SpoolDepth, parse_ctime, render};
 use super::server::{Auth, Pages, Request, parse_request, route};
 use super::spool_depth;
 use crate::config::model::Language;
@@ -71,6 +71,16 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         cib: None,
         crm_history: Default::default(),
         alert_delivered: Some([("smtp".to_string(), 3), ("webhook".to_string(), 2)].into()),
+        alert_send_failures: Some(
+            [(
+                "smtp".to_string(),
+                SendFailures {
+                    attempts: 4,
+                    last_unix: 1_796_501_800.25,
+                },
+            )]
+            .into(),
+        ),
         last_failover: Some(LastFailover {
             start_unix: 1_795_622_608.0,
             seconds: Some(5.0),
@@ -936,4 +946,89 @@ fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once
     assert_eq!(again.delivered, r.delivered);
     assert_eq!(sent.generation, generation, "nothing new in sent/");
     assert!(super::spool_records(&d.path().join("absent"), &mut sent).is_none());
+}
+
+#[test]
+fn failed_sends_per_channel_come_from_the_spool_s_failure_records_and_survive_delivery() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = crate::alert::spool::Spool::open(d.path()).unwrap();
+    let e = crate::alert::event::Event::new(
+        crate::alert::event::Kind::Fenced,
+        "mail2",
+        SystemTime::now(),
+    );
+    let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+    // The relay was down for the first incident, which went out later.
+    let first = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&first)).unwrap();
+    spool.mark_failed(&first, "smtp", at(1_000)).unwrap();
+    spool.mark_failed(&first, "smtp", at(1_005)).unwrap();
+    spool.mark_done(&first, "smtp").unwrap();
+    spool.mark_done(&first, "webhook").unwrap();
+    spool.finish(&first).unwrap();
+    // The webhook refuses the second, which still waits.
+    let second = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&second)).unwrap();
+    spool.mark_done(&second, "smtp").unwrap();
+    spool.mark_failed(&second, "webhook", at(2_000)).unwrap();
+    let mut sent = super::Sent::default();
+    let r = super::spool_records(d.path(), &mut sent).unwrap();
+    let f = |attempts, last_unix| SendFailures {
+        attempts,
+        last_unix,
+    };
+    assert_eq!(
+        r.failed,
+        [
+            ("smtp".to_string(), f(2, 1_005.0)),
+            ("webhook".to_string(), f(1, 2_000.0))
+        ]
+        .into()
+    );
+    // The waiting incident keeps failing: counted again on the next look.
+    spool.mark_failed(&second, "webhook", at(2_010)).unwrap();
+    let r = super::spool_records(d.path(), &mut sent).unwrap();
+    assert_eq!(r.failed["webhook"], f(2, 2_010.0));
+    assert_eq!(r.failed["smtp"], f(2, 1_005.0), "sent/ keeps its count");
+
+    let text = render(&Observed {
+        alert_send_failures: Some(r.failed),
+        ..Observed::default()
+    });
+    check_exposition(&text).unwrap();
+    for line in [
+        "# TYPE mailha_alert_send_failures_total counter",
+        "mailha_alert_send_failures_total{channel=\"smtp\"} 2",
+        "mailha_alert_send_failures_total{channel=\"webhook\"} 2",
+        "# TYPE mailha_alert_last_send_failure_timestamp_seconds gauge",
+        "mailha_alert_last_send_failure_timestamp_seconds{channel=\"webhook\"} 2010",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+}
+
+#[test]
+fn an_incident_moving_to_sent_while_the_spool_is_listed_is_counted_once() {
+    let d = tempfile::tempdir().unwrap();
+    let spool = crate::alert::spool::Spool::open(d.path()).unwrap();
+    let e = crate::alert::event::Event::new(
+        crate::alert::event::Kind::Node,
+        "mail2",
+        SystemTime::now(),
+    );
+    let id = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&id)).unwrap();
+    spool.mark_failed(&id, "smtp", SystemTime::now()).unwrap();
+    spool.mark_done(&id, "smtp").unwrap();
+    // As the exporter may see it mid-rename: listed in outbox/ and, a
+    // moment later, in sent/.
+    let sent_dir = d.path().join("sent").join(&id);
+    std::fs::create_dir(&sent_dir).unwrap();
+    for f in std::fs::read_dir(d.path().join("outbox").join(&id)).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), sent_dir.join(f.file_name())).unwrap();
+    }
+    let r = super::spool_records(d.path(), &mut super::Sent::default()).unwrap();
+    assert_eq!(r.delivered, [("smtp".to_string(), 1)].into());
+    assert_eq!(r.failed["smtp"].attempts, 1);
 }
