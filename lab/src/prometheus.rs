@@ -6,9 +6,11 @@
 //! Not part of `lab up`: a scrape runs crm_mon on each node (~30 ms of
 //! CPU), which the timing drills should not pay for unless asked. The
 //! exporters themselves run in every lab (their unit enabled by `lab up`),
-//! listening on the nodes' addresses with basic auth: the password is made
-//! at `lab up`, put into each node at [`NODE_PASSWORD`] (the lab config's
-//! `[exporter] password_file`) and kept in the base dir for Prometheus.
+//! listening on the nodes' addresses over HTTPS with basic auth: the
+//! password is made at `lab up`, put into each node at [`NODE_PASSWORD`]
+//! (the lab config's `[exporter] password_file`) and kept in the base dir
+//! for Prometheus; each node's certificate ([`NODE_CERT`], [`NODE_KEY`])
+//! is signed by the lab CA (the relay's), which Prometheus trusts.
 //!
 //! Prometheus runs in gw's network namespace only (its files are under
 //! the root-only base dir, read through the host's mounts), recorded by PID
@@ -35,6 +37,10 @@ pub const EXPORTER_PORT: u16 = 9664;
 pub const SCRAPE_USER: &str = "prometheus";
 /// The exporter's password file in each node.
 pub const NODE_PASSWORD: &str = "/etc/mailha/exporter-password";
+/// The exporter's certificate and key in each node (the lab config's
+/// `[exporter] tls_*`), signed by the lab CA at `lab up`.
+pub const NODE_CERT: &str = "/etc/mailha/exporter.crt";
+pub const NODE_KEY: &str = "/etc/mailha/exporter.key";
 /// A scrape every second: a switchover (~3 s) shows as several samples.
 /// The exporter's own crm_mon deadline (1 s in the lab config) is within
 /// the scrape timeout, so a slow crm_mon gives a stale-marked scrape
@@ -64,11 +70,14 @@ pub fn shipped_rules() -> Option<PathBuf> {
 
 /// prometheus.yml: one job, both nodes by address, each target's
 /// `instance` its node name (the metrics' own `node` label stays theirs:
-/// which node a sample is about, not which node said it), basic auth from
-/// a file (never the password in the config).
+/// which node a sample is about, not which node said it), over HTTPS
+/// verified against the lab CA `ca_file` (the address must be in each
+/// node's certificate), basic auth from a file (never the password in the
+/// config).
 pub fn config_yaml(
     nodes: &[(String, Ipv4Addr)],
     password_file: &Path,
+    ca_file: &Path,
     rules: Option<&Path>,
 ) -> String {
     let mut y = format!(
@@ -77,7 +86,12 @@ pub fn config_yaml(
     if let Some(r) = rules {
         y += &format!("rule_files:\n  - {}\n", yaml_str(&r.display().to_string()));
     }
-    y += "scrape_configs:\n  - job_name: mailha\n    basic_auth:\n";
+    y += "scrape_configs:\n  - job_name: mailha\n    scheme: https\n    tls_config:\n";
+    y += &format!(
+        "      ca_file: {}\n",
+        yaml_str(&ca_file.display().to_string())
+    );
+    y += "    basic_auth:\n";
     y += &format!("      username: {SCRAPE_USER}\n");
     y += &format!(
         "      password_file: {}\n",
@@ -109,6 +123,50 @@ pub fn get_in_netns(
     path_and_query: &str,
     headers: &[(&str, &str)],
 ) -> Result<String, String> {
+    fetch_in_netns(netns, addr, path_and_query, headers, None)
+}
+
+/// [`get_in_netns`] over HTTPS, trusting only the CA in `ca_file` and
+/// checking that `addr`'s IP is in the server's certificate.
+pub fn get_https_in_netns(
+    netns: &str,
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    ca_file: &Path,
+) -> Result<String, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in
+        CertificateDer::pem_file_iter(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))?
+    {
+        roots
+            .add(c.map_err(|e| format!("{}: {e}", ca_file.display()))?)
+            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    fetch_in_netns(
+        netns,
+        addr,
+        path_and_query,
+        headers,
+        Some(std::sync::Arc::new(cfg)),
+    )
+}
+
+fn fetch_in_netns(
+    netns: &str,
+    addr: SocketAddr,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<String, String> {
     let ns = Path::new("/run/netns").join(netns);
     let f = std::fs::File::open(&ns).map_err(|e| format!("{}: {e}", ns.display()))?;
     let mut request =
@@ -121,10 +179,19 @@ pub fn get_in_netns(
     let h = std::thread::spawn(move || -> Result<String, String> {
         nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(|e| format!("setns: {e}"))?;
-        let mut s = TcpStream::connect_timeout(&addr, HTTP_DEADLINE)
+        let s = TcpStream::connect_timeout(&addr, HTTP_DEADLINE)
             .map_err(|e| format!("connect {addr}: {e}"))?;
         s.set_read_timeout(Some(HTTP_DEADLINE)).ok();
         s.set_write_timeout(Some(HTTP_DEADLINE)).ok();
+        let mut s: Box<dyn ReadWrite> = match tls {
+            None => Box::new(s),
+            Some(cfg) => {
+                let name = rustls::pki_types::ServerName::from(addr.ip());
+                let conn =
+                    rustls::ClientConnection::new(cfg, name).map_err(|e| format!("{addr}: {e}"))?;
+                Box::new(rustls::StreamOwned::new(conn, s))
+            }
+        };
         s.write_all(request.as_bytes())
             .map_err(|e| format!("{addr}: {e}"))?;
         let mut raw = Vec::new();
@@ -145,6 +212,9 @@ pub fn get_in_netns(
     h.join()
         .map_err(|_| "the HTTP thread panicked".to_string())?
 }
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
 
 /// `/api/v1/query?query=EXPR` or, with a range, `/api/v1/query_range`
 /// over the last `range` at `step`.
@@ -214,6 +284,7 @@ impl Lab<'_> {
             &config_yaml(
                 &nodes,
                 &password_file(&self.base_dir),
+                &super::relay::Relay::new(&self.base_dir).ca(),
                 shipped_rules().as_deref(),
             ),
             0o600,
@@ -345,7 +416,12 @@ mod tests {
                 ("node2".into(), Ipv4Addr::new(198, 51, 100, 12)),
             ],
             Path::new("/var/lib/mailha-lab/prometheus/password"),
+            Path::new("/var/lib/mailha-lab-relay/ca.pem"),
             Some(Path::new("/src/dist/prometheus/mailha-rules.yml")),
+        );
+        assert!(
+            y.contains("scheme: https\n    tls_config:\n      ca_file: \"/var/lib/mailha-lab-relay/ca.pem\""),
+            "{y}"
         );
         assert!(y.contains("targets: ['198.51.100.11:9664']"), "{y}");
         assert!(y.contains("instance: \"node2\""), "{y}");

@@ -322,44 +322,14 @@ pub fn up(runner: &dyn Runner, netns: &str, base_dir: &Path) -> Result<ForNodes,
         "-out",
         &format!("{d}/ca.pem"),
     ]))?;
-    runner.run_ok(&openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        &format!("/CN={NAME}"),
-        "-keyout",
-        &format!("{d}/relay.key"),
-        "-out",
-        &format!("{d}/relay.csr"),
-    ]))?;
-    write(
-        &r.dir.join("relay.ext"),
-        &format!(
-            "subjectAltName = DNS:{NAME}, IP:{addr}\nextendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n"
-        ),
-        0o644,
+    issue(
+        runner,
+        &r.dir,
+        &r.dir,
+        "relay",
+        NAME,
+        &format!("DNS:{NAME}, IP:{addr}"),
     )?;
-    runner.run_ok(&openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &format!("{d}/relay.csr"),
-        "-CA",
-        &format!("{d}/ca.pem"),
-        "-CAkey",
-        &format!("{d}/ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-extfile",
-        &format!("{d}/relay.ext"),
-        "-out",
-        &format!("{d}/relay.pem"),
-    ]))?;
 
     let password = new_password()?;
     write(&r.password_file(), &format!("{password}\n"), 0o600)?;
@@ -402,6 +372,71 @@ pub fn up(runner: &dyn Runner, netns: &str, base_dir: &Path) -> Result<ForNodes,
     }
     let ca_pem = std::fs::read_to_string(r.ca()).map_err(LabError::io(&r.ca()))?;
     Ok(ForNodes { ca_pem, password })
+}
+
+/// A server certificate signed by the lab CA in `ca_dir` (`ca.pem`,
+/// `ca.key`): `{out}/{stem}.pem` and its key `{out}/{stem}.key` (0600),
+/// for `cn` with `san` (`DNS:..., IP:...`): a client that verifies the
+/// address it connected to (lettre, Prometheus) accepts it.
+pub fn issue(
+    runner: &dyn Runner,
+    ca_dir: &Path,
+    out: &Path,
+    stem: &str,
+    cn: &str,
+    san: &str,
+) -> Result<(), LabError> {
+    let openssl = |args: &[&str]| {
+        Cmd::new("openssl")
+            .args(args.iter().copied())
+            .deadline(Duration::from_secs(60))
+    };
+    let (ca, o) = (ca_dir.display().to_string(), out.display().to_string());
+    let key = out.join(format!("{stem}.key"));
+    runner.run_ok(&openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        &format!("/CN={cn}"),
+        "-keyout",
+        &format!("{o}/{stem}.key"),
+        "-out",
+        &format!("{o}/{stem}.csr"),
+    ]))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(LabError::io(&key))?;
+    }
+    write(
+        &out.join(format!("{stem}.ext")),
+        &format!(
+            "subjectAltName = {san}\nextendedKeyUsage = serverAuth\nbasicConstraints = CA:FALSE\n"
+        ),
+        0o644,
+    )?;
+    runner.run_ok(&openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &format!("{o}/{stem}.csr"),
+        "-CA",
+        &format!("{ca}/ca.pem"),
+        "-CAkey",
+        &format!("{ca}/ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        &format!("{o}/{stem}.ext"),
+        "-out",
+        &format!("{o}/{stem}.pem"),
+    ]))?;
+    Ok(())
 }
 
 /// The mails accepted in a relay log: Postfix's cleanup logs one

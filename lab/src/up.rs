@@ -397,6 +397,27 @@ impl Lab<'_> {
             0o600,
             None,
         )?;
+        // Each exporter's certificate for HTTPS (its name and LAN address),
+        // signed by the lab CA Prometheus trusts.
+        let pdir = super::prometheus::dir(&self.base_dir);
+        let mut exporter_tls = Vec::new();
+        for n in NODES {
+            let (name, addr) = (self.topo.node_name(n), self.topo.node_addr(n, Net::Lan));
+            let stem = format!("exporter-{name}");
+            super::relay::issue(
+                self.runner,
+                &super::relay::Relay::new(&self.base_dir).dir,
+                &pdir,
+                &stem,
+                &name,
+                &format!("DNS:{name}, IP:{addr}"),
+            )?;
+            let read = |ext: &str| {
+                let p = pdir.join(format!("{stem}.{ext}"));
+                std::fs::read_to_string(&p).map_err(LabError::io(&p))
+            };
+            exporter_tls.push((read("pem")?, read("key")?));
+        }
 
         // The pre-seeded CIB (one file, copied into both nodes).
         let seed = self.base_dir.join("cib-seed.xml");
@@ -458,6 +479,9 @@ impl Lab<'_> {
                 0o600,
                 None,
             )?;
+            let (cert, key) = &exporter_tls[NODES.iter().position(|x| *x == n).expect("a node")];
+            put(&etc(super::prometheus::NODE_CERT), cert, 0o644, None)?;
+            put(&etc(super::prometheus::NODE_KEY), key, 0o600, None)?;
             let ssh = root.join("root/.ssh");
             put(&ssh.join("authorized_keys"), &public, 0o600, None)?;
             put(&ssh.join("lab_ed25519"), &private, 0o600, None)?;

@@ -1,6 +1,6 @@
 //! The exporter as its consumer sees it (issue 18): both nodes run the
 //! package's `mailha-exporter` unit under systemd, listening on the LAN
-//! with basic auth, and Debian's Prometheus in the gw namespace scrapes
+//! over HTTPS (certificates from the lab CA) with basic auth, and Debian's Prometheus in the gw namespace scrapes
 //! them every second, as a monitoring host would. A planned switchover
 //! under mail load must show in Prometheus: the lease holder and the
 //! active node change, no keeper ever reports two holders, and both
@@ -254,9 +254,17 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
             )
         )
     );
+    // Over HTTPS, trusting the lab CA only, as Prometheus scrapes; in
+    // clear the exporter answers nothing.
+    let ca = mailha_lab::relay::Relay::new(&base_dir()).ca();
     let page = |path: &str, headers: &[(&str, &str)]| {
-        mailha_lab::prometheus::get_in_netns(&netns, exporter, path, headers)
+        mailha_lab::prometheus::get_https_in_netns(&netns, exporter, path, headers, &ca)
     };
+    let clear = mailha_lab::prometheus::get_in_netns(&netns, exporter, "/", &[]);
+    assert!(
+        clear.as_ref().is_err_and(|e| !e.contains("mailha")),
+        "plain HTTP: {clear:?}"
+    );
     let refused = page("/", &[]).expect_err("no page without the password");
     assert!(refused.contains(" 401 "), "{refused}");
     // Without a choice the page speaks the config's alert language (the
