@@ -330,6 +330,34 @@ mod tests {
         )
     }
 
+    /// One incident in a spool, the relay down (smtp fails) while the
+    /// webhook delivers.
+    struct RelayDown {
+        t: tempfile::TempDir,
+        s: Spool,
+        chans: Vec<Box<dyn Channel>>,
+        smtp_sent: Log,
+        hook_sent: Log,
+        smtp_down: Rc<RefCell<bool>>,
+    }
+
+    fn relay_down(kind: Kind) -> RelayDown {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        record(&s, kind);
+        let (smtp, smtp_sent, smtp_down) = fake("smtp");
+        let (hook, hook_sent, _) = fake("webhook");
+        *smtp_down.borrow_mut() = true;
+        RelayDown {
+            t,
+            s,
+            chans: vec![smtp, hook],
+            smtp_sent,
+            hook_sent,
+            smtp_down,
+        }
+    }
+
     /// Records an event as if it happened a minute ago, so that a 10 s
     /// window is over.
     fn record(s: &Spool, kind: Kind) {
@@ -380,13 +408,14 @@ mod tests {
 
     #[test]
     fn a_relay_that_is_down_loses_nothing_and_only_the_failed_channel_retries() {
-        let t = tempfile::tempdir().unwrap();
-        let s = Spool::open(t.path()).unwrap();
-        record(&s, Kind::LeaseLost);
-        let (smtp, smtp_sent, smtp_down) = fake("smtp");
-        let (hook, hook_sent, _) = fake("webhook");
-        *smtp_down.borrow_mut() = true;
-        let chans = vec![smtp, hook];
+        let RelayDown {
+            t,
+            s,
+            chans,
+            smtp_sent,
+            hook_sent,
+            smtp_down,
+        } = relay_down(Kind::LeaseLost);
         let mut r = Retries::default();
         let pass = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
         assert!(pass.finished.is_empty());
@@ -450,13 +479,13 @@ mod tests {
 
     #[test]
     fn a_failing_channel_s_attempts_are_counted_in_the_spool_while_the_other_delivers() {
-        let t = tempfile::tempdir().unwrap();
-        let s = Spool::open(t.path()).unwrap();
-        record(&s, Kind::Fenced);
-        let (smtp, _, smtp_down) = fake("smtp");
-        let (hook, hook_sent, _) = fake("webhook");
-        *smtp_down.borrow_mut() = true;
-        let chans = vec![smtp, hook];
+        let RelayDown {
+            t,
+            s,
+            chans,
+            hook_sent,
+            ..
+        } = relay_down(Kind::Fenced);
         let mut r = Retries::default();
         send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
         assert_eq!(failures(&t)["smtp"].attempts, 1);
@@ -477,13 +506,13 @@ mod tests {
 
     #[test]
     fn a_failure_that_cannot_be_recorded_still_backs_off_and_tries_the_other_channels() {
-        let t = tempfile::tempdir().unwrap();
-        let s = Spool::open(t.path()).unwrap();
-        record(&s, Kind::Fenced);
-        let (smtp, _, smtp_down) = fake("smtp");
-        let (hook, hook_sent, _) = fake("webhook");
-        *smtp_down.borrow_mut() = true;
-        let chans = vec![smtp, hook];
+        let RelayDown {
+            t,
+            s,
+            chans,
+            hook_sent,
+            ..
+        } = relay_down(Kind::Fenced);
         let mut r = Retries::default();
         // Claim it, then make its failure record unwritable: a directory
         // where the temporary file goes.

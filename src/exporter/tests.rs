@@ -799,22 +799,31 @@ fn the_last_failover_is_the_latest_incident_with_a_cause_where_the_vip_started()
     );
 }
 
-#[test]
-fn a_failover_lasts_until_the_mail_is_up_not_until_the_lost_node_rejoins() {
-    use crate::ops::history::{Entry, Kind};
-    // A power cut of mail1: lost at 0 s, fenced at 3, the chain up on
-    // mail2 by 7; mail1 boots and rejoins at 30 and its clones start at
-    // 32, all within one incident.
-    let at = |s: u64| 1_795_622_608_000 + s * 1000;
-    let e = |s, kind, node: &str, rsc: Option<&str>| Entry {
-        at_ms: at(s),
+/// A history entry `s` seconds into a failover on 2026-11-25.
+fn entry_at(
+    s: u64,
+    kind: crate::ops::history::Kind,
+    node: &str,
+    rsc: Option<&str>,
+) -> crate::ops::history::Entry {
+    crate::ops::history::Entry {
+        at_ms: 1_795_622_608_000 + s * 1000,
         node: Some(node.into()),
         resource: rsc.map(str::to_string),
         kind,
         what: String::new(),
         source: "pacemaker",
         detail: None,
-    };
+    }
+}
+
+#[test]
+fn a_failover_lasts_until_the_mail_is_up_not_until_the_lost_node_rejoins() {
+    use crate::ops::history::Kind;
+    let e = entry_at;
+    // A power cut of mail1: lost at 0 s, fenced at 3, the chain up on
+    // mail2 by 7; mail1 boots and rejoins at 30 and its clones start at
+    // 32, all within one incident.
     let entries = vec![
         e(0, Kind::Node, "mail1", None),
         e(3, Kind::Fence, "mail1", None),
@@ -852,17 +861,8 @@ fn a_failover_lasts_until_the_mail_is_up_not_until_the_lost_node_rejoins() {
 
 #[test]
 fn a_failure_after_the_mail_moved_is_not_the_failover_s_cause() {
-    use crate::ops::history::{Entry, Kind};
-    let at = |s: u64| 1_795_622_608_000 + s * 1000;
-    let e = |s, kind, node: &str, rsc: Option<&str>| Entry {
-        at_ms: at(s),
-        node: Some(node.into()),
-        resource: rsc.map(str::to_string),
-        kind,
-        what: String::new(),
-        source: "pacemaker",
-        detail: None,
-    };
+    use crate::ops::history::Kind;
+    let e = entry_at;
     // What the powered-off node saw once it booted, before its fencer
     // had the fence's record (lab_metrics in CI reported this as
     // resource_failure): the mail up on mail2, then a probe of its own
