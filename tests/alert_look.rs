@@ -9,14 +9,14 @@
 //! open the PNGs. Without Chromium the test says SKIPPED, except in CI
 //! (env CI) where it fails.
 
+mod common;
+use common::{chromium, have_chromium, png_size};
 use mailha::alert::compose::{self, Incident};
 use mailha::alert::event::{Event, Kind};
 use mailha::config::model::{Alerts, Language};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
 
 fn out_dir() -> PathBuf {
     // CARGO_TARGET_DIR when set (the helpers' own target dirs), else
@@ -94,57 +94,15 @@ fn incident() -> Incident {
 
 /// Chromium's screenshot of `html` at `width` x `height` into `png`.
 fn render(html: &Path, png: &Path, width: u32, height: u32) -> Result<(), String> {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("--window-size={width},{height}"))
-        .arg(format!("file://{}", html.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("chromium: {e}"))?;
-    let t = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return if st.success() {
-                Ok(())
-            } else {
-                Err(format!("chromium exited {st}"))
-            };
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("chromium overran 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Width and height from a PNG's IHDR chunk.
-fn png_size(p: &Path) -> (u32, u32) {
-    let b = std::fs::read(p).unwrap();
-    assert_eq!(
-        &b[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{} is not a PNG",
-        p.display()
-    );
-    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
-    (be(16), be(20))
+    chromium(
+        &[
+            format!("--screenshot={}", png.display()),
+            format!("--window-size={width},{height}"),
+            format!("file://{}", html.display()),
+        ],
+        Stdio::null(),
+    )
+    .map(drop)
 }
 
 #[test]
@@ -181,11 +139,7 @@ fn the_html_mail_is_made_for_phones_too() {
 
 #[test]
 fn the_html_mail_rendered_by_chromium_at_desktop_and_phone_width() {
-    if !Path::new(CHROMIUM).exists() {
-        if std::env::var_os("CI").is_some() {
-            panic!("chromium missing in CI (scripts/install-deps.sh)");
-        }
-        println!("SKIPPED: needs {CHROMIUM} (scripts/install-deps.sh)");
+    if !have_chromium() {
         return;
     }
     let dir = out_dir();

@@ -10,15 +10,14 @@
 //! call: open the PNGs. Without Chromium the browser parts say SKIPPED,
 //! except in CI (env CI) where they fail.
 
+mod common;
+use common::{chromium, have_chromium, png_size};
 use mailha::config::model::Language;
 use mailha::exporter::metrics::{Observed, SpoolDepth};
 use mailha::exporter::page::{self, Page};
 use mailha::ops::history::{Detail, Entry, GAP, Incident, Kind, incidents};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
+use std::process::Stdio;
 
 /// A phone's CSS width (an iPhone 12 to 15; most Androids are 360-412).
 const PHONE: u32 = 390;
@@ -192,72 +191,6 @@ fn the_page_is_self_contained_and_declares_a_phone_viewport() {
             "{name}: long values must wrap"
         );
     }
-}
-
-fn chromium(args: &[String], stdout: Stdio) -> Result<std::process::Output, String> {
-    let profile = tempfile::tempdir().unwrap();
-    let child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("chromium: {e}"))?;
-    let pid = child.id();
-    let t = Instant::now();
-    let watchdog = std::thread::spawn(move || {
-        while t.elapsed() < Duration::from_secs(60) {
-            std::thread::sleep(Duration::from_millis(100));
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                return;
-            }
-        }
-        // Overran: end this chromium (only ours, by its pid).
-        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-    });
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let _ = watchdog.join();
-    if out.status.success() {
-        Ok(out)
-    } else {
-        Err(format!("chromium exited {}", out.status))
-    }
-}
-
-/// Width and height from a PNG's IHDR chunk.
-fn png_size(p: &Path) -> (u32, u32) {
-    let b = std::fs::read(p).unwrap();
-    assert_eq!(
-        &b[..8],
-        b"\x89PNG\r\n\x1a\n",
-        "{} is not a PNG",
-        p.display()
-    );
-    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
-    (be(16), be(20))
-}
-
-fn have_chromium() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("chromium missing in CI (scripts/install-deps.sh)");
-    }
-    println!("SKIPPED: needs {CHROMIUM} (scripts/install-deps.sh)");
-    false
 }
 
 #[test]

@@ -527,3 +527,75 @@ pub fn openssl_ready() -> bool {
     println!("SKIPPED: needs /usr/bin/openssl");
     false
 }
+
+/// Debian's headless browser, for the screenshot tests.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Chromium headless with a throwaway profile and `args`, ended after
+/// 60 s if it overruns (only this one, by its pid).
+pub fn chromium(args: &[String], stdout: Stdio) -> Result<std::process::Output, String> {
+    let profile = tempfile::tempdir().unwrap();
+    let child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("chromium: {e}"))?;
+    let pid = child.id();
+    let t = Instant::now();
+    let watchdog = std::thread::spawn(move || {
+        while t.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(100));
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return;
+            }
+        }
+        // Overran: end this chromium (only ours, by its pid).
+        let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+    });
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = watchdog.join();
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!("chromium exited {}", out.status))
+    }
+}
+
+/// Width and height from a PNG's IHDR chunk.
+pub fn png_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(
+        &b[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{} is not a PNG",
+        p.display()
+    );
+    let be = |i: usize| u32::from_be_bytes(b[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+/// Whether Chromium is there; SKIPPED without it, a failure in CI.
+pub fn have_chromium() -> bool {
+    if Path::new(CHROMIUM).exists() {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("chromium missing in CI (scripts/install-deps.sh)");
+    }
+    println!("SKIPPED: needs {CHROMIUM} (scripts/install-deps.sh)");
+    false
+}
