@@ -650,6 +650,119 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
+/// What in crm_mon's state needs someone, worst first: one list that
+/// `mailha status` says in English and the exporter's page says in the
+/// reader's language (each adds what only it reads: the keeper, the config
+/// sync, the spool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attention<'a> {
+    NoQuorum,
+    /// The whole cluster is in maintenance.
+    MaintenanceAll,
+    /// One resource in maintenance (`mailha maintenance on RSC`).
+    MaintenanceOf(&'a str),
+    /// Unmanaged by other means (`is-managed=false`).
+    Unmanaged(&'a str),
+    FencingOff,
+    Failed(&'a Failure),
+    /// A `cli-ban-*` (ban) or `cli-prefer-*` left behind.
+    Leftover {
+        ban: bool,
+        resource: &'a str,
+        node: &'a str,
+    },
+    /// A service watched for liveness only.
+    WatchOff(&'a str),
+}
+
+impl Attention<'_> {
+    /// The command that ends it, when there is one.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            Attention::MaintenanceAll => Some("mailha maintenance off".into()),
+            Attention::MaintenanceOf(r) => Some(format!("mailha maintenance off {r}")),
+            Attention::Leftover { resource, .. } => {
+                Some(format!("crm_resource --clear -r {resource}"))
+            }
+            Attention::WatchOff(s) => Some(format!("mailha watch on {s}")),
+            _ => None,
+        }
+    }
+}
+
+/// The cluster-wide items of [`Attention`], in the order both views show.
+pub fn attention(st: &Status) -> Vec<Attention<'_>> {
+    let mut v = Vec::new();
+    if !st.quorate {
+        v.push(Attention::NoQuorum);
+    }
+    if st.maintenance_mode {
+        v.push(Attention::MaintenanceAll);
+    } else {
+        let mut seen: Vec<&str> = Vec::new();
+        for r in st.resources.iter().filter(|r| !r.managed) {
+            if seen.contains(&r.id.as_str()) {
+                continue;
+            }
+            seen.push(&r.id);
+            v.push(if st.maintenance.contains(&r.id) {
+                Attention::MaintenanceOf(&r.id)
+            } else {
+                Attention::Unmanaged(&r.id)
+            });
+        }
+    }
+    if !st.stonith_enabled {
+        v.push(Attention::FencingOff);
+    }
+    v.extend(st.failures.iter().map(Attention::Failed));
+    v.extend(st.leftover_moves.iter().map(|m| Attention::Leftover {
+        ban: m.id.starts_with("cli-ban-"),
+        resource: &m.resource,
+        node: &m.node,
+    }));
+    v.extend(st.watch_off.iter().map(|w| Attention::WatchOff(w)));
+    v
+}
+
+/// One [`Attention`] as `mailha status` says it, its fix included.
+fn attention_line(a: &Attention) -> String {
+    match a {
+        Attention::NoQuorum => "no quorum".into(),
+        Attention::MaintenanceAll => {
+            "MAINTENANCE: the cluster starts, stops and monitors nothing: mailha maintenance off"
+                .into()
+        }
+        Attention::MaintenanceOf(r) => {
+            format!("MAINTENANCE: {r} is neither managed nor monitored: mailha maintenance off {r}")
+        }
+        Attention::Unmanaged(r) => {
+            format!("{r} is unmanaged: Pacemaker neither starts nor stops it")
+        }
+        Attention::FencingOff => "fencing is off: no split-brain guard".into(),
+        Attention::Failed(f) => {
+            let reason = if f.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", f.reason)
+            };
+            format!(
+                "{} {} failed on {}: {}{reason}",
+                f.resource, f.task, f.node, f.exit
+            )
+        }
+        Attention::Leftover {
+            ban,
+            resource,
+            node,
+        } => format!(
+            "leftover {} of {resource} on {node}: crm_resource --clear -r {resource}",
+            if *ban { "ban" } else { "preference" }
+        ),
+        Attention::WatchOff(w) => format!("{w}: watch off (liveness only): mailha watch on {w}"),
+    }
+}
+
 /// The human view: fits 80 columns, worst news first.
 pub fn render_human(st: &Status, vip: Option<&str>) -> String {
     let mut o = String::new();
@@ -688,67 +801,9 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
         o.push_str(&cut(&l, 80));
         o.push('\n');
     }
-    let mut attention = Vec::new();
-    if !st.quorate {
-        attention.push("no quorum".to_string());
-    }
-    if st.maintenance_mode {
-        attention.push(
-            "MAINTENANCE: the cluster starts, stops and monitors nothing: mailha maintenance off"
-                .to_string(),
-        );
-    } else {
-        let mut seen: Vec<&str> = Vec::new();
-        for r in st.resources.iter().filter(|r| !r.managed) {
-            if seen.contains(&r.id.as_str()) {
-                continue;
-            }
-            seen.push(&r.id);
-            attention.push(if st.maintenance.contains(&r.id) {
-                format!(
-                    "MAINTENANCE: {} is neither managed nor monitored: mailha maintenance off {}",
-                    r.id, r.id
-                )
-            } else {
-                format!(
-                    "{} is unmanaged: Pacemaker neither starts nor stops it",
-                    r.id
-                )
-            });
-        }
-    }
-    if !st.stonith_enabled {
-        attention.push("fencing is off: no split-brain guard".to_string());
-    }
-    for f in &st.failures {
-        let reason = if f.reason.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", f.reason)
-        };
-        attention.push(format!(
-            "{} {} failed on {}: {}{reason}",
-            f.resource, f.task, f.node, f.exit
-        ));
-    }
-    for m in &st.leftover_moves {
-        let what = if m.id.starts_with("cli-ban-") {
-            "ban"
-        } else {
-            "preference"
-        };
-        attention.push(format!(
-            "leftover {what} of {} on {}: crm_resource --clear -r {}",
-            m.resource, m.node, m.resource
-        ));
-    }
+    let mut attention: Vec<String> = self::attention(st).iter().map(attention_line).collect();
     if let Some(k) = st.keeper.as_ref().filter(|k| k.needs_attention()) {
         attention.push(k.line());
-    }
-    for w in &st.watch_off {
-        attention.push(format!(
-            "{w}: watch off (liveness only): mailha watch on {w}"
-        ));
     }
     let sync = st
         .config_sync
@@ -836,6 +891,79 @@ pub fn render_human(st: &Status, vip: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_cluster_wide_worry_is_listed_once_worst_first_with_its_fix() {
+        let unmanaged = |id: &str| Resource {
+            id: id.into(),
+            managed: false,
+            ..Resource::default()
+        };
+        let st = Status {
+            quorate: false,
+            stonith_enabled: false,
+            resources: vec![
+                unmanaged("svc-mysql"),
+                unmanaged("svc-mysql"),
+                unmanaged("vip"),
+            ],
+            maintenance: vec!["svc-mysql".into()],
+            failures: vec![Failure {
+                resource: "svc-postfix".into(),
+                node: "mail1".into(),
+                task: "monitor".into(),
+                exit: "not running".into(),
+                reason: String::new(),
+            }],
+            leftover_moves: vec![LeftoverMove {
+                id: "cli-ban-vip-on-mail1".into(),
+                resource: "vip".into(),
+                node: "mail1".into(),
+            }],
+            watch_off: vec!["dovecot".into()],
+            ..Status::default()
+        };
+        let a = attention(&st);
+        assert_eq!(
+            a,
+            vec![
+                Attention::NoQuorum,
+                Attention::MaintenanceOf("svc-mysql"),
+                Attention::Unmanaged("vip"),
+                Attention::FencingOff,
+                Attention::Failed(&st.failures[0]),
+                Attention::Leftover {
+                    ban: true,
+                    resource: "vip",
+                    node: "mail1"
+                },
+                Attention::WatchOff("dovecot"),
+            ]
+        );
+        let fixes: Vec<Option<String>> = a.iter().map(Attention::fix).collect();
+        assert_eq!(
+            fixes[1].as_deref(),
+            Some("mailha maintenance off svc-mysql")
+        );
+        assert_eq!(fixes[5].as_deref(), Some("crm_resource --clear -r vip"));
+        assert_eq!(fixes[6].as_deref(), Some("mailha watch on dovecot"));
+        // `mailha status` says each, in that order, fix included.
+        let human = render_human(&st, None);
+        let listed: Vec<&str> = human
+            .lines()
+            .skip_while(|l| *l != "attention:")
+            .skip(1)
+            .collect();
+        assert_eq!(listed.len(), 7, "{human}");
+        assert!(listed[5].contains("crm_resource --clear -r vip"), "{human}");
+        // A whole cluster in maintenance is one line, not one per resource.
+        let all = Status {
+            maintenance_mode: true,
+            ..st.clone()
+        };
+        assert_eq!(attention(&all)[1], Attention::MaintenanceAll);
+        assert!(!attention(&all).contains(&Attention::Unmanaged("vip")));
+    }
 
     #[test]
     fn long_names_are_cut_to_keep_80_columns() {

@@ -545,56 +545,32 @@ fn warnings(
                 v.push(plain((w.node_offline)(&n.name)));
             }
         }
-        if !st.quorate {
-            v.push(plain(w.no_quorum.to_string()));
-        }
-        if st.maintenance_mode {
-            v.push((
-                w.maintenance_all.to_string(),
-                vec!["mailha maintenance off".into()],
-            ));
-        } else {
-            let mut seen: Vec<&str> = Vec::new();
-            for r in st.resources.iter().filter(|r| !r.managed) {
-                if seen.contains(&r.id.as_str()) {
-                    continue;
+        for a in crate::status::attention(st) {
+            use crate::status::Attention as A;
+            let text = match a {
+                A::NoQuorum => w.no_quorum.to_string(),
+                A::MaintenanceAll => w.maintenance_all.to_string(),
+                A::MaintenanceOf(r) => (w.maintenance_of)(r),
+                A::Unmanaged(r) => (w.unmanaged)(r),
+                A::FencingOff => w.fencing_off.to_string(),
+                A::Failed(f) => {
+                    let why = if f.reason.is_empty() {
+                        f.exit.clone()
+                    } else {
+                        format!("{} ({})", f.exit, f.reason)
+                    };
+                    (w.failed_op)(&f.resource, &f.task, &f.node, &why)
                 }
-                seen.push(&r.id);
-                v.push(if st.maintenance.contains(&r.id) {
-                    (
-                        (w.maintenance_of)(&r.id),
-                        vec![format!("mailha maintenance off {}", r.id)],
-                    )
-                } else {
-                    plain((w.unmanaged)(&r.id))
-                });
-            }
-        }
-        if !st.stonith_enabled {
-            v.push(plain(w.fencing_off.to_string()));
-        }
-        for f in &st.failures {
-            let why = if f.reason.is_empty() {
-                f.exit.clone()
-            } else {
-                format!("{} ({})", f.exit, f.reason)
+                A::Leftover {
+                    ban: true,
+                    resource,
+                    node,
+                } => (w.leftover_ban)(resource, node),
+                A::Leftover { resource, node, .. } => (w.leftover_prefer)(resource, node),
+                A::WatchOff(s) => (w.watch_off)(s),
             };
-            v.push(plain((w.failed_op)(&f.resource, &f.task, &f.node, &why)));
+            v.push((text, a.fix().into_iter().collect()));
         }
-        for m in &st.leftover_moves {
-            let text = if m.id.starts_with("cli-ban-") {
-                (w.leftover_ban)(&m.resource, &m.node)
-            } else {
-                (w.leftover_prefer)(&m.resource, &m.node)
-            };
-            v.push((
-                text,
-                vec![format!("crm_resource --clear -r {}", m.resource)],
-            ));
-        }
-    }
-    for s in st.map(|st| st.watch_off.as_slice()).unwrap_or_default() {
-        v.push(((w.watch_off)(s), vec![format!("mailha watch on {s}")]));
     }
     // The keeper is asked every time, stale or not: it is this node's.
     if let Some(k) = &o.keeper {
