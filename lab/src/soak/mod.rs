@@ -26,4 +26,6 @@
 //! namespace), and the report (an HTML page with the timeline and the
 //! verdict).
 
+pub mod checker;
+pub mod history;
 pub mod schedule;
