@@ -137,6 +137,31 @@ pub fn parse_faults(list: &str) -> Result<Vec<FaultKind>, ScheduleError> {
     Ok(out)
 }
 
+/// `mailha-lab soak plan`: the schedule for a profile on the lab's two
+/// nodes; `faults` is the `--faults` list (default: every kind the
+/// profile can take).
+pub fn plan(
+    duration: std::time::Duration,
+    seed: u64,
+    faults: Option<&str>,
+    profile: Profile,
+    nfs: bool,
+) -> Result<Schedule, ScheduleError> {
+    let faults = match faults {
+        Some(list) => parse_faults(list)?,
+        None => FaultKind::defaults(nfs),
+    };
+    let topo = crate::topology::Topology::new("");
+    generate(&Options {
+        duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        seed,
+        faults,
+        services: profile_services(profile),
+        nodes: crate::topology::NODES.map(|n| topo.node_name(n)),
+        nfs,
+    })
+}
+
 /// The daemons a profile's kill-daemon and fail-daemon aim at.
 pub fn profile_services(profile: Profile) -> Vec<String> {
     let names: &[&str] = match profile {
@@ -784,6 +809,33 @@ mod tests {
             serde_json::json!({"index": 0, "start_ms": 30000, "duration_ms": 20000,
                 "kind": "storage-loss", "node": "node2", "mode": "hang"})
         );
+    }
+
+    #[test]
+    fn the_plan_for_a_profile_aims_at_its_daemons_and_the_labs_nodes() {
+        let s = plan(
+            std::time::Duration::from_secs(600),
+            9,
+            Some("kill-daemon,kill-node"),
+            Profile::Eyou,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.options.nodes, ["node1".to_string(), "node2".to_string()]);
+        for st in &s.steps {
+            if let Some(svc) = st.fault.service() {
+                assert!(profile_services(Profile::Eyou).iter().any(|x| x == svc));
+            }
+        }
+        let e = plan(
+            std::time::Duration::from_secs(600),
+            9,
+            Some("nfs-hang"),
+            Profile::Postfix,
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ScheduleError::NfsHangWithoutNfs));
     }
 
     #[test]
