@@ -12,7 +12,7 @@
 use super::history::{Event, History, ImapOutcome, Phase, SmtpOutcome};
 use super::schedule::{FaultKind, Schedule};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The longest outage a fault of one kind may cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +45,11 @@ pub struct Verdict {
     pub acknowledged: usize,
     /// Acknowledged, absent from the final read.
     pub lost: Vec<String>,
+    /// Not acknowledged (an unknown outcome, or not even submitted), yet
+    /// seen by an earlier read and absent from the final one: once a
+    /// reader saw it, it was committed, and losing it is a loss too (as
+    /// set-full counts it).
+    pub vanished: Vec<String>,
     /// Seen more than once in the final read.
     pub duplicates: Vec<String>,
     /// In the final read, yet never submitted or refused: the server
@@ -124,6 +129,7 @@ pub fn check(
     let spurious_fences = spurious_fences(history, &windows, opts.fence_grace_ms);
     let ok = set.final_read
         && set.lost.is_empty()
+        && set.vanished.is_empty()
         && set.duplicates.is_empty()
         && set.unexpected.is_empty()
         && double_mounts.is_empty()
@@ -134,6 +140,7 @@ pub fn check(
         final_read: set.final_read,
         acknowledged: set.acknowledged,
         lost: set.lost,
+        vanished: set.vanished,
         duplicates: set.duplicates,
         unexpected: set.unexpected,
         unknown: set.unknown,
@@ -151,6 +158,7 @@ struct SetResult {
     final_read: bool,
     acknowledged: usize,
     lost: Vec<String>,
+    vanished: Vec<String>,
     duplicates: Vec<String>,
     unexpected: Vec<String>,
     unknown: usize,
@@ -178,16 +186,38 @@ fn submissions(history: &History) -> BTreeMap<&str, SmtpOutcome> {
     out
 }
 
-/// The last successful read marked final.
-fn final_read(history: &History) -> Option<&[String]> {
-    history.records.iter().rev().find_map(|r| match &r.event {
-        Event::Imap {
-            outcome: ImapOutcome::Ok,
-            ids,
-            final_read: true,
-        } => Some(ids.as_slice()),
-        _ => None,
-    })
+/// The last successful read marked final, with its position in the
+/// history.
+fn final_read(history: &History) -> Option<(usize, &[String])> {
+    history
+        .records
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, r)| match &r.event {
+            Event::Imap {
+                outcome: ImapOutcome::Ok,
+                ids,
+                final_read: true,
+            } => Some((i, ids.as_slice())),
+            _ => None,
+        })
+}
+
+/// Every id a successful read saw before the final one.
+fn read_before(history: &History, end: usize) -> BTreeSet<&str> {
+    history.records[..end]
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Imap {
+                outcome: ImapOutcome::Ok,
+                ids,
+                ..
+            } => Some(ids.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }
 
 fn check_set(history: &History) -> SetResult {
@@ -197,43 +227,56 @@ fn check_set(history: &History) -> SetResult {
             .filter(move |(_, x)| **x == o)
             .map(|(id, _)| *id)
     };
-    let read = final_read(history);
+    let strings = |ids: Vec<&str>| ids.into_iter().map(str::to_string).collect::<Vec<_>>();
+    let mut set = SetResult {
+        final_read: false,
+        acknowledged: with(SmtpOutcome::Ok).count(),
+        lost: Vec::new(),
+        vanished: Vec::new(),
+        duplicates: Vec::new(),
+        unexpected: Vec::new(),
+        unknown: with(SmtpOutcome::Unknown).count(),
+        recovered: Vec::new(),
+        refused: with(SmtpOutcome::Refused).count(),
+    };
+    let Some((at, read)) = final_read(history) else {
+        return set;
+    };
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for id in read.unwrap_or_default() {
+    for id in read {
         *seen.entry(id.as_str()).or_default() += 1;
     }
-    let judged = read.is_some();
-    let strings = |ids: Vec<&str>| ids.into_iter().map(str::to_string).collect::<Vec<_>>();
-    SetResult {
-        final_read: judged,
-        acknowledged: with(SmtpOutcome::Ok).count(),
-        lost: strings(if judged {
-            with(SmtpOutcome::Ok)
-                .filter(|id| !seen.contains_key(id))
-                .collect()
-        } else {
-            Vec::new()
-        }),
-        duplicates: strings(
-            seen.iter()
-                .filter(|(_, n)| **n > 1)
-                .map(|(id, _)| *id)
-                .collect(),
-        ),
-        unexpected: strings(
-            seen.keys()
-                .filter(|id| matches!(subs.get(*id), None | Some(SmtpOutcome::Refused)))
-                .copied()
-                .collect(),
-        ),
-        unknown: with(SmtpOutcome::Unknown).count(),
-        recovered: strings(
-            with(SmtpOutcome::Unknown)
-                .filter(|id| seen.contains_key(id))
-                .collect(),
-        ),
-        refused: with(SmtpOutcome::Refused).count(),
-    }
+    let acknowledged = |id: &&str| subs.get(id) == Some(&SmtpOutcome::Ok);
+    set.final_read = true;
+    set.lost = strings(
+        with(SmtpOutcome::Ok)
+            .filter(|id| !seen.contains_key(id))
+            .collect(),
+    );
+    set.vanished = strings(
+        read_before(history, at)
+            .into_iter()
+            .filter(|id| !seen.contains_key(id) && !acknowledged(id))
+            .collect(),
+    );
+    set.duplicates = strings(
+        seen.iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, _)| *id)
+            .collect(),
+    );
+    set.unexpected = strings(
+        seen.keys()
+            .filter(|id| matches!(subs.get(*id), None | Some(SmtpOutcome::Refused)))
+            .copied()
+            .collect(),
+    );
+    set.recovered = strings(
+        with(SmtpOutcome::Unknown)
+            .filter(|id| seen.contains_key(id))
+            .collect(),
+    );
+    set
 }
 
 /// A fault as it happened: from its start event to its end event.
@@ -293,7 +336,9 @@ fn attempts(history: &History, smtp: bool) -> Vec<(u64, bool)> {
 
 /// From `start` to the first success after the last failure in
 /// `[start, until]`: 0 when nothing failed there, None when nothing
-/// succeeded after.
+/// succeeded after. Two overlapping faults each count the failures in
+/// their own window: the client cannot tell which one caused them, and
+/// each must stay within its own kind's bound.
 pub fn outage_ms(attempts: &[(u64, bool)], start: u64, until: u64) -> Option<u64> {
     let Some(last_failure) = attempts
         .iter()
@@ -543,6 +588,27 @@ mod tests {
             .final_read(9_000, &["m1"])
             .verdict();
         assert_eq!(v.lost, ["m2"]);
+        assert!(!v.ok);
+    }
+
+    #[test]
+    fn an_unknown_message_a_reader_saw_and_the_final_read_lacks_has_vanished() {
+        // A reader saw it, so the store had it: the outcome the client
+        // missed does not excuse losing it later.
+        let v = Story::default()
+            .smtp(1_000, "m1", SmtpOutcome::Unknown)
+            .at(
+                2_000,
+                Event::Imap {
+                    outcome: ImapOutcome::Ok,
+                    ids: vec!["m1".into()],
+                    final_read: false,
+                },
+            )
+            .final_read(9_000, &[])
+            .verdict();
+        assert_eq!(v.vanished, ["m1"]);
+        assert!(v.lost.is_empty());
         assert!(!v.ok);
     }
 
@@ -825,7 +891,16 @@ mod tests {
         let ids: Vec<String> = (0..messages).map(|i| format!("m{i}")).collect();
         for (i, id) in ids.iter().enumerate() {
             let t = i as u64 * 7_000;
-            story = story.sent(t, id).imap(t + 3_000, true);
+            // Each reader sees every message sent so far.
+            let so_far = ids[..=i].to_vec();
+            story = story.sent(t, id).at(
+                t + 3_000,
+                Event::Imap {
+                    outcome: ImapOutcome::Ok,
+                    ids: so_far,
+                    final_read: false,
+                },
+            );
         }
         // A handoff takes longer than a sampling period (the unmount,
         // the lease, then the mount), so the old node's unmount is

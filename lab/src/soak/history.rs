@@ -35,8 +35,9 @@ pub enum Event {
     /// One SMTP submission's outcome; `id` is unique per message (in its
     /// Message-ID and subject, so IMAP reads find it).
     Smtp { id: String, outcome: SmtpOutcome },
-    /// One IMAP session (login, select, fetch): the ids it saw, in order
-    /// and with repeats. `final` marks the read after the soak, on a
+    /// One IMAP session (login, select, fetch): the soak's ids it saw
+    /// (the runner keeps only its own, so older mail in the box is not
+    /// "unexpected"), in order and with repeats. `final` marks the read after the soak, on a
     /// healed cluster, that the checker judges lost and duplicates by.
     Imap {
         outcome: ImapOutcome,

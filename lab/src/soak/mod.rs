@@ -15,7 +15,8 @@
 //!   (SMTP outcomes, IMAP reads, mount samples, fault start/end, fences,
 //!   lease holder samples), its writer and its crash-tolerant reader.
 //! - `checker`: the verdict over a history and its schedule: lost,
-//!   duplicates, unknown (recovered or not), refused, double mounts,
+//!   vanished (seen by a reader, then gone), duplicates, unexpected,
+//!   unknown (recovered or not), refused, double mounts,
 //!   each fault's SMTP and IMAP outage against its kind's bound, spurious
 //!   fences.
 //!
