@@ -16,6 +16,8 @@
 //! - `provision`: the cluster on top (mail stack files, ssh trust, CIB
 //!   seed, `mailha setup` in node1, the wait until everything runs).
 //! - `up`, `down`, `status`: the lifecycle actions.
+//! - `soak`: the soak's pure pieces (schedule from a seed, JSONL
+//!   history, the Jepsen-style checker).
 //! - `uml`: backend 2, User-mode Linux guests on the lab's bridge for what
 //!   this kernel lacks (an NFS client, a kernel watchdog), driven through
 //!   a mailbox directory shared over hostfs.
@@ -40,6 +42,7 @@ pub mod provision;
 pub mod relay;
 pub mod release;
 pub mod restart;
+pub mod soak;
 pub mod state;
 pub mod status;
 pub mod topology;

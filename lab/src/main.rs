@@ -191,6 +191,14 @@ pub enum What {
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         step: Duration,
     },
+    /// The soak (issue 17): random, overlapping faults under mail
+    /// traffic. So far only `soak plan`, which prints the schedule a seed
+    /// draws (JSON, the file a soak replays from); nothing touches the
+    /// lab.
+    Soak {
+        #[command(subcommand)]
+        what: Soak,
+    },
     /// (internal) the drills' mail load, run in the client namespace.
     #[command(hide = true)]
     Load {
@@ -256,6 +264,30 @@ pub enum What {
         /// its watchdog fired.
         #[arg(long)]
         boot: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Soak {
+    /// Print the schedule of faults drawn from the seed, as JSON (same
+    /// seed and options, same schedule byte for byte).
+    Plan {
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long)]
+        seed: u64,
+        /// The faults to draw from, comma-separated (default: all the
+        /// profile can take): kill-daemon, fail-daemon, storage-loss,
+        /// cut-ping, cut-heartbeat, kill-node, freeze-node, nfs-hang,
+        /// switchover, apply.
+        #[arg(long)]
+        faults: Option<String>,
+        /// The profile whose daemons kill-daemon and fail-daemon aim at.
+        #[arg(long, value_enum, default_value = "postfix")]
+        profile: Profile,
+        /// The profile keeps the mail on NFS (nfs-hang allowed).
+        #[arg(long)]
+        nfs: bool,
     },
 }
 
@@ -334,6 +366,23 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         let addr = std::net::SocketAddr::from((*vip, 25));
         mailha_lab::load::run(addr, to, run_id, log, stop, *every, *max)
             .map_err(anyhow::Error::from)?;
+        return Ok(());
+    }
+    if let What::Soak {
+        what:
+            Soak::Plan {
+                duration,
+                seed,
+                faults,
+                profile,
+                nfs,
+            },
+    } = &a.what
+    {
+        let s =
+            mailha_lab::soak::schedule::plan(*duration, *seed, faults.as_deref(), *profile, *nfs)
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
+        println!("{}", s.to_json());
         return Ok(());
     }
     let runner = SystemRunner;
@@ -493,6 +542,7 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         What::UmlGuest { .. }
         | What::Watchdog { .. }
         | What::Load { .. }
+        | What::Soak { .. }
         | What::Fusedisk { .. } => {
             unreachable!("handled above")
         }
