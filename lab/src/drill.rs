@@ -275,8 +275,14 @@ pub fn accepted_ids(log: &[(u128, Attempt)]) -> BTreeSet<String> {
 
 /// Message-IDs found in a Maildir (headers only, first 8 KiB per file).
 pub fn maildir_ids(maildir: &Path) -> BTreeSet<String> {
+    maildir_id_list(maildir).into_iter().collect()
+}
+
+/// Every message's Message-ID in a Maildir, one per file: a message
+/// delivered twice is listed twice (the soak's checker counts repeats).
+pub fn maildir_id_list(maildir: &Path) -> Vec<String> {
     use std::io::Read;
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for sub in ["new", "cur"] {
         let Ok(rd) = std::fs::read_dir(maildir.join(sub)) else {
             continue;
@@ -295,12 +301,32 @@ pub fn maildir_ids(maildir: &Path) -> BTreeSet<String> {
                     .strip_prefix("Message-ID:")
                     .or_else(|| l.strip_prefix("Message-Id:"))
                 {
-                    out.insert(v.trim().to_string());
+                    out.push(v.trim().to_string());
+                    break;
                 }
             }
         }
     }
     out
+}
+
+/// Whether the shared data is mounted in the node whose PID 1 is `pid`
+/// (its mount table, read from the host).
+pub fn data_mounted(proc_root: &Path, pid: u32) -> bool {
+    std::fs::read_to_string(proc_root.join(pid.to_string()).join("mountinfo"))
+        .map(|m| {
+            mailha::mounts::mountinfo::find(&mailha::mounts::mountinfo::parse(&m), DATA_MOUNT)
+                .is_some()
+        })
+        .unwrap_or(false)
+}
+
+/// The Maildir the load delivers to, as the host sees it in the node
+/// whose PID 1 is `pid`.
+pub fn load_maildir(pid: u32) -> PathBuf {
+    PathBuf::from(format!(
+        "/proc/{pid}/root{DATA_MOUNT}/vmail/lab.test/user1/Maildir"
+    ))
 }
 
 /// Start call ids from crm_mon's operation history: (resource, call) of
@@ -431,7 +457,7 @@ pub const NOT_MET: &str = "EXPECTATION NOT MET";
 const HEALTHY_DEADLINE: Duration = Duration::from_secs(120);
 
 impl Lab<'_> {
-    fn pid1(&self, node: &str) -> Result<u32, LabError> {
+    pub(crate) fn pid1(&self, node: &str) -> Result<u32, LabError> {
         let st = self
             .store
             .load()?
@@ -466,7 +492,7 @@ impl Lab<'_> {
         self.crm_mon("node1").or_else(|_| self.crm_mon("node2"))
     }
 
-    fn wait_healthy(&self, deadline: Duration) -> Result<(Status, String), LabError> {
+    pub(crate) fn wait_healthy(&self, deadline: Duration) -> Result<(Status, String), LabError> {
         let t = Instant::now();
         loop {
             let last = match self.any_status() {
@@ -502,6 +528,29 @@ impl Lab<'_> {
     }
 
     /// Runs one drill and returns its report.
+    /// Flushes `n`'s mail queue (a delivery cut short by a fault is
+    /// deferred for minimal_backoff_time, 300 s) until it is empty, for
+    /// up to 60 s; what is still queued then (its first lines), or None.
+    pub(crate) fn deliver_queued(&self, n: &str) -> Option<String> {
+        let _ = self.in_node_out(n, &["postqueue", "-f"]);
+        let t = Instant::now();
+        let mut flushed = t;
+        let mut queue = String::new();
+        while t.elapsed() < Duration::from_secs(60) {
+            match self.in_node_out(n, &["postqueue", "-p"]) {
+                Ok(o) if o.stdout.contains("Mail queue is empty") => return None,
+                Ok(o) => queue = o.stdout,
+                Err(_) => {}
+            }
+            if flushed.elapsed() >= Duration::from_secs(10) {
+                let _ = self.in_node_out(n, &["postqueue", "-f"]);
+                flushed = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        (!queue.is_empty()).then(|| queue.lines().take(12).collect::<Vec<_>>().join(" | "))
+    }
+
     pub fn drill(&self, d: &Drill) -> Result<Report, LabError> {
         // Start from a clean slate: failures left by an earlier drill (or a
         // slow moment of the machine) would make every check ambiguous.
@@ -565,19 +614,7 @@ impl Lab<'_> {
                         .unwrap_or_else(|| holders.clone());
                     let mounted = holders
                         .iter()
-                        .filter(|pid| {
-                            std::fs::read_to_string(
-                                proc_root.join(pid.to_string()).join("mountinfo"),
-                            )
-                            .map(|m| {
-                                mailha::mounts::mountinfo::find(
-                                    &mailha::mounts::mountinfo::parse(&m),
-                                    DATA_MOUNT,
-                                )
-                                .is_some()
-                            })
-                            .unwrap_or(false)
-                        })
+                        .filter(|pid| data_mounted(&proc_root, **pid))
                         .count();
                     if mounted >= 2 {
                         doubles.fetch_add(1, Ordering::Relaxed);
@@ -1129,37 +1166,11 @@ impl Lab<'_> {
             // flush asks for the retry now, as an operator would after a
             // failover. Deferred is not lost, but the drill counts what
             // reached the mailbox, so it must be delivered in time.
-            let _ = self.in_node_out(n, &["postqueue", "-f"]);
-            let t = Instant::now();
-            let mut flushed = t;
-            let mut queue = String::new();
-            while t.elapsed() < Duration::from_secs(60) {
-                match self.in_node_out(n, &["postqueue", "-p"]) {
-                    Ok(o) if o.stdout.contains("Mail queue is empty") => {
-                        queue.clear();
-                        break;
-                    }
-                    Ok(o) => queue = o.stdout,
-                    Err(_) => {}
-                }
-                if flushed.elapsed() >= Duration::from_secs(10) {
-                    let _ = self.in_node_out(n, &["postqueue", "-f"]);
-                    flushed = Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            if !queue.is_empty() {
-                let head: Vec<&str> = queue.lines().take(12).collect();
-                notes.push(format!(
-                    "mail queue on {n} not empty after 60 s: {}",
-                    head.join(" | ")
-                ));
+            if let Some(queue) = self.deliver_queued(n) {
+                notes.push(format!("mail queue on {n} not empty after 60 s: {queue}"));
             }
             if let Ok(pid) = self.pid1(n) {
-                let maildir = PathBuf::from(format!(
-                    "/proc/{pid}/root{DATA_MOUNT}/vmail/lab.test/user1/Maildir"
-                ));
-                let found = maildir_ids(&maildir);
+                let found = maildir_ids(&load_maildir(pid));
                 lost = accepted.difference(&found).count();
             }
         }

@@ -223,7 +223,7 @@ pub(super) enum FenceSeen {
 
 impl Lab<'_> {
     /// Kills every process of `node` at once: SIGKILL to its PID 1.
-    pub(super) fn kill_node(&self, node: &str) -> Result<u32, LabError> {
+    pub(crate) fn kill_node(&self, node: &str) -> Result<u32, LabError> {
         let pid = self.pid1(node)?;
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
@@ -234,7 +234,7 @@ impl Lab<'_> {
     }
 
     /// The running boot of `node`, as the state records it.
-    pub(super) fn node_rec(&self, node: &str) -> Result<super::super::state::NodeRec, LabError> {
+    pub(crate) fn node_rec(&self, node: &str) -> Result<super::super::state::NodeRec, LabError> {
         self.store
             .load()?
             .and_then(|st| st.node(node).cloned())
@@ -244,7 +244,7 @@ impl Lab<'_> {
     /// After `node`'s watchdog reset its boot `before`, the watchdog boots
     /// it again (`watchdog::boot_after_reset`), as a machine boots after a
     /// reset: waits for that boot (a new PID 1, systemd done).
-    pub(super) fn await_reboot(
+    pub(crate) fn await_reboot(
         &self,
         node: &str,
         before: &super::super::state::NodeRec,
@@ -269,7 +269,7 @@ impl Lab<'_> {
     }
 
     /// Whether `node`'s PID 1 (as recorded) still runs.
-    pub(super) fn node_alive(&self, node: &str) -> bool {
+    pub(crate) fn node_alive(&self, node: &str) -> bool {
         self.store
             .load()
             .ok()
@@ -280,7 +280,7 @@ impl Lab<'_> {
 
     /// Freezes every process of `node` (its cgroup; frozen tasks still
     /// die of SIGKILL, as the watchdog's reset needs).
-    pub(super) fn freeze_node(&self, node: &str) -> Result<(), LabError> {
+    pub(crate) fn freeze_node(&self, node: &str) -> Result<(), LabError> {
         self.freeze(node, true)
     }
 

@@ -18,14 +18,20 @@ pub enum Attempt {
     Accepted(String),
     /// 220 greeting seen but the message was not accepted.
     Greeted,
+    /// The whole message was sent and the connection died before its
+    /// answer: the server may or may not have taken it (Jepsen's
+    /// "indeterminate"; the soak's checker counts these apart).
+    Unknown(String),
     /// No 220 greeting: refused, reset, timed out or not 220.
     Down,
 }
 
-/// One log line: `<unix ms> accepted <msgid>` | `<ms> greeted` | `<ms> down`.
+/// One log line: `<unix ms> accepted <msgid>` | `<ms> greeted` | `<ms>
+/// unknown <msgid>` | `<ms> down`.
 pub fn format_line(ms: u128, a: &Attempt) -> String {
     match a {
         Attempt::Accepted(id) => format!("{ms} accepted {id}\n"),
+        Attempt::Unknown(id) => format!("{ms} unknown {id}\n"),
         Attempt::Greeted => format!("{ms} greeted\n"),
         Attempt::Down => format!("{ms} down\n"),
     }
@@ -36,6 +42,7 @@ pub fn parse_line(l: &str) -> Option<(u128, Attempt)> {
     let ms = it.next()?.parse().ok()?;
     let a = match it.next()? {
         "accepted" => Attempt::Accepted(it.next()?.to_string()),
+        "unknown" => Attempt::Unknown(it.next()?.to_string()),
         "greeted" => Attempt::Greeted,
         "down" => Attempt::Down,
         _ => return None,
@@ -80,22 +87,62 @@ pub fn send_one(addr: SocketAddr, to: &str, msgid: &str, timeout: Duration) -> A
     if expect(&mut r, "220").is_err() {
         return Attempt::Down;
     }
-    let mut step = |cmd: String, code: &str| -> Result<(), ()> {
+    fn step(
+        w: &mut TcpStream,
+        r: &mut BufReader<TcpStream>,
+        cmd: String,
+        code: &str,
+    ) -> Result<(), ()> {
         w.write_all(cmd.as_bytes()).map_err(|_| ())?;
-        expect(&mut r, code)
-    };
+        expect(r, code)
+    }
     let body = format!(
         "From: drill@client.lab.test\r\nTo: {to}\r\nSubject: drill\r\nMessage-ID: {msgid}\r\n\r\nmailha drill load\r\n.\r\n"
     );
-    let ok = step("EHLO client.lab.test\r\n".into(), "250")
-        .and_then(|_| step("MAIL FROM:<drill@client.lab.test>\r\n".into(), "250"))
-        .and_then(|_| step(format!("RCPT TO:<{to}>\r\n"), "250"))
-        .and_then(|_| step("DATA\r\n".into(), "354"))
-        .and_then(|_| step(body, "250"));
-    let _ = step("QUIT\r\n".into(), "221");
-    match ok {
-        Ok(()) => Attempt::Accepted(msgid.to_string()),
-        Err(()) => Attempt::Greeted,
+    let ready = step(&mut w, &mut r, "EHLO client.lab.test\r\n".into(), "250")
+        .and_then(|_| {
+            step(
+                &mut w,
+                &mut r,
+                "MAIL FROM:<drill@client.lab.test>\r\n".into(),
+                "250",
+            )
+        })
+        .and_then(|_| step(&mut w, &mut r, format!("RCPT TO:<{to}>\r\n"), "250"))
+        .and_then(|_| step(&mut w, &mut r, "DATA\r\n".into(), "354"));
+    if ready.is_err() {
+        let _ = step(&mut w, &mut r, "QUIT\r\n".into(), "221");
+        return Attempt::Greeted;
+    }
+    // The message is out once its final dot is written: from here a dead
+    // connection leaves its fate unknown, and only an answer says.
+    if w.write_all(body.as_bytes()).is_err() {
+        return Attempt::Greeted;
+    }
+    let answer = final_answer(&mut r);
+    let _ = step(&mut w, &mut r, "QUIT\r\n".into(), "221");
+    match answer {
+        Some(true) => Attempt::Accepted(msgid.to_string()),
+        Some(false) => Attempt::Greeted,
+        None => Attempt::Unknown(msgid.to_string()),
+    }
+}
+
+/// The answer to a message's final dot: Some(true) for 250, Some(false)
+/// for any other code, None when the connection died first.
+fn final_answer(r: &mut impl BufRead) -> Option<bool> {
+    loop {
+        let mut l = String::new();
+        match r.read_line(&mut l) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if l.len() < 4 || !l.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if l.as_bytes()[3] != b'-' {
+            return Some(l.starts_with("250"));
+        }
     }
 }
 
@@ -248,6 +295,7 @@ mod tests {
     fn log_lines_round_trip() {
         for a in [
             Attempt::Accepted("<x@y>".into()),
+            Attempt::Unknown("<z@y>".into()),
             Attempt::Greeted,
             Attempt::Down,
         ] {
@@ -280,6 +328,64 @@ mod tests {
         assert_eq!(
             send_one(closed, "u@lab.test", "<m@x>", Duration::from_millis(500)),
             Attempt::Down
+        );
+    }
+
+    /// A server that takes a whole session and answers the message's dot
+    /// with `after_dot` (nothing: it closes the connection).
+    fn smtp_server(after_dot: &'static [u8]) -> std::net::SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let _ = s.write_all(b"220 hi\r\n");
+            let mut line = String::new();
+            for answer in [
+                &b"250 hi\r\n"[..],
+                b"250 ok\r\n",
+                b"250 ok\r\n",
+                b"354 go\r\n",
+            ] {
+                line.clear();
+                let _ = r.read_line(&mut line);
+                let _ = s.write_all(answer);
+            }
+            while line.trim_end() != "." {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+            }
+            let _ = s.write_all(after_dot);
+        });
+        addr
+    }
+
+    #[test]
+    fn a_connection_that_dies_after_the_message_leaves_its_fate_unknown() {
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            send_one(smtp_server(b""), "u@lab.test", "<m@x>", t),
+            Attempt::Unknown("<m@x>".into())
+        );
+        assert_eq!(
+            send_one(
+                smtp_server(b"250 2.0.0 queued\r\n"),
+                "u@lab.test",
+                "<m@x>",
+                t
+            ),
+            Attempt::Accepted("<m@x>".into())
+        );
+        assert_eq!(
+            send_one(
+                smtp_server(b"451 4.3.0 try later\r\n"),
+                "u@lab.test",
+                "<m@x>",
+                t
+            ),
+            Attempt::Greeted
         );
     }
 }

@@ -289,6 +289,32 @@ pub enum Soak {
         #[arg(long)]
         nfs: bool,
     },
+    /// Run a schedule against the lab that is up, under the mail load:
+    /// the faults injected and healed at their times, the history
+    /// recorded, the checker's verdict printed (JSON) and kept with the
+    /// schedule, the client's logs and both nodes' logs in one folder
+    /// (printed on stderr). Exit 1 when the verdict is not ok. So far it
+    /// injects kill-daemon, storage-loss, cut-ping, kill-node,
+    /// freeze-node and switchover.
+    Run {
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long)]
+        seed: u64,
+        /// The faults to draw from (default: every one the runner injects).
+        #[arg(long)]
+        faults: Option<String>,
+        /// The lab's profile (whose daemons kill-daemon aims at).
+        #[arg(long, value_enum, default_value = "postfix")]
+        profile: Profile,
+        /// Replay the schedule in this file (a soak's schedule.json)
+        /// instead of drawing one.
+        #[arg(long, conflicts_with_all = ["faults"])]
+        replay: Option<PathBuf>,
+    },
+    /// The checker's verdict on a soak's folder (schedule.json and
+    /// history.jsonl), printed as JSON; exit 1 unless ok. No lab needed.
+    Check { dir: PathBuf },
 }
 
 fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
@@ -383,6 +409,19 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             mailha_lab::soak::schedule::plan(*duration, *seed, faults.as_deref(), *profile, *nfs)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
         println!("{}", s.to_json());
+        return Ok(());
+    }
+    if let What::Soak {
+        what: Soak::Check { dir },
+    } = &a.what
+    {
+        let v = mailha_lab::soak::run::check_dir(dir).map_err(CliError::BadInput)?;
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        if !v.ok {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "the soak's verdict is not ok"
+            )));
+        }
         return Ok(());
     }
     let runner = SystemRunner;
@@ -537,6 +576,57 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             .map_err(anyhow::Error::from)?;
             println!("{out}");
+            Ok(())
+        }
+        What::Soak {
+            what:
+                Soak::Run {
+                    duration,
+                    seed,
+                    faults,
+                    profile,
+                    replay,
+                },
+        } => {
+            use mailha_lab::soak::{run, schedule};
+            let s = match replay {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .map_err(|e| CliError::BadInput(format!("{}: {e}", f.display())))?;
+                    schedule::Schedule::from_json(&text)
+                        .map_err(|e| CliError::BadInput(format!("{}: {e}", f.display())))?
+                }
+                None => {
+                    let wired = run::WIRED.map(schedule::FaultKind::name).join(",");
+                    schedule::plan(
+                        *duration,
+                        *seed,
+                        Some(faults.as_deref().unwrap_or(&wired)),
+                        *profile,
+                        false,
+                    )
+                    .map_err(|e| CliError::BadInput(e.to_string()))?
+                }
+            };
+            let out = run::out_dir(&lab.base_dir, s.options.seed);
+            eprintln!(
+                "soak: {} steps over {} s, into {}",
+                s.steps.len(),
+                s.options.duration_ms / 1000,
+                out.display()
+            );
+            let v = lab.soak_run(&s, &out).map_err(anyhow::Error::from)?;
+            println!("{}", serde_json::to_string(&v).unwrap_or_default());
+            eprintln!(
+                "soak: {} (verdict in {})",
+                if v.ok { "ok" } else { "NOT OK" },
+                out.join("verdict.json").display()
+            );
+            if !v.ok {
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "the soak's verdict is not ok"
+                )));
+            }
             Ok(())
         }
         What::UmlGuest { .. }

@@ -163,7 +163,7 @@ impl Lab<'_> {
     }
 
     /// Breaks `node`'s path to the shared disk.
-    pub(super) fn break_disk_path(&self, node: &str, mode: Mode) -> Result<(), LabError> {
+    pub(crate) fn break_disk_path(&self, node: &str, mode: Mode) -> Result<(), LabError> {
         fusedisk::set_mode(&self.base_dir, node, mode).map_err(LabError::io(&self.base_dir))
     }
 
@@ -171,7 +171,7 @@ impl Lab<'_> {
     /// fails (EIO), so processes stuck on the old mount die and the
     /// lazily detached filesystem goes away; only then `ok` (a request that
     /// completed late would write stale data under the peer's mount).
-    pub(super) fn restore_disk_path(&self, node: &str, notes: &mut Vec<String>) -> bool {
+    pub(crate) fn restore_disk_path(&self, node: &str, notes: &mut Vec<String>) -> bool {
         self.restore_disk_path_within(node, DETACH_DEADLINE, notes)
     }
 
@@ -231,7 +231,7 @@ impl Lab<'_> {
 
     /// The ping target unreachable from `node` only: nft drops its
     /// packets both ways inside that node. Returns the undo command.
-    pub(super) fn cut_ping(&self, node: &str) -> Result<Vec<String>, LabError> {
+    pub(crate) fn cut_ping(&self, node: &str) -> Result<Vec<String>, LabError> {
         let table = "mailha_drill_ping";
         let gw = super::super::topology::Aux::Gw.addr().to_string();
         for argv in [

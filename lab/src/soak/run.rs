@@ -1,0 +1,615 @@
+//! `mailha-lab soak run`: the schedule's faults thrown at a running lab
+//! under the drills' mail load, the history recorded as it happens, then
+//! the checker's verdict, all in one folder a failed soak is replayed
+//! from (`schedule.json`, `history.jsonl`, the client's logs, both nodes'
+//! Pacemaker logs, `verdict.json`).
+//!
+//! Nothing resets the lab between faults: a fault is healed as the
+//! schedule says (a cut lifted, a disk path given back, a dead node booted
+//! again) and the cluster must recover by itself. The steps run one after
+//! the other on this thread, at their scheduled times; a heal that waits
+//! (a node booting) delays what follows, and the history records when
+//! each step really began and ended, which is what the checker reads.
+//!
+//! Wired so far: kill-daemon, storage-loss, cut-ping, kill-node,
+//! freeze-node, switchover. fail-daemon, cut-heartbeat, nfs-hang and apply
+//! are refused by name until their inject and heal are written.
+
+use super::checker::{self, Bound, Bounds, CheckOptions, Verdict};
+use super::history::{Event, HistoryWriter, ImapOutcome, Phase, Record, SmtpOutcome};
+use super::schedule::{Fault, FaultKind, Schedule, StorageMode};
+use crate::drill;
+use crate::fusedisk::Mode;
+use crate::load::{self, Attempt};
+use crate::state::NodeRec;
+use crate::topology::Aux;
+use crate::{Lab, LabError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The kinds the runner can inject and heal.
+pub const WIRED: [FaultKind; 6] = [
+    FaultKind::KillDaemon,
+    FaultKind::StorageLoss,
+    FaultKind::CutPing,
+    FaultKind::KillNode,
+    FaultKind::FreezeNode,
+    FaultKind::Switchover,
+];
+
+/// The longest client outage each kind may cause in a soak: the drills'
+/// worst on the systemd nodes (README, "Recovery"), doubled, since in a
+/// soak a fault may meet another and the 2-core host runs both nodes and
+/// the load. kill-daemon's covers MariaDB's restart with its dependants.
+pub fn bounds() -> Bounds {
+    let b = |s: u64| Bound {
+        smtp_ms: s * 1000,
+        imap_ms: s * 1000,
+    };
+    [
+        (FaultKind::KillDaemon, b(10)),
+        (FaultKind::StorageLoss, b(20)),
+        (FaultKind::CutPing, b(20)),
+        (FaultKind::KillNode, b(20)),
+        (FaultKind::FreezeNode, b(20)),
+        (FaultKind::Switchover, b(10)),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Kinds in `schedule` the runner cannot inject yet, by name.
+pub fn unwired(schedule: &Schedule) -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = schedule
+        .options
+        .faults
+        .iter()
+        .filter(|k| !WIRED.contains(k))
+        .map(|k| k.name())
+        .collect();
+    v.dedup();
+    v
+}
+
+/// How a step's fault is taken back.
+enum Heal {
+    Nothing,
+    /// An argv to run in a node (cut-ping's undo).
+    Undo(String, Vec<String>),
+    Disk(String, NodeRec),
+    /// A node killed or frozen: booted again.
+    Boot {
+        node: String,
+        before: NodeRec,
+        frozen: bool,
+    },
+}
+
+/// The other node.
+fn peer(node: &str) -> &'static str {
+    if node == "node1" { "node2" } else { "node1" }
+}
+
+/// The history file, shared by the sampler thread and the steps.
+type Writer = Arc<Mutex<HistoryWriter<std::fs::File>>>;
+
+fn record(w: &Writer, t0: u64, event: Event) {
+    let t_ms = (load::now_ms() as u64).saturating_sub(t0);
+    if let Ok(mut w) = w.lock() {
+        // A write that fails loses one sample, never the soak; the
+        // reader tolerates a torn last line.
+        let _ = w.append(&Record { t_ms, event });
+    }
+}
+
+impl Lab<'_> {
+    /// Runs `schedule` against the lab, writing everything into `out`;
+    /// the checker's verdict (also in `out/verdict.json`).
+    pub fn soak_run(&self, schedule: &Schedule, out: &Path) -> Result<Verdict, LabError> {
+        let missing = unwired(schedule);
+        if !missing.is_empty() {
+            return Err(LabError::Cluster(format!(
+                "the soak runner cannot inject {} yet (use --faults with {})",
+                missing.join(", "),
+                WIRED.map(FaultKind::name).join(",")
+            )));
+        }
+        std::fs::create_dir_all(out).map_err(LabError::io(out))?;
+        let put = |name: &str, text: &str| {
+            let p = out.join(name);
+            std::fs::write(&p, text).map_err(LabError::io(&p))
+        };
+        put("schedule.json", &schedule.to_json())?;
+        self.wait_healthy(Duration::from_secs(120))?;
+
+        let history = out.join("history.jsonl");
+        let w: Writer = Arc::new(Mutex::new(
+            HistoryWriter::append_to(&history).map_err(|e| LabError::Cluster(e.to_string()))?,
+        ));
+        let t0 = load::now_ms() as u64;
+        let stop_sampler = Arc::new(AtomicBool::new(false));
+        let sampler = self.soak_sampler(w.clone(), t0, stop_sampler.clone());
+
+        let run_id = format!("soak-{}", schedule.options.seed);
+        let (log, stop) = (out.join("load.log"), out.join("stop"));
+        let max = Duration::from_millis(schedule.options.duration_ms) + Duration::from_secs(900);
+        let mut loader = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.topo.netns(Aux::Client)])
+            .arg(&self.exe)
+            .args(["load", "--vip", &self.topo.vip().to_string()])
+            .args(["--run-id", &run_id, "--max"])
+            .arg(humantime::format_duration(max).to_string())
+            .arg("--log")
+            .arg(&log)
+            .arg("--stop")
+            .arg(&stop)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(LabError::io(Path::new("ip netns exec")))?;
+
+        let mut notes = Vec::new();
+        let steps_result = self.soak_steps(schedule, &w, t0, &mut notes);
+
+        // The cluster heals by itself; then, as an operator would after a
+        // night of faults, the failures are cleaned up and the mail must
+        // run with everything started.
+        std::thread::sleep(Duration::from_secs(20));
+        if let Ok((st, _)) = self.any_status() {
+            let n = st.active_node.unwrap_or_else(|| "node1".into());
+            let _ = self.in_node_out(&n, &["crm_resource", "--cleanup"]);
+        }
+        if let Err(e) = self.wait_healthy(Duration::from_secs(180)) {
+            notes.push(format!("not healthy after the soak: {e}"));
+        }
+        std::thread::sleep(Duration::from_secs(5));
+        let _ = std::fs::write(&stop, b"");
+        let t = Instant::now();
+        while loader.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if loader.try_wait().ok().flatten().is_none() {
+            let _ = loader.kill();
+            let _ = loader.wait();
+        }
+
+        // The client's logs into the history, then the final read: every
+        // message of this soak in the mailbox, repeats kept.
+        for r in client_records(&log, t0) {
+            if let Ok(mut w) = w.lock() {
+                let _ = w.append(&r);
+            }
+        }
+        let final_ids = self.soak_final_read(&run_id, &mut notes);
+        record(
+            &w,
+            t0,
+            match final_ids {
+                Some(ids) => Event::Imap {
+                    outcome: ImapOutcome::Ok,
+                    ids,
+                    final_read: true,
+                },
+                None => Event::Imap {
+                    outcome: ImapOutcome::Fail,
+                    ids: Vec::new(),
+                    final_read: true,
+                },
+            },
+        );
+        stop_sampler.store(true, Ordering::Relaxed);
+        let _ = sampler.join();
+        drop(w);
+        for n in ["node1", "node2"] {
+            let from =
+                crate::plan::node_root(&self.base_dir, n).join("var/log/pacemaker/pacemaker.log");
+            let _ = std::fs::copy(&from, out.join(format!("{n}-pacemaker.log")));
+        }
+        steps_result?;
+
+        let h =
+            super::history::read_file(&history).map_err(|e| LabError::Cluster(e.to_string()))?;
+        let verdict = checker::check(&h, schedule, &check_options())
+            .map_err(|e| LabError::Cluster(e.to_string()))?;
+        put(
+            "verdict.json",
+            &serde_json::to_string_pretty(&verdict).unwrap_or_default(),
+        )?;
+        put("notes.txt", &(notes.join("\n") + "\n"))?;
+        Ok(verdict)
+    }
+
+    /// Every 100 ms: each node's mount table (is the data mounted?), and
+    /// a node whose boot ended (a reset, a fence, a power cut) as a fence
+    /// of it, once per boot.
+    fn soak_sampler(
+        &self,
+        w: Writer,
+        t0: u64,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let (store, proc_root) = (self.store.clone(), self.proc_root.clone());
+        std::thread::spawn(move || {
+            let mut ended: Vec<(String, u32)> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let nodes = store
+                    .load()
+                    .ok()
+                    .flatten()
+                    .map(|st| st.nodes)
+                    .unwrap_or_default();
+                for n in &nodes {
+                    let alive = crate::proc::is_alive(&proc_root, n.pid, n.start_time);
+                    record(
+                        &w,
+                        t0,
+                        Event::Mount {
+                            node: n.node.clone(),
+                            mounted: alive && drill::data_mounted(&proc_root, n.pid),
+                        },
+                    );
+                    if !alive && !ended.contains(&(n.node.clone(), n.pid)) {
+                        ended.push((n.node.clone(), n.pid));
+                        record(
+                            &w,
+                            t0,
+                            Event::Fence {
+                                target: n.node.clone(),
+                            },
+                        );
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    }
+
+    /// The steps at their times: each start injected, each end healed.
+    fn soak_steps(
+        &self,
+        schedule: &Schedule,
+        w: &Writer,
+        t0: u64,
+        notes: &mut Vec<String>,
+    ) -> Result<(), LabError> {
+        let mut events: Vec<(u64, bool, usize)> = schedule
+            .steps
+            .iter()
+            .flat_map(|s| [(s.start_ms, true, s.index), (s.end_ms(), false, s.index)])
+            .collect();
+        // At one instant, heals before injections.
+        events.sort_by_key(|(t, start, i)| (*t, *start, *i));
+        let mut heals: Vec<Option<Heal>> = schedule.steps.iter().map(|_| None).collect();
+        for (at, start, i) in events {
+            let now = (load::now_ms() as u64).saturating_sub(t0);
+            if at > now {
+                std::thread::sleep(Duration::from_millis(at - now));
+            }
+            let step = &schedule.steps[i];
+            if start {
+                record(
+                    w,
+                    t0,
+                    Event::Fault {
+                        step: i,
+                        phase: Phase::Start,
+                    },
+                );
+                match self.soak_inject(&step.fault) {
+                    Ok((heal, what)) => {
+                        notes.push(format!("step {i} at {} s: {what}", at / 1000));
+                        heals[i] = Some(heal);
+                    }
+                    Err(e) => notes.push(format!(
+                        "step {i}: {} not injected: {e}",
+                        step.fault.kind().name()
+                    )),
+                }
+            } else {
+                if let Some(h) = heals[i].take()
+                    && let Err(e) = self.soak_heal(h)
+                {
+                    notes.push(format!("step {i}: heal: {e}"));
+                }
+                record(
+                    w,
+                    t0,
+                    Event::Fault {
+                        step: i,
+                        phase: Phase::End,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the mail runs now, and the other node.
+    fn soak_roles(&self) -> (String, String) {
+        let active = self
+            .any_status()
+            .ok()
+            .and_then(|(s, _)| s.active_node)
+            .unwrap_or_else(|| "node1".into());
+        let standby = peer(&active).to_string();
+        (active, standby)
+    }
+
+    /// `node` as the schedule names it: a node, or a role resolved now.
+    fn soak_node(&self, node: &str) -> String {
+        let (active, standby) = self.soak_roles();
+        match node {
+            super::schedule::ACTIVE => active,
+            super::schedule::STANDBY => standby,
+            n => n.to_string(),
+        }
+    }
+
+    fn soak_inject(&self, f: &Fault) -> Result<(Heal, String), LabError> {
+        Ok(match f {
+            Fault::KillDaemon { service } => {
+                let (process, _) = drill::daemon(service).ok_or_else(|| {
+                    LabError::Cluster(format!("the lab has no daemon {service:?}"))
+                })?;
+                let (node, _) = self.soak_roles();
+                let pid = self.oldest_pid(&node, process).ok_or_else(|| {
+                    LabError::Cluster(format!("{process} is not running on {node}"))
+                })?;
+                self.in_node_out(&node, &["kill", "-9", &pid])?;
+                (
+                    Heal::Nothing,
+                    format!("killed {process} (pid {pid}) on {node}"),
+                )
+            }
+            Fault::StorageLoss { node, mode } => {
+                let node = self.soak_node(node);
+                let before = self.node_rec(&node)?;
+                let m = match mode {
+                    StorageMode::Eio => Mode::Eio,
+                    StorageMode::Hang => Mode::Hang,
+                };
+                self.break_disk_path(&node, m)?;
+                (
+                    Heal::Disk(node.clone(), before),
+                    format!("{node}: disk path {}", m.name()),
+                )
+            }
+            Fault::CutPing { node } => {
+                let node = self.soak_node(node);
+                let undo = self.cut_ping(&node)?;
+                (
+                    Heal::Undo(node.clone(), undo),
+                    format!("{node}: ping target cut"),
+                )
+            }
+            Fault::KillNode { node } | Fault::FreezeNode { node } => {
+                let node = self.soak_node(node);
+                let before = self.node_rec(&node)?;
+                let frozen = matches!(f, Fault::FreezeNode { .. });
+                if frozen {
+                    self.freeze_node(&node)?;
+                } else {
+                    self.kill_node(&node)?;
+                }
+                (
+                    Heal::Boot {
+                        node: node.clone(),
+                        before,
+                        frozen,
+                    },
+                    format!("{} {node}", if frozen { "froze" } else { "killed" }),
+                )
+            }
+            Fault::Switchover => {
+                let (from, to) = self.soak_roles();
+                let o = self.in_node_out(&from, &["mailha", "switchover", "--to", &to])?;
+                (
+                    Heal::Nothing,
+                    format!(
+                        "mailha switchover {from} -> {to}: {}",
+                        if o.success() { "done" } else { o.stderr.trim() }
+                    ),
+                )
+            }
+            other => {
+                return Err(LabError::Cluster(format!(
+                    "{} is not wired into the runner",
+                    other.kind().name()
+                )));
+            }
+        })
+    }
+
+    fn soak_heal(&self, h: Heal) -> Result<(), LabError> {
+        match h {
+            Heal::Nothing => Ok(()),
+            Heal::Undo(node, argv) => {
+                let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+                self.in_node_out(&node, &a).map(drop)
+            }
+            Heal::Disk(node, before) => {
+                let mut notes = Vec::new();
+                if !self.restore_disk_path(&node, &mut notes) {
+                    let _ = self.in_node_out(peer(&node), &["crm_resource", "--cleanup"]);
+                    self.restore_disk_path_within(&node, Duration::from_secs(120), &mut notes);
+                }
+                // The guard may have fenced the node: its watchdog reset
+                // it, and it boots again by itself.
+                if !crate::proc::is_alive(&self.proc_root, before.pid, before.start_time) {
+                    self.await_reboot(&node, &before)?;
+                }
+                Ok(())
+            }
+            Heal::Boot {
+                node,
+                before,
+                frozen,
+            } => {
+                let up = || crate::proc::is_alive(&self.proc_root, before.pid, before.start_time);
+                if frozen && !up() {
+                    // Its watchdog reset it; it boots again by itself.
+                    return self.await_reboot(&node, &before);
+                }
+                if up() {
+                    // Not reset (no guard): ended as an operator would.
+                    let _ = self.kill_node(&node);
+                    let t = Instant::now();
+                    while up() && t.elapsed() < Duration::from_secs(30) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                self.restart_node(&node)
+            }
+        }
+    }
+
+    /// The soak's messages in the mailbox of the node that runs the mail
+    /// (after its queue is flushed), repeats kept; None when no node has
+    /// the data.
+    fn soak_final_read(&self, run_id: &str, notes: &mut Vec<String>) -> Option<Vec<String>> {
+        let (active, _) = self.soak_roles();
+        if let Some(q) = self.deliver_queued(&active) {
+            notes.push(format!("mail queue on {active} not empty after 60 s: {q}"));
+        }
+        let pid = self.pid1(&active).ok()?;
+        if !drill::data_mounted(&self.proc_root, pid) {
+            notes.push(format!(
+                "the data is not mounted on {active} for the final read"
+            ));
+            return None;
+        }
+        let mine = format!("<drill-{run_id}-");
+        Some(
+            drill::maildir_id_list(&drill::load_maildir(pid))
+                .into_iter()
+                .filter(|id| id.starts_with(&mine))
+                .collect(),
+        )
+    }
+}
+
+/// The client's SMTP and IMAP logs as history records (times since
+/// `t0`): an accepted message, one whose fate is unknown, and attempts
+/// that were refused (no id of theirs can be delivered: each gets its
+/// own placeholder).
+pub fn client_records(smtp_log: &Path, t0: u64) -> Vec<Record> {
+    let rel = |ms: u128| (ms as u64).saturating_sub(t0);
+    let mut out = Vec::new();
+    let text = std::fs::read_to_string(smtp_log).unwrap_or_default();
+    for (ms, a) in text.lines().filter_map(load::parse_line) {
+        let (id, outcome) = match a {
+            Attempt::Accepted(id) => (id, SmtpOutcome::Ok),
+            Attempt::Unknown(id) => (id, SmtpOutcome::Unknown),
+            Attempt::Greeted | Attempt::Down => (format!("refused-{ms}"), SmtpOutcome::Refused),
+        };
+        out.push(Record {
+            t_ms: rel(ms),
+            event: Event::Smtp { id, outcome },
+        });
+    }
+    let imap = std::fs::read_to_string(load::imap_log(smtp_log)).unwrap_or_default();
+    for (ms, ok) in imap.lines().filter_map(load::parse_imap_line) {
+        out.push(Record {
+            t_ms: rel(ms),
+            event: Event::Imap {
+                outcome: if ok {
+                    ImapOutcome::Ok
+                } else {
+                    ImapOutcome::Fail
+                },
+                ids: Vec::new(),
+                final_read: false,
+            },
+        });
+    }
+    out.sort_by_key(|r| r.t_ms);
+    out
+}
+
+/// The checker's verdict on a soak's folder (its `schedule.json` and
+/// `history.jsonl`), with the runner's bounds: a verdict recomputed, or
+/// a history judged by a newer checker.
+pub fn check_dir(dir: &Path) -> Result<Verdict, String> {
+    let text = std::fs::read_to_string(dir.join("schedule.json"))
+        .map_err(|e| format!("{}: {e}", dir.join("schedule.json").display()))?;
+    let s = Schedule::from_json(&text).map_err(|e| e.to_string())?;
+    let h = super::history::read_file(&dir.join("history.jsonl")).map_err(|e| e.to_string())?;
+    checker::check(&h, &s, &check_options()).map_err(|e| e.to_string())
+}
+
+/// What the runner judges by: its bounds, a fault's effects counted for
+/// 30 s after its heal, a fence within 30 s of a fault's end explained.
+pub fn check_options() -> CheckOptions {
+    CheckOptions {
+        bounds: bounds(),
+        outage_tail_ms: 30_000,
+        fence_grace_ms: 30_000,
+    }
+}
+
+/// `{base}/soak/<unix ms>-seed<N>`: one folder per soak.
+pub fn out_dir(base_dir: &Path, seed: u64) -> PathBuf {
+    base_dir
+        .join("soak")
+        .join(format!("{}-seed{seed}", load::now_ms()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_s_logs_become_smtp_and_imap_events_in_time_order() {
+        let d = tempfile::tempdir().unwrap();
+        let smtp = d.path().join("load.log");
+        std::fs::write(
+            &smtp,
+            "1000 accepted <drill-soak-1-1@x>\n1100 down\n1200 unknown <drill-soak-1-3@x>\n1300 greeted\n",
+        )
+        .unwrap();
+        std::fs::write(load::imap_log(&smtp), "1050 imap ok\n1150 imap down\n").unwrap();
+        let r = client_records(&smtp, 1000);
+        let kinds: Vec<(u64, String)> = r
+            .iter()
+            .map(|r| {
+                (
+                    r.t_ms,
+                    match &r.event {
+                        Event::Smtp { id, outcome } => format!("smtp {id} {outcome:?}"),
+                        Event::Imap { outcome, .. } => format!("imap {outcome:?}"),
+                        e => format!("{e:?}"),
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (0, "smtp <drill-soak-1-1@x> Ok".to_string()),
+                (50, "imap Ok".into()),
+                (100, "smtp refused-1100 Refused".into()),
+                (150, "imap Fail".into()),
+                (200, "smtp <drill-soak-1-3@x> Unknown".into()),
+                (300, "smtp refused-1300 Refused".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_wired_kind_has_a_bound_and_the_rest_are_named() {
+        let b = bounds();
+        assert!(WIRED.iter().all(|k| b.contains_key(k)));
+        let s = super::super::schedule::plan(
+            Duration::from_secs(600),
+            1,
+            Some("kill-daemon,fail-daemon,apply"),
+            crate::provision::Profile::Postfix,
+            false,
+        )
+        .unwrap();
+        assert_eq!(unwired(&s), vec!["fail-daemon", "apply"]);
+    }
+}
