@@ -489,7 +489,8 @@ impl super::Lab<'_> {
         self.store.save(st)?;
         let logp = log_file(&self.base_dir, node);
         let log = std::fs::File::create(&logp).map_err(LabError::io(&logp))?;
-        let mut c = std::process::Command::new(&self.exe);
+        let exe = self.helper_exe();
+        let mut c = std::process::Command::new(&exe);
         c.arg("fusedisk");
         for i in images {
             c.arg("--image").arg(i);
@@ -503,7 +504,7 @@ impl super::Lab<'_> {
             .stderr(log)
             .process_group(0);
         // Long-lived by design (until `lab down`); never waited for.
-        let child = c.spawn().map_err(LabError::io(&self.exe))?;
+        let child = c.spawn().map_err(LabError::io(&exe))?;
         let pid = child.id();
         let start_time = super::proc::identity(&self.proc_root, pid).map(|(_, t)| t);
         if let Some(r) = st.fusedisks.last_mut() {

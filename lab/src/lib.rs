@@ -145,6 +145,40 @@ impl<'r> Lab<'r> {
     }
 }
 
+impl Lab<'_> {
+    /// The lab binary its long-lived helpers run (each node's watchdog
+    /// supervisor, which boots the node again after a reset, and the FUSE
+    /// disk paths): the copy `up` made in the base dir. A rebuild of the
+    /// lab replaces the file this process runs from; a helper that
+    /// spawned from it would find only `... (deleted)` when it boots a
+    /// node again, and a long soak would go on with one node.
+    pub fn helper_exe(&self) -> PathBuf {
+        let copy = self.base_dir.join(HELPER_EXE);
+        if copy.exists() {
+            copy
+        } else {
+            self.exe.clone()
+        }
+    }
+
+    /// Copies this binary into the base dir for the helpers (written
+    /// beside and renamed: an older copy may still be running).
+    pub(crate) fn install_helper_exe(&self) -> Result<(), LabError> {
+        use std::os::unix::fs::PermissionsExt;
+        let (tmp, dest) = (
+            self.base_dir.join(format!(".{HELPER_EXE}.new")),
+            self.base_dir.join(HELPER_EXE),
+        );
+        std::fs::copy(&self.exe, &tmp).map_err(LabError::io(&tmp))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .map_err(LabError::io(&tmp))?;
+        std::fs::rename(&tmp, &dest).map_err(LabError::io(&dest))
+    }
+}
+
+/// The helpers' copy of the lab binary, in the base dir.
+pub const HELPER_EXE: &str = "mailha-lab";
+
 /// The mailha binary beside this one: cargo builds both into one target
 /// directory (`cargo build --workspace`).
 pub fn default_mailha() -> PathBuf {

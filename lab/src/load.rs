@@ -146,41 +146,143 @@ fn final_answer(r: &mut impl BufRead) -> Option<bool> {
     }
 }
 
-/// One IMAP session: the greeting, LOGIN, LOGOUT. True when the login
-/// was accepted (the mailbox store answers through Dovecot on the VIP).
-pub fn imap_login(addr: SocketAddr, user: &str, password: &str, timeout: Duration) -> bool {
-    let Ok(s) = TcpStream::connect_timeout(&addr, timeout) else {
-        return false;
-    };
+/// One IMAP session that reads what a mail client reads: LOGIN, SELECT
+/// INBOX, then the Message-ID of every message whose UID is above
+/// `after_uid` (`UID FETCH`), LOGOUT. None when any step failed (the
+/// mailbox was not read).
+pub fn imap_read(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+    after_uid: u32,
+    timeout: Duration,
+) -> Option<MailboxRead> {
+    let s = TcpStream::connect_timeout(&addr, timeout).ok()?;
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    let Ok(mut w) = s.try_clone() else {
-        return false;
-    };
+    let mut w = s.try_clone().ok()?;
     let mut r = BufReader::new(s);
     let mut line = String::new();
-    if r.read_line(&mut line).is_err() || !line.starts_with("* OK") {
-        return false;
+    r.read_line(&mut line).ok()?;
+    if !line.starts_with("* OK") {
+        return None;
     }
-    if w.write_all(format!("a LOGIN {user} {password}\r\n").as_bytes())
-        .is_err()
-    {
-        return false;
-    }
-    // Untagged lines (capabilities) may come before the tagged answer.
-    let ok = loop {
-        line.clear();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => break false,
-            Ok(_) if line.starts_with("a ") => break line.starts_with("a OK"),
-            Ok(_) => {}
+    // Each command's untagged lines, then its tagged answer: OK or None.
+    fn command(
+        w: &mut TcpStream,
+        r: &mut BufReader<TcpStream>,
+        tag: &str,
+        cmd: &str,
+        mut untagged: impl FnMut(&str, &mut BufReader<TcpStream>) -> Option<()>,
+    ) -> Option<()> {
+        w.write_all(format!("{tag} {cmd}\r\n").as_bytes()).ok()?;
+        loop {
+            let mut l = String::new();
+            if r.read_line(&mut l).ok()? == 0 {
+                return None;
+            }
+            if let Some(rest) = l.strip_prefix(tag).and_then(|x| x.strip_prefix(' ')) {
+                return rest.starts_with("OK").then_some(());
+            }
+            untagged(&l, r)?;
         }
-    };
-    let _ = w.write_all(b"b LOGOUT\r\n");
-    ok
+    }
+    command(
+        &mut w,
+        &mut r,
+        "a",
+        &format!("LOGIN {user} {password}"),
+        |_, _| Some(()),
+    )?;
+    let (mut exists, mut validity) = (0u32, 0u32);
+    command(&mut w, &mut r, "b", "SELECT INBOX", |l, _| {
+        if let Some(n) = l
+            .strip_prefix("* ")
+            .and_then(|x| x.strip_suffix(" EXISTS\r\n"))
+        {
+            exists = n.parse().unwrap_or(0);
+        }
+        if let Some(v) = l
+            .split_once("[UIDVALIDITY ")
+            .and_then(|(_, rest)| rest.split(']').next())
+        {
+            validity = v.parse().unwrap_or(0);
+        }
+        Some(())
+    })?;
+    let mut out = Vec::new();
+    if exists > 0 {
+        command(
+            &mut w,
+            &mut r,
+            "c",
+            &format!(
+                "UID FETCH {}:* (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])",
+                after_uid.saturating_add(1)
+            ),
+            |l, r| {
+                if let Some((uid, id)) = fetched(l, r)? {
+                    out.push((uid, id));
+                }
+                Some(())
+            },
+        )?;
+    }
+    let _ = w.write_all(b"d LOGOUT\r\n");
+    // `N:*` names the last message even when its UID is below N.
+    out.retain(|(uid, _)| *uid > after_uid);
+    Some(MailboxRead {
+        validity,
+        messages: out,
+    })
 }
 
-/// One IMAP log line: `<unix ms> imap ok` | `<ms> imap down`.
+/// What one IMAP read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxRead {
+    /// The mailbox's UIDVALIDITY: when it changes, UIDs start over and a
+    /// reader must read everything again.
+    pub validity: u32,
+    /// (UID, Message-ID), in the server's order.
+    pub messages: Vec<(u32, String)>,
+}
+
+/// One untagged FETCH answer (`* 7 FETCH (UID 42 BODY[...] {n}` and an
+/// n-byte literal): its UID and the Message-ID in the literal; Ok(None)
+/// for any other untagged line; None when the literal cannot be read.
+fn fetched(line: &str, r: &mut impl BufRead) -> Option<Option<(u32, String)>> {
+    if !line.starts_with("* ") || !line.contains(" FETCH (") {
+        return Some(None);
+    }
+    let uid: u32 = line
+        .split_once("UID ")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())?;
+    let n: usize = line
+        .trim_end()
+        .strip_suffix('}')
+        .and_then(|x| x.rsplit_once('{'))
+        .and_then(|(_, n)| n.parse().ok())?;
+    // A header block is short; a longer literal is not ours to read.
+    if n > 64 * 1024 {
+        return None;
+    }
+    let mut literal = vec![0u8; n];
+    r.read_exact(&mut literal).ok()?;
+    // The rest of the answer (`)` and CRLF).
+    let mut tail = String::new();
+    r.read_line(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&literal);
+    let id = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("message-id")
+            .then(|| v.trim().to_string())
+    });
+    Some(id.map(|id| (uid, id)))
+}
+
+/// One IMAP log line: `<unix ms> imap ok [<message-id> ...]` (the ids
+/// that read found new) | `<ms> imap down`.
 pub fn parse_imap_line(l: &str) -> Option<(u128, bool)> {
     let mut it = l.split_whitespace();
     let ms = it.next()?.parse().ok()?;
@@ -188,8 +290,18 @@ pub fn parse_imap_line(l: &str) -> Option<(u128, bool)> {
     Some((ms, it.next()? == "ok"))
 }
 
-/// The IMAP side of the load: one login every `every` into `log`, until
-/// `stop` exists or `max`.
+/// An IMAP log line with the ids its read found: (ms, ok, ids).
+pub fn parse_imap_read(l: &str) -> Option<(u128, bool, Vec<String>)> {
+    let mut it = l.split_whitespace();
+    let ms = it.next()?.parse().ok()?;
+    (it.next()? == "imap").then_some(())?;
+    let ok = it.next()? == "ok";
+    Some((ms, ok, it.map(str::to_string).collect()))
+}
+
+/// The IMAP side of the load: one read of the new mail every `every`
+/// into `log` (login, select, the new messages' ids), until `stop` exists
+/// or `max`.
 pub fn run_imap(
     addr: SocketAddr,
     log: &Path,
@@ -202,10 +314,38 @@ pub fn run_imap(
         .append(true)
         .open(log)?;
     let start = Instant::now();
+    // What the box held before the load is no part of it: read from its
+    // newest message on.
+    let mut seen = imap_read(addr, IMAP_USER, IMAP_PASSWORD, 0, Duration::from_secs(2)).map(|r| {
+        (
+            r.validity,
+            r.messages.iter().map(|(u, _)| *u).max().unwrap_or(0),
+        )
+    });
     while !stop.exists() && start.elapsed() < max {
         let t = Instant::now();
-        let ok = imap_login(addr, IMAP_USER, IMAP_PASSWORD, Duration::from_secs(2));
-        f.write_all(format!("{} imap {}\n", now_ms(), if ok { "ok" } else { "down" }).as_bytes())?;
+        let after = seen.map_or(0, |(_, uid)| uid);
+        let line = match imap_read(
+            addr,
+            IMAP_USER,
+            IMAP_PASSWORD,
+            after,
+            Duration::from_secs(2),
+        ) {
+            // UIDs started over: everything is new again.
+            Some(r) if seen.is_some_and(|(v, _)| v != r.validity) => {
+                seen = Some((r.validity, 0));
+                format!("{} imap ok\n", now_ms())
+            }
+            Some(r) => {
+                let newest = r.messages.iter().map(|(u, _)| *u).max().unwrap_or(after);
+                seen = Some((r.validity, newest.max(after)));
+                let ids: Vec<&str> = r.messages.iter().map(|(_, id)| id.as_str()).collect();
+                format!("{} imap ok {}\n", now_ms(), ids.join(" ")).replace(" \n", "\n")
+            }
+            None => format!("{} imap down\n", now_ms()),
+        };
+        f.write_all(line.as_bytes())?;
         f.flush()?;
         if let Some(rest) = every.checked_sub(t.elapsed()) {
             std::thread::sleep(rest);
@@ -267,26 +407,65 @@ pub fn imap_log(smtp_log: &Path) -> std::path::PathBuf {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_imap_login_against_a_real_listener_needs_the_tagged_ok() {
-        let serve = |answer: &'static [u8]| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            std::thread::spawn(move || {
-                let (mut s, _) = l.accept().unwrap();
-                let _ = s.write_all(b"* OK ready\r\n");
-                let mut r = BufReader::new(s.try_clone().unwrap());
+    /// An IMAP server that answers each command line with the next of
+    /// `answers` (the greeting first).
+    fn imap_server(answers: Vec<&'static str>) -> std::net::SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut it = answers.into_iter();
+            let _ = s.write_all(it.next().unwrap().as_bytes());
+            for a in it {
                 let mut line = String::new();
-                let _ = r.read_line(&mut line);
-                let _ = s.write_all(answer);
-            });
-            addr
-        };
-        let ok = serve(b"* CAPABILITY IMAP4rev1\r\na OK Logged in\r\n");
-        assert!(imap_login(ok, "u", "p", Duration::from_secs(2)));
-        let no = serve(b"a NO [AUTHENTICATIONFAILED] bad\r\n");
-        assert!(!imap_login(no, "u", "p", Duration::from_secs(2)));
-        assert_eq!(parse_imap_line("17 imap ok"), Some((17, true)));
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let _ = s.write_all(a.as_bytes());
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn an_imap_read_returns_the_new_messages_ids_as_a_client_fetches_them() {
+        let box_with_two = imap_server(vec![
+            "* OK ready\r\n",
+            "* CAPABILITY IMAP4rev1\r\na OK Logged in\r\n",
+            "* FLAGS ()\r\n* 3 EXISTS\r\n* OK [UIDVALIDITY 77] UIDs valid\r\nb OK [READ-WRITE] Select completed\r\n",
+            "* 2 FETCH (UID 41 BODY[HEADER.FIELDS (MESSAGE-ID)] {28}\r\nMessage-ID: <m41@x.test>\r\n\r\n)\r\n\
+             * 3 FETCH (UID 42 BODY[HEADER.FIELDS (MESSAGE-ID)] {28}\r\nMessage-Id: <m42@x.test>\r\n\r\n)\r\n\
+             c OK Fetch completed\r\n",
+        ]);
+        let r = imap_read(box_with_two, "u", "p", 40, Duration::from_secs(2)).unwrap();
+        assert_eq!(r.validity, 77);
+        assert_eq!(
+            r.messages,
+            vec![(41, "<m41@x.test>".into()), (42, "<m42@x.test>".into())]
+        );
+        // Nothing new: `43:*` still names the last message, which is not new.
+        let nothing_new = imap_server(vec![
+            "* OK ready\r\n",
+            "a OK\r\n",
+            "* 3 EXISTS\r\n* OK [UIDVALIDITY 77] x\r\nb OK\r\n",
+            "* 3 FETCH (UID 42 BODY[HEADER.FIELDS (MESSAGE-ID)] {28}\r\nMessage-Id: <m42@x.test>\r\n\r\n)\r\nc OK\r\n",
+        ]);
+        let r = imap_read(nothing_new, "u", "p", 42, Duration::from_secs(2)).unwrap();
+        assert!(r.messages.is_empty(), "{r:?}");
+        let refused = imap_server(vec![
+            "* OK ready\r\n",
+            "a NO [AUTHENTICATIONFAILED] bad\r\n",
+        ]);
+        assert_eq!(
+            imap_read(refused, "u", "p", 0, Duration::from_secs(2)),
+            None
+        );
+        assert_eq!(
+            parse_imap_read("17 imap ok <a@x> <b@x>"),
+            Some((17, true, vec!["<a@x>".into(), "<b@x>".into()]))
+        );
+        assert_eq!(parse_imap_line("17 imap ok <a@x>"), Some((17, true)));
         assert_eq!(parse_imap_line("18 imap down"), Some((18, false)));
         assert_eq!(parse_imap_line("19 accepted <x>"), None);
     }

@@ -217,6 +217,16 @@ pub enum What {
         #[arg(long, default_value = "10min", value_parser = humantime::parse_duration)]
         max: Duration,
     },
+    /// (internal) one full IMAP read of the load's mailbox on the VIP
+    /// (run in the client namespace): every message's Message-ID, one per
+    /// line, into OUT; exit 1 when the mailbox could not be read.
+    #[command(hide = true)]
+    ImapRead {
+        #[arg(long)]
+        vip: std::net::Ipv4Addr,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// (internal) a node's FUSE path to the shared images, switched
     /// ok|eio|hang through its mode file (per-node storage faults).
     #[command(hide = true)]
@@ -409,6 +419,24 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             mailha_lab::soak::schedule::plan(*duration, *seed, faults.as_deref(), *profile, *nfs)
                 .map_err(|e| CliError::BadInput(e.to_string()))?;
         println!("{}", s.to_json());
+        return Ok(());
+    }
+    if let What::ImapRead { vip, out } = &a.what {
+        use mailha_lab::load;
+        let addr = std::net::SocketAddr::from((*vip, 143));
+        let r = load::imap_read(
+            addr,
+            load::IMAP_USER,
+            load::IMAP_PASSWORD,
+            0,
+            Duration::from_secs(30),
+        )
+        .ok_or_else(|| {
+            CliError::Failed(anyhow::anyhow!("the mailbox on {addr} could not be read"))
+        })?;
+        let text: String = r.messages.iter().map(|(_, id)| format!("{id}\n")).collect();
+        std::fs::write(out, text)
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("{}: {e}", out.display())))?;
         return Ok(());
     }
     if let What::Soak {
@@ -632,6 +660,7 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         What::UmlGuest { .. }
         | What::Watchdog { .. }
         | What::Load { .. }
+        | What::ImapRead { .. }
         | What::Soak { .. }
         | What::Fusedisk { .. } => {
             unreachable!("handled above")

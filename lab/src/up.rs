@@ -187,6 +187,7 @@ impl Lab<'_> {
         self.store.save(&st)?;
         create_private_dir(&self.base_dir)?;
         self.mount_base()?;
+        self.install_helper_exe()?;
 
         // Each node's disk: the host's packages under a layer of its own,
         // with what makes it a machine of its own and mailha installed.

@@ -148,7 +148,7 @@ pub fn spawn(
     disk_mode: &Path,
     log: &Path,
 ) -> Result<(), super::LabError> {
-    let exe = &lab.exe;
+    let exe = &lab.helper_exe();
     use std::os::unix::process::CommandExt;
     let out = std::fs::OpenOptions::new()
         .create(true)

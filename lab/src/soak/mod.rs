@@ -22,14 +22,13 @@
 //!
 //! - `run`: the runner on the lab that is up (`mailha-lab soak run`):
 //!   the steps injected through the drills' fault code and healed at
-//!   their times, the drills' mail load as the traffic, mounts and node
-//!   resets sampled every 100 ms, the final read of the mailbox, the
-//!   verdict; everything for a replay in one folder.
+//!   their times, the drills' mail load as the traffic (its IMAP side
+//!   reading the new messages' ids), mounts and node resets sampled every
+//!   100 ms, the final read over IMAP, the verdict; everything for a
+//!   replay in one folder.
 //!
 //! Still to come: fail-daemon, cut-heartbeat, nfs-hang and apply in the
-//! runner; IMAP readers that fetch the ids during the soak (today's load
-//! logs in and out; the final read is of the Maildir); the report (an
-//! HTML page with the timeline and the verdict).
+//! runner; the report (an HTML page with the timeline and the verdict).
 
 pub mod checker;
 pub mod history;

@@ -14,6 +14,10 @@
 //! Wired so far: kill-daemon, storage-loss, cut-ping, kill-node,
 //! freeze-node, switchover. fail-daemon, cut-heartbeat, nfs-hang and apply
 //! are refused by name until their inject and heal are written.
+//!
+//! The nodes' watchdogs boot a reset node again from the lab binary's copy
+//! `up` made (`Lab::helper_exe`): rebuild the lab during a soak and the
+//! nodes still come back.
 
 use super::checker::{self, Bound, Bounds, CheckOptions, Verdict};
 use super::history::{Event, HistoryWriter, ImapOutcome, Phase, Record, SmtpOutcome};
@@ -178,12 +182,12 @@ impl Lab<'_> {
 
         // The client's logs into the history, then the final read: every
         // message of this soak in the mailbox, repeats kept.
-        for r in client_records(&log, t0) {
+        for r in client_records(&log, t0, &format!("<drill-{run_id}-")) {
             if let Ok(mut w) = w.lock() {
                 let _ = w.append(&r);
             }
         }
-        let final_ids = self.soak_final_read(&run_id, &mut notes);
+        let final_ids = self.soak_final_read(&run_id, out, &mut notes);
         record(
             &w,
             t0,
@@ -466,26 +470,45 @@ impl Lab<'_> {
         }
     }
 
-    /// The soak's messages in the mailbox of the node that runs the mail
-    /// (after its queue is flushed), repeats kept; None when no node has
-    /// the data.
-    fn soak_final_read(&self, run_id: &str, notes: &mut Vec<String>) -> Option<Vec<String>> {
+    /// The soak's messages as a mail client reads them over IMAP on the
+    /// VIP from the client namespace, after the queue of the node that
+    /// runs the mail is flushed; every message listed (a message delivered
+    /// twice, twice). None when the mailbox could not be read.
+    fn soak_final_read(
+        &self,
+        run_id: &str,
+        out: &Path,
+        notes: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
         let (active, _) = self.soak_roles();
         if let Some(q) = self.deliver_queued(&active) {
             notes.push(format!("mail queue on {active} not empty after 60 s: {q}"));
         }
-        let pid = self.pid1(&active).ok()?;
-        if !drill::data_mounted(&self.proc_root, pid) {
-            notes.push(format!(
-                "the data is not mounted on {active} for the final read"
-            ));
-            return None;
+        let file = out.join("final-read.txt");
+        let run = crate::cmd::Cmd::new("ip")
+            .args(["netns", "exec", &self.topo.netns(Aux::Client)])
+            .arg(self.exe.display().to_string())
+            .args(["imap-read", "--vip", &self.topo.vip().to_string(), "--out"])
+            .arg(file.display().to_string())
+            .deadline(Duration::from_secs(60));
+        match self.runner.run(&run) {
+            Ok(o) if o.success() => {}
+            Ok(o) => {
+                notes.push(format!("the final IMAP read failed: {}", o.stderr.trim()));
+                return None;
+            }
+            Err(e) => {
+                notes.push(format!("the final IMAP read failed: {e}"));
+                return None;
+            }
         }
         let mine = format!("<drill-{run_id}-");
         Some(
-            drill::maildir_id_list(&drill::load_maildir(pid))
-                .into_iter()
+            std::fs::read_to_string(&file)
+                .ok()?
+                .lines()
                 .filter(|id| id.starts_with(&mine))
+                .map(str::to_string)
                 .collect(),
         )
     }
@@ -494,8 +517,9 @@ impl Lab<'_> {
 /// The client's SMTP and IMAP logs as history records (times since
 /// `t0`): an accepted message, one whose fate is unknown, and attempts
 /// that were refused (no id of theirs can be delivered: each gets its
-/// own placeholder).
-pub fn client_records(smtp_log: &Path, t0: u64) -> Vec<Record> {
+/// own placeholder); each IMAP read with the ids it found that start
+/// with `mine` (the soak's own; older mail in the box is no part of it).
+pub fn client_records(smtp_log: &Path, t0: u64, mine: &str) -> Vec<Record> {
     let rel = |ms: u128| (ms as u64).saturating_sub(t0);
     let mut out = Vec::new();
     let text = std::fs::read_to_string(smtp_log).unwrap_or_default();
@@ -511,7 +535,7 @@ pub fn client_records(smtp_log: &Path, t0: u64) -> Vec<Record> {
         });
     }
     let imap = std::fs::read_to_string(load::imap_log(smtp_log)).unwrap_or_default();
-    for (ms, ok) in imap.lines().filter_map(load::parse_imap_line) {
+    for (ms, ok, ids) in imap.lines().filter_map(load::parse_imap_read) {
         out.push(Record {
             t_ms: rel(ms),
             event: Event::Imap {
@@ -520,7 +544,7 @@ pub fn client_records(smtp_log: &Path, t0: u64) -> Vec<Record> {
                 } else {
                     ImapOutcome::Fail
                 },
-                ids: Vec::new(),
+                ids: ids.into_iter().filter(|id| id.starts_with(mine)).collect(),
                 final_read: false,
             },
         });
@@ -570,8 +594,12 @@ mod tests {
             "1000 accepted <drill-soak-1-1@x>\n1100 down\n1200 unknown <drill-soak-1-3@x>\n1300 greeted\n",
         )
         .unwrap();
-        std::fs::write(load::imap_log(&smtp), "1050 imap ok\n1150 imap down\n").unwrap();
-        let r = client_records(&smtp, 1000);
+        std::fs::write(
+            load::imap_log(&smtp),
+            "1050 imap ok <drill-soak-1-1@x> <older@x>\n1150 imap down\n",
+        )
+        .unwrap();
+        let r = client_records(&smtp, 1000, "<drill-soak-1-");
         let kinds: Vec<(u64, String)> = r
             .iter()
             .map(|r| {
@@ -579,7 +607,7 @@ mod tests {
                     r.t_ms,
                     match &r.event {
                         Event::Smtp { id, outcome } => format!("smtp {id} {outcome:?}"),
-                        Event::Imap { outcome, .. } => format!("imap {outcome:?}"),
+                        Event::Imap { outcome, ids, .. } => format!("imap {outcome:?} {ids:?}"),
                         e => format!("{e:?}"),
                     },
                 )
@@ -589,9 +617,9 @@ mod tests {
             kinds,
             vec![
                 (0, "smtp <drill-soak-1-1@x> Ok".to_string()),
-                (50, "imap Ok".into()),
+                (50, "imap Ok [\"<drill-soak-1-1@x>\"]".into()),
                 (100, "smtp refused-1100 Refused".into()),
-                (150, "imap Fail".into()),
+                (150, "imap Fail []".into()),
                 (200, "smtp <drill-soak-1-3@x> Unknown".into()),
                 (300, "smtp refused-1300 Refused".into()),
             ]
