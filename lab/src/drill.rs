@@ -528,6 +528,39 @@ impl Lab<'_> {
     }
 
     /// Runs one drill and returns its report.
+    /// The mail load (`<exe> load`) in the client namespace, against the
+    /// VIP: SMTP sessions logged into `log`, IMAP reads beside it, until
+    /// `stop` exists or `max` (the load's own default when None).
+    pub(crate) fn spawn_load(
+        &self,
+        run_id: &str,
+        log: &Path,
+        stop: &Path,
+        max: Option<Duration>,
+    ) -> Result<std::process::Child, LabError> {
+        let mut c = std::process::Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.topo.netns(super::topology::Aux::Client),
+        ])
+        .arg(&self.exe)
+        .args(["load", "--vip", &self.topo.vip().to_string()])
+        .args(["--run-id", run_id, "--log"])
+        .arg(log)
+        .arg("--stop")
+        .arg(stop);
+        if let Some(m) = max {
+            c.arg("--max")
+                .arg(humantime::format_duration(m).to_string());
+        }
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(LabError::io(Path::new("ip netns exec")))
+    }
+
     /// Flushes `n`'s mail queue (a delivery cut short by a fault is
     /// deferred for minimal_backoff_time, 300 s) until it is empty, for
     /// up to 60 s; what is still queued then (its first lines), or None.
@@ -625,29 +658,7 @@ impl Lab<'_> {
         };
 
         // The mail load, from the client namespace.
-        let mut loader = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.topo.netns(super::topology::Aux::Client),
-            ])
-            .arg(&self.exe)
-            .args([
-                "load",
-                "--vip",
-                &self.topo.vip().to_string(),
-                "--run-id",
-                &run_id,
-                "--log",
-            ])
-            .arg(&log)
-            .arg("--stop")
-            .arg(&stop)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(LabError::io(Path::new("ip netns exec")))?;
+        let mut loader = self.spawn_load(&run_id, &log, &stop, None)?;
         let read_log = || -> Vec<(u128, Attempt)> {
             std::fs::read_to_string(&log)
                 .unwrap_or_default()

@@ -277,24 +277,31 @@ pub enum What {
     },
 }
 
+/// What a soak's schedule is drawn from (`soak plan`, `soak run`).
+#[derive(Debug, clap::Args)]
+pub struct Draw {
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long)]
+    seed: u64,
+    /// The faults to draw from, comma-separated: kill-daemon,
+    /// fail-daemon, storage-loss, cut-ping, cut-heartbeat, kill-node,
+    /// freeze-node, nfs-hang, switchover, apply (default: all the profile
+    /// can take; for `run`, all the runner injects).
+    #[arg(long)]
+    faults: Option<String>,
+    /// The profile whose daemons kill-daemon and fail-daemon aim at.
+    #[arg(long, value_enum, default_value = "postfix")]
+    profile: Profile,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Soak {
     /// Print the schedule of faults drawn from the seed, as JSON (same
     /// seed and options, same schedule byte for byte).
     Plan {
-        #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Duration,
-        #[arg(long)]
-        seed: u64,
-        /// The faults to draw from, comma-separated (default: all the
-        /// profile can take): kill-daemon, fail-daemon, storage-loss,
-        /// cut-ping, cut-heartbeat, kill-node, freeze-node, nfs-hang,
-        /// switchover, apply.
-        #[arg(long)]
-        faults: Option<String>,
-        /// The profile whose daemons kill-daemon and fail-daemon aim at.
-        #[arg(long, value_enum, default_value = "postfix")]
-        profile: Profile,
+        #[command(flatten)]
+        draw: Draw,
         /// The profile keeps the mail on NFS (nfs-hang allowed).
         #[arg(long)]
         nfs: bool,
@@ -307,16 +314,8 @@ pub enum Soak {
     /// injects kill-daemon, storage-loss, cut-ping, kill-node,
     /// freeze-node and switchover.
     Run {
-        #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Duration,
-        #[arg(long)]
-        seed: u64,
-        /// The faults to draw from (default: every one the runner injects).
-        #[arg(long)]
-        faults: Option<String>,
-        /// The lab's profile (whose daemons kill-daemon aims at).
-        #[arg(long, value_enum, default_value = "postfix")]
-        profile: Profile,
+        #[command(flatten)]
+        draw: Draw,
         /// Replay the schedule in this file (a soak's schedule.json)
         /// instead of drawing one.
         #[arg(long, conflicts_with_all = ["faults"])]
@@ -405,19 +404,17 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         return Ok(());
     }
     if let What::Soak {
-        what:
-            Soak::Plan {
-                duration,
-                seed,
-                faults,
-                profile,
-                nfs,
-            },
+        what: Soak::Plan { draw: d, nfs },
     } = &a.what
     {
-        let s =
-            mailha_lab::soak::schedule::plan(*duration, *seed, faults.as_deref(), *profile, *nfs)
-                .map_err(|e| CliError::BadInput(e.to_string()))?;
+        let s = mailha_lab::soak::schedule::plan(
+            d.duration,
+            d.seed,
+            d.faults.as_deref(),
+            d.profile,
+            *nfs,
+        )
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
         println!("{}", s.to_json());
         return Ok(());
     }
@@ -607,14 +604,7 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             Ok(())
         }
         What::Soak {
-            what:
-                Soak::Run {
-                    duration,
-                    seed,
-                    faults,
-                    profile,
-                    replay,
-                },
+            what: Soak::Run { draw: d, replay },
         } => {
             use mailha_lab::soak::{run, schedule};
             let s = match replay {
@@ -627,10 +617,10 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
                 None => {
                     let wired = run::WIRED.map(schedule::FaultKind::name).join(",");
                     schedule::plan(
-                        *duration,
-                        *seed,
-                        Some(faults.as_deref().unwrap_or(&wired)),
-                        *profile,
+                        d.duration,
+                        d.seed,
+                        Some(d.faults.as_deref().unwrap_or(&wired)),
+                        d.profile,
                         false,
                     )
                     .map_err(|e| CliError::BadInput(e.to_string()))?

@@ -913,8 +913,12 @@ fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
     assert_eq!((f.cause, f.mail_on.as_str()), ("node_lost", "mail2"));
 }
 
-#[test]
-fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once() {
+/// An empty spool in a temporary directory and a node event to record.
+fn spool_and_event() -> (
+    tempfile::TempDir,
+    crate::alert::spool::Spool,
+    crate::alert::event::Event,
+) {
     let d = tempfile::tempdir().unwrap();
     let spool = crate::alert::spool::Spool::open(d.path()).unwrap();
     let e = crate::alert::event::Event::new(
@@ -922,6 +926,12 @@ fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once
         "mail2",
         SystemTime::now(),
     );
+    (d, spool, e)
+}
+
+#[test]
+fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once() {
+    let (d, spool, e) = spool_and_event();
     let first = spool.record(&e).unwrap();
     spool.claim(std::slice::from_ref(&first)).unwrap();
     spool.mark_done(&first, "smtp").unwrap();
@@ -1009,13 +1019,7 @@ fn failed_sends_per_channel_come_from_the_spool_s_failure_records_and_survive_de
 
 #[test]
 fn an_incident_moving_to_sent_while_the_spool_is_listed_is_counted_once() {
-    let d = tempfile::tempdir().unwrap();
-    let spool = crate::alert::spool::Spool::open(d.path()).unwrap();
-    let e = crate::alert::event::Event::new(
-        crate::alert::event::Kind::Node,
-        "mail2",
-        SystemTime::now(),
-    );
+    let (d, spool, e) = spool_and_event();
     let id = spool.record(&e).unwrap();
     spool.claim(std::slice::from_ref(&id)).unwrap();
     spool.mark_failed(&id, "smtp", SystemTime::now()).unwrap();

@@ -139,21 +139,7 @@ impl Lab<'_> {
         let run_id = format!("soak-{}", schedule.options.seed);
         let (log, stop) = (out.join("load.log"), out.join("stop"));
         let max = Duration::from_millis(schedule.options.duration_ms) + Duration::from_secs(900);
-        let mut loader = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.topo.netns(Aux::Client)])
-            .arg(&self.exe)
-            .args(["load", "--vip", &self.topo.vip().to_string()])
-            .args(["--run-id", &run_id, "--max"])
-            .arg(humantime::format_duration(max).to_string())
-            .arg("--log")
-            .arg(&log)
-            .arg("--stop")
-            .arg(&stop)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(LabError::io(Path::new("ip netns exec")))?;
+        let mut loader = self.spawn_load(&run_id, &log, &stop, Some(max))?;
 
         let mut notes = Vec::new();
         let steps_result = self.soak_steps(schedule, &w, t0, &mut notes);
