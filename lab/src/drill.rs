@@ -527,16 +527,17 @@ impl Lab<'_> {
             .filter(|s| !s.is_empty())
     }
 
-    /// Runs one drill and returns its report.
     /// The mail load (`<exe> load`) in the client namespace, against the
-    /// VIP: SMTP sessions logged into `log`, IMAP reads beside it, until
-    /// `stop` exists or `max` (the load's own default when None).
+    /// VIP: SMTP sessions logged into `log`, IMAP logins beside it (with
+    /// `imap_ids`, reads of the new mail's ids), until `stop` exists or
+    /// `max` (the load's own default when None).
     pub(crate) fn spawn_load(
         &self,
         run_id: &str,
         log: &Path,
         stop: &Path,
         max: Option<Duration>,
+        imap_ids: bool,
     ) -> Result<std::process::Child, LabError> {
         let mut c = std::process::Command::new("ip");
         c.args([
@@ -553,6 +554,9 @@ impl Lab<'_> {
         if let Some(m) = max {
             c.arg("--max")
                 .arg(humantime::format_duration(m).to_string());
+        }
+        if imap_ids {
+            c.arg("--imap-ids");
         }
         c.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -584,6 +588,7 @@ impl Lab<'_> {
         (!queue.is_empty()).then(|| queue.lines().take(12).collect::<Vec<_>>().join(" | "))
     }
 
+    /// Runs one drill and returns its report.
     pub fn drill(&self, d: &Drill) -> Result<Report, LabError> {
         // Start from a clean slate: failures left by an earlier drill (or a
         // slow moment of the machine) would make every check ambiguous.
@@ -658,7 +663,7 @@ impl Lab<'_> {
         };
 
         // The mail load, from the client namespace.
-        let mut loader = self.spawn_load(&run_id, &log, &stop, None)?;
+        let mut loader = self.spawn_load(&run_id, &log, &stop, None, false)?;
         let read_log = || -> Vec<(u128, Attempt)> {
             std::fs::read_to_string(&log)
                 .unwrap_or_default()

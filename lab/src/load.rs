@@ -146,6 +146,40 @@ fn final_answer(r: &mut impl BufRead) -> Option<bool> {
     }
 }
 
+/// One IMAP session: the greeting, LOGIN, LOGOUT. True when the login
+/// was accepted (the mailbox store answers through Dovecot on the VIP).
+pub fn imap_login(addr: SocketAddr, user: &str, password: &str, timeout: Duration) -> bool {
+    let Ok(s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    let Ok(mut w) = s.try_clone() else {
+        return false;
+    };
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() || !line.starts_with("* OK") {
+        return false;
+    }
+    if w.write_all(format!("a LOGIN {user} {password}\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    // Untagged lines (capabilities) may come before the tagged answer.
+    let ok = loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => break false,
+            Ok(_) if line.starts_with("a ") => break line.starts_with("a OK"),
+            Ok(_) => {}
+        }
+    };
+    let _ = w.write_all(b"b LOGOUT\r\n");
+    ok
+}
+
 /// One IMAP session that reads what a mail client reads: LOGIN, SELECT
 /// INBOX, then the Message-ID of every message whose UID is above
 /// `after_uid` (`UID FETCH`), LOGOUT. None when any step failed (the
@@ -299,21 +333,39 @@ pub fn parse_imap_read(l: &str) -> Option<(u128, bool, Vec<String>)> {
     Some((ms, ok, it.map(str::to_string).collect()))
 }
 
-/// The IMAP side of the load: one read of the new mail every `every`
-/// into `log` (login, select, the new messages' ids), until `stop` exists
-/// or `max`.
+/// The IMAP side of the load: every `every`, a login (or, with
+/// `read_ids`, a read of the new mail: login, select, the new messages'
+/// ids) into `log`, until `stop` exists or `max`.
 pub fn run_imap(
     addr: SocketAddr,
     log: &Path,
     stop: &Path,
     every: Duration,
     max: Duration,
+    read_ids: bool,
 ) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)?;
     let start = Instant::now();
+    // The drills only ask whether the store answers: a login. The soak
+    // reads the new mail's ids as well (SELECT and FETCH: more work for
+    // Dovecot, which the drills' timings should not pay).
+    if !read_ids {
+        while !stop.exists() && start.elapsed() < max {
+            let t = Instant::now();
+            let ok = imap_login(addr, IMAP_USER, IMAP_PASSWORD, Duration::from_secs(2));
+            f.write_all(
+                format!("{} imap {}\n", now_ms(), if ok { "ok" } else { "down" }).as_bytes(),
+            )?;
+            f.flush()?;
+            if let Some(rest) = every.checked_sub(t.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        return Ok(());
+    }
     // What the box held before the load is no part of it: read from its
     // newest message on.
     let mut seen = imap_read(addr, IMAP_USER, IMAP_PASSWORD, 0, Duration::from_secs(2)).map(|r| {
@@ -359,16 +411,33 @@ pub fn run_imap(
 pub const IMAP_USER: &str = "user1@lab.test";
 pub const IMAP_PASSWORD: &str = "secret1";
 
+/// What the load does: SMTP from `run_id`'s messages to `to` every
+/// `every`, until `stop` exists or `max`; its IMAP side reads ids with
+/// `imap_ids`.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    pub addr: SocketAddr,
+    pub to: &'a str,
+    pub run_id: &'a str,
+    pub log: &'a Path,
+    pub stop: &'a Path,
+    pub every: Duration,
+    pub max: Duration,
+    pub imap_ids: bool,
+}
+
 /// The loop: one session every `every`, until `stop` exists or `max`.
-pub fn run(
-    addr: SocketAddr,
-    to: &str,
-    run_id: &str,
-    log: &Path,
-    stop: &Path,
-    every: Duration,
-    max: Duration,
-) -> std::io::Result<()> {
+pub fn run(spec: &Spec) -> std::io::Result<()> {
+    let Spec {
+        addr,
+        to,
+        run_id,
+        log,
+        stop,
+        every,
+        max,
+        imap_ids,
+    } = *spec;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -378,7 +447,14 @@ pub fn run(
         let (log, stop) = (imap_log(log), stop.to_path_buf());
         let imap_addr = SocketAddr::new(addr.ip(), 143);
         std::thread::spawn(move || {
-            run_imap(imap_addr, &log, &stop, Duration::from_millis(500), max)
+            run_imap(
+                imap_addr,
+                &log,
+                &stop,
+                Duration::from_millis(500),
+                max,
+                imap_ids,
+            )
         })
     };
     let start = Instant::now();

@@ -216,6 +216,10 @@ pub enum What {
         every: Duration,
         #[arg(long, default_value = "10min", value_parser = humantime::parse_duration)]
         max: Duration,
+        /// The IMAP side reads the new messages' ids (the soak), not only
+        /// logs in (the drills).
+        #[arg(long)]
+        imap_ids: bool,
     },
     /// (internal) one full IMAP read of the load's mailbox on the VIP
     /// (run in the client namespace): every message's Message-ID, one per
@@ -396,11 +400,21 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         stop,
         every,
         max,
+        imap_ids,
     } = &a.what
     {
         let addr = std::net::SocketAddr::from((*vip, 25));
-        mailha_lab::load::run(addr, to, run_id, log, stop, *every, *max)
-            .map_err(anyhow::Error::from)?;
+        mailha_lab::load::run(&mailha_lab::load::Spec {
+            addr,
+            to,
+            run_id,
+            log,
+            stop,
+            every: *every,
+            max: *max,
+            imap_ids: *imap_ids,
+        })
+        .map_err(anyhow::Error::from)?;
         return Ok(());
     }
     if let What::Soak {

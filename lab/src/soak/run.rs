@@ -139,7 +139,7 @@ impl Lab<'_> {
         let run_id = format!("soak-{}", schedule.options.seed);
         let (log, stop) = (out.join("load.log"), out.join("stop"));
         let max = Duration::from_millis(schedule.options.duration_ms) + Duration::from_secs(900);
-        let mut loader = self.spawn_load(&run_id, &log, &stop, Some(max))?;
+        let mut loader = self.spawn_load(&run_id, &log, &stop, Some(max), true)?;
 
         let mut notes = Vec::new();
         let steps_result = self.soak_steps(schedule, &w, t0, &mut notes);
