@@ -310,6 +310,20 @@ pub fn maildir_id_list(maildir: &Path) -> Vec<String> {
     out
 }
 
+/// Ends the mail load `spawn_load` started: its stop file, then up to
+/// 15 s for it to finish its session and exit, then SIGKILL.
+pub fn stop_load(loader: &mut std::process::Child, stop: &Path) {
+    let _ = std::fs::write(stop, b"");
+    let t = Instant::now();
+    while loader.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if loader.try_wait().ok().flatten().is_none() {
+        let _ = loader.kill();
+        let _ = loader.wait();
+    }
+}
+
 /// Whether the shared data is mounted in the node whose PID 1 is `pid`
 /// (its mount table, read from the host).
 pub fn data_mounted(proc_root: &Path, pid: u32) -> bool {
@@ -1132,15 +1146,7 @@ impl Lab<'_> {
     ) -> Result<Report, LabError> {
         // A little more load after the recovery, then stop it.
         std::thread::sleep(Duration::from_secs(2));
-        let _ = std::fs::write(stop, b"");
-        let t = Instant::now();
-        while loader.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if loader.try_wait().ok().flatten().is_none() {
-            let _ = loader.kill();
-            let _ = loader.wait();
-        }
+        stop_load(loader, stop);
         for u in &undo {
             let argv: Vec<&str> = u[1..].iter().map(|s| s.as_str()).collect();
             if let Err(e) = self.in_node_out(&u[0], &argv) {

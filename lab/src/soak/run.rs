@@ -142,7 +142,7 @@ impl Lab<'_> {
         let mut loader = self.spawn_load(&run_id, &log, &stop, Some(max), true)?;
 
         let mut notes = Vec::new();
-        let steps_result = self.soak_steps(schedule, &w, t0, &mut notes);
+        self.soak_steps(schedule, &w, t0, &mut notes);
 
         // The cluster heals by itself; then, as an operator would after a
         // night of faults, the failures are cleaned up and the mail must
@@ -156,15 +156,7 @@ impl Lab<'_> {
             notes.push(format!("not healthy after the soak: {e}"));
         }
         std::thread::sleep(Duration::from_secs(5));
-        let _ = std::fs::write(&stop, b"");
-        let t = Instant::now();
-        while loader.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if loader.try_wait().ok().flatten().is_none() {
-            let _ = loader.kill();
-            let _ = loader.wait();
-        }
+        crate::drill::stop_load(&mut loader, &stop);
 
         // The client's logs into the history, then the final read: every
         // message of this soak in the mailbox, repeats kept.
@@ -198,7 +190,6 @@ impl Lab<'_> {
                 crate::plan::node_root(&self.base_dir, n).join("var/log/pacemaker/pacemaker.log");
             let _ = std::fs::copy(&from, out.join(format!("{n}-pacemaker.log")));
         }
-        steps_result?;
 
         let h =
             super::history::read_file(&history).map_err(|e| LabError::Cluster(e.to_string()))?;
@@ -258,13 +249,7 @@ impl Lab<'_> {
     }
 
     /// The steps at their times: each start injected, each end healed.
-    fn soak_steps(
-        &self,
-        schedule: &Schedule,
-        w: &Writer,
-        t0: u64,
-        notes: &mut Vec<String>,
-    ) -> Result<(), LabError> {
+    fn soak_steps(&self, schedule: &Schedule, w: &Writer, t0: u64, notes: &mut Vec<String>) {
         let mut events: Vec<(u64, bool, usize)> = schedule
             .steps
             .iter()
@@ -314,7 +299,6 @@ impl Lab<'_> {
                 );
             }
         }
-        Ok(())
     }
 
     /// Where the mail runs now, and the other node.
