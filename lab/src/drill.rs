@@ -235,6 +235,9 @@ pub fn first_after(
 /// For a fault the mail must not notice: the end of the client's first
 /// outage after `from` (or its first accepted mail when there was none),
 /// and a NOT_MET note when any of its mail failed after `from`.
+/// The start of kill-scheduler's note when Pacemaker fenced the node.
+pub(crate) const PACEMAKER_FENCED: &str = "Pacemaker fenced";
+
 fn unharmed_since(
     log: &[(u128, Attempt)],
     from: u128,
@@ -602,6 +605,41 @@ impl Lab<'_> {
         (!queue.is_empty()).then(|| queue.lines().take(12).collect::<Vec<_>>().join(" | "))
     }
 
+    /// Rejects tcp `port` in `node` (fail-daemon's fault): the daemon
+    /// runs on but answers nobody. Returns the argv, node first, that
+    /// takes it back.
+    pub(crate) fn reject_port(&self, node: &str, port: u16) -> Result<Vec<String>, LabError> {
+        let table = "mailha_drill";
+        let p = port.to_string();
+        for argv in [
+            vec!["nft", "add", "table", "inet", table],
+            vec![
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                table,
+                "input",
+                "{ type filter hook input priority -10 ; }",
+            ],
+            vec![
+                "nft", "add", "rule", "inet", table, "input", "tcp", "dport", &p, "reject", "with",
+                "tcp", "reset",
+            ],
+        ] {
+            let o = self.in_node_out(node, &argv)?;
+            if !o.success() {
+                return Err(LabError::Cluster(format!(
+                    "nft in {node}: {}",
+                    o.stderr.trim()
+                )));
+            }
+        }
+        Ok([node, "nft", "delete", "table", "inet", table]
+            .map(String::from)
+            .to_vec())
+    }
+
     /// Runs one drill and returns its report.
     pub fn drill(&self, d: &Drill) -> Result<Report, LabError> {
         // Start from a clean slate: failures left by an earlier drill (or a
@@ -957,11 +995,15 @@ impl Lab<'_> {
                 let standby = if active == "node1" { "node2" } else { "node1" };
                 let killed_ms = self.kill_scheduler(&active, standby, &mut notes)?;
                 // From the kill (a restart of the standby's Pacemaker
-                // before it is no fault).
-                (
-                    unharmed_since(&read_log(), killed_ms, "the kill", &mut notes),
-                    Vec::new(),
-                )
+                // before it is no fault). A fenced node's mail moves: an
+                // outage, measured like a dead node's.
+                let log = read_log();
+                let recovered = if notes.iter().any(|n| n.starts_with(PACEMAKER_FENCED)) {
+                    outage_end_after(&log, killed_ms).map(|ms| (ms - killed_ms) as f64 / 1000.0)
+                } else {
+                    unharmed_since(&log, killed_ms, "the kill", &mut notes)
+                };
+                (recovered, Vec::new())
             }
             Drill::Upgrade(n) => {
                 let node = if n == "active" { active.as_str() } else { n };
@@ -1046,40 +1088,7 @@ impl Lab<'_> {
             Drill::FailDaemon(_) => {
                 // Reject the daemon's port in the active node only: it keeps
                 // running but answers nobody, so every probe fails.
-                let table = "mailha_drill";
-                let p = port.to_string();
-                for argv in [
-                    vec!["nft", "add", "table", "inet", table],
-                    vec![
-                        "nft",
-                        "add",
-                        "chain",
-                        "inet",
-                        table,
-                        "input",
-                        "{ type filter hook input priority -10 ; }",
-                    ],
-                    vec![
-                        "nft", "add", "rule", "inet", table, "input", "tcp", "dport", &p, "reject",
-                        "with", "tcp", "reset",
-                    ],
-                ] {
-                    let o = self.in_node_out(&active, &argv)?;
-                    if !o.success() {
-                        return Err(LabError::Cluster(format!(
-                            "nft in {active}: {}",
-                            o.stderr.trim()
-                        )));
-                    }
-                }
-                undo.push(vec![
-                    active.clone(),
-                    "nft".into(),
-                    "delete".into(),
-                    "table".into(),
-                    "inet".into(),
-                    table.into(),
-                ]);
+                undo.push(self.reject_port(&active, port)?);
                 notes.push(format!("{active}: tcp port {port} rejected"));
                 let mut recovered = None;
                 while fault_at.elapsed() < RECOVERY_DEADLINE {
@@ -1221,6 +1230,11 @@ impl Lab<'_> {
             }
             Drill::KillNode(n) | Drill::FreezeNode(n) => Some(*n == active || n == "active"),
             Drill::SimulStart => None,
+            // Pacemaker may fence the node whose controller it lost (see
+            // `kill_scheduler`): then the mail must have moved.
+            Drill::KillScheduler if notes.iter().any(|n| n.starts_with(PACEMAKER_FENCED)) => {
+                Some(true)
+            }
             Drill::KillDaemon(_)
             | Drill::Maintenance
             | Drill::CutHeartbeat

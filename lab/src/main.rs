@@ -284,10 +284,12 @@ pub enum What {
 /// What a soak's schedule is drawn from (`soak plan`, `soak run`).
 #[derive(Debug, clap::Args)]
 pub struct Draw {
+    /// How long the faults go on (required unless `run --replay`).
     #[arg(long, value_parser = humantime::parse_duration)]
-    duration: Duration,
+    duration: Option<Duration>,
+    /// What the schedule is drawn from (required unless `run --replay`).
     #[arg(long)]
-    seed: u64,
+    seed: Option<u64>,
     /// The faults to draw from, comma-separated: kill-daemon,
     /// fail-daemon, storage-loss, cut-ping, cut-heartbeat, kill-node,
     /// freeze-node, nfs-hang, switchover, apply (default: all the profile
@@ -297,6 +299,20 @@ pub struct Draw {
     /// The profile whose daemons kill-daemon and fail-daemon aim at.
     #[arg(long, value_enum, default_value = "postfix")]
     profile: Profile,
+}
+
+impl Draw {
+    /// The duration and seed, which only a replay may leave out (clap
+    /// cannot say so: the same arguments serve `plan`, which has no
+    /// replay).
+    fn required(&self) -> Result<(Duration, u64), CliError> {
+        match (self.duration, self.seed) {
+            (Some(d), Some(s)) => Ok((d, s)),
+            _ => Err(CliError::BadInput(
+                "soak: --duration and --seed are required (or `run --replay FILE`)".into(),
+            )),
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -314,15 +330,14 @@ pub enum Soak {
     /// the faults injected and healed at their times, the history
     /// recorded, the checker's verdict printed (JSON) and kept with the
     /// schedule, the client's logs and both nodes' logs in one folder
-    /// (printed on stderr). Exit 1 when the verdict is not ok. So far it
-    /// injects kill-daemon, storage-loss, cut-ping, kill-node,
-    /// freeze-node and switchover.
+    /// (printed on stderr). Exit 1 when the verdict is not ok. Every
+    /// fault but nfs-hang (the lab's mail is not on NFS).
     Run {
         #[command(flatten)]
         draw: Draw,
         /// Replay the schedule in this file (a soak's schedule.json)
         /// instead of drawing one.
-        #[arg(long, conflicts_with_all = ["faults"])]
+        #[arg(long, conflicts_with_all = ["faults", "duration", "seed"])]
         replay: Option<PathBuf>,
     },
     /// The checker's verdict on a soak's folder (schedule.json and
@@ -421,14 +436,10 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         what: Soak::Plan { draw: d, nfs },
     } = &a.what
     {
-        let s = mailha_lab::soak::schedule::plan(
-            d.duration,
-            d.seed,
-            d.faults.as_deref(),
-            d.profile,
-            *nfs,
-        )
-        .map_err(|e| CliError::BadInput(e.to_string()))?;
+        let (duration, seed) = d.required()?;
+        let s =
+            mailha_lab::soak::schedule::plan(duration, seed, d.faults.as_deref(), d.profile, *nfs)
+                .map_err(|e| CliError::BadInput(e.to_string()))?;
         println!("{}", s.to_json());
         return Ok(());
     }
@@ -629,10 +640,11 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
                         .map_err(|e| CliError::BadInput(format!("{}: {e}", f.display())))?
                 }
                 None => {
+                    let (duration, seed) = d.required()?;
                     let wired = run::WIRED.map(schedule::FaultKind::name).join(",");
                     schedule::plan(
-                        d.duration,
-                        d.seed,
+                        duration,
+                        seed,
                         Some(d.faults.as_deref().unwrap_or(&wired)),
                         d.profile,
                         false,

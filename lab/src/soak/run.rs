@@ -11,9 +11,10 @@
 //! (a node booting) delays what follows, and the history records when
 //! each step really began and ended, which is what the checker reads.
 //!
-//! Wired so far: kill-daemon, storage-loss, cut-ping, kill-node,
-//! freeze-node, switchover. fail-daemon, cut-heartbeat, nfs-hang and apply
-//! are refused by name until their inject and heal are written.
+//! Every kind is wired but nfs-hang: the lab's mail cannot live on NFS
+//! (these hosts' kernels have no NFS client; the nfs-hang drill checks
+//! the agents on stand-in mounts instead), so a soak has no NFS store to
+//! hang. It is refused by name.
 //!
 //! The nodes' watchdogs boot a reset node again from the lab binary's copy
 //! `up` made (`Lab::helper_exe`): rebuild the lab during a soak and the
@@ -34,19 +35,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The kinds the runner can inject and heal.
-pub const WIRED: [FaultKind; 6] = [
+pub const WIRED: [FaultKind; 9] = [
     FaultKind::KillDaemon,
+    FaultKind::FailDaemon,
     FaultKind::StorageLoss,
     FaultKind::CutPing,
+    FaultKind::CutHeartbeat,
     FaultKind::KillNode,
     FaultKind::FreezeNode,
     FaultKind::Switchover,
+    FaultKind::Apply,
 ];
 
 /// The longest client outage each kind may cause in a soak: the drills'
 /// worst on the systemd nodes (README, "Recovery"), doubled, since in a
 /// soak a fault may meet another and the 2-core host runs both nodes and
 /// the load. kill-daemon's covers MariaDB's restart with its dependants.
+/// An apply and a cut heartbeat move nothing, but a killed daemon may
+/// overlap them and its outage counts in their windows too.
 pub fn bounds() -> Bounds {
     let b = |s: u64| Bound {
         smtp_ms: s * 1000,
@@ -54,7 +60,10 @@ pub fn bounds() -> Bounds {
     };
     [
         (FaultKind::KillDaemon, b(10)),
+        (FaultKind::FailDaemon, b(20)),
         (FaultKind::StorageLoss, b(20)),
+        (FaultKind::CutHeartbeat, b(10)),
+        (FaultKind::Apply, b(10)),
         (FaultKind::CutPing, b(20)),
         (FaultKind::KillNode, b(20)),
         (FaultKind::FreezeNode, b(20)),
@@ -89,6 +98,34 @@ enum Heal {
         before: NodeRec,
         frozen: bool,
     },
+    /// A daemon's port given back, then its failures cleaned up as an
+    /// operator does once the cause is fixed (docs/operations.md): the
+    /// failed start bans it from that node until `failure_timeout`
+    /// (10 min by default), and the cluster would stay one node short.
+    Port {
+        undo: Vec<String>,
+        service: String,
+    },
+    /// The heartbeat given back to a node the guard fenced (reset: it
+    /// boots by itself, the cut went with its old network namespace) or
+    /// did not (the cut lifted).
+    Heartbeat {
+        node: String,
+        before: NodeRec,
+        undo: Vec<Vec<String>>,
+    },
+    /// The canary service the apply added, removed by another apply.
+    Apply,
+}
+
+/// The service an `apply` step adds to the running config and takes away
+/// at its end: a live change of the CIB that must not touch the mail.
+const CANARY: &str = "\n[services.soakcanary]\nagent = \"ocf:pacemaker:Dummy\"\n";
+
+/// Runs `argv` (node first) in that node.
+fn node_argv(argv: &[String]) -> Option<(&str, Vec<&str>)> {
+    let (node, rest) = argv.split_first()?;
+    Some((node.as_str(), rest.iter().map(String::as_str).collect()))
 }
 
 /// The other node.
@@ -388,6 +425,38 @@ impl Lab<'_> {
                     ),
                 )
             }
+            Fault::FailDaemon { service } => {
+                let (_, port) = drill::daemon(service).ok_or_else(|| {
+                    LabError::Cluster(format!("the lab has no daemon {service:?}"))
+                })?;
+                let (node, _) = self.soak_roles();
+                let undo = self.reject_port(&node, port)?;
+                (
+                    Heal::Port {
+                        undo,
+                        service: service.clone(),
+                    },
+                    format!("{node}: tcp port {port} ({service}) rejected"),
+                )
+            }
+            Fault::CutHeartbeat => {
+                let (_, standby) = self.soak_roles();
+                let before = self.node_rec(&standby)?;
+                let undo = self.cut_heartbeat(&standby)?;
+                (
+                    Heal::Heartbeat {
+                        node: standby.clone(),
+                        before,
+                        undo,
+                    },
+                    format!("{standby}: corosync UDP dropped both ways"),
+                )
+            }
+            Fault::Apply => {
+                let (node, _) = self.soak_roles();
+                let what = self.soak_apply(&node, true)?;
+                (Heal::Apply, what)
+            }
             other => {
                 return Err(LabError::Cluster(format!(
                     "{} is not wired into the runner",
@@ -397,12 +466,66 @@ impl Lab<'_> {
         })
     }
 
+    /// Adds (or takes away) the canary service in `node`'s config and
+    /// applies it, which sends the file to the peer too.
+    fn soak_apply(&self, node: &str, add: bool) -> Result<String, LabError> {
+        let path = crate::plan::node_root(&self.base_dir, node).join("etc/mailha/mailha.toml");
+        let text = std::fs::read_to_string(&path).map_err(LabError::io(&path))?;
+        let changed = if add {
+            format!("{text}{CANARY}")
+        } else if text.contains(CANARY) {
+            text.replacen(CANARY, "", 1)
+        } else {
+            return Ok(format!("{node}: no canary in its config to take away"));
+        };
+        std::fs::write(&path, changed).map_err(LabError::io(&path))?;
+        let o = self.in_node_out(node, &["mailha", "apply"])?;
+        Ok(format!(
+            "{node}: mailha apply ({} the canary service): {}",
+            if add { "adds" } else { "takes away" },
+            if o.success() {
+                "done".to_string()
+            } else {
+                format!("exit {:?}: {}", o.code, o.stderr.trim())
+            }
+        ))
+    }
+
     fn soak_heal(&self, h: Heal) -> Result<(), LabError> {
         match h {
             Heal::Nothing => Ok(()),
             Heal::Undo(node, argv) => {
                 let a: Vec<&str> = argv.iter().map(String::as_str).collect();
                 self.in_node_out(&node, &a).map(drop)
+            }
+            Heal::Port { undo, service } => {
+                if let Some((node, a)) = node_argv(&undo) {
+                    self.in_node_out(node, &a)?;
+                }
+                let (active, _) = self.soak_roles();
+                self.in_node_out(&active, &["mailha", "cleanup", &service])
+                    .map(drop)
+            }
+            Heal::Heartbeat { node, before, undo } => {
+                if !crate::proc::is_alive(&self.proc_root, before.pid, before.start_time) {
+                    return self.await_reboot(&node, &before);
+                }
+                for c in &undo {
+                    if let Some((n, a)) = node_argv(c) {
+                        self.in_node_out(n, &a)?;
+                    }
+                }
+                Ok(())
+            }
+            Heal::Apply => {
+                // The file went to both nodes; the one running the mail
+                // takes the canary away (from the other if it must).
+                let (active, standby) = self.soak_roles();
+                let what = self.soak_apply(&active, false)?;
+                if what.contains("no canary") {
+                    self.soak_apply(&standby, false)?;
+                }
+                Ok(())
             }
             Heal::Disk(node, before) => {
                 let mut notes = Vec::new();
@@ -603,11 +726,11 @@ mod tests {
         let s = super::super::schedule::plan(
             Duration::from_secs(600),
             1,
-            Some("kill-daemon,fail-daemon,apply"),
+            Some("kill-daemon,fail-daemon,apply,nfs-hang"),
             crate::provision::Profile::Postfix,
-            false,
+            true,
         )
         .unwrap();
-        assert_eq!(unwired(&s), vec!["fail-daemon", "apply"]);
+        assert_eq!(unwired(&s), vec!["nfs-hang"]);
     }
 }
