@@ -27,10 +27,17 @@
 //!   100 ms, the final read over IMAP, the verdict; everything for a
 //!   replay in one folder.
 //!
+//! - `report`: the soak's page (`report.html`, written by `soak run` and
+//!   again by `soak check`): the verdict and its counts, a timeline of
+//!   the faults, the mounts, the fences and the clients' outcomes (inline
+//!   SVG), the worst outages against their bounds. Pure, self-contained,
+//!   every string from the soak's files escaped.
+//!
 //! Still to come: fail-daemon, cut-heartbeat, nfs-hang and apply in the
-//! runner; the report (an HTML page with the timeline and the verdict).
+//! runner.
 
 pub mod checker;
 pub mod history;
+pub mod report;
 pub mod run;
 pub mod schedule;
