@@ -199,6 +199,10 @@ impl Lab<'_> {
             "verdict.json",
             &serde_json::to_string_pretty(&verdict).unwrap_or_default(),
         )?;
+        // The page is for people: a soak whose page failed is still judged.
+        if let Err(e) = super::report::write(out, schedule, &h.records, &verdict, &notes) {
+            notes.push(format!("report.html not written: {e}"));
+        }
         put("notes.txt", &(notes.join("\n") + "\n"))?;
         Ok(verdict)
     }
