@@ -329,9 +329,10 @@ pub enum Soak {
     /// Run a schedule against the lab that is up, under the mail load:
     /// the faults injected and healed at their times, the history
     /// recorded, the checker's verdict printed (JSON) and kept with the
-    /// schedule, the client's logs and both nodes' logs in one folder
-    /// (printed on stderr). Exit 1 when the verdict is not ok. Every
-    /// fault but nfs-hang (the lab's mail is not on NFS).
+    /// schedule, the report (report.html), the client's logs and both
+    /// nodes' logs in one folder (printed on stderr). Exit 1 when the
+    /// verdict is not ok. Every fault but nfs-hang (the lab's mail is not
+    /// on NFS).
     Run {
         #[command(flatten)]
         draw: Draw,
@@ -341,7 +342,9 @@ pub enum Soak {
         replay: Option<PathBuf>,
     },
     /// The checker's verdict on a soak's folder (schedule.json and
-    /// history.jsonl), printed as JSON; exit 1 unless ok. No lab needed.
+    /// history.jsonl), printed as JSON, and the folder's report.html
+    /// written again (its path on stderr); exit 1 unless ok. No lab
+    /// needed.
     Check { dir: PathBuf },
 }
 
@@ -467,6 +470,10 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
     {
         let v = mailha_lab::soak::run::check_dir(dir).map_err(CliError::BadInput)?;
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        match mailha_lab::soak::report::write_dir(dir, &v) {
+            Ok(page) => eprintln!("soak: report in {}", page.display()),
+            Err(e) => eprintln!("soak: report.html not written: {e}"),
+        }
         if !v.ok {
             return Err(CliError::Failed(anyhow::anyhow!(
                 "the soak's verdict is not ok"

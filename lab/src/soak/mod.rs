@@ -27,11 +27,18 @@
 //!   100 ms, the final read over IMAP, the verdict; everything for a
 //!   replay in one folder.
 //!
+//! - `report`: the soak's page (`report.html`, written by `soak run` and
+//!   again by `soak check`): the verdict and its counts, a timeline of
+//!   the faults, the mounts, the fences and the clients' outcomes (inline
+//!   SVG), the worst outages against their bounds. Pure, self-contained,
+//!   every string from the soak's files escaped.
+//!
 //! nfs-hang is drawn only for a store on NFS, which the lab's mail cannot
 //! have on these hosts (no NFS client in the kernel): the runner refuses
 //! it by name.
 
 pub mod checker;
 pub mod history;
+pub mod report;
 pub mod run;
 pub mod schedule;

@@ -2,7 +2,7 @@
 //! under the drills' mail load, the history recorded as it happens, then
 //! the checker's verdict, all in one folder a failed soak is replayed
 //! from (`schedule.json`, `history.jsonl`, the client's logs, both nodes'
-//! Pacemaker logs, `verdict.json`).
+//! Pacemaker logs, `verdict.json`, `report.html`).
 //!
 //! Nothing resets the lab between faults: a fault is healed as the
 //! schedule says (a cut lifted, a disk path given back, a dead node booted
@@ -236,6 +236,10 @@ impl Lab<'_> {
             "verdict.json",
             &serde_json::to_string_pretty(&verdict).unwrap_or_default(),
         )?;
+        // The page is for people: a soak whose page failed is still judged.
+        if let Err(e) = super::report::write(out, schedule, &h.records, &verdict, &notes) {
+            notes.push(format!("report.html not written: {e}"));
+        }
         put("notes.txt", &(notes.join("\n") + "\n"))?;
         Ok(verdict)
     }
