@@ -149,7 +149,7 @@ impl Lab<'_> {
         Ok(killed_ms)
     }
 
-    pub(super) fn keeper_status(&self, node: &str) -> Result<Status, LabError> {
+    pub(crate) fn keeper_status(&self, node: &str) -> Result<Status, LabError> {
         let o = self.in_node_out(node, &["mailha", "lease", "status"])?;
         serde_json::from_str(&o.stdout).map_err(|e| {
             LabError::Cluster(format!(

@@ -52,9 +52,13 @@ pub enum Event {
     Fault { step: usize, phase: Phase },
     /// A fence seen (the node's journal, the lease): who was fenced.
     Fence { target: String },
-    /// Who holds the lease and where the mail runs (none: nobody).
+    /// Who holds the lease (none: nobody; both nodes comma-separated),
+    /// and where the mail runs when the recorder looked (the runner
+    /// records the lease only, each time it changes: the mount samples
+    /// say where the mail ran).
     Holder {
         lease: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         mail: Option<String>,
     },
 }

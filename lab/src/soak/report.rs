@@ -123,6 +123,7 @@ const LEGEND: &str = "<p class=\"legend\">\
 <span><i style=\"background:#5c6bc0\"></i>fault window</span>\
 <span><i style=\"background:#c62828\"></i>fault over its bound</span>\
 <span><i style=\"background:#1e88e5\"></i>data mounted</span>\
+<span><i style=\"background:#2e7d32\"></i>lease held</span>\
 <span><i style=\"background:#d50000\"></i>mounted on both nodes</span>\
 <span><i style=\"background:#6a1b9a\"></i>fence</span>\
 <span><i style=\"background:#d50000\"></i>spurious fence</span>\
@@ -445,6 +446,44 @@ fn mount_spans(history: &[Record]) -> BTreeMap<&str, Vec<(u64, u64)>> {
         .collect()
 }
 
+/// Each node's stretches holding the lease `[from, to)`, from the
+/// holder records (written when the holders change; a stretch still open
+/// ends at the history's last record).
+fn lease_spans(history: &[Record]) -> BTreeMap<String, Vec<(u64, u64)>> {
+    let mut out: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut open: BTreeMap<String, u64> = BTreeMap::new();
+    let mut holders: Vec<&Record> = history
+        .iter()
+        .filter(|r| matches!(r.event, Event::Holder { .. }))
+        .collect();
+    holders.sort_by_key(|r| r.t_ms);
+    for r in holders {
+        let Event::Holder { lease, .. } = &r.event else {
+            continue;
+        };
+        let now: Vec<&str> = lease
+            .as_deref()
+            .map_or(Vec::new(), |l| l.split(',').collect());
+        let ended: Vec<String> = open
+            .keys()
+            .filter(|n| !now.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        for n in ended {
+            let from = open.remove(&n).unwrap_or(r.t_ms);
+            out.entry(n).or_default().push((from, r.t_ms));
+        }
+        for n in now {
+            open.entry(n.to_string()).or_insert(r.t_ms);
+        }
+    }
+    let end = history.iter().map(|r| r.t_ms).max().unwrap_or(0);
+    for (n, from) in open {
+        out.entry(n).or_default().push((from, end.max(from + 1)));
+    }
+    out
+}
+
 /// Per-bin counts of one channel: (successes, failures, unknown).
 type Bins = Vec<(u32, u32, u32)>;
 
@@ -651,8 +690,10 @@ fn timeline(s: &Schedule, history: &[Record], v: &Verdict, notes: &[String]) -> 
     }
     y += fault_lanes as f64 * (LANE_H + LANE_GAP) + LANE_GAP;
 
-    // Nodes: where the data was mounted, mounted twice, fences.
+    // Nodes: where the data was mounted, mounted twice, the lease (a
+    // strip along the lane's top), fences.
     let spans = mount_spans(history);
+    let leases = lease_spans(history);
     let spurious = |t: u64, n: &str| {
         v.spurious_fences
             .iter()
@@ -664,6 +705,11 @@ fn timeline(s: &Schedule, history: &[Record], v: &Verdict, notes: &[String]) -> 
         for (from, to) in spans.get(node).map(Vec::as_slice).unwrap_or_default() {
             let title = format!("{node}: mounted {} to {}", secs(*from), secs(*to));
             svg.bar((*from, *to), (y + 4.0, LANE_H - 8.0), "#1e88e5", "", &title);
+        }
+        for (from, to) in leases.get(node).map(Vec::as_slice).unwrap_or_default() {
+            let title = format!("{node}: held the lease {} to {}", secs(*from), secs(*to));
+            let extra = " class=\"lease\"";
+            svg.bar((*from, *to), (y, 3.0), "#2e7d32", extra, &title);
         }
         for d in &v.double_mounts {
             let title = format!(
@@ -1129,6 +1175,31 @@ mod tests {
             mount(400, "a", true),
         ];
         assert_eq!(mount_spans(&h)["a"], [(100, 300), (400, 500)]);
+    }
+
+    fn holder(t_ms: u64, lease: Option<&str>) -> Record {
+        Record {
+            t_ms,
+            event: Event::Holder {
+                lease: lease.map(String::from),
+                mail: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_lease_moves_from_node_to_node_and_both_holding_shows_on_both() {
+        let h = vec![
+            holder(0, Some("node1")),
+            holder(5_000, None),
+            holder(7_000, Some("node2")),
+            holder(9_000, Some("node1,node2")),
+            holder(9_500, Some("node2")),
+            mount(12_000, "node2", true),
+        ];
+        let l = lease_spans(&h);
+        assert_eq!(l["node1"], [(0, 5_000), (9_000, 9_500)]);
+        assert_eq!(l["node2"], [(7_000, 12_000)]);
     }
 
     #[test]

@@ -172,6 +172,7 @@ impl Lab<'_> {
         let t0 = load::now_ms() as u64;
         let stop_sampler = Arc::new(AtomicBool::new(false));
         let sampler = self.soak_sampler(w.clone(), t0, stop_sampler.clone());
+        let holders = self.soak_holders(w.clone(), t0, stop_sampler.clone());
 
         let run_id = format!("soak-{}", schedule.options.seed);
         let (log, stop) = (out.join("load.log"), out.join("stop"));
@@ -221,6 +222,7 @@ impl Lab<'_> {
         );
         stop_sampler.store(true, Ordering::Relaxed);
         let _ = sampler.join();
+        let _ = holders.join();
         drop(w);
         for n in ["node1", "node2"] {
             let from =
@@ -285,6 +287,59 @@ impl Lab<'_> {
                     }
                 }
                 std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    }
+
+    /// Every second: which node's lease keeper says it holds the lease
+    /// (`mailha lease status` in each node; both, should it ever happen,
+    /// comma-separated), recorded when it changes. The guard's own view,
+    /// beside the mounts the other sampler sees.
+    fn soak_holders(
+        &self,
+        w: Writer,
+        t0: u64,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let (topo, store, base_dir, proc_root) = (
+            self.topo.clone(),
+            self.store.clone(),
+            self.base_dir.clone(),
+            self.proc_root.clone(),
+        );
+        let (exe, mailha, deb) = (self.exe.clone(), self.mailha.clone(), self.deb.clone());
+        std::thread::spawn(move || {
+            let runner = crate::cmd::SystemRunner;
+            let lab = Lab {
+                runner: &runner,
+                topo,
+                store,
+                base_dir,
+                proc_root,
+                exe,
+                mailha,
+                deb,
+            };
+            let mut last: Option<Option<String>> = None;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let held: Vec<&str> = ["node1", "node2"]
+                    .into_iter()
+                    .filter(|n| lab.keeper_status(n).is_ok_and(|s| s.holds))
+                    .collect();
+                let lease = (!held.is_empty()).then(|| held.join(","));
+                if last.as_ref() != Some(&lease) {
+                    record(
+                        &w,
+                        t0,
+                        Event::Holder {
+                            lease: lease.clone(),
+                            mail: None,
+                        },
+                    );
+                    last = Some(lease);
+                }
+                std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
             }
         })
     }
