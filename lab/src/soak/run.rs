@@ -354,6 +354,12 @@ impl Lab<'_> {
         // At one instant, heals before injections.
         events.sort_by_key(|(t, start, i)| (*t, *start, *i));
         let mut heals: Vec<Option<Heal>> = schedule.steps.iter().map(|_| None).collect();
+        // Each note also goes to stderr as it happens: an hour's soak is
+        // watched, not only read afterwards.
+        let mut note = |n: String| {
+            eprintln!("soak: {n}");
+            notes.push(n);
+        };
         for (at, start, i) in events {
             let now = (load::now_ms() as u64).saturating_sub(t0);
             if at > now {
@@ -371,10 +377,10 @@ impl Lab<'_> {
                 );
                 match self.soak_inject(&step.fault) {
                     Ok((heal, what)) => {
-                        notes.push(format!("step {i} at {} s: {what}", at / 1000));
+                        note(format!("step {i} at {} s: {what}", at / 1000));
                         heals[i] = Some(heal);
                     }
-                    Err(e) => notes.push(format!(
+                    Err(e) => note(format!(
                         "step {i}: {} not injected: {e}",
                         step.fault.kind().name()
                     )),
@@ -383,7 +389,7 @@ impl Lab<'_> {
                 if let Some(h) = heals[i].take()
                     && let Err(e) = self.soak_heal(h)
                 {
-                    notes.push(format!("step {i}: heal: {e}"));
+                    note(format!("step {i}: heal: {e}"));
                 }
                 record(
                     w,
