@@ -609,35 +609,12 @@ impl Lab<'_> {
     /// runs on but answers nobody. Returns the argv, node first, that
     /// takes it back.
     pub(crate) fn reject_port(&self, node: &str, port: u16) -> Result<Vec<String>, LabError> {
-        let table = "mailha_drill";
         let p = port.to_string();
-        for argv in [
-            vec!["nft", "add", "table", "inet", table],
-            vec![
-                "nft",
-                "add",
-                "chain",
-                "inet",
-                table,
-                "input",
-                "{ type filter hook input priority -10 ; }",
-            ],
-            vec![
-                "nft", "add", "rule", "inet", table, "input", "tcp", "dport", &p, "reject", "with",
-                "tcp", "reset",
-            ],
-        ] {
-            let o = self.in_node_out(node, &argv)?;
-            if !o.success() {
-                return Err(LabError::Cluster(format!(
-                    "nft in {node}: {}",
-                    o.stderr.trim()
-                )));
-            }
-        }
-        Ok([node, "nft", "delete", "table", "inet", table]
-            .map(String::from)
-            .to_vec())
+        let rule: &[&str] = &[
+            "input", "tcp", "dport", &p, "reject", "with", "tcp", "reset",
+        ];
+        let undo = self.nft_table(node, "mailha_drill", &[("input", "input")], &[rule])?;
+        Ok(std::iter::once(node.to_string()).chain(undo).collect())
     }
 
     /// Runs one drill and returns its report.

@@ -232,36 +232,42 @@ impl Lab<'_> {
     /// The ping target unreachable from `node` only: nft drops its
     /// packets both ways inside that node. Returns the undo command.
     pub(crate) fn cut_ping(&self, node: &str) -> Result<Vec<String>, LabError> {
-        let table = "mailha_drill_ping";
         let gw = super::super::topology::Aux::Gw.addr().to_string();
-        for argv in [
-            vec!["nft", "add", "table", "inet", table],
-            vec![
-                "nft",
-                "add",
-                "chain",
-                "inet",
-                table,
-                "out",
-                "{ type filter hook output priority -10 ; }",
+        self.nft_table(
+            node,
+            "mailha_drill_ping",
+            &[("out", "output"), ("in", "input")],
+            &[
+                &["out", "ip", "daddr", &gw, "drop"],
+                &["in", "ip", "saddr", &gw, "drop"],
             ],
-            vec![
-                "nft",
-                "add",
-                "chain",
-                "inet",
-                table,
-                "in",
-                "{ type filter hook input priority -10 ; }",
-            ],
-            vec![
-                "nft", "add", "rule", "inet", table, "out", "ip", "daddr", &gw, "drop",
-            ],
-            vec![
-                "nft", "add", "rule", "inet", table, "in", "ip", "saddr", &gw, "drop",
-            ],
-        ] {
-            let o = self.in_node_out(node, &argv)?;
+        )
+    }
+
+    /// An nft table in `node` with `chains` (name, hook) and `rules` (a
+    /// chain, then the rule); returns the argv that deletes it again.
+    pub(crate) fn nft_table(
+        &self,
+        node: &str,
+        table: &str,
+        chains: &[(&str, &str)],
+        rules: &[&[&str]],
+    ) -> Result<Vec<String>, LabError> {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut cmds = vec![words(&["nft", "add", "table", "inet", table])];
+        for (name, hook) in chains {
+            let mut c = words(&["nft", "add", "chain", "inet", table, name]);
+            c.push(format!("{{ type filter hook {hook} priority -10 ; }}"));
+            cmds.push(c);
+        }
+        for r in rules {
+            let mut c = words(&["nft", "add", "rule", "inet", table]);
+            c.extend(words(r));
+            cmds.push(c);
+        }
+        for argv in &cmds {
+            let a: Vec<&str> = argv.iter().map(String::as_str).collect();
+            let o = self.in_node_out(node, &a)?;
             if !o.success() {
                 return Err(LabError::Cluster(format!(
                     "nft in {node}: {}",
@@ -269,10 +275,7 @@ impl Lab<'_> {
                 )));
             }
         }
-        Ok(["nft", "delete", "table", "inet", table]
-            .iter()
-            .map(|s| s.to_string())
-            .collect())
+        Ok(words(&["nft", "delete", "table", "inet", table]))
     }
 
     /// The CIB's resources section (op timeouts), from any node.

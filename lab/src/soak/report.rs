@@ -36,26 +36,11 @@ const LANE_H: f64 = 22.0;
 const LANE_GAP: f64 = 6.0;
 const AXIS_H: f64 = 28.0;
 
-/// Text for HTML and SVG: the five characters markup gives a meaning to
-/// become entities, and control characters (which XML refuses and a
-/// browser may swallow) become U+FFFD, so a hostile name shows as what it
-/// is and never as markup.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Text for HTML and SVG: the product's own escaping (the alert mail's),
+/// so a hostile name shows as what it is and never as markup: the five
+/// characters markup gives a meaning to become entities, control
+/// characters (which XML refuses) U+FFFD.
+pub use mailha::alert::compose::html_escape as escape;
 
 /// The page for a soak, without notes.
 pub fn render(schedule: &Schedule, history: &[Record], verdict: &Verdict) -> String {
@@ -157,41 +142,19 @@ fn header(p: &mut String, s: &Schedule, v: &Verdict) {
         );
     }
     let unknown = format!("{} / {}", v.unknown, v.recovered.len());
+    // A failure count is shown red when it is not zero.
+    let failures = |name, n: usize| (name, n.to_string(), n > 0);
     let rows: [(&str, String, bool); 12] = [
         ("acknowledged", v.acknowledged.to_string(), false),
-        ("lost", v.lost.len().to_string(), !v.lost.is_empty()),
-        (
-            "duplicates",
-            v.duplicates.len().to_string(),
-            !v.duplicates.is_empty(),
-        ),
-        (
-            "vanished",
-            v.vanished.len().to_string(),
-            !v.vanished.is_empty(),
-        ),
-        (
-            "unexpected",
-            v.unexpected.len().to_string(),
-            !v.unexpected.is_empty(),
-        ),
+        failures("lost", v.lost.len()),
+        failures("duplicates", v.duplicates.len()),
+        failures("vanished", v.vanished.len()),
+        failures("unexpected", v.unexpected.len()),
         ("unknown / recovered", unknown, false),
         ("refused", v.refused.to_string(), false),
-        (
-            "double mounts",
-            v.double_mounts.len().to_string(),
-            !v.double_mounts.is_empty(),
-        ),
-        (
-            "outages over bound",
-            v.over_bound.len().to_string(),
-            !v.over_bound.is_empty(),
-        ),
-        (
-            "spurious fences",
-            v.spurious_fences.len().to_string(),
-            !v.spurious_fences.is_empty(),
-        ),
+        failures("double mounts", v.double_mounts.len()),
+        failures("outages over bound", v.over_bound.len()),
+        failures("spurious fences", v.spurious_fences.len()),
         ("torn lines", v.torn.to_string(), false),
         (
             "final read",
@@ -916,6 +879,15 @@ mod tests {
         )
     }
 
+    /// The checker's verdict on `h`, as `soak run` judges it.
+    fn verdict_of(s: &Schedule, h: &[Record]) -> Verdict {
+        let history = History {
+            records: h.to_vec(),
+            torn: 0,
+        };
+        checker::check(&history, s, &super::super::run::check_options()).unwrap()
+    }
+
     fn mount(t_ms: u64, node: &str, mounted: bool) -> Record {
         at(
             t_ms,
@@ -984,12 +956,7 @@ mod tests {
             },
         ));
         h.sort_by_key(|r| r.t_ms);
-        let history = History {
-            records: h.clone(),
-            torn: 0,
-        };
-        let v = checker::check(&history, &schedule(), &super::super::run::check_options())
-            .expect("checks");
+        let v = verdict_of(&schedule(), &h);
         (h, v)
     }
 
@@ -1067,15 +1034,7 @@ mod tests {
             fault(30_000, 0, Phase::Start),
             fault(50_000, 0, Phase::End),
         ];
-        let v = checker::check(
-            &History {
-                records: h.clone(),
-                torn: 0,
-            },
-            &s,
-            &super::super::run::check_options(),
-        )
-        .unwrap();
+        let v = verdict_of(&s, &h);
         let notes = vec!["step 0 at 30 s: killed <i>n1</i>".to_string()];
         let page = render_with_notes(&s, &h, &v, &notes);
         for raw in ["<b>n1", "<img", "<i>", "\"onload"] {
@@ -1138,15 +1097,7 @@ mod tests {
             h.push(smtp(t, &format!("m{tick}"), outcome));
         }
         h.sort_by_key(|r| r.t_ms);
-        let v = checker::check(
-            &History {
-                records: h.clone(),
-                torn: 0,
-            },
-            &s,
-            &super::super::run::check_options(),
-        )
-        .unwrap();
+        let v = verdict_of(&s, &h);
         let page = render(&s, &h, &v);
         let svg = &page[page.find("<svg").unwrap()..page.find("</svg>").unwrap()];
         let elements = svg.matches('<').count();
