@@ -430,10 +430,23 @@ impl Lab<'_> {
                 let (process, _) = drill::daemon(service).ok_or_else(|| {
                     LabError::Cluster(format!("the lab has no daemon {service:?}"))
                 })?;
-                let (node, _) = self.soak_roles();
-                let pid = self.oldest_pid(&node, process).ok_or_else(|| {
-                    LabError::Cluster(format!("{process} is not running on {node}"))
-                })?;
+                // A daemon being restarted (an overlapping kill of another
+                // one restarts its dependants) is killed once it is back.
+                let t = Instant::now();
+                let (node, pid) = loop {
+                    let (node, _) = self.soak_roles();
+                    match self.oldest_pid(&node, process) {
+                        Some(pid) => break (node, pid),
+                        None if t.elapsed() < Duration::from_secs(20) => {
+                            std::thread::sleep(Duration::from_millis(500));
+                        }
+                        None => {
+                            return Err(LabError::Cluster(format!(
+                                "{process} is not running on {node}"
+                            )));
+                        }
+                    }
+                };
                 self.in_node_out(&node, &["kill", "-9", &pid])?;
                 (
                     Heal::Nothing,
