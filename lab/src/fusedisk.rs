@@ -86,6 +86,38 @@ pub fn get_mode(base_dir: &Path, node: &str) -> Option<Mode> {
     Mode::parse(&std::fs::read_to_string(mode_file(base_dir, node)).ok()?)
 }
 
+/// Where the daemon records the mode it has applied, once the requests it
+/// parked were answered under it.
+fn applied_file(mode_file: &Path) -> PathBuf {
+    mode_file.with_extension("mode.applied")
+}
+
+/// As `set_mode`, and waits (up to `deadline`) until the daemon has
+/// applied it: a switch the daemon never saw has no effect, and one
+/// shorter than its 20 ms poll can be missed (a hang given back through
+/// `eio` and at once `ok` answered the parked writes under `ok`: a lease
+/// write held for half a minute landed under the node's newer ones). True
+/// when applied.
+pub fn set_mode_applied(base_dir: &Path, node: &str, mode: Mode, deadline: Duration) -> bool {
+    let f = mode_file(base_dir, node);
+    if set_mode_file(&f, mode).is_err() {
+        return false;
+    }
+    let t = std::time::Instant::now();
+    loop {
+        let applied = std::fs::read_to_string(applied_file(&f))
+            .ok()
+            .and_then(|t| Mode::parse(&t));
+        if applied == Some(mode) {
+            return true;
+        }
+        if t.elapsed() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A request the hang mode holds back.
 enum Parked {
     Read {
@@ -409,6 +441,7 @@ pub fn run(images: &[PathBuf], mount: &Path, mode_file: &Path) -> std::io::Resul
         std::fs::write(mode_file, Mode::Ok.name())?;
     }
     let initial = Mode::parse(&std::fs::read_to_string(mode_file)?).unwrap_or(Mode::Ok);
+    set_mode_file(&applied_file(mode_file), initial)?;
     let shared = Arc::new(Mutex::new(Shared {
         mode: initial,
         parked: Vec::new(),
@@ -436,15 +469,21 @@ pub fn run(images: &[PathBuf], mount: &Path, mode_file: &Path) -> std::io::Resul
                     eprintln!("fusedisk: mode {} -> {}", s.mode.name(), m.name());
                     s.mode = m;
                     if m == Mode::Hang {
-                        continue;
+                        Vec::new()
+                    } else {
+                        std::mem::take(&mut s.parked)
                     }
-                    std::mem::take(&mut s.parked)
                 };
                 if !drained.is_empty() {
                     eprintln!("fusedisk: answering {} parked requests", drained.len());
                 }
                 for p in drained {
                     answer(&images, p, m);
+                }
+                // Only now: a waiter may switch again once every request
+                // parked under the old mode has its answer.
+                if let Err(e) = set_mode_file(&applied_file(&mode_file), m) {
+                    eprintln!("fusedisk: recording the applied mode: {e}");
                 }
             }
         });

@@ -185,7 +185,15 @@ impl Lab<'_> {
         if fusedisk::get_mode(&self.base_dir, node) == Some(Mode::Ok) {
             return true;
         }
-        let _ = fusedisk::set_mode(&self.base_dir, node, Mode::Eio);
+        // Applied before anything else: the requests parked under the hang
+        // fail, as the node's stuck I/O would; given back under `ok` they
+        // would land late, after the node's newer writes.
+        if !fusedisk::set_mode_applied(&self.base_dir, node, Mode::Eio, Duration::from_secs(5)) {
+            notes.push(format!(
+                "{node}: the disk path's daemon did not apply eio within 5 s"
+            ));
+            return false;
+        }
         let devices: Vec<String> = self
             .store
             .load()
