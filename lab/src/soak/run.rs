@@ -550,14 +550,24 @@ impl Lab<'_> {
         let path = crate::plan::node_root(&self.base_dir, node).join("etc/mailha/mailha.toml");
         let text = std::fs::read_to_string(&path).map_err(LabError::io(&path))?;
         let changed = if add {
-            format!("{text}{CANARY}")
+            // Once only: a node the last removal did not reach (down while
+            // it was applied) still has it.
+            format!("{}{CANARY}", text.replace(CANARY, ""))
         } else if text.contains(CANARY) {
             text.replacen(CANARY, "", 1)
         } else {
             return Ok(format!("{node}: no canary in its config to take away"));
         };
         std::fs::write(&path, changed).map_err(LabError::io(&path))?;
-        let o = self.in_node_out(node, &["mailha", "apply"])?;
+        // Taking it away gives back the very file of an older generation,
+        // which `mailha apply` refuses as a stale copy unless told that
+        // the revert is meant (`--force`), as an operator reverting is.
+        let argv: &[&str] = if add {
+            &["mailha", "apply"]
+        } else {
+            &["mailha", "apply", "--force"]
+        };
+        let o = self.in_node_out(node, argv)?;
         Ok(format!(
             "{node}: mailha apply ({} the canary service): {}",
             if add { "adds" } else { "takes away" },
@@ -599,11 +609,16 @@ impl Lab<'_> {
                 // The file went to both nodes; the one running the mail
                 // takes the canary away (from the other if it must).
                 let (active, standby) = self.soak_roles();
-                let what = self.soak_apply(&active, false)?;
+                let mut what = self.soak_apply(&active, false)?;
                 if what.contains("no canary") {
-                    self.soak_apply(&standby, false)?;
+                    what = self.soak_apply(&standby, false)?;
                 }
-                Ok(())
+                // A refused apply is the soak's to report, not to hide.
+                if what.ends_with(": done") {
+                    Ok(())
+                } else {
+                    Err(LabError::Cluster(what))
+                }
             }
             Heal::Disk(node, before) => {
                 let mut notes = Vec::new();
