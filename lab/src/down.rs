@@ -125,6 +125,10 @@ impl Lab<'_> {
                 }
                 self.runner
                     .run_ok(&Cmd::new("kill").args(["-KILL", &h.pid.to_string()]))?;
+                // A frozen node (a freeze-node no watchdog ended, as on the
+                // stock profile) dies of the kill, but its nspawn, frozen
+                // too, never reaps it: thawed, the whole node goes.
+                let _ = self.freeze(&h.node, false);
                 let t = Instant::now();
                 while proc::is_alive(&self.proc_root, h.pid, h.start_time) {
                     if t.elapsed() > NODE_EXIT_DEADLINE {

@@ -120,7 +120,30 @@ enum Heal {
 
 /// The service an `apply` step adds to the running config and takes away
 /// at its end: a live change of the CIB that must not touch the mail.
-const CANARY: &str = "\n[services.soakcanary]\nagent = \"ocf:pacemaker:Dummy\"\n";
+/// Each add is tagged (a comment line), so it is a file no generation had
+/// before: the same bytes again would be an older generation's very file,
+/// which `mailha apply` rightly refuses as a stale copy (a 1 h soak's
+/// second add was refused so).
+const CANARY_MARK: &str = "\n# mailha-lab soak canary ";
+const CANARY_BODY: &str = "\n[services.soakcanary]\nagent = \"ocf:pacemaker:Dummy\"\n";
+
+/// `text` with one canary, tagged `tag`, at its end (any earlier one
+/// taken out first: a node the last removal did not reach still has it).
+fn with_canary(text: &str, tag: &str) -> String {
+    let base = without_canary(text).unwrap_or_else(|| text.to_string());
+    format!("{base}{CANARY_MARK}{tag}{CANARY_BODY}")
+}
+
+/// `text` without its canary; None when it has none.
+fn without_canary(text: &str) -> Option<String> {
+    let start = text.find(CANARY_MARK)?;
+    let body = start + text[start..].find(CANARY_BODY)?;
+    Some(format!(
+        "{}{}",
+        &text[..start],
+        &text[body + CANARY_BODY.len()..]
+    ))
+}
 
 /// Runs `argv` (node first) in that node.
 fn node_argv(argv: &[String]) -> Option<(&str, Vec<&str>)> {
@@ -550,11 +573,13 @@ impl Lab<'_> {
         let path = crate::plan::node_root(&self.base_dir, node).join("etc/mailha/mailha.toml");
         let text = std::fs::read_to_string(&path).map_err(LabError::io(&path))?;
         let changed = if add {
-            // Once only: a node the last removal did not reach (down while
-            // it was applied) still has it.
-            format!("{}{CANARY}", text.replace(CANARY, ""))
-        } else if text.contains(CANARY) {
-            text.replacen(CANARY, "", 1)
+            let tag = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default();
+            with_canary(&text, &tag.to_string())
+        } else if let Some(t) = without_canary(&text) {
+            t
         } else {
             return Ok(format!("{node}: no canary in its config to take away"));
         };
@@ -568,7 +593,7 @@ impl Lab<'_> {
             &["mailha", "apply", "--force"]
         };
         let o = self.in_node_out(node, argv)?;
-        Ok(format!(
+        let what = format!(
             "{node}: mailha apply ({} the canary service): {}",
             if add { "adds" } else { "takes away" },
             if o.success() {
@@ -576,7 +601,16 @@ impl Lab<'_> {
             } else {
                 format!("exit {:?}: {}", o.code, o.stderr.trim())
             }
-        ))
+        );
+        // A refused add is a fault not injected (the step's note says
+        // so, and the suite's soak fails on it), not a step that ran.
+        if add && !o.success() {
+            // The file back as it was: the node's config stays the one
+            // that runs.
+            std::fs::write(&path, &text).map_err(LabError::io(&path))?;
+            return Err(LabError::Cluster(what));
+        }
+        Ok(what)
     }
 
     fn soak_heal(&self, h: Heal) -> Result<(), LabError> {
@@ -644,8 +678,13 @@ impl Lab<'_> {
                     return self.await_reboot(&node, &before);
                 }
                 if up() {
-                    // Not reset (no guard): ended as an operator would.
+                    // Not reset (no guard): ended as an operator would. Then
+                    // thawed, or its frozen nspawn never reaps the dead
+                    // PID 1 (the stock replay's node stayed down so).
                     let _ = self.kill_node(&node);
+                    if frozen {
+                        let _ = self.freeze(&node, false);
+                    }
                     let t = Instant::now();
                     while up() && t.elapsed() < Duration::from_secs(30) {
                         std::thread::sleep(Duration::from_millis(100));
@@ -770,6 +809,21 @@ pub fn out_dir(base_dir: &Path, seed: u64) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_canary_is_a_file_no_generation_had_and_its_removal_gives_the_file_back() {
+        let conf = "[cluster]\nname = \"lab\"\n";
+        let a = with_canary(conf, "1");
+        let b = with_canary(conf, "2");
+        assert_ne!(a, b, "two adds are two files");
+        assert!(a.ends_with("agent = \"ocf:pacemaker:Dummy\"\n"), "{a}");
+        assert_eq!(without_canary(&a).as_deref(), Some(conf));
+        assert_eq!(without_canary(conf), None);
+        // A node that still has an older canary gets one, not two.
+        let again = with_canary(&a, "3");
+        assert_eq!(again.matches("[services.soakcanary]").count(), 1, "{again}");
+        assert_eq!(without_canary(&again).as_deref(), Some(conf));
+    }
 
     #[test]
     fn the_client_s_logs_become_smtp_and_imap_events_in_time_order() {
