@@ -717,13 +717,8 @@ fn storage_section(im: &mut Importer) -> (Option<RawStorage>, Option<RawFencing>
             } else if let Some(export) = first_nfs {
                 let file = match nfs_file {
                     Some((a, v)) => {
-                        let plain = v
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-                            && v != "."
-                            && v != "..";
-                        if !plain {
-                            im.invalid(a, format!("{v:?} must be a plain file name"));
+                        if let Err(m) = crate::config::validate::plain_file_name(&v) {
+                            im.invalid(a, m);
                         }
                         Some(v)
                     }

@@ -507,6 +507,14 @@ fn the_lease_names_a_device_or_an_nfs_file() {
             "nfs = \"198.51.100.30:/lease\"\nfile = \"../x\"",
         ),
         "storage.lease.file",
+        "is a path",
+    );
+    one_error(
+        &edit(
+            "device = \"LABEL=mailha-lease\"",
+            "nfs = \"198.51.100.30:/lease\"\nfile = \"..\"",
+        ),
+        "storage.lease.file",
         "plain file name",
     );
     one_error(
@@ -977,21 +985,21 @@ fn policy_values_are_checked() {
     );
 }
 
+fn service_named<'a>(c: &'a mailha::config::Config, name: &str) -> &'a mailha::config::Service {
+    c.services
+        .list
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no service {name}"))
+}
+
 #[test]
 fn start_stall_defaults_to_the_policys_and_a_service_may_give_its_own() {
     let l = load(&with(
         "[services.mysql]\nstart_stall = \"20s\"\n[policy]\nstart_stall = \"3s\"\n",
     ))
     .unwrap();
-    let of = |n: &str| {
-        l.config
-            .services
-            .list
-            .iter()
-            .find(|s| s.name == n)
-            .unwrap()
-            .start_stall
-    };
+    let of = |n: &str| service_named(&l.config, n).start_stall;
     assert_eq!(l.config.policy.start_stall, Duration::from_secs(3));
     assert_eq!(of("postfix"), Duration::from_secs(3));
     assert_eq!(of("mysql"), Duration::from_secs(20));
@@ -1025,6 +1033,60 @@ fn start_stall_is_a_duration_of_at_least_a_second_below_the_start_timeout() {
         &with("[services.postfix]\nagent = \"ocf:heartbeat:postfix\"\nstart_stall = \"3s\"\n"),
         "services.postfix.start_stall",
         "for mailha's agent",
+    );
+}
+
+#[test]
+fn dovecots_locks_are_the_postfix_profiles_stale_locks_and_a_service_may_name_its_own() {
+    let l = load(&with(
+        "[services.mysql]\nstale_locks = [\"aria_log_control.lock\"]\n",
+    ))
+    .unwrap();
+    let of = |n: &str| service_named(&l.config, n).stale_locks.clone();
+    assert_eq!(
+        of("dovecot"),
+        [
+            "dovecot-uidlist.lock",
+            "dovecot-keywords.lock",
+            "subscriptions.lock"
+        ]
+    );
+    assert_eq!(of("mysql"), ["aria_log_control.lock"]);
+    assert!(of("postfix").is_empty());
+    let l = load(&with("[services.dovecot]\nstale_locks = []\n")).unwrap();
+    assert!(
+        l.config
+            .services
+            .list
+            .iter()
+            .all(|s| s.stale_locks.is_empty())
+    );
+}
+
+#[test]
+fn a_stale_lock_is_one_files_name_never_a_path_or_a_pattern() {
+    let text = with("[services.dovecot]\nstale_locks = [\"../../etc/shadow\"]\n");
+    let d = one_error(&text, "services.dovecot.stale_locks[0]", "is a path");
+    assert_eq!(d.line, line_of(&text, "stale_locks = "));
+    one_error(
+        &with("[services.dovecot]\nstale_locks = [\"a.lock\", \"..\"]\n"),
+        "services.dovecot.stale_locks[1]",
+        "must be a plain file name",
+    );
+    one_error(
+        &with("[services.dovecot]\nstale_locks = [\"*.lock\"]\n"),
+        "services.dovecot.stale_locks[0]",
+        "must be a plain file name",
+    );
+    one_error(
+        &with("[services.dovecot]\nstale_locks = [\"my lock\"]\n"),
+        "services.dovecot.stale_locks[0]",
+        "must be a plain file name",
+    );
+    one_error(
+        &with("[services.dovecot]\nstale_locks = [\"a.lock\", \"a.lock\"]\n"),
+        "services.dovecot.stale_locks[1]",
+        "listed twice",
     );
 }
 

@@ -172,7 +172,7 @@ fn lease_params(l: &Lease, cfg: &Config) -> Vec<(&'static str, String)> {
     v
 }
 
-fn mount_params(m: &Mount, lease: bool) -> Vec<(&'static str, String)> {
+fn mount_params(m: &Mount, lease: bool, stale_locks: &[&str]) -> Vec<(&'static str, String)> {
     let mut v = match &m.source {
         MountSource::Block { device, fstype } => {
             vec![("device", device.spec()), ("fstype", fstype.clone())]
@@ -190,8 +190,24 @@ fn mount_params(m: &Mount, lease: bool) -> Vec<(&'static str, String)> {
             "lease_socket",
             crate::lease::client::DEFAULT_SOCKET.to_string(),
         ));
+        // Only under the lease: holding it is what proves that no process
+        // of the peer can still own those locks (docs/lease.md).
+        if !stale_locks.is_empty() {
+            v.push(("stale_locks", stale_locks.join(" ")));
+        }
     }
     v
+}
+
+/// Every service's `stale_locks`, each name once, sorted.
+fn stale_locks(cfg: &Config) -> Vec<&str> {
+    let names: std::collections::BTreeSet<&str> = cfg
+        .services
+        .list
+        .iter()
+        .flat_map(|s| s.stale_locks.iter().map(String::as_str))
+        .collect();
+    names.into_iter().collect()
 }
 
 fn service_params(s: &Service) -> Vec<(&str, String)> {
@@ -460,7 +476,7 @@ pub fn render(cfg: &Config) -> El {
             "ocf",
             Some("mailha"),
             "storage",
-            mount_params(m, cfg.storage.lease.is_some()),
+            mount_params(m, cfg.storage.lease.is_some(), &stale_locks(cfg)),
             vec![],
             storage_operations(&id, p, p.storage_monitor_interval),
         ));

@@ -223,6 +223,10 @@ pub struct Service {
     /// How long a start waits for a daemon that is up, fails its probe and
     /// makes no progress (the agent's `start_stall`).
     pub start_stall: Duration,
+    /// Lock files the daemon leaves on the shared data when its node dies,
+    /// which it would otherwise wait out (Dovecot's dotlocks: 2 minutes);
+    /// the storage agent removes them at a takeover under the lease.
+    pub stale_locks: Vec<String>,
     pub params: BTreeMap<String, String>,
 }
 

@@ -143,6 +143,7 @@ pub struct RawService {
     pub clone: Option<bool>,
     pub monitor_interval: Option<String>,
     pub start_stall: Option<String>,
+    pub stale_locks: Option<Vec<String>>,
     pub params: Option<BTreeMap<String, String>>,
 }
 

@@ -740,14 +740,8 @@ fn lease(ctx: &mut Ctx, p: FieldPath, raw: &RawLease) -> Option<Lease> {
         }
         (None, Some(n)) => {
             let file = raw.file.clone().unwrap_or_else(|| ".mailha-lease".into());
-            let file_ok = !file.is_empty()
-                && file != "."
-                && file != ".."
-                && file
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-            if !file_ok {
-                ctx.err(p.key("file"), format!("{file:?} must be a plain file name"));
+            if let Err(m) = plain_file_name(&file) {
+                ctx.err(p.key("file"), m);
             }
             let opts = options(ctx, p.key("options"), &raw.options);
             for (i, o) in opts.iter().enumerate() {
@@ -1093,6 +1087,10 @@ fn overlay(base: &RawService, user: &RawService) -> RawService {
             .start_stall
             .clone()
             .or_else(|| base.start_stall.clone()),
+        stale_locks: user
+            .stale_locks
+            .clone()
+            .or_else(|| base.stale_locks.clone()),
         params: match (&base.params, &user.params) {
             (Some(b), Some(u)) => {
                 let mut m = b.clone();
@@ -1369,6 +1367,21 @@ fn service(
         Some(_) => start_stall(ctx, sp.key("start_stall"), &s.start_stall, policy),
         None => policy.start_stall,
     };
+    let mut stale_locks = Vec::new();
+    for (i, l) in s.stale_locks.iter().flatten().enumerate() {
+        match plain_file_name(l) {
+            Ok(()) if stale_locks.contains(l) => ctx.err(
+                sp.key("stale_locks").index(i),
+                format!("{l:?} is listed twice"),
+            ),
+            Ok(()) => stale_locks.push(l.clone()),
+            Err(m) => ctx.err_hint(
+                sp.key("stale_locks").index(i),
+                m,
+                "a file's name, as Dovecot's \"dovecot-uidlist.lock\"",
+            ),
+        }
+    }
     let mut params = BTreeMap::new();
     for (k, v) in s.params.iter().flatten() {
         let kp = sp.key("params").key(k);
@@ -1400,8 +1413,32 @@ fn service(
         clone: s.clone.unwrap_or(false),
         monitor_interval,
         start_stall,
+        stale_locks,
         params,
     })
+}
+
+/// One file's name, never a path or a pattern: the lease's file on NFS,
+/// a `stale_locks` entry (matched in every directory of the shared mounts,
+/// so the takeover's removal can only touch files of exactly that name),
+/// and the storage agent's `stale_locks` parameter.
+pub fn plain_file_name(v: &str) -> Result<(), String> {
+    if v.contains('/') {
+        return Err(format!("{v:?} is a path: give a file's name only"));
+    }
+    let ok = !v.is_empty()
+        && v != "."
+        && v != ".."
+        && v.len() <= 255
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v:?} must be a plain file name (letters, digits, '.', '-', '_')"
+        ))
+    }
 }
 
 /// Orders services so each follows what it depends on (Kahn's algorithm,

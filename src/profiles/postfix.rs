@@ -84,6 +84,15 @@ pub fn catalog() -> Catalog {
             executable: Some("/usr/sbin/dovecot".into()),
             probe: probe("imap", 143),
             depends_on: Some(vec!["mysql".into()]),
+            // Dovecot's dotlocks name their host: one a dead node left is
+            // waited out (2 minutes for the uidlist and keywords, 30 s for
+            // the subscriptions: its pid cannot be checked from here), and
+            // until then that mailbox cannot be opened.
+            stale_locks: Some(vec![
+                "dovecot-uidlist.lock".into(),
+                "dovecot-keywords.lock".into(),
+                "subscriptions.lock".into(),
+            ]),
             ..Default::default()
         },
     );

@@ -44,11 +44,15 @@ pub fn run(args: &[String]) -> u8 {
             Ok(ms) => crate::mounts::release::child_wait_released(Path::new(dev), Duration::from_millis(ms)),
             Err(_) => Err(format!("{ms:?}: not milliseconds")),
         },
+        ["stale-locks", dir, names @ ..] if !names.is_empty() => {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            super::locks::clear(Path::new(dir), &names).map(|c| c.to_text())
+        }
         // The service agent's pid file, read here so a hung disk holds
         // this child, not the stop (`agents::service`).
         ["pidfile", path] => crate::procs::read_pid_file(Path::new(path))
             .map(|p| p.map(|p| format!("{p}\n")).unwrap_or_default()),
-        _ => Err("usage: mailha io superblock DEV | mmp DEV | read DIR | write DIR NAME | umount DIR plain|force|detach [PID] | released DEV MS | pidfile PATH".into()),
+        _ => Err("usage: mailha io superblock DEV | mmp DEV | read DIR | write DIR NAME | umount DIR plain|force|detach [PID] | released DEV MS | stale-locks DIR NAME... | pidfile PATH".into()),
     };
     match r {
         Ok(out) => {

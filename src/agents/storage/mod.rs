@@ -12,6 +12,7 @@
 //!   there (a process stuck in the kernel means: fence this node).
 
 pub mod io;
+pub mod locks;
 pub mod mmp;
 pub mod nfs;
 
@@ -168,7 +169,24 @@ pub static PARAMS: &[Param] = &[
         "Abstract socket name of this node's lease keeper (mailha's generated CIB sets it when [storage.lease] is configured). A start then mounts only while the keeper says this node holds the data lease, and clears an ext4 MMP block left by a peer that died holding the lease instead of waiting out MMP.",
         crate::lease::client::check_socket,
     ),
+    Param::new(
+        "stale_locks",
+        Str,
+        false,
+        None,
+        "lock files a dead node leaves",
+        "File names, separated by spaces (Dovecot's dovecot-uidlist.lock ...). Only with lease_socket: a start that mounted the filesystem itself while the keeper holds the lease removes every regular file of these names below the mount point before any service starts, since no process of the peer can hold them any more. Symlinks are never followed, other filesystems below are skipped, a Maildir's cur/new/tmp are not read; the walk runs in a child with a deadline and never fails the start.",
+        check_stale_locks,
+    ),
 ];
+
+/// No cap on the count: the CIB's list is every service's names, which
+/// mailha.toml does not cap either (an agent refusing what `check`
+/// accepted would keep the data from mounting).
+fn check_stale_locks(v: &str) -> Result<(), String> {
+    v.split(' ')
+        .try_for_each(crate::config::validate::plain_file_name)
+}
 
 pub static ACTIONS: &[Action] = &[
     Action::once("start", 60),
@@ -205,6 +223,8 @@ pub struct Storage {
     pub marker: String,
     /// This node's lease keeper, when the data is under the lease.
     pub lease_socket: Option<String>,
+    /// Lock files removed after a mount under the lease (`locks`).
+    pub stale_locks: Vec<String>,
 }
 
 pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfError> {
@@ -234,6 +254,10 @@ pub fn from_params(p: &BTreeMap<&'static str, String>) -> Result<Storage, OcfErr
         nfs_port: p["nfs_port"].parse().expect("checked"),
         marker: format!(".mailha-monitor-{host}"),
         lease_socket: p.get("lease_socket").cloned(),
+        stale_locks: p
+            .get("stale_locks")
+            .map(|v| v.split(' ').map(str::to_string).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -396,7 +420,57 @@ pub fn start(s: &Storage, timeout: Duration) -> Result<OcfStatus, OcfError> {
         };
         return Err(OcfError::generic(format!("{}; {undone}", e.reason)));
     }
+    if s.lease_socket.is_some() && !s.stale_locks.is_empty() {
+        clear_stale_locks(s, deadline);
+    }
     Ok(OcfStatus::Success)
+}
+
+/// What the walk may take: what the start has left, less a margin for
+/// the start to answer, and never more than half a minute (a tree that
+/// large is better left to the daemons' own stale timeouts).
+fn locks_budget(left: Duration) -> Duration {
+    left.saturating_sub(Duration::from_secs(5))
+        .min(Duration::from_secs(30))
+}
+
+/// Removes the peer's leftover locks (`locks`). Called only right after
+/// this start mounted the filesystem under the lease: nothing of the peer
+/// can hold them and nothing here has opened the mount yet. Its failure is
+/// logged, never the start's: the daemons then wait the locks out.
+fn clear_stale_locks(s: &Storage, deadline: Instant) {
+    let budget = locks_budget(deadline.saturating_duration_since(Instant::now()));
+    if budget.is_zero() {
+        eprintln!(
+            "storage: no time left to remove stale locks on {}: the daemons will wait them out",
+            s.directory
+        );
+        return;
+    }
+    let mut argv = vec!["stale-locks", s.directory.as_str()];
+    argv.extend(s.stale_locks.iter().map(String::as_str));
+    match crate::exec::io_child(&argv, budget) {
+        Ok(out) => {
+            let mut lines = out.lines();
+            let summary = lines.next().unwrap_or_default();
+            let shown: Vec<&str> = lines.by_ref().take(10).collect();
+            let more = lines.count();
+            let list = match (shown.is_empty(), more) {
+                (true, _) => String::new(),
+                (false, 0) => format!(": {}", shown.join(" ")),
+                (false, n) => format!(": {} and {n} more", shown.join(" ")),
+            };
+            eprintln!(
+                "storage: stale locks on {} ({}): {summary}{list}",
+                s.directory,
+                s.stale_locks.join(" ")
+            );
+        }
+        Err(e) => eprintln!(
+            "storage: stale locks on {} not removed ({e}): the daemons will wait them out",
+            s.directory
+        ),
+    }
 }
 
 /// The keeper says this node holds the data lease, and is not fencing
