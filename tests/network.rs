@@ -190,10 +190,26 @@ fn settle(
     inject: &[String],
     no_network: &[&str],
 ) -> (String, Vec<String>) {
-    // The cluster's clock stands still at the test's start: the injected
-    // failures are stamped with the real time (>= this), so the ping's
-    // failure-timeout (60 s) cannot expire them on a slow machine.
-    let now = run_ok(&["date", "-u", "+%Y-%m-%d %H:%M:%SZ"]);
+    let (out, summaries, _) = settle_at(cfg, cib, inject, no_network, None);
+    (out, summaries)
+}
+
+/// `settle` with the cluster's clock at `at` (seconds since the epoch),
+/// or at the test's start; also returns the CIB it ends with.
+fn settle_at(
+    cfg: &mailha::config::Config,
+    cib: &str,
+    inject: &[String],
+    no_network: &[&str],
+    at: Option<u64>,
+) -> (String, Vec<String>, String) {
+    // The cluster's clock stands still: the injected failures are stamped
+    // with the real time (>= the test's start), so the ping's
+    // failure-timeout cannot expire them on a slow machine.
+    let now = match at {
+        Some(t) => run_ok(&["date", "-u", "-d", &format!("@{t}"), "+%Y-%m-%d %H:%M:%SZ"]),
+        None => run_ok(&["date", "-u", "+%Y-%m-%d %H:%M:%SZ"]),
+    };
     let mut args: Vec<String> = vec!["-S".into(), "-t".into(), now.trim().into()];
     for n in no_network {
         args.push("-F".into());
@@ -216,7 +232,7 @@ fn settle(
         let (out, after) = simulate(&cib, &a);
         let summary = section(&out, "Transition Summary:");
         if summary.is_empty() && !first {
-            return (out, summaries);
+            return (out, summaries, cib);
         }
         summaries.extend(summary.iter().map(|s| s.trim().to_string()));
         cib = start_failures_fatal(&after);
@@ -284,6 +300,51 @@ fn a_node_whose_ping_targets_stop_answering_hands_the_mail_to_its_peer() {
         summaries.iter().any(|l| l.starts_with("* Move       vip")),
         "{summaries:#?}"
     );
+}
+
+/// The newest `last-rc-change` in `cib` (seconds since the epoch): when
+/// the last failure was recorded.
+fn last_change(cib: &str) -> u64 {
+    cib.split("last-rc-change=\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next()?.parse().ok())
+        .max()
+        .expect("an operation history")
+}
+
+/// A cut ping that is healed: the node must be able to take the mail
+/// again soon, not a minute later (a 1 h soak's fail-daemon waited 21 s
+/// for a peer whose ping had been healed half a minute before). Its
+/// failed start is forgotten after the ping clone's failure-timeout and
+/// the start is tried again; the mail stays where it runs.
+#[test]
+fn a_node_whose_network_came_back_is_eligible_again_within_fifteen_seconds() {
+    if skip() {
+        return;
+    }
+    let cfg = config();
+    let cib = healthy(&cfg);
+    let failed = [format!("{}@mail1=1", ping_monitor_key(&cfg))];
+    let (out, _, cut) = settle_at(&cfg, &cib, &failed, &["mail1"], None);
+    assert_eq!(mail_on(&out).as_deref(), Some("mail2"), "{out}");
+    let failed_at = last_change(&cut);
+
+    // Five seconds on, the failure still counts: no new start there.
+    let (soon, _, _) = settle_at(&cfg, &cut, &[], &[], Some(failed_at + 5));
+    assert_eq!(started_on(&soon, "vip").as_deref(), Some("mail2"));
+    assert!(
+        !soon.contains("Start      ping:"),
+        "retried before its failure-timeout:\n{soon}"
+    );
+
+    // Fifteen seconds on (the network back): the ping runs on mail1 again,
+    // so mail1 could take the VIP; the mail stays on mail2 (stickiness).
+    let (later, summaries, _) = settle_at(&cfg, &cut, &[], &[], Some(failed_at + 15));
+    assert!(
+        summaries.iter().any(|l| l.contains("Start") && l.contains("ping:") && l.contains("mail1")),
+        "mail1's ping not started again 15 s after its failure: {summaries:#?}\n{later}"
+    );
+    assert_eq!(mail_on(&later).as_deref(), Some("mail2"), "{later}");
 }
 
 #[test]
