@@ -86,6 +86,7 @@ fn incident() -> Incident {
             .enumerate()
             .map(|(i, e)| (format!("0000176454246712034{i}-0004242-00000{i}"), e))
             .collect(),
+        repeats: None,
         host: "node2".into(),
         running_on: Some("node2".into()),
         diagnostics: "crm_mon ...\n".into(),

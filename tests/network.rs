@@ -341,7 +341,9 @@ fn a_node_whose_network_came_back_is_eligible_again_within_fifteen_seconds() {
     // so mail1 could take the VIP; the mail stays on mail2 (stickiness).
     let (later, summaries, _) = settle_at(&cfg, &cut, &[], &[], Some(failed_at + 15));
     assert!(
-        summaries.iter().any(|l| l.contains("Start") && l.contains("ping:") && l.contains("mail1")),
+        summaries
+            .iter()
+            .any(|l| l.contains("Start") && l.contains("ping:") && l.contains("mail1")),
         "mail1's ping not started again 15 s after its failure: {summaries:#?}\n{later}"
     );
     assert_eq!(mail_on(&later).as_deref(), Some("mail2"), "{later}");

@@ -19,6 +19,10 @@ pub struct Incident {
     /// Its first event's id: stable across retries and restarts.
     pub id: String,
     pub events: Vec<(String, Event)>,
+    /// How many repeats of this very failure were kept back since its
+    /// last mail, and when the first of them began (ms since the epoch):
+    /// see `repeat`.
+    pub repeats: Option<(u32, u64)>,
     /// The host sending the mail.
     pub host: String,
     /// The node that holds the mail service now, if it could be found.
@@ -67,6 +71,8 @@ struct Words {
     /// Said instead of `attached` when the config turned the bundle off.
     not_attached: &'static str,
     more: fn(usize) -> String,
+    /// The repeats kept back (count, since when) and the rule.
+    repeated: fn(u32, &str) -> String,
     colon: &'static str,
 }
 
@@ -84,6 +90,11 @@ const EN: Words = Words {
     attached: "Attached: diagnostics.txt (cluster status, recent logs, daemon states; secrets removed).",
     not_attached: "No diagnostics attached ([alerts.diagnostics] enabled = false).",
     more: |n| format!(" (+{n} more)"),
+    repeated: |n, since| {
+        format!(
+            "The same failure came back {n} more times since {since} (same resource, operation, node and result). Those were not mailed: a repeated failure is mailed at most once every 30 minutes."
+        )
+    },
     colon: ": ",
 };
 
@@ -101,6 +112,11 @@ const ZH: Words = Words {
     attached: "附件：diagnostics.txt（集群状态、近期日志、服务状态；已去除密码等敏感信息）。",
     not_attached: "未附诊断信息（[alerts.diagnostics] enabled = false）。",
     more: |n| format!("（另有 {n} 条事件）"),
+    repeated: |n, since| {
+        format!(
+            "自 {since} 起同一故障（资源、操作、节点和结果均相同）又发生了 {n} 次，未逐一发信：同一故障每 30 分钟最多发一封邮件。"
+        )
+    },
     colon: "：",
 };
 
@@ -206,8 +222,11 @@ pub fn summary(events: &[(String, Event)], l: Language) -> String {
 }
 
 fn time_of(e: &Event) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(e.recorded_at_ms))
-        .to_string()
+    time_ms(e.recorded_at_ms)
+}
+
+fn time_ms(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -256,7 +275,14 @@ pub fn compose(cfg: &Alerts, inc: &Incident) -> Composed {
         "{}{}{}\n{}{}{}\n\n",
         w.reported_by, w.colon, inc.host, w.incident, w.colon, inc.id
     );
-    text += &format!("{}\n  {summary}\n\n", w.what);
+    let repeated = inc
+        .repeats
+        .map(|(n, since)| (w.repeated)(n, &time_ms(since)));
+    text += &format!("{}\n  {summary}\n", w.what);
+    if let Some(r) = &repeated {
+        text += &format!("  {r}\n");
+    }
+    text += "\n";
     text += &format!("{}\n  {where_}\n\n", w.where_);
     text += &format!("{}\n  {advice}\n\n", w.todo);
     text += &format!("{}\n", w.events);
@@ -302,6 +328,12 @@ pub fn compose(cfg: &Alerts, inc: &Incident) -> Composed {
         h(w.what),
         h(&summary)
     );
+    if let Some(r) = &repeated {
+        html += &format!(
+            "<div style=\"font-size:14px;color:#92400e;margin-top:4px\">{}</div>\n",
+            h(r)
+        );
+    }
     html += &format!(
         "<div style=\"{LABEL}\">{}</div>\n<div style=\"font-size:22px;font-weight:bold;color:#065f46\">{}</div>\n",
         h(w.where_),
@@ -340,6 +372,10 @@ pub fn compose(cfg: &Alerts, inc: &Incident) -> Composed {
         "language": lang,
         "subject": subject,
         "summary": summary,
+        "repeats": inc.repeats.map(|(n, since)| serde_json::json!({
+            "count": n,
+            "since": time_ms(since),
+        })),
         "host": inc.host,
         "running_on": inc.running_on,
         "advice": advice,
@@ -489,6 +525,7 @@ mod tests {
                     ev(Kind::Switchover, |e| e.node = Some("mx2".into())),
                 ),
             ],
+            repeats: None,
             host: "mx2".into(),
             running_on: Some("mx2".into()),
             diagnostics: "crm_mon: ok\n".into(),
@@ -543,6 +580,24 @@ mod tests {
         v
     }
 
+    #[test]
+    fn a_mail_after_kept_back_repeats_says_how_many_and_since_when() {
+        let inc = Incident {
+            repeats: Some((149, 1_764_547_200_000)),
+            ..failover()
+        };
+        for l in [Language::En, Language::ZhCn] {
+            let c = compose(&cfg(l, None, None), &inc);
+            let n = "149";
+            let since = "2025-12-01T00:00:00Z";
+            assert!(c.text.contains(n) && c.text.contains(since), "{}", c.text);
+            assert!(c.html.contains(n) && c.html.contains(since));
+            assert_eq!(c.json["repeats"]["count"], 149);
+        }
+        let plain = compose(&cfg(Language::En, None, None), &failover());
+        assert!(!plain.text.contains("came back"));
+        assert!(plain.json["repeats"].is_null());
+    }
     #[test]
     fn the_english_mail_says_what_where_and_what_to_do() {
         let c = compose(

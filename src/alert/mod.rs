@@ -17,6 +17,7 @@ pub mod compose;
 pub mod diag;
 pub mod event;
 pub mod owner;
+pub mod repeat;
 pub mod send;
 pub mod spool;
 
@@ -106,6 +107,9 @@ pub struct Pass {
     pub finished: Vec<String>,
     /// Incidents still waiting for their batch window.
     pub waiting: usize,
+    /// Repeats of a failure mailed less than `repeat::QUIET` before, kept
+    /// back unmailed and moved to `sent/`.
+    pub quieted: Vec<String>,
     /// Spool files that could not be read (left in place).
     pub bad: Vec<SpoolError>,
     /// Failed attempts whose `failed-<channel>` record could not be
@@ -167,9 +171,45 @@ pub fn send_pending(
     let (outbox, mut bad) = spool.outbox()?;
     pass.bad.append(&mut bad);
     let now = Instant::now();
+    // The sender's record of what it mailed and kept back, read once a
+    // pass and only when a repeat is possible.
+    let mut earlier: Option<Vec<repeat::Earlier>> = None;
     for claimed in outbox {
         if !retries.due(&claimed.id, now) {
             continue;
+        }
+        let signature = repeat::signature(&claimed.events);
+        let at_ms = spool::id_time_ms(&claimed.id).unwrap_or(now_ms);
+        let mut repeats = None;
+        // An incident a channel has delivered already was decided before.
+        if claimed.done.is_empty() && signature.is_some() {
+            let earlier = earlier.get_or_insert_with(|| {
+                let since = now_ms.saturating_sub(repeat::LOOK_BACK.as_millis() as u64);
+                spool
+                    .sent_since(since)
+                    .into_iter()
+                    .map(|i| repeat::Earlier {
+                        at_ms: i.at_ms,
+                        signature: repeat::signature(&i.events),
+                        quieted: i.quieted,
+                    })
+                    .collect()
+            });
+            let decision = repeat::decide(signature.as_deref(), at_ms, earlier);
+            earlier.push(repeat::Earlier {
+                at_ms,
+                signature: signature.clone(),
+                quieted: decision == repeat::Decision::Quiet,
+            });
+            match decision {
+                repeat::Decision::Quiet => {
+                    spool.quiet(&claimed.id)?;
+                    retries.forget(&claimed.id);
+                    pass.quieted.push(claimed.id);
+                    continue;
+                }
+                repeat::Decision::Mail { repeats: r } => repeats = r,
+            }
         }
         let todo: Vec<&Box<dyn Channel>> = channels
             .iter()
@@ -180,6 +220,7 @@ pub fn send_pending(
             let inc = Incident {
                 id: claimed.id.clone(),
                 events: claimed.events,
+                repeats,
                 host: env.host(),
                 running_on: env.running_on(),
                 diagnostics: env.diagnostics(&cfg.diagnostics, &known_secrets(cfg)),
@@ -239,6 +280,7 @@ pub fn send_test(
             "test".into(),
             event::Event::new(event::Kind::Test, &host, now),
         )],
+        repeats: None,
         host,
         running_on: env.running_on(),
         diagnostics: env.diagnostics(&cfg.diagnostics, &known_secrets(cfg)),
@@ -385,6 +427,55 @@ mod tests {
         let s2 = Spool::open(t.path()).unwrap();
         send_pending(&s2, &cfg(TEN_S), &chans, &Fixed, &mut Retries::default()).unwrap();
         assert_eq!(sent.borrow().len(), 1);
+    }
+
+    /// A ping retry on mx2, a node without network: its start fails and
+    /// the instance is stopped, recorded a minute ago.
+    fn record_ping_retry(s: &Spool, rc: i32) {
+        for (task, rc) in [("start", rc), ("stop", 0)] {
+            let mut e = Event::new(Kind::Resource, "mx2", SystemTime::now());
+            e.recorded_at_ms -= 60_000;
+            e.node = Some("mx2".into());
+            e.rsc = Some("ping".into());
+            e.task = Some(task.into());
+            e.interval_ms = Some(0);
+            e.rc = Some(rc);
+            e.target_rc = Some(0);
+            s.record(&e).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_failure_that_repeats_is_mailed_once_and_the_repeats_kept_on_record() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let (ch, sent, _) = fake("smtp");
+        let chans = vec![ch];
+        let mut r = Retries::default();
+        record_ping_retry(&s, 1);
+        let pass = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!((pass.finished.len(), pass.quieted.len()), (1, 0));
+        // Twelve seconds later, the same again, twice: kept back.
+        for _ in 0..2 {
+            record_ping_retry(&s, 1);
+            let pass = send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+            assert_eq!((pass.finished.len(), pass.quieted.len()), (0, 1));
+        }
+        assert_eq!(sent.borrow().len(), 1);
+        // On record, unmailed: the history and the exporter still see them.
+        let kept = s.sent_since(0);
+        assert_eq!(
+            kept.iter().map(|k| k.quieted).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        assert!(s.outbox().unwrap().0.is_empty());
+        // Another result is news, and so is anything that is not a
+        // resource's failure.
+        record_ping_retry(&s, 7);
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        record(&s, Kind::Node);
+        send_pending(&s, &cfg(TEN_S), &chans, &Fixed, &mut r).unwrap();
+        assert_eq!(sent.borrow().len(), 3, "{:?}", sent.borrow());
     }
 
     #[test]

@@ -446,6 +446,7 @@ mod tests {
                 "e".into(),
                 super::super::event::Event::new(super::super::event::Kind::Test, "mx1", now),
             )],
+            repeats: None,
             host: "mx1".into(),
             running_on: None,
             diagnostics: String::new(),

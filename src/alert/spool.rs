@@ -124,6 +124,16 @@ pub struct Claimed {
     pub done: Vec<String>,
 }
 
+/// An incident of `sent/` as `Spool::sent_since` reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentIncident {
+    /// When it began, ms since the epoch.
+    pub at_ms: u64,
+    pub events: Vec<(String, Event)>,
+    /// Kept back as a repeat rather than mailed.
+    pub quieted: bool,
+}
+
 /// One channel's failed attempts at one incident (`failed-<channel>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failed {
@@ -185,6 +195,18 @@ fn new_id(now: SystemTime) -> String {
         .unwrap_or(0);
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) % 1_000_000;
     format!("{us:017}-{:07}-{seq:06}", std::process::id())
+}
+
+/// The marker of an incident kept back as a repeat (`Spool::quiet`).
+const QUIETED: &str = "quieted";
+
+/// When the event or incident of `id` was recorded, ms since the epoch;
+/// None for a name that is not an id.
+pub fn id_time_ms(id: &str) -> Option<u64> {
+    if !valid_id(id) {
+        return None;
+    }
+    id.get(..17)?.parse::<u64>().ok().map(|us| us / 1000)
 }
 
 /// An id is ours only if it has exactly our shape: a file someone dropped
@@ -523,6 +545,56 @@ impl Spool {
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
         sync_dir(&dir)?;
         Ok(now)
+    }
+
+    /// A repeat kept back (`repeat`): marked `quieted` and moved to
+    /// `sent/` unmailed, so the record still holds it.
+    pub fn quiet(&self, incident: &str) -> Result<(), SpoolError> {
+        if !valid_id(incident) {
+            return Err(SpoolError::BadName(incident.to_string()));
+        }
+        let dir = self.root.join("outbox").join(incident);
+        let path = dir.join(QUIETED);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&path))?;
+        sync_dir(&dir)?;
+        self.finish(incident)
+    }
+
+    /// The incidents of `sent/` that began at `since_ms` or later, oldest
+    /// first: their begin (ms since the epoch), events and whether they
+    /// were quieted. Only those directories are opened (an id starts with
+    /// its time); unreadable files are skipped.
+    pub fn sent_since(&self, since_ms: u64) -> Vec<SentIncident> {
+        let sent = self.root.join("sent");
+        let Ok(rd) = fs::read_dir(&sent) else {
+            return Vec::new();
+        };
+        let mut out: Vec<SentIncident> = rd
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let id = e.file_name().into_string().ok()?;
+                let at_ms = id_time_ms(&id)?;
+                (at_ms >= since_ms).then_some((id, at_ms))
+            })
+            .filter_map(|(id, at_ms)| {
+                let dir = sent.join(&id);
+                let (events, _) = Self::read_events(&dir).ok()?;
+                Some(SentIncident {
+                    at_ms,
+                    events,
+                    quieted: dir.join(QUIETED).exists(),
+                })
+            })
+            .collect();
+        out.sort_by_key(|i| i.at_ms);
+        out
     }
 
     /// Every channel delivered: the incident moves to `sent/`.

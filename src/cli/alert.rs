@@ -161,6 +161,9 @@ fn report(pass: &alert::Pass) -> usize {
             }
         }
     }
+    for q in &pass.quieted {
+        println!("{q}: kept back, a repeat of a failure mailed less than 30 min ago");
+    }
     for b in &pass.bad {
         eprintln!("mailha alert: skipped: {b}");
     }
