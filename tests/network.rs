@@ -347,6 +347,13 @@ fn a_node_whose_network_came_back_is_eligible_again_within_fifteen_seconds() {
         "mail1's ping not started again 15 s after its failure: {summaries:#?}\n{later}"
     );
     assert_eq!(mail_on(&later).as_deref(), Some("mail2"), "{later}");
+    // And the retry touches nothing that runs the mail.
+    assert!(
+        !summaries
+            .iter()
+            .any(|l| l.contains("vip") || l.contains("svc-")),
+        "{summaries:#?}"
+    );
 }
 
 #[test]
