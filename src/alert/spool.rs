@@ -487,8 +487,14 @@ impl Spool {
 
     /// Records that `channel` delivered the incident; synced before return.
     pub fn mark_done(&self, incident: &str, channel: &str) -> Result<(), SpoolError> {
+        self.mark(incident, &format!("done-{channel}"))
+    }
+
+    /// An empty marker file `name` in the incident's `outbox/` directory,
+    /// synced with the directory before return.
+    fn mark(&self, incident: &str, name: &str) -> Result<(), SpoolError> {
         let dir = self.root.join("outbox").join(incident);
-        let path = dir.join(format!("done-{channel}"));
+        let path = dir.join(name);
         OpenOptions::new()
             .write(true)
             .create(true)
@@ -553,17 +559,7 @@ impl Spool {
         if !valid_id(incident) {
             return Err(SpoolError::BadName(incident.to_string()));
         }
-        let dir = self.root.join("outbox").join(incident);
-        let path = dir.join(QUIETED);
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err(&path))?;
-        sync_dir(&dir)?;
+        self.mark(incident, QUIETED)?;
         self.finish(incident)
     }
 
