@@ -60,7 +60,7 @@ pub fn is_off(cib_xml: &str, service: &str) -> bool {
 pub fn mentions(mut cib: impl std::io::Read, service: &str) -> std::io::Result<bool> {
     let want = attr_name(service);
     let finder = memchr::memmem::Finder::new(want.as_bytes());
-    let mut buf = [0u8; 16384];
+    let mut buf = [0u8; 4096];
     if want.len() * 2 > buf.len() {
         let mut all = Vec::new();
         cib.read_to_end(&mut all)?;
