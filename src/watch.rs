@@ -54,17 +54,15 @@ pub fn is_off(cib_xml: &str, service: &str) -> bool {
 /// Whether the CIB file names `service`'s switch at all, read through a
 /// small stack buffer: the common answer, no, then costs the monitor no
 /// allocation of the whole file (~25 KB, fresh pages each run: page
-/// faults are most of a monitor's CPU here, bench/monitor.sh). Searched
-/// with memchr's vectorised finder: a comparison at every byte offset
-/// cost a monitor ~0.1 ms of CPU on a 25 KB CIB.
+/// faults are most of a monitor's CPU here, bench/monitor.sh).
 pub fn mentions(mut cib: impl std::io::Read, service: &str) -> std::io::Result<bool> {
     let want = attr_name(service);
-    let finder = memchr::memmem::Finder::new(want.as_bytes());
+    let want = want.as_bytes();
     let mut buf = [0u8; 4096];
     if want.len() * 2 > buf.len() {
         let mut all = Vec::new();
         cib.read_to_end(&mut all)?;
-        return Ok(finder.find(&all).is_some());
+        return Ok(all.windows(want.len()).any(|w| w == want));
     }
     // A match may straddle two reads: keep the last len-1 bytes in front.
     let keep = want.len().saturating_sub(1);
@@ -79,7 +77,7 @@ pub fn mentions(mut cib: impl std::io::Read, service: &str) -> std::io::Result<b
             return Ok(false);
         }
         have += n;
-        if finder.find(&buf[..have]).is_some() {
+        if buf[..have].windows(want.len()).any(|w| w == want) {
             return Ok(true);
         }
         if have > keep {
