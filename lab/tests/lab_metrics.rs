@@ -369,6 +369,26 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
         }
         std::thread::sleep(Duration::from_millis(500));
     };
+    if !fresh.iter().any(|i| i == survivor) {
+        // What each exporter said over the last two minutes and what the
+        // survivor's own history and exporter log hold: enough to tell a
+        // failing crm_mon from a failover grouped with older events.
+        for expr in [
+            "mailha_last_failover_timestamp_seconds",
+            "mailha_scrape_ok",
+            "up",
+        ] {
+            println!("{expr}: {}", query_range(expr, "120s"));
+        }
+        println!("the cut at {cut_unix}");
+        for argv in [
+            &["mailha", "history", "--since", "15m", "--json"][..],
+            &["journalctl", "-u", "mailha-exporter", "--since", "-3min"][..],
+        ] {
+            let o = exec(survivor, argv);
+            println!("{survivor}: {argv:?}:\n{}{}", o.stdout, o.stderr);
+        }
+    }
     assert!(
         fresh.iter().any(|i| i == survivor),
         "the survivor's exporter reports this failover: {fresh:?}"

@@ -392,24 +392,33 @@ pub fn last_failover(crm_mon: Vec<Entry>, spool: Vec<Entry>) -> Option<LastFailo
         .rev()
         .find_map(|i| {
             let mail_on = i.mail_on?;
-            let vip_up = i
+            let mut vip_starts = i
                 .entries
                 .iter()
                 .filter(|e| {
                     e.kind == Kind::Started && e.resource.as_deref() == Some(crate::cib::VIP_ID)
                 })
-                .map(|e| e.at_ms)
-                .max()?;
+                .map(|e| e.at_ms);
+            let vip_up = vip_starts.next_back()?;
+            // An incident is whatever came without a 30 s pause: a boot,
+            // a switchover and a power cut may all be one. This failover
+            // is what moved the VIP the last time, so its cause came
+            // after the VIP's start before (the mail was up then).
+            let after = vip_starts.next_back();
             // A resource that failed after the VIP's last start did not
             // move the mail (a rebooted node's first probes, say). A loss
             // or fence may show only after it: the rebooted node learns
             // its own fence from the fencer's history, stamped late.
-            let (at, cause) = i.entries.iter().find_map(|e| match e.kind {
-                Kind::Failure if e.at_ms <= vip_up => Some((e.at_ms, "resource_failure")),
-                Kind::Fence => Some((e.at_ms, "fencing")),
-                Kind::Node => Some((e.at_ms, "node_lost")),
-                Kind::Failure | Kind::Started | Kind::Stopped => None,
-            })?;
+            let (at, cause) = i
+                .entries
+                .iter()
+                .filter(|e| e.is_cause() && after.is_none_or(|a| e.at_ms > a))
+                .find_map(|e| match e.kind {
+                    Kind::Failure if e.at_ms <= vip_up => Some((e.at_ms, "resource_failure")),
+                    Kind::Fence => Some((e.at_ms, "fencing")),
+                    Kind::Node => Some((e.at_ms, "node_lost")),
+                    Kind::Failure | Kind::Started | Kind::Stopped => None,
+                })?;
             // Up to the last start on the node the mail went to: the
             // incident itself goes on while the lost node boots and
             // rejoins (tens of seconds of its own events), which is no

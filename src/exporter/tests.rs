@@ -890,6 +890,40 @@ fn a_failure_after_the_mail_moved_is_not_the_failover_s_cause() {
 }
 
 #[test]
+fn a_failover_chained_to_earlier_activity_begins_at_its_own_cause() {
+    use crate::ops::history::{Detail, Kind};
+    let e = entry_at;
+    let joined = |s: u64, node: &str| crate::ops::history::Entry {
+        detail: Some(Detail::Membership {
+            state: "member".into(),
+        }),
+        ..e(s, Kind::Node, node, None)
+    };
+    // What mail1 had seen in lab_metrics when CI failed: the cluster
+    // formed, a monitor failed and recovered in place, a switchover to
+    // mail2, then mail2's power cut; no gap of 30 s anywhere, so it is
+    // all one incident. The failover is the power cut's, at 55 s, not
+    // mail2's join at boot nor the old monitor failure.
+    let entries = vec![
+        joined(0, "mail2"),
+        e(5, Kind::Started, "mail1", Some("vip")),
+        e(15, Kind::Failure, "mail1", Some("svc-mysql")),
+        e(17, Kind::Started, "mail1", Some("svc-mysql")),
+        e(25, Kind::Stopped, "mail1", Some("vip")),
+        e(28, Kind::Started, "mail2", Some("vip")),
+        e(55, Kind::Node, "mail2", None),
+        e(58, Kind::Fence, "mail2", None),
+        e(60, Kind::Started, "mail1", Some("vip")),
+        e(61, Kind::Started, "mail1", Some("svc-postfix")),
+        joined(80, "mail2"),
+    ];
+    let f = super::last_failover(entries, Vec::new()).unwrap();
+    assert_eq!((f.cause, f.mail_on.as_str()), ("node_lost", "mail1"));
+    assert_eq!(f.start_unix, 1_795_622_608.0 + 55.0);
+    assert_eq!(f.seconds, Some(6.0));
+}
+
+#[test]
 fn a_node_lost_only_the_spool_remembers_is_the_cause_after_a_cleanup() {
     // crm_mon after `crm_resource --cleanup`: the failure is gone, only
     // the moves remain; the spool kept the node's loss.

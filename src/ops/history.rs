@@ -318,11 +318,27 @@ pub struct Incident {
     pub entries: Vec<Entry>,
 }
 
-/// An incident's cause: its first failure, fence or node event.
+impl Entry {
+    /// Whether this entry can be what set an incident off: a failure, a
+    /// fence, a node lost. A node joining (`member`: the cluster forming
+    /// at boot, a fenced node back) is something that happened, never a
+    /// cause: taken for one, a boot chained to a later failover made the
+    /// failover begin at the boot.
+    pub fn is_cause(&self) -> bool {
+        match self.kind {
+            Kind::Failure | Kind::Fence => true,
+            Kind::Node => !matches!(
+                &self.detail,
+                Some(Detail::Membership { state }) if state == "member"
+            ),
+            Kind::Started | Kind::Stopped => false,
+        }
+    }
+}
+
+/// An incident's cause: its first failure, fence or node loss.
 pub fn cause(entries: &[Entry]) -> Option<&Entry> {
-    entries
-        .iter()
-        .find(|e| matches!(e.kind, Kind::Failure | Kind::Fence | Kind::Node))
+    entries.iter().find(|e| e.is_cause())
 }
 
 /// Entries grouped into incidents: a gap longer than `gap` starts a new
@@ -440,6 +456,32 @@ mod tests {
                 .iter()
                 .any(|x| x.kind == Kind::Fence && x.what == "reboot of mail1 by mail2: success")
         );
+    }
+
+    #[test]
+    fn a_node_joining_is_no_cause_its_loss_is() {
+        let node = |s: &str, state: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "kind": "node", "host": "mail2", "recorded_at_ms": ms(s),
+                "node": "mail1", "desc": state
+            }))
+            .unwrap()
+        };
+        let start: Event = serde_json::from_value(serde_json::json!({
+            "kind": "resource", "host": "mail2", "recorded_at_ms": ms("2026-11-25 16:00:05"),
+            "node": "mail2", "rsc": "vip", "task": "start", "rc": 0, "target_rc": 0,
+            "status": 0, "desc": "ok"
+        }))
+        .unwrap();
+        // The cluster forming at boot: a join, then the mail starts.
+        let boot = from_events(&[node("2026-11-25 16:00:00", "member"), start.clone()]);
+        let inc = incidents(&merge(Vec::new(), boot, 0), GAP);
+        assert_eq!(inc.len(), 1);
+        assert_eq!(inc[0].cause, None, "a planned start: {inc:#?}");
+        // A node lost, then the mail starts on the other.
+        let lost = from_events(&[node("2026-11-25 16:00:00", "lost"), start]);
+        let inc = incidents(&merge(Vec::new(), lost, 0), GAP);
+        assert_eq!(inc[0].cause.as_deref(), Some("node mail1 lost"));
     }
 
     #[test]
