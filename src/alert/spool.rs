@@ -585,12 +585,18 @@ impl Spool {
                 Some(SentIncident {
                     at_ms,
                     events,
-                    quieted: dir.join(QUIETED).exists(),
+                    quieted: Self::is_quieted(&dir),
                 })
             })
             .collect();
         out.sort_by_key(|i| i.at_ms);
         out
+    }
+
+    /// Whether the incident directory `dir` (of `sent/`) was kept back
+    /// as a repeat rather than mailed. Creates nothing.
+    pub fn is_quieted(dir: &Path) -> bool {
+        dir.join(QUIETED).exists()
     }
 
     /// Every channel delivered: the incident moves to `sent/`.

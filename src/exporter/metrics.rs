@@ -112,6 +112,9 @@ pub struct Observed {
     /// Incidents each alert channel delivered, from the spool's
     /// `done-<channel>` marks; None when the spool cannot be read.
     pub alert_delivered: Option<BTreeMap<String, u64>>,
+    /// Incidents of the spool's `sent/` kept back as repeats; None when
+    /// the spool cannot be read.
+    pub alert_quieted: Option<u64>,
     /// Failed send attempts per alert channel, from the spool's
     /// `failed-<channel>` records; None when the spool cannot be read.
     pub alert_send_failures: Option<BTreeMap<String, SendFailures>>,
@@ -213,6 +216,14 @@ pub fn render(o: &Observed) -> String {
                 *n as f64,
             );
         }
+    }
+    if let Some(n) = o.alert_quieted {
+        out.family(
+            "mailha_alert_quieted_incidents_total",
+            "counter",
+            "Incidents this node's sender kept back as repeats of one mailed less than 30 minutes before (mailed by no channel; the next mail counts them), from the spool's records",
+        );
+        out.sample("mailha_alert_quieted_incidents_total", &[], n as f64);
     }
     if let Some(f) = &o.alert_send_failures {
         out.family(

@@ -105,8 +105,9 @@ struct Memory {
 type FailoverInputs = (Vec<Entry>, Vec<Entry>, u64);
 
 /// One incident of `sent/`: its events as history entries, the channels
-/// that delivered it and their failed attempts before.
-type SentIncident = (Vec<Entry>, Vec<String>, BTreeMap<String, Failed>);
+/// that delivered it, their failed attempts before, and whether it was
+/// kept back as a repeat (mailed by no channel).
+type SentIncident = (Vec<Entry>, Vec<String>, BTreeMap<String, Failed>, bool);
 
 /// The incidents of the spool's `sent/`.
 #[derive(Default)]
@@ -226,7 +227,7 @@ impl Collector {
                         m.sent
                             .incidents
                             .values()
-                            .flat_map(|(e, _, _)| e.iter().cloned()),
+                            .flat_map(|(e, _, _, _)| e.iter().cloned()),
                     );
                     let f = last_failover(inputs.0.clone(), spool);
                     m.failover = Some((inputs, f.clone()));
@@ -245,6 +246,7 @@ impl Collector {
             last_change_unix,
             crm_history: crm_history.into(),
             alert_send_failures: records.as_ref().map(|r| r.failed.clone()),
+            alert_quieted: records.as_ref().map(|r| r.quieted),
             alert_delivered: records.map(|r| r.delivered),
             last_failover,
             ..Observed::default()
@@ -297,6 +299,8 @@ struct Records {
     delivered: BTreeMap<String, u64>,
     /// Failed attempts per channel.
     failed: BTreeMap<String, SendFailures>,
+    /// Incidents kept back as repeats (`alert::repeat`), mailed by none.
+    quieted: u64,
 }
 
 /// The spool's events as history entries and the incidents each channel
@@ -327,7 +331,8 @@ fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
             let dir = root.join("sent").join(v.key());
             let (events, done) = Spool::read_incident(&dir);
             let failed = Spool::read_failures(&dir);
-            v.insert((history::from_events(&events), done, failed));
+            let quieted = Spool::is_quieted(&dir);
+            v.insert((history::from_events(&events), done, failed, quieted));
             changed = true;
         }
     }
@@ -367,18 +372,23 @@ fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
         if dir.is_dir() {
             let (ev, done) = Spool::read_incident(&dir);
             let failed = Spool::read_failures(&dir);
+            let quieted = Spool::is_quieted(&dir);
             sent.incidents
-                .insert(id, (history::from_events(&ev), done, failed));
+                .insert(id, (history::from_events(&ev), done, failed, quieted));
             sent.generation += 1;
         }
     }
-    for (_, done, failed) in sent.incidents.values() {
+    for (_, done, failed, _) in sent.incidents.values() {
         count(done, failed);
     }
+    // A repeat is marked quieted before it moves to sent/, so only sent/
+    // holds finished ones: an outbox incident is not decided yet.
+    let quieted = sent.incidents.values().filter(|i| i.3).count() as u64;
     Some(Records {
         fresh: history::from_events(&events),
         delivered,
         failed: failures,
+        quieted,
     })
 }
 

@@ -71,6 +71,7 @@ fn observed(cluster: Option<crate::status::Status>) -> Observed {
         cib: None,
         crm_history: Default::default(),
         alert_delivered: Some([("smtp".to_string(), 3), ("webhook".to_string(), 2)].into()),
+        alert_quieted: Some(1),
         alert_send_failures: Some(
             [(
                 "smtp".to_string(),
@@ -990,6 +991,34 @@ fn deliveries_per_channel_come_from_the_spool_s_done_marks_and_sent_is_read_once
     assert_eq!(again.delivered, r.delivered);
     assert_eq!(sent.generation, generation, "nothing new in sent/");
     assert!(super::spool_records(&d.path().join("absent"), &mut sent).is_none());
+}
+
+#[test]
+fn a_repeat_kept_back_counts_as_quieted_and_as_delivered_by_no_channel() {
+    let (d, spool, e) = spool_and_event();
+    let mailed = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&mailed)).unwrap();
+    spool.mark_done(&mailed, "smtp").unwrap();
+    spool.finish(&mailed).unwrap();
+    // The same failure again within 30 minutes: kept back, into sent/.
+    let repeat = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&repeat)).unwrap();
+    spool.quiet(&repeat).unwrap();
+    // A third, still in the outbox: not decided yet.
+    let third = spool.record(&e).unwrap();
+    spool.claim(std::slice::from_ref(&third)).unwrap();
+    let mut sent = super::Sent::default();
+    let r = super::spool_records(d.path(), &mut sent).unwrap();
+    assert_eq!(r.quieted, 1);
+    assert_eq!(r.delivered, [("smtp".to_string(), 1)].into());
+    let text = super::metrics::render(&Observed {
+        alert_quieted: Some(r.quieted),
+        ..observed(None)
+    });
+    assert!(
+        text.contains("\nmailha_alert_quieted_incidents_total 1\n"),
+        "{text}"
+    );
 }
 
 #[test]
