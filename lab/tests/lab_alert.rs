@@ -44,6 +44,44 @@ fn spool(node: &str) -> PathBuf {
     base_dir().join(node).join("root/var/lib/mailha/spool")
 }
 
+/// The incident directories under `dir` (a spool's `sent/`).
+fn ids_under(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The incidents in `node`'s `sent/` that were not in `before`, oldest
+/// first: their id, events and whether the sender kept them back as a
+/// repeat (its `quieted` mark).
+fn new_incidents(
+    node: &str,
+    before: &BTreeSet<String>,
+) -> Vec<(String, Vec<serde_json::Value>, bool)> {
+    let sent = spool(node).join("sent");
+    ids_under(&sent)
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .map(|id| {
+            let dir = sent.join(&id);
+            let mut files = Vec::new();
+            files_under(&dir, &mut files);
+            let events = files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "json"))
+                .filter_map(|f| serde_json::from_str(&std::fs::read_to_string(f).ok()?).ok())
+                .collect();
+            let quieted = dir.join("quieted").exists();
+            (id, events, quieted)
+        })
+        .collect()
+}
+
 fn entries(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|d| {
@@ -424,7 +462,105 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
         }
     }
 
-    // 5. The node running the mail dies (its holder killed: a power-off).
+    // 5. A failure that keeps coming back: the standby's ping target
+    // unanswering for 50 s. Its failed ping start is retried every ~12 s
+    // (the clone's failure-timeout) and fails each time: the first of a
+    // kind is mailed, the same again is kept back in the standby's sent/
+    // (quieted, in no mail), and the network's return is mailed.
+    let o = exec("node1", &["mailha", "status", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| {
+        panic!("mailha status: {e}: {}{}", o.stdout, o.stderr);
+    });
+    let standby = match st["active_node"].as_str() {
+        Some("node1") => "node2",
+        Some("node2") => "node1",
+        other => panic!("the VIP is not placed: {other:?}"),
+    };
+    let before_cut = wait_until_all_sent(Duration::from_secs(8), Duration::from_secs(120));
+    let sent_before: BTreeSet<String> = ids_under(&spool(standby).join("sent"));
+    let gw = mailha_lab::topology::Aux::Gw.addr().to_string();
+    let table = "mailha_test_ping";
+    let nft = |args: &[&str]| {
+        let mut argv = vec!["nft"];
+        argv.extend_from_slice(args);
+        let o = exec(standby, &argv);
+        assert_eq!(o.code, Some(0), "{argv:?} in {standby}: {}", o.stderr);
+    };
+    nft(&["add", "table", "inet", table]);
+    for (chain, hook) in [("out", "output"), ("in", "input")] {
+        let spec = format!("{{ type filter hook {hook} priority -10 ; }}");
+        nft(&["add", "chain", "inet", table, chain, &spec]);
+    }
+    // ICMP only: the relay is in gw too, and the kept-back repeats are
+    // decided as each incident is mailed (a relay out of reach as well
+    // only delays every decision until it is back).
+    for (chain, dir) in [("out", "daddr"), ("in", "saddr")] {
+        nft(&[
+            "add", "rule", "inet", table, chain, "ip", dir, &gw, "ip", "protocol", "icmp", "drop",
+        ]);
+    }
+    std::thread::sleep(Duration::from_secs(50));
+    nft(&["delete", "table", "inet", table]);
+    let t = Instant::now();
+    let ping_back = loop {
+        let back = new_incidents(standby, &sent_before)
+            .into_iter()
+            .find(|(_, events, _)| {
+                events.iter().any(|e| {
+                    e["rsc"] == "ping"
+                        && e["task"] == "start"
+                        && e["rc"] == 0
+                        && e["node"] == standby
+                })
+            });
+        if let Some(b) = back {
+            break b;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "{standby}'s ping never started again after its network came back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let after_cut = wait_until_all_sent(Duration::from_secs(8), Duration::from_secs(180));
+    let mailed: BTreeSet<String> = new_mails(&before_cut, &after_cut)
+        .iter()
+        .map(|p| read_mail(p).message_id())
+        .collect();
+    let in_a_mail = |id: &str| mailed.iter().any(|m| m.contains(&format!("<{id}.mailha@")));
+    let failures: Vec<(String, bool)> = new_incidents(standby, &sent_before)
+        .into_iter()
+        .filter(|(_, events, _)| {
+            events.iter().all(|e| e["rsc"] == "ping")
+                && events
+                    .iter()
+                    .any(|e| e["rc"].as_i64().is_some_and(|rc| rc != 0))
+        })
+        .map(|(id, _, quieted)| (id, quieted))
+        .collect();
+    println!("{standby}'s ping failures while cut off (id, quieted): {failures:?}");
+    assert!(
+        failures.len() >= 3,
+        "a start retried every ~12 s for 50 s: {failures:?}"
+    );
+    for (id, quieted) in &failures {
+        assert_eq!(
+            in_a_mail(id),
+            !quieted,
+            "incident {id}: quieted {quieted}, mails {mailed:?}"
+        );
+    }
+    assert!(
+        failures.iter().any(|(_, q)| *q),
+        "the same failure again was mailed each time: {failures:?}"
+    );
+    assert!(
+        !ping_back.2 && in_a_mail(&ping_back.0),
+        "the network's return ({}) is news: mailed",
+        ping_back.0
+    );
+
+    // 6. The node running the mail dies (its holder killed: a power-off).
     // The survivor's sender, already running as the other clone instance,
     // mails the loss; the dead node mails nothing, so it arrives once.
     let status: serde_json::Value = lab_status();
@@ -482,7 +618,7 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
         told[0].message_id()
     );
 
-    // 6. `lab down` ends the relay's daemons with the gw namespace.
+    // 7. `lab down` ends the relay's daemons with the gw namespace.
     let pid_of = |f: &str| -> u32 {
         std::fs::read_to_string(relay().dir.join(f))
             .unwrap_or_else(|e| panic!("{f}: {e}"))
