@@ -471,9 +471,9 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
     let st: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| {
         panic!("mailha status: {e}: {}{}", o.stdout, o.stderr);
     });
-    let standby = match st["active_node"].as_str() {
-        Some("node1") => "node2",
-        Some("node2") => "node1",
+    let (active, standby) = match st["active_node"].as_str() {
+        Some("node1") => ("node1", "node2"),
+        Some("node2") => ("node2", "node1"),
         other => panic!("the VIP is not placed: {other:?}"),
     };
     let before_cut = wait_until_all_sent(Duration::from_secs(8), Duration::from_secs(120));
@@ -522,6 +522,16 @@ fn alerts_reach_the_lab_relay_once_in_chinese_over_tls_and_auth_survive_a_relay_
         );
         std::thread::sleep(Duration::from_millis(500));
     };
+    // A standby without network is no reason to move the mail.
+    let o = exec("node1", &["mailha", "status", "--json"]);
+    let st: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| {
+        panic!("mailha status: {e}: {}{}", o.stdout, o.stderr);
+    });
+    assert_eq!(
+        st["active_node"].as_str(),
+        Some(active),
+        "the mail moved while only the standby's network was cut: {st}"
+    );
     let after_cut = wait_until_all_sent(Duration::from_secs(8), Duration::from_secs(180));
     let mailed: BTreeSet<String> = new_mails(&before_cut, &after_cut)
         .iter()

@@ -383,7 +383,11 @@ fn spool_records(root: &Path, sent: &mut Sent) -> Option<Records> {
     }
     // A repeat is marked quieted before it moves to sent/, so only sent/
     // holds finished ones: an outbox incident is not decided yet.
-    let quieted = sent.incidents.values().filter(|i| i.3).count() as u64;
+    let quieted = sent
+        .incidents
+        .values()
+        .filter(|(_, _, _, quieted)| *quieted)
+        .count() as u64;
     Some(Records {
         fresh: history::from_events(&events),
         delivered,
