@@ -312,6 +312,12 @@ pub fn action_timeout(
         .unwrap_or(Duration::from_secs(20))
 }
 
+/// The operation a `crm_resource --fail` records: mailha's report of a
+/// daemon whose unit ended of itself (`agents::service::ended`), worded as
+/// such wherever a failure is shown (Pacemaker's reason for it,
+/// "Simulated failure", would mislead).
+pub const TOLD_DEATH_TASK: &str = "asyncmon";
+
 /// A probe is a monitor with interval 0 (spec: "monitor ... probe").
 pub fn is_probe(env: &dyn Fn(&str) -> Option<String>) -> bool {
     env("OCF_RESKEY_CRM_meta_interval").is_none_or(|v| v == "0")

@@ -190,7 +190,7 @@ pub struct OwnedUnit {
     pub part_of: Vec<String>,
 }
 
-/// `systemctl show --property=PartOf --value` output: the services among
+/// A unit's `PartOf` as `systemctl show` gives it: the services among
 /// the units named (a target a unit is part of is not the daemon's).
 pub fn parse_part_of(text: &str) -> Vec<String> {
     text.split_whitespace()
@@ -240,26 +240,40 @@ pub fn own_units(paths: &Paths, cfg: &Config) -> Result<Vec<String>, SetupError>
     if init != InitSystem::Systemd || units.is_empty() {
         return Ok(Vec::new());
     }
+    use crate::agents::service::unit;
     let mut owned = Vec::new();
-    for unit in units {
-        crate::agents::service::unit::ensure_dropin(&paths.root, &unit).map_err(io(
-            &crate::agents::service::unit::dropin_path(&paths.root, &unit),
-        ))?;
-        let part_of = step(
+    for svc in cfg
+        .services
+        .list
+        .iter()
+        .filter(|s| s.agent == config::Agent::Mailha)
+    {
+        let Some(name) = svc.unit.clone() else {
+            continue;
+        };
+        let mut props = vec!["PartOf"];
+        props.extend(unit::MAIN_PID_PROPS);
+        let shown = step(
             &[
                 "systemctl",
                 "show",
-                "--property=PartOf",
-                "--value",
+                &format!("--property={}", props.join(",")),
                 "--",
-                &unit,
+                &name,
             ],
             None,
             Duration::from_secs(20),
         )
-        .map(|o| parse_part_of(&o.stdout))
+        .map(|o| unit::parse_show(&o.stdout))
         .unwrap_or_default();
-        owned.push(OwnedUnit { unit, part_of });
+        let main_pid = unit::main_pid_file(&shown, svc.pid_file.as_deref());
+        unit::ensure_dropin(&paths.root, &name, main_pid.as_deref())
+            .map_err(io(&unit::dropin_path(&paths.root, &name)))?;
+        let part_of = parse_part_of(shown.get("PartOf").map(String::as_str).unwrap_or(""));
+        owned.push(OwnedUnit {
+            unit: name,
+            part_of,
+        });
     }
     let cmds = unit_commands(init, &owned);
     for c in &cmds {

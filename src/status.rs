@@ -64,6 +64,8 @@ pub struct ResourceMore {
     pub failure_ignored: bool,
 }
 
+pub use crate::ocf::TOLD_DEATH_TASK;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub resource: String,
@@ -740,6 +742,10 @@ fn attention_line(a: &Attention) -> String {
             format!("{r} is unmanaged: Pacemaker neither starts nor stops it")
         }
         Attention::FencingOff => "fencing is off: no split-brain guard".into(),
+        Attention::Failed(f) if f.task == TOLD_DEATH_TASK => format!(
+            "{} failed on {}: its daemon's unit ended of itself, told at once by crm_resource --fail (journalctl -u UNIT says how)",
+            f.resource, f.node
+        ),
         Attention::Failed(f) => {
             let reason = if f.reason.is_empty() {
                 String::new()
@@ -956,6 +962,19 @@ mod tests {
             .collect();
         assert_eq!(listed.len(), 7, "{human}");
         assert!(listed[5].contains("crm_resource --clear -r vip"), "{human}");
+        // A death systemd told: no "Simulated failure".
+        let told = Failure {
+            task: "asyncmon".into(),
+            exit: "error".into(),
+            reason: "Simulated failure".into(),
+            ..st.failures[0].clone()
+        };
+        let line = attention_line(&Attention::Failed(&told));
+        assert!(
+            line.starts_with("svc-postfix failed on mail1: its daemon's unit ended of itself"),
+            "{line}"
+        );
+        assert!(!line.contains("Simulated"), "{line}");
         // A whole cluster in maintenance is one line, not one per resource.
         let all = Status {
             maintenance_mode: true,

@@ -112,3 +112,38 @@ fn the_config_path_can_come_from_the_environment() {
         .success()
         .stdout(predicate::str::contains("profile gateway"));
 }
+
+/// What the units' drop-in runs as `ExecStopPost=` (`unit-ended %n`): it
+/// never fails the unit's stop, never reports a stop that was asked for,
+/// and reports nothing the agent did not arm (none is armed on this
+/// machine, which runs no cluster).
+#[test]
+fn a_units_end_is_reported_only_when_it_ended_of_itself_and_was_armed() {
+    // Stopped as asked: not a word.
+    mailha()
+        .args(["unit-ended", "postfix@-.service"])
+        .env("SERVICE_RESULT", "success")
+        .env("EXIT_CODE", "exited")
+        .env("EXIT_STATUS", "0")
+        .assert()
+        .success()
+        .stderr("");
+    // Killed, but nothing armed it: said, and left to the monitor.
+    mailha()
+        .args(["unit-ended", "mailha-test-never-armed.service"])
+        .env("SERVICE_RESULT", "signal")
+        .env("EXIT_CODE", "killed")
+        .env("EXIT_STATUS", "KILL")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "mailha-test-never-armed.service killed by signal KILL; not armed",
+        ));
+    // A name no unit has: refused, and still no failed stop.
+    mailha()
+        .args(["unit-ended", "../../etc/passwd"])
+        .env("SERVICE_RESULT", "signal")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unit-ended"));
+}

@@ -783,7 +783,11 @@ impl Lab<'_> {
                 })?;
                 self.in_node_out(&active, &["kill", "-9", &pid])?;
                 notes.push(format!("killed {process} (pid {pid} in {active})"));
-                // Recovered: a new main process, and the VIP answers after it.
+                // Recovered: a new main process, and the VIP answers after
+                // it: the end of the client's outage going on when this
+                // loop saw the new process (its own polling, 0.2 s and a
+                // crm_mon, is no downtime: once the daemon's death reached
+                // Pacemaker at once, it was most of the number).
                 let mut recovered = None;
                 while fault_at.elapsed() < RECOVERY_DEADLINE {
                     let node = self
@@ -794,7 +798,8 @@ impl Lab<'_> {
                     if let Some(new) = self.oldest_pid(&node, process)
                         && (new != pid || node != active)
                     {
-                        recovered = seconds_until(&read_log, fault_ms, |a| *a != Attempt::Down);
+                        recovered =
+                            seconds_until_outage_end(&read_log, fault_ms, |a| *a != Attempt::Down);
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(200));

@@ -400,6 +400,37 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
         "mail flowed during the drill: {v}"
     );
     assert!(v["recovered_s"].as_f64().is_some(), "{v}");
+    // systemd saw the master die (the drop-in gives Debian's forking unit
+    // its pid file) and mailha told Pacemaker at once, without waiting for
+    // the next monitor: the failure detected is that report.
+    let on = v["node_before"].as_str().unwrap();
+    let journal = exec(
+        on,
+        &[
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "cat",
+            "-u",
+            "postfix@-.service",
+        ],
+    );
+    assert!(
+        journal.stdout.contains(&format!(
+            "postfix: postfix@-.service killed by signal KILL: svc-postfix on {on} reported failed to Pacemaker"
+        )),
+        "{}",
+        journal.stdout
+    );
+    let detected = v["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "detected");
+    assert!(
+        detected.is_some_and(|p| p["source"].to_string().contains("asyncmon")),
+        "{v}"
+    );
 
     // kill -9 of MariaDB: its dependents are restarted after it, in order.
     let v = drill(&["kill-daemon", "mysql"]);

@@ -147,6 +147,9 @@ pub fn describe(e: &Event, l: Language) -> String {
             _ => format!("node {node} is {desc}"),
         },
         (Language::En, Kind::Fencing) => format!("fencing of {node}: {desc}"),
+        (Language::En, Kind::Resource) if e.failed() && task == crate::ocf::TOLD_DEATH_TASK => {
+            format!("{rsc} on {node}: its daemon's unit ended of itself (told at once by systemd)")
+        }
         (Language::En, Kind::Resource) if e.failed() => {
             format!("{rsc} {task} on {node} failed (rc {rc}): {desc}")
         }
@@ -175,6 +178,9 @@ pub fn describe(e: &Event, l: Language) -> String {
             _ => format!("节点 {node} 状态：{desc}"),
         },
         (Language::ZhCn, Kind::Fencing) => format!("对节点 {node} 执行隔离（fencing）：{desc}"),
+        (Language::ZhCn, Kind::Resource) if e.failed() && task == crate::ocf::TOLD_DEATH_TASK => {
+            format!("资源 {rsc} 在节点 {node} 上的守护进程自行终止（systemd 即时报告）")
+        }
         (Language::ZhCn, Kind::Resource) if e.failed() => {
             format!("资源 {rsc} 在节点 {node} 上的 {task} 操作失败（返回码 {rc}）：{desc}")
         }
@@ -619,6 +625,29 @@ mod tests {
         let p = c.text.find("postfix monitor").unwrap();
         let f = c.text.find("was fenced\n").unwrap();
         assert!(p < f);
+    }
+
+    #[test]
+    fn a_death_systemd_told_is_said_so_in_both_languages() {
+        let e = ev(Kind::Resource, |e| {
+            e.node = Some("mx1".into());
+            e.rsc = Some("svc-postfix".into());
+            e.task = Some(crate::ocf::TOLD_DEATH_TASK.into());
+            e.rc = Some(1);
+            e.target_rc = Some(0);
+            e.desc = Some("Simulated failure".into());
+        });
+        let en = describe(&e, Language::En);
+        assert_eq!(
+            en,
+            "svc-postfix on mx1: its daemon's unit ended of itself (told at once by systemd)"
+        );
+        let zh = describe(&e, Language::ZhCn);
+        assert!(
+            zh.contains("svc-postfix") && zh.contains("自行终止"),
+            "{zh}"
+        );
+        assert!(!zh.contains("Simulated"), "{zh}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and the output is a pure function of the config: same input, same
 //! bytes.
 
+pub mod maintenance;
 pub mod xml;
 
 use crate::config::*;

@@ -128,6 +128,10 @@ pub enum Command {
     /// What the package's maintainer scripts ask (internal).
     #[command(hide = true)]
     Package(package::Args),
+    /// systemd's word that a unit the cluster runs has ended (internal:
+    /// the unit's mailha drop-in runs it as ExecStopPost=).
+    #[command(hide = true, name = "unit-ended")]
+    UnitEnded { unit: String },
 }
 
 /// An error that says which exit code it means.
@@ -207,6 +211,15 @@ fn run_cli() -> ExitCode {
         Command::Lease(a) => lease::run(&cli, a),
         Command::Exporter(a) => exporter::run(&cli, a),
         Command::Package(a) => package::run(&cli, a),
+        Command::UnitEnded { unit } => {
+            crate::agents::service::ended::main(
+                unit,
+                &|k| std::env::var(k).ok(),
+                std::path::Path::new("/"),
+                &crate::agents::service::cib_file(),
+            );
+            return ExitCode::from(EXIT_OK);
+        }
     };
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),

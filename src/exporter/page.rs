@@ -140,6 +140,8 @@ struct Words {
     watch_off: fn(&str) -> String,
     fencing_off: &'static str,
     failed_op: fn(&str, &str, &str, &str) -> String,
+    /// `status::TOLD_DEATH_TASK`: a daemon whose unit ended of itself.
+    told_death: fn(&str, &str) -> String,
     leftover_ban: fn(&str, &str) -> String,
     leftover_prefer: fn(&str, &str) -> String,
     keeper_silent: fn(&str) -> String,
@@ -212,6 +214,7 @@ const EN: Words = Words {
     watch_off: |s| format!("{s}: watch off (liveness only):"),
     fencing_off: "Fencing is off: no split-brain guard.",
     failed_op: |r, t, n, why| format!("{r} {t} failed on {n}: {why}"),
+    told_death: |r, n| format!("{r} ended of itself on {n} (told at once by systemd)"),
     leftover_ban: |r, n| format!("Leftover ban of {r} on {n}: it defeats failover:"),
     leftover_prefer: |r, n| format!("Leftover preference of {r} for {n}: it defeats failover:"),
     keeper_silent: |e| format!("The lease keeper does not answer, no takeover possible: {e}"),
@@ -303,6 +306,7 @@ const ZH: Words = Words {
     watch_off: |s| format!("{s}：深度检查已关闭（只检查存活）："),
     fencing_off: "隔离（fencing）已关闭：没有防脑裂保护。",
     failed_op: |r, t, n, why| format!("{r} 的 {t} 操作在 {n} 上失败：{why}"),
+    told_death: |r, n| format!("{r} 在 {n} 上自行终止（systemd 即时报告）"),
     leftover_ban: |r, n| format!("残留的禁止约束：{r} 不能在 {n} 上运行，会妨碍故障切换："),
     leftover_prefer: |r, n| format!("残留的偏好约束：{r} 固定在 {n} 上，会妨碍故障切换："),
     keeper_silent: |e| format!("租约守护进程没有应答，无法接管：{e}"),
@@ -553,6 +557,9 @@ fn warnings(
                 A::MaintenanceOf(r) => (w.maintenance_of)(r),
                 A::Unmanaged(r) => (w.unmanaged)(r),
                 A::FencingOff => w.fencing_off.to_string(),
+                A::Failed(f) if f.task == crate::status::TOLD_DEATH_TASK => {
+                    (w.told_death)(&f.resource, &f.node)
+                }
                 A::Failed(f) => {
                     let why = if f.reason.is_empty() {
                         f.exit.clone()
@@ -780,6 +787,11 @@ fn entry_words(w: &Words, e: &Entry) -> String {
     match (&e.detail, e.kind, &e.resource, &e.node) {
         (_, Kind::Started, Some(r), Some(n)) => (w.started_on)(r, n),
         (_, Kind::Stopped, Some(r), Some(n)) => (w.stopped_on)(r, n),
+        (Some(Detail::Failed { task, .. }), _, Some(r), Some(n))
+            if task == crate::status::TOLD_DEATH_TASK =>
+        {
+            (w.told_death)(r, n)
+        }
         (Some(Detail::Failed { task, result }), _, Some(r), Some(n)) => {
             (w.failed_op)(r, task, n, result)
         }

@@ -91,6 +91,12 @@ pub fn parse_time(s: &str) -> Option<u64> {
     (secs >= 0).then(|| secs as u64 * 1000)
 }
 
+/// A daemon's death systemd told at once (`crm_resource --fail`, the
+/// operation `asyncmon`), in words.
+fn told_death(rsc: &str, node: &str) -> String {
+    format!("{rsc} ended of itself on {node} (told at once by systemd)")
+}
+
 /// Whether a resource is part of the mail's stack (what the timeline and
 /// the status page show).
 pub fn is_stack(id: &str) -> bool {
@@ -139,6 +145,7 @@ pub fn from_crm_mon(xml: &str) -> Result<Vec<Entry>, String> {
                     let what = match kind {
                         Kind::Started => format!("{id} started on {name}"),
                         Kind::Stopped => format!("{id} stopped on {name}"),
+                        _ if task == crate::status::TOLD_DEATH_TASK => told_death(id, name),
                         _ => format!(
                             "{id} {task} failed on {name}: {}",
                             op.get("rc_text").unwrap_or("?")
@@ -235,7 +242,9 @@ pub fn from_events(events: &[Event]) -> Vec<Entry> {
                     }
                     let task = e.task.as_deref().unwrap_or("?");
                     let on = node.as_deref().unwrap_or("?");
-                    if e.failed() {
+                    if e.failed() && task == crate::status::TOLD_DEATH_TASK {
+                        (Kind::Failure, told_death(rsc, on))
+                    } else if e.failed() {
                         (
                             Kind::Failure,
                             format!(
@@ -413,6 +422,22 @@ mod tests {
         assert!(parse_time("Wed Nov 25 16:03:28 2026").is_some());
         assert!(parse_time("Wed Nov 99 16:03:28").is_none());
         assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn a_death_systemd_told_reads_as_such_not_as_a_simulated_failure() {
+        let xml = r#"<pacemaker-result><node_history><node name="mail1">
+    <resource_history id="svc-postfix" orphan="false">
+      <operation_history call="-1" task="asyncmon" rc="1" rc_text="error" last-rc-change="2026-11-25 16:03:28"/>
+    </resource_history>
+  </node></node_history></pacemaker-result>"#;
+        let e = from_crm_mon(xml).unwrap();
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(
+            e[0].what,
+            "svc-postfix ended of itself on mail1 (told at once by systemd)"
+        );
+        assert_eq!(e[0].kind, Kind::Failure);
     }
 
     #[test]

@@ -8,62 +8,7 @@
 
 use crate::cib::xml::El;
 
-/// What is put in or out of maintenance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    Cluster,
-    /// A primitive's id (`ops::resolve`).
-    Resource(String),
-}
-
-impl std::fmt::Display for Scope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Scope::Cluster => f.write_str("the cluster"),
-            Scope::Resource(r) => f.write_str(r),
-        }
-    }
-}
-
-/// The meta-attribute that puts one resource in maintenance.
-pub const META: &str = "maintenance";
-/// The cluster property.
-pub const PROPERTY: &str = "maintenance-mode";
-
-fn truthy(v: Option<&str>) -> bool {
-    matches!(
-        v.map(str::to_ascii_lowercase).as_deref(),
-        Some("true" | "yes" | "on" | "1" | "y")
-    )
-}
-
-fn nvpair<'a>(set: &'a El, name: &str) -> Option<&'a El> {
-    set.children
-        .iter()
-        .find(|p| p.name == "nvpair" && p.get("name") == Some(name))
-}
-
-/// Whether `scope` is in maintenance as the CIB says.
-pub fn is_on(cib: &El, scope: &Scope) -> bool {
-    match scope {
-        Scope::Cluster => cib
-            .find("configuration")
-            .and_then(|c| c.find("crm_config"))
-            .is_some_and(|c| {
-                c.children
-                    .iter()
-                    .filter_map(|s| nvpair(s, PROPERTY))
-                    .any(|p| truthy(p.get("value")))
-            }),
-        Scope::Resource(r) => cib.by_id(r).is_some_and(|e| {
-            e.children
-                .iter()
-                .filter(|s| s.name == "meta_attributes")
-                .filter_map(|s| nvpair(s, META))
-                .any(|p| truthy(p.get("value")))
-        }),
-    }
-}
+pub use crate::cib::maintenance::{META, PROPERTY, Scope, is_on};
 
 fn property(value: &str) -> Vec<String> {
     [

@@ -110,7 +110,11 @@ fn phase_of(text: &str) -> Option<String> {
     if text.contains("lease-keeper: released") {
         return Some("lease released".into());
     }
-    if (text.contains("Result of monitor operation for") && !result_ok(text))
+    // `asyncmon`: a failure told by `crm_resource --fail`, which mailha
+    // runs when systemd says a daemon's unit ended of itself.
+    if ((text.contains("Result of monitor operation for")
+        || text.contains("Result of asyncmon operation for"))
+        && !result_ok(text))
         || text.contains("state is now lost")
         || text.contains("not petted for")
         || text.contains("lease-keeper: fencing this node")
@@ -429,6 +433,13 @@ mod tests {
         assert_eq!(
             phase_of("notice: Result of monitor operation for svc-postfix on node1: Not running")
                 .as_deref(),
+            Some("detected")
+        );
+        assert_eq!(
+            phase_of(
+                "notice: Result of asyncmon operation for svc-postfix on node1: error (Simulated failure)"
+            )
+            .as_deref(),
             Some("detected")
         );
     }

@@ -22,6 +22,7 @@
 //! below validates each one before anything is read or run.
 
 pub mod argv;
+pub mod ended;
 pub mod probe;
 pub mod stall;
 pub mod unit;
@@ -163,7 +164,7 @@ pub static PARAMS: &[Param] = &[
         false,
         None,
         "systemd unit",
-        "The systemd service unit that runs the daemon (e.g. mariadb.service, postfix@-.service). Where systemd runs, start and stop go through systemctl and the monitor finds the daemon in the unit's cgroup; start, stop and pid_file are then not used. Where it does not run, start and stop are (without start the service cannot run there).",
+        "The systemd service unit that runs the daemon (e.g. mariadb.service, postfix@-.service). Where systemd runs, start and stop go through systemctl and the monitor finds the daemon in the unit's cgroup; start and stop are then not used, and pid_file only as the unit's PIDFile= (below). When the unit ends of itself, Pacemaker is told at once (crm_resource --fail), not at the next monitor. Where it does not run, start and stop are (without start the service cannot run there).",
         crate::config::validate::check_unit_name,
     ),
     Param::new(
@@ -190,7 +191,7 @@ pub static PARAMS: &[Param] = &[
         false,
         None,
         "pid file",
-        "Absolute path of the daemon's pid file (not used in unit mode: the unit's cgroup says which processes are the daemon's).",
+        "Absolute path of the daemon's pid file. In unit mode the unit's cgroup says which processes are the daemon's; the pid file is given to systemd (PIDFile= in mailha's drop-in) only for a forking unit that names none, so that systemd sees the daemon's death at once (Debian's postfix@.service).",
         check_path,
     ),
     Param::new(
@@ -733,12 +734,56 @@ pub fn main(
     };
     let s = from_params(&params)?;
     let roots = Roots::system(proc_root);
+    // Unit mode: systemd reports the daemon's end (`ended`); the agent
+    // arms and disarms that report.
+    let unit = match control(&s, &roots) {
+        Ok(Control::Unit(u)) => Some(u),
+        _ => None,
+    };
+    let arm = || {
+        let Some(u) = unit else { return };
+        let armed = ended::Armed::new(
+            env("OCF_RESOURCE_INSTANCE").as_deref().unwrap_or(""),
+            env("OCF_RESKEY_CRM_meta_on_node").as_deref().unwrap_or(""),
+            &s.name,
+        );
+        // Not armed, the monitor still finds a crash at its next run.
+        if let Err(e) = armed.and_then(|a| ended::arm(&roots.root, u, &a)) {
+            eprintln!("{}: {u}: its end will not be reported at once: {e}", s.name);
+        }
+    };
     match action {
         "validate-all" => control(&s, &roots).map(|_| OcfStatus::Success),
-        "start" => start(&s, &roots, timeout),
-        "stop" => stop(&s, &roots, timeout),
+        "start" => {
+            if let Some(u) = unit {
+                ended::take(&roots.root, u);
+            }
+            let r = start(&s, &roots, timeout);
+            if r.is_ok() {
+                arm();
+            }
+            r
+        }
+        "stop" => {
+            if let Some(u) = &s.unit {
+                ended::take(&roots.root, u);
+            }
+            stop(&s, &roots, timeout)
+        }
         _ => {
             let r = monitor(&s, &roots);
+            // Two stats when armed and nothing reported (the usual case).
+            if let Some(u) = unit
+                && r.is_ok()
+                && !ocf::is_probe(env)
+            {
+                if !ended::is_armed(&roots.root, u) {
+                    arm();
+                }
+                if ended::has_reports(&roots.root, u) {
+                    ended::settle_failcount(&roots.root, u);
+                }
+            }
             // A recurring monitor's failure is what makes Pacemaker
             // restart the service (or move it): tell the operator why, in
             // the agent's own words. A probe's answer is only a question.
