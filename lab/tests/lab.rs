@@ -404,23 +404,12 @@ fn drills_on_mailhas_agents_lose_no_mail_and_recover() {
     // its pid file) and mailha told Pacemaker at once, without waiting for
     // the next monitor: the failure detected is that report.
     let on = v["node_before"].as_str().unwrap();
-    let journal = exec(
-        on,
-        &[
-            "journalctl",
-            "--no-pager",
-            "-o",
-            "cat",
-            "-u",
-            "postfix@-.service",
-        ],
-    );
+    let journal = unit_journal(on, "postfix@-.service");
     assert!(
-        journal.stdout.contains(&format!(
+        journal.contains(&format!(
             "postfix: postfix@-.service killed by signal KILL: svc-postfix on {on} reported failed to Pacemaker"
         )),
-        "{}",
-        journal.stdout
+        "{journal}"
     );
     let detected = v["phases"]
         .as_array()

@@ -150,23 +150,12 @@ fn an_operator_patches_upgrades_and_restarts_the_pair_with_mailhas_verbs() {
     assert!(!smtp_answers(), "postfix is down on the VIP's node");
     // Nor was its death told to Pacemaker: systemd's word is held back
     // in maintenance, so nothing is recorded as failed.
-    let journal = exec(
-        &active,
-        &[
-            "journalctl",
-            "--no-pager",
-            "-o",
-            "cat",
-            "-u",
-            "postfix@-.service",
-        ],
-    );
+    let journal = unit_journal(&active, "postfix@-.service");
     assert!(
-        journal.stdout.contains(
+        journal.contains(
             "postfix@-.service killed by signal KILL; not reported: the cluster is in maintenance"
         ),
-        "{}",
-        journal.stdout
+        "{journal}"
     );
     let (st, _) = status(&peer);
     assert_eq!(st["failures"].as_array().map(Vec::len), Some(0), "{st}");

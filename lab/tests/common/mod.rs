@@ -178,6 +178,12 @@ impl Drop for Teardown {
     }
 }
 
+/// What a systemd unit of `node` logged (its journal, messages only).
+#[allow(dead_code)] // not every test binary reads a unit's journal
+pub fn unit_journal(node: &str, unit: &str) -> String {
+    exec(node, &["journalctl", "--no-pager", "-o", "cat", "-u", unit]).stdout
+}
+
 /// Whether `test` can run here: root, the lab's programs and `extra`.
 /// Outside CI a missing one is `SKIPPED`; in CI (env `CI`) it fails.
 pub fn skip_unless_ready(test: &str, extra: &[&str]) -> bool {

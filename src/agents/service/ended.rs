@@ -101,12 +101,7 @@ impl Armed {
 
     /// The file's text, checked as strictly as when it was written.
     fn parse(text: &str) -> Result<Armed, String> {
-        let get = |key: &str| -> Result<String, String> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-                .map(str::to_string)
-                .ok_or_else(|| format!("no {key} line"))
-        };
+        let get = |key: &str| line_value(text, key);
         let (r, n, s) = (get("resource")?, get("node")?, get("service")?);
         Armed::new(&r, &n, &s)
     }
@@ -120,6 +115,14 @@ impl Armed {
             format!("--node={}", self.node),
         ]
     }
+}
+
+/// The value of the `key value` line of one of this module's files.
+fn line_value(text: &str, key: &str) -> Result<String, String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+        .map(str::to_string)
+        .ok_or_else(|| format!("no {key} line"))
 }
 
 fn armed_path(root: &Path, unit: &str) -> PathBuf {
@@ -155,12 +158,7 @@ impl Reported {
     }
 
     fn parse(text: &str) -> Result<Reported, String> {
-        let get = |key: &str| -> Result<String, String> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-                .map(str::to_string)
-                .ok_or_else(|| format!("no {key} line"))
-        };
+        let get = |key: &str| line_value(text, key);
         let num = |key: &str| -> Result<u64, String> {
             get(key)?
                 .parse()
