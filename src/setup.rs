@@ -175,12 +175,16 @@ pub fn stack_commands(init: InitSystem, start: bool, lease: bool) -> Vec<Vec<&'s
 /// The systemd units of the services mailha's agent runs (their unit
 /// mode): Pacemaker owns them.
 pub fn managed_units(cfg: &Config) -> Vec<String> {
+    managed(cfg).map(|(unit, _)| unit.to_string()).collect()
+}
+
+/// The units mailha's agent runs, each with its service's `pid_file`.
+fn managed(cfg: &Config) -> impl Iterator<Item = (&str, Option<&Path>)> {
     cfg.services
         .list
         .iter()
         .filter(|s| s.agent == config::Agent::Mailha)
-        .filter_map(|s| s.unit.clone())
-        .collect()
+        .filter_map(|s| Some((s.unit.as_deref()?, s.pid_file.as_deref())))
 }
 
 /// A managed unit and the services it is part of (its `PartOf=`).
@@ -236,21 +240,12 @@ pub fn unit_commands(init: InitSystem, units: &[OwnedUnit]) -> Vec<Vec<String>> 
 /// only): the drop-ins, then `unit_commands`. Returns the units disabled.
 pub fn own_units(paths: &Paths, cfg: &Config) -> Result<Vec<String>, SetupError> {
     let init = init_system(&paths.root);
-    let units = managed_units(cfg);
-    if init != InitSystem::Systemd || units.is_empty() {
+    if init != InitSystem::Systemd || managed(cfg).next().is_none() {
         return Ok(Vec::new());
     }
     use crate::agents::service::unit;
     let mut owned = Vec::new();
-    for svc in cfg
-        .services
-        .list
-        .iter()
-        .filter(|s| s.agent == config::Agent::Mailha)
-    {
-        let Some(name) = svc.unit.clone() else {
-            continue;
-        };
+    for (name, pid_file) in managed(cfg) {
         let mut props = vec!["PartOf"];
         props.extend(unit::MAIN_PID_PROPS);
         let shown = step(
@@ -259,19 +254,19 @@ pub fn own_units(paths: &Paths, cfg: &Config) -> Result<Vec<String>, SetupError>
                 "show",
                 &format!("--property={}", props.join(",")),
                 "--",
-                &name,
+                name,
             ],
             None,
             Duration::from_secs(20),
         )
         .map(|o| unit::parse_show(&o.stdout))
         .unwrap_or_default();
-        let main_pid = unit::main_pid_file(&shown, svc.pid_file.as_deref());
-        unit::ensure_dropin(&paths.root, &name, main_pid.as_deref())
-            .map_err(io(&unit::dropin_path(&paths.root, &name)))?;
+        let main_pid = unit::main_pid_file(&shown, pid_file);
+        unit::ensure_dropin(&paths.root, name, main_pid.as_deref())
+            .map_err(io(&unit::dropin_path(&paths.root, name)))?;
         let part_of = parse_part_of(shown.get("PartOf").map(String::as_str).unwrap_or(""));
         owned.push(OwnedUnit {
-            unit: name,
+            unit: name.to_string(),
             part_of,
         });
     }

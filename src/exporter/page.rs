@@ -214,7 +214,7 @@ const EN: Words = Words {
     watch_off: |s| format!("{s}: watch off (liveness only):"),
     fencing_off: "Fencing is off: no split-brain guard.",
     failed_op: |r, t, n, why| format!("{r} {t} failed on {n}: {why}"),
-    told_death: |r, n| format!("{r} ended of itself on {n} (told at once by systemd)"),
+    told_death: crate::ops::history::told_death,
     leftover_ban: |r, n| format!("Leftover ban of {r} on {n}: it defeats failover:"),
     leftover_prefer: |r, n| format!("Leftover preference of {r} for {n}: it defeats failover:"),
     keeper_silent: |e| format!("The lease keeper does not answer, no takeover possible: {e}"),

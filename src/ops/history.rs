@@ -93,7 +93,7 @@ pub fn parse_time(s: &str) -> Option<u64> {
 
 /// A daemon's death systemd told at once (`crm_resource --fail`, the
 /// operation `asyncmon`), in words.
-fn told_death(rsc: &str, node: &str) -> String {
+pub fn told_death(rsc: &str, node: &str) -> String {
     format!("{rsc} ended of itself on {node} (told at once by systemd)")
 }
 

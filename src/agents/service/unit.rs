@@ -308,8 +308,9 @@ pub fn dropin_path(root: &Path, unit: &str) -> PathBuf {
         .join(DROPIN_NAME)
 }
 
-/// The drop-in's text. `main_pid_file` (`main_pid_file`): where a
-/// forking unit that names none finds its daemon's pid.
+/// The drop-in's text. `main_pid_file`, as the function of that name
+/// chooses it: where a forking unit that names none finds its daemon's
+/// pid.
 pub fn dropin_text(unit: &str, main_pid_file: Option<&Path>) -> String {
     let pid = main_pid_file.map_or(String::new(), |p| {
         format!(
