@@ -876,9 +876,10 @@ fn read_block(worker: &Worker, seq: u64, offset: u64, io: Duration) -> Result<Bl
 }
 
 /// Checks the header, writing it if the lease is blank. Both nodes may
-/// initialise at once: they write the same bytes.
+/// initialise at once: they write the same bytes. Runs before anything
+/// is held, so each I/O may take `start_deadline`.
 fn init_header(worker: &Worker, s: &Settings) -> Result<(), KeeperError> {
-    let io = s.timing.io_timeout;
+    let io = start_deadline(s);
     let want = Header {
         cluster: s.cluster.clone(),
         io_timeout: s.timing.io_timeout,
@@ -930,6 +931,27 @@ fn init_header(worker: &Worker, s: &Settings) -> Result<(), KeeperError> {
 /// blocks the open itself).
 fn open_deadline(s: &Settings) -> Duration {
     (s.timing.io_timeout * 10).max(Duration::from_secs(5))
+}
+
+/// How long each I/O before the keeper holds anything may take: the
+/// header's check and the first reads of both slots. `io_timeout` bounds
+/// the renewals that keep a lease; here nothing is held and the watchdog
+/// is not open yet, so a disk that is slow at boot (a SAN path failing
+/// over, an array spinning up, a loaded host) only delays the start.
+/// Failing it instead would leave the node without a keeper: its unit
+/// does not restart one (a keeper that died may have been fencing).
+fn start_deadline(s: &Settings) -> Duration {
+    open_deadline(s)
+}
+
+/// The start-up reads: the header checked (written if blank), then our
+/// own slot and the peer's, each within `start_deadline`.
+fn read_at_start(worker: &Worker, s: &Settings) -> Result<(Block, Block), KeeperError> {
+    init_header(worker, s)?;
+    let io = start_deadline(s);
+    let own = read_block(worker, u64::MAX - 3, slot_offset(s.me.0)?, io)?;
+    let peer = read_block(worker, u64::MAX - 4, slot_offset(s.peer.0)?, io)?;
+    Ok((own, peer))
 }
 
 /// The lease ready for I/O: on NFS, the export mounted first (before
@@ -1011,22 +1033,14 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     let file = open_lease(&s)?;
     let cid = cluster_id(&s.cluster);
     let worker = Worker::spawn(file);
-    init_header(&worker, &s)?;
-    let own = read_block(
-        &worker,
-        u64::MAX - 3,
-        slot_offset(s.me.0)?,
-        s.timing.io_timeout,
-    )?;
+    // The keeper's clock starts before its first read: a holder that
+    // resumes (same boot) counts the time its start-up reads took against
+    // its renew_fail, as if it had renewed no later than now.
+    let origin = boot_clock();
+    let (own, peer) = read_at_start(&worker, &s)?;
     let own_bytes = own.bytes().to_vec();
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     // What the peer acked, before any fence request can be posted.
-    let peer = read_block(
-        &worker,
-        u64::MAX - 4,
-        slot_offset(s.peer.0)?,
-        s.timing.io_timeout,
-    )?;
     let peer_acked = match SlotImage::of(s.peer.0, cid, peer.bytes()) {
         SlotImage::Valid(p) => p.acked,
         _ => 0,
@@ -1040,7 +1054,6 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         let _ = signal(Signal::SIGINT, SigHandler::Handler(on_term));
     }
     let boot = crate::host::boot_id(&s.proc_root);
-    let origin = boot_clock();
     let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
     let resumed = keeper.holds();
     // After the bind (a second keeper on this node fails there, before
@@ -1272,6 +1285,7 @@ pub fn self_fence(s: &Settings) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::{Arc, Mutex};
 
     fn lab_config() -> Config {
         crate::config::load_str(
@@ -1469,5 +1483,72 @@ mod tests {
         let name = format!("mailha-lease-test-{}", std::process::id());
         let _l = bind(&name).unwrap();
         assert!(matches!(bind(&name), Err(KeeperError::Socket { .. })));
+    }
+
+    /// A lease on a disk that answers, but slowly: every I/O takes `lag`.
+    struct SlowDisk {
+        blocks: std::collections::HashMap<u64, Vec<u8>>,
+        lag: Duration,
+        ops: Arc<Mutex<Vec<(&'static str, u64)>>>,
+    }
+
+    impl super::super::disk::BlockIo for SlowDisk {
+        fn read_block(&mut self, offset: u64) -> std::io::Result<Block> {
+            std::thread::sleep(self.lag);
+            self.ops.lock().unwrap().push(("read", offset));
+            Ok(self
+                .blocks
+                .get(&offset)
+                .map_or_else(Block::zeroed, |b| Block::from_bytes(b)))
+        }
+        fn write_block(&mut self, offset: u64, data: &Block) -> std::io::Result<()> {
+            std::thread::sleep(self.lag);
+            self.ops.lock().unwrap().push(("write", offset));
+            self.blocks.insert(offset, data.bytes().to_vec());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_disk_slow_at_boot_delays_the_keepers_start_instead_of_failing_it() {
+        // Each I/O takes twice io_timeout, as a SAN path failing over or a
+        // host loaded at boot can. Nothing is held yet, so the keeper waits
+        // (its unit would not restart it), and reads what a start reads.
+        let cfg = lab_config();
+        let s = Settings::resolved(&cfg, Some("node1"), "node1", &[]).unwrap();
+        let ops = Arc::new(Mutex::new(Vec::new()));
+        let worker = Worker::spawn(SlowDisk {
+            blocks: Default::default(),
+            lag: s.timing.io_timeout * 2,
+            ops: ops.clone(),
+        });
+        let (own, peer) = read_at_start(&worker, &s).unwrap();
+        assert!(own.bytes().iter().all(|b| *b == 0));
+        assert!(peer.bytes().iter().all(|b| *b == 0));
+        let own_at = slot_offset(s.me.0).unwrap();
+        let peer_at = slot_offset(s.peer.0).unwrap();
+        assert_eq!(
+            *ops.lock().unwrap(),
+            [
+                ("read", 0),
+                ("write", 0),
+                ("read", own_at),
+                ("read", peer_at)
+            ],
+            "the blank lease's header written, then both slots read"
+        );
+    }
+
+    #[test]
+    fn a_disk_that_hangs_at_boot_still_fails_the_start_within_its_deadline() {
+        let cfg = lab_config();
+        let s = Settings::resolved(&cfg, Some("node1"), "node1", &[]).unwrap();
+        let worker = Worker::spawn(SlowDisk {
+            blocks: Default::default(),
+            lag: Duration::from_secs(3600),
+            ops: Default::default(),
+        });
+        let e = read_at_start(&worker, &s).unwrap_err();
+        assert!(matches!(e, KeeperError::Deadline("read")), "{e}");
     }
 }
