@@ -59,7 +59,10 @@ pub fn render(cfg: &Config) -> String {
     s.push_str("logging {\n");
     s.push_str("    to_logfile: yes\n");
     s.push_str("    logfile: /var/log/corosync/corosync.log\n");
-    s.push_str("    to_syslog: no\n");
+    // Also to syslog, i.e. the journal on systemd: `journalctl` then shows
+    // corosync's lines beside Pacemaker's, in one log per node, as
+    // Debian's own corosync.conf does (and CTS's log watcher needs).
+    s.push_str("    to_syslog: yes\n");
     s.push_str("    to_stderr: no\n");
     s.push_str("    timestamp: on\n");
     s.push_str("}\n");

@@ -17,7 +17,11 @@
 //!   seed, `mailha setup` in node1, the wait until everything runs).
 //! - `up`, `down`, `status`: the lifecycle actions.
 //! - `soak`: the soak's pure pieces (schedule from a seed, JSONL
-//!   history, the Jepsen-style checker).
+//!   history, the Jepsen-style checker), its runner, and `soak observe`
+//!   (the same recorders and load with no faults of its own).
+//! - `cts`: Pacemaker's CTS judged by the mail (`bench/cts.sh`): CTS's
+//!   log parsed into test windows, each window's outage against the
+//!   bound of the drill it amounts to (pure).
 //! - `uml`: backend 2, User-mode Linux guests on the lab's bridge for what
 //!   this kernel lacks (an NFS client, a kernel watchdog), driven through
 //!   a mailbox directory shared over hostfs.
@@ -27,6 +31,7 @@
 //! namespace, and /proc/self would not resolve otherwise).
 
 pub mod cmd;
+pub mod cts;
 pub mod down;
 pub mod drill;
 pub mod eyou_tree;

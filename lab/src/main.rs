@@ -8,7 +8,7 @@ use mailha_lab::cmd::SystemRunner;
 use mailha_lab::provision::{self, Profile};
 use mailha_lab::up::UpOptions;
 use mailha_lab::{DEFAULT_BASE_DIR, Lab, state::DEFAULT_STATE_DIR};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -199,6 +199,12 @@ pub enum What {
         #[command(subcommand)]
         what: Soak,
     },
+    /// Pacemaker's Cluster Test Suite beside the mail (bench/cts.sh):
+    /// `cts judge`.
+    Cts {
+        #[command(subcommand)]
+        what: Cts,
+    },
     /// (internal) the drills' mail load, run in the client namespace.
     #[command(hide = true)]
     Load {
@@ -346,6 +352,39 @@ pub enum Soak {
     /// written again (its path on stderr); exit 1 unless ok. No lab
     /// needed.
     Check { dir: PathBuf },
+    /// No faults: the mail load, the mounts, the fences and the lease
+    /// holder recorded while something else works the cluster (CTS, in
+    /// bench/cts.sh), until FILE exists (or --max passed); then the
+    /// cluster cleaned up, the final read, and the folder (printed on
+    /// stdout) for `mailha-lab cts judge`.
+    Observe {
+        /// Stop once this file exists.
+        #[arg(long)]
+        until_file: PathBuf,
+        #[arg(long, default_value = "6h", value_parser = humantime::parse_duration)]
+        max: Duration,
+        /// The folder (default: the base dir's soak/<unix ms>-observe).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Cts {
+    /// CTS's log (its stdout, run with TZ=UTC) judged with the history
+    /// `soak observe` recorded beside it: each test's verdict beside the
+    /// mail's outage in its window against the matching drill's bound,
+    /// lost mail, double mounts. The summary on stderr, the verdict as
+    /// JSON on stdout and in DIR/cts-verdict.json; exit 1 unless ok. No
+    /// lab needed.
+    Judge {
+        /// The folder `soak observe` wrote.
+        #[arg(long)]
+        observed: PathBuf,
+        /// CTS's log.
+        #[arg(long)]
+        log: PathBuf,
+    },
 }
 
 fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
@@ -480,6 +519,12 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             )));
         }
         return Ok(());
+    }
+    if let What::Cts {
+        what: Cts::Judge { observed, log },
+    } = &a.what
+    {
+        return cts_judge(observed, log);
     }
     let runner = SystemRunner;
     let mut lab = Lab::new(&runner, &a.prefix, &a.state_dir, &a.base_dir);
@@ -680,7 +725,27 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             }
             Ok(())
         }
+        What::Soak {
+            what:
+                Soak::Observe {
+                    until_file,
+                    max,
+                    out,
+                },
+        } => {
+            let out = out.clone().unwrap_or_else(|| {
+                lab.base_dir
+                    .join("soak")
+                    .join(format!("{}-observe", mailha_lab::load::now_ms()))
+            });
+            eprintln!("soak: observing into {}", out.display());
+            lab.soak_observe(&out, &|| until_file.exists(), *max)
+                .map_err(anyhow::Error::from)?;
+            println!("{}", out.display());
+            Ok(())
+        }
         What::UmlGuest { .. }
+        | What::Cts { .. }
         | What::Watchdog { .. }
         | What::Load { .. }
         | What::ImapRead { .. }
@@ -689,6 +754,37 @@ fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             unreachable!("handled above")
         }
     }
+}
+
+/// `mailha-lab cts judge`.
+fn cts_judge(observed: &Path, log: &Path) -> Result<(), CliError> {
+    use mailha_lab::cts;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| CliError::BadInput(format!("{}: {e}", p.display())))
+    };
+    let meta = observed.join("observed.json");
+    let t0 = serde_json::from_str::<serde_json::Value>(&read(&meta)?)
+        .ok()
+        .and_then(|v| v["t0_unix_ms"].as_u64())
+        .ok_or_else(|| CliError::BadInput(format!("{}: no t0_unix_ms", meta.display())))?;
+    let run = cts::parse_log(&read(log)?, t0)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", log.display())))?;
+    let hist = observed.join("history.jsonl");
+    let h = mailha_lab::soak::history::read_file(&hist)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", hist.display())))?;
+    let v = cts::judge(&run, &h, t0);
+    let json = serde_json::to_string_pretty(&v).unwrap_or_default();
+    let out = observed.join("cts-verdict.json");
+    std::fs::write(&out, &json)
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("{}: {e}", out.display())))?;
+    eprint!("{}", cts::summary(&v));
+    println!("{json}");
+    if !v.ok {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "CTS beside the mail: not ok"
+        )));
+    }
+    Ok(())
 }
 
 fn up(lab: &Lab, opts: &UpOptions, json: bool) -> Result<(), CliError> {

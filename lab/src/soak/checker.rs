@@ -114,7 +114,7 @@ pub fn check(
     schedule: &Schedule,
     opts: &CheckOptions,
 ) -> Result<Verdict, CheckError> {
-    let set = check_set(history);
+    let set = set_result(history);
     let windows = fault_windows(history, schedule)?;
     let outages = windows
         .iter()
@@ -154,16 +154,18 @@ pub fn check(
     })
 }
 
-struct SetResult {
-    final_read: bool,
-    acknowledged: usize,
-    lost: Vec<String>,
-    vanished: Vec<String>,
-    duplicates: Vec<String>,
-    unexpected: Vec<String>,
-    unknown: usize,
-    recovered: Vec<String>,
-    refused: usize,
+/// What the final read says of every message the client sent (the
+/// verdict's fields of the same names).
+pub struct SetResult {
+    pub final_read: bool,
+    pub acknowledged: usize,
+    pub lost: Vec<String>,
+    pub vanished: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub unknown: usize,
+    pub recovered: Vec<String>,
+    pub refused: usize,
 }
 
 /// The best outcome each id got: a message acknowledged once is
@@ -220,7 +222,7 @@ fn read_before(history: &History, end: usize) -> BTreeSet<&str> {
         .collect()
 }
 
-fn check_set(history: &History) -> SetResult {
+pub fn set_result(history: &History) -> SetResult {
     let subs = submissions(history);
     let with = |o: SmtpOutcome| {
         subs.iter()
@@ -320,7 +322,7 @@ fn fault_windows(history: &History, schedule: &Schedule) -> Result<Vec<Window>, 
 }
 
 /// (time, success) of one channel's attempts, in time order.
-fn attempts(history: &History, smtp: bool) -> Vec<(u64, bool)> {
+pub fn attempts(history: &History, smtp: bool) -> Vec<(u64, bool)> {
     let mut out: Vec<(u64, bool)> = history
         .records
         .iter()
@@ -425,7 +427,7 @@ fn outage(
 /// both mounted is a double mount. Samples taken at the same t all count
 /// before t is judged, so the order of lines within one instant does not
 /// matter.
-fn double_mounts(history: &History) -> Vec<DoubleMount> {
+pub fn double_mounts(history: &History) -> Vec<DoubleMount> {
     let mut samples: Vec<(u64, &str, bool)> = history
         .records
         .iter()

@@ -159,6 +159,22 @@ fn peer(node: &str) -> &'static str {
 /// The history file, shared by the sampler thread and the steps.
 type Writer = Arc<Mutex<HistoryWriter<std::fs::File>>>;
 
+/// What runs while a soak's history is recorded.
+struct Recording {
+    w: Writer,
+    /// The history's zero (unix ms).
+    t0: u64,
+    /// Set: the recorders stop.
+    stop: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<()>,
+    holders: std::thread::JoinHandle<()>,
+    loader: std::process::Child,
+    log: PathBuf,
+    /// Created: the load stops.
+    stop_file: PathBuf,
+    run_id: String,
+}
+
 fn record(w: &Writer, t0: u64, event: Event) {
     let t_ms = (load::now_ms() as u64).saturating_sub(t0);
     if let Ok(mut w) = w.lock() {
@@ -186,25 +202,109 @@ impl Lab<'_> {
             std::fs::write(&p, text).map_err(LabError::io(&p))
         };
         put("schedule.json", &schedule.to_json())?;
-        self.wait_healthy(Duration::from_secs(120))?;
+        let max = Duration::from_millis(schedule.options.duration_ms) + Duration::from_secs(900);
+        let rec = self.soak_record(out, &format!("soak-{}", schedule.options.seed), max)?;
+        let mut notes = Vec::new();
+        self.soak_steps(schedule, &rec.w, rec.t0, &mut notes);
+        let h = self.soak_finish(rec, out, &mut notes)?;
+        let verdict = checker::check(&h, schedule, &check_options())
+            .map_err(|e| LabError::Cluster(e.to_string()))?;
+        put(
+            "verdict.json",
+            &serde_json::to_string_pretty(&verdict).unwrap_or_default(),
+        )?;
+        // The page is for people: a soak whose page failed is still judged.
+        if let Err(e) = super::report::write(out, schedule, &h.records, &verdict, &notes) {
+            notes.push(format!("report.html not written: {e}"));
+        }
+        put("notes.txt", &(notes.join("\n") + "\n"))?;
+        Ok(verdict)
+    }
 
+    /// No faults of its own: the mail load, the mounts, the fences and
+    /// the lease holder recorded while something else (Pacemaker's CTS,
+    /// `bench/cts.sh`) works the cluster, until `until` says so or `max`
+    /// has passed. Then the cluster is cleaned up and healed, and the
+    /// final read done, as after a soak. `out` gets the history, the
+    /// client's logs, both nodes' logs and `observed.json` (the history's
+    /// zero as unix ms, what `mailha-lab cts judge` aligns CTS's log by).
+    pub fn soak_observe(
+        &self,
+        out: &Path,
+        until: &dyn Fn() -> bool,
+        max: Duration,
+    ) -> Result<PathBuf, LabError> {
+        std::fs::create_dir_all(out).map_err(LabError::io(out))?;
+        let rec = self.soak_record(
+            out,
+            &format!("observe-{}", load::now_ms()),
+            max + Duration::from_secs(900),
+        )?;
+        let t0 = rec.t0;
+        let observed = out.join("observed.json");
+        std::fs::write(
+            &observed,
+            serde_json::json!({ "t0_unix_ms": t0, "run_id": rec.run_id }).to_string(),
+        )
+        .map_err(LabError::io(&observed))?;
+        let began = Instant::now();
+        while !until() && began.elapsed() < max {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let mut notes = Vec::new();
+        self.soak_finish(rec, out, &mut notes)?;
+        let p = out.join("notes.txt");
+        std::fs::write(&p, notes.join("\n") + "\n").map_err(LabError::io(&p))?;
+        Ok(out.join("history.jsonl"))
+    }
+
+    /// Waits for a healthy cluster, then starts the recorders (mounts and
+    /// resets every 100 ms, the lease holder) and the mail load.
+    fn soak_record(&self, out: &Path, run_id: &str, max: Duration) -> Result<Recording, LabError> {
+        self.wait_healthy(Duration::from_secs(120))?;
         let history = out.join("history.jsonl");
         let w: Writer = Arc::new(Mutex::new(
             HistoryWriter::append_to(&history).map_err(|e| LabError::Cluster(e.to_string()))?,
         ));
         let t0 = load::now_ms() as u64;
-        let stop_sampler = Arc::new(AtomicBool::new(false));
-        let sampler = self.soak_sampler(w.clone(), t0, stop_sampler.clone());
-        let holders = self.soak_holders(w.clone(), t0, stop_sampler.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = self.soak_sampler(w.clone(), t0, stop.clone());
+        let holders = self.soak_holders(w.clone(), t0, stop.clone());
+        let (log, stop_file) = (out.join("load.log"), out.join("stop"));
+        let loader = self.spawn_load(run_id, &log, &stop_file, Some(max), true)?;
+        Ok(Recording {
+            w,
+            t0,
+            stop,
+            sampler,
+            holders,
+            loader,
+            log,
+            stop_file,
+            run_id: run_id.to_string(),
+        })
+    }
 
-        let run_id = format!("soak-{}", schedule.options.seed);
-        let (log, stop) = (out.join("load.log"), out.join("stop"));
-        let max = Duration::from_millis(schedule.options.duration_ms) + Duration::from_secs(900);
-        let mut loader = self.spawn_load(&run_id, &log, &stop, Some(max), true)?;
-
-        let mut notes = Vec::new();
-        self.soak_steps(schedule, &w, t0, &mut notes);
-
+    /// After the faults: the cluster cleaned up and healthy, the load
+    /// stopped, the client's logs and the final read into the history,
+    /// the recorders stopped, the nodes' logs kept; the history read back.
+    fn soak_finish(
+        &self,
+        rec: Recording,
+        out: &Path,
+        notes: &mut Vec<String>,
+    ) -> Result<super::history::History, LabError> {
+        let Recording {
+            w,
+            t0,
+            stop: stop_sampler,
+            sampler,
+            holders,
+            mut loader,
+            log,
+            stop_file: stop,
+            run_id,
+        } = rec;
         // The cluster heals by itself; then, as an operator would after a
         // night of faults, the failures are cleaned up and the mail must
         // run with everything started.
@@ -226,7 +326,7 @@ impl Lab<'_> {
                 let _ = w.append(&r);
             }
         }
-        let final_ids = self.soak_final_read(&run_id, out, &mut notes);
+        let final_ids = self.soak_final_read(&run_id, out, notes);
         record(
             &w,
             t0,
@@ -253,20 +353,8 @@ impl Lab<'_> {
             let _ = std::fs::copy(&from, out.join(format!("{n}-pacemaker.log")));
         }
 
-        let h =
-            super::history::read_file(&history).map_err(|e| LabError::Cluster(e.to_string()))?;
-        let verdict = checker::check(&h, schedule, &check_options())
-            .map_err(|e| LabError::Cluster(e.to_string()))?;
-        put(
-            "verdict.json",
-            &serde_json::to_string_pretty(&verdict).unwrap_or_default(),
-        )?;
-        // The page is for people: a soak whose page failed is still judged.
-        if let Err(e) = super::report::write(out, schedule, &h.records, &verdict, &notes) {
-            notes.push(format!("report.html not written: {e}"));
-        }
-        put("notes.txt", &(notes.join("\n") + "\n"))?;
-        Ok(verdict)
+        let history = out.join("history.jsonl");
+        super::history::read_file(&history).map_err(|e| LabError::Cluster(e.to_string()))
     }
 
     /// Every 100 ms: each node's mount table (is the data mounted?), and

@@ -1,0 +1,659 @@
+//! Pacemaker's Cluster Test Suite (CTS 2.1.5) judged by the mail
+//! (issue 19): `bench/cts.sh` runs CTS against the lab while
+//! `mailha-lab soak observe` records the mail load, the mounts, the
+//! fences and the lease holder; `mailha-lab cts judge` then puts CTS's
+//! own verdicts beside what the client saw. CTS passing while the mail
+//! was down is not a pass.
+//!
+//! Pure: CTS's log text and a recorded history in, a verdict out.
+//!
+//! Each test's window runs from its "Running test" line to the next one
+//! (or to the end of the run); the mail's longest outage in it is judged
+//! against the bound of the drill the test amounts to for the mail
+//! (`expectation`). Tests that stop the whole cluster take the mail down
+//! by design: their outage is reported, and only has to end. So does the
+//! run's own set-up, which restarts the cluster before the first test.
+
+use crate::soak::checker::{self, DoubleMount, Fence};
+use crate::soak::history::{Event, History};
+use crate::soak::run::bounds;
+use crate::soak::schedule::FaultKind;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// One test as CTS ran it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtsTest {
+    pub name: String,
+    /// The node CTS chose for it.
+    pub node: String,
+    /// Its number in the run (CTS's `[  n]`).
+    pub count: u32,
+    /// Unix ms of its "Running test" line (CTS logs whole seconds).
+    pub start_unix_ms: u64,
+    /// CTS's own verdict: no "FAILED", "Setup failed", "Teardown
+    /// failed", audit failure or BadNews logged in its window.
+    pub passed: bool,
+    pub skipped: bool,
+    /// What CTS said against it, as it said it.
+    pub complaints: Vec<String>,
+}
+
+/// A CTS run's log, read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtsRun {
+    pub seed: Option<String>,
+    /// Unix ms of the log's first line (the run's set-up starts there).
+    pub start_unix_ms: Option<u64>,
+    /// Unix ms of its last line.
+    pub end_unix_ms: Option<u64>,
+    pub tests: Vec<CtsTest>,
+    /// "TESTS COMPLETED" was logged: the run was not cut short.
+    pub completed: bool,
+    /// Unix ms of the tear-down after the last test, which stops the
+    /// cluster on every node ("Stopping Cluster Manager on all nodes").
+    pub teardown_unix_ms: Option<u64>,
+    /// What CTS logged against the run's set-up, before the first test.
+    pub setup_complaints: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CtsError {
+    #[error("line {line}: {what}")]
+    Line { line: usize, what: String },
+    #[error("CTS's log names no test")]
+    NoTests,
+}
+
+/// Unix ms of CTS's stamp "Dec 06 20:04:07" (UTC: `bench/cts.sh` runs
+/// CTS with TZ=UTC), in the year that puts it nearest `near_unix_ms`.
+fn stamp_ms(stamp: &str, near_unix_ms: u64) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut it = stamp.split_whitespace();
+    let name = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == name)? + 1;
+    let day: u32 = it.next()?.parse().ok()?;
+    let time = it.next()?;
+    let year_of = |ms: u64| {
+        let s = humantime::format_rfc3339(UNIX_EPOCH + Duration::from_millis(ms)).to_string();
+        s.get(..4).and_then(|y| y.parse::<i64>().ok())
+    };
+    let near_year = year_of(near_unix_ms)?;
+    (near_year - 1..=near_year + 1)
+        .filter_map(|y| {
+            let t =
+                humantime::parse_rfc3339(&format!("{y:04}-{month:02}-{day:02}T{time}Z")).ok()?;
+            Some(t.duration_since(UNIX_EPOCH).ok()?.as_millis() as u64)
+        })
+        .min_by_key(|ms| ms.abs_diff(near_unix_ms))
+}
+
+/// CTS's log (its stdout, or `--outputfile`; debug lines are skipped):
+/// each line is "<Mon DD HH:MM:SS>\t[<host> ]<text>".
+pub fn parse_log(text: &str, near_unix_ms: u64) -> Result<CtsRun, CtsError> {
+    let mut run = CtsRun {
+        seed: None,
+        start_unix_ms: None,
+        end_unix_ms: None,
+        tests: Vec::new(),
+        completed: false,
+        teardown_unix_ms: None,
+        setup_complaints: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let Some((stamp, rest)) = line.split_once('\t') else {
+            continue;
+        };
+        let Some(at) = stamp_ms(stamp, near_unix_ms) else {
+            continue;
+        };
+        let msg = rest.trim();
+        if msg.contains(" debug: ") || msg.starts_with("debug: ") {
+            continue;
+        }
+        run.start_unix_ms.get_or_insert(at);
+        run.end_unix_ms = Some(at);
+        if let Some(seed) = msg.split("Random Seed:").nth(1) {
+            run.seed = Some(seed.trim().to_string());
+        }
+        if let Some(after) = msg.split("Running test ").nth(1) {
+            let bad = |what: &str| CtsError::Line {
+                line: i + 1,
+                what: format!("{what}: {msg:?}"),
+            };
+            let mut words = after.split_whitespace();
+            let name = words.next().ok_or_else(|| bad("no test name"))?;
+            let node = words
+                .next()
+                .and_then(|w| w.strip_prefix('(')?.strip_suffix(')'))
+                .ok_or_else(|| bad("no node"))?;
+            let count = after
+                .rsplit_once('[')
+                .and_then(|(_, c)| c.trim_end_matches(']').trim().parse().ok())
+                .ok_or_else(|| bad("no test number"))?;
+            run.tests.push(CtsTest {
+                name: name.to_string(),
+                node: node.to_string(),
+                count,
+                start_unix_ms: at,
+                passed: true,
+                skipped: false,
+                complaints: Vec::new(),
+            });
+            continue;
+        }
+        if msg.ends_with("Stopping Cluster Manager on all nodes") && !run.tests.is_empty() {
+            run.teardown_unix_ms = Some(at);
+            continue;
+        }
+        if msg.contains("TESTS COMPLETED") {
+            run.completed = true;
+            continue;
+        }
+        let against = msg.contains(" FAILED")
+            || msg.ends_with("Setup failed")
+            || msg.ends_with("Teardown failed")
+            || msg.contains("BadNews:");
+        let skipped = msg.ends_with("Skipped");
+        match run.tests.last_mut() {
+            Some(t) if against => {
+                t.passed = false;
+                t.complaints.push(msg.to_string());
+            }
+            Some(t) if skipped => t.skipped = true,
+            None if against => run.setup_complaints.push(msg.to_string()),
+            _ => {}
+        }
+    }
+    if run.tests.is_empty() {
+        return Err(CtsError::NoTests);
+    }
+    Ok(run)
+}
+
+/// What a test does to the mail, as one of the drills does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    /// Like the drill of this kind: its outage must stay within the
+    /// soak's bound for it.
+    Like(FaultKind),
+    /// The test stops every node's cluster stack (or may: NearQuorumPoint
+    /// stops a random set): no mail without a cluster, by design. The
+    /// outage only has to end once the test brings the cluster back.
+    ClusterStopped,
+}
+
+/// The drill each of CTS 2.1.5's tests amounts to for the mail. A test
+/// not named here is judged as the worst drill (a node's death).
+pub fn expectation(test: &str) -> Expect {
+    use FaultKind::*;
+    match test {
+        // One node's stack stopped and started (the mail's node: a
+        // planned move), a standby, nodes restarted one at a time.
+        "Flip" | "Restart" | "Standby" | "RestartOnebyOne" => Expect::Like(Switchover),
+        // Maintenance, and the stack restarted under unmanaged
+        // resources: nothing may move or stop.
+        "MaintenanceMode" | "Reattach" => Expect::Like(Apply),
+        // One resource failed and recovered in place.
+        "ResourceRecover" => Expect::Like(KillDaemon),
+        // A node fenced, a Pacemaker daemon killed (the controller's
+        // death may get the node fenced).
+        "Stonithd" | "ComponentFail" => Expect::Like(KillNode),
+        "StartOnebyOne" | "SimulStart" | "SimulStop" | "StopOnebyOne" | "PartialStart"
+        | "SpecialTest1" | "NearQuorumPoint" => Expect::ClusterStopped,
+        _ => Expect::Like(KillNode),
+    }
+}
+
+/// The mail during one window of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// The test's name, or "set-up" before the first test.
+    pub test: String,
+    pub count: u32,
+    pub node: String,
+    /// Times since the history's t0.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub expect: Expect,
+    /// The longest SMTP / IMAP outage in the window (from the last
+    /// success before it to the first success after it); None: it never
+    /// ended within the history.
+    pub smtp_ms: Option<u64>,
+    pub imap_ms: Option<u64>,
+    /// The bound it was held to (None: the cluster was stopped by design).
+    pub bound_ms: Option<u64>,
+    pub within: bool,
+    pub cts_passed: bool,
+    pub cts_skipped: bool,
+    pub complaints: Vec<String>,
+}
+
+/// CTS's verdicts and the mail's, side by side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// CTS passed every test, the run completed, and the mail was fine:
+    /// nothing lost, no double mount, every outage within its bound.
+    pub ok: bool,
+    pub seed: Option<String>,
+    pub cts_completed: bool,
+    pub cts_passed: usize,
+    pub cts_failed: usize,
+    pub final_read: bool,
+    pub acknowledged: usize,
+    pub lost: Vec<String>,
+    pub vanished: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub double_mounts: Vec<DoubleMount>,
+    pub fences: Vec<Fence>,
+    pub windows: Vec<Window>,
+    /// Windows whose outage was over its bound, or never ended.
+    pub over_bound: Vec<String>,
+}
+
+/// CTS's run judged by the history recorded beside it; `t0_unix_ms` is
+/// the history's zero.
+pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
+    let rel = |ms: u64| ms.saturating_sub(t0_unix_ms);
+    let set = checker::set_result(history);
+    let a = Attempts {
+        smtp: checker::attempts(history, true),
+        imap: checker::attempts(history, false),
+    };
+    let history_end = history.records.iter().map(|r| r.t_ms).max().unwrap_or(0);
+    let run_end = run.end_unix_ms.map(rel).unwrap_or(history_end);
+    let bounds = bounds();
+    let mut windows = Vec::new();
+    let first_test = run.tests.first().map(|t| rel(t.start_unix_ms));
+    if let (Some(start), Some(first)) = (run.start_unix_ms.map(rel), first_test) {
+        let s = Span {
+            test: "set-up",
+            count: 0,
+            node: "",
+            start_ms: start,
+            end_ms: first,
+            expect: Expect::ClusterStopped,
+            cts_passed: run.setup_complaints.is_empty(),
+            cts_skipped: false,
+            complaints: run.setup_complaints.clone(),
+        };
+        windows.push(window(s, &a, &bounds));
+    }
+    let teardown = run.teardown_unix_ms.map(rel);
+    for (i, t) in run.tests.iter().enumerate() {
+        let end = run
+            .tests
+            .get(i + 1)
+            .map(|n| rel(n.start_unix_ms))
+            .or(teardown)
+            .unwrap_or(run_end.max(rel(t.start_unix_ms)));
+        let s = Span {
+            test: &t.name,
+            count: t.count,
+            node: &t.node,
+            start_ms: rel(t.start_unix_ms),
+            end_ms: end,
+            expect: expectation(&t.name),
+            cts_passed: t.passed,
+            cts_skipped: t.skipped,
+            complaints: t.complaints.clone(),
+        };
+        windows.push(window(s, &a, &bounds));
+    }
+    if let Some(start) = teardown {
+        let s = Span {
+            test: "tear-down",
+            count: 0,
+            node: "",
+            start_ms: start,
+            end_ms: run_end.max(start),
+            expect: Expect::ClusterStopped,
+            cts_passed: true,
+            cts_skipped: false,
+            complaints: Vec::new(),
+        };
+        windows.push(window(s, &a, &bounds));
+    }
+    let over_bound: Vec<String> = windows
+        .iter()
+        .filter(|w| !w.within)
+        .map(|w| format!("{} [{}]", w.test, w.count))
+        .collect();
+    let double_mounts = checker::double_mounts(history);
+    let fences = history
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Fence { target } => Some(Fence {
+                t_ms: r.t_ms,
+                target: target.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    let cts_failed = run.tests.iter().filter(|t| !t.passed).count()
+        + usize::from(!run.setup_complaints.is_empty());
+    let ok = run.completed
+        && cts_failed == 0
+        && set.final_read
+        && set.lost.is_empty()
+        && set.vanished.is_empty()
+        && set.duplicates.is_empty()
+        && set.unexpected.is_empty()
+        && double_mounts.is_empty()
+        && over_bound.is_empty();
+    Verdict {
+        ok,
+        seed: run.seed.clone(),
+        cts_completed: run.completed,
+        cts_passed: run.tests.iter().filter(|t| t.passed).count(),
+        cts_failed,
+        final_read: set.final_read,
+        acknowledged: set.acknowledged,
+        lost: set.lost,
+        vanished: set.vanished,
+        duplicates: set.duplicates,
+        unexpected: set.unexpected,
+        double_mounts,
+        fences,
+        windows,
+        over_bound,
+    }
+}
+
+/// The client's attempts, each channel in time order.
+struct Attempts {
+    smtp: Vec<(u64, bool)>,
+    imap: Vec<(u64, bool)>,
+}
+
+/// A window of the run, before the mail's outage in it is judged.
+struct Span<'a> {
+    test: &'a str,
+    count: u32,
+    node: &'a str,
+    start_ms: u64,
+    end_ms: u64,
+    expect: Expect,
+    cts_passed: bool,
+    cts_skipped: bool,
+    complaints: Vec<String>,
+}
+
+fn window(s: Span, a: &Attempts, bounds: &checker::Bounds) -> Window {
+    let smtp_ms = checker::outage_ms(&a.smtp, s.start_ms, s.end_ms);
+    let imap_ms = checker::outage_ms(&a.imap, s.start_ms, s.end_ms);
+    let bound_ms = match s.expect {
+        Expect::Like(kind) => bounds.get(&kind).map(|b| b.smtp_ms.min(b.imap_ms)),
+        Expect::ClusterStopped => None,
+    };
+    let within = match (smtp_ms, imap_ms) {
+        (Some(m), Some(i)) => bound_ms.is_none_or(|b| m <= b && i <= b),
+        _ => false,
+    };
+    Window {
+        test: s.test.to_string(),
+        count: s.count,
+        node: s.node.to_string(),
+        start_ms: s.start_ms,
+        end_ms: s.end_ms,
+        expect: s.expect,
+        smtp_ms,
+        imap_ms,
+        bound_ms,
+        within,
+        cts_passed: s.cts_passed,
+        cts_skipped: s.cts_skipped,
+        complaints: s.complaints,
+    }
+}
+
+/// The verdict for people: one line per window, then the totals.
+pub fn summary(v: &Verdict) -> String {
+    use std::fmt::Write;
+    let secs = |ms: Option<u64>| {
+        ms.map_or("never ended".to_string(), |m| {
+            format!("{:.1} s", m as f64 / 1000.0)
+        })
+    };
+    let mut s = String::new();
+    for w in &v.windows {
+        let _ = writeln!(
+            s,
+            "{:>3} {:<16} {:<6} CTS {:<7} mail: smtp {:>12} imap {:>12}  {}",
+            w.count,
+            w.test,
+            w.node,
+            if w.cts_skipped {
+                "skipped"
+            } else if w.cts_passed {
+                "passed"
+            } else {
+                "FAILED"
+            },
+            secs(w.smtp_ms),
+            secs(w.imap_ms),
+            match (w.bound_ms, w.within) {
+                (Some(b), true) => format!("within {} s", b / 1000),
+                (Some(b), false) => format!("OVER {} s", b / 1000),
+                (None, true) => "cluster stopped by the test".to_string(),
+                (None, false) => "cluster stopped by the test, mail NEVER BACK".to_string(),
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{}: CTS passed {} failed {}{}; mail: acknowledged {}, lost {}, vanished {}, duplicates {}, double mounts {}, fences {}, over bound {}",
+        if v.ok { "ok" } else { "NOT OK" },
+        v.cts_passed,
+        v.cts_failed,
+        if v.cts_completed {
+            ""
+        } else {
+            " (run cut short)"
+        },
+        v.acknowledged,
+        v.lost.len(),
+        v.vanished.len(),
+        v.duplicates.len(),
+        v.double_mounts.len(),
+        v.fences.len(),
+        v.over_bound.len()
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::soak::history::{ImapOutcome, Record, SmtpOutcome};
+
+    /// 2026-12-06T20:04:07Z
+    const T: u64 = 1_796_587_447_000;
+
+    const LOG: &str = "\
+Dec 06 20:04:07\tRandom Seed:            1
+Dec 06 20:04:13\tvm debug: lw: fast-start: Looking for regex: Running test Fake (node9) [  9]
+Dec 06 20:04:20\tContinuing with journal-based log reader
+Dec 06 20:05:07\tRunning test Flip                  (node1)       [  1]
+Dec 06 20:06:07\tRunning test ResourceRecover       (node2)       [  2]
+Dec 06 20:06:30\tTest ResourceRecover                 FAILED: Recovery of svc-postfix not detected
+Dec 06 20:07:07\tRunning test SimulStop             (node2)       [  3]
+Dec 06 20:07:10\tSkipped
+Dec 06 20:08:07\tRunning test Standby               (node1)       [  4]
+Dec 06 20:08:30\tBadNews: Dec 06 20:08:29 node1 pacemaker-controld[1]: error: oops
+Dec 06 20:09:07\tStopping Cluster Manager on all nodes
+Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
+";
+
+    #[test]
+    fn the_log_gives_each_test_its_window_and_what_cts_said_of_it() {
+        let run = parse_log(LOG, T).unwrap();
+        assert_eq!(run.seed.as_deref(), Some("1"));
+        assert_eq!(run.start_unix_ms, Some(T));
+        assert_eq!(run.end_unix_ms, Some(T + 320_000));
+        assert_eq!(run.teardown_unix_ms, Some(T + 300_000));
+        assert!(run.completed);
+        let names: Vec<_> = run
+            .tests
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.node.as_str(),
+                    t.count,
+                    t.passed,
+                    t.skipped,
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Flip", "node1", 1, true, false),
+                ("ResourceRecover", "node2", 2, false, false),
+                ("SimulStop", "node2", 3, true, true),
+                ("Standby", "node1", 4, false, false),
+            ],
+            "a debug line quoting a pattern is no test"
+        );
+        assert_eq!(run.tests[0].start_unix_ms, T + 60_000);
+        assert!(run.tests[1].complaints[0].contains("not detected"));
+    }
+
+    #[test]
+    fn a_stamp_takes_the_year_nearest_the_run_across_new_year() {
+        let new_year_2027 = 1_798_761_600_000;
+        assert_eq!(
+            stamp_ms("Dec 31 23:59:59", new_year_2027 + 5_000),
+            Some(new_year_2027 - 1_000)
+        );
+        assert_eq!(
+            stamp_ms("Jan 01 00:00:01", new_year_2027 - 5_000),
+            Some(new_year_2027 + 1_000)
+        );
+        assert_eq!(stamp_ms("Foo 01 00:00:01", T), None);
+    }
+
+    #[test]
+    fn a_log_without_tests_is_refused() {
+        assert_eq!(
+            parse_log("Dec 06 20:04:07\tRandom Seed: 1\n", T),
+            Err(CtsError::NoTests)
+        );
+    }
+
+    fn smtp(t_ms: u64, ok: bool, id: &str) -> Record {
+        Record {
+            t_ms,
+            event: Event::Smtp {
+                id: id.to_string(),
+                outcome: if ok {
+                    SmtpOutcome::Ok
+                } else {
+                    SmtpOutcome::Refused
+                },
+            },
+        }
+    }
+
+    fn imap(t_ms: u64, ids: &[&str], final_read: bool) -> Record {
+        Record {
+            t_ms,
+            event: Event::Imap {
+                outcome: ImapOutcome::Ok,
+                ids: ids.iter().map(|s| s.to_string()).collect(),
+                final_read,
+            },
+        }
+    }
+
+    /// The history's zero 1 s before CTS's first line; mail every second
+    /// from 0 to 310 s but where `down` says.
+    fn history(down: &[(u64, u64)], lose: Option<&str>) -> History {
+        let mut records = Vec::new();
+        let mut ids = Vec::new();
+        for s in 0..310u64 {
+            let t = s * 1000;
+            let ok = !down.iter().any(|(a, b)| t >= *a && t < *b);
+            let id = format!("m{s}");
+            records.push(smtp(t, ok, &id));
+            records.push(imap(t + 500, &[], false));
+            if ok && Some(id.as_str()) != lose {
+                ids.push(id);
+            }
+        }
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        records.push(imap(320_000, &refs, true));
+        History { records, torn: 0 }
+    }
+
+    #[test]
+    fn cts_passing_while_the_mail_was_down_too_long_is_not_a_pass() {
+        let run = parse_log(
+            &LOG.replace("FAILED: Recovery of svc-postfix not detected", "x")
+                .replace("BadNews: ", ""),
+            T,
+        )
+        .unwrap();
+        let t0 = T - 1000;
+        // The set-up (cluster restarted) down 30 s: by design. Flip (a
+        // planned move) down 25 s: over switchover's 10 s. SimulStop down
+        // 40 s: by design.
+        let h = history(
+            &[(5_000, 35_000), (70_000, 95_000), (190_000, 230_000)],
+            None,
+        );
+        let v = judge(&run, &h, t0);
+        assert_eq!(v.cts_failed, 0);
+        assert!(!v.ok);
+        assert_eq!(v.over_bound, ["Flip [1]"]);
+        let flip = &v.windows[1];
+        assert_eq!((flip.smtp_ms, flip.bound_ms), (Some(26_000), Some(10_000)));
+        assert!(v.windows[0].within && v.windows[3].within, "{v:#?}");
+        assert!(v.lost.is_empty());
+        assert!(summary(&v).contains("OVER 10 s"), "{}", summary(&v));
+    }
+
+    #[test]
+    fn all_passed_and_the_mail_within_bounds_is_ok_and_a_lost_message_is_not() {
+        let run = parse_log(
+            &LOG.replace("FAILED: Recovery of svc-postfix not detected", "x")
+                .replace("BadNews: ", ""),
+            T,
+        )
+        .unwrap();
+        let t0 = T - 1000;
+        let h = history(
+            &[(5_000, 35_000), (70_000, 74_000), (190_000, 230_000)],
+            None,
+        );
+        let v = judge(&run, &h, t0);
+        assert!(v.ok, "{}", summary(&v));
+        let h = history(&[(70_000, 74_000)], Some("m100"));
+        let v = judge(&run, &h, t0);
+        assert!(!v.ok);
+        assert_eq!(v.lost, ["m100"]);
+    }
+
+    #[test]
+    fn a_cts_failure_fails_the_run_even_with_the_mail_fine() {
+        let run = parse_log(LOG, T).unwrap();
+        let v = judge(&run, &history(&[], None), T - 1000);
+        assert_eq!(v.cts_failed, 2);
+        assert!(!v.ok);
+        assert!(v.over_bound.is_empty());
+    }
+
+    #[test]
+    fn a_cluster_stopped_by_the_test_must_still_bring_the_mail_back() {
+        let run = parse_log(LOG, T).unwrap();
+        // Down from SimulStop (180 s) to the end of the history.
+        let v = judge(&run, &history(&[(190_000, 400_000)], None), T - 1000);
+        assert!(v.over_bound.iter().any(|w| w == "SimulStop [3]"), "{v:#?}");
+    }
+}
