@@ -8,11 +8,14 @@
 //! Pure: CTS's log text and a recorded history in, a verdict out.
 //!
 //! Each test's window runs from its "Running test" line to the next one
-//! (or to the end of the run); the mail's longest outage in it is judged
+//! (or to the tear-down); the mail's longest outage in it is judged
 //! against the bound of the drill the test amounts to for the mail
-//! (`expectation`). Tests that stop the whole cluster take the mail down
-//! by design: their outage is reported, and only has to end. So does the
-//! run's own set-up, which restarts the cluster before the first test.
+//! (`expectation`). A window in which, at some moment, no node ran
+//! Pacemaker (the history's `stack` samples: CTS stops the whole cluster
+//! in many tests, in its set-up and its tear-down, or restarts the only
+//! node left) takes the mail down by design: its outage is reported, and
+//! only has to end. Which tests do that is read from what happened, not
+//! assumed from their names.
 
 use crate::soak::checker::{self, DoubleMount, Fence};
 use crate::soak::history::{Event, History};
@@ -55,6 +58,9 @@ pub struct CtsRun {
     pub teardown_unix_ms: Option<u64>,
     /// What CTS logged against the run's set-up, before the first test.
     pub setup_complaints: Vec<String>,
+    /// What it logged against the tear-down (an audit of the stopped
+    /// cluster: a stale IPC file...).
+    pub teardown_complaints: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +107,7 @@ pub fn parse_log(text: &str, near_unix_ms: u64) -> Result<CtsRun, CtsError> {
         completed: false,
         teardown_unix_ms: None,
         setup_complaints: Vec::new(),
+        teardown_complaints: Vec::new(),
     };
     for (i, line) in text.lines().enumerate() {
         let Some((stamp, rest)) = line.split_once('\t') else {
@@ -157,6 +164,10 @@ pub fn parse_log(text: &str, near_unix_ms: u64) -> Result<CtsRun, CtsError> {
             || msg.ends_with("Teardown failed")
             || msg.contains("BadNews:");
         let skipped = msg.ends_with("Skipped");
+        if against && run.teardown_unix_ms.is_some() {
+            run.teardown_complaints.push(msg.to_string());
+            continue;
+        }
         match run.tests.last_mut() {
             Some(t) if against => {
                 t.passed = false;
@@ -173,39 +184,70 @@ pub fn parse_log(text: &str, near_unix_ms: u64) -> Result<CtsRun, CtsError> {
     Ok(run)
 }
 
-/// What a test does to the mail, as one of the drills does.
+/// What a window's outage is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Expect {
     /// Like the drill of this kind: its outage must stay within the
     /// soak's bound for it.
     Like(FaultKind),
-    /// The test stops every node's cluster stack (or may: NearQuorumPoint
-    /// stops a random set): no mail without a cluster, by design. The
-    /// outage only has to end once the test brings the cluster back.
+    /// No node ran Pacemaker at some moment of the window: no mail
+    /// without a cluster, by design. The outage only has to end.
     ClusterStopped,
 }
 
-/// The drill each of CTS 2.1.5's tests amounts to for the mail. A test
-/// not named here is judged as the worst drill (a node's death).
-pub fn expectation(test: &str) -> Expect {
+/// The drill each of CTS 2.1.5's tests amounts to for the mail while a
+/// node still runs the cluster. A test not named here is judged as the
+/// worst drill (a node's death).
+pub fn expectation(test: &str) -> FaultKind {
     use FaultKind::*;
     match test {
-        // One node's stack stopped and started (the mail's node: a
-        // planned move), a standby, nodes restarted one at a time.
-        "Flip" | "Restart" | "Standby" | "RestartOnebyOne" => Expect::Like(Switchover),
+        // Nodes' stacks stopped or started, one or several (stopping the
+        // mail's node is a planned move), a standby.
+        "Flip" | "Restart" | "Standby" | "RestartOnebyOne" | "StartOnebyOne" | "SimulStart"
+        | "SimulStop" | "StopOnebyOne" | "PartialStart" | "SpecialTest1" | "NearQuorumPoint" => {
+            Switchover
+        }
         // Maintenance, and the stack restarted under unmanaged
         // resources: nothing may move or stop.
-        "MaintenanceMode" | "Reattach" => Expect::Like(Apply),
+        "MaintenanceMode" | "Reattach" => Apply,
         // One resource failed and recovered in place.
-        "ResourceRecover" => Expect::Like(KillDaemon),
+        "ResourceRecover" => KillDaemon,
         // A node fenced, a Pacemaker daemon killed (the controller's
         // death may get the node fenced).
-        "Stonithd" | "ComponentFail" => Expect::Like(KillNode),
-        "StartOnebyOne" | "SimulStart" | "SimulStop" | "StopOnebyOne" | "PartialStart"
-        | "SpecialTest1" | "NearQuorumPoint" => Expect::ClusterStopped,
-        _ => Expect::Like(KillNode),
+        _ => KillNode,
     }
+}
+
+/// The stretches of history time in which every node's Pacemaker was
+/// down (None: still at the history's end). A node counts as up until
+/// its first `stack` sample says otherwise: the observer starts on a
+/// healthy cluster.
+pub fn cluster_stopped(history: &History) -> Vec<(u64, Option<u64>)> {
+    let mut up: std::collections::BTreeMap<&str, bool> = Default::default();
+    let mut spans = Vec::new();
+    let mut since: Option<u64> = None;
+    let mut records: Vec<_> = history.records.iter().collect();
+    records.sort_by_key(|r| r.t_ms);
+    for r in records {
+        let Event::Stack { node, up: is_up } = &r.event else {
+            continue;
+        };
+        up.insert(node, *is_up);
+        let all_down = up.len() >= 2 && up.values().all(|u| !u);
+        match (since, all_down) {
+            (None, true) => since = Some(r.t_ms),
+            (Some(s), false) => {
+                spans.push((s, Some(r.t_ms)));
+                since = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = since {
+        spans.push((s, None));
+    }
+    spans
 }
 
 /// The mail during one window of the run.
@@ -224,8 +266,10 @@ pub struct Window {
     /// ended within the history.
     pub smtp_ms: Option<u64>,
     pub imap_ms: Option<u64>,
-    /// The bound it was held to (None: the cluster was stopped by design).
+    /// The bound it was held to (None: the cluster was stopped).
     pub bound_ms: Option<u64>,
+    /// The first stretch of the window with no node running Pacemaker.
+    pub cluster_stopped: Option<(u64, Option<u64>)>,
     pub within: bool,
     pub cts_passed: bool,
     pub cts_skipped: bool,
@@ -264,6 +308,7 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
         smtp: checker::attempts(history, true),
         imap: checker::attempts(history, false),
     };
+    let stopped = cluster_stopped(history);
     let history_end = history.records.iter().map(|r| r.t_ms).max().unwrap_or(0);
     let run_end = run.end_unix_ms.map(rel).unwrap_or(history_end);
     let bounds = bounds();
@@ -276,12 +321,12 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
             node: "",
             start_ms: start,
             end_ms: first,
-            expect: Expect::ClusterStopped,
+            kind: FaultKind::Switchover,
             cts_passed: run.setup_complaints.is_empty(),
             cts_skipped: false,
             complaints: run.setup_complaints.clone(),
         };
-        windows.push(window(s, &a, &bounds));
+        windows.push(window(s, &a, &stopped, &bounds));
     }
     let teardown = run.teardown_unix_ms.map(rel);
     for (i, t) in run.tests.iter().enumerate() {
@@ -297,12 +342,12 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
             node: &t.node,
             start_ms: rel(t.start_unix_ms),
             end_ms: end,
-            expect: expectation(&t.name),
+            kind: expectation(&t.name),
             cts_passed: t.passed,
             cts_skipped: t.skipped,
             complaints: t.complaints.clone(),
         };
-        windows.push(window(s, &a, &bounds));
+        windows.push(window(s, &a, &stopped, &bounds));
     }
     if let Some(start) = teardown {
         let s = Span {
@@ -311,12 +356,12 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
             node: "",
             start_ms: start,
             end_ms: run_end.max(start),
-            expect: Expect::ClusterStopped,
-            cts_passed: true,
+            kind: FaultKind::Switchover,
+            cts_passed: run.teardown_complaints.is_empty(),
             cts_skipped: false,
-            complaints: Vec::new(),
+            complaints: run.teardown_complaints.clone(),
         };
-        windows.push(window(s, &a, &bounds));
+        windows.push(window(s, &a, &stopped, &bounds));
     }
     let over_bound: Vec<String> = windows
         .iter()
@@ -336,7 +381,8 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
         })
         .collect();
     let cts_failed = run.tests.iter().filter(|t| !t.passed).count()
-        + usize::from(!run.setup_complaints.is_empty());
+        + usize::from(!run.setup_complaints.is_empty())
+        + usize::from(!run.teardown_complaints.is_empty());
     let ok = run.completed
         && cts_failed == 0
         && set.final_read
@@ -378,16 +424,29 @@ struct Span<'a> {
     node: &'a str,
     start_ms: u64,
     end_ms: u64,
-    expect: Expect,
+    kind: FaultKind,
     cts_passed: bool,
     cts_skipped: bool,
     complaints: Vec<String>,
 }
 
-fn window(s: Span, a: &Attempts, bounds: &checker::Bounds) -> Window {
+fn window(
+    s: Span,
+    a: &Attempts,
+    stopped: &[(u64, Option<u64>)],
+    bounds: &checker::Bounds,
+) -> Window {
     let smtp_ms = checker::outage_ms(&a.smtp, s.start_ms, s.end_ms);
     let imap_ms = checker::outage_ms(&a.imap, s.start_ms, s.end_ms);
-    let bound_ms = match s.expect {
+    let cluster_stopped = stopped
+        .iter()
+        .find(|(from, to)| *from <= s.end_ms && to.is_none_or(|to| to >= s.start_ms))
+        .copied();
+    let expect = match cluster_stopped {
+        Some(_) => Expect::ClusterStopped,
+        None => Expect::Like(s.kind),
+    };
+    let bound_ms = match expect {
         Expect::Like(kind) => bounds.get(&kind).map(|b| b.smtp_ms.min(b.imap_ms)),
         Expect::ClusterStopped => None,
     };
@@ -401,10 +460,11 @@ fn window(s: Span, a: &Attempts, bounds: &checker::Bounds) -> Window {
         node: s.node.to_string(),
         start_ms: s.start_ms,
         end_ms: s.end_ms,
-        expect: s.expect,
+        expect,
         smtp_ms,
         imap_ms,
         bound_ms,
+        cluster_stopped,
         within,
         cts_passed: s.cts_passed,
         cts_skipped: s.cts_skipped,
@@ -440,8 +500,8 @@ pub fn summary(v: &Verdict) -> String {
             match (w.bound_ms, w.within) {
                 (Some(b), true) => format!("within {} s", b / 1000),
                 (Some(b), false) => format!("OVER {} s", b / 1000),
-                (None, true) => "cluster stopped by the test".to_string(),
-                (None, false) => "cluster stopped by the test, mail NEVER BACK".to_string(),
+                (None, true) => "no node ran Pacemaker: by design".to_string(),
+                (None, false) => "no node ran Pacemaker; the mail NEVER came BACK".to_string(),
             }
         );
     }
@@ -572,9 +632,20 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
         }
     }
 
+    fn stack(t_ms: u64, node: &str, up: bool) -> Record {
+        Record {
+            t_ms,
+            event: Event::Stack {
+                node: node.to_string(),
+                up,
+            },
+        }
+    }
+
     /// The history's zero 1 s before CTS's first line; mail every second
-    /// from 0 to 310 s but where `down` says.
-    fn history(down: &[(u64, u64)], lose: Option<&str>) -> History {
+    /// from 0 to 310 s but where `down` says; both nodes' Pacemaker down
+    /// where `stopped` says.
+    fn history(down: &[(u64, u64)], stopped: &[(u64, u64)], lose: Option<&str>) -> History {
         let mut records = Vec::new();
         let mut ids = Vec::new();
         for s in 0..310u64 {
@@ -587,25 +658,34 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
                 ids.push(id);
             }
         }
+        for (a, b) in stopped {
+            records.push(stack(*a, "node2", false));
+            records.push(stack(*a + 200, "node1", false));
+            records.push(stack(*b, "node1", true));
+            records.push(stack(*b + 300, "node2", true));
+        }
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         records.push(imap(320_000, &refs, true));
         History { records, torn: 0 }
     }
 
+    fn passing_log() -> CtsRun {
+        let log = LOG
+            .replace("FAILED: Recovery of svc-postfix not detected", "x")
+            .replace("BadNews: ", "");
+        parse_log(&log, T).unwrap()
+    }
+
     #[test]
     fn cts_passing_while_the_mail_was_down_too_long_is_not_a_pass() {
-        let run = parse_log(
-            &LOG.replace("FAILED: Recovery of svc-postfix not detected", "x")
-                .replace("BadNews: ", ""),
-            T,
-        )
-        .unwrap();
+        let run = passing_log();
         let t0 = T - 1000;
-        // The set-up (cluster restarted) down 30 s: by design. Flip (a
-        // planned move) down 25 s: over switchover's 10 s. SimulStop down
-        // 40 s: by design.
+        // The set-up restarts the cluster: down 30 s, no node ran
+        // Pacemaker. Flip (a planned move, the other node up) down 25 s:
+        // over switchover's 10 s. SimulStop down 40 s, the cluster stopped.
         let h = history(
             &[(5_000, 35_000), (70_000, 95_000), (190_000, 230_000)],
+            &[(6_000, 33_000), (191_000, 228_000)],
             None,
         );
         let v = judge(&run, &h, t0);
@@ -614,27 +694,47 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
         assert_eq!(v.over_bound, ["Flip [1]"]);
         let flip = &v.windows[1];
         assert_eq!((flip.smtp_ms, flip.bound_ms), (Some(26_000), Some(10_000)));
-        assert!(v.windows[0].within && v.windows[3].within, "{v:#?}");
+        let (setup, simulstop) = (&v.windows[0], &v.windows[3]);
+        assert!(setup.within && simulstop.within, "{v:#?}");
+        assert_eq!(simulstop.expect, Expect::ClusterStopped);
+        assert_eq!(simulstop.cluster_stopped, Some((191_200, Some(228_000))));
+        assert_eq!(v.windows.last().unwrap().test, "tear-down");
         assert!(v.lost.is_empty());
         assert!(summary(&v).contains("OVER 10 s"), "{}", summary(&v));
     }
 
     #[test]
-    fn all_passed_and_the_mail_within_bounds_is_ok_and_a_lost_message_is_not() {
-        let run = parse_log(
-            &LOG.replace("FAILED: Recovery of svc-postfix not detected", "x")
-                .replace("BadNews: ", ""),
-            T,
-        )
-        .unwrap();
+    fn a_cluster_stopped_is_read_from_what_happened_not_from_the_test_s_name() {
+        let run = passing_log();
         let t0 = T - 1000;
+        // Flip took the last node running Pacemaker down: no move was
+        // possible, the 25 s are by design. SimulStop's 40 s with a node
+        // up all along (one stack stopped at a time) are a move's, over.
+        let h = history(
+            &[(70_000, 95_000), (190_000, 230_000)],
+            &[(71_000, 93_000)],
+            None,
+        );
+        let v = judge(&run, &h, t0);
+        assert_eq!(v.windows[1].expect, Expect::ClusterStopped);
+        assert!(v.windows[1].within);
+        assert_eq!(v.windows[3].expect, Expect::Like(FaultKind::Switchover));
+        assert_eq!(v.over_bound, ["SimulStop [3]"]);
+    }
+
+    #[test]
+    fn all_passed_and_the_mail_within_bounds_is_ok_and_a_lost_message_is_not() {
+        let run = passing_log();
+        let t0 = T - 1000;
+        let stopped = [(6_000, 33_000), (191_000, 228_000)];
         let h = history(
             &[(5_000, 35_000), (70_000, 74_000), (190_000, 230_000)],
+            &stopped,
             None,
         );
         let v = judge(&run, &h, t0);
         assert!(v.ok, "{}", summary(&v));
-        let h = history(&[(70_000, 74_000)], Some("m100"));
+        let h = history(&[(70_000, 74_000)], &[], Some("m100"));
         let v = judge(&run, &h, t0);
         assert!(!v.ok);
         assert_eq!(v.lost, ["m100"]);
@@ -643,17 +743,34 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
     #[test]
     fn a_cts_failure_fails_the_run_even_with_the_mail_fine() {
         let run = parse_log(LOG, T).unwrap();
-        let v = judge(&run, &history(&[], None), T - 1000);
+        let v = judge(&run, &history(&[], &[], None), T - 1000);
         assert_eq!(v.cts_failed, 2);
         assert!(!v.ok);
         assert!(v.over_bound.is_empty());
     }
 
     #[test]
+    fn an_audit_failed_at_the_tear_down_is_the_tear_down_s_not_the_last_test_s() {
+        let log = LOG.replace(
+            "Dec 06 20:09:27\t<<<",
+            "Dec 06 20:09:20\tAudit FileAudit FAILED.\nDec 06 20:09:27\t<<<",
+        );
+        let run = parse_log(&log, T).unwrap();
+        assert_eq!(run.teardown_complaints, ["Audit FileAudit FAILED."]);
+        assert_eq!(run.tests[3].complaints.len(), 1, "Standby's BadNews only");
+        let v = judge(&run, &history(&[], &[], None), T - 1000);
+        assert_eq!(v.cts_failed, 3);
+        assert!(!v.windows.last().unwrap().cts_passed);
+    }
+
+    #[test]
     fn a_cluster_stopped_by_the_test_must_still_bring_the_mail_back() {
         let run = parse_log(LOG, T).unwrap();
-        // Down from SimulStop (180 s) to the end of the history.
-        let v = judge(&run, &history(&[(190_000, 400_000)], None), T - 1000);
+        // Down from SimulStop (180 s) to the end of the history, the
+        // cluster stopped all along.
+        let h = history(&[(190_000, 400_000)], &[(191_000, 400_000)], None);
+        let v = judge(&run, &h, T - 1000);
         assert!(v.over_bound.iter().any(|w| w == "SimulStop [3]"), "{v:#?}");
+        assert!(summary(&v).contains("NEVER came BACK"), "{}", summary(&v));
     }
 }

@@ -61,6 +61,10 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mail: Option<String>,
     },
+    /// One node's Pacemaker seen running (`up`) or not, recorded when it
+    /// changes (`soak observe`: what CTS does to the stack is not in a
+    /// schedule). A moment with every node's down is a cluster stopped.
+    Stack { node: String, up: bool },
 }
 
 fn is_false(b: &bool) -> bool {

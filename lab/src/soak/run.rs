@@ -241,6 +241,7 @@ impl Lab<'_> {
             max + Duration::from_secs(900),
         )?;
         let t0 = rec.t0;
+        let stacks = self.soak_stacks(rec.w.clone(), t0, rec.stop.clone());
         let observed = out.join("observed.json");
         std::fs::write(
             &observed,
@@ -253,6 +254,7 @@ impl Lab<'_> {
         }
         let mut notes = Vec::new();
         self.soak_finish(rec, out, &mut notes)?;
+        let _ = stacks.join();
         let p = out.join("notes.txt");
         std::fs::write(&p, notes.join("\n") + "\n").map_err(LabError::io(&p))?;
         Ok(out.join("history.jsonl"))
@@ -449,6 +451,55 @@ impl Lab<'_> {
                         },
                     );
                     last = Some(lease);
+                }
+                std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
+            }
+        })
+    }
+
+    /// Every second: whether each node's Pacemaker runs (`systemctl
+    /// is-active pacemaker` in the node, 5 s deadline; a node that is off
+    /// runs nothing), recorded when it changes.
+    fn soak_stacks(
+        &self,
+        w: Writer,
+        t0: u64,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<()> {
+        let (store, proc_root) = (self.store.clone(), self.proc_root.clone());
+        std::thread::spawn(move || {
+            let runner = crate::cmd::SystemRunner;
+            let mut last: [Option<bool>; 2] = [None, None];
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let nodes = store
+                    .load()
+                    .ok()
+                    .flatten()
+                    .map(|st| st.nodes)
+                    .unwrap_or_default();
+                for (i, name) in ["node1", "node2"].into_iter().enumerate() {
+                    let up = nodes
+                        .iter()
+                        .find(|n| n.node == name)
+                        .filter(|n| crate::proc::is_alive(&proc_root, n.pid, n.start_time))
+                        .is_some_and(|n| {
+                            let argv = ["systemctl", "is-active", "--quiet", "pacemaker"];
+                            let c =
+                                crate::plan::in_node(n.pid, &argv).deadline(Duration::from_secs(5));
+                            crate::cmd::Runner::run(&runner, &c).is_ok_and(|o| o.success())
+                        });
+                    if last[i] != Some(up) {
+                        record(
+                            &w,
+                            t0,
+                            Event::Stack {
+                                node: name.to_string(),
+                                up,
+                            },
+                        );
+                        last[i] = Some(up);
+                    }
                 }
                 std::thread::sleep(Duration::from_secs(1).saturating_sub(t.elapsed()));
             }
