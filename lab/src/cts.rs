@@ -17,7 +17,7 @@
 //! only has to end. Which tests do that is read from what happened, not
 //! assumed from their names.
 
-use crate::soak::checker::{self, DoubleMount, Fence};
+use crate::soak::checker::{self, DoubleMount, Fence, SetResult};
 use crate::soak::history::{Event, History};
 use crate::soak::run::bounds;
 use crate::soak::schedule::FaultKind;
@@ -286,12 +286,10 @@ pub struct Verdict {
     pub cts_completed: bool,
     pub cts_passed: usize,
     pub cts_failed: usize,
-    pub final_read: bool,
-    pub acknowledged: usize,
-    pub lost: Vec<String>,
-    pub vanished: Vec<String>,
-    pub duplicates: Vec<String>,
-    pub unexpected: Vec<String>,
+    /// The mail as the final read found it: acknowledged, lost,
+    /// vanished, duplicates...
+    #[serde(flatten)]
+    pub mail: SetResult,
     pub double_mounts: Vec<DoubleMount>,
     pub fences: Vec<Fence>,
     pub windows: Vec<Window>,
@@ -398,12 +396,7 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
         cts_completed: run.completed,
         cts_passed: run.tests.iter().filter(|t| t.passed).count(),
         cts_failed,
-        final_read: set.final_read,
-        acknowledged: set.acknowledged,
-        lost: set.lost,
-        vanished: set.vanished,
-        duplicates: set.duplicates,
-        unexpected: set.unexpected,
+        mail: set,
         double_mounts,
         fences,
         windows,
@@ -516,10 +509,10 @@ pub fn summary(v: &Verdict) -> String {
         } else {
             " (run cut short)"
         },
-        v.acknowledged,
-        v.lost.len(),
-        v.vanished.len(),
-        v.duplicates.len(),
+        v.mail.acknowledged,
+        v.mail.lost.len(),
+        v.mail.vanished.len(),
+        v.mail.duplicates.len(),
         v.double_mounts.len(),
         v.fences.len(),
         v.over_bound.len()
@@ -699,7 +692,7 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
         assert_eq!(simulstop.expect, Expect::ClusterStopped);
         assert_eq!(simulstop.cluster_stopped, Some((191_200, Some(228_000))));
         assert_eq!(v.windows.last().unwrap().test, "tear-down");
-        assert!(v.lost.is_empty());
+        assert!(v.mail.lost.is_empty());
         assert!(summary(&v).contains("OVER 10 s"), "{}", summary(&v));
     }
 
@@ -737,7 +730,7 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
         let h = history(&[(70_000, 74_000)], &[], Some("m100"));
         let v = judge(&run, &h, t0);
         assert!(!v.ok);
-        assert_eq!(v.lost, ["m100"]);
+        assert_eq!(v.mail.lost, ["m100"]);
     }
 
     #[test]

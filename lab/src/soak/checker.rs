@@ -156,6 +156,7 @@ pub fn check(
 
 /// What the final read says of every message the client sent (the
 /// verdict's fields of the same names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetResult {
     pub final_read: bool,
     pub acknowledged: usize,
