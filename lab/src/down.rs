@@ -154,40 +154,15 @@ impl Lab<'_> {
                 let d = NodeDirs::new(&self.base_dir, node);
                 let mut done = Vec::new();
                 for m in [&d.root, &d.layer] {
-                    if !is_mount_point(&self.proc_root, m) {
-                        continue;
+                    if self.umount_once_free(m)? {
+                        done.push(m.display().to_string());
                     }
-                    // The node's last process may take a moment to let go
-                    // of its root.
-                    let t = Instant::now();
-                    loop {
-                        let o = self
-                            .runner
-                            .run(&Cmd::new("umount").arg(m.display().to_string()))?;
-                        if o.success() || !is_mount_point(&self.proc_root, m) {
-                            break;
-                        }
-                        if t.elapsed() > NODE_EXIT_DEADLINE {
-                            return Err(LabError::Cmd(super::cmd::CmdError::Failed {
-                                cmd: format!("umount {}", m.display()),
-                                code: o.code,
-                                stderr: o.stderr,
-                            }));
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    done.push(m.display().to_string());
                 }
                 Ok((!done.is_empty()).then(|| format!("unmounted {}", done.join(", "))))
             }
-            DownStep::UnmountBase => {
-                if !is_mount_point(&self.proc_root, &self.base_dir) {
-                    return Ok(None);
-                }
-                self.runner
-                    .run_ok(&Cmd::new("umount").arg(self.base_dir.display().to_string()))?;
-                Ok(Some(format!("unmounted {}", self.base_dir.display())))
-            }
+            DownStep::UnmountBase => Ok(self
+                .umount_once_free(&self.base_dir)?
+                .then(|| format!("unmounted {}", self.base_dir.display()))),
             DownStep::RemoveCgroups(node) => {
                 let errors = self.remove_node_cgroups(node);
                 if errors.is_empty() {
@@ -271,6 +246,34 @@ impl Lab<'_> {
     }
 
     /// Anything of ours still on the host.
+    /// Unmounts `m` if it is a mount point; true if it was. The last
+    /// process of a powered-off node, or a watchdog helper of ours that
+    /// runs the lab's copy in the base dir and exits with its node, may
+    /// take a moment to let go ("target is busy"): tried again until
+    /// NODE_EXIT_DEADLINE.
+    fn umount_once_free(&self, m: &Path) -> Result<bool, LabError> {
+        if !is_mount_point(&self.proc_root, m) {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        loop {
+            let o = self
+                .runner
+                .run(&Cmd::new("umount").arg(m.display().to_string()))?;
+            if o.success() || !is_mount_point(&self.proc_root, m) {
+                return Ok(true);
+            }
+            if t.elapsed() > NODE_EXIT_DEADLINE {
+                return Err(LabError::Cmd(super::cmd::CmdError::Failed {
+                    cmd: format!("umount {}", m.display()),
+                    code: o.code,
+                    stderr: o.stderr,
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn leftovers(&self, base_dir: &Path) -> Vec<String> {
         let run = |c: Cmd| self.runner.run(&c).map(|o| o.stdout).unwrap_or_default();
         let ip_link = run(Cmd::new("ip").args(["-o", "link", "show"]));
@@ -536,5 +539,33 @@ mod tests {
             lab.store.load().unwrap().is_some(),
             "state kept so `down` can be retried"
         );
+    }
+
+    #[test]
+    fn a_busy_base_dir_is_tried_again_until_the_deadline() {
+        // Seen in CI: `umount /var/lib/mailha-lab-test: target is busy`
+        // right after a node's power-off, once, failing the whole test.
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        let proc_root = dir.path().join("proc");
+        std::fs::create_dir_all(proc_root.join("self")).unwrap();
+        std::fs::write(
+            proc_root.join("self/mountinfo"),
+            format!(
+                "45 27 254:0 {b} {b} rw,relatime shared:1 - ext4 /dev/vda rw\n",
+                b = base.display()
+            ),
+        )
+        .unwrap();
+        let r = Recorder::new().answer("umount", Output::failed(32, "target is busy"));
+        let mut lab = Lab::new(&r, "mhxnone", &dir.path().join("state"), &base);
+        lab.proc_root = proc_root;
+        lab.store.save(&State::new("mhxnone", &base)).unwrap();
+        let t = Instant::now();
+        let e = lab.down().unwrap_err();
+        assert!(t.elapsed() >= NODE_EXIT_DEADLINE, "{:?}", t.elapsed());
+        let tries = r.lines().iter().filter(|l| l.starts_with("umount")).count();
+        assert!(tries > 1, "umount tried {tries} time(s)");
+        assert!(e.to_string().contains("target is busy"), "{e}");
     }
 }
