@@ -42,11 +42,9 @@ if [ ! -x "$kit/bin/cts-lab" ]; then
 fi
 BIN=$(mailha_bin)
 export MAILHA_BIN=$BIN
-lab=$(lab_bin)
 # The observer and the nodes' watchdogs outlive a rebuild: run a copy.
 work=$(mktemp -d)
-cp "$lab" "$work/mailha-lab"
-lab=$work/mailha-lab
+lab=$(lab_copy "$work")
 base=${MAILHA_LAB_BASE_DIR:-/var/lib/mailha-lab}
 gw=${MAILHA_LAB_PREFIX:+$MAILHA_LAB_PREFIX-}gw
 out=$base/cts/$(date +%s%3N)-seed$seed

@@ -21,6 +21,13 @@ lab_bin() {
         echo "$t/release/mailha-lab"
     fi
 }
+# A long run's own copy of the lab binary in DIR (its path printed): the
+# lab's long-lived helpers and the run itself outlive a rebuild meanwhile.
+#   lab=$(lab_copy "$(mktemp -d)")
+lab_copy() {
+    cp "$(lab_bin)" "$1/mailha-lab"
+    echo "$1/mailha-lab"
+}
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f\n", m}'; }
 
 # The lease's I/O on node1's lease loop device (/sys/block/*/stat) and

@@ -16,13 +16,9 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 BIN=$(mailha_bin)
 export MAILHA_BIN=$BIN
-lab=$(lab_bin)
-# The lab's long-lived helpers run a copy of the lab binary, but the soak
-# itself runs this one for an hour or two: a rebuild meanwhile must not
-# replace it.
+# The soak runs for an hour or two: its own copy of the lab binary.
 copy=$(mktemp -d)
-cp "$lab" "$copy/mailha-lab"
-lab=$copy/mailha-lab
+lab=$(lab_copy "$copy")
 duration=${DURATION:-1h}
 seed=${SEED:-17}
 profiles=${PROFILES:-postfix stock}

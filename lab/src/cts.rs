@@ -383,11 +383,7 @@ pub fn judge(run: &CtsRun, history: &History, t0_unix_ms: u64) -> Verdict {
         + usize::from(!run.teardown_complaints.is_empty());
     let ok = run.completed
         && cts_failed == 0
-        && set.final_read
-        && set.lost.is_empty()
-        && set.vanished.is_empty()
-        && set.duplicates.is_empty()
-        && set.unexpected.is_empty()
+        && set.clean()
         && double_mounts.is_empty()
         && over_bound.is_empty();
     Verdict {

@@ -38,28 +38,10 @@ pub struct CheckOptions {
 pub struct Verdict {
     /// Everything below clean.
     pub ok: bool,
-    /// A successful final read was recorded (without one, nothing can be
-    /// said of lost or duplicates, and the verdict is not ok).
-    pub final_read: bool,
-    /// Messages answered 250.
-    pub acknowledged: usize,
-    /// Acknowledged, absent from the final read.
-    pub lost: Vec<String>,
-    /// Not acknowledged (an unknown outcome, or not even submitted), yet
-    /// seen by an earlier read and absent from the final one: once a
-    /// reader saw it, it was committed, and losing it is a loss too (as
-    /// set-full counts it).
-    pub vanished: Vec<String>,
-    /// Seen more than once in the final read.
-    pub duplicates: Vec<String>,
-    /// In the final read, yet never submitted or refused: the server
-    /// delivered what it said it did not take.
-    pub unexpected: Vec<String>,
-    /// Submissions whose connection died after DATA.
-    pub unknown: usize,
-    /// Of those, the ones the final read has (never a fault either way).
-    pub recovered: Vec<String>,
-    pub refused: usize,
+    /// The mail as the final read found it (flattened: the verdict's
+    /// JSON keeps these fields at its top level).
+    #[serde(flatten)]
+    pub mail: SetResult,
     pub double_mounts: Vec<DoubleMount>,
     pub outages: Vec<Outage>,
     /// Steps whose outage exceeded its bound (or never ended).
@@ -127,25 +109,13 @@ pub fn check(
         .collect();
     let double_mounts = double_mounts(history);
     let spurious_fences = spurious_fences(history, &windows, opts.fence_grace_ms);
-    let ok = set.final_read
-        && set.lost.is_empty()
-        && set.vanished.is_empty()
-        && set.duplicates.is_empty()
-        && set.unexpected.is_empty()
+    let ok = set.clean()
         && double_mounts.is_empty()
         && over_bound.is_empty()
         && spurious_fences.is_empty();
     Ok(Verdict {
         ok,
-        final_read: set.final_read,
-        acknowledged: set.acknowledged,
-        lost: set.lost,
-        vanished: set.vanished,
-        duplicates: set.duplicates,
-        unexpected: set.unexpected,
-        unknown: set.unknown,
-        recovered: set.recovered,
-        refused: set.refused,
+        mail: set,
         double_mounts,
         outages,
         over_bound,
@@ -154,19 +124,42 @@ pub fn check(
     })
 }
 
-/// What the final read says of every message the client sent (the
-/// verdict's fields of the same names).
+/// What the final read says of every message the client sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetResult {
+    /// A successful final read was recorded (without one, nothing can be
+    /// said of lost or duplicates, and the verdict is not ok).
     pub final_read: bool,
+    /// Messages answered 250.
     pub acknowledged: usize,
+    /// Acknowledged, absent from the final read.
     pub lost: Vec<String>,
+    /// Not acknowledged (an unknown outcome, or not even submitted), yet
+    /// seen by an earlier read and absent from the final one: once a
+    /// reader saw it, it was committed, and losing it is a loss too (as
+    /// set-full counts it).
     pub vanished: Vec<String>,
+    /// Seen more than once in the final read.
     pub duplicates: Vec<String>,
+    /// In the final read, yet never submitted or refused: the server
+    /// delivered what it said it did not take.
     pub unexpected: Vec<String>,
+    /// Submissions whose connection died after DATA.
     pub unknown: usize,
+    /// Of those, the ones the final read has (never a fault either way).
     pub recovered: Vec<String>,
     pub refused: usize,
+}
+
+impl SetResult {
+    /// Read in full, and nothing lost, vanished, duplicated or unexpected.
+    pub fn clean(&self) -> bool {
+        self.final_read
+            && self.lost.is_empty()
+            && self.vanished.is_empty()
+            && self.duplicates.is_empty()
+            && self.unexpected.is_empty()
+    }
 }
 
 /// The best outcome each id got: a message acknowledged once is
@@ -648,7 +641,7 @@ mod tests {
             .final_read(9_000, &["m2", "m1"])
             .verdict();
         assert!(v.ok, "{v:?}");
-        assert_eq!(v.acknowledged, 2);
+        assert_eq!(v.mail.acknowledged, 2);
     }
 
     #[test]
@@ -658,7 +651,7 @@ mod tests {
             .sent(2_000, "m2")
             .final_read(9_000, &["m1"])
             .verdict();
-        assert_eq!(v.lost, ["m2"]);
+        assert_eq!(v.mail.lost, ["m2"]);
         assert!(!v.ok);
     }
 
@@ -678,8 +671,8 @@ mod tests {
             )
             .final_read(9_000, &[])
             .verdict();
-        assert_eq!(v.vanished, ["m1"]);
-        assert!(v.lost.is_empty());
+        assert_eq!(v.mail.vanished, ["m1"]);
+        assert!(v.mail.lost.is_empty());
         assert!(!v.ok);
     }
 
@@ -689,8 +682,8 @@ mod tests {
             .sent(1_000, "m1")
             .final_read(9_000, &["m1", "m1"])
             .verdict();
-        assert_eq!(v.duplicates, ["m1"]);
-        assert!(v.lost.is_empty());
+        assert_eq!(v.mail.duplicates, ["m1"]);
+        assert!(v.mail.lost.is_empty());
         assert!(!v.ok);
     }
 
@@ -703,10 +696,10 @@ mod tests {
             .final_read(9_000, &["m1"])
             .verdict();
         assert_eq!(
-            (v.unknown, v.recovered.as_slice()),
+            (v.mail.unknown, v.mail.recovered.as_slice()),
             (1, &["m1".to_string()][..])
         );
-        assert!(v.unexpected.is_empty());
+        assert!(v.mail.unexpected.is_empty());
         assert!(v.ok, "{v:?}");
     }
 
@@ -718,8 +711,8 @@ mod tests {
             .smtp(1_000, "m1", SmtpOutcome::Unknown)
             .final_read(9_000, &[])
             .verdict();
-        assert_eq!(v.unknown, 1);
-        assert!(v.recovered.is_empty() && v.lost.is_empty());
+        assert_eq!(v.mail.unknown, 1);
+        assert!(v.mail.recovered.is_empty() && v.mail.lost.is_empty());
         assert!(v.ok, "{v:?}");
     }
 
@@ -731,7 +724,7 @@ mod tests {
             .final_read(9_000, &["m1"])
             .verdict();
         assert_eq!(
-            (v.refused, v.unexpected.as_slice()),
+            (v.mail.refused, v.mail.unexpected.as_slice()),
             (1, &["m1".to_string()][..])
         );
         assert!(!v.ok);
@@ -743,8 +736,8 @@ mod tests {
             .sent(1_000, "m1")
             .imap(2_000, true)
             .verdict();
-        assert!(!v.final_read && !v.ok);
-        assert!(v.lost.is_empty());
+        assert!(!v.mail.final_read && !v.ok);
+        assert!(v.mail.lost.is_empty());
     }
 
     #[test]
@@ -1069,7 +1062,7 @@ mod tests {
             let h = History { records: story.0, torn: 0 };
             let v = check(&h, &schedule, &options()).unwrap();
             prop_assert!(v.ok, "{:?}", v);
-            prop_assert_eq!(v.acknowledged, messages);
+            prop_assert_eq!(v.mail.acknowledged, messages);
         }
     }
 }

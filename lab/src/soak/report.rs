@@ -135,31 +135,31 @@ fn header(p: &mut String, s: &Schedule, v: &Verdict) {
         s.overlapping(),
         escape(&kinds.join(", "))
     );
-    if !v.final_read {
+    if !v.mail.final_read {
         p.push_str(
             "<p class=\"meta\"><b>No successful final read</b>: nothing can be said of \
              lost or duplicate messages.</p>\n",
         );
     }
-    let unknown = format!("{} / {}", v.unknown, v.recovered.len());
+    let unknown = format!("{} / {}", v.mail.unknown, v.mail.recovered.len());
     // A failure count is shown red when it is not zero.
     let failures = |name, n: usize| (name, n.to_string(), n > 0);
     let rows: [(&str, String, bool); 12] = [
-        ("acknowledged", v.acknowledged.to_string(), false),
-        failures("lost", v.lost.len()),
-        failures("duplicates", v.duplicates.len()),
-        failures("vanished", v.vanished.len()),
-        failures("unexpected", v.unexpected.len()),
+        ("acknowledged", v.mail.acknowledged.to_string(), false),
+        failures("lost", v.mail.lost.len()),
+        failures("duplicates", v.mail.duplicates.len()),
+        failures("vanished", v.mail.vanished.len()),
+        failures("unexpected", v.mail.unexpected.len()),
         ("unknown / recovered", unknown, false),
-        ("refused", v.refused.to_string(), false),
+        ("refused", v.mail.refused.to_string(), false),
         failures("double mounts", v.double_mounts.len()),
         failures("outages over bound", v.over_bound.len()),
         failures("spurious fences", v.spurious_fences.len()),
         ("torn lines", v.torn.to_string(), false),
         (
             "final read",
-            if v.final_read { "yes" } else { "no" }.into(),
-            !v.final_read,
+            if v.mail.final_read { "yes" } else { "no" }.into(),
+            !v.mail.final_read,
         ),
     ];
     p.push_str("<table class=\"counts\">\n");
@@ -185,10 +185,10 @@ fn id_list(p: &mut String, what: &str, ids: &[String]) {
 }
 
 fn lists(p: &mut String, v: &Verdict) {
-    id_list(p, "Lost", &v.lost);
-    id_list(p, "Duplicates", &v.duplicates);
-    id_list(p, "Vanished", &v.vanished);
-    id_list(p, "Unexpected", &v.unexpected);
+    id_list(p, "Lost", &v.mail.lost);
+    id_list(p, "Duplicates", &v.mail.duplicates);
+    id_list(p, "Vanished", &v.mail.vanished);
+    id_list(p, "Unexpected", &v.mail.unexpected);
     let doubles: Vec<String> = v
         .double_mounts
         .iter()
@@ -977,7 +977,7 @@ mod tests {
     fn a_failed_soak_says_not_ok_and_shows_why() {
         let (h, v) = story(true);
         assert!(!v.ok);
-        assert_eq!(v.lost, ["<script>alert(1)</script>"]);
+        assert_eq!(v.mail.lost, ["<script>alert(1)</script>"]);
         assert_eq!(v.over_bound, [0]);
         assert_eq!(v.double_mounts.len(), 1);
         let page = render(&schedule(), &h, &v);
@@ -1053,7 +1053,7 @@ mod tests {
     #[test]
     fn long_lists_are_capped() {
         let (h, mut v) = story(true);
-        v.duplicates = (0..50).map(|i| format!("d{i}")).collect();
+        v.mail.duplicates = (0..50).map(|i| format!("d{i}")).collect();
         let page = render(&schedule(), &h, &v);
         assert!(page.contains("<h3>Duplicates (50)</h3>"));
         assert!(page.contains("<li>d19</li>"));

@@ -184,6 +184,17 @@ fn record(w: &Writer, t0: u64, event: Event) {
     }
 }
 
+/// The nodes as the lab's state records them now (a reset node's new
+/// PID 1 once its boot is recorded); none while the state cannot be read.
+fn recorded_nodes(store: &crate::state::StateStore) -> Vec<NodeRec> {
+    store
+        .load()
+        .ok()
+        .flatten()
+        .map(|st| st.nodes)
+        .unwrap_or_default()
+}
+
 impl Lab<'_> {
     /// Runs `schedule` against the lab, writing everything into `out`;
     /// the checker's verdict (also in `out/verdict.json`).
@@ -372,12 +383,7 @@ impl Lab<'_> {
         std::thread::spawn(move || {
             let mut ended: Vec<(String, u32)> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let nodes = store
-                    .load()
-                    .ok()
-                    .flatten()
-                    .map(|st| st.nodes)
-                    .unwrap_or_default();
+                let nodes = recorded_nodes(&store);
                 for n in &nodes {
                     let alive = crate::proc::is_alive(&proc_root, n.pid, n.start_time);
                     record(
@@ -472,12 +478,7 @@ impl Lab<'_> {
             let mut last: [Option<bool>; 2] = [None, None];
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let nodes = store
-                    .load()
-                    .ok()
-                    .flatten()
-                    .map(|st| st.nodes)
-                    .unwrap_or_default();
+                let nodes = recorded_nodes(&store);
                 for (i, name) in ["node1", "node2"].into_iter().enumerate() {
                     let up = nodes
                         .iter()
