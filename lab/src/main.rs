@@ -375,8 +375,9 @@ pub enum Cts {
     /// `soak observe` recorded beside it: each test's verdict beside the
     /// mail's outage in its window against the matching drill's bound,
     /// lost mail, double mounts. The summary on stderr, the verdict as
-    /// JSON on stdout and in DIR/cts-verdict.json; exit 1 unless ok. No
-    /// lab needed.
+    /// JSON on stdout and in DIR/cts-verdict.json; exit 1 unless ok. The
+    /// nodes' journals in DIR (NODE-journal.log) tell which daemons died
+    /// of SIGKILL, which may excuse a FileAudit failure. No lab needed.
     Judge {
         /// The folder `soak observe` wrote.
         #[arg(long)]
@@ -772,7 +773,18 @@ fn cts_judge(observed: &Path, log: &Path) -> Result<(), CliError> {
     let hist = observed.join("history.jsonl");
     let h = mailha_lab::soak::history::read_file(&hist)
         .map_err(|e| CliError::BadInput(format!("{}: {e}", hist.display())))?;
-    let v = cts::judge(&run, &h, t0);
+    // The nodes' journals bench/cts.sh saved (DIR/NODE-journal.log): the
+    // SIGKILLs in them may excuse a FileAudit failure.
+    let mut kills = Vec::new();
+    let entries = std::fs::read_dir(observed)
+        .map_err(|e| CliError::BadInput(format!("{}: {e}", observed.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.to_string_lossy().ends_with("-journal.log") {
+            kills.extend(cts::sigkills(&read(&path)?));
+        }
+    }
+    let v = cts::judge(&run, &h, t0, &kills);
     let json = serde_json::to_string_pretty(&v).unwrap_or_default();
     let out = observed.join("cts-verdict.json");
     std::fs::write(&out, &json)
