@@ -593,6 +593,24 @@ fn a_fence_takes_the_node_off_the_network_and_it_comes_back_whole() {
         "{st}"
     );
 
+    // The fence's own SIGKILLs are no crashes: none of the target's units
+    // was reported as a daemon that died of itself (each one's
+    // `unit-ended` found the keeper's self-fencing mark), so the fence's
+    // alert mail carries the fence, not a "restarted" line per daemon.
+    let o = exec(
+        &target,
+        &[
+            "sh",
+            "-c",
+            "grep -rh -A1 'reported by systemd' /var/lib/mailha/spool || true",
+        ],
+    );
+    assert!(
+        o.stdout.trim().is_empty(),
+        "{target}'s spool holds deaths its own fence caused:\n{}",
+        o.stdout
+    );
+
     // No second outage: nobody saw the VIP (or anything) on two nodes.
     for n in ["node1", "node2"] {
         let o = exec(

@@ -510,6 +510,13 @@ impl Daemon {
                 std::thread::Builder::new()
                     .name("mailha-self-fence".into())
                     .spawn(move || {
+                        // Before anything is killed: the units that end
+                        // now are the fence's, not deaths to report. Only
+                        // the node's own keeper (a --keep-stack keeper
+                        // tried on a host fences no units of the host's).
+                        if s.stop_stack {
+                            mark_fencing(Path::new("/"), &format!("{reason:?}"));
+                        }
                         // The addresses too, before the ack (reset.rs).
                         let ok = self_fence(&s) && super::reset::drop_before_ack(&s.addresses);
                         let _ = tx.send(ok);
@@ -1053,6 +1060,9 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         let _ = signal(Signal::SIGTERM, SigHandler::Handler(on_term));
         let _ = signal(Signal::SIGINT, SigHandler::Handler(on_term));
     }
+    if s.stop_stack {
+        clear_fencing_mark(Path::new("/"));
+    }
     let boot = crate::host::boot_id(&s.proc_root);
     let keeper = Keeper::new(s.me.0, s.peer.0, cid, boot, s.timing, &own, Mono(0));
     let resumed = keeper.holds();
@@ -1222,6 +1232,42 @@ fn answer(stream: &UnixStream, to_decide: &mpsc::Sender<Ask>) {
 /// The cluster stack's daemons, by the name the kernel shows.
 fn is_stack(comm: &str) -> bool {
     comm == "corosync" || comm == "pacemakerd" || comm.starts_with("pacemaker-")
+}
+
+/// Where, under the node's root, a self-fence that takes the node out
+/// says so, from before it kills anything until the node restarts
+/// (`/run` is a tmpfs) or a keeper starts again. The services' units end
+/// under its SIGKILL and their `ExecStopPost=` (`mailha unit-ended`)
+/// would report each as a daemon that died of itself: a "service
+/// restarted" line per daemon in the fence's alert mail, for deaths that
+/// are the fence. `agents::service::ended` reads it and reports nothing.
+pub const FENCING_MARK: &str = "run/mailha/self-fencing";
+
+/// Sets the mark (`FENCING_MARK` under `root`) with the reason in it.
+/// Best effort: a mark that cannot be written costs only the noise it
+/// keeps out, never the fence.
+pub fn mark_fencing(root: &Path, reason: &str) {
+    let path = root.join(FENCING_MARK);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, format!("{reason}\n")));
+    if let Err(e) = written {
+        eprintln!("lease-keeper: {}: {e}", path.display());
+    }
+}
+
+/// Removes the mark: a keeper that starts is not fencing.
+pub fn clear_fencing_mark(root: &Path) {
+    let path = root.join(FENCING_MARK);
+    match std::fs::remove_file(&path) {
+        Ok(()) => eprintln!(
+            "lease-keeper: removed {} left by an earlier self-fence",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!("lease-keeper: {}: {e}", path.display()),
+    }
 }
 
 /// How long a self-fence may spend on one mount: kill, MNT_FORCE,

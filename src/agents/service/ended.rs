@@ -26,8 +26,9 @@
 //! Never reported (the monitor still judges each of these at its next
 //! run, as before): a unit that ended with `success` (a stop by anyone,
 //! `systemctl restart` by an operator, or a daemon exiting 0), one that is
-//! not armed, and a unit whose cluster, resource or node is in
-//! maintenance (Pacemaker monitors nothing then, so neither does this).
+//! not armed, a unit whose cluster, resource or node is in maintenance
+//! (Pacemaker monitors nothing then, so neither does this), and a unit
+//! this node's own self-fence killed (`fencing`: the keeper's mark).
 //! A report that cannot be made (no controller) changes nothing: the
 //! monitor finds the daemon gone at its next run.
 //!
@@ -360,6 +361,25 @@ pub fn held_back(cib: &El, a: &Armed) -> Option<String> {
     None
 }
 
+/// Why nothing is reported although the unit ended of itself and was
+/// armed: this node's keeper is fencing it (`lease::keeper::FENCING_MARK`
+/// under `root`). The SIGKILL the unit died of is the fence's; the
+/// cluster stack is already gone and the node is about to be reset, and
+/// a "restarted" line per daemon would only bury the fence in the alert
+/// mail.
+pub fn fencing(root: &Path) -> Option<String> {
+    let mark = std::fs::read_to_string(root.join(crate::lease::keeper::FENCING_MARK)).ok()?;
+    let reason: String = mark
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(120)
+        .collect();
+    Some(format!(
+        "this node is fencing itself ({reason}): the fence ended it"
+    ))
+}
+
 /// `mailha unit-ended UNIT`, as systemd runs it after the unit's
 /// processes are gone. Always exits 0: the unit's own result stands.
 /// Everything it says goes to the unit's journal.
@@ -381,6 +401,10 @@ pub fn main(unit: &str, env: &dyn Fn(&str) -> Option<String>, root: &Path, cib_f
         );
         return;
     };
+    if let Some(why) = fencing(root) {
+        eprintln!("mailha: {unit} {how}; not reported: {why}");
+        return;
+    }
     // An unreadable CIB is no reason to keep a crash back: reported.
     if let Some(why) = std::fs::read_to_string(cib_file)
         .ok()
@@ -635,5 +659,20 @@ mod tests {
         // The other node's maintenance is not this one's.
         let on_node2 = Armed::new("svc-postfix", "node2", "postfix").unwrap();
         assert_eq!(held_back(&cib("", "", node), &on_node2), None);
+    }
+
+    #[test]
+    fn a_unit_the_nodes_own_self_fence_ended_is_not_a_death_to_report() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(fencing(root.path()), None, "no fence, no excuse");
+        crate::lease::keeper::mark_fencing(root.path(), "RenewalsFailed\u{1b}[2J");
+        let why = fencing(root.path()).expect("the keeper's mark is read");
+        assert!(why.contains("fencing itself (RenewalsFailed[2J)"), "{why}");
+        crate::lease::keeper::clear_fencing_mark(root.path());
+        assert_eq!(
+            fencing(root.path()),
+            None,
+            "a keeper that starts again clears it"
+        );
     }
 }
