@@ -12,7 +12,12 @@
 #     spurious (nothing failed);
 #  3. the lease's I/O and the keeper's CPU at these numbers (WINDOW s);
 #  4. `kill-node active` RUNS times (default 5): recovered_s median / max.
+# TOKEN (e.g. 500ms) also shortens corosync's token (the lab's 1s): a
+# node's death is then declared after token + consensus (1.2 x token).
+# Corosync's own near misses during the load are counted: "Token has not
+# been received" (logged at 75% of the token) and membership changes.
 #   DURATION=1800 RUNS=5 WINDOW=60 bench/fast-timing.sh   (BIN= to use a given build)
+#   TOKEN=500ms DURATION=1800 RUNS=5 bench/fast-timing.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -41,6 +46,14 @@ grep -qx 'io_timeout = "100ms"' "$cfg" && grep -qx 'watchdog_timeout = "1s"' "$c
     echo "fast-timing.sh: lab/configs/postfix.toml no longer has the numbers this script replaces" >&2
     exit 1
 }
+if [ -n "${TOKEN:-}" ]; then
+    case $TOKEN in *[!0-9a-z]*) echo "fast-timing.sh: TOKEN=$TOKEN is no duration" >&2; exit 1 ;; esac
+    sed -i "s/^token_timeout = \"1s\"\$/token_timeout = \"$TOKEN\"/" "$cfg"
+    grep -qx "token_timeout = \"$TOKEN\"" "$cfg" || {
+        echo "fast-timing.sh: lab/configs/postfix.toml no longer has token_timeout = \"1s\"" >&2
+        exit 1
+    }
+fi
 
 timeout 120 "$lab" down >/dev/null || true
 timeout 300 "$lab" --config "$cfg" up --profile postfix >/dev/null
@@ -53,6 +66,7 @@ done
 [ -n "$active" ] || { echo "fast-timing.sh: the mail runs nowhere after lab up" >&2; exit 1; }
 other=node1
 [ "$active" = node1 ] && other=node2
+echo "corosync: $("$lab" exec "$active" -- corosync-cmapctl -g runtime.config.totem.token 2>/dev/null), $("$lab" exec "$active" -- corosync-cmapctl -g runtime.config.totem.consensus 2>/dev/null)"
 echo "fast timing: $("$lab" exec "$active" -- mailha lease status | python3 -c 'import json,sys; s=json.load(sys.stdin); print("host_dead", s["host_dead_ms"], "ms, renew", s["renew_ms"], "ms")'); the mail on $active"
 
 # The load: each `lab exec` ends with its timeout; the loops inside end
@@ -70,6 +84,17 @@ loads+=($!)
 "$lab" exec "$other" --timeout "$((duration + 30))s" -- timeout "$duration" sh -c "$direct" sh /var/tmp/stress.img >/dev/null 2>&1 &
 loads+=($!)
 
+# Corosync's near misses and membership changes, counted in each node's
+# journal from here on.
+since=$(date -u '+%Y-%m-%d %H:%M:%S')
+corosync_count() {
+    local total=0 n c
+    for n in node1 node2; do
+        c=$("$lab" exec "$n" --timeout 30s -- journalctl -q --no-pager -u corosync --since "$since" 2>/dev/null | grep -c -e "$1" || true)
+        total=$((total + c))
+    done
+    echo "$total"
+}
 spurious=0
 end=$((SECONDS + duration))
 wd0=$(cat "$base"/node{1,2}/watchdog.log 2>/dev/null | grep -c "not petted" || true)
@@ -89,6 +114,7 @@ done
 wd1=$(cat "$base"/node{1,2}/watchdog.log 2>/dev/null | grep -c "not petted" || true)
 fences=$("$lab" exec "$active" -- stonith_admin --history '*' 2>/dev/null | grep -c "reboot" || true)
 echo "load for ${duration}s (2 CPU hogs per node, direct and fsynced writes on both): keeper states not holding/idle or self-fenced: $spurious samples; watchdog resets: $((wd1 - wd0)); fences in the history: $fences"
+echo "corosync during the load (both nodes): 'Token has not been received' $(corosync_count 'Token has not been received'), new memberships $(corosync_count 'A new membership')"
 for p in "${loads[@]}"; do wait "$p" 2>/dev/null || true; done
 loads=()
 
