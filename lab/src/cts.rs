@@ -1017,6 +1017,49 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
     }
 
     #[test]
+    fn the_excuse_holds_in_the_test_whose_audit_found_the_directory() {
+        // ComponentFail [3] killed the scheduler at 20:07:40; the audit
+        // after Standby [4], which stopped node2, found its directory
+        // (seen in the 3-round run: FileAudit after the next Flip).
+        let log = passing_log_text()
+            .replace(
+                "Running test SimulStop             (node2)",
+                "Running test ComponentFail         (node2)",
+            )
+            .replace("Dec 06 20:07:10\tSkipped\n", "")
+            .replace(
+                "Dec 06 20:09:07\tStopping",
+                &format!(
+                    "Dec 06 20:08:50\tWarning: {STALE_SCHEDULER}\nDec 06 20:08:50\tAudit FileAudit FAILED.\nDec 06 20:09:07\tStopping"
+                ),
+            );
+        let run = parse_log(&log, T).unwrap();
+        assert_eq!(run.tests[3].complaints, ["Audit FileAudit FAILED."]);
+        let journal = NODE2_JOURNAL.replace("20:08:40", "20:07:40");
+        let v = judge(
+            &run,
+            &history(&[], &[], None),
+            T - 1000,
+            &sigkills(&journal),
+        );
+        assert_eq!(
+            (v.ok, v.cts_failed, v.cts_passed),
+            (true, 0, 4),
+            "{}",
+            summary(&v)
+        );
+        assert_eq!(v.excused[0].window, "Standby [4]");
+        // The same audit with the kill in Standby's own window: no excuse.
+        let v = judge(
+            &run,
+            &history(&[], &[], None),
+            T - 1000,
+            &sigkills(NODE2_JOURNAL),
+        );
+        assert_eq!((v.ok, v.cts_failed), (false, 1));
+    }
+
+    #[test]
     fn a_file_audit_failure_cts_did_not_cause_still_fails_the_run() {
         let kills = sigkills(NODE2_JOURNAL);
         let judged = |warnings: &[&str], kills: &[Kill]| {
