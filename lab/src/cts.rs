@@ -34,12 +34,17 @@ pub struct CtsTest {
     pub count: u32,
     /// Unix ms of its "Running test" line (CTS logs whole seconds).
     pub start_unix_ms: u64,
-    /// CTS's own verdict: no "FAILED", "Setup failed", "Teardown
-    /// failed", audit failure or BadNews logged in its window.
-    pub passed: bool,
     pub skipped: bool,
-    /// What CTS said against it, as it said it.
+    /// What CTS said against it, as it said it: "FAILED", "Setup
+    /// failed", "Teardown failed", an audit failure, BadNews.
     pub complaints: Vec<String>,
+}
+
+impl CtsTest {
+    /// CTS's own verdict: nothing said against it in its window.
+    pub fn passed(&self) -> bool {
+        self.complaints.is_empty()
+    }
 }
 
 /// A CTS run's log, read.
@@ -166,7 +171,6 @@ pub fn parse_log(text: &str, near_unix_ms: u64) -> Result<CtsRun, CtsError> {
                 node: node.to_string(),
                 count,
                 start_unix_ms: at,
-                passed: true,
                 skipped: false,
                 complaints: Vec::new(),
             });
@@ -203,10 +207,7 @@ pub fn parse_log(text: &str, near_unix_ms: u64) -> Result<CtsRun, CtsError> {
             continue;
         }
         match run.tests.last_mut() {
-            Some(t) if against => {
-                t.passed = false;
-                t.complaints.push(msg.to_string());
-            }
+            Some(t) if against => t.complaints.push(msg.to_string()),
             Some(t) if skipped => t.skipped = true,
             None if against => run.setup_complaints.push(msg.to_string()),
             _ => {}
@@ -728,7 +729,7 @@ Dec 06 20:09:27\t<<<<<<<<<<<<<<<< TESTS COMPLETED
                     t.name.as_str(),
                     t.node.as_str(),
                     t.count,
-                    t.passed,
+                    t.passed(),
                     t.skipped,
                 )
             })

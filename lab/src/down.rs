@@ -245,7 +245,6 @@ impl Lab<'_> {
         }
     }
 
-    /// Anything of ours still on the host.
     /// Unmounts `m` if it is a mount point; true if it was. The last
     /// process of a powered-off node, or a watchdog helper of ours that
     /// runs the lab's copy in the base dir and exits with its node, may
@@ -274,6 +273,7 @@ impl Lab<'_> {
         }
     }
 
+    /// Anything of ours still on the host.
     pub fn leftovers(&self, base_dir: &Path) -> Vec<String> {
         let run = |c: Cmd| self.runner.run(&c).map(|o| o.stdout).unwrap_or_default();
         let ip_link = run(Cmd::new("ip").args(["-o", "link", "show"]));

@@ -672,7 +672,7 @@ mod tests {
         assert_eq!(
             fencing(root.path()),
             None,
-            "a keeper that starts again clears it"
+            "cleared (as a keeper does at its start), the mark excuses nothing"
         );
     }
 }
