@@ -113,6 +113,49 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
         );
     }
 
+    // An exporter ended by a signal systemd counts as a clean exit
+    // (SIGTERM from anyone but systemd) comes back by itself: a reporter
+    // that stays down is found missing only when it was needed.
+    let main_pid = |node: &str| {
+        let o = exec(
+            node,
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "MainPID",
+                "--value",
+                "mailha-exporter",
+            ],
+        );
+        o.stdout.trim().parse::<u32>().unwrap_or(0)
+    };
+    let before = main_pid("node1");
+    assert_ne!(before, 0, "node1's exporter has no main process");
+    let o = exec("node1", &["kill", "-TERM", &before.to_string()]);
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    let t = Instant::now();
+    while !(main_pid("node1") != 0 && main_pid("node1") != before)
+        && t.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let o = exec("node1", &["systemctl", "is-active", "mailha-exporter"]);
+    assert_eq!(
+        (o.stdout.trim(), main_pid("node1") != before),
+        ("active", true),
+        "node1's exporter after a SIGTERM not from systemd: {}",
+        exec(
+            "node1",
+            &["journalctl", "-u", "mailha-exporter", "--since", "-2min"]
+        )
+        .stdout
+    );
+    println!(
+        "MEASURED an exporter ended by SIGTERM was back after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
     let up = ok(lab().args(["prometheus", "up"]), Duration::from_secs(90));
     println!("{}", up.stdout.trim());
     // The package's alert rules are loaded and evaluate cleanly against
@@ -381,9 +424,19 @@ fn prometheus_in_gw_sees_a_switchover_in_the_exporters_metrics() {
             println!("{expr}: {}", query_range(expr, "120s"));
         }
         println!("the cut at {cut_unix}");
+        // How the exporter's last run ended (exit code or signal), and
+        // everything the node logged around it: who stopped or signalled it.
         for argv in [
             &["mailha", "history", "--since", "15m", "--json"][..],
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "ActiveState,Result,NRestarts,ExecMainPID,ExecMainCode,ExecMainStatus,ExecMainExitTimestamp",
+                "mailha-exporter",
+            ][..],
             &["journalctl", "-u", "mailha-exporter", "--since", "-3min"][..],
+            &["journalctl", "--since", "-3min", "-o", "short-precise"][..],
         ] {
             let o = exec(survivor, argv);
             println!("{survivor}: {argv:?}:\n{}{}", o.stdout, o.stderr);

@@ -27,6 +27,12 @@ pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mailha-exporter.service";
 /// `pending/` is hacluster's 0700. crm_mon alone would work for group
 /// haclient. Pacemaker's IPC (libqb: abstract sockets, /dev/shm) needs
 /// the host's network namespace and /dev, so neither is made private.
+///
+/// `Restart=always`, as ClusterLabs' ha_cluster_exporter's unit has: a
+/// read-only reporter comes back whatever ended it, short of `systemctl
+/// stop`. `on-failure` did not restart it after an end by SIGTERM, which
+/// systemd counts as clean: the lab saw one exporter end so, the cluster
+/// busy re-probing, and stay down through the failover it was to report.
 pub const UNIT: &str = "[Unit]
 Description=mailha exporter: Prometheus metrics of the cluster and of mailha (read-only)
 Documentation=man:mailha-exporter(8) file:/usr/share/doc/mailha/config.md
@@ -35,7 +41,7 @@ After=network.target pacemaker.service mailha-lease.service
 [Service]
 Type=simple
 ExecStart=/usr/sbin/mailha exporter
-Restart=on-failure
+Restart=always
 RestartSec=5s
 NoNewPrivileges=yes
 ProtectSystem=full
