@@ -389,6 +389,34 @@ in_mount_ns! {
 }
 
 in_mount_ns! {
+    fn a_client_that_hangs_up_before_its_answer_does_not_kill_the_keeper() {
+        // An agent Pacemaker killed at its op timeout, or `mailha lease
+        // status` past its own deadline, closes its end before the keeper
+        // writes the answer. The write then fails with EPIPE; under
+        // SIGPIPE's default action it would end the keeper instead, by a
+        // signal systemd counts as a clean exit (no restart), leaving a
+        // holder that renews nothing until its watchdog resets it.
+        let mut w = World::started(false);
+        w.ask(0, "acquire").unwrap();
+        w.wait(Duration::from_secs(10), "n1 holds", || w.status(0).holds);
+        for _ in 0..5 {
+            use std::io::Write;
+            use std::os::linux::net::SocketAddrExt;
+            let addr =
+                std::os::unix::net::SocketAddr::from_abstract_name(&w.nodes[0].socket).unwrap();
+            let mut s = std::os::unix::net::UnixStream::connect_addr(&addr).unwrap();
+            s.write_all(b"status\n").unwrap();
+            drop(s);
+        }
+        // The answers were due within a turn of the keeper's loop.
+        std::thread::sleep(Duration::from_secs(1));
+        let exited = w.nodes[0].keeper.as_mut().unwrap().try_wait().unwrap();
+        assert_eq!(exited, None, "the keeper ended\n{}", w.logs());
+        assert!(w.status(0).holds, "{}", w.logs());
+    }
+}
+
+in_mount_ns! {
     fn a_fence_request_makes_the_peer_clear_its_mounts_and_ack() {
         let w = World::started(true);
         let mut user = w.n2_holds_with_a_writer();
@@ -1327,6 +1355,72 @@ in_mount_ns! {
         // The peer may now take the lease and mount.
         w.ask(0, "acquire").unwrap();
         w.wait(Duration::from_secs(20), "n1 holds", || w.status(0).holds);
+    }
+}
+
+in_mount_ns! {
+    /// n1 comes back after a reset while writes its previous boot issued
+    /// are still queued on the way to the disk (the lab saw one land 12 s
+    /// after the reset, under a loaded disk). They land in n1's slot
+    /// after its new keeper started: n1 must not take them for a second
+    /// machine writing its slot (it would hold nothing for good), nor
+    /// claim while its slot still shows them, and it takes the lease
+    /// once they have stopped.
+    fn late_writes_of_the_previous_boot_are_not_a_clone_and_hold_the_claim_back() {
+        use mailha::lease::format::{Slot, cluster_id, slot_offset};
+        use std::os::unix::fs::FileExt;
+        let mut w = World::new(false);
+        let previous_boot = 0x27ca_9089_15a5_1ab6;
+        let old = |counter: u64| {
+            let mut s = Slot::new(1, cluster_id("keepertest"));
+            s.boot = previous_boot;
+            s.counter = counter;
+            mailha::lease::disk::Block::from_bytes(&s.encode().unwrap())
+        };
+        let slot = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_DIRECT | nix::libc::O_DSYNC)
+            .open(&w.loops[0])
+            .unwrap();
+        let land = |counter: u64| {
+            slot.write_all_at(old(counter).bytes(), slot_offset(1).unwrap())
+                .unwrap()
+        };
+        // The last write of the previous boot that landed before the reset.
+        land(1360);
+        w.start(0);
+        w.start(1);
+        // Writes of the previous boot land for a while, more often than
+        // one previous keeper's could (it has one in flight), so that n1's
+        // reads before two of its writes in a row find two of them: a
+        // clone check of "two in a row" alone takes that for a second
+        // machine. Pacemaker asks n1 for the lease meanwhile.
+        let t = Instant::now();
+        let mut claimed_meanwhile = false;
+        let mut asked = false;
+        let mut counters = [1359, 1361].into_iter().cycle();
+        while t.elapsed() < Duration::from_millis(1500) {
+            land(counters.next().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+            if !asked && t.elapsed() > Duration::from_millis(500) {
+                w.ask(0, "acquire").unwrap();
+                asked = true;
+            }
+            let a = w.status(0);
+            claimed_meanwhile |= a.holds || a.role == "claiming";
+            assert!(a.self_fenced.is_none(), "taken for a clone: {a:?}\n{}", w.logs());
+        }
+        let landing = t.elapsed();
+        assert!(!claimed_meanwhile, "claimed while late writes landed\n{}", w.logs());
+        w.wait(Duration::from_secs(20), "n1 holds once they stopped", || {
+            w.status(0).holds
+        });
+        let a = w.status(0);
+        assert!(a.self_fenced.is_none(), "{a:?}");
+        let log = std::fs::read_to_string(&w.nodes[0].log).unwrap();
+        assert!(log.contains("landed late in our slot"), "{log}");
+        assert!(!log.contains("ANOTHER MACHINE"), "{log}");
+        println!("late writes landed for {landing:?}; n1 held {:?} after the start", t.elapsed());
     }
 }
 

@@ -41,7 +41,6 @@ const MAX_CLIENTS: usize = 8;
 /// The longest request line (`fence NODE` with a long node name).
 const MAX_REQUEST: usize = 512;
 /// Images of our own slot remembered for the check before each write.
-const MINE: usize = 4;
 /// Fence outcomes kept for fence_mailha to collect.
 const FENCE_HISTORY: usize = 16;
 
@@ -443,11 +442,12 @@ struct Daemon {
     last_fence_id: u64,
     /// The highest id the peer's slot was seen to have acked.
     peer_acked: u64,
-    /// The last few images of our slot we wrote (or found at start): what
-    /// our slot may hold just before our next write.
-    mine: std::collections::VecDeque<Vec<u8>>,
-    /// Writes in a row that found our slot holding something else.
-    foreign: u8,
+    /// Who else writes our slot (a clone, or late writes of this node's
+    /// previous keeper).
+    own: super::own_slot::OwnSlot,
+    /// An acquire that waits for our previous keeper's late writes to
+    /// stop landing in our slot.
+    acquire_waits: bool,
     self_fenced: Option<FenceReason>,
     fence_done: Option<mpsc::Receiver<bool>>,
     after_ack: super::reset::AfterAck,
@@ -483,10 +483,7 @@ impl Daemon {
                         return;
                     }
                 };
-                self.mine.push_back(data.bytes().to_vec());
-                if self.mine.len() > MINE {
-                    self.mine.pop_front();
-                }
+                self.own.wrote(data.bytes());
                 self.worker.submit(Request::Write {
                     seq,
                     offset: slot_offset(self.s.me.0).expect("validated node id"),
@@ -605,27 +602,19 @@ impl Daemon {
         }
     }
 
-    /// Our slot, read just before our write: anything but an image we
-    /// wrote means a second writer. Twice in a row, so that one write of
-    /// a previous keeper of ours landing late is not taken for one; a
-    /// real second writer renews as often as we do and shows every time.
+    /// Our slot, read just before our write (see `own_slot`).
     fn check_own_slot(&mut self, before: &[u8]) {
-        if self.mine.iter().any(|m| m == before) {
-            self.foreign = 0;
-            return;
-        }
-        self.foreign = self.foreign.saturating_add(1);
-        if self.foreign != 2 {
-            return;
-        }
-        let what = match SlotImage::of(self.s.me.0, self.cid, before) {
-            SlotImage::Valid(o) => format!(
-                "boot {:x}, counter {}, {}",
-                o.boot,
-                o.counter,
-                if o.holding { "holding" } else { "not holding" }
-            ),
-            other => format!("{other:?}"),
+        use super::own_slot::Seen;
+        let idle = self.keeper.role() == Role::Idle;
+        let what = match self.own.seen(self.now(), before, idle) {
+            Seen::Ours | Seen::Foreign => return,
+            Seen::LateWrite { boot, counter } => {
+                eprintln!(
+                    "lease-keeper: a write of this node's previous keeper (boot {boot:x}, counter {counter}) landed late in our slot; no claim until they stop"
+                );
+                return;
+            }
+            Seen::SecondWriter(what) => what,
         };
         eprintln!(
             "lease-keeper: ANOTHER MACHINE WRITES THIS NODE'S SLOT ({} = id {}; found {what}): a cloned machine, or a wrong host name or --node on one of them; this node holds nothing from now on",
@@ -731,7 +720,18 @@ impl Daemon {
                     });
                 }
                 self.released = false;
-                self.feed(Input::Acquire);
+                if self.own.claims_wait(self.now(), self.s.timing.host_dead) {
+                    // Answered at once all the same: the agent's start
+                    // waits for "holds" until its own deadline.
+                    if !self.acquire_waits {
+                        eprintln!(
+                            "lease-keeper: acquire waits: writes of this node's previous keeper are still landing in its slot"
+                        );
+                    }
+                    self.acquire_waits = true;
+                } else {
+                    self.feed(Input::Acquire);
+                }
                 ok
             }
             (Some("release"), None, _) => {
@@ -747,6 +747,7 @@ impl Daemon {
                         "error": format!("{} still mounted: stop the storage first (the peer could mount it as soon as the lease is released)", up.join(", "))
                     });
                 }
+                self.acquire_waits = false;
                 self.feed(Input::Release);
                 ok
             }
@@ -1046,6 +1047,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     let origin = boot_clock();
     let (own, peer) = read_at_start(&worker, &s)?;
     let own_bytes = own.bytes().to_vec();
+    let me_id = s.me.0;
     let own = SlotImage::of(s.me.0, cid, own.bytes());
     // What the peer acked, before any fence request can be posted.
     let peer_acked = match SlotImage::of(s.peer.0, cid, peer.bytes()) {
@@ -1106,8 +1108,8 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         fences: Vec::new(),
         last_fence_id,
         peer_acked,
-        mine: std::collections::VecDeque::from([own_bytes]),
-        foreign: 0,
+        own: super::own_slot::OwnSlot::new(me_id, cid, &own_bytes),
+        acquire_waits: false,
         self_fenced: None,
         fence_done: None,
         after_ack: Default::default(),
@@ -1116,6 +1118,11 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
     notify_systemd("READY=1");
     while !STOP.load(Ordering::SeqCst) {
         d.feed(Input::Tick);
+        if d.acquire_waits && !d.own.claims_wait(d.now(), d.s.timing.host_dead) {
+            d.acquire_waits = false;
+            eprintln!("lease-keeper: no late write for host_dead: the acquire goes ahead");
+            d.feed(Input::Acquire);
+        }
         let next = Instant::now() + TICK;
         // Wait for I/O until the next tick, answering clients meanwhile.
         loop {

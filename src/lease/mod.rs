@@ -25,6 +25,7 @@ pub mod keeper;
 pub mod latency;
 pub mod machine;
 pub mod nfs;
+pub mod own_slot;
 pub mod reset;
 pub mod sim;
 pub mod timing;
