@@ -13,6 +13,8 @@
 //! - `nfs`: the lease as a file on NFS: the keeper's own mount of the
 //!   export, with options that keep reads at the server and writes
 //!   durable and in order.
+//! - `own_slot`: who else writes this node's slot (a clone, or late
+//!   writes of its previous keeper), from what each write found there.
 //! - `latency`: the histogram of slot write times the keeper reports.
 //! - `reset`: what follows a fence's ack (the node's addresses dropped
 //!   before it, the reset after it).
