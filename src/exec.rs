@@ -143,6 +143,28 @@ pub fn spawn_detached(argv: &[String]) -> Result<std::process::Child, String> {
         .map_err(|e| format!("{}: {e}", argv[0]))
 }
 
+/// Back to the normal scheduling policy, in a child about to exec: the
+/// lease keeper runs real-time (`lease::keeper`), and a program it
+/// starts (a hung `mount`, a helper stuck in a loop) must not inherit
+/// that and starve the machine. A no-op for a caller at normal priority;
+/// lowering one's own policy needs no privilege. The system call itself:
+/// musl's wrapper is a stub.
+fn normal_priority() {
+    use nix::libc;
+    // The kernel's struct sched_param is one int (musl's libc type adds
+    // fields the kernel never reads).
+    let priority: libc::c_int = 0;
+    // SAFETY: `priority` outlives the call; pid 0 is this thread.
+    unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            libc::SCHED_OTHER,
+            &priority as *const libc::c_int,
+        );
+    }
+}
+
 /// `run` with a choice of environment and linger.
 pub fn run_opts<S: AsRef<OsStr>>(
     argv: &[S],
@@ -173,12 +195,15 @@ pub fn run_opts<S: AsRef<OsStr>>(
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
-        // SAFETY: between fork and exec only prctl(2), which is
-        // async-signal-safe, runs; nothing is allocated or locked.
+        // SAFETY: between fork and exec only prctl(2) and
+        // sched_setscheduler(2), plain system calls, run; nothing is
+        // allocated or locked.
         unsafe {
             cmd.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
+                    .map_err(std::io::Error::from)?;
+                normal_priority();
+                Ok(())
             });
         }
     }
@@ -267,6 +292,59 @@ pub fn io_child(args: &[&str], deadline: Duration) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scheduling policy in a /proc/.../stat line (its 41st field).
+    fn policy(stat: &str) -> String {
+        let after_comm = stat.rsplit_once(')').expect("a stat line").1;
+        after_comm
+            .split_whitespace()
+            .nth(38)
+            .expect("41 fields")
+            .into()
+    }
+
+    /// The lease keeper runs real-time; the commands it runs must not
+    /// inherit that. Root only: a thread of this test's own is made
+    /// real-time for the call.
+    #[test]
+    fn a_real_time_caller_runs_its_commands_at_normal_priority() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "needs root in CI");
+            eprintln!("SKIPPED: making a thread real-time needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            use nix::libc;
+            let priority: libc::c_int = 1;
+            // SAFETY: `priority` outlives the call; pid 0 is this thread.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_sched_setscheduler,
+                    0,
+                    libc::SCHED_RR,
+                    &priority as *const libc::c_int,
+                )
+            };
+            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            assert_eq!(policy(&own), libc::SCHED_RR.to_string());
+            let o = run(
+                &["/bin/cat", "/proc/self/stat"],
+                &[],
+                None,
+                Duration::from_secs(10),
+            )
+            .unwrap();
+            assert_eq!(
+                policy(&o.stdout),
+                libc::SCHED_OTHER.to_string(),
+                "{}",
+                o.stdout
+            );
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn a_command_that_overruns_is_killed_at_its_deadline() {

@@ -389,6 +389,54 @@ in_mount_ns! {
 }
 
 in_mount_ns! {
+    /// As sbd and corosync run: every thread of the keeper real-time
+    /// round-robin at the top priority, its memory locked, and the OOM
+    /// killer's last choice.
+    fn the_keeper_runs_real_time_locked_in_memory_and_last_for_the_oom_killer() {
+        let w = World::started(false);
+        let pid = w.nodes[0].keeper.as_ref().unwrap().id();
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let tasks: Vec<_> = std::fs::read_dir(proc.join("task"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(tasks.len() > 1, "the keeper runs threads: {tasks:?}");
+        for t in &tasks {
+            let stat = std::fs::read_to_string(t.join("stat")).unwrap();
+            let f: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+            // Fields 40 and 41 (rt_priority, policy), counted from 3.
+            assert_eq!(
+                (f[37], f[38]),
+                ("99", "2"),
+                "{} not SCHED_RR 99\n{}",
+                t.display(),
+                w.logs()
+            );
+        }
+        let status = std::fs::read_to_string(proc.join("status")).unwrap();
+        let locked_kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmLck:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap();
+        assert!(locked_kb > 0, "no memory locked\n{status}");
+        // Some machines refuse any negative oom_score_adj (this host's
+        // kernel answers EIO even to root): then the keeper says so.
+        let adj = std::fs::read_to_string(proc.join("oom_score_adj")).unwrap();
+        let log = std::fs::read_to_string(&w.nodes[0].log).unwrap();
+        assert!(
+            adj.trim() == "-1000" || log.contains("warning: oom_score_adj -1000: "),
+            "oom_score_adj {adj} and nothing said\n{log}"
+        );
+        if adj.trim() != "-1000" {
+            say_skipped("oom_score_adj -1000: this machine refuses it (the keeper said so)");
+        }
+        assert!(!log.contains("warning: no real-time"), "{log}");
+        assert!(!log.contains("warning: memory not locked"), "{log}");
+    }
+}
+
+in_mount_ns! {
     fn a_client_that_hangs_up_before_its_answer_does_not_kill_the_keeper() {
         // An agent Pacemaker killed at its op timeout, or `mailha lease
         // status` past its own deadline, closes its end before the keeper

@@ -165,6 +165,12 @@ pub fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
         .collect()
 }
 
+/// Each node's real-time budget where cgroups ration it (microseconds
+/// per CPU per second): far above what corosync and the keeper use (they
+/// sleep between heartbeats), low enough that a runaway real-time task
+/// in one node leaves the host and the other node running.
+pub const NODE_RT_RUNTIME_US: u64 = 200_000;
+
 /// How a node boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BootTarget {
@@ -212,6 +218,12 @@ pub fn nspawn_argv(l: &Launch) -> Vec<String> {
         // Its journal is its own (persistent in its /var/log/journal).
         "--link-journal=no".into(),
         "--console=read-only".into(),
+        // What root has on a real server and nspawn withholds by default:
+        // the lease keeper locks its memory (mlockall) and asks the OOM
+        // killer to pass it over, as sbd does. (A host that lacks one
+        // itself, as this one lacks CAP_SYS_RESOURCE, cannot pass it on:
+        // the keeper then says what it could not do.)
+        "--capability=CAP_IPC_LOCK,CAP_SYS_RESOURCE".into(),
     ];
     for (host, inner) in &l.veths {
         v.push(format!("--network-veth-extra={host}:{inner}"));
@@ -367,6 +379,21 @@ impl Lab<'_> {
             }
             if h.v2 {
                 let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
+            }
+            // A kernel with RT group scheduling (this host's v1 cpu
+            // hierarchy) gives a new cgroup no real-time time at all, so
+            // SCHED_RR fails with EPERM in it: corosync and the lease
+            // keeper would run at normal priority, as on no real server
+            // (Debian's kernel has no RT group scheduling).
+            let rt = dir.join("cpu.rt_runtime_us");
+            if rt.exists()
+                && let Err(e) = std::fs::write(&rt, NODE_RT_RUNTIME_US.to_string())
+            {
+                eprintln!(
+                    "{}: no real-time budget ({}: {e}): corosync and the keeper run at normal priority",
+                    l.node,
+                    rt.display()
+                );
             }
             procs_files.push(
                 CString::new(dir.join("cgroup.procs").display().to_string())
@@ -754,6 +781,7 @@ mod tests {
             "--network-veth-extra=n1-lan:eth0 --network-veth-extra=n1-hb:eth1",
             "--bind=/var/lib/mailha-lab/node1/dev:/dev/lab",
             "--tmpfs=/var/lib/mailha-lab:mode=0000,size=4k",
+            "--capability=CAP_IPC_LOCK,CAP_SYS_RESOURCE",
         ] {
             assert!(a.contains(want), "{want} in {a}");
         }

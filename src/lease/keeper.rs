@@ -1038,6 +1038,10 @@ pub fn init(s: &Settings) -> Result<String, KeeperError> {
 
 /// Runs the keeper until SIGTERM/SIGINT.
 pub fn run(s: Settings) -> Result<(), KeeperError> {
+    // First, so that every thread the keeper starts inherits it.
+    for refused in realtime() {
+        eprintln!("lease-keeper: warning: {refused}");
+    }
     let file = open_lease(&s)?;
     let cid = cluster_id(&s.cluster);
     let worker = Worker::spawn(file);
@@ -1174,6 +1178,77 @@ fn bind(name: &str) -> Result<UnixListener, KeeperError> {
     // An abstract name is taken while its owner lives: a second keeper
     // on the node fails here (EADDRINUSE) instead of sharing the slot.
     UnixListener::bind_addr(&addr).map_err(err)
+}
+
+/// Runs the keeper as sbd and corosync run: real-time round-robin at the
+/// top priority (a machine busy with mail must not delay a renewal into
+/// a self-fence), its memory locked (a renewal must not wait for a page
+/// to come back from swap), and the OOM killer's last choice (its death
+/// under a holder is a watchdog reset). Called before any thread starts,
+/// so all of them inherit it; the programs it runs drop it
+/// (`exec::run`). What the machine refuses is returned, never fatal: a
+/// keeper at normal priority still guards, only with less margin.
+fn realtime() -> Vec<String> {
+    use nix::libc;
+    let mut refused = Vec::new();
+    // Through the system call itself: musl's sched_setscheduler(3) is a
+    // stub that fails with ENOSYS by design.
+    // SAFETY: reads a constant of the kernel.
+    let top = unsafe { libc::sched_get_priority_max(libc::SCHED_RR) };
+    // The kernel's struct sched_param is one int (musl's libc type adds
+    // fields the kernel never reads).
+    // SAFETY: `top` outlives the call; pid 0 is this thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            libc::SCHED_RR,
+            &top as *const libc::c_int,
+        )
+    };
+    if r != 0 {
+        refused.push(format!(
+            "no real-time priority (SCHED_RR {top}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // Locking what is mapped later too needs CAP_IPC_LOCK or a
+    // memory-lock limit that allows it; without either, later
+    // allocations would fail.
+    use nix::sys::mman::{MlockAllFlags, mlockall};
+    use nix::sys::resource::{RLIM_INFINITY, Resource, setrlimit};
+    let unlimited = has_cap_ipc_lock()
+        || setrlimit(Resource::RLIMIT_MEMLOCK, RLIM_INFINITY, RLIM_INFINITY).is_ok();
+    let flags = if unlimited {
+        MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE
+    } else {
+        refused
+            .push("RLIMIT_MEMLOCK cannot be raised: only the memory mapped now is locked".into());
+        MlockAllFlags::MCL_CURRENT
+    };
+    if let Err(e) = mlockall(flags) {
+        refused.push(format!("memory not locked (mlockall): {e}"));
+    }
+    if let Err(e) = std::fs::write("/proc/self/oom_score_adj", "-1000") {
+        refused.push(format!("oom_score_adj -1000: {e}"));
+    }
+    refused
+}
+
+/// Whether this process may lock memory beyond its RLIMIT_MEMLOCK
+/// (CAP_IPC_LOCK, capability 14, in its effective set).
+fn has_cap_ipc_lock() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|st| {
+            let hex = st
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 14) != 0)
 }
 
 /// A request line for the decision thread, and where its answer goes.
