@@ -1112,7 +1112,7 @@ pub fn run(s: Settings) -> Result<(), KeeperError> {
         fences: Vec::new(),
         last_fence_id,
         peer_acked,
-        own: super::own_slot::OwnSlot::new(me_id, cid, &own_bytes),
+        own: super::own_slot::OwnSlot::new(me_id, cid, boot, &own_bytes),
         acquire_waits: false,
         self_fenced: None,
         fence_done: None,

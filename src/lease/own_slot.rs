@@ -3,7 +3,14 @@
 //! was written by someone else. Pure: images and the keeper's clock in,
 //! a verdict out (the daemon in `keeper` acts on it).
 //!
-//! Two writers look alike from here:
+//! Our own images are the ones we wrote last, and any image of this
+//! keeper's own boot: a write of ours the worker held up (a stalled disk)
+//! lands after several newer ones were issued, and it is still ours. No
+//! other machine carries this boot (the kernel's boot id with the start
+//! of PID 1), and a second keeper of this machine cannot start (its
+//! socket is taken).
+//!
+//! Two other writers look alike from here:
 //! - a second machine with this node's name (a cloned VM, a wrong host
 //!   name or `--node`): it renews as often as we do, so it shows at
 //!   every write, for as long as it runs;
@@ -70,6 +77,8 @@ pub enum Seen {
 pub struct OwnSlot {
     me: u32,
     cluster_id: u64,
+    /// This keeper's boot, in every image it writes.
+    boot: u64,
     mine: VecDeque<Vec<u8>>,
     /// Reads in a row that found someone else's image (each different).
     foreign: u8,
@@ -83,8 +92,9 @@ pub struct OwnSlot {
 }
 
 impl OwnSlot {
-    /// `found`: the slot as read at the keeper's start.
-    pub fn new(me: u32, cluster_id: u64, found: &[u8]) -> OwnSlot {
+    /// `boot`: the one this keeper writes; `found`: the slot as read at
+    /// the keeper's start.
+    pub fn new(me: u32, cluster_id: u64, boot: u64, found: &[u8]) -> OwnSlot {
         let previous = match SlotImage::of(me, cluster_id, found) {
             SlotImage::Valid(s) => Some((s.boot, s.counter)),
             _ => None,
@@ -92,6 +102,7 @@ impl OwnSlot {
         OwnSlot {
             me,
             cluster_id,
+            boot,
             mine: VecDeque::from([found.to_vec()]),
             foreign: 0,
             last_foreign: None,
@@ -117,6 +128,10 @@ impl OwnSlot {
             return Seen::Ours;
         }
         let image = SlotImage::of(self.me, self.cluster_id, before);
+        if matches!(&image, SlotImage::Valid(s) if s.boot == self.boot) {
+            self.foreign = 0;
+            return Seen::Ours;
+        }
         if let SlotImage::Valid(s) = &image
             && idle
             && self
@@ -186,7 +201,7 @@ mod tests {
     /// the slot, and writing its own images every 200 ms.
     fn after_a_reset() -> (OwnSlot, u64) {
         let found = image(PREVIOUS_BOOT, 1400, false);
-        (OwnSlot::new(ME, CID, &found), 0)
+        (OwnSlot::new(ME, CID, THIS_BOOT, &found), 0)
     }
 
     fn write(w: &mut OwnSlot, counter: &mut u64) -> Vec<u8> {
@@ -204,6 +219,25 @@ mod tests {
         let mine = write(&mut w, &mut c);
         assert_eq!(w.seen(at(0.3), &mine, true), Seen::Ours);
         assert!(!w.claims_wait(at(0.3), QUIET));
+    }
+
+    #[test]
+    fn a_write_of_ours_held_up_while_newer_ones_were_issued_is_ours() {
+        // The lab's fast-timing run: the worker sat on one write while
+        // the keeper issued more (each replacing the one not yet
+        // started); it landed after it had left the last few we keep, and
+        // so did the next. Both carry our boot.
+        let (mut w, mut c) = after_a_reset();
+        let held_up = write(&mut w, &mut c);
+        for _ in 0..6 {
+            write(&mut w, &mut c);
+        }
+        assert_eq!(w.seen(at(1.4), &held_up, false), Seen::Ours);
+        let next_held_up = write(&mut w, &mut c);
+        for _ in 0..6 {
+            write(&mut w, &mut c);
+        }
+        assert_eq!(w.seen(at(2.8), &next_held_up, false), Seen::Ours);
     }
 
     #[test]
@@ -337,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_fresh_slot_has_no_previous_keeper_to_excuse() {
-        let mut w = OwnSlot::new(ME, CID, &vec![0u8; crate::lease::format::BLOCK]);
+        let mut w = OwnSlot::new(ME, CID, THIS_BOOT, &vec![0u8; crate::lease::format::BLOCK]);
         let mut c = 0;
         write(&mut w, &mut c);
         assert_eq!(
