@@ -40,7 +40,6 @@ const REQUEST_DEADLINE: Duration = Duration::from_millis(500);
 const MAX_CLIENTS: usize = 8;
 /// The longest request line (`fence NODE` with a long node name).
 const MAX_REQUEST: usize = 512;
-/// Images of our own slot remembered for the check before each write.
 /// Fence outcomes kept for fence_mailha to collect.
 const FENCE_HISTORY: usize = 16;
 
