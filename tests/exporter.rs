@@ -551,3 +551,81 @@ fn a_channel_that_keeps_failing_is_named_in_the_scrape() {
         "the webhook delivered"
     );
 }
+
+/// A TLS session to the exporter that has sent its GET for /metrics and
+/// waits for the answer, as Prometheus does until its scrape timeout.
+fn https_asked(port: u16, ca: &Path) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(GENEROUS)).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.flush().unwrap();
+    s
+}
+
+/// Stop 36's CI: a scrape whose crm_mon hit its deadline was answered
+/// after Prometheus had given up on it, and node1's exporter ended
+/// "successfully" (systemd counts a death by SIGPIPE as a clean exit),
+/// serving no metrics for the rest of the run.
+#[test]
+fn scrapers_that_hang_up_before_a_late_answer_do_not_end_the_exporter() {
+    let Some(d) = certs() else { return };
+    let mut e = Exporter::start(&tls_config(d.path()));
+    let ca = d.path().join("ca.pem");
+    std::fs::write(e.dir.path().join("hang"), "").unwrap();
+    // Every way a scraper goes away while its answer is still being
+    // made: the TLS goodbye and a close (Go's client at its timeout), a
+    // close alone, a close with the server's records still unread (a
+    // reset), a half-close.
+    for round in 0..3 {
+        let mut gone = Vec::new();
+        for way in 0..4 {
+            let mut s = https_asked(e.port, &ca);
+            match way {
+                0 => {
+                    s.conn.send_close_notify();
+                    let _ = s.conn.write_tls(&mut s.sock);
+                }
+                1 => {
+                    // Read what the server said so far (its session
+                    // tickets), so the close is a FIN, not a reset.
+                    s.sock.set_nonblocking(true).unwrap();
+                    let _ = s.conn.read_tls(&mut s.sock);
+                    let _ = s.conn.process_new_packets();
+                }
+                2 => {}
+                _ => {
+                    s.sock.shutdown(std::net::Shutdown::Write).unwrap();
+                    gone.push(s);
+                    continue;
+                }
+            }
+            drop(s);
+        }
+        // The hung crm_mon's deadline (scrape_timeout 1 s) passes, and
+        // the late answers go out to nobody.
+        std::thread::sleep(Duration::from_millis(2500));
+        drop(gone);
+        if let Some(status) = e.child.try_wait().unwrap() {
+            panic!("the exporter ended in round {round} when its scrapers hung up: {status:?}");
+        }
+    }
+    std::fs::remove_file(e.dir.path().join("hang")).unwrap();
+    let (head, body) = https_get(e.port, &ca, "/metrics", "").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert_eq!(value(&body, "mailha_scrape_ok").as_deref(), Some("1"));
+}

@@ -30,9 +30,10 @@ pub const UNIT_PATH: &str = "/usr/lib/systemd/system/mailha-exporter.service";
 ///
 /// `Restart=always`, as ClusterLabs' ha_cluster_exporter's unit has: a
 /// read-only reporter comes back whatever ended it, short of `systemctl
-/// stop`. `on-failure` did not restart it after an end by SIGTERM, which
-/// systemd counts as clean: the lab saw one exporter end so, the cluster
-/// busy re-probing, and stay down through the failover it was to report.
+/// stop`. `on-failure` restarts nothing after an end by SIGTERM or
+/// SIGPIPE, which systemd counts as clean: the lab saw one exporter end
+/// so and stay down through the failover it was to report (its cause, a
+/// scraper gone before a late answer, is fixed in `cli::exporter`).
 pub const UNIT: &str = "[Unit]
 Description=mailha exporter: Prometheus metrics of the cluster and of mailha (read-only)
 Documentation=man:mailha-exporter(8) file:/usr/share/doc/mailha/config.md
