@@ -353,9 +353,12 @@ fn tls_config(d: &Path) -> String {
     )
 }
 
-/// A GET over HTTPS as a scraper makes it, trusting only `ca`: the head
-/// and the body, or why the connection failed.
-fn https_get(port: u16, ca: &Path, path: &str, auth: &str) -> Result<(String, String), String> {
+/// A TLS client of the exporter's port that trusts only `ca` (the
+/// handshake happens at the first write).
+fn https_client(
+    port: u16,
+    ca: &Path,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>, String> {
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
     use std::sync::Arc;
     let mut roots = rustls::RootCertStore::empty();
@@ -372,7 +375,13 @@ fn https_get(port: u16, ca: &Path, path: &str, auth: &str) -> Result<(String, St
     let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(GENEROUS)).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
+    Ok(rustls::StreamOwned::new(conn, tcp))
+}
+
+/// A GET over HTTPS as a scraper makes it, trusting only `ca`: the head
+/// and the body, or why the connection failed.
+fn https_get(port: u16, ca: &Path, path: &str, auth: &str) -> Result<(String, String), String> {
+    let mut s = https_client(port, ca)?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n").map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     s.read_to_end(&mut out).map_err(|e| e.to_string())?;
@@ -555,23 +564,7 @@ fn a_channel_that_keeps_failing_is_named_in_the_scrape() {
 /// A TLS session to the exporter that has sent its GET for /metrics and
 /// waits for the answer, as Prometheus does until its scrape timeout.
 fn https_asked(port: u16, ca: &Path) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-    use std::sync::Arc;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), name).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(GENEROUS)).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let mut s = https_client(port, ca).unwrap();
     write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     s.flush().unwrap();
     s
