@@ -5,37 +5,26 @@
 //! without it, FAILS in CI).
 
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Serves one TLS connection: reads one request (headers + body), answers
 /// 204. Returns the port and the request text (or the handshake error).
 fn serve_once(dir: &Path) -> (u16, std::thread::JoinHandle<Result<String, String>>) {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("hook.pem"))
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(dir.join("hook.key")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+    let cfg = tls::tls_server_config(dir);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let h = std::thread::spawn(move || {
         let (tcp, _) = l.accept().map_err(|e| e.to_string())?;
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let conn = rustls::ServerConnection::new(Arc::new(cfg)).unwrap();
+        let conn = rustls::ServerConnection::new(cfg).unwrap();
         let mut s = rustls::StreamOwned::new(conn, tcp);
         let mut req = Vec::new();
         let mut buf = [0u8; 4096];

@@ -45,6 +45,11 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         )));
     };
     let channels = alert::send::channels(&cfg, &alert::hostname());
+    // A relay or webhook that resets the connection mid-conversation
+    // (lettre then writes its QUIT into it) must be a failed delivery,
+    // kept in the spool and retried; under SIGPIPE's default action it
+    // ended the sender daemon, silently.
+    super::writes_to_gone_peers_are_errors();
     match a.command {
         Verb::Test => {
             if channels.is_empty() {

@@ -75,20 +75,10 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
         };
         server::route(req, auth.as_ref(), &pages)
     });
-    // cli::main gives every face SIGPIPE's default action, right for a
-    // filter and fatal for a server: rustls sends with writev(2), which
-    // (unlike std's send) raises SIGPIPE, so a scraper that gave up
-    // before its answer (Prometheus at its scrape timeout, behind a hung
-    // crm_mon) ended the exporter, and systemd counts a death by SIGPIPE
-    // as a clean exit. A write to a gone client is an error of that one
-    // connection, nothing more.
-    // SAFETY: SIG_IGN installs no handler; no thread has started yet.
-    unsafe {
-        let _ = nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigIgn,
-        );
-    }
+    // A scraper gone before a late answer (Prometheus at its scrape
+    // timeout, behind a hung crm_mon) ended the exporter by SIGPIPE,
+    // which systemd counts as a clean exit: no restart under on-failure.
+    super::writes_to_gone_peers_are_errors();
     server::serve(listener, server::Limits::default(), tls, handler)
         .context("serving metrics")
         .map_err(CliError::Failed)

@@ -149,6 +149,23 @@ impl From<crate::config::ConfigError> for CliError {
     }
 }
 
+/// For a face that talks to peers over TLS (the exporter, the alert
+/// sender): a write to a peer that went away is that connection's error,
+/// not the end of the process. `main` gives every face SIGPIPE's default
+/// action, right for a filter writing to a pipe; but rustls sends with
+/// writev(2), which, unlike std's send with MSG_NOSIGNAL, raises SIGPIPE.
+/// Call before any thread starts.
+pub(crate) fn writes_to_gone_peers_are_errors() {
+    // SAFETY: SIG_IGN installs no handler; the caller has not started a
+    // thread yet.
+    unsafe {
+        let _ = nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        );
+    }
+}
+
 pub fn main() -> ExitCode {
     // Rust ignores SIGPIPE, so printing into a closed pipe
     // (`mailha status --json | head`) panicked. Die quietly by the
