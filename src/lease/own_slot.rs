@@ -8,7 +8,9 @@
 //! lands after several newer ones were issued, and it is still ours. No
 //! other machine carries this boot (the kernel's boot id with the start
 //! of PID 1), and a second keeper of this machine cannot start (its
-//! socket is taken).
+//! socket is taken). The one exception is a copy of this running machine,
+//! memory included (a VM snapshot resumed elsewhere), which this check
+//! cannot see (docs/lease.md, "Which slot").
 //!
 //! Two other writers look alike from here:
 //! - a second machine with this node's name (a cloned VM, a wrong host
