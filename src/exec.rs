@@ -143,26 +143,37 @@ pub fn spawn_detached(argv: &[String]) -> Result<std::process::Child, String> {
         .map_err(|e| format!("{}: {e}", argv[0]))
 }
 
+/// Sets this thread's scheduling policy and priority through the system
+/// call itself: musl's sched_setscheduler(3) is a stub that fails with
+/// ENOSYS by design. Async-signal-safe (one system call, nothing
+/// allocated), so a child may call it between fork and exec.
+pub fn set_scheduler(policy: nix::libc::c_int, priority: nix::libc::c_int) -> std::io::Result<()> {
+    use nix::libc;
+    // The kernel's struct sched_param is one int (musl's libc type adds
+    // fields the kernel never reads).
+    // SAFETY: `priority` outlives the call; pid 0 is this thread.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_sched_setscheduler,
+            0,
+            policy,
+            &priority as *const libc::c_int,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Back to the normal scheduling policy, in a child about to exec: the
 /// lease keeper runs real-time (`lease::keeper`), and a program it
 /// starts (a hung `mount`, a helper stuck in a loop) must not inherit
 /// that and starve the machine. A no-op for a caller at normal priority;
-/// lowering one's own policy needs no privilege. The system call itself:
-/// musl's wrapper is a stub.
+/// lowering one's own policy needs no privilege.
 fn normal_priority() {
-    use nix::libc;
-    // The kernel's struct sched_param is one int (musl's libc type adds
-    // fields the kernel never reads).
-    let priority: libc::c_int = 0;
-    // SAFETY: `priority` outlives the call; pid 0 is this thread.
-    unsafe {
-        libc::syscall(
-            libc::SYS_sched_setscheduler,
-            0,
-            libc::SCHED_OTHER,
-            &priority as *const libc::c_int,
-        );
-    }
+    let _ = set_scheduler(nix::libc::SCHED_OTHER, 0);
 }
 
 /// `run` with a choice of environment and linger.
@@ -315,17 +326,7 @@ mod tests {
         }
         std::thread::spawn(|| {
             use nix::libc;
-            let priority: libc::c_int = 1;
-            // SAFETY: `priority` outlives the call; pid 0 is this thread.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_sched_setscheduler,
-                    0,
-                    libc::SCHED_RR,
-                    &priority as *const libc::c_int,
-                )
-            };
-            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            set_scheduler(libc::SCHED_RR, 1).expect("SCHED_RR as root");
             let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
             assert_eq!(policy(&own), libc::SCHED_RR.to_string());
             let o = run(

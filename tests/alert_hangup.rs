@@ -81,7 +81,6 @@ fn relay_that_resets(dir: &Path) -> (u16, std::thread::JoinHandle<Result<String,
 
 #[test]
 fn a_relay_that_resets_the_connection_is_a_failed_delivery_not_the_senders_death() {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::ExitStatusExt;
     if !openssl_ready() {
         return;
@@ -89,18 +88,14 @@ fn a_relay_that_resets_the_connection_is_a_failed_delivery_not_the_senders_death
     let t = tempfile::tempdir().unwrap();
     make_certs(t.path());
     let (port, relay) = relay_that_resets(t.path());
-    let example = std::fs::read_to_string(repo().join("examples/postfix.toml")).unwrap();
-    let head = &example[..example.find("[alerts]").unwrap()];
-    let cfg = t.path().join("mailha.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "{head}[alerts]\ncustomer = \"ACME\"\n\n[alerts.smtp]\nrelay = \"127.0.0.1:{port}\"\nstarttls = true\nca_file = \"{}\"\nfrom = \"ha@example.com\"\nto = [\"ops@example.com\"]\ntimeout = \"10s\"\n",
+    let cfg = config_with_alerts(
+        t.path(),
+        "mailha.toml",
+        &format!(
+            "[alerts]\ncustomer = \"ACME\"\n\n[alerts.smtp]\nrelay = \"127.0.0.1:{port}\"\nstarttls = true\nca_file = \"{}\"\nfrom = \"ha@example.com\"\nto = [\"ops@example.com\"]\ntimeout = \"10s\"\n",
             t.path().join("ca.pem").display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    );
 
     let o = run_with_deadline(
         Command::new(env!("CARGO_BIN_EXE_mailha"))

@@ -56,24 +56,18 @@ fn serve_once(dir: &Path) -> (u16, std::thread::JoinHandle<Result<String, String
 }
 
 fn config(dir: &Path, port: u16, trust: bool) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let example = std::fs::read_to_string(repo().join("examples/postfix.toml")).unwrap();
-    let head = &example[..example.find("[alerts]").unwrap()];
     let ca = if trust {
         format!("ca_file = \"{}\"\n", dir.join("ca.pem").display())
     } else {
         String::new()
     };
-    let path = dir.join(format!("mailha-{trust}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "{head}[alerts]\ncustomer = \"ACME\"\n\n[alerts.webhook]\nurl = \"https://127.0.0.1:{port}/hook\"\n{ca}timeout = \"10s\"\n"
+    config_with_alerts(
+        dir,
+        &format!("mailha-{trust}.toml"),
+        &format!(
+            "[alerts]\ncustomer = \"ACME\"\n\n[alerts.webhook]\nurl = \"https://127.0.0.1:{port}/hook\"\n{ca}timeout = \"10s\"\n"
         ),
     )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
 }
 
 #[test]

@@ -1190,26 +1190,10 @@ fn bind(name: &str) -> Result<UnixListener, KeeperError> {
 fn realtime() -> Vec<String> {
     use nix::libc;
     let mut refused = Vec::new();
-    // Through the system call itself: musl's sched_setscheduler(3) is a
-    // stub that fails with ENOSYS by design.
     // SAFETY: reads a constant of the kernel.
     let top = unsafe { libc::sched_get_priority_max(libc::SCHED_RR) };
-    // The kernel's struct sched_param is one int (musl's libc type adds
-    // fields the kernel never reads).
-    // SAFETY: `top` outlives the call; pid 0 is this thread.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_sched_setscheduler,
-            0,
-            libc::SCHED_RR,
-            &top as *const libc::c_int,
-        )
-    };
-    if r != 0 {
-        refused.push(format!(
-            "no real-time priority (SCHED_RR {top}): {}",
-            std::io::Error::last_os_error()
-        ));
+    if let Err(e) = crate::exec::set_scheduler(libc::SCHED_RR, top) {
+        refused.push(format!("no real-time priority (SCHED_RR {top}): {e}"));
     }
     // Locking what is mapped later too needs CAP_IPC_LOCK or a
     // memory-lock limit that allows it; without either, later

@@ -599,3 +599,16 @@ pub fn have_chromium() -> bool {
     println!("SKIPPED: needs {CHROMIUM} (scripts/install-deps.sh)");
     false
 }
+
+/// `examples/postfix.toml` with its `[alerts]` replaced by `alerts` (the
+/// TOML from `[alerts]` on), written to `dir/name` as 0600, as a config
+/// naming secrets must be.
+pub fn config_with_alerts(dir: &Path, name: &str, alerts: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let example = std::fs::read_to_string(repo().join("examples/postfix.toml")).unwrap();
+    let head = &example[..example.find("[alerts]").unwrap()];
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{head}{alerts}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
