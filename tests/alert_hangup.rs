@@ -118,3 +118,62 @@ fn a_relay_that_resets_the_connection_is_a_failed_delivery_not_the_senders_death
     assert!(!o.status.success(), "{out}");
     assert!(out.contains("smtp: FAILED"), "{out}");
 }
+
+/// `mailha alert test | head -1`: the reader leaves before the report is
+/// written. `mailha alert` ignores SIGPIPE for its peers' sake, so the
+/// report's write fails with EPIPE instead; it must end the process the
+/// way the signal ends every other face (quietly), not with Rust's panic
+/// "failed printing to stdout".
+#[test]
+fn a_reader_that_leaves_ends_alert_test_as_it_ends_a_filter_not_with_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let t = tempfile::tempdir().unwrap();
+    // A port nothing listens on: the webhook fails at once, and its
+    // FAILED line is the report's first write.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = config_with_alerts(
+        t.path(),
+        "mailha.toml",
+        &format!(
+            "[alerts]\ncustomer = \"ACME\"\n\n[alerts.webhook]\nurl = \"http://127.0.0.1:{port}/hook\"\ntimeout = \"10s\"\n"
+        ),
+    );
+    let err_path = t.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailha"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["alert", "test"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything was written.
+    drop(child.stdout.take());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mailha alert test overran 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        !err.contains("panicked"),
+        "mailha alert test panicked:\n{err}"
+    );
+    assert_eq!(
+        status.signal(),
+        Some(nix::libc::SIGPIPE),
+        "expected the end by SIGPIPE a filter has, got {status:?}\n{err}"
+    );
+}

@@ -58,10 +58,10 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             let mut failed = 0;
             for at in alert::send_test(&cfg, &channels, &System) {
                 match at.result {
-                    Ok(()) => println!("{}: ok", at.channel),
+                    Ok(()) => ONE_SHOT.out(format_args!("{}: ok", at.channel)),
                     Err(e) => {
                         failed += 1;
-                        println!("{}: FAILED: {e}", at.channel);
+                        ONE_SHOT.out(format_args!("{}: FAILED: {e}", at.channel));
                     }
                 }
             }
@@ -77,7 +77,7 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             let pass =
                 alert::send_pending(&spool, &cfg, &channels, &System, &mut Retries::default())
                     .context("sending")?;
-            let failed = report(&pass);
+            let failed = report(ONE_SHOT, &pass);
             if failed > 0 {
                 return Err(
                     anyhow::anyhow!("{failed} deliveries failed; they stay in the spool").into(),
@@ -101,19 +101,19 @@ pub fn run(cli: &Cli, a: &Args) -> Result<(), CliError> {
             if let Some(p) = pid_file {
                 write_pid_file(p).with_context(|| format!("pid file {}", p.display()))?;
             }
-            eprintln!(
+            DAEMON.err(format_args!(
                 "mailha alert: sender {} running on {} (spool {})",
                 std::process::id(),
                 alert::hostname(),
                 a.spool.display()
-            );
+            ));
             let mut retries = Retries::default();
             loop {
                 match alert::send_pending(&spool, &cfg, &channels, &System, &mut retries) {
                     Ok(pass) => {
-                        report(&pass);
+                        report(DAEMON, &pass);
                     }
-                    Err(e) => eprintln!("mailha alert: {e}"),
+                    Err(e) => DAEMON.err(format_args!("mailha alert: {e}")),
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -155,27 +155,82 @@ fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Prints what a pass did; returns the number of failed deliveries.
-fn report(pass: &alert::Pass) -> usize {
+fn report(to: Report, pass: &alert::Pass) -> usize {
     let mut failed = 0;
     for at in &pass.attempts {
         match &at.result {
-            Ok(()) => println!("{} {}: sent", at.incident, at.channel),
+            Ok(()) => to.out(format_args!("{} {}: sent", at.incident, at.channel)),
             Err(e) => {
                 failed += 1;
-                eprintln!("{} {}: failed: {e}", at.incident, at.channel);
+                to.err(format_args!("{} {}: failed: {e}", at.incident, at.channel));
             }
         }
     }
     for q in &pass.quieted {
-        println!("{q}: kept back, a repeat of a failure mailed less than 30 min ago");
+        to.out(format_args!(
+            "{q}: kept back, a repeat of a failure mailed less than 30 min ago"
+        ));
     }
     for b in &pass.bad {
-        eprintln!("mailha alert: skipped: {b}");
+        to.err(format_args!("mailha alert: skipped: {b}"));
     }
     for u in &pass.unrecorded {
-        eprintln!("mailha alert: failed attempt not counted: {u}");
+        to.err(format_args!(
+            "mailha alert: failed attempt not counted: {u}"
+        ));
     }
     failed
+}
+
+/// Where `mailha alert` reports, and what a reader that went away does to
+/// it. The verbs ignore SIGPIPE (`writes_to_gone_peers_are_errors`, for
+/// the relay's and the webhook's sake), so `mailha alert test | head -1`
+/// meets EPIPE on its own stdout, where `println!` would panic. A one-shot
+/// verb then ends by SIGPIPE after all, as every other face and every
+/// filter does; the sender daemon keeps sending, since its alerts matter
+/// more than its log. Other write errors are ignored: the exit status
+/// still says how the deliveries went.
+#[derive(Clone, Copy)]
+struct Report {
+    daemon: bool,
+}
+
+const ONE_SHOT: Report = Report { daemon: false };
+const DAEMON: Report = Report { daemon: true };
+
+impl Report {
+    fn out(self, line: std::fmt::Arguments<'_>) {
+        self.write(&mut std::io::stdout().lock(), line);
+    }
+
+    fn err(self, line: std::fmt::Arguments<'_>) {
+        self.write(&mut std::io::stderr().lock(), line);
+    }
+
+    fn write(self, w: &mut dyn std::io::Write, line: std::fmt::Arguments<'_>) {
+        let r = w
+            .write_fmt(line)
+            .and_then(|()| w.write_all(b"\n"))
+            .and_then(|()| w.flush());
+        if let Err(e) = r
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+            && !self.daemon
+        {
+            die_of_sigpipe();
+        }
+    }
+}
+
+/// Ends the process by SIGPIPE, its default action restored first.
+fn die_of_sigpipe() -> ! {
+    use nix::sys::signal::{SigHandler, Signal, raise, signal};
+    // SAFETY: SIG_DFL installs no handler.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+    let _ = raise(Signal::SIGPIPE);
+    // Not reached: SIGPIPE's default action ends the process.
+    std::process::exit(128 + Signal::SIGPIPE as i32)
 }
 
 /// The `alert_mailha` face: Pacemaker runs it for every alert with the

@@ -238,14 +238,17 @@ fn run_cli() -> ExitCode {
             return ExitCode::from(EXIT_OK);
         }
     };
+    use std::io::Write as _;
     match result {
         Ok(()) => ExitCode::from(EXIT_OK),
+        // Not eprintln!: a face that ignores SIGPIPE (the alert verbs)
+        // would panic on a closed stderr instead of exiting with its code.
         Err(CliError::BadInput(msg)) => {
-            eprintln!("{msg}");
+            let _ = writeln!(std::io::stderr(), "{msg}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
         Err(CliError::Failed(e)) => {
-            eprintln!("mailha: {e:#}");
+            let _ = writeln!(std::io::stderr(), "mailha: {e:#}");
             ExitCode::from(EXIT_FAILED)
         }
     }
