@@ -290,6 +290,23 @@ fn network_durations_are_checked() {
     );
 }
 
+#[test]
+fn failed_checks_to_move_the_mail_are_one_or_two() {
+    assert_eq!(load(BASE).unwrap().config.network.failed_checks, 2);
+    for n in ["0", "3"] {
+        one_error(
+            &edit(
+                "ping_targets",
+                &format!("failed_checks = {n}\nping_targets"),
+            ),
+            "network.failed_checks",
+            "2 (the failed check, then the check of the ping's restart) or 1",
+        );
+    }
+    let one = edit("ping_targets", "failed_checks = 1\nping_targets");
+    assert_eq!(load(&one).unwrap().config.network.failed_checks, 1);
+}
+
 // --- storage -------------------------------------------------------------------
 
 #[test]

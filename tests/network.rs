@@ -36,6 +36,17 @@ fn config() -> mailha::config::Config {
     load(&text).unwrap_or_else(|e| panic!("{e}")).config
 }
 
+/// The example with `network.failed_checks = 1`: the first failed ping
+/// check moves the mail.
+fn config_moving_on_the_first_failed_check() -> mailha::config::Config {
+    let text = std::fs::read_to_string(repo().join("examples/postfix.toml"))
+        .unwrap()
+        .replacen("ping_targets", "failed_checks = 1\nping_targets", 1);
+    let cfg = load(&text).unwrap_or_else(|e| panic!("{e}")).config;
+    assert_eq!(cfg.network.failed_checks, 1);
+    cfg
+}
+
 /// The ping monitor's operation key (`ping_monitor_<ms>`).
 fn ping_monitor_key(cfg: &mailha::config::Config) -> String {
     format!("ping_monitor_{}", cfg.network.interval.as_millis())
@@ -353,6 +364,54 @@ fn a_node_whose_network_came_back_is_eligible_again_within_fifteen_seconds() {
             .iter()
             .any(|l| l.contains("vip") || l.contains("svc-")),
         "{summaries:#?}"
+    );
+}
+
+/// A gateway that lost one check's two echo requests and answers again
+/// by the time the ping restarts: by default the restart's own check
+/// passes and the mail stays where it is.
+#[test]
+fn one_failed_check_by_default_restarts_the_ping_and_keeps_the_mail() {
+    if skip() {
+        return;
+    }
+    let cfg = config();
+    let failed = [format!("{}@mail1=1", ping_monitor_key(&cfg))];
+    let (out, summaries) = settle(&cfg, &healthy(&cfg), &failed, &[]);
+    assert_eq!(mail_on(&out).as_deref(), Some("mail1"), "{out}");
+    assert!(
+        summaries
+            .iter()
+            .any(|l| l.starts_with("* Recover    ping:") && l.contains("mail1")),
+        "the failed check was not followed by a restart: {summaries:#?}"
+    );
+    assert!(!vip_moved_or_stopped(&summaries), "{summaries:#?}");
+}
+
+/// `failed_checks = 1`: the same blip moves the mail, in the transition
+/// that saw the failed check, with no restart of the ping first.
+#[test]
+fn with_one_failed_check_to_move_the_first_failed_check_moves_the_mail() {
+    if skip() {
+        return;
+    }
+    let cfg = config_moving_on_the_first_failed_check();
+    let failed = [format!("{}@mail1=1", ping_monitor_key(&cfg))];
+    let (out, summaries) = settle(&cfg, &healthy(&cfg), &failed, &[]);
+    assert_eq!(mail_on(&out).as_deref(), Some("mail2"), "{out}");
+    let first: Vec<&String> = summaries
+        .iter()
+        .take_while(|l| !l.starts_with("* Start      ping:"))
+        .collect();
+    assert!(
+        first.iter().any(|l| l.starts_with("* Move       vip")),
+        "the VIP did not move with the failed check: {summaries:#?}"
+    );
+    assert!(
+        !summaries
+            .iter()
+            .any(|l| l.starts_with("* Recover    ping:")),
+        "the ping was restarted first: {summaries:#?}"
     );
 }
 

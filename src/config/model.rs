@@ -49,6 +49,10 @@ pub struct Network {
     pub ping_targets: Vec<IpAddr>,
     pub dampen: Duration,
     pub interval: Duration,
+    /// Failed ping checks in a row that move the mail: 2, the failed
+    /// check and the ping instance's restart, whose start checks again;
+    /// or 1, the first failed check (docs/config.md, `failed_checks`).
+    pub failed_checks: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]

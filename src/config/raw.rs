@@ -54,6 +54,7 @@ pub struct RawNetwork {
     pub ping_targets: Option<Vec<String>>,
     pub dampen: Option<String>,
     pub interval: Option<String>,
+    pub failed_checks: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -480,6 +480,19 @@ fn network(ctx: &mut Ctx, raw: Option<&RawNetwork>) -> Network {
         // 10 s goal (DESIGN section 10); bench/drills.sh cut-ping measures.
         dampen: duration(ctx, p.key("dampen"), &raw.dampen, "1s"),
         interval: duration(ctx, p.key("interval"), &raw.interval, "1s"),
+        failed_checks: match raw.failed_checks {
+            None => 2,
+            Some(n @ (1 | 2)) => n,
+            Some(n) => {
+                ctx.err(
+                    p.key("failed_checks"),
+                    format!(
+                        "{n}: 2 (the failed check, then the check of the ping's restart) or 1 (the first failed check moves the mail)"
+                    ),
+                );
+                2
+            }
+        },
     }
 }
 
