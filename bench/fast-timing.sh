@@ -125,14 +125,5 @@ out=$(mktemp)
 for _ in $(seq "$runs"); do
     timeout 600 "$lab" drill kill-node active --json | tail -1 >>"$out" || true
 done
-python3 - "$out" <<'PY'
-import json, statistics, sys
-rs = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith("{")]
-rec = [r["recovered_s"] for r in rs if r.get("recovered_s") is not None]
-print(f"fast     kill-node active: runs {len(rs)}, ok {sum(r['ok'] for r in rs)}, "
-      f"recovered_s median {statistics.median(rec) if rec else None} max {max(rec) if rec else None}, "
-      f"lost {sum(r['lost'] for r in rs)}, double_mounts {sum(r['double_mounts'] for r in rs)}")
-for r in rs:
-    print("   ", r["recovered_s"], " ".join(f"{p['phase']}@{p['at_s']}" for p in r.get("phases", [])))
-PY
+drill_summary "fast     kill-node active" "$out"
 rm -f "$out"

@@ -61,3 +61,20 @@ print(f"lease I/O on node1 over {win}s: {r1-r0} reads, {w1-w0} writes "
 print(f"keeper CPU: {(c1-c0)/hz:.2f} s in {win}s = {(c1-c0)/hz*3600/win:.1f} s per hour")
 PY
 }
+
+# One line for the drill JSON lines in FILE (recovered_s median / max, ok,
+# lost, double_mounts), then each run's phases, under LABEL.
+#   drill_summary "fast     kill-node active" FILE
+drill_summary() {
+    python3 - "$1" "$2" <<'PY'
+import json, statistics, sys
+label, path = sys.argv[1], sys.argv[2]
+rs = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
+rec = [r["recovered_s"] for r in rs if r.get("recovered_s") is not None]
+print(f"{label}: runs {len(rs)}, ok {sum(r['ok'] for r in rs)}, "
+      f"recovered_s median {statistics.median(rec) if rec else None} max {max(rec) if rec else None}, "
+      f"lost {sum(r['lost'] for r in rs)}, double_mounts {sum(r['double_mounts'] for r in rs)}")
+for r in rs:
+    print("   ", r["recovered_s"], " ".join(f"{p['phase']}@{p['at_s']}" for p in r.get("phases", [])))
+PY
+}

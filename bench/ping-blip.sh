@@ -76,16 +76,6 @@ for checks in ${SETTINGS:-2 1}; do
         timeout 600 "$lab" drill cut-ping active --json | tail -1 >>"$out" || true
         sleep 15
     done
-    python3 - "$checks" "$out" <<'PY'
-import json, statistics, sys
-checks, path = sys.argv[1], sys.argv[2]
-rs = [json.loads(l) for l in open(path) if l.strip().startswith("{")]
-rec = [r["recovered_s"] for r in rs if r.get("recovered_s") is not None]
-print(f"failed_checks {checks}: cut-ping active: runs {len(rs)}, ok {sum(r['ok'] for r in rs)}, "
-      f"recovered_s median {statistics.median(rec) if rec else None} max {max(rec) if rec else None}, "
-      f"lost {sum(r['lost'] for r in rs)}, double_mounts {sum(r['double_mounts'] for r in rs)}")
-for r in rs:
-    print("   ", r["recovered_s"], " ".join(f"{p['phase']}@{p['at_s']}" for p in r.get("phases", [])))
-PY
+    drill_summary "failed_checks $checks: cut-ping active" "$out"
     rm -f "$out"
 done
