@@ -85,6 +85,10 @@ def main():
                 med[name] = statistics.median(xs)
         rec = [r["recovered_s"] for r in rs if r.get("recovered_s") is not None]
         bars.append((profile, drill, med, statistics.median(rec) if rec else None, len(rs)))
+    # Each drill's bars together, the stock profile's after mailha's, so a
+    # reader compares them side by side.
+    first_seen = {d: i for i, d in enumerate(dict.fromkeys(r["drill"] for r in rows))}
+    bars.sort(key=lambda b: (first_seen[b[1]], b[0] == "stock"))
     scale_s = max([b[3] or 0 for b in bars] + [max(b[2].values(), default=0) for b in bars] + [1])
     width, left, row = 960, 300, 26
     plot = width - left - 20
