@@ -37,15 +37,15 @@ active_node() {
 
 # The blip runs inside the node as one script, so its length is the
 # sleep's, not the lab's exec round trips. The table is the node's own
-# and removed at the end, whatever happened.
+# and removed on the script's exit, whatever happened.
 blip='set -e
+trap "nft delete table inet mailha_blip 2>/dev/null || true" EXIT
 nft add table inet mailha_blip
 nft add chain inet mailha_blip out "{ type filter hook output priority -10 ; }"
 nft add chain inet mailha_blip in "{ type filter hook input priority -10 ; }"
 nft add rule inet mailha_blip out ip daddr "$1" drop
 nft add rule inet mailha_blip in ip saddr "$1" drop
-sleep "$2"
-nft delete table inet mailha_blip'
+sleep "$2"'
 
 for checks in ${SETTINGS:-2 1}; do
     if [ "$checks" = 2 ]; then
@@ -67,6 +67,7 @@ for checks in ${SETTINGS:-2 1}; do
             # failure-timeout (10 s) to make the node eligible again.
             sleep 25
             after=$(active_node)
+            [ -n "$after" ] || { echo "ping-blip.sh: the mail runs nowhere after a ${b}s blip" >&2; exit 1; }
             [ "$after" != "$before" ] && moved=$((moved + 1))
         done
         echo "failed_checks $checks: gateway lost for ${b}s: the mail moved in $moved of $tries"

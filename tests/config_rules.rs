@@ -300,7 +300,7 @@ fn failed_checks_to_move_the_mail_are_one_or_two() {
                 &format!("failed_checks = {n}\nping_targets"),
             ),
             "network.failed_checks",
-            "2 (the failed check, then the check of the ping's restart) or 1",
+            "is neither 2 (the failed check, then the check of the ping's restart) nor 1",
         );
     }
     let one = edit("ping_targets", "failed_checks = 1\nping_targets");

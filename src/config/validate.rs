@@ -487,7 +487,7 @@ fn network(ctx: &mut Ctx, raw: Option<&RawNetwork>) -> Network {
                 ctx.err(
                     p.key("failed_checks"),
                     format!(
-                        "{n}: 2 (the failed check, then the check of the ping's restart) or 1 (the first failed check moves the mail)"
+                        "{n} is neither 2 (the failed check, then the check of the ping's restart) nor 1 (the first failed check moves the mail)"
                     ),
                 );
                 2
